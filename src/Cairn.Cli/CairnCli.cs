@@ -1,0 +1,39 @@
+using System.CommandLine;
+using Cairn.Cli.Commands;
+
+namespace Cairn.Cli;
+
+/// <summary>The composition root: builds the command tree. Parsing is separate from running.</summary>
+public static class CairnCli
+{
+    public static RootCommand Build(CliContext ctx)
+    {
+        var root = new RootCommand(
+            """
+            Cairn: PostgreSQL backups you can prove.
+            Encrypted, deduplicated repository; every operation recorded as evidence.
+
+            Repository: --repo PATH or CAIRN_REPOSITORY. Passphrase: CAIRN_PASSPHRASE_FILE,
+            CAIRN_PASSPHRASE, or a prompt on a terminal (never an argument).
+            Exit codes: docs/exit-codes.md (0 ok, 1 failure, 2 usage, 3 wrong passphrase,
+            4 locked, 5 damaged, 6 not found, 7 disk full, 8 already exists, 130 interrupted).
+            """);
+        root.Options.Add(CommandRunner.Repo);
+        root.Options.Add(CommandRunner.Json);
+        root.Subcommands.Add(RepositoryCommands.Init(ctx));
+        root.Subcommands.Add(RepositoryCommands.Key(ctx));
+        root.Subcommands.Add(RepositoryCommands.Repo(ctx));
+        root.Subcommands.Add(RepositoryCommands.Verify(ctx));
+        root.Subcommands.Add(RepositoryCommands.Prune(ctx));
+        root.Subcommands.Add(RepositoryCommands.Unlock(ctx));
+        return root;
+    }
+
+    public static async Task<int> RunAsync(string[] args, CliContext ctx)
+    {
+        var root = Build(ctx);
+        var parse = root.Parse(args);
+        var config = new InvocationConfiguration { Output = ctx.Console.Out, Error = ctx.Console.Error };
+        return await parse.InvokeAsync(config).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,100 @@
+using Cairn.Cli.Terminal;
+using Cairn.Repository;
+using Cairn.Repository.Crypto;
+using Cairn.Repository.Storage;
+using Spectre.Console;
+
+namespace Cairn.Cli;
+
+/// <summary>What a command needs from the outside world: console, clock and environment, all passed in.</summary>
+public sealed class CliContext(CliConsole console, TimeProvider time, Func<string, string?> environment)
+{
+    public CliConsole Console { get; } = console;
+
+    public TimeProvider Time { get; } = time;
+
+    public string? Env(string name) => environment(name);
+
+    public static CliContext System() => new(CliConsole.System(), TimeProvider.System, Environment.GetEnvironmentVariable);
+
+    /// <summary>The repository location: --repo, else CAIRN_REPOSITORY.</summary>
+    public string RepositoryPath(string? option)
+    {
+        var path = option ?? Env("CAIRN_REPOSITORY");
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, "no repository given: pass --repo PATH or set CAIRN_REPOSITORY");
+        }
+        return path;
+    }
+
+    public IStorage Storage(string? option) => new FileSystemStorage(RepositoryPath(option), Time);
+
+    /// <summary>The passphrase: CAIRN_PASSPHRASE_FILE, else CAIRN_PASSPHRASE, else a prompt on a terminal. Never an argument.</summary>
+    public string Passphrase(bool confirm = false) => ReadSecret("CAIRN_PASSPHRASE", "repository passphrase", confirm);
+
+    /// <summary>A second passphrase for 'key add': CAIRN_NEW_PASSPHRASE_FILE, CAIRN_NEW_PASSPHRASE, or a prompt.</summary>
+    public string NewPassphrase() => ReadSecret("CAIRN_NEW_PASSPHRASE", "new passphrase", confirm: true);
+
+    public async Task<Repository.Repository> OpenRepositoryAsync(string? repoOption, CancellationToken cancellationToken)
+    {
+        var storage = Storage(repoOption);
+        if (!await Repository.Repository.ExistsAsync(storage, cancellationToken).ConfigureAwait(false))
+        {
+            throw new RepositoryException(ErrorKind.NotFound, $"no repository at {storage.Location}; create one with 'cairn init --repo {storage.Location}' or check --repo / CAIRN_REPOSITORY");
+        }
+        return await Repository.Repository.OpenAsync(storage, Passphrase(), Time, cancellationToken).ConfigureAwait(false);
+    }
+
+    private string ReadSecret(string variable, string what, bool confirm)
+    {
+        var file = Env(variable + "_FILE");
+        if (!string.IsNullOrEmpty(file))
+        {
+            try
+            {
+                var text = File.ReadAllText(file);
+                var secret = text.TrimEnd('\r', '\n');
+                if (secret.Length == 0)
+                {
+                    throw new RepositoryException(ErrorKind.InvalidInput, $"{variable}_FILE names {file}, which is empty");
+                }
+                return secret;
+            }
+            catch (IOException e)
+            {
+                throw new RepositoryException(ErrorKind.InvalidInput, $"cannot read the {what} from {variable}_FILE ({file}): {e.Message}");
+            }
+            catch (UnauthorizedAccessException)
+            {
+                throw new RepositoryException(ErrorKind.InvalidInput, $"cannot read the {what} from {variable}_FILE ({file}): permission denied");
+            }
+        }
+        var direct = Env(variable);
+        if (!string.IsNullOrEmpty(direct))
+        {
+            return direct;
+        }
+        if (!Console.InputIsTerminal || !Console.ErrorIsTerminal)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"no {what}: set {variable}_FILE to a file that holds it (or {variable}), or run on a terminal to be asked");
+        }
+        var first = Console.AnsiError.Prompt(new TextPrompt<string>($"Enter {what}:").Secret());
+        if (confirm)
+        {
+            var second = Console.AnsiError.Prompt(new TextPrompt<string>($"Repeat {what}:").Secret());
+            if (first != second)
+            {
+                throw new RepositoryException(ErrorKind.InvalidInput, "the two passphrases differ; nothing was changed");
+            }
+        }
+        return first;
+    }
+
+    /// <summary>KDF cost for new keys; lower values are for tests and small machines.</summary>
+    public static KdfParameters Kdf(int? memoryMib, int? iterations)
+    {
+        var d = KdfParameters.Default;
+        return new KdfParameters(memoryMib is { } m ? m * 1024 : d.MemoryKib, iterations ?? d.Iterations, d.Parallelism);
+    }
+}

@@ -1,0 +1,113 @@
+using Spectre.Console;
+
+namespace Cairn.Cli.Terminal;
+
+/// <summary>
+/// The one owner of console output. Results go to <see cref="Out"/> (stdout), progress and
+/// messages to <see cref="Error"/> (stderr). Progress renders only when stderr is a terminal.
+/// Tests pass <see cref="StringWriter"/>s.
+/// </summary>
+public sealed class CliConsole
+{
+    public CliConsole(TextWriter output, TextWriter error, bool errorIsTerminal, bool outputIsTerminal, TextReader? input = null, bool inputIsTerminal = false)
+    {
+        Out = output;
+        Error = error;
+        ErrorIsTerminal = errorIsTerminal;
+        OutputIsTerminal = outputIsTerminal;
+        In = input ?? TextReader.Null;
+        InputIsTerminal = inputIsTerminal;
+        Ansi = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = outputIsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = outputIsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        if (!outputIsTerminal)
+        {
+            Ansi.Profile.Width = 160;
+        }
+        AnsiError = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(error),
+            Ansi = errorIsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = errorIsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = errorIsTerminal ? InteractionSupport.Yes : InteractionSupport.No,
+        });
+    }
+
+    public static CliConsole System() => new(
+        Console.Out, Console.Error, !Console.IsErrorRedirected, !Console.IsOutputRedirected, Console.In, !Console.IsInputRedirected);
+
+    public TextWriter Out { get; }
+
+    public TextWriter Error { get; }
+
+    public TextReader In { get; }
+
+    public bool ErrorIsTerminal { get; }
+
+    public bool OutputIsTerminal { get; }
+
+    public bool InputIsTerminal { get; }
+
+    /// <summary>For tables on stdout.</summary>
+    public IAnsiConsole Ansi { get; }
+
+    /// <summary>For progress on stderr.</summary>
+    public IAnsiConsole AnsiError { get; }
+
+    public void Info(string message) => Error.WriteLine(message);
+
+    /// <summary>Runs <paramref name="work"/> with a progress bar on stderr when it is a terminal, plain otherwise.</summary>
+    public async Task<T> WithProgressAsync<T>(string description, long? total, Func<IProgressSink, Task<T>> work)
+    {
+        if (!ErrorIsTerminal)
+        {
+            return await work(NullSink.Instance).ConfigureAwait(false);
+        }
+        T result = default!;
+        await AnsiError.Progress()
+            .AutoClear(true)
+            .HideCompleted(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask(description, maxValue: total is > 0 ? total.Value : 1);
+                if (total is null or <= 0)
+                {
+                    task.IsIndeterminate = true;
+                }
+                result = await work(new TaskSink(task)).ConfigureAwait(false);
+                task.StopTask();
+            }).ConfigureAwait(false);
+        return result;
+    }
+
+    private sealed class TaskSink(ProgressTask task) : IProgressSink
+    {
+        public void Report(long value) => task.Value = task.IsIndeterminate ? 0 : value;
+
+        public void Describe(string text) => task.Description = Markup.Escape(text);
+    }
+
+    private sealed class NullSink : IProgressSink
+    {
+        public static readonly NullSink Instance = new();
+
+        public void Report(long value)
+        {
+        }
+
+        public void Describe(string text)
+        {
+        }
+    }
+}
+
+/// <summary>Where long operations report how far they got.</summary>
+public interface IProgressSink : IProgress<long>
+{
+    void Describe(string text);
+}

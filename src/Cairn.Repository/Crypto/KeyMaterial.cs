@@ -1,0 +1,51 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Cairn.Repository.Crypto;
+
+/// <summary>
+/// The repository's secrets, derived with HKDF-SHA256 from the 32-byte master secret and the
+/// repository ID: one key per purpose, so a weakness in one use cannot leak another.
+/// </summary>
+public sealed class KeyMaterial
+{
+    public const int MasterSize = 32;
+
+    private KeyMaterial(byte[] master, byte[] encryption, byte[] chunkId, byte[] chunkerSeed)
+    {
+        Master = master;
+        EncryptionKey = encryption;
+        ChunkIdKey = chunkId;
+        ChunkerSeed = chunkerSeed;
+    }
+
+    internal byte[] Master { get; }
+
+    public byte[] EncryptionKey { get; }
+
+    public byte[] ChunkIdKey { get; }
+
+    public byte[] ChunkerSeed { get; }
+
+    public static KeyMaterial Derive(ReadOnlySpan<byte> master, ReadOnlySpan<byte> repositoryId)
+    {
+        if (master.Length != MasterSize)
+        {
+            throw new ArgumentException("the master secret is 32 bytes", nameof(master));
+        }
+        var ikm = master.ToArray();
+        var salt = repositoryId.ToArray();
+        byte[] Hk(string info) => HKDF.DeriveKey(HashAlgorithmName.SHA256, ikm, 32, salt, Encoding.ASCII.GetBytes(info));
+        return new KeyMaterial(master.ToArray(), Hk("cairn/v1/encryption"), Hk("cairn/v1/chunk-id"), Hk("cairn/v1/chunker"));
+    }
+
+    /// <summary>The ID of a chunk: keyed BLAKE3-256, so IDs reveal nothing about content without the key.</summary>
+    public ContentId ChunkId(ReadOnlySpan<byte> chunk)
+    {
+        using var hasher = Blake3.Hasher.NewKeyed(ChunkIdKey);
+        hasher.UpdateWithJoin(chunk);
+        Span<byte> h = stackalloc byte[32];
+        hasher.Finalize(h);
+        return ContentId.FromBytes(h);
+    }
+}

@@ -1,0 +1,284 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.Json;
+using System.Threading.Channels;
+using Cairn.Repository.Chunking;
+using Cairn.Repository.Crypto;
+using Cairn.Repository.Manifests;
+using Cairn.Repository.Packs;
+using Cairn.Repository.Storage;
+
+namespace Cairn.Repository;
+
+/// <summary>Figures of one write, for progress and reports.</summary>
+public sealed record WriteStats(long BytesRead, long ChunksTotal, long ChunksNew, long BytesAdded, int PacksWritten);
+
+/// <summary>
+/// Writes items into the repository through a bounded parallel pipeline:
+/// read → chunk → (hash → dedup → compress → encrypt) × workers → pack → store.
+/// Memory stays bounded: at most a few chunks per worker and two packs are in flight.
+/// Nothing is visible until <see cref="CommitAsync"/> stores the index and then the manifest.
+/// </summary>
+public sealed class ItemWriter : IAsyncDisposable
+{
+    private readonly Repository _repo;
+    private readonly RepositoryOptions _options;
+    private readonly ConcurrentDictionary<ContentId, byte> _claimed = new();
+    private readonly Channel<SealedBlob> _blobs;
+    private readonly Channel<(ContentId Id, ReadOnlyMemory<byte> Bytes, IndexPack Index)> _uploads;
+    private readonly List<IndexPack> _written = [];
+    private readonly List<ManifestItem> _items = [];
+    private readonly Task _packer;
+    private readonly Task _uploader;
+    private readonly CancellationTokenSource _cts = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private long _bytesRead;
+    private long _chunksTotal;
+    private long _chunksNew;
+    private long _bytesAdded;
+    private bool _committed;
+
+    internal ItemWriter(Repository repo, RepositoryOptions options)
+    {
+        _repo = repo;
+        _options = options;
+        _blobs = Channel.CreateBounded<SealedBlob>(new BoundedChannelOptions(Math.Max(2, options.Workers * 2)) { SingleReader = true });
+        _uploads = Channel.CreateBounded<(ContentId, ReadOnlyMemory<byte>, IndexPack)>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
+        _packer = Task.Run(PackLoopAsync);
+        _uploader = Task.Run(UploadLoopAsync);
+    }
+
+    public WriteStats Stats => new(Interlocked.Read(ref _bytesRead), Interlocked.Read(ref _chunksTotal), Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesAdded), _written.Count);
+
+    public IReadOnlyList<ManifestItem> Items => _items;
+
+    /// <summary>Reads <paramref name="input"/> to the end and stores it as an item of the coming manifest.</summary>
+    public async Task<ManifestItem> AddStreamAsync(string name, Stream input, IProgress<long>? bytesRead, CancellationToken cancellationToken, string type = "stream", Dictionary<string, string>? meta = null)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cts.Token);
+        var ct = linked.Token;
+        var workers = Math.Max(1, _options.Workers);
+        var chunks = Channel.CreateBounded<(int Seq, Chunk Chunk)>(new BoundedChannelOptions(workers * 2) { SingleWriter = true });
+        var ids = new ConcurrentDictionary<int, ContentId>();
+        long size = 0;
+
+        var producer = Task.Run(async () =>
+        {
+            try
+            {
+                var seq = 0;
+                await foreach (var c in _repo.Chunker.ChunkAsync(input, ct).ConfigureAwait(false))
+                {
+                    size += c.Length;
+                    Interlocked.Add(ref _bytesRead, c.Length);
+                    bytesRead?.Report(size);
+                    await chunks.Writer.WriteAsync((seq++, c), ct).ConfigureAwait(false);
+                }
+                chunks.Writer.Complete();
+            }
+            catch (Exception e)
+            {
+                chunks.Writer.Complete(e);
+                throw;
+            }
+        }, ct);
+
+        var workerTasks = Enumerable.Range(0, workers).Select(_ => Task.Run(async () =>
+        {
+            using var compressor = new ZstdSharp.Compressor(_options.CompressionLevel);
+            var aad = new byte[Aead.BlobContext.Length + ContentId.Size];
+            Aead.BlobContext.CopyTo(aad, 0);
+            await foreach (var (seq, chunk) in chunks.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+            {
+                try
+                {
+                    var id = _repo.Keys.ChunkId(chunk.Span);
+                    ids[seq] = id;
+                    Interlocked.Increment(ref _chunksTotal);
+                    if (_repo.Index.ContainsKey(id) || !_claimed.TryAdd(id, 0))
+                    {
+                        continue;
+                    }
+                    var bound = ZstdSharp.Compressor.GetCompressBound(chunk.Length);
+                    var compressed = ArrayPool<byte>.Shared.Rent(bound);
+                    try
+                    {
+                        var n = compressor.Wrap(chunk.Span, compressed);
+                        var sealedBytes = GC.AllocateUninitializedArray<byte>(n + Aead.Overhead);
+                        id.WriteTo(aad.AsSpan(Aead.BlobContext.Length));
+                        _repo.Aead.Seal(compressed.AsSpan(0, n), aad, sealedBytes);
+                        Interlocked.Increment(ref _chunksNew);
+                        await _blobs.Writer.WriteAsync(new SealedBlob(id, sealedBytes, chunk.Length), ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(compressed);
+                    }
+                }
+                finally
+                {
+                    chunk.Return();
+                }
+            }
+        }, ct)).ToArray();
+
+        try
+        {
+            await Task.WhenAll([producer, .. workerTasks]).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Drain what is left so pooled buffers go back; then surface the first error.
+            while (chunks.Reader.TryRead(out var left))
+            {
+                left.Chunk.Return();
+            }
+            ThrowIfPipelineFailed();
+            throw;
+        }
+        ThrowIfPipelineFailed();
+        var list = new List<string>(ids.Count);
+        for (var i = 0; i < ids.Count; i++)
+        {
+            list.Add(ids[i].ToHex());
+        }
+        var item = new ManifestItem { Name = name, Type = type, Size = size, Chunks = list, Meta = meta };
+        lock (_items)
+        {
+            _items.Add(item);
+        }
+        return item;
+    }
+
+    /// <summary>Flushes packs, stores the index, then the manifest. Only now does the backup become visible.</summary>
+    public async Task<Snapshot> CommitAsync(string name, string kind, Dictionary<string, string>? meta, CancellationToken cancellationToken)
+    {
+        _blobs.Writer.TryComplete();
+        await _packer.ConfigureAwait(false);
+        await _uploader.ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (_written.Count > 0)
+        {
+            var index = new IndexFile { Packs = _written };
+            var json = JsonSerializer.SerializeToUtf8Bytes(index, RepositoryJson.Default.IndexFile);
+            await _repo.PutObjectAsync(ObjectKind.Index, json, cancellationToken).ConfigureAwait(false);
+            _repo.AddToIndex(index);
+        }
+        var manifest = new Manifest
+        {
+            Time = _repo.Time.GetUtcNow(),
+            Host = Environment.MachineName,
+            Name = name,
+            Kind = kind,
+            Items = [.. _items],
+            Meta = meta ?? [],
+            DurationMs = _clock.ElapsedMilliseconds,
+            AddedBytes = Interlocked.Read(ref _bytesAdded),
+            StoredBytes = StoredSizeOf(_items),
+        };
+        var mjson = JsonSerializer.SerializeToUtf8Bytes(manifest, RepositoryJson.Default.Manifest);
+        var id = await _repo.PutObjectAsync(ObjectKind.Snapshot, mjson, cancellationToken).ConfigureAwait(false);
+        _committed = true;
+        return new Snapshot(id, manifest);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_committed)
+        {
+            await _cts.CancelAsync().ConfigureAwait(false);
+            _blobs.Writer.TryComplete();
+            try
+            {
+                await Task.WhenAll(_packer, _uploader).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // Abandoned write: packs already stored stay as garbage for prune.
+            }
+        }
+        _cts.Dispose();
+    }
+
+    private long StoredSizeOf(IEnumerable<ManifestItem> items)
+    {
+        long total = 0;
+        var seen = new HashSet<string>();
+        foreach (var item in items)
+        {
+            foreach (var c in item.Chunks)
+            {
+                if (seen.Add(c) && _repo.Index.TryGetValue(ContentId.Parse(c), out var loc))
+                {
+                    total += loc.Length;
+                }
+            }
+        }
+        return total;
+    }
+
+    private void ThrowIfPipelineFailed()
+    {
+        if (_packer.IsFaulted)
+        {
+            _packer.GetAwaiter().GetResult();
+        }
+        if (_uploader.IsFaulted)
+        {
+            _uploader.GetAwaiter().GetResult();
+        }
+    }
+
+    private async Task PackLoopAsync()
+    {
+        PackBuilder? pack = null;
+        try
+        {
+            await foreach (var blob in _blobs.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
+            {
+                pack ??= new PackBuilder(_repo.Config.PackSize + (4 * 1024 * 1024));
+                pack.Add(blob.Id, blob.Bytes, blob.RawLength);
+                if (pack.Length >= _repo.Config.PackSize)
+                {
+                    await _uploads.Writer.WriteAsync(pack.Finish(_repo.Aead), _cts.Token).ConfigureAwait(false);
+                    pack = null;
+                }
+            }
+            if (pack is { Count: > 0 })
+            {
+                await _uploads.Writer.WriteAsync(pack.Finish(_repo.Aead), _cts.Token).ConfigureAwait(false);
+            }
+            _uploads.Writer.Complete();
+        }
+        catch (Exception e)
+        {
+            _uploads.Writer.TryComplete(e);
+            await _cts.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task UploadLoopAsync()
+    {
+        try
+        {
+            await foreach (var (id, bytes, index) in _uploads.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
+            {
+                await _repo.Storage.PutAsync(new StorageKey(ObjectKind.Data, id.ToHex()), bytes, _cts.Token).ConfigureAwait(false);
+                lock (_written)
+                {
+                    _written.Add(index);
+                }
+                Interlocked.Add(ref _bytesAdded, bytes.Length);
+            }
+        }
+        catch (Exception)
+        {
+            await _cts.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private readonly record struct SealedBlob(ContentId Id, byte[] Bytes, int RawLength);
+}

@@ -1,0 +1,218 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Cairn.Repository.Storage;
+
+namespace Cairn.Repository.Locks;
+
+/// <summary>The JSON form of <c>locks/&lt;id&gt;</c>.</summary>
+public sealed record LockData
+{
+    public string Host { get; init; } = "";
+    public int Pid { get; init; }
+    public string? ProcessStart { get; init; }
+    public bool Exclusive { get; init; }
+    public DateTimeOffset Created { get; init; }
+    public DateTimeOffset Refreshed { get; init; }
+    public string Operation { get; init; } = "";
+}
+
+/// <summary>A lock found in the repository, with the verdict on whether its holder is still alive.</summary>
+public sealed record LockInfo(string Id, LockData Data, bool IsStale, string? StaleReason);
+
+/// <summary>
+/// Shared/exclusive repository locks with stale detection. A held lock is refreshed every
+/// <see cref="RefreshInterval"/>; one not refreshed for <see cref="StaleAfter"/> is stale on any host.
+/// </summary>
+public sealed class RepositoryLock : IAsyncDisposable
+{
+    public static readonly TimeSpan RefreshInterval = TimeSpan.FromMinutes(5);
+    public static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(30);
+
+    private readonly IStorage _storage;
+    private readonly TimeProvider _time;
+    private readonly ITimer _timer;
+    private LockData _data;
+    private bool _released;
+
+    private RepositoryLock(IStorage storage, TimeProvider time, string id, LockData data)
+    {
+        _storage = storage;
+        _time = time;
+        Id = id;
+        _data = data;
+        _timer = time.CreateTimer(_ => _ = RefreshAsync(), null, RefreshInterval, RefreshInterval);
+    }
+
+    public string Id { get; }
+
+    public bool Exclusive => _data.Exclusive;
+
+    public static async Task<RepositoryLock> AcquireAsync(IStorage storage, TimeProvider time, bool exclusive, string operation, CancellationToken cancellationToken)
+    {
+        var existing = await ListAsync(storage, time, cancellationToken).ConfigureAwait(false);
+        ThrowIfConflict(existing, exclusive, null);
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var now = time.GetUtcNow();
+        var data = new LockData
+        {
+            Host = Environment.MachineName,
+            Pid = Environment.ProcessId,
+            ProcessStart = ProcessStartOf(Environment.ProcessId),
+            Exclusive = exclusive,
+            Created = now,
+            Refreshed = now,
+            Operation = operation,
+        };
+        await storage.PutAsync(new StorageKey(ObjectKind.Lock, id), JsonSerializer.SerializeToUtf8Bytes(data, RepositoryJson.Default.LockData), cancellationToken).ConfigureAwait(false);
+        // Re-list: if another process wrote a conflicting lock at the same moment, both back off.
+        var after = await ListAsync(storage, time, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfConflict(after, exclusive, id);
+        }
+        catch
+        {
+            await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, id), CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+        return new RepositoryLock(storage, time, id, data);
+    }
+
+    public static async Task<List<LockInfo>> ListAsync(IStorage storage, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var result = new List<LockInfo>();
+        await foreach (var o in storage.ListAsync(ObjectKind.Lock, cancellationToken).ConfigureAwait(false))
+        {
+            LockData? data;
+            try
+            {
+                var bytes = await storage.GetAllAsync(o.Key, cancellationToken).ConfigureAwait(false);
+                data = JsonSerializer.Deserialize(bytes, RepositoryJson.Default.LockData);
+            }
+            catch (ObjectNotFoundException)
+            {
+                continue; // released meanwhile
+            }
+            catch (JsonException)
+            {
+                data = null;
+            }
+            if (data is null)
+            {
+                result.Add(new LockInfo(o.Key.Name, new LockData(), true, "the lock file is unreadable"));
+                continue;
+            }
+            var (stale, reason) = Judge(data, time.GetUtcNow());
+            result.Add(new LockInfo(o.Key.Name, data, stale, reason));
+        }
+        return result;
+    }
+
+    /// <summary>Removes stale locks (or every lock with <paramref name="all"/>); returns the removed ones.</summary>
+    public static async Task<List<LockInfo>> RemoveAsync(IStorage storage, TimeProvider time, bool all, CancellationToken cancellationToken)
+    {
+        var removed = new List<LockInfo>();
+        foreach (var l in await ListAsync(storage, time, cancellationToken).ConfigureAwait(false))
+        {
+            if (l.IsStale || all)
+            {
+                await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, l.Id), cancellationToken).ConfigureAwait(false);
+                removed.Add(l);
+            }
+        }
+        return removed;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_released)
+        {
+            return;
+        }
+        _released = true;
+        await _timer.DisposeAsync().ConfigureAwait(false);
+        await _storage.DeleteAsync(new StorageKey(ObjectKind.Lock, Id), CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private async Task RefreshAsync()
+    {
+        if (_released)
+        {
+            return;
+        }
+        try
+        {
+            _data = _data with { Refreshed = _time.GetUtcNow() };
+            await _storage.PutAsync(new StorageKey(ObjectKind.Lock, Id), JsonSerializer.SerializeToUtf8Bytes(_data, RepositoryJson.Default.LockData), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (IOException)
+        {
+            // A failed refresh is retried at the next tick; the lock only turns stale after 30 minutes.
+        }
+    }
+
+    private static void ThrowIfConflict(List<LockInfo> locks, bool exclusive, string? own)
+    {
+        foreach (var l in locks)
+        {
+            if (l.Id == own)
+            {
+                continue;
+            }
+            if (!exclusive && !l.Data.Exclusive)
+            {
+                continue;
+            }
+            if (l.IsStale)
+            {
+                throw new RepositoryLockedException(
+                    $"the repository is locked by a stale lock {Short(l.Id)} ({l.Data.Operation} by pid {l.Data.Pid} on {l.Data.Host}, {l.StaleReason}); run 'cairn unlock' to remove stale locks");
+            }
+            throw new RepositoryLockedException(
+                $"the repository is locked {(l.Data.Exclusive ? "exclusively" : "")} by {l.Data.Operation} (pid {l.Data.Pid} on {l.Data.Host}, since {l.Data.Created:u}); wait for it to finish, or if that process is gone run 'cairn unlock'".Replace("locked  by", "locked by", StringComparison.Ordinal));
+        }
+    }
+
+    private static string Short(string id) => id.Length > 8 ? id[..8] : id;
+
+    private static (bool Stale, string? Reason) Judge(LockData data, DateTimeOffset now)
+    {
+        if (now - data.Refreshed > StaleAfter)
+        {
+            return (true, $"not refreshed since {data.Refreshed:u}");
+        }
+        if (string.Equals(data.Host, Environment.MachineName, StringComparison.Ordinal))
+        {
+            var start = ProcessStartOf(data.Pid);
+            if (start is null)
+            {
+                return (true, $"process {data.Pid} no longer exists");
+            }
+            if (data.ProcessStart is not null && start != data.ProcessStart)
+            {
+                return (true, $"process {data.Pid} is a different process now");
+            }
+        }
+        return (false, null);
+    }
+
+    /// <summary>The start time of a process in clock ticks since boot (Linux /proc), or null if it does not exist.</summary>
+    internal static string? ProcessStartOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var close = stat.LastIndexOf(')');
+            var fields = stat[(close + 2)..].Split(' ');
+            return fields.Length > 19 ? fields[19] : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return "unknown";
+        }
+    }
+}

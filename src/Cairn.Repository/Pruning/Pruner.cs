@@ -1,0 +1,216 @@
+using System.Text.Json;
+using Cairn.Repository.Crypto;
+using Cairn.Repository.Packs;
+using Cairn.Repository.Storage;
+
+namespace Cairn.Repository.Pruning;
+
+/// <summary>What prune did, or would do with <c>--dry-run</c>.</summary>
+public sealed record PruneReport(
+    bool DryRun,
+    int PacksTotal,
+    int PacksDeleted,
+    int PacksRepacked,
+    int PacksWritten,
+    long BytesDeleted,
+    long BytesKept,
+    int IndexesReplaced,
+    int OrphanPacks,
+    int TempFilesRemoved,
+    IReadOnlyList<string> DeletedObjects);
+
+/// <summary>
+/// Removes data no manifest references. Runs under an exclusive lock (the caller holds it).
+/// Order: repack → write new index → delete old indexes → delete unused packs → delete temp files.
+/// A crash between steps leaves duplicates or garbage, never a missing blob.
+/// </summary>
+public sealed class Pruner(Repository repo)
+{
+    /// <summary>A pack is repacked when less than this share of its bytes is still used.</summary>
+    public double RepackBelowUsedShare { get; init; } = 0.5;
+
+    public async Task<PruneReport> PruneAsync(bool dryRun, CancellationToken cancellationToken)
+    {
+        var storage = repo.Storage;
+        var snapshots = await repo.ListSnapshotsAsync(cancellationToken, (id, e) =>
+            throw new DataDamagedException($"manifest {id[..8]} is unreadable ({e.Message}); prune refuses to run because it cannot tell which data that backup needs. Run 'cairn verify' and remove or repair it first", e)).ConfigureAwait(false);
+        var used = new HashSet<ContentId>();
+        foreach (var s in snapshots)
+        {
+            foreach (var item in s.Manifest.Items)
+            {
+                foreach (var c in item.Chunks)
+                {
+                    used.Add(ContentId.Parse(c));
+                }
+            }
+        }
+
+        var indexes = new List<string>();
+        var packs = new Dictionary<string, IndexPack>(StringComparer.Ordinal);
+        await foreach (var o in storage.ListAsync(ObjectKind.Index, cancellationToken).ConfigureAwait(false))
+        {
+            IndexFile file;
+            try
+            {
+                file = await repo.ReadIndexAsync(o.Key.Name, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DataDamagedException e)
+            {
+                throw new DataDamagedException($"index {o.Key.Name[..8]} is unreadable ({e.Message}); prune refuses to run. Run 'cairn verify'", e);
+            }
+            indexes.Add(o.Key.Name);
+            foreach (var p in file.Packs)
+            {
+                packs.TryAdd(p.Id, p);
+            }
+        }
+        var stored = new Dictionary<string, long>(StringComparer.Ordinal);
+        await foreach (var o in storage.ListAsync(ObjectKind.Data, cancellationToken).ConfigureAwait(false))
+        {
+            stored[o.Key.Name] = o.Size;
+        }
+
+        // Every used blob must be somewhere we keep; a blob may sit in several packs: keep one copy.
+        var keep = new List<IndexPack>();
+        var delete = new List<IndexPack>();
+        var repack = new List<IndexPack>();
+        var covered = new HashSet<ContentId>();
+        foreach (var p in packs.Values.OrderBy(p => p.Id, StringComparer.Ordinal))
+        {
+            if (!stored.ContainsKey(p.Id))
+            {
+                continue; // missing pack: verify reports it; nothing to delete
+            }
+            long usedBytes = 0;
+            var usefulHere = 0;
+            foreach (var b in p.Blobs)
+            {
+                var id = ContentId.Parse(b.Id);
+                if (used.Contains(id) && !covered.Contains(id))
+                {
+                    usedBytes += b.Length;
+                    usefulHere++;
+                }
+            }
+            if (usefulHere == 0)
+            {
+                delete.Add(p);
+            }
+            else if (usedBytes < p.Size * RepackBelowUsedShare)
+            {
+                repack.Add(p);
+                foreach (var b in p.Blobs)
+                {
+                    var id = ContentId.Parse(b.Id);
+                    if (used.Contains(id))
+                    {
+                        covered.Add(id);
+                    }
+                }
+            }
+            else
+            {
+                keep.Add(p);
+                foreach (var b in p.Blobs)
+                {
+                    var id = ContentId.Parse(b.Id);
+                    if (used.Contains(id))
+                    {
+                        covered.Add(id);
+                    }
+                }
+            }
+        }
+        var orphans = stored.Keys.Where(k => !packs.ContainsKey(k)).ToList();
+        var deletedObjects = new List<string>();
+        deletedObjects.AddRange(delete.Select(p => new StorageKey(ObjectKind.Data, p.Id).Path));
+        deletedObjects.AddRange(repack.Select(p => new StorageKey(ObjectKind.Data, p.Id).Path));
+        deletedObjects.AddRange(orphans.Select(o => new StorageKey(ObjectKind.Data, o).Path));
+        var bytesDeleted = delete.Sum(p => p.Size) + orphans.Sum(o => stored[o]);
+        var nothingToDo = delete.Count == 0 && repack.Count == 0 && orphans.Count == 0 && indexes.Count <= 1;
+        var temp = 0;
+        if (storage is ICleanableStorage cleanable)
+        {
+            temp = await cleanable.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: true, cancellationToken).ConfigureAwait(false);
+        }
+        if (dryRun || nothingToDo)
+        {
+            if (!dryRun && temp > 0 && storage is ICleanableStorage c)
+            {
+                await c.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: false, cancellationToken).ConfigureAwait(false);
+            }
+            return new PruneReport(dryRun, stored.Count, delete.Count + orphans.Count, repack.Count, 0, bytesDeleted, keep.Sum(p => p.Size), nothingToDo ? 0 : indexes.Count, orphans.Count, temp, deletedObjects);
+        }
+
+        // 1. Repack the used blobs of mostly-unused packs.
+        var written = new List<IndexPack>();
+        if (repack.Count > 0)
+        {
+            written.AddRange(await RepackAsync(repack, used, cancellationToken).ConfigureAwait(false));
+        }
+        // 2. One index for everything kept.
+        var newIndex = new IndexFile { Packs = [.. keep, .. written], Supersedes = indexes };
+        await repo.PutObjectAsync(ObjectKind.Index, JsonSerializer.SerializeToUtf8Bytes(newIndex, RepositoryJson.Default.IndexFile), cancellationToken).ConfigureAwait(false);
+        // 3. Old indexes, 4. packs nothing needs, 5. temp files.
+        foreach (var i in indexes)
+        {
+            await storage.DeleteAsync(new StorageKey(ObjectKind.Index, i), cancellationToken).ConfigureAwait(false);
+        }
+        foreach (var p in delete.Concat(repack))
+        {
+            await storage.DeleteAsync(new StorageKey(ObjectKind.Data, p.Id), cancellationToken).ConfigureAwait(false);
+        }
+        foreach (var o in orphans)
+        {
+            await storage.DeleteAsync(new StorageKey(ObjectKind.Data, o), cancellationToken).ConfigureAwait(false);
+        }
+        if (storage is ICleanableStorage cl)
+        {
+            await cl.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: false, cancellationToken).ConfigureAwait(false);
+        }
+        await repo.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+        return new PruneReport(false, stored.Count, delete.Count + orphans.Count, repack.Count, written.Count, bytesDeleted + repack.Sum(p => p.Size) - written.Sum(p => p.Size), keep.Sum(p => p.Size) + written.Sum(p => p.Size), indexes.Count, orphans.Count, temp, deletedObjects);
+    }
+
+    private async Task<List<IndexPack>> RepackAsync(List<IndexPack> sources, HashSet<ContentId> used, CancellationToken cancellationToken)
+    {
+        var result = new List<IndexPack>();
+        PackBuilder? pack = null;
+        var copied = new HashSet<ContentId>();
+        foreach (var p in sources)
+        {
+            var bytes = await repo.Storage.GetAllAsync(new StorageKey(ObjectKind.Data, p.Id), cancellationToken).ConfigureAwait(false);
+            foreach (var b in p.Blobs)
+            {
+                var id = ContentId.Parse(b.Id);
+                if (!used.Contains(id) || !copied.Add(id))
+                {
+                    continue;
+                }
+                var sealedBlob = bytes.AsSpan((int)b.Offset, b.Length);
+                // Authenticate before copying: prune must never spread damage into a new pack.
+                repo.DecodeBlob(id, sealedBlob, b.RawLength, p.Id);
+                pack ??= new PackBuilder(repo.Config.PackSize + (4 * 1024 * 1024));
+                pack.Add(id, sealedBlob, b.RawLength);
+                if (pack.Length >= repo.Config.PackSize)
+                {
+                    result.Add(await StoreAsync(pack, cancellationToken).ConfigureAwait(false));
+                    pack = null;
+                }
+            }
+        }
+        if (pack is { Count: > 0 })
+        {
+            result.Add(await StoreAsync(pack, cancellationToken).ConfigureAwait(false));
+        }
+        return result;
+    }
+
+    private async Task<IndexPack> StoreAsync(PackBuilder pack, CancellationToken cancellationToken)
+    {
+        var (id, bytes, index) = pack.Finish(repo.Aead);
+        await repo.Storage.PutAsync(new StorageKey(ObjectKind.Data, id.ToHex()), bytes, cancellationToken).ConfigureAwait(false);
+        return index;
+    }
+}

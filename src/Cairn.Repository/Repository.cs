@@ -1,0 +1,507 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Cairn.Repository.Chunking;
+using Cairn.Repository.Crypto;
+using Cairn.Repository.Locks;
+using Cairn.Repository.Manifests;
+using Cairn.Repository.Packs;
+using Cairn.Repository.Storage;
+
+namespace Cairn.Repository;
+
+/// <summary>
+/// An open repository: keys unwrapped, index loaded. Stores and reads named items as encrypted,
+/// compressed, deduplicated chunks. See docs/repository-format.md for the rules it keeps.
+/// </summary>
+public sealed class Repository : IDisposable
+{
+    private static readonly byte[] ConfigMagic = "CAIRN1\n"u8.ToArray();
+    private readonly ConcurrentDictionary<ContentId, BlobLocation> _index = new();
+    private readonly HashSet<string> _indexFiles = [];
+
+    private Repository(IStorage storage, TimeProvider time, RepositoryConfig config, KeyMaterial keys, string keyId)
+    {
+        Storage = storage;
+        Time = time;
+        Config = config;
+        Keys = keys;
+        KeyId = keyId;
+        _aead = new ThreadLocal<Aead>(() => new Aead(keys.EncryptionKey), trackAllValues: true);
+        Chunker = new FastCdcChunker(config.Chunker, keys.ChunkerSeed);
+    }
+
+    public IStorage Storage { get; }
+
+    public TimeProvider Time { get; }
+
+    public RepositoryConfig Config { get; }
+
+    /// <summary>The key file this session was opened with.</summary>
+    public string KeyId { get; }
+
+    internal KeyMaterial Keys { get; }
+
+    private readonly ThreadLocal<Aead> _aead;
+
+    /// <summary>AES-GCM contexts are not thread-safe: one per thread.</summary>
+    internal Aead Aead => _aead.Value!;
+
+    internal FastCdcChunker Chunker { get; }
+
+    internal IReadOnlyDictionary<ContentId, BlobLocation> Index => _index;
+
+    internal IReadOnlyCollection<string> IndexFiles => _indexFiles;
+
+    public void Dispose()
+    {
+        foreach (var a in _aead.Values)
+        {
+            a.Dispose();
+        }
+        _aead.Dispose();
+    }
+
+    public static async Task<bool> ExistsAsync(IStorage storage, CancellationToken cancellationToken)
+        => await storage.StatAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false) is not null;
+
+    /// <summary>Creates a repository: a fresh master secret, the config, and one key file for <paramref name="passphrase"/>.</summary>
+    public static async Task<Repository> InitAsync(IStorage storage, string passphrase, RepositoryOptions options, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (await ExistsAsync(storage, cancellationToken).ConfigureAwait(false))
+        {
+            throw new RepositoryException(ErrorKind.AlreadyExists, $"a repository already exists at {storage.Location}; use it, or choose another location");
+        }
+        if (string.IsNullOrEmpty(passphrase))
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, "an empty passphrase is not allowed");
+        }
+        options.Chunker.Validate();
+        var master = RandomNumberGenerator.GetBytes(KeyMaterial.MasterSize);
+        var repoId = RandomNumberGenerator.GetBytes(16);
+        var config = new RepositoryConfig
+        {
+            Id = Convert.ToHexStringLower(repoId),
+            Chunker = options.Chunker,
+            PackSize = options.PackSize,
+        };
+        var keys = KeyMaterial.Derive(master, repoId);
+        var keyId = NewKeyId();
+        var keyFile = KeyFile.Wrap(keyId, master, passphrase, options.Kdf, time.GetUtcNow(), "initial");
+        // Key first, then config: a crash in between leaves no config, so no half-made repository is found.
+        await storage.PutAsync(new StorageKey(ObjectKind.Key, keyId), JsonSerializer.SerializeToUtf8Bytes(keyFile, RepositoryJson.Default.KeyFileData), cancellationToken).ConfigureAwait(false);
+        using (var aead = new Aead(keys.EncryptionKey))
+        {
+            await storage.PutAsync(StorageKey.Config, EncodeConfig(config, aead, repoId), cancellationToken).ConfigureAwait(false);
+        }
+        return new Repository(storage, time, config, keys, keyId);
+    }
+
+    /// <summary>Opens a repository with a passphrase. Throws <see cref="WrongPassphraseException"/> when no key opens.</summary>
+    public static async Task<Repository> OpenAsync(IStorage storage, string passphrase, TimeProvider time, CancellationToken cancellationToken)
+    {
+        byte[] configBytes;
+        try
+        {
+            configBytes = await storage.GetAllAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectNotFoundException)
+        {
+            throw new RepositoryException(ErrorKind.NotFound, $"no repository at {storage.Location}; create one with 'cairn init' or check --repo / CAIRN_REPOSITORY");
+        }
+        if (configBytes.Length < ConfigMagic.Length + 33 || !configBytes.AsSpan(0, ConfigMagic.Length).SequenceEqual(ConfigMagic))
+        {
+            throw new DataDamagedException($"the config object of {storage.Location} is damaged or not a Cairn repository");
+        }
+        var repoIdHex = Encoding.ASCII.GetString(configBytes, ConfigMagic.Length, 32);
+        var repoId = Convert.FromHexString(repoIdHex);
+        var sealedConfig = configBytes.AsMemory(ConfigMagic.Length + 33);
+
+        var keyObjects = new List<ObjectInfo>();
+        await foreach (var k in storage.ListAsync(ObjectKind.Key, cancellationToken).ConfigureAwait(false))
+        {
+            keyObjects.Add(k);
+        }
+        if (keyObjects.Count == 0)
+        {
+            throw new DataDamagedException($"the repository at {storage.Location} has no key files (keys/ is empty); it cannot be opened");
+        }
+        var damagedKeys = new List<string>();
+        foreach (var k in keyObjects.OrderBy(k => k.Key.Name, StringComparer.Ordinal))
+        {
+            KeyFileData? data;
+            try
+            {
+                data = JsonSerializer.Deserialize(await storage.GetAllAsync(k.Key, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData);
+            }
+            catch (JsonException)
+            {
+                damagedKeys.Add(k.Key.Name);
+                continue;
+            }
+            if (data is null)
+            {
+                damagedKeys.Add(k.Key.Name);
+                continue;
+            }
+            byte[]? master;
+            try
+            {
+                master = KeyFile.TryUnwrap(k.Key.Name, data, passphrase);
+            }
+            catch (Exception e) when (e is FormatException or InvalidDataException)
+            {
+                damagedKeys.Add(k.Key.Name);
+                continue;
+            }
+            if (master is null)
+            {
+                continue;
+            }
+            var keys = KeyMaterial.Derive(master, repoId);
+            RepositoryConfig config;
+            using (var aead = new Aead(keys.EncryptionKey))
+            {
+                byte[] plain;
+                try
+                {
+                    plain = aead.Open(sealedConfig.Span, Aead.Concat(Aead.ConfigContext, repoId), "the repository config");
+                }
+                catch (AuthenticationFailedException e)
+                {
+                    throw new DataDamagedException($"the config object of {storage.Location} is damaged: {e.Message}", e);
+                }
+                config = JsonSerializer.Deserialize(plain, RepositoryJson.Default.RepositoryConfig)
+                    ?? throw new DataDamagedException("the repository config is empty");
+            }
+            if (config.Version != 1)
+            {
+                throw new RepositoryException(ErrorKind.General, $"repository format version {config.Version} is newer than this Cairn understands; upgrade Cairn");
+            }
+            var repo = new Repository(storage, time, config, keys, k.Key.Name);
+            await repo.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+            return repo;
+        }
+        if (damagedKeys.Count == keyObjects.Count)
+        {
+            throw new DataDamagedException($"every key file of {storage.Location} is damaged ({string.Join(", ", damagedKeys)}); restore keys/ from a copy");
+        }
+        throw new WrongPassphraseException(storage.Location);
+    }
+
+    /// <summary>Reads every index object into memory. Damaged indexes are skipped here and reported by verify.</summary>
+    public async Task LoadIndexAsync(CancellationToken cancellationToken)
+    {
+        _index.Clear();
+        _indexFiles.Clear();
+        await foreach (var o in Storage.ListAsync(ObjectKind.Index, cancellationToken).ConfigureAwait(false))
+        {
+            IndexFile file;
+            try
+            {
+                file = await ReadIndexAsync(o.Key.Name, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DataDamagedException)
+            {
+                continue;
+            }
+            catch (ObjectNotFoundException)
+            {
+                continue;
+            }
+            _indexFiles.Add(o.Key.Name);
+            AddToIndex(file);
+        }
+    }
+
+    internal void AddToIndex(IndexFile file)
+    {
+        foreach (var p in file.Packs)
+        {
+            var pack = ContentId.Parse(p.Id);
+            foreach (var b in p.Blobs)
+            {
+                _index.TryAdd(ContentId.Parse(b.Id), new BlobLocation(pack, b.Offset, b.Length, b.RawLength));
+            }
+        }
+    }
+
+    internal async Task<IndexFile> ReadIndexAsync(string name, CancellationToken cancellationToken)
+    {
+        var bytes = await Storage.GetAllAsync(new StorageKey(ObjectKind.Index, name), cancellationToken).ConfigureAwait(false);
+        var json = OpenObject(bytes, Aead.IndexContext, $"index {name[..Math.Min(8, name.Length)]}", name);
+        return JsonSerializer.Deserialize(json, RepositoryJson.Default.IndexFile) ?? throw new DataDamagedException($"index {name} is empty");
+    }
+
+    /// <summary>Seals and compresses metadata, stores it under the SHA-256 of the stored bytes, returns that name.</summary>
+    internal async Task<string> PutObjectAsync(ObjectKind kind, ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
+    {
+        var context = kind == ObjectKind.Index ? Aead.IndexContext : Aead.SnapshotContext;
+        using var compressor = new ZstdSharp.Compressor(3);
+        var compressed = compressor.Wrap(json.Span).ToArray();
+        var sealedBytes = Aead.Seal(compressed, context);
+        var name = ContentId.Sha256(sealedBytes).ToHex();
+        await Storage.PutAsync(new StorageKey(kind, name), sealedBytes, cancellationToken).ConfigureAwait(false);
+        return name;
+    }
+
+    internal byte[] OpenObject(byte[] stored, byte[] context, string what, string expectedName)
+    {
+        if (ContentId.Sha256(stored).ToHex() != expectedName)
+        {
+            throw new DataDamagedException($"{what} is damaged: its content no longer matches its name (SHA-256)");
+        }
+        byte[] compressed;
+        try
+        {
+            compressed = Aead.Open(stored, context, what);
+        }
+        catch (AuthenticationFailedException e)
+        {
+            throw new DataDamagedException(e.Message, e);
+        }
+        using var d = new ZstdSharp.Decompressor();
+        return d.Unwrap(compressed).ToArray();
+    }
+
+    public Task<RepositoryLock> LockAsync(bool exclusive, string operation, CancellationToken cancellationToken)
+        => RepositoryLock.AcquireAsync(Storage, Time, exclusive, operation, cancellationToken);
+
+    /// <summary>Starts writing a new backup. The caller holds a shared lock until <see cref="ItemWriter.CommitAsync"/> returns.</summary>
+    public ItemWriter BeginWrite(RepositoryOptions? options = null) => new(this, options ?? new RepositoryOptions());
+
+    // ---- snapshots ----------------------------------------------------------------------------
+
+    public async Task<List<Snapshot>> ListSnapshotsAsync(CancellationToken cancellationToken, Action<string, Exception>? onDamaged = null)
+    {
+        var result = new List<Snapshot>();
+        await foreach (var o in Storage.ListAsync(ObjectKind.Snapshot, cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                result.Add(await LoadSnapshotAsync(o.Key.Name, cancellationToken).ConfigureAwait(false));
+            }
+            catch (Exception e) when (e is DataDamagedException or JsonException or ObjectNotFoundException)
+            {
+                onDamaged?.Invoke(o.Key.Name, e);
+            }
+        }
+        result.Sort((a, b) => a.Manifest.Time.CompareTo(b.Manifest.Time) is var c && c != 0 ? c : string.CompareOrdinal(a.Id, b.Id));
+        return result;
+    }
+
+    public async Task<Snapshot> LoadSnapshotAsync(string id, CancellationToken cancellationToken)
+    {
+        var bytes = await Storage.GetAllAsync(new StorageKey(ObjectKind.Snapshot, id), cancellationToken).ConfigureAwait(false);
+        var json = OpenObject(bytes, Aead.SnapshotContext, $"manifest {id[..Math.Min(8, id.Length)]}", id);
+        var m = JsonSerializer.Deserialize(json, RepositoryJson.Default.Manifest) ?? throw new DataDamagedException($"manifest {id} is empty");
+        return new Snapshot(id, m);
+    }
+
+    /// <summary>Finds a snapshot by full ID or unique prefix.</summary>
+    public async Task<Snapshot> FindSnapshotAsync(string idOrPrefix, CancellationToken cancellationToken)
+    {
+        var matches = new List<string>();
+        await foreach (var o in Storage.ListAsync(ObjectKind.Snapshot, cancellationToken).ConfigureAwait(false))
+        {
+            if (o.Key.Name.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase))
+            {
+                matches.Add(o.Key.Name);
+            }
+        }
+        return matches.Count switch
+        {
+            0 => throw new RepositoryException(ErrorKind.NotFound, $"no snapshot {idOrPrefix}; list them with 'cairn repo ls'"),
+            1 => await LoadSnapshotAsync(matches[0], cancellationToken).ConfigureAwait(false),
+            _ => throw new RepositoryException(ErrorKind.InvalidInput, $"snapshot prefix {idOrPrefix} is ambiguous ({matches.Count} match); give more characters"),
+        };
+    }
+
+    /// <summary>Removes a manifest. Its data stays until <c>prune</c>.</summary>
+    public Task ForgetAsync(Snapshot snapshot, CancellationToken cancellationToken)
+        => Storage.DeleteAsync(new StorageKey(ObjectKind.Snapshot, snapshot.Id), cancellationToken);
+
+    // ---- reading ------------------------------------------------------------------------------
+
+    /// <summary>Writes an item's content to <paramref name="output"/>, reading ahead in parallel. Never writes unauthenticated bytes.</summary>
+    public async Task ReadItemAsync(ManifestItem item, Stream output, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        var window = Math.Max(4, Environment.ProcessorCount * 4);
+        var queue = new Queue<Task<byte[]>>();
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        try
+        {
+            var next = 0;
+            long written = 0;
+            while (next < item.Chunks.Count || queue.Count > 0)
+            {
+                while (next < item.Chunks.Count && queue.Count < window)
+                {
+                    var id = ContentId.Parse(item.Chunks[next++]);
+                    queue.Enqueue(Task.Run(() => LoadBlobAsync(id, cts.Token), cts.Token));
+                }
+                var data = await queue.Dequeue().ConfigureAwait(false);
+                await output.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+                written += data.Length;
+                progress?.Report(written);
+            }
+            if (written != item.Size)
+            {
+                throw new DataDamagedException($"item {item.Name} read back {written} bytes, the manifest says {item.Size}");
+            }
+        }
+        catch
+        {
+            await cts.CancelAsync().ConfigureAwait(false);
+            foreach (var t in queue)
+            {
+                try
+                {
+                    await t.ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    // The first error is the one reported.
+                }
+            }
+            throw;
+        }
+    }
+
+    /// <summary>Reads one blob: range read, authenticate, decompress, and check its ID.</summary>
+    public async Task<byte[]> LoadBlobAsync(ContentId id, CancellationToken cancellationToken)
+    {
+        if (!_index.TryGetValue(id, out var loc))
+        {
+            throw new DataDamagedException($"blob {id.Short} is not in any index (missing data); run 'cairn verify' to see what is affected");
+        }
+        var packName = loc.Pack.ToHex();
+        byte[] sealedBlob;
+        try
+        {
+            sealedBlob = await Storage.GetAsync(new StorageKey(ObjectKind.Data, packName), loc.Offset, loc.Length, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectNotFoundException e)
+        {
+            throw new DataDamagedException($"pack {loc.Pack.Short} holding blob {id.Short} is missing from the repository", e);
+        }
+        if (sealedBlob.Length != loc.Length)
+        {
+            throw new DataDamagedException($"pack {loc.Pack.Short} is truncated: blob {id.Short} should be {loc.Length} bytes at offset {loc.Offset}, found {sealedBlob.Length}");
+        }
+        return DecodeBlob(id, sealedBlob, loc.RawLength, packName);
+    }
+
+    internal byte[] DecodeBlob(ContentId id, ReadOnlySpan<byte> sealedBlob, int rawLength, string packName)
+    {
+        Span<byte> aad = stackalloc byte[Aead.BlobContext.Length + ContentId.Size];
+        Aead.BlobContext.CopyTo(aad);
+        id.WriteTo(aad[Aead.BlobContext.Length..]);
+        var compressed = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(1, sealedBlob.Length));
+        try
+        {
+            int n;
+            try
+            {
+                n = Aead.Open(sealedBlob, aad, compressed, $"blob {id.Short} in pack {packName[..8]}");
+            }
+            catch (AuthenticationFailedException e)
+            {
+                throw new DataDamagedException(e.Message, e);
+            }
+            var raw = GC.AllocateUninitializedArray<byte>(rawLength);
+            int m;
+            try
+            {
+                m = Codec.Decompressor.Unwrap(compressed.AsSpan(0, n), raw);
+            }
+            catch (ZstdSharp.ZstdException e)
+            {
+                throw new DataDamagedException($"blob {id.Short} does not decompress: {e.Message}", e);
+            }
+            if (m != rawLength || Keys.ChunkId(raw) != id)
+            {
+                throw new DataDamagedException($"blob {id.Short} in pack {packName[..8]} does not match its ID (tampered)");
+            }
+            return raw;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(compressed);
+        }
+    }
+
+    // ---- keys ---------------------------------------------------------------------------------
+
+    public async Task<List<(string Id, KeyFileData Data)>> ListKeysAsync(CancellationToken cancellationToken)
+    {
+        var result = new List<(string, KeyFileData)>();
+        await foreach (var o in Storage.ListAsync(ObjectKind.Key, cancellationToken).ConfigureAwait(false))
+        {
+            var data = JsonSerializer.Deserialize(await Storage.GetAllAsync(o.Key, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData);
+            if (data is not null)
+            {
+                result.Add((o.Key.Name, data));
+            }
+        }
+        result.Sort((a, b) => a.Item2.Created.CompareTo(b.Item2.Created));
+        return result;
+    }
+
+    /// <summary>Adds a passphrase: one new key file wrapping the same master secret. No data is rewritten.</summary>
+    public async Task<string> AddKeyAsync(string passphrase, KdfParameters kdf, string? label, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(passphrase))
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, "an empty passphrase is not allowed");
+        }
+        var id = NewKeyId();
+        var data = KeyFile.Wrap(id, Keys.Master, passphrase, kdf, Time.GetUtcNow(), label);
+        await Storage.PutAsync(new StorageKey(ObjectKind.Key, id), JsonSerializer.SerializeToUtf8Bytes(data, RepositoryJson.Default.KeyFileData), cancellationToken).ConfigureAwait(false);
+        return id;
+    }
+
+    /// <summary>Removes a passphrase. Refuses the key in use and the last key.</summary>
+    public async Task RemoveKeyAsync(string idOrPrefix, CancellationToken cancellationToken)
+    {
+        var keys = await ListKeysAsync(cancellationToken).ConfigureAwait(false);
+        var matches = keys.Where(k => k.Id.StartsWith(idOrPrefix, StringComparison.OrdinalIgnoreCase)).ToList();
+        if (matches.Count == 0)
+        {
+            throw new RepositoryException(ErrorKind.NotFound, $"no key {idOrPrefix}; list keys with 'cairn key list'");
+        }
+        if (matches.Count > 1)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"key prefix {idOrPrefix} is ambiguous; give more characters");
+        }
+        var id = matches[0].Id;
+        if (id == KeyId)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"key {id[..8]} is the one this session opened the repository with; open with another passphrase to remove it");
+        }
+        if (keys.Count <= 1)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, "refusing to remove the last key: the repository could never be opened again");
+        }
+        await Storage.DeleteAsync(new StorageKey(ObjectKind.Key, id), cancellationToken).ConfigureAwait(false);
+    }
+
+    private static string NewKeyId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    private static byte[] EncodeConfig(RepositoryConfig config, Aead aead, byte[] repoId)
+    {
+        var json = JsonSerializer.SerializeToUtf8Bytes(config, RepositoryJson.Default.RepositoryConfig);
+        var sealedConfig = aead.Seal(json, Aead.Concat(Aead.ConfigContext, repoId));
+        var header = Encoding.ASCII.GetBytes(config.Id + "\n");
+        return [.. ConfigMagic, .. header, .. sealedConfig];
+    }
+}
+
+/// <summary>Per-thread zstd contexts: creating one per blob would cost more than the work.</summary>
+internal static class Codec
+{
+    [ThreadStatic] private static ZstdSharp.Decompressor? t_decompressor;
+
+    public static ZstdSharp.Decompressor Decompressor => t_decompressor ??= new ZstdSharp.Decompressor();
+}

@@ -1,0 +1,30 @@
+using Cairn.Repository.Chunking;
+
+namespace Cairn.Repository;
+
+/// <summary>The decrypted <c>config</c> object: settings fixed at init.</summary>
+public sealed record RepositoryConfig
+{
+    public int Version { get; init; } = 1;
+    public string Id { get; init; } = "";
+    public ChunkerParameters Chunker { get; init; } = ChunkerParameters.Default;
+    public int PackSize { get; init; } = RepositoryOptions.DefaultPackSize;
+    public string Cipher { get; init; } = "AES-256-GCM";
+    public string ChunkId { get; init; } = "BLAKE3-256-keyed";
+    public string Compression { get; init; } = "zstd";
+    public string Kdf { get; init; } = "argon2id";
+}
+
+/// <summary>Choices made at <c>cairn init</c>.</summary>
+public sealed record RepositoryOptions
+{
+    public const int DefaultPackSize = 32 * 1024 * 1024;
+
+    public Crypto.KdfParameters Kdf { get; init; } = Crypto.KdfParameters.Default;
+    public ChunkerParameters Chunker { get; init; } = ChunkerParameters.Default;
+    public int PackSize { get; init; } = DefaultPackSize;
+    public int CompressionLevel { get; init; } = 1;
+
+    /// <summary>Worker threads for hashing, compressing and encrypting; defaults to the core count.</summary>
+    public int Workers { get; init; } = Environment.ProcessorCount;
+}

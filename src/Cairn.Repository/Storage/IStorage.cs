@@ -1,0 +1,93 @@
+namespace Cairn.Repository.Storage;
+
+/// <summary>The kinds of object a repository stores; each maps to a folder or key prefix.</summary>
+public enum ObjectKind
+{
+    Config,
+    Key,
+    Data,
+    Index,
+    Snapshot,
+    Lock,
+}
+
+/// <summary>Addresses one stored object. <see cref="Name"/> is a plain file name without slashes.</summary>
+public readonly record struct StorageKey(ObjectKind Kind, string Name)
+{
+    public static readonly StorageKey Config = new(ObjectKind.Config, "config");
+
+    /// <summary>The object's path relative to the repository root, e.g. <c>data/3f/3f…</c>.</summary>
+    public string Path => Kind switch
+    {
+        ObjectKind.Config => "config",
+        ObjectKind.Key => "keys/" + Name,
+        ObjectKind.Data => "data/" + Name[..2] + "/" + Name,
+        ObjectKind.Index => "index/" + Name,
+        ObjectKind.Snapshot => "snapshots/" + Name,
+        ObjectKind.Lock => "locks/" + Name,
+        _ => throw new ArgumentOutOfRangeException(nameof(Kind)),
+    };
+
+    public override string ToString() => Path;
+}
+
+/// <summary>What <see cref="IStorage.StatAsync"/> and <see cref="IStorage.ListAsync"/> report.</summary>
+public readonly record struct ObjectInfo(StorageKey Key, long Size);
+
+/// <summary>Thrown when an object does not exist. Permanent: retrying does not help.</summary>
+public sealed class ObjectNotFoundException(StorageKey key)
+    : IOException($"object {key.Path} does not exist in the repository")
+{
+    public StorageKey Key { get; } = key;
+}
+
+/// <summary>
+/// The storage a repository lives on. Kept tiny on purpose: every backend (folder, S3, in-memory,
+/// fault-injecting) implements only this, and retry/limits/logging wrap it as decorators.
+/// </summary>
+/// <remarks>
+/// Contract (every backend MUST pass <c>StorageConformanceTests</c>):
+/// <list type="bullet">
+/// <item><see cref="PutAsync"/> is atomic: a concurrent or later reader sees either the whole new
+/// object or no object; never a prefix. A failed or cancelled put leaves no object under the key.
+/// Putting an existing key replaces it atomically (used only for lock refresh).</item>
+/// <item>Read-after-write: once <see cref="PutAsync"/> returned, <see cref="GetAsync"/>,
+/// <see cref="StatAsync"/> and <see cref="ListAsync"/> see the object.</item>
+/// <item><see cref="GetAsync"/> returns exactly the bytes of the requested range; a range past the
+/// end returns the bytes that exist (callers compare lengths to detect truncation). A missing object
+/// throws <see cref="ObjectNotFoundException"/>, which is permanent; other <see cref="IOException"/>s
+/// may be transient.</item>
+/// <item><see cref="DeleteAsync"/> of a missing object succeeds (delete is idempotent).</item>
+/// <item><see cref="ListAsync"/> lists only complete objects of one kind (no temp files).</item>
+/// </list>
+/// </remarks>
+public interface IStorage
+{
+    /// <summary>A human-readable location, e.g. a path or a bucket URL without credentials.</summary>
+    string Location { get; }
+
+    Task PutAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    /// <summary>Reads <paramref name="length"/> bytes from <paramref name="offset"/>; a negative length reads to the end.</summary>
+    Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken);
+
+    /// <summary>Size of an object, or null when it does not exist.</summary>
+    Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken);
+
+    IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, CancellationToken cancellationToken);
+
+    Task DeleteAsync(StorageKey key, CancellationToken cancellationToken);
+}
+
+/// <summary>Optional ability: remove garbage a crashed writer left behind (temp files).</summary>
+public interface ICleanableStorage
+{
+    /// <summary>Removes leftovers older than <paramref name="olderThan"/>; returns how many were removed.</summary>
+    Task<int> RemoveLeftoversAsync(TimeSpan olderThan, bool dryRun, CancellationToken cancellationToken);
+}
+
+public static class StorageExtensions
+{
+    public static Task<byte[]> GetAllAsync(this IStorage storage, StorageKey key, CancellationToken cancellationToken)
+        => storage.GetAsync(key, 0, -1, cancellationToken);
+}

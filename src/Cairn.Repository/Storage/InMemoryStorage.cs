@@ -1,0 +1,59 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+
+namespace Cairn.Repository.Storage;
+
+/// <summary>Storage in memory, for tests and for dry runs. Thread-safe; puts are atomic by construction.</summary>
+public sealed class InMemoryStorage : IStorage
+{
+    private readonly ConcurrentDictionary<StorageKey, byte[]> _objects = new();
+
+    public string Location => "memory:";
+
+    public int Count => _objects.Count;
+
+    public Task PutAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        _objects[key] = data.ToArray();
+        return Task.CompletedTask;
+    }
+
+    public Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken)
+    {
+        if (!_objects.TryGetValue(key, out var data))
+        {
+            throw new ObjectNotFoundException(key);
+        }
+        if (offset >= data.Length)
+        {
+            return Task.FromResult(Array.Empty<byte>());
+        }
+        var count = length < 0 ? data.Length - offset : Math.Min(length, data.Length - offset);
+        return Task.FromResult(data.AsSpan((int)offset, (int)count).ToArray());
+    }
+
+    public Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken)
+        => Task.FromResult<ObjectInfo?>(_objects.TryGetValue(key, out var d) ? new ObjectInfo(key, d.Length) : null);
+
+    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        foreach (var (key, value) in _objects.ToArray())
+        {
+            if (key.Kind == kind)
+            {
+                yield return new ObjectInfo(key, value.Length);
+            }
+        }
+    }
+
+    public Task DeleteAsync(StorageKey key, CancellationToken cancellationToken)
+    {
+        _objects.TryRemove(key, out _);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Test hook: change stored bytes in place (to simulate bit rot or tampering).</summary>
+    public void Corrupt(StorageKey key, Func<byte[], byte[]> change) => _objects[key] = change(_objects[key]);
+}

@@ -1,0 +1,150 @@
+using System.Text;
+using Cairn.Repository.Storage;
+using Cairn.Tests.Support;
+
+namespace Cairn.Tests.Repository;
+
+/// <summary>The contract of <see cref="IStorage"/>; every backend runs these.</summary>
+public abstract class StorageConformanceTests : IDisposable
+{
+    protected abstract IStorage Storage { get; }
+
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+
+    private static StorageKey Pack(string seed) => new(ObjectKind.Data, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(seed))));
+
+    [Fact]
+    public async Task Put_then_get_returns_the_same_bytes()
+    {
+        var key = Pack("a");
+        var data = TestData.Random(100_000, 1);
+        await Storage.PutAsync(key, data, default);
+        Assert.Equal(data, await Storage.GetAllAsync(key, default));
+        Assert.Equal(data.Length, (await Storage.StatAsync(key, default))!.Value.Size);
+    }
+
+    [Fact]
+    public async Task Get_of_a_range_returns_that_range_and_clips_at_the_end()
+    {
+        var key = Pack("b");
+        var data = TestData.Random(1000, 2);
+        await Storage.PutAsync(key, data, default);
+        Assert.Equal(data[100..150], await Storage.GetAsync(key, 100, 50, default));
+        Assert.Equal(data[990..], await Storage.GetAsync(key, 990, 50, default));
+        Assert.Empty(await Storage.GetAsync(key, 5000, 10, default));
+    }
+
+    [Fact]
+    public async Task Missing_object_throws_not_found_and_stat_is_null()
+    {
+        await Assert.ThrowsAsync<ObjectNotFoundException>(() => Storage.GetAllAsync(Pack("nope"), default));
+        Assert.Null(await Storage.StatAsync(Pack("nope"), default));
+    }
+
+    [Fact]
+    public async Task List_returns_objects_of_one_kind_only()
+    {
+        await Storage.PutAsync(Pack("c"), new byte[] { 1 }, default);
+        await Storage.PutAsync(new StorageKey(ObjectKind.Index, "i1"), new byte[] { 2 }, default);
+        await Storage.PutAsync(new StorageKey(ObjectKind.Snapshot, "s1"), new byte[] { 3 }, default);
+        var data = new List<ObjectInfo>();
+        await foreach (var o in Storage.ListAsync(ObjectKind.Data, default))
+        {
+            data.Add(o);
+        }
+        Assert.Contains(data, o => o.Key == Pack("c"));
+        Assert.DoesNotContain(data, o => o.Key.Kind != ObjectKind.Data);
+        var idx = new List<ObjectInfo>();
+        await foreach (var o in Storage.ListAsync(ObjectKind.Index, default))
+        {
+            idx.Add(o);
+        }
+        Assert.Equal([new StorageKey(ObjectKind.Index, "i1")], idx.Select(o => o.Key));
+    }
+
+    [Fact]
+    public async Task Delete_is_idempotent()
+    {
+        var key = Pack("d");
+        await Storage.PutAsync(key, new byte[] { 1 }, default);
+        await Storage.DeleteAsync(key, default);
+        await Storage.DeleteAsync(key, default);
+        Assert.Null(await Storage.StatAsync(key, default));
+    }
+
+    [Fact]
+    public async Task Put_replaces_an_existing_object_whole()
+    {
+        var key = new StorageKey(ObjectKind.Lock, "l1");
+        await Storage.PutAsync(key, TestData.Random(5000, 3), default);
+        await Storage.PutAsync(key, new byte[] { 9, 9 }, default);
+        Assert.Equal(new byte[] { 9, 9 }, await Storage.GetAllAsync(key, default));
+    }
+
+    [Fact]
+    public async Task Cancelled_put_leaves_no_object()
+    {
+        var key = Pack("e");
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Storage.PutAsync(key, TestData.Random(1000, 4), cts.Token));
+        Assert.Null(await Storage.StatAsync(key, default));
+    }
+
+    [Fact]
+    public async Task Concurrent_puts_of_different_objects_all_land()
+    {
+        var keys = Enumerable.Range(0, 32).Select(i => Pack("p" + i)).ToList();
+        await Task.WhenAll(keys.Select((k, i) => Storage.PutAsync(k, TestData.Random(10_000, i), default)));
+        foreach (var (k, i) in keys.Select((k, i) => (k, i)))
+        {
+            Assert.Equal(TestData.Random(10_000, i), await Storage.GetAllAsync(k, default));
+        }
+    }
+}
+
+public sealed class FileSystemStorageConformanceTests : StorageConformanceTests
+{
+    private readonly TempDir _dir = new();
+    private readonly FileSystemStorage _storage;
+
+    public FileSystemStorageConformanceTests() => _storage = new FileSystemStorage(_dir.Path);
+
+    protected override IStorage Storage => _storage;
+
+    public override void Dispose()
+    {
+        _dir.Dispose();
+        base.Dispose();
+    }
+
+    [Fact]
+    public async Task Leftover_temp_files_are_not_listed_and_are_cleaned()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir.Path, "data", "ab"));
+        await File.WriteAllTextAsync(Path.Combine(_dir.Path, "data", "ab", ".tmp-123"), "half");
+        await foreach (var o in _storage.ListAsync(ObjectKind.Data, default))
+        {
+            Assert.Fail($"listed {o.Key}");
+        }
+        Assert.Equal(1, await _storage.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: true, default));
+        Assert.Equal(1, await _storage.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: false, default));
+        Assert.False(File.Exists(Path.Combine(_dir.Path, "data", "ab", ".tmp-123")));
+    }
+
+    [Fact]
+    public async Task Object_names_cannot_escape_the_repository()
+    {
+        await Assert.ThrowsAsync<ArgumentException>(() => _storage.PutAsync(new StorageKey(ObjectKind.Index, "../evil"), new byte[] { 1 }, default));
+    }
+}
+
+public sealed class InMemoryStorageConformanceTests : StorageConformanceTests
+{
+    protected override IStorage Storage { get; } = new InMemoryStorage();
+}
+
+public sealed class FaultyStorageWithoutFaultsConformanceTests : StorageConformanceTests
+{
+    protected override IStorage Storage { get; } = new FaultyStorage(new InMemoryStorage());
+}
