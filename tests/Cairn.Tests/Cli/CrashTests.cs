@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using Cairn.Repository.Checking;
+using Cairn.Repository.Pruning;
+using Cairn.Repository.Storage;
+using Cairn.Tests.Support;
+
+namespace Cairn.Tests.Cli;
+
+/// <summary>Kills a real 'cairn repo put' at random moments and checks the repository each time.</summary>
+public class CrashTests
+{
+    [Fact]
+    public async Task Put_killed_at_random_moments_never_leaves_a_visible_or_damaged_item()
+    {
+        using var dir = new TempDir();
+        var repoPath = dir.File("repo");
+        var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = repoPath };
+        Assert.Equal(0, (await CairnProcess.RunAsync(["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"], env)).Code);
+        var input = dir.File("input.bin");
+        // Incompressible data so the put takes long enough to be killed in the middle.
+        await File.WriteAllBytesAsync(input, TestData.Random(96 * 1024 * 1024, 5));
+        var rng = new Random(42);
+        var killedMidway = 0;
+        for (var round = 0; round < 10; round++)
+        {
+            using var p = Process.Start(CairnProcess.StartInfo(["repo", "put", $"item{round}", input], env))!;
+            var delay = rng.Next(150, 1500);
+            var exited = p.WaitForExit(delay);
+            if (!exited)
+            {
+                p.Kill(entireProcessTree: true);
+                await p.WaitForExitAsync();
+                killedMidway++;
+            }
+            using var repo = await Repo.OpenAsync(new FileSystemStorage(repoPath), TestData.Passphrase, TimeProvider.System, default);
+            var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, default);
+            Assert.False(report.HasDamage, string.Join("\n", report.Findings));
+            foreach (var s in await repo.ListSnapshotsAsync(default))
+            {
+                // Any visible snapshot is complete.
+                Assert.Equal(new FileInfo(input).Length, s.Size);
+            }
+        }
+        Assert.True(killedMidway >= 3, $"only {killedMidway} of 10 runs were killed midway; the test did not exercise crashes");
+
+        // The stale locks of killed processes are detected and removed; the next put works; prune cleans up.
+        var (ucode, uout, _) = await CairnProcess.RunAsync(["unlock"], env);
+        Assert.Equal(0, ucode);
+        var (code, _, err) = await CairnProcess.RunAsync(["repo", "put", "final", input], env);
+        Assert.True(code == 0, err);
+        Assert.Equal(0, (await CairnProcess.RunAsync(["prune"], env)).Code);
+        using var final = await Repo.OpenAsync(new FileSystemStorage(repoPath), TestData.Passphrase, TimeProvider.System, default);
+        var after = await new Checker(final).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        Assert.Empty(after.Findings);
+        Assert.Empty(Directory.EnumerateFiles(repoPath, ".tmp-*", SearchOption.AllDirectories));
+        var (gcode, _, _) = await CairnProcess.RunAsync(["repo", "get", "final", dir.File("out.bin")], env);
+        Assert.Equal(0, gcode);
+        var expected = await File.ReadAllBytesAsync(input);
+        var actual = await File.ReadAllBytesAsync(dir.File("out.bin"));
+        Assert.True(expected.AsSpan().SequenceEqual(actual));
+        _ = uout;
+    }
+
+    [Fact]
+    public async Task Prune_waits_for_a_running_put_and_put_is_refused_during_prune()
+    {
+        using var dir = new TempDir();
+        var repoPath = dir.File("repo");
+        var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = repoPath };
+        Assert.Equal(0, (await CairnProcess.RunAsync(["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"], env)).Code);
+        var input = dir.File("input.bin");
+        await File.WriteAllBytesAsync(input, TestData.Random(64 * 1024 * 1024, 6));
+        using var put = Process.Start(CairnProcess.StartInfo(["repo", "put", "big", input], env))!;
+        var putErr = put.StandardError.ReadToEndAsync();
+        // Wait until the put holds its lock.
+        var deadline = Stopwatch.StartNew();
+        while (!Directory.Exists(Path.Combine(repoPath, "locks")) || !Directory.EnumerateFiles(Path.Combine(repoPath, "locks")).Any())
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "put never took its lock");
+            await Task.Delay(10);
+        }
+        var (code, _, err) = await CairnProcess.RunAsync(["prune"], env);
+        await put.WaitForExitAsync();
+        Assert.True(put.ExitCode == 0, await putErr);
+        if (code != 0)
+        {
+            Assert.Equal(Cairn.Cli.ExitCodes.Locked, code);
+            Assert.Contains("locked", err, StringComparison.Ordinal);
+        }
+        using var repo = await Repo.OpenAsync(new FileSystemStorage(repoPath), TestData.Passphrase, TimeProvider.System, default);
+        var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        Assert.False(report.HasDamage);
+        Assert.Single(await repo.ListSnapshotsAsync(default));
+    }
+}
