@@ -16,16 +16,19 @@ public static class CairnCli
             Repository: --repo PATH or CAIRN_REPOSITORY. Passphrase: CAIRN_PASSPHRASE_FILE,
             CAIRN_PASSPHRASE, or a prompt on a terminal (never an argument).
             Exit codes: docs/exit-codes.md (0 ok, 1 failure, 2 usage, 3 wrong passphrase,
-            4 locked, 5 damaged, 6 not found, 7 disk full, 8 already exists, 130 interrupted).
+            4 locked, 5 damaged, 6 not found, 7 disk full, 8 already exists, 9 evidence,
+            130 interrupted).
             """);
         root.Options.Add(CommandRunner.Repo);
         root.Options.Add(CommandRunner.Json);
+        root.Options.Add(CommandRunner.EvidenceDir);
         root.Subcommands.Add(RepositoryCommands.Init(ctx));
         root.Subcommands.Add(RepositoryCommands.Key(ctx));
         root.Subcommands.Add(RepositoryCommands.Repo(ctx));
         root.Subcommands.Add(RepositoryCommands.Verify(ctx));
         root.Subcommands.Add(RepositoryCommands.Prune(ctx));
         root.Subcommands.Add(RepositoryCommands.Unlock(ctx));
+        root.Subcommands.Add(EvidenceCommands.Build(ctx));
         return root;
     }
 

@@ -15,6 +15,15 @@ public sealed class CliContext(CliConsole console, TimeProvider time, Func<strin
 
     public string? Env(string name) => environment(name);
 
+    /// <summary>The --evidence option, set by the command runner before an action runs.</summary>
+    public string? EvidenceOption { get; set; }
+
+    /// <summary>The --repo option as given (may be null; see <see cref="RepositoryPath"/>).</summary>
+    public string? RepoOption { get; set; }
+
+    /// <summary>The last error message printed, for the failure's evidence record.</summary>
+    public string? LastError { get; set; }
+
     public static CliContext System() => new(CliConsole.System(), TimeProvider.System, Environment.GetEnvironmentVariable);
 
     /// <summary>The repository location: --repo, else CAIRN_REPOSITORY.</summary>

@@ -17,6 +17,7 @@ public static class ExitCodes
     public const int NotFound = 6;
     public const int NoSpace = 7;
     public const int AlreadyExists = 8;
+    public const int Evidence = 9;
     public const int Interrupted = 130;
 
     public static int For(ErrorKind kind) => kind switch

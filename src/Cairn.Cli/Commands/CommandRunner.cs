@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Text.Json;
 using Cairn.Repository;
+using System.Globalization;
+using Cairn.Evidence.Log;
 using Cairn.Repository.Crypto;
 
 namespace Cairn.Cli.Commands;
@@ -12,14 +14,52 @@ internal static class CommandRunner
 
     public static readonly Option<string?> Repo = new("--repo", "-r") { Description = "Repository folder (default: $CAIRN_REPOSITORY)", Recursive = true };
 
-    public static void SetAction(this Command command, CliContext ctx, Func<ParseResult, CancellationToken, Task<int>> action)
+    public static readonly Option<string?> EvidenceDir = new("--evidence") { Description = "Evidence log folder (default: $CAIRN_EVIDENCE, else REPO-evidence beside the repository)", Recursive = true };
+
+    /// <summary>Sets the action; when <paramref name="evidenceKind"/> is given, a failure is recorded as evidence too.</summary>
+    public static void SetAction(this Command command, CliContext ctx, Func<ParseResult, CancellationToken, Task<int>> action, string? evidenceKind = null)
     {
         command.SetAction(async (ParseResult parse, CancellationToken ct) =>
         {
             var json = parse.GetValue(Json);
+            ctx.EvidenceOption = parse.GetValue(EvidenceDir);
+            ctx.RepoOption = parse.GetValue(Repo);
+            var code = await RunAsync(ctx, parse, action, json, ct).ConfigureAwait(false);
+            if (code != ExitCodes.Ok && code != ExitCodes.Usage && evidenceKind is not null && !(code == ExitCodes.Damaged && evidenceKind == "verify"))
+            {
+                RecordFailure(ctx, evidenceKind, code);
+            }
+            return code;
+        });
+    }
+
+    private static void RecordFailure(CliContext ctx, string kind, int code)
+    {
+        try
+        {
+            var repo = ctx.RepoOption ?? ctx.Env("CAIRN_REPOSITORY");
+            if (repo is null)
+            {
+                return;
+            }
+            Evidence.RecordAsync(ctx, repo, kind, "error", new() { ["exit_code"] = code.ToString(CultureInfo.InvariantCulture), ["error"] = ctx.LastError ?? "" }, CancellationToken.None).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is EvidenceException or IOException or UnauthorizedAccessException)
+        {
+            ctx.Console.Error.WriteLine($"cairn: warning: the failure could not be recorded as evidence: {e.Message}");
+        }
+    }
+
+    private static async Task<int> RunAsync(CliContext ctx, ParseResult parse, Func<ParseResult, CancellationToken, Task<int>> action, bool json, CancellationToken ct)
+    {
+        {
             try
             {
                 return await action(parse, ct).ConfigureAwait(false);
+            }
+            catch (EvidenceException e)
+            {
+                return Fail(ctx, json, ExitCodes.Evidence, "evidence", e.Message);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -50,11 +90,12 @@ internal static class CommandRunner
                 var detail = ctx.Env("CAIRN_DEBUG") is { Length: > 0 } ? e.ToString() : $"{e.GetType().Name}: {e.Message} (set CAIRN_DEBUG=1 for details)";
                 return Fail(ctx, json, ExitCodes.Failure, "internal", $"unexpected error: {detail}; please report it");
             }
-        });
+        }
     }
 
     private static int Fail(CliContext ctx, bool json, int code, string kind, string message)
     {
+        ctx.LastError = message;
         if (json)
         {
             ctx.Console.Error.WriteLine(JsonSerializer.Serialize(new ErrorOutput("error", code, kind, message), CliJson.Default.ErrorOutput));

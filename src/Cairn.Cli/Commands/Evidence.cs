@@ -1,16 +1,71 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json.Nodes;
+using Cairn.Evidence.Log;
+
 namespace Cairn.Cli.Commands;
 
 /// <summary>The one call every operation makes to put itself on the record (see Cairn.Evidence).</summary>
 internal static class Evidence
 {
-    public static Task RecordAsync(CliContext ctx, string repository, string kind, string result, Dictionary<string, string> figures, CancellationToken cancellationToken)
+    public static string ToolVersion => "cairn " + (typeof(Evidence).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0");
+
+    /// <summary>The evidence folder: --evidence, else CAIRN_EVIDENCE, else beside the repository (REPO-evidence).</summary>
+    public static EvidenceLog Open(CliContext ctx, string? repositoryPath)
     {
-        _ = ctx;
-        _ = repository;
-        _ = kind;
-        _ = result;
-        _ = figures;
-        _ = cancellationToken;
+        var folder = ctx.EvidenceOption ?? ctx.Env("CAIRN_EVIDENCE");
+        if (string.IsNullOrEmpty(folder))
+        {
+            if (string.IsNullOrEmpty(repositoryPath))
+            {
+                throw new EvidenceException("no evidence folder: pass --evidence DIR, set CAIRN_EVIDENCE, or give --repo (the log then lives beside the repository)");
+            }
+            folder = Path.GetFullPath(repositoryPath).TrimEnd('/') + "-evidence";
+        }
+        return new EvidenceLog(folder, ctx.Env("CAIRN_EVIDENCE_KEY"), ctx.Time);
+    }
+
+    /// <summary>Records one event. Creates the log (and its signing key) the first time.</summary>
+    public static Task RecordAsync(CliContext ctx, string repository, string kind, string result, Dictionary<string, string> figures, CancellationToken cancellationToken,
+        string? database = null, string? snapshot = null, long? durationMs = null, JsonArray? checks = null)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var log = Open(ctx, repository);
+        if (!log.Exists)
+        {
+            log.Init();
+            ctx.Console.Info($"created the evidence log at {log.Folder} (signing key {log.SigningKeyPath}; keep a copy of it)");
+        }
+        var details = new JsonObject();
+        foreach (var (k, v) in figures.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            details[k] = long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n) ? JsonValue.Create(n) : JsonValue.Create(v);
+        }
+        var record = new JsonObject
+        {
+            ["kind"] = kind,
+            ["result"] = result,
+            ["repository"] = repository,
+            ["actor"] = Environment.UserName,
+            ["details"] = details,
+        };
+        if (database is not null)
+        {
+            record["database"] = database;
+        }
+        if (snapshot is not null)
+        {
+            record["snapshot"] = snapshot;
+        }
+        if (durationMs is not null)
+        {
+            record["duration_ms"] = durationMs.Value;
+        }
+        if (checks is not null)
+        {
+            record["checks"] = checks;
+        }
+        log.Append(record, ToolVersion);
         return Task.CompletedTask;
     }
 }

@@ -29,7 +29,13 @@ internal static class RepositoryCommands
             var pass = ctx.Passphrase(confirm: true);
             var options = new RepositoryOptions { Kdf = CliContext.Kdf(p.GetValue(mem), p.GetValue(iter)) };
             using var repo = await Repository.Repository.InitAsync(storage, pass, options, ctx.Time, ct).ConfigureAwait(false);
-            await Evidence.RecordAsync(ctx, repo.Storage.Location, "key-change", "pass", new() { ["action"] = "init", ["key"] = repo.KeyId[..8] }, ct).ConfigureAwait(false);
+            var log = Evidence.Open(ctx, repo.Storage.Location);
+            if (!log.Exists)
+            {
+                log.Init();
+                ctx.Console.Out.WriteLine($"created the evidence log at {log.Folder}; its signing key is {log.SigningKeyPath} (keep a copy; publish {log.PublicKeyPath})");
+            }
+            await Evidence.RecordAsync(ctx, repo.Storage.Location, "key-change", "pass", new() { ["action"] = "init", ["key"] = repo.KeyId[..8], ["repository_id"] = repo.Config.Id }, ct).ConfigureAwait(false);
             ctx.Console.Out.WriteLine($"created repository {repo.Config.Id[..8]} at {storage.Location}");
             ctx.Console.Out.WriteLine("keep the passphrase safe: without it the data cannot be read back");
             return ExitCodes.Ok;
@@ -70,7 +76,7 @@ internal static class RepositoryCommands
             await Evidence.RecordAsync(ctx, repo.Storage.Location, "key-change", "pass", new() { ["action"] = "add", ["key"] = id[..8] }, ct).ConfigureAwait(false);
             ctx.Console.Out.WriteLine($"added key {id[..8]}");
             return ExitCodes.Ok;
-        });
+        }, "key-change");
 
         var idArg = new Argument<string>("ID") { Description = "Key ID or a unique prefix (see 'cairn key list')" };
         var remove = new Command("remove", "Remove a passphrase. Refuses the key in use and the last key") { idArg };
@@ -83,7 +89,7 @@ internal static class RepositoryCommands
             await Evidence.RecordAsync(ctx, repo.Storage.Location, "key-change", "pass", new() { ["action"] = "remove", ["key"] = id.Length > 8 ? id[..8] : id }, ct).ConfigureAwait(false);
             ctx.Console.Out.WriteLine($"removed key {id}");
             return ExitCodes.Ok;
-        });
+        }, "key-change");
         return new Command("key", "Manage the passphrases of the repository") { list, add, remove };
     }
 
@@ -92,13 +98,13 @@ internal static class RepositoryCommands
         var name = new Argument<string>("NAME") { Description = "The item's name in the repository" };
         var file = new Argument<string?>("FILE") { Description = "File to read, or - for stdin (default: -)", Arity = ArgumentArity.ZeroOrOne };
         var put = new Command("put", "Store a file or stdin in the repository as a new snapshot of NAME") { name, file };
-        put.SetAction(ctx, (p, ct) => PutAsync(ctx, p, p.GetValue(name)!, p.GetValue(file), ct));
+        put.SetAction(ctx, (p, ct) => PutAsync(ctx, p, p.GetValue(name)!, p.GetValue(file), ct), "backup");
 
         var getName = new Argument<string>("NAME") { Description = "The item's name" };
         var getFile = new Argument<string?>("FILE") { Description = "Where to write, or - for stdout (default: -)", Arity = ArgumentArity.ZeroOrOne };
         var snapshot = new Option<string?>("--snapshot", "-s") { Description = "Snapshot ID (default: the newest of NAME)" };
         var get = new Command("get", "Write the newest (or a given) snapshot of NAME to a file or stdout") { getName, getFile, snapshot };
-        get.SetAction(ctx, (p, ct) => GetAsync(ctx, p, p.GetValue(getName)!, p.GetValue(getFile), p.GetValue(snapshot), ct));
+        get.SetAction(ctx, (p, ct) => GetAsync(ctx, p, p.GetValue(getName)!, p.GetValue(getFile), p.GetValue(snapshot), ct), "restore");
 
         var ls = new Command("ls", "List the snapshots in the repository");
         ls.SetAction(ctx, (p, ct) => ListAsync(ctx, p, ct));
@@ -146,12 +152,12 @@ internal static class RepositoryCommands
             var mbps = stats.BytesRead / 1e6 / Math.Max(secs, 1e-6);
             await Evidence.RecordAsync(ctx, repo.Storage.Location, "backup", "pass", new()
             {
-                ["snapshot"] = snap.Id,
                 ["name"] = name,
                 ["size_bytes"] = stats.BytesRead.ToString(CultureInfo.InvariantCulture),
                 ["added_bytes"] = stats.BytesAdded.ToString(CultureInfo.InvariantCulture),
-                ["duration_ms"] = sw.ElapsedMilliseconds.ToString(CultureInfo.InvariantCulture),
-            }, ct).ConfigureAwait(false);
+                ["chunks_new"] = stats.ChunksNew.ToString(CultureInfo.InvariantCulture),
+                ["chunks_total"] = stats.ChunksTotal.ToString(CultureInfo.InvariantCulture),
+            }, ct, snapshot: snap.Id, durationMs: sw.ElapsedMilliseconds).ConfigureAwait(false);
             if (p.GetValue(CommandRunner.Json))
             {
                 ctx.Console.Out.WriteLine(JsonSerializer.Serialize(new PutOutput("summary", snap.Id, name, stats.BytesRead, stats.BytesAdded, stats.ChunksTotal, stats.ChunksNew, secs, mbps), CliJson.Default.PutOutput));
@@ -186,6 +192,7 @@ internal static class RepositoryCommands
         {
             await using var stdout = System.Console.OpenStandardOutput();
             await repo.ReadItemAsync(item, stdout, null, ct).ConfigureAwait(false);
+            await Evidence.RecordAsync(ctx, repo.Storage.Location, "restore", "pass", new() { ["name"] = name, ["size_bytes"] = item.Size.ToString(CultureInfo.InvariantCulture), ["target"] = "stdout" }, ct, snapshot: snap.Id).ConfigureAwait(false);
             return ExitCodes.Ok;
         }
         // Write beside the target and rename at the end: a failed read never leaves a file that looks complete.
@@ -208,6 +215,7 @@ internal static class RepositoryCommands
             File.Delete(temp);
             throw;
         }
+        await Evidence.RecordAsync(ctx, repo.Storage.Location, "restore", "pass", new() { ["name"] = name, ["size_bytes"] = item.Size.ToString(CultureInfo.InvariantCulture), ["target"] = "file" }, ct, snapshot: snap.Id).ConfigureAwait(false);
         ctx.Console.Error.WriteLine($"wrote {Format.Bytes(item.Size)} of snapshot {snap.ShortId} to {file}");
         return ExitCodes.Ok;
     }
@@ -292,7 +300,7 @@ internal static class RepositoryCommands
                     : $"OK: {report.Snapshots} snapshot(s), {report.Indexes} index(es), {report.Packs} pack(s), {report.Blobs} blob(s){readText}{(report.Findings.Count > 0 ? $"; {report.Findings.Count} orphaned object(s) ('cairn prune' removes them)" : "")}");
             }
             return report.HasDamage ? ExitCodes.Damaged : ExitCodes.Ok;
-        });
+        }, "verify");
         return cmd;
     }
 
@@ -328,7 +336,7 @@ internal static class RepositoryCommands
             }
             ctx.Console.Out.WriteLine($"{(dryRun ? "dry run: " : "")}{verb} {r.PacksDeleted} pack(s) ({r.OrphanPacks} orphaned), repacked {r.PacksRepacked}, freed {Format.Bytes(r.BytesDeleted)}; {Format.Bytes(r.BytesKept)} kept; {r.TempFilesRemoved} temp file(s) {(dryRun ? "to remove" : "removed")}");
             return ExitCodes.Ok;
-        });
+        }, "prune");
         return cmd;
     }
 

@@ -1,0 +1,36 @@
+# Shared helpers for the benchmarks: a scratch PostgreSQL server run as the postgres user, timing.
+set -euo pipefail
+BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PGBIN="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$2-$1:.2f}')"; }
+ratio() { python3 -c "a,b=$1,$2; print(f'{a/b:.2f}' if b else 'n/a')"; }
+mbps() { python3 -c "print(f'{$1/1e6/max($2,1e-9):.0f}')"; }
+size_of() { du -sb "$1" | cut -f1; }
+
+# start_pg DIR PORT: initdb + start with a private socket folder; sets PGHOST/PGPORT.
+start_pg() {
+  local dir="$1" port="$2"
+  mkdir -p "$dir"; chown postgres: "$dir" 2>/dev/null || true
+  as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+  mkdir -p "$dir/sock"; chown postgres: "$dir/sock" 2>/dev/null || true
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=4GB -c shared_buffers=512MB" start >/dev/null
+  export PGHOST="$dir/sock" PGPORT="$port" PGUSER=postgres
+}
+stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true; }
+
+# The realistic schema: text, JSON, UUIDs, numbers, timestamps (not only pgbench filler).
+load_realistic() {
+  local rows="$1"
+  "$PGBIN/psql" -q -v ON_ERROR_STOP=1 -d postgres <<SQL
+CREATE TABLE IF NOT EXISTS customers (id bigint PRIMARY KEY, uid uuid, email text, name text, country text, plan text, meta jsonb, balance numeric(12,2), created_at timestamptz);
+INSERT INTO customers
+SELECT g, md5(g::text)::uuid, 'user' || g || '@' || (ARRAY['example.com','mail.org','corp.net'])[1 + g % 3],
+       (ARRAY['Ana','Bo','Chen','Dara','Eli','Fatima','Goran','Hana'])[1 + g % 8] || ' ' || (ARRAY['Silva','Ng','Okafor','Muller','Rossi','Kim'])[1 + (g / 8) % 6],
+       (ARRAY['PT','DE','NG','US','JP','BR','IN'])[1 + g % 7], (ARRAY['free','pro','team'])[1 + (g * 7) % 3],
+       jsonb_build_object('referrer', md5((g * 13)::text), 'tags', jsonb_build_array('t' || (g % 17), 't' || (g % 5)), 'score', (g * 7919) % 1000, 'note', repeat(chr((97 + g % 26)::int), (20 + g % 40)::int)),
+       ((g * 104729) % 10000000) / 100.0, timestamptz '2024-01-01' + (g || ' seconds')::interval
+FROM generate_series(1::bigint, $rows) g;
+SQL
+}
