@@ -4,18 +4,22 @@
 source "$(dirname "$0")/lib.sh"
 GB="${1:-2}"
 command -v restic >/dev/null || apt-get install -y -qq restic >/dev/null
-[ -x "$BENCH_ROOT/artifacts/cairn" ] || bash "$BENCH_ROOT/scripts/publish" >/dev/null
+bash "$BENCH_ROOT/scripts/publish" >/dev/null
 CAIRN="$BENCH_ROOT/artifacts/cairn"
 W="${BENCH_WORK:-/tmp/cairn-bench-put}"
-rm -rf "$W"; mkdir -p "$W"; chmod 755 "$W"
-trap 'stop_pg "$W/pg"' EXIT
-
-echo "== building the test file (~${GB} GB tar of a PostgreSQL data directory)"
-start_pg "$W/pg" 55432
-"$PGBIN/pgbench" -i -q -s $((GB * 15)) postgres >/dev/null 2>&1
-load_realistic $((GB * 1500000))
-stop_pg "$W/pg"
-tar -C "$W/pg" --exclude="data/pg_wal/*" -cf "$W/data.tar" data
+if [ "${BENCH_REUSE:-0}" = 1 ] && [ -f "$W/data.tar" ]; then
+  echo "== reusing $W/data.tar (BENCH_REUSE=1)"
+  rm -rf "$W/cairn-repo" "$W/cairn-repo-evidence" "$W/cairn-repo-evidence.key" "$W/restic-repo"
+else
+  rm -rf "$W"; mkdir -p "$W"; chmod 755 "$W"
+  trap 'stop_pg "$W/pg"' EXIT
+  echo "== building the test file (~${GB} GB tar of a PostgreSQL data directory)"
+  start_pg "$W/pg" 55432
+  "$PGBIN/pgbench" -i -q -s $((GB * 20)) postgres >/dev/null 2>&1
+  load_realistic $((GB * 2200000))
+  stop_pg "$W/pg"
+  tar -C "$W/pg" --exclude="data/pg_wal/*" -cf "$W/data.tar" data
+fi
 FILE="$W/data.tar"; SIZE=$(stat -c %s "$FILE")
 echo "file: $SIZE bytes"
 cat "$FILE" > /dev/null  # warm the page cache so every tool reads from memory

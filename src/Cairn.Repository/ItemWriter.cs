@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Threading.Channels;
 using Cairn.Repository.Chunking;
+using Cairn.Repository.Compression;
 using Cairn.Repository.Crypto;
 using Cairn.Repository.Manifests;
 using Cairn.Repository.Packs;
@@ -86,7 +87,6 @@ public sealed class ItemWriter : IAsyncDisposable
 
         var workerTasks = Enumerable.Range(0, workers).Select(_ => Task.Run(async () =>
         {
-            using var compressor = new ZstdSharp.Compressor(_options.CompressionLevel);
             var aad = new byte[Aead.BlobContext.Length + ContentId.Size];
             Aead.BlobContext.CopyTo(aad, 0);
             await foreach (var (seq, chunk) in chunks.Reader.ReadAllAsync(ct).ConfigureAwait(false))
@@ -100,16 +100,16 @@ public sealed class ItemWriter : IAsyncDisposable
                     {
                         continue;
                     }
-                    var bound = ZstdSharp.Compressor.GetCompressBound(chunk.Length);
+                    var bound = Zstd.CompressBound(chunk.Length);
                     var compressed = ArrayPool<byte>.Shared.Rent(bound);
                     try
                     {
-                        var n = compressor.Wrap(chunk.Span, compressed);
-                        var sealedBytes = GC.AllocateUninitializedArray<byte>(n + Aead.Overhead);
+                        var n = Zstd.Compress(chunk.Span, compressed, _options.CompressionLevel);
+                        var sealedBytes = ArrayPool<byte>.Shared.Rent(n + Aead.Overhead);
                         id.WriteTo(aad.AsSpan(Aead.BlobContext.Length));
-                        _repo.Aead.Seal(compressed.AsSpan(0, n), aad, sealedBytes);
+                        var length = _repo.Aead.Seal(compressed.AsSpan(0, n), aad, sealedBytes);
                         Interlocked.Increment(ref _chunksNew);
-                        await _blobs.Writer.WriteAsync(new SealedBlob(id, sealedBytes, chunk.Length), ct).ConfigureAwait(false);
+                        await _blobs.Writer.WriteAsync(new SealedBlob(id, sealedBytes, length, chunk.Length), ct).ConfigureAwait(false);
                     }
                     finally
                     {
@@ -237,8 +237,9 @@ public sealed class ItemWriter : IAsyncDisposable
         {
             await foreach (var blob in _blobs.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
-                pack ??= new PackBuilder(_repo.Config.PackSize + (4 * 1024 * 1024));
-                pack.Add(blob.Id, blob.Bytes, blob.RawLength);
+                pack ??= new PackBuilder(PackBuffers.Rent(_repo.Config.PackSize + (5 * 1024 * 1024)));
+                pack.Add(blob.Id, blob.Bytes.AsSpan(0, blob.Length), blob.RawLength);
+                ArrayPool<byte>.Shared.Return(blob.Bytes);
                 if (pack.Length >= _repo.Config.PackSize)
                 {
                     await _uploads.Writer.WriteAsync(pack.Finish(_repo.Aead), _cts.Token).ConfigureAwait(false);
@@ -266,6 +267,10 @@ public sealed class ItemWriter : IAsyncDisposable
             await foreach (var (id, bytes, index) in _uploads.Reader.ReadAllAsync(_cts.Token).ConfigureAwait(false))
             {
                 await _repo.Storage.PutAsync(new StorageKey(ObjectKind.Data, id.ToHex()), bytes, _cts.Token).ConfigureAwait(false);
+                if (System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var segment) && segment.Array is { } array)
+                {
+                    PackBuffers.Return(array);
+                }
                 lock (_written)
                 {
                     _written.Add(index);
@@ -280,5 +285,8 @@ public sealed class ItemWriter : IAsyncDisposable
         }
     }
 
-    private readonly record struct SealedBlob(ContentId Id, byte[] Bytes, int RawLength);
+    private readonly record struct SealedBlob(ContentId Id, byte[] Bytes, int Length, int RawLength);
+
+    /// <summary>Pack buffers are tens of MB: reuse them instead of allocating (and page-faulting) one per pack.</summary>
+    private static readonly ArrayPool<byte> PackBuffers = ArrayPool<byte>.Create(128 * 1024 * 1024, 4);
 }

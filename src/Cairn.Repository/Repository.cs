@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Cairn.Repository.Chunking;
+using Cairn.Repository.Compression;
 using Cairn.Repository.Crypto;
 using Cairn.Repository.Locks;
 using Cairn.Repository.Manifests;
@@ -238,8 +239,7 @@ public sealed class Repository : IDisposable
     internal async Task<string> PutObjectAsync(ObjectKind kind, ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
     {
         var context = kind == ObjectKind.Index ? Aead.IndexContext : Aead.SnapshotContext;
-        using var compressor = new ZstdSharp.Compressor(3);
-        var compressed = compressor.Wrap(json.Span).ToArray();
+        var compressed = Zstd.Compress(json.Span, 3);
         var sealedBytes = Aead.Seal(compressed, context);
         var name = ContentId.Sha256(sealedBytes).ToHex();
         await Storage.PutAsync(new StorageKey(kind, name), sealedBytes, cancellationToken).ConfigureAwait(false);
@@ -261,8 +261,14 @@ public sealed class Repository : IDisposable
         {
             throw new DataDamagedException(e.Message, e);
         }
-        using var d = new ZstdSharp.Decompressor();
-        return d.Unwrap(compressed).ToArray();
+        try
+        {
+            return Zstd.Decompress(compressed);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new DataDamagedException($"{what} does not decompress: {e.Message}", e);
+        }
     }
 
     public Task<RepositoryLock> LockAsync(bool exclusive, string operation, CancellationToken cancellationToken)
@@ -414,9 +420,9 @@ public sealed class Repository : IDisposable
             int m;
             try
             {
-                m = Codec.Decompressor.Unwrap(compressed.AsSpan(0, n), raw);
+                m = Zstd.Decompress(compressed.AsSpan(0, n), raw);
             }
-            catch (ZstdSharp.ZstdException e)
+            catch (InvalidDataException e)
             {
                 throw new DataDamagedException($"blob {id.Short} does not decompress: {e.Message}", e);
             }
@@ -496,12 +502,4 @@ public sealed class Repository : IDisposable
         var header = Encoding.ASCII.GetBytes(config.Id + "\n");
         return [.. ConfigMagic, .. header, .. sealedConfig];
     }
-}
-
-/// <summary>Per-thread zstd contexts: creating one per blob would cost more than the work.</summary>
-internal static class Codec
-{
-    [ThreadStatic] private static ZstdSharp.Decompressor? t_decompressor;
-
-    public static ZstdSharp.Decompressor Decompressor => t_decompressor ??= new ZstdSharp.Decompressor();
 }

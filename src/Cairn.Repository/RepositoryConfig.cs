@@ -10,7 +10,7 @@ public sealed record RepositoryConfig
     public ChunkerParameters Chunker { get; init; } = ChunkerParameters.Default;
     public int PackSize { get; init; } = RepositoryOptions.DefaultPackSize;
     public string Cipher { get; init; } = "AES-256-GCM";
-    public string ChunkId { get; init; } = "BLAKE3-256-keyed";
+    public string ChunkId { get; init; } = "HMAC-SHA256";
     public string Compression { get; init; } = "zstd";
     public string Kdf { get; init; } = "argon2id";
 }

@@ -131,7 +131,7 @@ internal static class RepositoryCommands
         Stream input;
         try
         {
-            input = stdin ? System.Console.OpenStandardInput() : new FileStream(file!, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan | FileOptions.Asynchronous);
+            input = stdin ? System.Console.OpenStandardInput() : new FileStream(file!, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan);
         }
         catch (FileNotFoundException)
         {

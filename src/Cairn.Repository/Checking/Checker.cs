@@ -57,7 +57,7 @@ public sealed class Checker(Repository repo)
                     packsInIndex.TryAdd(p.Id, p);
                 }
             }
-            catch (Exception e) when (e is DataDamagedException or JsonException or ZstdSharp.ZstdException)
+            catch (Exception e) when (e is DataDamagedException or JsonException or InvalidDataException)
             {
                 findings.Add(new Finding(FindingKind.Tampered, o.Key.Path, $"index does not authenticate: {e.Message}", []));
             }

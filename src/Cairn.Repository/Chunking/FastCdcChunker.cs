@@ -61,30 +61,46 @@ public sealed class FastCdcChunker
         }
         var end = Math.Min(data.Length, max);
         var normal = Math.Min(end, Parameters.Average);
-        ulong fp = 0;
-        var gear = _gear;
-        var i = min;
-        for (; i < normal; i++)
+        var cut = Scan(data, min, normal, end);
+        if (cut > 0)
         {
-            fp = (fp << 1) + gear[data[i]];
-            if ((fp & _maskStrict) == 0)
-            {
-                return i + 1;
-            }
-        }
-        for (; i < end; i++)
-        {
-            fp = (fp << 1) + gear[data[i]];
-            if ((fp & _maskLoose) == 0)
-            {
-                return i + 1;
-            }
+            return cut;
         }
         if (end == max)
         {
             return max;
         }
         return final ? data.Length : 0;
+    }
+
+    /// <summary>The hot loop, without bounds checks: returns the cut length, or 0 when none was found before <paramref name="end"/>.</summary>
+    private unsafe int Scan(ReadOnlySpan<byte> data, int start, int normal, int end)
+    {
+        ulong fp = 0;
+        var strict = _maskStrict;
+        var loose = _maskLoose;
+        fixed (byte* p = data)
+        fixed (ulong* gear = _gear)
+        {
+            var i = start;
+            for (; i < normal; i++)
+            {
+                fp = (fp << 1) + gear[p[i]];
+                if ((fp & strict) == 0)
+                {
+                    return i + 1;
+                }
+            }
+            for (; i < end; i++)
+            {
+                fp = (fp << 1) + gear[p[i]];
+                if ((fp & loose) == 0)
+                {
+                    return i + 1;
+                }
+            }
+        }
+        return 0;
     }
 
     /// <summary>Reads <paramref name="input"/> to its end and yields chunks in pooled buffers the consumer must return.</summary>

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 
 namespace Cairn.Repository.Crypto;
 
-/// <summary>A 256-bit identifier: a blob ID (keyed BLAKE3) or an object name (SHA-256).</summary>
+/// <summary>A 256-bit identifier: a blob ID (HMAC-SHA256) or an object name (SHA-256).</summary>
 public readonly record struct ContentId(ulong A, ulong B, ulong C, ulong D)
 {
     public const int Size = 32;

@@ -39,13 +39,15 @@ public sealed class KeyMaterial
         return new KeyMaterial(master.ToArray(), Hk("cairn/v1/encryption"), Hk("cairn/v1/chunk-id"), Hk("cairn/v1/chunker"));
     }
 
-    /// <summary>The ID of a chunk: keyed BLAKE3-256, so IDs reveal nothing about content without the key.</summary>
+    /// <summary>
+    /// The ID of a chunk: HMAC-SHA256 under the chunk-ID key, so IDs reveal nothing about content
+    /// without the key. (HMAC-SHA256 runs on the CPU's SHA extensions through OpenSSL: 1.4 GB/s per
+    /// core here, against 0.4 GB/s for a managed single-threaded BLAKE3; see docs/architecture.md.)
+    /// </summary>
     public ContentId ChunkId(ReadOnlySpan<byte> chunk)
     {
-        using var hasher = Blake3.Hasher.NewKeyed(ChunkIdKey);
-        hasher.UpdateWithJoin(chunk);
         Span<byte> h = stackalloc byte[32];
-        hasher.Finalize(h);
+        HMACSHA256.HashData(ChunkIdKey, chunk, h);
         return ContentId.FromBytes(h);
     }
 }

@@ -40,8 +40,14 @@ internal sealed class PackBuilder
     private readonly List<PackHeaderEntry> _entries = [];
 
     public PackBuilder(int capacity)
+        : this(GC.AllocateUninitializedArray<byte>(capacity))
     {
-        _buffer = GC.AllocateUninitializedArray<byte>(capacity);
+    }
+
+    /// <summary>Builds into a caller-owned buffer (e.g. from a pool); it grows if a pack outgrows it.</summary>
+    public PackBuilder(byte[] buffer)
+    {
+        _buffer = buffer;
     }
 
     public int Length { get; private set; }
