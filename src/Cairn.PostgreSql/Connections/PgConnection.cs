@@ -1,0 +1,296 @@
+using System.Globalization;
+using System.Text;
+using Npgsql;
+
+namespace Cairn.PostgreSql.Connections;
+
+/// <summary>
+/// A connection to a PostgreSQL server, parsed from a libpq URI (<c>postgresql://user@host:5432/db?sslmode=require</c>)
+/// or key=value string (<c>host=db port=5432 dbname=app user=cairn</c>). The password (from the
+/// string, a password file, or PGPASSFILE/.pgpass) is never printed and never put into a program's
+/// arguments: child programs get a private PGPASSFILE.
+/// </summary>
+public sealed class PgConnection
+{
+    private readonly Dictionary<string, string> _params;
+
+    private PgConnection(Dictionary<string, string> parameters, string? password)
+    {
+        _params = parameters;
+        Password = password;
+    }
+
+    public string? Host => _params.GetValueOrDefault("host");
+
+    public int Port => int.TryParse(_params.GetValueOrDefault("port"), NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : 5432;
+
+    public string User => _params.GetValueOrDefault("user") ?? Environment.GetEnvironmentVariable("PGUSER") ?? Environment.UserName;
+
+    public string Database => _params.GetValueOrDefault("dbname") ?? User;
+
+    internal string? Password { get; }
+
+    public IReadOnlyDictionary<string, string> Parameters => _params;
+
+    /// <summary>Parses a connection string; <paramref name="passwordFile"/> (first line) overrides an embedded password.</summary>
+    public static PgConnection Parse(string connection, string? passwordFile = null)
+    {
+        var p = connection.StartsWith("postgres://", StringComparison.Ordinal) || connection.StartsWith("postgresql://", StringComparison.Ordinal)
+            ? ParseUri(connection)
+            : ParseKeyValue(connection);
+        var password = p.Remove("password", out var pw) ? pw : null;
+        if (passwordFile is not null)
+        {
+            try
+            {
+                password = File.ReadLines(passwordFile).FirstOrDefault()?.TrimEnd('\r') ?? "";
+            }
+            catch (IOException e)
+            {
+                throw new PgToolException($"cannot read password_file {passwordFile}: {e.Message}", e);
+            }
+            catch (UnauthorizedAccessException)
+            {
+                throw new PgToolException($"cannot read password_file {passwordFile}: permission denied");
+            }
+        }
+        return new PgConnection(p, password);
+    }
+
+    /// <summary>The same server, another database.</summary>
+    public PgConnection WithDatabase(string database)
+    {
+        var p = new Dictionary<string, string>(_params) { ["dbname"] = database };
+        return new PgConnection(p, Password);
+    }
+
+    /// <summary>For messages and evidence: user@host:port/db, never the password.</summary>
+    public string Redacted => $"{User}@{(Host is { } h && h.StartsWith('/') ? "[socket " + h + "]" : Host ?? "localhost")}:{Port}/{Database}";
+
+    public string NpgsqlConnectionString(string? applicationName = "cairn")
+    {
+        var b = new NpgsqlConnectionStringBuilder
+        {
+            Host = Host ?? Environment.GetEnvironmentVariable("PGHOST") ?? "/var/run/postgresql",
+            Port = Port,
+            Username = User,
+            Database = Database,
+            ApplicationName = applicationName,
+            Pooling = false,
+            Timeout = 15,
+            CommandTimeout = 0,
+        };
+        if (Password is not null)
+        {
+            b.Password = Password;
+        }
+        else if (Environment.GetEnvironmentVariable("PGPASSFILE") is { } pf)
+        {
+            b.Passfile = pf;
+        }
+        if (_params.TryGetValue("sslmode", out var ssl))
+        {
+            b.SslMode = ssl switch
+            {
+                "disable" => SslMode.Disable,
+                "allow" => SslMode.Allow,
+                "prefer" => SslMode.Prefer,
+                "require" => SslMode.Require,
+                "verify-ca" => SslMode.VerifyCA,
+                "verify-full" => SslMode.VerifyFull,
+                _ => throw new PgToolException($"unknown sslmode '{ssl}'"),
+            };
+        }
+        return b.ConnectionString;
+    }
+
+    public async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var c = new NpgsqlConnection(NpgsqlConnectionString());
+        try
+        {
+            await c.OpenAsync(cancellationToken).ConfigureAwait(false);
+            return c;
+        }
+        catch (NpgsqlException e)
+        {
+            await c.DisposeAsync().ConfigureAwait(false);
+            throw new PgToolException(Explain(e), e);
+        }
+        catch (PostgresException e)
+        {
+            await c.DisposeAsync().ConfigureAwait(false);
+            throw new PgToolException(Explain(e), e);
+        }
+    }
+
+    /// <summary>Turns a connection failure into a message that names the fix (and no secret).</summary>
+    public string Explain(Exception e)
+    {
+        var pe = e as PostgresException ?? e.InnerException as PostgresException;
+        if (pe?.SqlState == "28P01")
+        {
+            return $"wrong password for {Redacted}: check password_file / PGPASSFILE";
+        }
+        if (pe?.SqlState == "28000")
+        {
+            return $"the server refused {Redacted} ({pe.MessageText}); check pg_hba.conf and the user name";
+        }
+        if (pe?.SqlState == "3D000")
+        {
+            return $"database {Database} does not exist on {Redacted}";
+        }
+        if (pe is not null)
+        {
+            return $"{Redacted}: {pe.MessageText}";
+        }
+        return $"cannot connect to {Redacted}: {e.Message.Replace(Password ?? "\u0000", "***", StringComparison.Ordinal)}; is the server running and reachable?";
+    }
+
+    /// <summary>
+    /// Environment for pg_dump/pg_restore/psql: PG* variables and, when we hold a password, a PGPASSFILE
+    /// in a private (0600) file under <paramref name="privateDir"/>. The caller deletes the folder.
+    /// </summary>
+    public Dictionary<string, string> ProgramEnvironment(string privateDir)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["PGHOST"] = Host ?? Environment.GetEnvironmentVariable("PGHOST") ?? "/var/run/postgresql",
+            ["PGPORT"] = Port.ToString(CultureInfo.InvariantCulture),
+            ["PGUSER"] = User,
+            ["PGDATABASE"] = Database,
+            ["PGAPPNAME"] = "cairn",
+            ["PGCONNECT_TIMEOUT"] = "15",
+        };
+        foreach (var key in new[] { "sslmode", "sslrootcert", "sslcert", "sslkey", "options", "target_session_attrs" })
+        {
+            if (_params.TryGetValue(key, out var v))
+            {
+                env["PG" + key.Replace("_", "", StringComparison.Ordinal).ToUpperInvariant() switch { var k => k }] = v;
+            }
+        }
+        if (_params.TryGetValue("sslmode", out var sm))
+        {
+            env["PGSSLMODE"] = sm;
+        }
+        if (Password is not null)
+        {
+            Directory.CreateDirectory(privateDir);
+            var file = Path.Combine(privateDir, "pgpass");
+            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+            using (var fs = new FileStream(file, options))
+            {
+                static string Esc(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace(":", "\\:", StringComparison.Ordinal);
+                fs.Write(Encoding.UTF8.GetBytes($"*:*:*:{Esc(User)}:{Esc(Password)}\n"));
+            }
+            env["PGPASSFILE"] = file;
+        }
+        return env;
+    }
+
+    private static Dictionary<string, string> ParseUri(string uri)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        var rest = uri[(uri.IndexOf("://", StringComparison.Ordinal) + 3)..];
+        var q = rest.IndexOf('?', StringComparison.Ordinal);
+        var query = q >= 0 ? rest[(q + 1)..] : "";
+        rest = q >= 0 ? rest[..q] : rest;
+        var slash = rest.IndexOf('/', StringComparison.Ordinal);
+        var authority = slash >= 0 ? rest[..slash] : rest;
+        var db = slash >= 0 ? rest[(slash + 1)..] : "";
+        var at = authority.LastIndexOf('@');
+        if (at >= 0)
+        {
+            var userinfo = authority[..at];
+            authority = authority[(at + 1)..];
+            var colon = userinfo.IndexOf(':', StringComparison.Ordinal);
+            result["user"] = Uri.UnescapeDataString(colon >= 0 ? userinfo[..colon] : userinfo);
+            if (colon >= 0)
+            {
+                result["password"] = Uri.UnescapeDataString(userinfo[(colon + 1)..]);
+            }
+        }
+        if (authority.Length > 0)
+        {
+            var portSep = authority.StartsWith('[') ? authority.IndexOf("]:", StringComparison.Ordinal) + 1 : authority.LastIndexOf(':');
+            if (portSep > 0)
+            {
+                result["port"] = authority[(portSep + 1)..];
+                authority = authority[..portSep];
+            }
+            result["host"] = Uri.UnescapeDataString(authority.Trim('[', ']'));
+        }
+        if (db.Length > 0)
+        {
+            result["dbname"] = Uri.UnescapeDataString(db);
+        }
+        foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = pair.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0)
+            {
+                result[Uri.UnescapeDataString(pair[..eq])] = Uri.UnescapeDataString(pair[(eq + 1)..]);
+            }
+        }
+        return result;
+    }
+
+    private static Dictionary<string, string> ParseKeyValue(string text)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        var i = 0;
+        while (i < text.Length)
+        {
+            while (i < text.Length && char.IsWhiteSpace(text[i]))
+            {
+                i++;
+            }
+            if (i >= text.Length)
+            {
+                break;
+            }
+            var eq = text.IndexOf('=', i);
+            if (eq < 0)
+            {
+                throw new PgToolException($"malformed connection string near '{text[i..Math.Min(text.Length, i + 20)]}': expected key=value");
+            }
+            var key = text[i..eq].Trim();
+            i = eq + 1;
+            while (i < text.Length && char.IsWhiteSpace(text[i]))
+            {
+                i++;
+            }
+            var sb = new StringBuilder();
+            if (i < text.Length && text[i] == '\'')
+            {
+                i++;
+                while (i < text.Length && text[i] != '\'')
+                {
+                    if (text[i] == '\\' && i + 1 < text.Length)
+                    {
+                        i++;
+                    }
+                    sb.Append(text[i++]);
+                }
+                i++;
+            }
+            else
+            {
+                while (i < text.Length && !char.IsWhiteSpace(text[i]))
+                {
+                    if (text[i] == '\\' && i + 1 < text.Length)
+                    {
+                        i++;
+                    }
+                    sb.Append(text[i++]);
+                }
+            }
+            result[key] = sb.ToString();
+        }
+        return result;
+    }
+}
