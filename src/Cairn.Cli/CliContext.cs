@@ -1,4 +1,5 @@
 using Cairn.Cli.Terminal;
+using Cairn.Operations.Configuration;
 using Cairn.Repository;
 using Cairn.Repository.Crypto;
 using Cairn.Repository.Storage;
@@ -21,21 +22,51 @@ public sealed class CliContext(CliConsole console, TimeProvider time, Func<strin
     /// <summary>The --repo option as given (may be null; see <see cref="RepositoryPath"/>).</summary>
     public string? RepoOption { get; set; }
 
+    /// <summary>The database an operation was about, for its failure record.</summary>
+    public string? LastDatabase { get; set; }
+
     /// <summary>The last error message printed, for the failure's evidence record.</summary>
     public string? LastError { get; set; }
 
     public static CliContext System() => new(CliConsole.System(), TimeProvider.System, Environment.GetEnvironmentVariable);
 
-    /// <summary>The repository location: --repo, else CAIRN_REPOSITORY.</summary>
+    /// <summary>The --config option, set by the command runner.</summary>
+    public string? ConfigOption { get; set; }
+
+    private CairnConfig? _config;
+
+    /// <summary>cairn.yaml from --config, else CAIRN_CONFIG, else ./cairn.yaml if it exists; else an empty config.</summary>
+    public CairnConfig Config
+    {
+        get
+        {
+            if (_config is not null)
+            {
+                return _config;
+            }
+            var path = ConfigOption ?? Env("CAIRN_CONFIG");
+            if (path is null && File.Exists("cairn.yaml"))
+            {
+                path = "cairn.yaml";
+            }
+            _config = path is null ? CairnConfig.Empty : CairnConfig.Load(path);
+            return _config;
+        }
+    }
+
+    /// <summary>The repository location: --repo, else CAIRN_REPOSITORY, else repository: in cairn.yaml.</summary>
     public string RepositoryPath(string? option)
     {
-        var path = option ?? Env("CAIRN_REPOSITORY");
+        var path = option ?? Env("CAIRN_REPOSITORY") ?? Config.Repository;
         if (string.IsNullOrWhiteSpace(path))
         {
-            throw new RepositoryException(ErrorKind.InvalidInput, "no repository given: pass --repo PATH or set CAIRN_REPOSITORY");
+            throw new RepositoryException(ErrorKind.InvalidInput, "no repository given: pass --repo PATH, set CAIRN_REPOSITORY, or set repository: in cairn.yaml");
         }
         return path;
     }
+
+    /// <summary>The repository path if one is known, else null (for evidence records).</summary>
+    public string? RepositoryPathOrNull() => RepoOption ?? Env("CAIRN_REPOSITORY") ?? Config.Repository;
 
     public IStorage Storage(string? option) => new FileSystemStorage(RepositoryPath(option), Time);
 

@@ -18,6 +18,8 @@ public static class ExitCodes
     public const int NoSpace = 7;
     public const int AlreadyExists = 8;
     public const int Evidence = 9;
+    public const int Database = 10;
+    public const int RestoreCheckFailed = 11;
     public const int Interrupted = 130;
 
     public static int For(ErrorKind kind) => kind switch

@@ -3,6 +3,8 @@ using System.Text.Json;
 using Cairn.Repository;
 using System.Globalization;
 using Cairn.Evidence.Log;
+using Cairn.Operations.Configuration;
+using Cairn.PostgreSql;
 using Cairn.Repository.Crypto;
 
 namespace Cairn.Cli.Commands;
@@ -14,6 +16,8 @@ internal static class CommandRunner
 
     public static readonly Option<string?> Repo = new("--repo", "-r") { Description = "Repository folder (default: $CAIRN_REPOSITORY)", Recursive = true };
 
+    public static readonly Option<string?> Config = new("--config", "-c") { Description = "Config file (default: $CAIRN_CONFIG, else ./cairn.yaml)", Recursive = true };
+
     public static readonly Option<string?> EvidenceDir = new("--evidence") { Description = "Evidence log folder (default: $CAIRN_EVIDENCE, else REPO-evidence beside the repository)", Recursive = true };
 
     /// <summary>Sets the action; when <paramref name="evidenceKind"/> is given, a failure is recorded as evidence too.</summary>
@@ -24,6 +28,7 @@ internal static class CommandRunner
             var json = parse.GetValue(Json);
             ctx.EvidenceOption = parse.GetValue(EvidenceDir);
             ctx.RepoOption = parse.GetValue(Repo);
+            ctx.ConfigOption = parse.GetValue(Config);
             var code = await RunAsync(ctx, parse, action, json, ct).ConfigureAwait(false);
             if (code != ExitCodes.Ok && code != ExitCodes.Usage && evidenceKind is not null && !(code == ExitCodes.Damaged && evidenceKind == "verify"))
             {
@@ -37,12 +42,12 @@ internal static class CommandRunner
     {
         try
         {
-            var repo = ctx.RepoOption ?? ctx.Env("CAIRN_REPOSITORY");
+            var repo = ctx.RepositoryPathOrNull();
             if (repo is null)
             {
                 return;
             }
-            Evidence.RecordAsync(ctx, repo, kind, "error", new() { ["exit_code"] = code.ToString(CultureInfo.InvariantCulture), ["error"] = ctx.LastError ?? "" }, CancellationToken.None).GetAwaiter().GetResult();
+            Evidence.RecordAsync(ctx, repo, kind, "error", new() { ["exit_code"] = code.ToString(CultureInfo.InvariantCulture), ["error"] = ctx.LastError ?? "" }, CancellationToken.None, database: ctx.LastDatabase).GetAwaiter().GetResult();
         }
         catch (Exception e) when (e is EvidenceException or IOException or UnauthorizedAccessException)
         {
@@ -60,6 +65,18 @@ internal static class CommandRunner
             catch (EvidenceException e)
             {
                 return Fail(ctx, json, ExitCodes.Evidence, "evidence", e.Message);
+            }
+            catch (ConfigException e)
+            {
+                return Fail(ctx, json, ExitCodes.Usage, "config", e.Message);
+            }
+            catch (PgToolException e)
+            {
+                return Fail(ctx, json, ExitCodes.Database, "postgres", e.Message);
+            }
+            catch (System.Data.Common.DbException e)
+            {
+                return Fail(ctx, json, ExitCodes.Database, "postgres", $"the database reported: {e.Message.Split('\n')[0]}");
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {

@@ -13,7 +13,7 @@ internal static class Evidence
     /// <summary>The evidence folder: --evidence, else CAIRN_EVIDENCE, else beside the repository (REPO-evidence).</summary>
     public static EvidenceLog Open(CliContext ctx, string? repositoryPath)
     {
-        var folder = ctx.EvidenceOption ?? ctx.Env("CAIRN_EVIDENCE");
+        var folder = ctx.EvidenceOption ?? ctx.Env("CAIRN_EVIDENCE") ?? ctx.Config.Evidence.Path;
         if (string.IsNullOrEmpty(folder))
         {
             if (string.IsNullOrEmpty(repositoryPath))
@@ -22,7 +22,7 @@ internal static class Evidence
             }
             folder = Path.GetFullPath(repositoryPath).TrimEnd('/') + "-evidence";
         }
-        return new EvidenceLog(folder, ctx.Env("CAIRN_EVIDENCE_KEY"), ctx.Time);
+        return new EvidenceLog(folder, ctx.Env("CAIRN_EVIDENCE_KEY") ?? ctx.Config.Evidence.SigningKey, ctx.Time);
     }
 
     /// <summary>Records one event. Creates the log (and its signing key) the first time.</summary>

@@ -24,7 +24,7 @@ internal static class EvidenceCommands
 
     private static EvidenceLog OpenExisting(CliContext ctx)
     {
-        var log = Evidence.Open(ctx, ctx.RepoOption ?? ctx.Env("CAIRN_REPOSITORY"));
+        var log = Evidence.Open(ctx, ctx.RepositoryPathOrNull());
         if (!log.Exists)
         {
             throw new EvidenceException($"no evidence log at {log.Folder}; it is created by 'cairn init' or 'cairn evidence init' (or pass --evidence DIR)");
@@ -38,7 +38,7 @@ internal static class EvidenceCommands
         var cmd = new Command("init", "Create an evidence log and its Ed25519 signing key") { origin };
         cmd.SetAction(ctx, (p, ct) =>
         {
-            var log = Evidence.Open(ctx, ctx.RepoOption ?? ctx.Env("CAIRN_REPOSITORY"));
+            var log = Evidence.Open(ctx, ctx.RepositoryPathOrNull());
             var key = log.Init(p.GetValue(origin));
             ctx.Console.Out.WriteLine($"created the evidence log at {log.Folder}");
             ctx.Console.Out.WriteLine($"signing key: {log.SigningKeyPath} (mode 0600; keep a copy somewhere safe)");
@@ -301,7 +301,7 @@ internal static class EvidenceCommands
             var log = OpenExisting(ctx);
             var t = ParseTime(p.GetValue(before)) ?? throw new EvidenceException("--before needs a date");
             var (segments, records) = log.Prune(t);
-            Evidence.RecordAsync(ctx, ctx.RepoOption ?? ctx.Env("CAIRN_REPOSITORY") ?? log.Folder, "evidence-prune", "pass", new() { ["before"] = t.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), ["records"] = records.ToString(CultureInfo.InvariantCulture), ["segments"] = segments.ToString(CultureInfo.InvariantCulture) }, ct).GetAwaiter().GetResult();
+            Evidence.RecordAsync(ctx, ctx.RepositoryPathOrNull() ?? log.Folder, "evidence-prune", "pass", new() { ["before"] = t.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), ["records"] = records.ToString(CultureInfo.InvariantCulture), ["segments"] = segments.ToString(CultureInfo.InvariantCulture) }, ct).GetAwaiter().GetResult();
             ctx.Console.Out.WriteLine($"pruned the bodies of {records} record(s) in {segments} segment(s); their leaf hashes remain");
             return Task.FromResult(ExitCodes.Ok);
         });
@@ -311,7 +311,7 @@ internal static class EvidenceCommands
     private static void RecordRead(CliContext ctx, EvidenceLog log, string command, string range)
     {
         var from = ctx.Env("SSH_CLIENT")?.Split(' ')[0] ?? "local";
-        Evidence.RecordAsync(ctx, ctx.RepoOption ?? ctx.Env("CAIRN_REPOSITORY") ?? log.Folder, "evidence-read", "pass",
+        Evidence.RecordAsync(ctx, ctx.RepositoryPathOrNull() ?? log.Folder, "evidence-read", "pass",
             new() { ["command"] = command, ["range"] = range, ["from"] = from, ["who"] = Environment.UserName }, CancellationToken.None).GetAwaiter().GetResult();
     }
 

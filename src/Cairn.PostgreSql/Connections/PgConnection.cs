@@ -117,11 +117,6 @@ public sealed class PgConnection
             await c.DisposeAsync().ConfigureAwait(false);
             throw new PgToolException(Explain(e), e);
         }
-        catch (PostgresException e)
-        {
-            await c.DisposeAsync().ConfigureAwait(false);
-            throw new PgToolException(Explain(e), e);
-        }
     }
 
     /// <summary>Turns a connection failure into a message that names the fix (and no secret).</summary>
@@ -162,16 +157,21 @@ public sealed class PgConnection
             ["PGAPPNAME"] = "cairn",
             ["PGCONNECT_TIMEOUT"] = "15",
         };
-        foreach (var key in new[] { "sslmode", "sslrootcert", "sslcert", "sslkey", "options", "target_session_attrs" })
+        var map = new Dictionary<string, string>
+        {
+            ["sslmode"] = "PGSSLMODE",
+            ["sslrootcert"] = "PGSSLROOTCERT",
+            ["sslcert"] = "PGSSLCERT",
+            ["sslkey"] = "PGSSLKEY",
+            ["options"] = "PGOPTIONS",
+            ["target_session_attrs"] = "PGTARGETSESSIONATTRS",
+        };
+        foreach (var (key, variable) in map)
         {
             if (_params.TryGetValue(key, out var v))
             {
-                env["PG" + key.Replace("_", "", StringComparison.Ordinal).ToUpperInvariant() switch { var k => k }] = v;
+                env[variable] = v;
             }
-        }
-        if (_params.TryGetValue("sslmode", out var sm))
-        {
-            env["PGSSLMODE"] = sm;
         }
         if (Password is not null)
         {

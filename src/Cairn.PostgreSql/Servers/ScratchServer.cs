@@ -68,7 +68,7 @@ public sealed class ScratchServer : IAsyncDisposable
             PgProcess.GiveToServerUser(root);
             if (initFrom is null)
             {
-                var init = await PgProcess.RunAsync(bin["initdb"], ["-D", server.DataDirectory, "-U", Superuser, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], null, cancellationToken, asServerUser: true).ConfigureAwait(false);
+                var init = await PgProcess.RunAsync(bin["initdb"], ["-D", server.DataDirectory, "-U", Superuser, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], null, cancellationToken, asServerUser: true).ConfigureAwait(false);
                 if (init.ExitCode != 0)
                 {
                     throw new PgToolException($"initdb failed: {PgProcess.Tail(init.StandardError)}");

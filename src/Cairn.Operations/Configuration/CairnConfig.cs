@@ -1,0 +1,247 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Cairn.Operations.Configuration;
+
+/// <summary>A config problem, always naming the file, line and key.</summary>
+public sealed class ConfigException(string message) : Exception(message);
+
+public sealed record RetentionPolicy
+{
+    public int? KeepLast { get; init; }
+    public int? KeepDaily { get; init; }
+    public int? KeepWeekly { get; init; }
+    public int? KeepMonthly { get; init; }
+    public TimeSpan? KeepWithin { get; init; }
+
+    public bool IsEmpty => KeepLast is null && KeepDaily is null && KeepWeekly is null && KeepMonthly is null && KeepWithin is null;
+}
+
+public sealed record DatabaseConfig
+{
+    public string Name { get; init; } = "";
+    public string Connection { get; init; } = "";
+    public string? PasswordFile { get; init; }
+    public string? DataDirectory { get; init; }
+    public RetentionPolicy Retention { get; init; } = new();
+
+    /// <summary>Sections read by later parts (checks, schedule, monitoring), kept as parsed YAML.</summary>
+    public YamlSequenceNode? Checks { get; init; }
+    public YamlMappingNode? Schedule { get; init; }
+    public YamlMappingNode? Monitoring { get; init; }
+}
+
+public sealed record EvidenceConfig(string? Path, string? SigningKey, bool MirrorTable);
+
+/// <summary>
+/// cairn.yaml: the path comes from --config, CAIRN_CONFIG, else ./cairn.yaml. Secrets are never in
+/// it: password_file, url_file and the like name files that hold them.
+/// </summary>
+public sealed record CairnConfig
+{
+    public string? File { get; init; }
+    public string? Repository { get; init; }
+    public EvidenceConfig Evidence { get; init; } = new(null, null, false);
+    public string? PostgresBin { get; init; }
+    public string? WorkDirectory { get; init; }
+    public Dictionary<string, DatabaseConfig> Databases { get; init; } = new(StringComparer.Ordinal);
+    public YamlSequenceNode? Alerts { get; init; }
+
+    public static CairnConfig Empty { get; } = new();
+
+    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "daemon"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "physical"];
+    private static readonly HashSet<string> RetentionKeys = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within"];
+    private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table"];
+
+    public static CairnConfig Load(string path)
+    {
+        string text;
+        try
+        {
+            text = System.IO.File.ReadAllText(path);
+        }
+        catch (FileNotFoundException)
+        {
+            throw new ConfigException($"config file {path} does not exist");
+        }
+        catch (IOException e)
+        {
+            throw new ConfigException($"cannot read config file {path}: {e.Message}");
+        }
+        return Parse(text, path);
+    }
+
+    public static CairnConfig Parse(string text, string file)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(text));
+        }
+        catch (YamlException e)
+        {
+            throw new ConfigException($"{file}:{e.Start.Line}: invalid YAML: {e.InnerException?.Message ?? e.Message}");
+        }
+        if (stream.Documents.Count == 0)
+        {
+            return new CairnConfig { File = file };
+        }
+        if (stream.Documents[0].RootNode is not YamlMappingNode root)
+        {
+            throw new ConfigException($"{file}:1: the config must be a mapping of keys (repository:, databases:, …)");
+        }
+        var ctx = new Ctx(file);
+        ctx.CheckKeys(root, TopKeys, "");
+        var baseDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(file))!;
+        string? Resolve(string? p) => p is null ? null : p.StartsWith("s3://", StringComparison.Ordinal) ? p : System.IO.Path.GetFullPath(p, baseDir);
+
+        var dbs = new Dictionary<string, DatabaseConfig>(StringComparer.Ordinal);
+        if (ctx.Get(root, "databases") is { } dbNode)
+        {
+            var map = ctx.Mapping(dbNode, "databases");
+            foreach (var (k, v) in map.Children)
+            {
+                var name = ctx.Scalar(k, "databases");
+                if (!Regex.IsMatch(name, "^[A-Za-z0-9_.-]+$"))
+                {
+                    throw new ConfigException($"{file}:{k.Start.Line}: database name '{name}' may only hold letters, digits, '_', '.', '-'");
+                }
+                var d = ctx.Mapping(v, $"databases.{name}");
+                ctx.CheckKeys(d, DbKeys, $"databases.{name}.");
+                var connection = ctx.Get(d, "connection") is { } cn ? ctx.Scalar(cn, $"databases.{name}.connection") : throw new ConfigException($"{file}:{v.Start.Line}: databases.{name}: 'connection' is required (a libpq URI or key=value string)");
+                if (connection.Contains("password=", StringComparison.OrdinalIgnoreCase) || Regex.IsMatch(connection, "^postgres(ql)?://[^/@]*:[^/@]*@"))
+                {
+                    throw new ConfigException($"{file}:{cn.Start.Line}: databases.{name}.connection holds a password; put it in a file and name it with password_file (or use PGPASSFILE/.pgpass)");
+                }
+                var retention = new RetentionPolicy();
+                if (ctx.Get(d, "retention") is { } rn)
+                {
+                    var rm = ctx.Mapping(rn, $"databases.{name}.retention");
+                    ctx.CheckKeys(rm, RetentionKeys, $"databases.{name}.retention.");
+                    retention = new RetentionPolicy
+                    {
+                        KeepLast = ctx.OptInt(rm, "keep_last", $"databases.{name}.retention"),
+                        KeepDaily = ctx.OptInt(rm, "keep_daily", $"databases.{name}.retention"),
+                        KeepWeekly = ctx.OptInt(rm, "keep_weekly", $"databases.{name}.retention"),
+                        KeepMonthly = ctx.OptInt(rm, "keep_monthly", $"databases.{name}.retention"),
+                        KeepWithin = ctx.Get(rm, "keep_within") is { } kw ? ctx.Duration(kw, $"databases.{name}.retention.keep_within") : null,
+                    };
+                }
+                dbs[name] = new DatabaseConfig
+                {
+                    Name = name,
+                    Connection = connection,
+                    PasswordFile = Resolve(ctx.OptString(d, "password_file", $"databases.{name}")),
+                    DataDirectory = Resolve(ctx.OptString(d, "data_directory", $"databases.{name}")),
+                    Retention = retention,
+                    Checks = ctx.Get(d, "checks") is { } ch ? ch as YamlSequenceNode ?? throw new ConfigException($"{file}:{ch.Start.Line}: databases.{name}.checks must be a list") : null,
+                    Schedule = ctx.Get(d, "schedule") is { } sc ? ctx.Mapping(sc, $"databases.{name}.schedule") : null,
+                    Monitoring = ctx.Get(d, "monitoring") is { } mo ? ctx.Mapping(mo, $"databases.{name}.monitoring") : null,
+                };
+            }
+        }
+        var evidence = new EvidenceConfig(null, null, false);
+        if (ctx.Get(root, "evidence") is { } en)
+        {
+            var em = ctx.Mapping(en, "evidence");
+            ctx.CheckKeys(em, EvidenceKeys, "evidence.");
+            evidence = new EvidenceConfig(Resolve(ctx.OptString(em, "path", "evidence")), Resolve(ctx.OptString(em, "signing_key", "evidence")), ctx.OptBool(em, "mirror_table", "evidence") ?? false);
+        }
+        return new CairnConfig
+        {
+            File = file,
+            Repository = Resolve(ctx.OptString(root, "repository", "")),
+            Evidence = evidence,
+            PostgresBin = Resolve(ctx.OptString(root, "postgres_bin", "")),
+            WorkDirectory = Resolve(ctx.OptString(root, "work_dir", "")),
+            Databases = dbs,
+            Alerts = ctx.Get(root, "alerts") as YamlSequenceNode,
+        };
+    }
+
+    /// <summary>Parses durations such as 90s, 15m, 6h, 30d, 2w, 1y.</summary>
+    public static bool TryParseDuration(string text, out TimeSpan value)
+    {
+        value = default;
+        var m = Regex.Match(text.Trim(), @"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)$");
+        if (!m.Success)
+        {
+            return false;
+        }
+        var n = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        value = m.Groups[2].Value switch
+        {
+            "s" => TimeSpan.FromSeconds(n),
+            "m" => TimeSpan.FromMinutes(n),
+            "h" => TimeSpan.FromHours(n),
+            "d" => TimeSpan.FromDays(n),
+            "w" => TimeSpan.FromDays(7 * n),
+            _ => TimeSpan.FromDays(365 * n),
+        };
+        return true;
+    }
+
+    private sealed class Ctx(string file)
+    {
+        public YamlNode? Get(YamlMappingNode m, string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? v : null;
+
+        public void CheckKeys(YamlMappingNode m, HashSet<string> known, string prefix)
+        {
+            foreach (var k in m.Children.Keys)
+            {
+                var name = (k as YamlScalarNode)?.Value ?? "?";
+                if (!known.Contains(name))
+                {
+                    throw new ConfigException($"{file}:{k.Start.Line}: unknown key '{prefix}{name}' (known here: {string.Join(", ", known.Order(StringComparer.Ordinal))})");
+                }
+            }
+        }
+
+        public YamlMappingNode Mapping(YamlNode n, string key) => n as YamlMappingNode
+            ?? throw new ConfigException($"{file}:{n.Start.Line}: '{key}' must be a mapping (key: value lines)");
+
+        public string Scalar(YamlNode n, string key) => n is YamlScalarNode s && s.Value is not null
+            ? s.Value
+            : throw new ConfigException($"{file}:{n.Start.Line}: '{key}' must be a single value");
+
+        public string? OptString(YamlMappingNode m, string key, string prefix) => Get(m, key) is { } n ? Scalar(n, Join(prefix, key)) : null;
+
+        public int? OptInt(YamlMappingNode m, string key, string prefix)
+        {
+            if (Get(m, key) is not { } n)
+            {
+                return null;
+            }
+            var s = Scalar(n, Join(prefix, key));
+            return int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v >= 0
+                ? v
+                : throw new ConfigException($"{file}:{n.Start.Line}: '{Join(prefix, key)}' must be a whole number ≥ 0, not '{s}'");
+        }
+
+        public bool? OptBool(YamlMappingNode m, string key, string prefix)
+        {
+            if (Get(m, key) is not { } n)
+            {
+                return null;
+            }
+            var s = Scalar(n, Join(prefix, key));
+            return s switch
+            {
+                "true" or "yes" or "on" => true,
+                "false" or "no" or "off" => false,
+                _ => throw new ConfigException($"{file}:{n.Start.Line}: '{Join(prefix, key)}' must be true or false, not '{s}'"),
+            };
+        }
+
+        public TimeSpan Duration(YamlNode n, string key)
+        {
+            var s = Scalar(n, key);
+            return TryParseDuration(s, out var d) ? d : throw new ConfigException($"{file}:{n.Start.Line}: '{key}' must be a duration like 30d, 24h or 15m, not '{s}'");
+        }
+
+        private static string Join(string prefix, string key) => prefix.Length == 0 ? key : $"{prefix}.{key}";
+    }
+}

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Cairn.PostgreSql.Connections;
+using Cairn.PostgreSql.Logical;
+using Cairn.Repository;
+using Cairn.Repository.Manifests;
+
+namespace Cairn.Operations.Logical;
+
+public sealed record LogicalBackupResult(Snapshot Snapshot, Fingerprint Fingerprint, WriteStats Stats, TimeSpan Duration, int Files);
+
+/// <summary>Progress of a logical backup: bytes stored so far and tables fingerprinted.</summary>
+public sealed record BackupProgress(long Bytes, int TablesDone, int TablesTotal, string Current);
+
+/// <summary>
+/// A logical backup into the repository: pg_dump's directory output, one item per file (so an
+/// unchanged table deduplicates whole, and one table can be restored alone), plus the roles the
+/// database needs and the fingerprint. Nothing becomes visible unless every step succeeded.
+/// </summary>
+public static class LogicalBackupOperation
+{
+    public const string Kind = "logical";
+    public const string FingerprintItem = "fingerprint.json";
+    public const string RolesItem = "roles.sql";
+    public const string DumpPrefix = "dump/";
+
+    public static async Task<LogicalBackupResult> RunAsync(Repository.Repository repo, string name, PgConnection connection, DumpOptions options,
+        IProgress<BackupProgress>? progress, CancellationToken cancellationToken, string? postgresBin = null)
+    {
+        var sw = Stopwatch.StartNew();
+        await using var dump = await LogicalDump.BeginAsync(connection, options, cancellationToken, postgresBin).ConfigureAwait(false);
+        await using var writer = repo.BeginWrite();
+        var files = 0;
+        var tablesDone = 0;
+        long bytes = 0;
+        var sync = new object();
+        void Report(string current)
+        {
+            lock (sync)
+            {
+                progress?.Report(new BackupProgress(bytes + writer.Stats.BytesRead, tablesDone, Math.Max(tablesDone, files), current));
+            }
+        }
+        await dump.RunAsync(async (file, path) =>
+        {
+            await using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan))
+            {
+                await writer.AddStreamAsync(DumpPrefix + file, fs, null, cancellationToken, "file").ConfigureAwait(false);
+            }
+            File.Delete(path); // free the temp space as soon as the file is stored
+            files++;
+            Report(file);
+        }, new Progress<string>(t =>
+        {
+            Interlocked.Increment(ref tablesDone);
+            Report(t);
+        }), cancellationToken).ConfigureAwait(false);
+
+        var fp = dump.Fingerprint;
+        await writer.AddStreamAsync(RolesItem, new MemoryStream(Encoding.UTF8.GetBytes(dump.RolesSql)), null, cancellationToken, "file").ConfigureAwait(false);
+        await writer.AddStreamAsync(FingerprintItem, new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(fp, FingerprintJson.Default.Fingerprint)), null, cancellationToken, "file").ConfigureAwait(false);
+        var meta = new Dictionary<string, string>
+        {
+            ["database"] = fp.Database,
+            ["source"] = connection.Redacted,
+            ["server_version"] = fp.ServerVersion,
+            ["backup_time"] = fp.BackupTime.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
+            ["format"] = "pg_dump-directory",
+            ["tables"] = fp.Tables.Count.ToString(CultureInfo.InvariantCulture),
+            ["rows"] = fp.TotalRows.ToString(CultureInfo.InvariantCulture),
+            ["fingerprint"] = fp.Mode,
+        };
+        var snapshot = await writer.CommitAsync(name, Kind, meta, cancellationToken).ConfigureAwait(false);
+        return new LogicalBackupResult(snapshot, fp, writer.Stats, sw.Elapsed, files);
+    }
+}

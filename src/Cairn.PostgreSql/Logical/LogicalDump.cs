@@ -1,0 +1,247 @@
+using System.Globalization;
+using Cairn.PostgreSql.Connections;
+using Cairn.PostgreSql.Programs;
+using Npgsql;
+
+namespace Cairn.PostgreSql.Logical;
+
+public sealed record DumpOptions(bool ContentFingerprint = false, bool WithRolePasswords = false, int Jobs = 2, string? WorkDirectory = null);
+
+/// <summary>
+/// One logical backup of one database, consistent in one snapshot: a REPEATABLE READ transaction
+/// exports its snapshot; pg_dump (directory format, uncompressed so the repository can deduplicate,
+/// one file per table so one table can be restored alone, <c>-j</c> workers) runs with
+/// <c>--snapshot</c>, and the fingerprint (exact row counts, optionally content hashes) is taken in
+/// the same transaction while pg_dump runs. Files are handed to the caller as pg_dump finishes them.
+/// </summary>
+public sealed class LogicalDump : IAsyncDisposable
+{
+    private readonly PgConnection _connection;
+    private readonly PgBinaries _bin;
+    private readonly DumpOptions _options;
+    private readonly NpgsqlConnection _holder;
+    private readonly string _work;
+
+    private LogicalDump(PgConnection connection, PgBinaries bin, DumpOptions options, NpgsqlConnection holder, string work)
+    {
+        _connection = connection;
+        _bin = bin;
+        _options = options;
+        _holder = holder;
+        _work = work;
+    }
+
+    public Fingerprint Fingerprint { get; private set; } = new();
+
+    public string RolesSql { get; private set; } = "";
+
+    public string DumpDirectory => Path.Combine(_work, "dump");
+
+    public static async Task<LogicalDump> BeginAsync(PgConnection connection, DumpOptions options, CancellationToken cancellationToken, string? postgresBin = null)
+    {
+        var holder = await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            int versionNum;
+            await using (var cmd = new NpgsqlCommand("SHOW server_version_num", holder))
+            {
+                versionNum = int.Parse((string)(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!, CultureInfo.InvariantCulture);
+            }
+            var bin = PgBinaries.Find(versionNum / 10000, postgresBin);
+            var work = Path.Combine(options.WorkDirectory ?? Path.GetTempPath(), $"cairn-dump-{Guid.NewGuid():N}"[..26]);
+            Directory.CreateDirectory(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var dump = new LogicalDump(connection, bin, options, holder, work);
+            await dump.OpenSnapshotAsync(versionNum, cancellationToken).ConfigureAwait(false);
+            return dump;
+        }
+        catch
+        {
+            await holder.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task OpenSnapshotAsync(int versionNum, CancellationToken ct)
+    {
+        await using (var begin = new NpgsqlCommand("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", _holder))
+        {
+            await begin.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        await using var cmd = new NpgsqlCommand(
+            """
+            SELECT pg_export_snapshot(), now(), current_database(), current_setting('server_version'),
+                   pg_encoding_to_char(d.encoding), pg_get_userbyid(d.datdba),
+                   coalesce((SELECT array_agg(extname || ' ' || extversion ORDER BY extname) FROM pg_extension), '{}')
+            FROM pg_database d WHERE d.datname = current_database()
+            """, _holder);
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        await r.ReadAsync(ct).ConfigureAwait(false);
+        Fingerprint = new Fingerprint
+        {
+            Snapshot = r.GetString(0),
+            BackupTime = r.GetFieldValue<DateTimeOffset>(1),
+            Database = r.GetString(2),
+            ServerVersion = r.GetString(3),
+            ServerVersionNum = versionNum,
+            Encoding = r.GetString(4),
+            Owner = r.GetString(5),
+            Extensions = [.. r.GetFieldValue<string[]>(6)],
+            Mode = _options.ContentFingerprint ? "content" : "rows",
+        };
+    }
+
+    /// <summary>
+    /// Runs pg_dump and the fingerprint in parallel; calls <paramref name="onFile"/> with each file
+    /// (relative name, full path) once complete, <c>toc.dat</c> last. Throws with pg_dump's own words on failure.
+    /// </summary>
+    public async Task RunAsync(Func<string, string, Task> onFile, IProgress<string>? progress, CancellationToken cancellationToken)
+    {
+        var privateDir = Path.Combine(_work, "private");
+        var env = _connection.ProgramEnvironment(privateDir);
+        var args = new List<string>
+        {
+            "--format=directory", "--compress=0", "--no-sync", $"--jobs={Math.Max(1, _options.Jobs)}",
+            $"--snapshot={Fingerprint.Snapshot}", "--file", DumpDirectory, "--dbname", _connection.Database,
+        };
+        var psi = PgProcess.StartInfo(_bin["pg_dump"], args, env);
+        using var pgDump = PgProcess.Start(psi, "pg_dump");
+        pgDump.StandardInput.Close();
+        var stderr = pgDump.StandardError.ReadToEndAsync(cancellationToken);
+        _ = pgDump.StandardOutput.ReadToEndAsync(cancellationToken);
+
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var fingerprint = Task.Run(() => FingerprintAsync(progress, cts.Token), cts.Token);
+        var handed = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            // Hand over table files as soon as pg_dump has closed them, so ingestion overlaps the dump.
+            while (!pgDump.HasExited)
+            {
+                await Task.Delay(150, cancellationToken).ConfigureAwait(false);
+                foreach (var f in CompleteFiles(handed))
+                {
+                    handed.Add(f);
+                    await onFile(f, Path.Combine(DumpDirectory, f)).ConfigureAwait(false);
+                }
+            }
+            await pgDump.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            if (pgDump.ExitCode != 0)
+            {
+                throw new PgToolException($"pg_dump of {_connection.Redacted} failed (exit {pgDump.ExitCode}): {PgProcess.Tail(await stderr.ConfigureAwait(false))}; no backup was recorded");
+            }
+            var rest = Directory.EnumerateFiles(DumpDirectory).Select(Path.GetFileName).OfType<string>()
+                .Where(f => !handed.Contains(f)).OrderBy(f => f == "toc.dat" ? 1 : 0).ThenBy(f => f, StringComparer.Ordinal).ToList();
+            foreach (var f in rest)
+            {
+                await onFile(f, Path.Combine(DumpDirectory, f)).ConfigureAwait(false);
+            }
+            Fingerprint = await fingerprint.ConfigureAwait(false);
+            RolesSql = await Catalog.RolesSqlAsync(_holder, _options.WithRolePasswords, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            PgProcess.Kill(pgDump);
+            await cts.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await fingerprint.ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // the first error is reported
+            }
+            throw;
+        }
+    }
+
+    private async Task<Fingerprint> FingerprintAsync(IProgress<string>? progress, CancellationToken ct)
+    {
+        var tables = await Catalog.TablesAsync(_holder, ct).ConfigureAwait(false);
+        var list = new List<TableFingerprint>(tables.Count);
+        foreach (var (schema, name, kind) in tables)
+        {
+            ct.ThrowIfCancellationRequested();
+            var rows = await Catalog.CountAsync(_holder, schema, name, ct).ConfigureAwait(false);
+            var hash = _options.ContentFingerprint ? await Catalog.ContentHashAsync(_holder, schema, name, ct).ConfigureAwait(false) : null;
+            list.Add(new TableFingerprint { Schema = schema, Name = name, Kind = kind, Rows = rows, ContentHash = hash });
+            progress?.Report($"{schema}.{name}");
+        }
+        return Fingerprint with { Tables = list };
+    }
+
+    /// <summary>Files in the dump folder that no process holds open any more (pg_dump finished writing them).</summary>
+    private IEnumerable<string> CompleteFiles(HashSet<string> handed)
+    {
+        if (!Directory.Exists(DumpDirectory))
+        {
+            return [];
+        }
+        var present = Directory.EnumerateFiles(DumpDirectory).Select(Path.GetFileName).OfType<string>()
+            .Where(f => f != "toc.dat" && !handed.Contains(f)).ToList();
+        if (present.Count == 0)
+        {
+            return [];
+        }
+        var open = OpenFilesUnder(DumpDirectory);
+        return present.Where(f => !open.Contains(Path.Combine(DumpDirectory, f))).Order(StringComparer.Ordinal).ToList();
+    }
+
+    private static HashSet<string> OpenFilesUnder(string folder)
+    {
+        var open = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            var name = Path.GetFileName(proc);
+            if (name.Length == 0 || !char.IsAsciiDigit(name[0]))
+            {
+                continue;
+            }
+            IEnumerable<string> fds;
+            try
+            {
+                fds = Directory.EnumerateFileSystemEntries(Path.Combine(proc, "fd")).ToList();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+            foreach (var fd in fds)
+            {
+                try
+                {
+                    var target = new FileInfo(fd).LinkTarget;
+                    if (target is not null && target.StartsWith(folder, StringComparison.Ordinal))
+                    {
+                        open.Add(target);
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                }
+            }
+        }
+        return open;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await using (var rollback = new NpgsqlCommand("ROLLBACK", _holder))
+            {
+                await rollback.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+        {
+        }
+        await _holder.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            Directory.Delete(_work, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,130 @@
+using Cairn.PostgreSql.Connections;
+using Cairn.PostgreSql.Programs;
+using Npgsql;
+
+namespace Cairn.PostgreSql.Logical;
+
+/// <summary>A table whose restored rows differ from the fingerprint.</summary>
+public sealed record CountMismatch(string Table, long Expected, long? Actual, string What);
+
+/// <summary>Restores a pg_dump directory into a new database and checks it against the fingerprint.</summary>
+public static class LogicalRestorer
+{
+    /// <summary>Number of user tables in a database, or null when it does not exist.</summary>
+    public static async Task<long?> UserTableCountAsync(PgConnection server, string database, CancellationToken ct)
+    {
+        await using (var c = await server.WithDatabase(MaintenanceDb(server)).OpenAsync(ct).ConfigureAwait(false))
+        await using (var cmd = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = @d", c))
+        {
+            cmd.Parameters.AddWithValue("d", database);
+            if (await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is null)
+            {
+                return null;
+            }
+        }
+        await using var db = await server.WithDatabase(database).OpenAsync(ct).ConfigureAwait(false);
+        await using var count = new NpgsqlCommand("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p','v','m','S','f') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'", db);
+        return (long)(await count.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+    }
+
+    /// <summary>Creates the referenced roles and an empty database (dropping a non-empty one only with <paramref name="clean"/>).</summary>
+    public static async Task<List<string>> PrepareDatabaseAsync(PgConnection server, string database, Fingerprint fingerprint, string rolesSql, bool clean, CancellationToken ct)
+    {
+        var warnings = new List<string>();
+        var existing = await UserTableCountAsync(server, database, ct).ConfigureAwait(false);
+        if (existing is > 0 && !clean)
+        {
+            throw new PgToolException($"database {database} on {server.Redacted} already exists and holds {existing} relation(s); choose another --to-database, or pass --clean to drop and replace it");
+        }
+        await using var c = await server.WithDatabase(MaintenanceDb(server)).OpenAsync(ct).ConfigureAwait(false);
+        foreach (var statement in rolesSql.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (statement.StartsWith("--", StringComparison.Ordinal))
+            {
+                continue;
+            }
+            try
+            {
+                await using var cmd = new NpgsqlCommand(statement, c);
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+            catch (PostgresException e)
+            {
+                warnings.Add($"role statement skipped ({e.MessageText}): {statement[..Math.Min(80, statement.Length)]}");
+            }
+        }
+        if (existing is not null)
+        {
+            await using var drop = new NpgsqlCommand($"DROP DATABASE {Catalog.Quote(database)} WITH (FORCE)", c);
+            await drop.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        var owner = fingerprint.Owner;
+        bool ownerExists;
+        await using (var check = new NpgsqlCommand("SELECT 1 FROM pg_roles WHERE rolname = @r", c))
+        {
+            check.Parameters.AddWithValue("r", owner ?? "");
+            ownerExists = await check.ExecuteScalarAsync(ct).ConfigureAwait(false) is not null;
+        }
+        var create = $"CREATE DATABASE {Catalog.Quote(database)} TEMPLATE template0 ENCODING {Catalog.Literal(fingerprint.Encoding)}" + (ownerExists && owner is not null ? $" OWNER {Catalog.Quote(owner)}" : "");
+        await using (var cmd = new NpgsqlCommand(create, c))
+        {
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        return warnings;
+    }
+
+    /// <summary>Runs pg_restore -Fd -j into the database. Throws with pg_restore's own words when it reports errors.</summary>
+    public static async Task<List<string>> PgRestoreAsync(PgConnection database, string dumpDirectory, int jobs, bool noOwner, string privateDir, CancellationToken ct, string? postgresBin = null, IEnumerable<string>? extraArgs = null)
+    {
+        var bin = PgBinaries.Find(null, postgresBin);
+        var args = new List<string> { "--format=directory", $"--jobs={Math.Max(1, jobs)}", "--dbname", database.Database };
+        if (noOwner)
+        {
+            args.Add("--no-owner");
+            args.Add("--no-acl");
+        }
+        args.AddRange(extraArgs ?? []);
+        args.Add(dumpDirectory);
+        var r = await PgProcess.RunAsync(bin["pg_restore"], args, database.ProgramEnvironment(privateDir), ct).ConfigureAwait(false);
+        var errors = r.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Where(l => l.Contains("error:", StringComparison.Ordinal) || l.StartsWith("pg_restore: error", StringComparison.Ordinal)).ToList();
+        if (r.ExitCode != 0)
+        {
+            throw new PgToolException($"pg_restore into {database.Redacted} reported errors (exit {r.ExitCode}): {PgProcess.Tail(string.Join('\n', errors.Count > 0 ? errors : [r.StandardError]))}");
+        }
+        return errors;
+    }
+
+    /// <summary>Compares the restored database with the fingerprint: every table present with the same rows (and content hash, if taken).</summary>
+    public static async Task<List<CountMismatch>> CheckAsync(PgConnection database, Fingerprint fingerprint, CancellationToken ct, IEnumerable<string>? onlyTables = null)
+    {
+        var only = onlyTables?.ToHashSet(StringComparer.Ordinal);
+        var result = new List<CountMismatch>();
+        await using var c = await database.OpenAsync(ct).ConfigureAwait(false);
+        var present = (await Catalog.TablesAsync(c, ct).ConfigureAwait(false)).Select(t => $"{t.Schema}.{t.Name}").ToHashSet(StringComparer.Ordinal);
+        foreach (var t in fingerprint.Tables)
+        {
+            if (only is not null && !only.Contains(t.QualifiedName))
+            {
+                continue;
+            }
+            if (!present.Contains(t.QualifiedName))
+            {
+                result.Add(new CountMismatch(t.QualifiedName, t.Rows, null, "missing"));
+                continue;
+            }
+            var rows = await Catalog.CountAsync(c, t.Schema, t.Name, ct).ConfigureAwait(false);
+            if (rows != t.Rows)
+            {
+                result.Add(new CountMismatch(t.QualifiedName, t.Rows, rows, "row count"));
+            }
+            else if (t.ContentHash is not null && await Catalog.ContentHashAsync(c, t.Schema, t.Name, ct).ConfigureAwait(false) != t.ContentHash)
+            {
+                result.Add(new CountMismatch(t.QualifiedName, t.Rows, rows, "content hash"));
+            }
+        }
+        return result;
+    }
+
+    public static string MaintenanceDb(PgConnection server) => server.Database == "template1" ? "template1" : "postgres";
+}
