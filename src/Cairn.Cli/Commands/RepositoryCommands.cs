@@ -7,6 +7,9 @@ using Cairn.Repository;
 using Cairn.Repository.Checking;
 using Cairn.Repository.Locks;
 using Cairn.Repository.Pruning;
+using System.Text.Json.Nodes;
+using Cairn.Operations.Configuration;
+using Cairn.Operations.Retention;
 using Spectre.Console;
 
 namespace Cairn.Cli.Commands;
@@ -306,35 +309,88 @@ internal static class RepositoryCommands
 
     public static Command Prune(CliContext ctx)
     {
-        var dry = new Option<bool>("--dry-run", "-n") { Description = "Print what would be deleted; change nothing" };
-        var cmd = new Command("prune", "Delete data that no snapshot references (under an exclusive lock)") { dry };
+        var dry = new Option<bool>("--dry-run", "-n") { Description = "Print what would go and what stays, and why; change nothing" };
+        var cmd = new Command("prune", "Apply each database's retention (keep_last/daily/weekly/monthly/within in cairn.yaml), then delete data no snapshot references, under an exclusive lock") { dry };
         cmd.SetAction(ctx, async (p, ct) =>
         {
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
             await using var l = await repo.LockAsync(exclusive: true, "prune", ct).ConfigureAwait(false);
             var dryRun = p.GetValue(dry);
+            var json = p.GetValue(CommandRunner.Json);
+            var decisions = new List<(string Database, RetentionDecision Decision)>();
+            var snapshots = await repo.ListSnapshotsAsync(ct).ConfigureAwait(false);
+            foreach (var group in snapshots.Where(s => s.Manifest.Kind != "file").GroupBy(s => s.Manifest.Name))
+            {
+                var policy = ctx.Config.Databases.TryGetValue(group.Key, out var dbc) ? dbc.Retention : new RetentionPolicy();
+                foreach (var d in RetentionPlanner.Plan(group.Select(s => (s.Id, s.Manifest.Time)), policy))
+                {
+                    decisions.Add((group.Key, d));
+                }
+            }
+            var forget = decisions.Where(d => !d.Decision.Keep).ToList();
+            if (!dryRun)
+            {
+                foreach (var (_, d) in forget)
+                {
+                    await repo.ForgetAsync(snapshots.First(s => s.Id == d.Id), ct).ConfigureAwait(false);
+                }
+            }
             var r = await new Pruner(repo).PruneAsync(dryRun, ct).ConfigureAwait(false);
+            if (dryRun && forget.Count > 0)
+            {
+                ctx.Console.Info("dry run: packs that only forgotten snapshots use are freed by the real run, so the figures below undercount");
+            }
             if (!dryRun)
             {
                 await Evidence.RecordAsync(ctx, repo.Storage.Location, "prune", "pass", new()
                 {
+                    ["snapshots_forgotten"] = forget.Count.ToString(CultureInfo.InvariantCulture),
+                    ["snapshots_kept"] = (decisions.Count - forget.Count).ToString(CultureInfo.InvariantCulture),
                     ["packs_deleted"] = r.PacksDeleted.ToString(CultureInfo.InvariantCulture),
                     ["packs_repacked"] = r.PacksRepacked.ToString(CultureInfo.InvariantCulture),
                     ["bytes_deleted"] = r.BytesDeleted.ToString(CultureInfo.InvariantCulture),
                     ["bytes_kept"] = r.BytesKept.ToString(CultureInfo.InvariantCulture),
                 }, ct).ConfigureAwait(false);
             }
-            if (p.GetValue(CommandRunner.Json))
+            if (json)
             {
-                ctx.Console.Out.WriteLine(JsonSerializer.Serialize(new PruneOutput("summary", r.DryRun, r.PacksTotal, r.PacksDeleted, r.PacksRepacked, r.PacksWritten, r.BytesDeleted, r.BytesKept, r.IndexesReplaced, r.OrphanPacks, r.TempFilesRemoved, r.DeletedObjects), CliJson.Default.PruneOutput));
+                var o = new JsonObject
+                {
+                    ["message_type"] = "summary",
+                    ["dry_run"] = dryRun,
+                    ["snapshots"] = new JsonArray([.. decisions.Select(d => (JsonNode)new JsonObject
+                    {
+                        ["id"] = d.Decision.Id,
+                        ["database"] = d.Database,
+                        ["time"] = d.Decision.Time.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
+                        ["keep"] = d.Decision.Keep,
+                        ["reasons"] = new JsonArray([.. d.Decision.Reasons.Select(x => (JsonNode?)JsonValue.Create(x))]),
+                    })]),
+                    ["packs_deleted"] = r.PacksDeleted,
+                    ["packs_repacked"] = r.PacksRepacked,
+                    ["bytes_deleted"] = r.BytesDeleted,
+                    ["bytes_kept"] = r.BytesKept,
+                    ["orphan_packs"] = r.OrphanPacks,
+                    ["deleted_objects"] = new JsonArray([.. r.DeletedObjects.Select(x => (JsonNode?)JsonValue.Create(x))]),
+                };
+                ctx.Console.Out.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
                 return ExitCodes.Ok;
+            }
+            if (decisions.Count > 0)
+            {
+                var t = new Table().AddColumns("Snapshot", "Database", "Time (UTC)", dryRun ? "Would" : "Done", "Why");
+                foreach (var (db, d) in decisions)
+                {
+                    t.AddRow(d.Id[..8], Markup.Escape(db), Format.Time(d.Time), d.Keep ? "[green]keep[/]" : "[red]forget[/]", Markup.Escape(d.Keep ? string.Join("; ", d.Reasons) : "no rule keeps it"));
+                }
+                ctx.Console.Ansi.Write(t);
             }
             var verb = dryRun ? "would delete" : "deleted";
             foreach (var o in r.DeletedObjects)
             {
                 ctx.Console.Out.WriteLine($"{verb} {o}");
             }
-            ctx.Console.Out.WriteLine($"{(dryRun ? "dry run: " : "")}{verb} {r.PacksDeleted} pack(s) ({r.OrphanPacks} orphaned), repacked {r.PacksRepacked}, freed {Format.Bytes(r.BytesDeleted)}; {Format.Bytes(r.BytesKept)} kept; {r.TempFilesRemoved} temp file(s) {(dryRun ? "to remove" : "removed")}");
+            ctx.Console.Out.WriteLine($"{(dryRun ? "dry run: " : "")}{(dryRun ? "would forget" : "forgot")} {forget.Count} snapshot(s), kept {decisions.Count - forget.Count}; {verb} {r.PacksDeleted} pack(s) ({r.OrphanPacks} orphaned), repacked {r.PacksRepacked}, freed {Format.Bytes(r.BytesDeleted)}; {Format.Bytes(r.BytesKept)} kept");
             return ExitCodes.Ok;
         }, "prune");
         return cmd;

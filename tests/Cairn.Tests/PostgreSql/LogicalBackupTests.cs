@@ -195,3 +195,41 @@ public class LogicalBackupTests(PostgresFixture pg)
         Assert.Matches(new Regex("no PostgreSQL programs|pg_dump"), err);
     }
 }
+
+[Collection("postgres")]
+public class RetentionPruneTests(PostgresFixture pg)
+{
+    [Fact]
+    public async Task Prune_applies_keep_last_and_frees_the_data_of_forgotten_backups()
+    {
+        var db = await pg.CreateDatabaseAsync("ret", Cairn.Operations.Demo.DemoSchema.Sql(200));
+        using var dir = new TempDir();
+        var cli = await CliRunner.WithRepositoryAsync(dir);
+        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"""
+            databases:
+              app:
+                connection: "{pg.Server.Url(db)}"
+                retention: {"{"} keep_last: 2 {"}"}
+            """);
+        cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
+        for (var i = 0; i < 4; i++)
+        {
+            await pg.Server.ExecuteAsync($"TRUNCATE siren_events; INSERT INTO siren_events (incident_type, severity, status, context, created_at) SELECT 'x', 1, 'open', jsonb_build_object('pad', repeat(md5(random()::text), 20)), now() FROM generate_series(1, 3000) g", db);
+            Assert.Equal(0, (await cli.RunAsync("backup", "app")).Code);
+        }
+        var (code, dry, err) = await cli.RunAsync("prune", "--dry-run", "--json");
+        Assert.True(code == 0, err);
+        var plan = System.Text.Json.Nodes.JsonNode.Parse(dry)!["snapshots"]!.AsArray();
+        Assert.Equal(2, plan.Count(s => s!["keep"]!.GetValue<bool>()));
+        var (_, before, _) = await cli.RunAsync("snapshots", "--json");
+        Assert.Equal(4, System.Text.Json.Nodes.JsonNode.Parse(before)!.AsArray().Count);
+        (code, var real, err) = await cli.RunAsync("prune", "--json");
+        Assert.True(code == 0, err);
+        Assert.True(System.Text.Json.Nodes.JsonNode.Parse(real)!["bytes_deleted"]!.GetValue<long>() > 0);
+        var (_, after, _) = await cli.RunAsync("snapshots", "--json");
+        Assert.Equal(2, System.Text.Json.Nodes.JsonNode.Parse(after)!.AsArray().Count);
+        Assert.Equal(0, (await cli.RunAsync("verify", "--read-data")).Code);
+        var target = pg.NewName("ret_restored");
+        Assert.Equal(0, (await cli.RunAsync("restore", "app", "--to-database", target)).Code);
+    }
+}

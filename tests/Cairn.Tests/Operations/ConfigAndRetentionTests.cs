@@ -1,0 +1,98 @@
+using Cairn.Operations.Configuration;
+using Cairn.Operations.Retention;
+
+namespace Cairn.Tests.Operations;
+
+public class ConfigTests
+{
+    [Fact]
+    public void Parses_the_documented_shape()
+    {
+        var c = CairnConfig.Parse("""
+            repository: /var/lib/cairn/repo
+            evidence: { path: /var/lib/cairn/evidence, mirror_table: true }
+            databases:
+              app:
+                connection: "postgresql://cairn_backup@db.internal:5432/app"
+                password_file: /etc/cairn/app.pgpass-password
+                retention: { keep_last: 7, keep_daily: 30, keep_weekly: 8, keep_monthly: 12, keep_within: 30d }
+            """, "/etc/cairn/cairn.yaml");
+        Assert.Equal("/var/lib/cairn/repo", c.Repository);
+        Assert.True(c.Evidence.MirrorTable);
+        var app = c.Databases["app"];
+        Assert.Equal("/etc/cairn/app.pgpass-password", app.PasswordFile);
+        Assert.Equal(TimeSpan.FromDays(30), app.Retention.KeepWithin);
+        Assert.Equal(12, app.Retention.KeepMonthly);
+    }
+
+    [Theory]
+    [InlineData("databases:\n  app:\n    conection: x\n", "cairn.yaml:3", "databases.app.conection")]
+    [InlineData("databases:\n  app:\n    connection: x\n    retention: { keep_last: seven }\n", "cairn.yaml:4", "keep_last")]
+    [InlineData("databases:\n  app:\n    connection: x\n    retention: { keep_within: 30 days }\n", "cairn.yaml:4", "keep_within")]
+    [InlineData("repositry: /x\n", "cairn.yaml:1", "repositry")]
+    [InlineData("databases:\n  app: {}\n", "cairn.yaml:2", "connection")]
+    [InlineData("databases: [\n", "cairn.yaml:", "invalid YAML")]
+    public void Errors_name_the_file_line_and_key(string yaml, string where, string key)
+    {
+        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse(yaml, "cairn.yaml"));
+        Assert.Contains(where, e.Message, StringComparison.Ordinal);
+        Assert.Contains(key, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_password_inside_the_connection_string_is_refused()
+    {
+        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("databases:\n  app:\n    connection: \"postgresql://u:hunter2@h/db\"\n", "c.yaml"));
+        Assert.Contains("password_file", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", e.Message, StringComparison.Ordinal);
+    }
+}
+
+public class RetentionPlannerTests
+{
+    private static readonly DateTimeOffset Now = DateTimeOffset.Parse("2026-12-01T12:30:00Z", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static List<(string, DateTimeOffset)> Daily(int days, int perDay = 1) =>
+        [.. Enumerable.Range(0, days).SelectMany(d => Enumerable.Range(0, perDay).Select(i => ($"s{d:000}-{i}", Now.AddDays(-d).AddHours(-i))))];
+
+    [Fact]
+    public void Keep_last_keeps_exactly_the_newest_n()
+    {
+        var plan = RetentionPlanner.Plan(Daily(10), new RetentionPolicy { KeepLast = 3 });
+        Assert.Equal(["s000-0", "s001-0", "s002-0"], plan.Where(p => p.Keep).Select(p => p.Id));
+    }
+
+    [Fact]
+    public void Keep_daily_keeps_the_newest_of_each_day()
+    {
+        var plan = RetentionPlanner.Plan(Daily(5, perDay: 3), new RetentionPolicy { KeepDaily = 3 });
+        var kept = plan.Where(p => p.Keep).Select(p => p.Id).ToList();
+        Assert.Equal(3, kept.Count);
+        Assert.All(kept, k => Assert.EndsWith("-0", k, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Keep_within_counts_back_from_the_newest_backup_not_from_now()
+    {
+        var old = Daily(40).Select(b => (b.Item1, b.Item2.AddDays(-100))).ToList();
+        var plan = RetentionPlanner.Plan(old, new RetentionPolicy { KeepWithin = TimeSpan.FromDays(30) });
+        Assert.Equal(31, plan.Count(p => p.Keep));
+    }
+
+    [Fact]
+    public void Weekly_and_monthly_buckets_and_reasons()
+    {
+        var plan = RetentionPlanner.Plan(Daily(120), new RetentionPolicy { KeepWeekly = 4, KeepMonthly = 3 });
+        Assert.InRange(plan.Count(p => p.Keep), 4, 7);
+        Assert.Contains(plan, p => p.Reasons.Any(r => r.StartsWith("monthly", StringComparison.Ordinal)));
+        Assert.Contains(plan, p => p.Reasons.Any(r => r.StartsWith("weekly", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void The_newest_backup_always_stays_and_no_policy_keeps_all()
+    {
+        var plan = RetentionPlanner.Plan(Daily(3), new RetentionPolicy { KeepMonthly = 0, KeepLast = 0, KeepWithin = TimeSpan.Zero });
+        Assert.True(plan[0].Keep);
+        Assert.All(RetentionPlanner.Plan(Daily(3), new RetentionPolicy()), p => Assert.True(p.Keep));
+    }
+}
