@@ -11,7 +11,7 @@ need_packages() {
   command -v dotnet >/dev/null || { echo "scripts: the .NET 10 SDK is required (dotnet not on PATH)" >&2; exit 1; }
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
   command -v zstd >/dev/null || missing+=(zstd)
-  python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
+  /usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3 python3-cryptography)
   for p in "$@"; do command -v "$p" >/dev/null || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then

@@ -262,7 +262,8 @@ public class EvidenceLogTests
             print("verified")
             """.Replace("\n            ", "\n", StringComparison.Ordinal));
         File.WriteAllText(Path.Combine(dir.Path, "key.txt"), verifierKey);
-        var psi = new ProcessStartInfo("python3", [script, log.CheckpointPath, Path.Combine(dir.Path, "key.txt")]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+        var psi = new ProcessStartInfo(python, [script, log.CheckpointPath, Path.Combine(dir.Path, "key.txt")]) { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
         var output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
         p.WaitForExit();
