@@ -17,7 +17,8 @@ public static class CairnCli
             CAIRN_PASSPHRASE, or a prompt on a terminal (never an argument).
             Exit codes: docs/exit-codes.md (0 ok, 1 failure, 2 usage, 3 wrong passphrase,
             4 locked, 5 damaged, 6 not found, 7 disk full, 8 already exists, 9 evidence,
-            10 database error, 11 restored data differs from the fingerprint, 130 interrupted).
+            10 database error, 11 restored data differs from the fingerprint, 12 checks failed,
+            130 interrupted).
             """);
         root.Options.Add(CommandRunner.Repo);
         root.Options.Add(CommandRunner.Json);
@@ -27,6 +28,7 @@ public static class CairnCli
         root.Subcommands.Add(DatabaseCommands.Backup(ctx));
         root.Subcommands.Add(DatabaseCommands.Snapshots(ctx));
         root.Subcommands.Add(DatabaseCommands.Restore(ctx));
+        root.Subcommands.Add(DrillCommands.Drill(ctx));
         root.Subcommands.Add(RepositoryCommands.Key(ctx));
         root.Subcommands.Add(RepositoryCommands.Repo(ctx));
         root.Subcommands.Add(RepositoryCommands.Verify(ctx));

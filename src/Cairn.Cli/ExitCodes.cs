@@ -20,6 +20,7 @@ public static class ExitCodes
     public const int Evidence = 9;
     public const int Database = 10;
     public const int RestoreCheckFailed = 11;
+    public const int ChecksFailed = 12;
     public const int Interrupted = 130;
 
     public static int For(ErrorKind kind) => kind switch

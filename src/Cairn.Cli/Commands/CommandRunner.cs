@@ -30,7 +30,9 @@ internal static class CommandRunner
             ctx.RepoOption = parse.GetValue(Repo);
             ctx.ConfigOption = parse.GetValue(Config);
             var code = await RunAsync(ctx, parse, action, json, ct).ConfigureAwait(false);
-            if (code != ExitCodes.Ok && code != ExitCodes.Usage && evidenceKind is not null && !(code == ExitCodes.Damaged && evidenceKind == "verify"))
+            // Results the action itself recorded (damage found, checks failed) are not errors to record again.
+            var recorded = code is ExitCodes.Damaged or ExitCodes.ChecksFailed or ExitCodes.RestoreCheckFailed;
+            if (code != ExitCodes.Ok && code != ExitCodes.Usage && evidenceKind is not null && !recorded)
             {
                 RecordFailure(ctx, evidenceKind, code);
             }

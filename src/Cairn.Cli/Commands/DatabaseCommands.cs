@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Cairn.Cli.Terminal;
+using Cairn.Operations.Checks;
 using Cairn.Operations.Configuration;
 using Cairn.Operations.Logical;
 using Cairn.PostgreSql;
@@ -47,11 +48,14 @@ internal static class DatabaseCommands
             {
                 throw new RepositoryException(ErrorKind.InvalidInput, "physical backups are not available in this version of Cairn; use a logical backup (without --physical)");
             }
-            var (name, connection, _) = Resolve(ctx, p.GetValue(db)!);
+            var (name, connection, config) = Resolve(ctx, p.GetValue(db)!);
             ctx.LastDatabase = name;
+            // SQL checks that expect "= fingerprint" are evaluated now, in the backup's own snapshot.
+            var queries = CheckParser.Parse(config?.Checks, ctx.Config.File ?? "cairn.yaml", name).OfType<SqlCheck>()
+                .Where(c => c.Expect.Fingerprint).Select(c => (c.Name, CheckRunner.BindBackupTime(c.Query))).ToList();
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
             await using var l = await repo.LockAsync(exclusive: false, $"backup {name}", ct).ConfigureAwait(false);
-            var options = new DumpOptions(p.GetValue(fingerprint) == "content", p.GetValue(withPasswords), Math.Max(1, p.GetValue(jobs)), ctx.Config.WorkDirectory);
+            var options = new DumpOptions(p.GetValue(fingerprint) == "content", p.GetValue(withPasswords), Math.Max(1, p.GetValue(jobs)), ctx.Config.WorkDirectory, queries);
             var result = await ctx.Console.WithProgressAsync($"backup {name}", null, async sink =>
                     await LogicalBackupOperation.RunAsync(repo, name, connection, options,
                         new Progress<BackupProgress>(x => sink.Describe($"backup {name}: {Format.Bytes(x.Bytes)} stored, {x.TablesDone} tables counted ({x.Current})")), ct, ctx.Config.PostgresBin).ConfigureAwait(false)).ConfigureAwait(false);

@@ -46,6 +46,17 @@ internal static class DemoCommand
                       app:
                         connection: "{server.Url("app")}"
                         retention: {"{"} keep_last: 7, keep_daily: 30, keep_within: 30d {"}"}
+                        checks:   # the runbook's verification checklist and its four daily tests
+                          - tables_present: [public.profiles, public.orders, public.audit_log, public.wa_messages]
+                          - row_counts: {"{"} equal_to: fingerprint {"}"}
+                          - rls_enabled: {"{"} schema: public {"}"}
+                          - foreign_keys: {"{"}{"}"}
+                          - audit_continuity: {"{"} table: public.audit_log, time_column: created_at, max_gap: 6h {"}"}
+                          - sql: {"{"} name: critical_table_rows, query: "SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM wa_messages)", expect: "= fingerprint" {"}"}
+                          - sql: {"{"} name: rls_enabled_tables, query: "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON c.relnamespace = n.oid WHERE c.relrowsecurity AND n.nspname = 'public' AND NOT c.relispartition", expect: ">= 7" {"}"}
+                          - sql: {"{"} name: recent_activity, query: "SELECT count(*) FROM audit_log WHERE created_at > :backup_time - interval '24 hours'", expect: "> 0" {"}"}
+                          - sql: {"{"} name: verified_emails, query: "SELECT count(*) FROM profiles WHERE email_verified", expect: ">= 1" {"}"}
+                          - amcheck: {"{"} heapallindexed: true {"}"}
                     """, ct).ConfigureAwait(false);
                 var env = new Dictionary<string, string>
                 {
@@ -59,7 +70,7 @@ internal static class DemoCommand
                     var code = await CairnCli.RunAsync(args, sub).ConfigureAwait(false);
                     if (code != 0)
                     {
-                        throw new InvalidOperationException($"the demo step 'cairn {string.Join(' ', args)}' failed with exit code {code}");
+                        throw new Cairn.Repository.RepositoryException(Cairn.Repository.ErrorKind.General, $"the demo step 'cairn {string.Join(' ', args)}' failed with exit code {code}");
                     }
                 }
 
@@ -85,7 +96,11 @@ internal static class DemoCommand
                 await Run("restore", "app", "--table", "public.orders", "--into-schema", "cairn_restore").ConfigureAwait(false);
                 await Run("restore", "app", "--table", "public.orders", "--into-schema", "cairn_restore", "--merge", "missing").ConfigureAwait(false);
 
-                Step(console, "6. Prove it: verify every byte of the repository, apply retention, check the evidence log");
+                Step(console, "6. The restore drill: restore the latest backup into a throwaway server, run the checklist, measure RTO and data age, tear down");
+                await Run("drill", "app").ConfigureAwait(false);
+                await Run("verify", "app", "--live").ConfigureAwait(false);
+
+                Step(console, "7. Prove it: verify every byte of the repository, apply retention, check the evidence log");
                 await Run("verify", "--read-data").ConfigureAwait(false);
                 await Run("prune", "--dry-run").ConfigureAwait(false);
                 await Run("evidence", "list").ConfigureAwait(false);

@@ -26,7 +26,7 @@ internal static class Evidence
     }
 
     /// <summary>Records one event. Creates the log (and its signing key) the first time.</summary>
-    public static Task RecordAsync(CliContext ctx, string repository, string kind, string result, Dictionary<string, string> figures, CancellationToken cancellationToken,
+    public static Task<long> RecordAsync(CliContext ctx, string repository, string kind, string result, Dictionary<string, string> figures, CancellationToken cancellationToken,
         string? database = null, string? snapshot = null, long? durationMs = null, JsonArray? checks = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -65,7 +65,7 @@ internal static class Evidence
         {
             record["checks"] = checks;
         }
-        log.Append(record, ToolVersion);
-        return Task.CompletedTask;
+        var (seq, _) = log.Append(record, ToolVersion);
+        return Task.FromResult(seq);
     }
 }

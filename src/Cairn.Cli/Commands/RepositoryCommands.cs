@@ -251,9 +251,20 @@ internal static class RepositoryCommands
     {
         var readData = new Option<bool>("--read-data") { Description = "Also read and authenticate every pack (slow; reads the whole repository)" };
         var subset = new Option<string?>("--read-data-subset") { Description = "Read a random share of packs, e.g. 10% (spread the cost over days)" };
-        var cmd = new Command("verify", "Check the repository: structure always; with --read-data every byte. Exit 5 when damage is found") { readData, subset };
+        var database = new Argument<string?>("DATABASE") { Description = "With --live: run this database's configured checks against the live database", Arity = ArgumentArity.ZeroOrOne };
+        var live = new Option<bool>("--live") { Description = "Run the database's checks against the live database (read-only, with a statement timeout); exit 12 when one fails" };
+        var cmd = new Command("verify", "Check the repository: structure always; with --read-data every byte (exit 5 when damage is found). With DATABASE --live: the checks against the live database") { database, readData, subset, live };
         cmd.SetAction(ctx, async (p, ct) =>
         {
+            if (p.GetValue(live) || p.GetValue(database) is not null)
+            {
+                var name = p.GetValue(database) ?? throw new RepositoryException(ErrorKind.InvalidInput, "--live needs the DATABASE to check");
+                if (!p.GetValue(live))
+                {
+                    throw new RepositoryException(ErrorKind.InvalidInput, $"to check the live database {name}, add --live; to check the repository, leave out the database");
+                }
+                return await DrillCommands.VerifyLiveAsync(ctx, p, name, ct).ConfigureAwait(false);
+            }
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
             await using var l = await repo.LockAsync(exclusive: false, "verify", ct).ConfigureAwait(false);
             var fraction = 1.0;

@@ -32,5 +32,11 @@ public sealed record Fingerprint
     public List<TableFingerprint> Tables { get; init; } = [];
     public List<string> Extensions { get; init; } = [];
 
+    /// <summary>Foreign keys (schema.table.constraint) at backup time, so a restored copy can be checked for all of them.</summary>
+    public List<string> ForeignKeys { get; init; } = [];
+
+    /// <summary>Values of the configured SQL checks that expect "= fingerprint", evaluated in the backup's snapshot.</summary>
+    public Dictionary<string, string>? CheckValues { get; init; }
+
     public long TotalRows => Tables.Sum(t => t.Rows);
 }

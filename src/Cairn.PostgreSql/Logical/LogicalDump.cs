@@ -5,7 +5,8 @@ using Npgsql;
 
 namespace Cairn.PostgreSql.Logical;
 
-public sealed record DumpOptions(bool ContentFingerprint = false, bool WithRolePasswords = false, int Jobs = 2, string? WorkDirectory = null);
+/// <param name="FingerprintQueries">Named scalar queries evaluated in the backup's snapshot (parameter @backup_time) and kept in the fingerprint.</param>
+public sealed record DumpOptions(bool ContentFingerprint = false, bool WithRolePasswords = false, int Jobs = 2, string? WorkDirectory = null, IReadOnlyList<(string Name, string Query)>? FingerprintQueries = null);
 
 /// <summary>
 /// One logical backup of one database, consistent in one snapshot: a REPEATABLE READ transaction
@@ -166,7 +167,42 @@ public sealed class LogicalDump : IAsyncDisposable
             list.Add(new TableFingerprint { Schema = schema, Name = name, Kind = kind, Rows = rows, ContentHash = hash });
             progress?.Report($"{schema}.{name}");
         }
-        return Fingerprint with { Tables = list };
+        var fks = new List<string>();
+        await using (var cmd = new NpgsqlCommand("SELECT n.nspname || '.' || c.relname || '.' || k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE k.contype = 'f' AND k.conparentid = 0 ORDER BY 1", _holder))
+        await using (var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
+        {
+            while (await r.ReadAsync(ct).ConfigureAwait(false))
+            {
+                fks.Add(r.GetString(0));
+            }
+        }
+        Dictionary<string, string>? values = null;
+        foreach (var (name, query) in _options.FingerprintQueries ?? [])
+        {
+            values ??= new Dictionary<string, string>(StringComparer.Ordinal);
+            await using (var sp = new NpgsqlCommand("SAVEPOINT cairn_check", _holder))
+            {
+                await sp.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+            try
+            {
+                await using var cmd = new NpgsqlCommand(query, _holder);
+                cmd.Parameters.AddWithValue("backup_time", Fingerprint.BackupTime);
+                var v = await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
+                if (v is not null and not DBNull)
+                {
+                    values[name] = Convert.ToString(v, CultureInfo.InvariantCulture) ?? "";
+                }
+                await using var release = new NpgsqlCommand("RELEASE SAVEPOINT cairn_check", _holder);
+                await release.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+            catch (PostgresException)
+            {
+                await using var rollback = new NpgsqlCommand("ROLLBACK TO SAVEPOINT cairn_check", _holder);
+                await rollback.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+        }
+        return Fingerprint with { Tables = list, ForeignKeys = fks, CheckValues = values };
     }
 
     /// <summary>Files in the dump folder that no process holds open any more (pg_dump finished writing them).</summary>

@@ -1,0 +1,375 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Cairn.PostgreSql.Connections;
+using Cairn.PostgreSql.Logical;
+using Cairn.PostgreSql.Programs;
+using Cairn.PostgreSql.Sessions;
+
+namespace Cairn.Operations.Checks;
+
+/// <summary>What checks run against, and what they compare with.</summary>
+public sealed record CheckTarget(
+    PgConnection Connection,
+    DateTimeOffset BackupTime,
+    Fingerprint? Fingerprint,
+    Fingerprint? PreviousFingerprint,
+    bool IsScratchCopy,
+    string Url,
+    IReadOnlyDictionary<string, string>? CommandEnvironment = null);
+
+/// <summary>
+/// Runs declared checks. A check that errors (bad SQL, missing table, timeout) fails and says why;
+/// nothing passes silently. SQL runs in read-only transactions with a statement timeout.
+/// </summary>
+public static partial class CheckRunner
+{
+    public static async Task<List<CheckResult>> RunAsync(IReadOnlyList<CheckSpec> checks, CheckTarget target, TimeSpan statementTimeout, CancellationToken ct)
+    {
+        var results = new List<CheckResult>();
+        await using var session = await CheckSession.OpenAsync(target.Connection, statementTimeout, ct).ConfigureAwait(false);
+        foreach (var check in checks)
+        {
+            var sw = Stopwatch.StartNew();
+            CheckResult r;
+            try
+            {
+                r = await RunOneAsync(check, session, target, ct).ConfigureAwait(false);
+            }
+            catch (CheckQueryException e)
+            {
+                r = new CheckResult(check.Name, check.Kind, "the check runs", "error", CheckStatus.Error, default, e.Message);
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidCastException or TimeoutException)
+            {
+                r = new CheckResult(check.Name, check.Kind, "the check runs", "error", CheckStatus.Error, default, e.Message);
+            }
+            results.Add(r with { Duration = sw.Elapsed });
+        }
+        return results;
+    }
+
+    private static Task<CheckResult> RunOneAsync(CheckSpec check, CheckSession s, CheckTarget t, CancellationToken ct) => check switch
+    {
+        TablesPresentCheck c => TablesPresentAsync(c, s, ct),
+        RowCountsCheck c => RowCountsAsync(c, s, t, ct),
+        RlsEnabledCheck c => RlsAsync(c, s, ct),
+        ForeignKeysCheck c => ForeignKeysAsync(c, s, t, ct),
+        AuditContinuityCheck c => AuditAsync(c, s, ct),
+        SqlCheck c => SqlAsync(c, s, t, ct),
+        AmcheckCheck c => AmcheckAsync(c, s, t, ct),
+        CommandCheck c => CommandAsync(c, t, ct),
+        _ => throw new InvalidOperationException($"unknown check {check.Kind}"),
+    };
+
+    private static async Task<CheckResult> TablesPresentAsync(TablesPresentCheck c, CheckSession s, CancellationToken ct)
+    {
+        var missing = new List<string>();
+        foreach (var name in c.Tables)
+        {
+            var (schema, table) = Catalog.ParseQualified(name);
+            var rows = await s.QueryAsync("SELECT 1 FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = @s AND t.relname = @t AND t.relkind IN ('r','p','v','m','f')",
+                new Dictionary<string, object?> { ["s"] = schema, ["t"] = table }, ct).ConfigureAwait(false);
+            if (rows.Count == 0)
+            {
+                missing.Add(name);
+            }
+        }
+        return new CheckResult(c.Name, c.Kind, $"{c.Tables.Count} tables present", $"{c.Tables.Count - missing.Count} present",
+            missing.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail, default, missing.Count == 0 ? null : "missing: " + string.Join(", ", missing));
+    }
+
+    private static async Task<long> CountWithPartitionsAsync(CheckSession s, string schema, string table, CancellationToken ct)
+    {
+        var rows = await s.QueryAsync($"SELECT count(*) FROM {Catalog.Qualified(schema, table)}", null, ct).ConfigureAwait(false);
+        return Convert.ToInt64(rows[0][0], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Rows the fingerprint holds for a table, summing partitions for a partitioned table.</summary>
+    private static async Task<long?> FingerprintRowsAsync(CheckSession s, Fingerprint? fp, string schema, string table, CancellationToken ct)
+    {
+        if (fp is null)
+        {
+            return null;
+        }
+        var direct = fp.Tables.FirstOrDefault(x => x.Schema == schema && x.Name == table);
+        var parts = await s.QueryAsync(
+            "WITH RECURSIVE tree(oid) AS (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = @s AND c.relname = @t UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid) " +
+            "SELECT n.nspname, c.relname FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'",
+            new Dictionary<string, object?> { ["s"] = schema, ["t"] = table }, ct).ConfigureAwait(false);
+        if (parts.Count == 0)
+        {
+            return direct?.Rows;
+        }
+        long sum = 0;
+        var found = false;
+        foreach (var p in parts)
+        {
+            var e = fp.Tables.FirstOrDefault(x => x.Schema == (string)p[0]! && x.Name == (string)p[1]!);
+            if (e is not null)
+            {
+                sum += e.Rows;
+                found = true;
+            }
+        }
+        return found ? sum : direct?.Rows;
+    }
+
+    private static async Task<CheckResult> RowCountsAsync(RowCountsCheck c, CheckSession s, CheckTarget t, CancellationToken ct)
+    {
+        var tables = c.Tables?.Select(Catalog.ParseQualified).ToList()
+            ?? t.Fingerprint?.Tables.Where(x => x.Kind == "table").Select(x => (x.Schema, x.Name)).ToList()
+            ?? [];
+        var problems = new List<string>();
+        long total = 0;
+        foreach (var (schema, table) in tables)
+        {
+            var name = $"{schema}.{table}";
+            long actual;
+            try
+            {
+                actual = await CountWithPartitionsAsync(s, schema, table, ct).ConfigureAwait(false);
+            }
+            catch (CheckQueryException e)
+            {
+                problems.Add($"{name}: {e.Message}");
+                continue;
+            }
+            total += actual;
+            if (c.EqualToFingerprint)
+            {
+                if (!t.IsScratchCopy)
+                {
+                    continue; // a live database moves on from its last backup: nothing to compare with
+                }
+                var expected = await FingerprintRowsAsync(s, t.Fingerprint, schema, table, ct).ConfigureAwait(false);
+                if (expected is null)
+                {
+                    problems.Add($"{name}: not in the backup's fingerprint");
+                }
+                else if (expected != actual)
+                {
+                    problems.Add($"{name}: {actual} rows, the fingerprint says {expected}");
+                }
+            }
+            if (c.Min is { } min && actual < min)
+            {
+                problems.Add($"{name}: {actual} rows < min {min}");
+            }
+            if (c.Max is { } max && actual > max)
+            {
+                problems.Add($"{name}: {actual} rows > max {max}");
+            }
+            if (c.MaxChange is { } mc)
+            {
+                var prev = await FingerprintRowsAsync(s, t.PreviousFingerprint, schema, table, ct).ConfigureAwait(false);
+                if (prev is { } p && p > 0 && Math.Abs(actual - p) / (double)p > mc)
+                {
+                    problems.Add($"{name}: {actual} rows vs {p} in the previous backup ({(actual - p) * 100.0 / p:+0.#;-0.#}%, more than {mc * 100:0.#}%)");
+                }
+            }
+        }
+        var expectedText = string.Join(", ", new[] { c.EqualToFingerprint ? "= fingerprint" : null, c.Min is { } a ? $">= {a}" : null, c.Max is { } b ? $"<= {b}" : null, c.MaxChange is { } m ? $"change <= {m * 100:0.#}%" : null }.Where(x => x is not null));
+        var status = problems.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail;
+        if (c.EqualToFingerprint && !t.IsScratchCopy && c.Min is null && c.Max is null && c.MaxChange is null)
+        {
+            return new CheckResult(c.Name, c.Kind, expectedText, $"{total} rows in {tables.Count} tables", problems.Count == 0 ? CheckStatus.Skip : CheckStatus.Fail, default, problems.Count == 0 ? "live database: compared with a fingerprint only in drills" : string.Join("; ", problems));
+        }
+        return new CheckResult(c.Name, c.Kind, expectedText, $"{total} rows in {tables.Count} tables", status, default, problems.Count == 0 ? null : string.Join("; ", problems));
+    }
+
+    private static async Task<CheckResult> RlsAsync(RlsEnabledCheck c, CheckSession s, CancellationToken ct)
+    {
+        var rows = await s.QueryAsync(
+            "SELECT n.nspname, t.relname, t.relrowsecurity, (SELECT count(*) FROM pg_policy p WHERE p.polrelid = t.oid) FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace WHERE t.relkind IN ('r','p') AND NOT t.relispartition AND n.nspname NOT IN ('pg_catalog','information_schema')",
+            null, ct).ConfigureAwait(false);
+        var wanted = c.Tables?.Select(Catalog.ParseQualified).Select(x => $"{x.Schema}.{x.Name}").ToHashSet(StringComparer.Ordinal);
+        var selected = rows.Where(r => wanted is not null ? wanted.Contains($"{r[0]}.{r[1]}") : (string)r[0]! == (c.Schema ?? "public")).ToList();
+        var off = selected.Where(r => !(bool)r[2]!).Select(r => $"{r[0]}.{r[1]}").ToList();
+        var missing = wanted?.Where(w => !selected.Any(r => $"{r[0]}.{r[1]}" == w)).ToList() ?? [];
+        var policies = selected.Sum(r => Convert.ToInt64(r[3], CultureInfo.InvariantCulture));
+        var detail = new List<string>();
+        if (off.Count > 0)
+        {
+            detail.Add("RLS disabled on: " + string.Join(", ", off));
+        }
+        if (missing.Count > 0)
+        {
+            detail.Add("tables not found: " + string.Join(", ", missing));
+        }
+        return new CheckResult(c.Name, c.Kind, $"RLS enabled on every table{(wanted is null ? $" in {c.Schema ?? "public"}" : "")}",
+            $"{selected.Count - off.Count}/{selected.Count} tables, {policies} policies", detail.Count == 0 && selected.Count > 0 ? CheckStatus.Pass : CheckStatus.Fail, default,
+            detail.Count > 0 ? string.Join("; ", detail) : selected.Count == 0 ? "no tables matched" : null);
+    }
+
+    private static async Task<CheckResult> ForeignKeysAsync(ForeignKeysCheck c, CheckSession s, CheckTarget t, CancellationToken ct)
+    {
+        var fks = await s.QueryAsync(
+            """
+            SELECT k.conname, cn.nspname, cl.relname, fn.nspname, fl.relname, k.convalidated,
+                   (SELECT array_agg(a.attname ORDER BY x.ord) FROM unnest(k.conkey) WITH ORDINALITY x(attnum, ord) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.attnum),
+                   (SELECT array_agg(a.attname ORDER BY x.ord) FROM unnest(k.confkey) WITH ORDINALITY x(attnum, ord) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.attnum)
+            FROM pg_constraint k JOIN pg_class cl ON cl.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = cl.relnamespace
+            JOIN pg_class fl ON fl.oid = k.confrelid JOIN pg_namespace fn ON fn.oid = fl.relnamespace
+            WHERE k.contype = 'f' AND k.conparentid = 0 ORDER BY 2, 3, 1
+            """, null, ct).ConfigureAwait(false);
+        var problems = new List<string>();
+        long orphans = 0;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var fk in fks)
+        {
+            var name = $"{fk[1]}.{fk[2]}.{fk[0]}";
+            names.Add(name);
+            if (!(bool)fk[5]!)
+            {
+                problems.Add($"{name} is NOT VALID");
+            }
+            var cols = (string[])fk[6]!;
+            var refs = (string[])fk[7]!;
+            var notNull = string.Join(" AND ", cols.Select(x => $"c.{Catalog.Quote(x)} IS NOT NULL"));
+            var match = string.Join(" AND ", cols.Zip(refs).Select(p => $"p.{Catalog.Quote(p.Second)} = c.{Catalog.Quote(p.First)}"));
+            var count = await s.QueryAsync($"SELECT count(*) FROM {Catalog.Qualified((string)fk[1]!, (string)fk[2]!)} c WHERE {notNull} AND NOT EXISTS (SELECT 1 FROM {Catalog.Qualified((string)fk[3]!, (string)fk[4]!)} p WHERE {match})", null, ct).ConfigureAwait(false);
+            var n = Convert.ToInt64(count[0][0], CultureInfo.InvariantCulture);
+            if (n > 0)
+            {
+                orphans += n;
+                problems.Add($"{name}: {n} orphan row(s) in {fk[1]}.{fk[2]} without a match in {fk[3]}.{fk[4]}");
+            }
+        }
+        if (t.IsScratchCopy && t.Fingerprint?.ForeignKeys is { Count: > 0 } expected)
+        {
+            foreach (var e in expected.Where(e => !names.Contains(e)))
+            {
+                problems.Add($"{e} is missing from the restored copy");
+            }
+        }
+        return new CheckResult(c.Name, c.Kind, "every foreign key present, validated, no orphan rows", $"{fks.Count} foreign keys, {orphans} orphan rows",
+            problems.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail, default, problems.Count == 0 ? null : string.Join("; ", problems));
+    }
+
+    private static async Task<CheckResult> AuditAsync(AuditContinuityCheck c, CheckSession s, CancellationToken ct)
+    {
+        var (schema, table) = Catalog.ParseQualified(c.Table);
+        var col = Catalog.Quote(c.TimeColumn);
+        var rows = await s.QueryAsync(
+            $"SELECT extract(epoch FROM g)::float8, prev, cur FROM (SELECT {col} - lag({col}) OVER (ORDER BY {col}) AS g, lag({col}) OVER (ORDER BY {col}) AS prev, {col} AS cur FROM {Catalog.Qualified(schema, table)}) x WHERE g IS NOT NULL ORDER BY g DESC LIMIT 1",
+            null, ct).ConfigureAwait(false);
+        if (rows.Count == 0)
+        {
+            return new CheckResult(c.Name, c.Kind, $"no gap > {Fmt(c.MaxGap)}", "fewer than two rows", CheckStatus.Fail, default, $"{c.Table} has fewer than two rows: no trail to judge");
+        }
+        var gap = TimeSpan.FromSeconds((double)rows[0][0]!);
+        var ok = gap <= c.MaxGap;
+        return new CheckResult(c.Name, c.Kind, $"no gap > {Fmt(c.MaxGap)}", $"largest gap {Fmt(gap)}", ok ? CheckStatus.Pass : CheckStatus.Fail, default,
+            ok ? null : $"no {c.Table} rows between {Stamp(rows[0][1])} and {Stamp(rows[0][2])}");
+    }
+
+    private static string Stamp(object? v) => v switch
+    {
+        DateTime d => d.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+        DateTimeOffset o => o.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+        _ => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
+    };
+
+    [GeneratedRegex(@"(?<!:):backup_time\b")]
+    private static partial Regex BackupTimeToken();
+
+    /// <summary>Replaces <c>:backup_time</c> with a parameter holding the backup's consistency point.</summary>
+    public static string BindBackupTime(string query) => BackupTimeToken().Replace(query, "@backup_time::timestamptz");
+
+    private static async Task<CheckResult> SqlAsync(SqlCheck c, CheckSession s, CheckTarget t, CancellationToken ct)
+    {
+        var rows = await s.QueryAsync(BindBackupTime(c.Query), new Dictionary<string, object?> { ["backup_time"] = t.BackupTime }, ct).ConfigureAwait(false);
+        if (rows.Count == 0 || rows[0].Length == 0 || rows[0][0] is null)
+        {
+            return new CheckResult(c.Name, c.Kind, c.Expect.ToString(), "no value", CheckStatus.Fail, default, "the query returned no row or NULL");
+        }
+        decimal actual;
+        try
+        {
+            actual = Convert.ToDecimal(rows[0][0], CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is InvalidCastException or FormatException)
+        {
+            return new CheckResult(c.Name, c.Kind, c.Expect.ToString(), Convert.ToString(rows[0][0], CultureInfo.InvariantCulture) ?? "", CheckStatus.Error, default, "the query's first column is not a number");
+        }
+        decimal? fp = null;
+        if (c.Expect.Fingerprint)
+        {
+            if (!t.IsScratchCopy)
+            {
+                return new CheckResult(c.Name, c.Kind, c.Expect.ToString(), actual.ToString(CultureInfo.InvariantCulture), CheckStatus.Skip, default, "live database: compared with the fingerprint only in drills");
+            }
+            if (t.Fingerprint?.CheckValues?.TryGetValue(c.Name, out var v) != true || !decimal.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed))
+            {
+                return new CheckResult(c.Name, c.Kind, c.Expect.ToString(), actual.ToString(CultureInfo.InvariantCulture), CheckStatus.Error, default, "the backup's fingerprint has no value for this check (it was added after the backup was taken)");
+            }
+            fp = parsed;
+        }
+        var ok = c.Expect.Holds(actual, fp);
+        return new CheckResult(c.Name, c.Kind, fp is { } f ? $"= {f} (fingerprint)" : c.Expect.ToString(), actual.ToString(CultureInfo.InvariantCulture), ok ? CheckStatus.Pass : CheckStatus.Fail, default);
+    }
+
+    private static async Task<CheckResult> AmcheckAsync(AmcheckCheck c, CheckSession s, CheckTarget t, CancellationToken ct)
+    {
+        var ext = await s.QueryAsync("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'", null, ct).ConfigureAwait(false);
+        if (ext.Count == 0)
+        {
+            if (!t.IsScratchCopy)
+            {
+                return new CheckResult(c.Name, c.Kind, "no corruption", "amcheck not installed", CheckStatus.Error, default, "run CREATE EXTENSION amcheck in this database (checks run read-only and will not install it)");
+            }
+            await s.ExecuteWritableAsync("CREATE EXTENSION IF NOT EXISTS amcheck", ct).ConfigureAwait(false);
+        }
+        var indexes = await s.QueryAsync(
+            "SELECT c.oid::int8, n.nspname || '.' || c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'btree' AND c.relkind = 'i' AND c.relpersistence <> 't' AND i.indisvalid AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+            null, ct).ConfigureAwait(false);
+        var problems = new List<string>();
+        foreach (var ix in indexes)
+        {
+            try
+            {
+                await s.QueryAsync($"SELECT bt_index_check(index => @oid::oid, heapallindexed => {(c.HeapAllIndexed ? "true" : "false")})", new Dictionary<string, object?> { ["oid"] = ix[0] }, ct).ConfigureAwait(false);
+            }
+            catch (CheckQueryException e)
+            {
+                problems.Add($"index {ix[1]}: {e.Message}");
+            }
+        }
+        var tables = await s.QueryAsync("SELECT c.oid::int8, n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','m','t') AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog','information_schema')", null, ct).ConfigureAwait(false);
+        foreach (var tb in tables)
+        {
+            try
+            {
+                var bad = await s.QueryAsync("SELECT blkno, msg FROM verify_heapam(@oid::oid) LIMIT 3", new Dictionary<string, object?> { ["oid"] = tb[0] }, ct).ConfigureAwait(false);
+                foreach (var b in bad)
+                {
+                    problems.Add($"table {tb[1]} block {b[0]}: {b[1]}");
+                }
+            }
+            catch (CheckQueryException e)
+            {
+                problems.Add($"table {tb[1]}: {e.Message}");
+            }
+        }
+        return new CheckResult(c.Name, c.Kind, "no corruption", $"{indexes.Count} indexes, {tables.Count} tables checked{(problems.Count > 0 ? $", {problems.Count} problem(s)" : "")}",
+            problems.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail, default, problems.Count == 0 ? null : string.Join("; ", problems.Take(10)));
+    }
+
+    private static async Task<CheckResult> CommandAsync(CommandCheck c, CheckTarget t, CancellationToken ct)
+    {
+        var env = new Dictionary<string, string>(t.CommandEnvironment ?? new Dictionary<string, string>()) { ["CAIRN_RESTORED_URL"] = t.Url, ["CAIRN_BACKUP_TIME"] = t.BackupTime.UtcDateTime.ToString("O", CultureInfo.InvariantCulture) };
+        try
+        {
+            var r = await PgProcess.RunAsync("/bin/sh", ["-c", c.Run], env, ct, timeout: c.Timeout).ConfigureAwait(false);
+            return new CheckResult(c.Name, c.Kind, "exit 0", $"exit {r.ExitCode}", r.ExitCode == 0 ? CheckStatus.Pass : CheckStatus.Fail, default,
+                r.ExitCode == 0 ? null : PgProcess.Tail(r.StandardError + "\n" + r.StandardOutput, 5));
+        }
+        catch (Cairn.PostgreSql.PgToolException e)
+        {
+            return new CheckResult(c.Name, c.Kind, "exit 0", "timed out", CheckStatus.Fail, default, e.Message);
+        }
+    }
+
+    private static string Fmt(TimeSpan t) => t.TotalDays >= 1 ? $"{t.TotalDays:0.#}d" : t.TotalHours >= 1 ? $"{t.TotalHours:0.#}h" : $"{t.TotalMinutes:0.#}m";
+}
