@@ -151,6 +151,22 @@ public sealed class ItemWriter : IAsyncDisposable
         return item;
     }
 
+    /// <summary>Adds an item whose chunks are already stored (e.g. carried over from another snapshot).</summary>
+    public void AddExistingItem(ManifestItem item)
+    {
+        foreach (var c in item.Chunks)
+        {
+            if (!_repo.Index.ContainsKey(ContentId.Parse(c)))
+            {
+                throw new DataDamagedException($"item {item.Name} refers to blob {c[..8]}, which is not in the repository");
+            }
+        }
+        lock (_items)
+        {
+            _items.Add(item);
+        }
+    }
+
     /// <summary>Flushes packs, stores the index, then the manifest. Only now does the backup become visible.</summary>
     public async Task<Snapshot> CommitAsync(string name, string kind, Dictionary<string, string>? meta, CancellationToken cancellationToken)
     {

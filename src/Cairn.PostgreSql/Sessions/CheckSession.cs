@@ -10,26 +10,56 @@ namespace Cairn.PostgreSql.Sessions;
 /// </summary>
 public sealed class CheckSession : IAsyncDisposable
 {
-    private readonly NpgsqlConnection _connection;
+    private readonly PgConnection _target;
+    private readonly TimeSpan _timeout;
+    private NpgsqlConnection _connection;
 
-    private CheckSession(NpgsqlConnection connection)
+    private CheckSession(PgConnection target, TimeSpan timeout, NpgsqlConnection connection)
     {
+        _target = target;
+        _timeout = timeout;
         _connection = connection;
     }
 
     public static async Task<CheckSession> OpenAsync(PgConnection connection, TimeSpan statementTimeout, CancellationToken ct)
+        => new(connection, statementTimeout, await ConnectAsync(connection, statementTimeout, ct).ConfigureAwait(false));
+
+    private static async Task<NpgsqlConnection> ConnectAsync(PgConnection connection, TimeSpan statementTimeout, CancellationToken ct)
     {
         var c = await connection.OpenAsync(ct).ConfigureAwait(false);
         await using (var cmd = new NpgsqlCommand($"SET default_transaction_read_only = on; SET statement_timeout = {(long)statementTimeout.TotalMilliseconds}; SET lock_timeout = 10000", c))
         {
             await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
-        return new CheckSession(c);
+        return c;
+    }
+
+    /// <summary>A check that crashed the server's backend (severe corruption can) must not end the others: reconnect.</summary>
+    private async Task EnsureOpenAsync(CancellationToken ct)
+    {
+        if (_connection.State == System.Data.ConnectionState.Open)
+        {
+            return;
+        }
+        await _connection.DisposeAsync().ConfigureAwait(false);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                _connection = await ConnectAsync(_target, _timeout, ct).ConfigureAwait(false);
+                return;
+            }
+            catch (PgToolException) when (attempt < 20)
+            {
+                await Task.Delay(250, ct).ConfigureAwait(false); // the server is restarting after a crashed backend
+            }
+        }
     }
 
     /// <summary>Rows of a query as arrays of values (DBNull becomes null). Named parameters as @name.</summary>
     public async Task<List<object?[]>> QueryAsync(string sql, IReadOnlyDictionary<string, object?>? parameters, CancellationToken ct)
     {
+        await EnsureOpenAsync(ct).ConfigureAwait(false);
         await using var tx = await _connection.BeginTransactionAsync(ct).ConfigureAwait(false);
         await using var cmd = new NpgsqlCommand(sql, _connection, tx);
         foreach (var (k, v) in parameters ?? new Dictionary<string, object?>())
@@ -54,6 +84,10 @@ public sealed class CheckSession : IAsyncDisposable
         {
             throw new CheckQueryException($"{e.MessageText}{(e.Position > 0 ? $" (at character {e.Position})" : "")}", e.SqlState);
         }
+        catch (NpgsqlException e)
+        {
+            throw new CheckQueryException($"the server connection broke while running the check ({e.Message}); the server process may have crashed", "08006");
+        }
         await tx.RollbackAsync(ct).ConfigureAwait(false);
         return rows;
     }
@@ -61,6 +95,7 @@ public sealed class CheckSession : IAsyncDisposable
     /// <summary>Runs a statement outside the read-only guard (only for our own scratch copies, e.g. CREATE EXTENSION amcheck).</summary>
     public async Task ExecuteWritableAsync(string sql, CancellationToken ct)
     {
+        await EnsureOpenAsync(ct).ConfigureAwait(false);
         await using var cmd = new NpgsqlCommand($"BEGIN READ WRITE; {sql}; COMMIT", _connection);
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
