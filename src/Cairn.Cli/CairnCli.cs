@@ -29,6 +29,10 @@ public static class CairnCli
         root.Subcommands.Add(DatabaseCommands.Snapshots(ctx));
         root.Subcommands.Add(DatabaseCommands.Restore(ctx));
         root.Subcommands.Add(DrillCommands.Drill(ctx));
+        root.Subcommands.Add(MonitoringCommands.Check(ctx));
+        root.Subcommands.Add(MonitoringCommands.Alert(ctx));
+        root.Subcommands.Add(MonitoringCommands.Schedule(ctx));
+        root.Subcommands.Add(DaemonCommand.Build(ctx));
         root.Subcommands.Add(RepositoryCommands.Key(ctx));
         root.Subcommands.Add(RepositoryCommands.Repo(ctx));
         root.Subcommands.Add(RepositoryCommands.Verify(ctx));

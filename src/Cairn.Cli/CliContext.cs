@@ -54,6 +54,9 @@ public sealed class CliContext(CliConsole console, TimeProvider time, Func<strin
         }
     }
 
+    /// <summary>Swaps in a reloaded configuration (daemon SIGHUP).</summary>
+    public void ReplaceConfig(CairnConfig config) => _config = config;
+
     /// <summary>The repository location: --repo, else CAIRN_REPOSITORY, else repository: in cairn.yaml.</summary>
     public string RepositoryPath(string? option)
     {

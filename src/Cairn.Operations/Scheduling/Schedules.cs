@@ -1,0 +1,67 @@
+using Cairn.Operations.Configuration;
+using Cronos;
+using YamlDotNet.RepresentationModel;
+
+namespace Cairn.Operations.Scheduling;
+
+/// <summary>A scheduled job of one database: cron in UTC (5 fields, with Cronos' "#" nth-weekday form, e.g. "0 3 * * 0#1").</summary>
+public sealed record ScheduledJob(string Database, string Job, string Expression, CronExpression Cron)
+{
+    public static readonly string[] Jobs = ["backup", "drill", "verify_live", "prune", "check"];
+
+    public DateTimeOffset? Next(DateTimeOffset after) => Cron.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is { } n ? new DateTimeOffset(n, TimeSpan.Zero) : null;
+
+    /// <summary>The latest slot in (<paramref name="since"/>, <paramref name="now"/>], or null: a missed run is run once, not once per missed slot.</summary>
+    public DateTimeOffset? LastSlotBetween(DateTimeOffset since, DateTimeOffset now)
+    {
+        DateTime? last = null;
+        foreach (var o in Cron.GetOccurrences(since.UtcDateTime, now.UtcDateTime, TimeZoneInfo.Utc, fromInclusive: false, toInclusive: true))
+        {
+            last = o;
+        }
+        return last is { } l ? new DateTimeOffset(l, TimeSpan.Zero) : null;
+    }
+
+    /// <summary>The command line that runs this job.</summary>
+    public string[] Arguments => Job switch
+    {
+        "backup" => ["backup", Database],
+        "drill" => ["drill", Database],
+        "verify_live" => ["verify", Database, "--live"],
+        "prune" => ["prune"],
+        "check" => ["check", Database],
+        _ => throw new InvalidOperationException(Job),
+    };
+
+    public static List<ScheduledJob> FromConfig(CairnConfig config)
+    {
+        var result = new List<ScheduledJob>();
+        foreach (var db in config.Databases.Values)
+        {
+            if (db.Schedule is null)
+            {
+                continue;
+            }
+            foreach (var (k, v) in db.Schedule.Children)
+            {
+                var job = ((YamlScalarNode)k).Value ?? "";
+                var expr = (v as YamlScalarNode)?.Value ?? "";
+                if (!Jobs.Contains(job))
+                {
+                    throw new ConfigException($"{config.File}:{k.Start.Line}: unknown job 'databases.{db.Name}.schedule.{job}' (known: {string.Join(", ", Jobs)})");
+                }
+                try
+                {
+                    // Six fields put seconds first (for tests and fast loops); five are standard cron.
+                    var format = expr.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard;
+                    result.Add(new ScheduledJob(db.Name, job, expr, CronExpression.Parse(expr, format)));
+                }
+                catch (CronFormatException e)
+                {
+                    throw new ConfigException($"{config.File}:{v.Start.Line}: databases.{db.Name}.schedule.{job}: '{expr}' is not a cron expression ({e.Message}); e.g. \"0 0 * * *\" daily at 00:00 UTC, \"0 3 * * 0#1\" first Sunday 03:00");
+                }
+            }
+        }
+        return result;
+    }
+}
