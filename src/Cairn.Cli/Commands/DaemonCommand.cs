@@ -80,11 +80,12 @@ internal static class DaemonCommand
                     log("info", $"msg=\"job started\" database={j.Database} job={j.Job} slot={slot:O}");
                     var sw = System.Diagnostics.Stopwatch.StartNew();
                     var output = new StringWriter();
-                    var sub = new CliContext(new CliConsole(output, output, false, false), ctx.Time, ctx.Env) { ConfigOption = configPath, RepoOption = ctx.RepoOption, EvidenceOption = ctx.EvidenceOption };
+                    var sub = new CliContext(new CliConsole(output, output, false, false), ctx.Time, ctx.Env) { RepoOption = ctx.RepoOption, EvidenceOption = ctx.EvidenceOption };
+                    sub.ReplaceConfig(config); // jobs use the daemon's config: a broken file on disk does not break them until a reload succeeds
                     int code;
                     try
                     {
-                        code = await CairnCli.RunAsync([.. j.Arguments, .. GlobalArgs(configPath, ctx)], sub).ConfigureAwait(false);
+                        code = await CairnCli.RunAsync([.. j.Arguments, .. GlobalArgs(ctx)], sub).ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
@@ -115,13 +116,9 @@ internal static class DaemonCommand
 
 
 
-    private static List<string> GlobalArgs(string? configPath, CliContext ctx)
+    private static List<string> GlobalArgs(CliContext ctx)
     {
         var args = new List<string>();
-        if (configPath is not null)
-        {
-            args.AddRange(["--config", configPath]);
-        }
         if (ctx.RepoOption is not null)
         {
             args.AddRange(["--repo", ctx.RepoOption]);
@@ -161,7 +158,8 @@ internal static class DaemonCommand
                     string body;
                     if (path == "/metrics")
                     {
-                        var outcome = await MonitoringCommands.EvaluateAsync(ctx, null, ct).ConfigureAwait(false);
+                        // Scrapes only read: alerts are sent by the check job, so a scrape never duplicates one.
+                        var outcome = await MonitoringCommands.EvaluateAsync(ctx, null, ct, sendAlerts: false).ConfigureAwait(false);
                         body = outcome.Metrics;
                         c.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
                     }

@@ -26,7 +26,7 @@ internal static class MonitoringCommands
     internal sealed record CheckOutcome(List<HealthFinding> Findings, string Metrics, HealthState Overall, List<Delivery> Deliveries);
 
     /// <summary>Evaluates freshness, writes metrics, sends alerts on state changes. Used by 'check' and by the daemon.</summary>
-    internal static async Task<CheckOutcome> EvaluateAsync(CliContext ctx, string? only, CancellationToken ct)
+    internal static async Task<CheckOutcome> EvaluateAsync(CliContext ctx, string? only, CancellationToken ct, bool sendAlerts = true)
     {
         var config = ctx.Config;
         var log = Evidence.Open(ctx, ctx.RepositoryPathOrNull());
@@ -79,7 +79,7 @@ internal static class MonitoringCommands
         var overall = findings.Count == 0 ? HealthState.Ok : findings.Max(f => f.State);
         var sinks = AlertSink.Parse(config.Alerts, config.File ?? "cairn.yaml");
         var deliveries = new List<Delivery>();
-        if (sinks.Count > 0 && log.Exists)
+        if (sendAlerts && sinks.Count > 0 && log.Exists)
         {
             var alerter = new Alerter(StateFile(ctx, log), ctx.Time, Reminder(ctx));
             deliveries = await alerter.ProcessAsync(findings, sinks, ct).ConfigureAwait(false);
