@@ -92,8 +92,8 @@ internal static class DaemonCommand
                         code = ExitCodes.Failure;
                         output.WriteLine(e.Message);
                     }
-                    var lastLine = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "";
-                    log(code == 0 ? "info" : "error", $"msg=\"job finished\" database={j.Database} job={j.Job} exit={code} seconds={sw.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} last=\"{Esc(lastLine)}\"");
+                    var lastLine = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(l => !l.StartsWith('\u250c') && !l.StartsWith('\u2502')) ?? "";
+                    log(code == 0 ? "info" : "error", $"msg=\"job finished\" database={j.Database} job={j.Job} exit={code} seconds={sw.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} summary=\"{Esc(lastLine)}\"");
                     if (ct.IsCancellationRequested)
                     {
                         break;
