@@ -29,6 +29,8 @@ public static class CairnCli
         root.Subcommands.Add(DatabaseCommands.Snapshots(ctx));
         root.Subcommands.Add(DatabaseCommands.Restore(ctx));
         root.Subcommands.Add(DrillCommands.Drill(ctx));
+        root.Subcommands.Add(PhysicalCommands.WalPush(ctx));
+        root.Subcommands.Add(PhysicalCommands.WalFetch(ctx));
         root.Subcommands.Add(MonitoringCommands.Check(ctx));
         root.Subcommands.Add(MonitoringCommands.Alert(ctx));
         root.Subcommands.Add(MonitoringCommands.Schedule(ctx));

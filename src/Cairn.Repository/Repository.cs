@@ -129,18 +129,21 @@ public sealed class Repository : IDisposable
             throw new DataDamagedException($"the repository at {storage.Location} has no key files (keys/ is empty); it cannot be opened");
         }
         var damagedKeys = new List<string>();
-        foreach (var k in keyObjects.OrderBy(k => k.Key.Name, StringComparer.Ordinal))
+        var candidates = new List<(ObjectInfo Key, KeyFileData? Data)>();
+        foreach (var k in keyObjects)
         {
-            KeyFileData? data;
             try
             {
-                data = JsonSerializer.Deserialize(await storage.GetAllAsync(k.Key, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData);
+                candidates.Add((k, JsonSerializer.Deserialize(await storage.GetAllAsync(k.Key, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData)));
             }
             catch (JsonException)
             {
-                damagedKeys.Add(k.Key.Name);
-                continue;
+                candidates.Add((k, null));
             }
+        }
+        // Cheapest KDF first: a machine key with a random passphrase and a cheap KDF (wal-push) opens in milliseconds.
+        foreach (var (k, data) in candidates.OrderBy(c => c.Data is null ? long.MaxValue : (long)c.Data.MemoryKib * c.Data.Iterations).ThenBy(c => c.Key.Key.Name, StringComparer.Ordinal))
+        {
             if (data is null)
             {
                 damagedKeys.Add(k.Key.Name);

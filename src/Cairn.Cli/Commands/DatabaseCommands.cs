@@ -40,16 +40,16 @@ internal static class DatabaseCommands
         fingerprint.AcceptOnlyFromAmong("rows", "content");
         var jobs = new Option<int>("--jobs", "-j") { Description = "pg_dump workers (default 2)", DefaultValueFactory = _ => 2 };
         var withPasswords = new Option<bool>("--with-role-passwords") { Description = "Also store role password hashes (needs superuser; off by default)" };
-        var physical = new Option<bool>("--physical") { Description = "Physical backup of the data directory (not available in this version)" };
+        var physical = new Option<bool>("--physical") { Description = "Physical backup (pg_basebackup) for point-in-time recovery; the server must archive WAL with 'cairn wal-push'" };
         var cmd = new Command("backup", "Back up a database: pg_dump in one snapshot, deduplicated and encrypted, with its roles and a fingerprint of every table") { db, fingerprint, jobs, withPasswords, physical };
         cmd.SetAction(ctx, async (p, ct) =>
         {
-            if (p.GetValue(physical))
-            {
-                throw new RepositoryException(ErrorKind.InvalidInput, "physical backups are not available in this version of Cairn; use a logical backup (without --physical)");
-            }
             var (name, connection, config) = Resolve(ctx, p.GetValue(db)!);
             ctx.LastDatabase = name;
+            if (p.GetValue(physical))
+            {
+                return await PhysicalCommands.BackupAsync(ctx, p, name, connection, ct).ConfigureAwait(false);
+            }
             // SQL checks that expect "= fingerprint" are evaluated now, in the backup's own snapshot.
             var queries = CheckParser.Parse(config?.Checks, ctx.Config.File ?? "cairn.yaml", name).OfType<SqlCheck>()
                 .Where(c => c.Expect.Fingerprint).Select(c => (c.Name, CheckRunner.BindBackupTime(c.Query))).ToList();
@@ -166,19 +166,40 @@ internal static class DatabaseCommands
         var intoSchema = new Option<string?>("--into-schema") { Description = "Staging schema for --table restores (created in the target database)" };
         var merge = new Option<string?>("--merge") { Description = "With --table: 'missing' inserts the rows that exist only in the backup, in one transaction" };
         merge.AcceptOnlyFromAmong("missing");
-        var physical = new Option<bool>("--physical") { Description = "Physical restore (not available in this version)" };
-        var cmd = new Command("restore", "Restore a backup into a new database, or single tables beside the live data, and check the result against the fingerprint")
+        var physical = new Option<bool>("--physical") { Description = "Restore a physical backup into a data directory (--to DIR) with point-in-time recovery" };
+        var toDir = new Option<string?>("--to") { Description = "With --physical: the data directory to create (must be empty unless --force)" };
+        var targetTime = new Option<string?>("--target-time") { Description = "Recover up to this time (e.g. '2026-12-01 14:30:00+00')" };
+        var targetLsn = new Option<string?>("--target-lsn") { Description = "Recover up to this WAL location" };
+        var targetXid = new Option<string?>("--target-xid") { Description = "Recover up to this transaction ID" };
+        var targetName = new Option<string?>("--target-name") { Description = "Recover up to this restore point (pg_create_restore_point)" };
+        var target = new Option<string?>("--target") { Description = "immediate (the end of the backup) or latest (all archived WAL, the default)" };
+        target.AcceptOnlyFromAmong("immediate", "latest");
+        var targetTimeline = new Option<string?>("--target-timeline") { Description = "Timeline to recover along (default latest)" };
+        var targetAction = new Option<string>("--target-action") { Description = "promote (default), pause or shutdown when the target is reached", DefaultValueFactory = _ => "promote" };
+        targetAction.AcceptOnlyFromAmong("promote", "pause", "shutdown");
+        var start = new Option<bool>("--start") { Description = "Start the restored server and wait until recovery reached its target" };
+        var port = new Option<int?>("--port") { Description = "Port for the restored server (default 5433)" };
+        var force = new Option<bool>("--force") { Description = "Replace a non-empty --to folder" };
+        var cmd = new Command("restore", "Restore a backup into a new database, or single tables beside the live data, and check the result against the fingerprint; with --physical, to a data directory with point-in-time recovery")
         {
-            db, snapshot, toDatabase, on, clean, jobs, noOwner, table, intoSchema, merge, physical,
+            db, snapshot, toDatabase, on, clean, jobs, noOwner, table, intoSchema, merge, physical, toDir, targetTime, targetLsn, targetXid, targetName, target, targetTimeline, targetAction, start, port, force,
         };
         cmd.SetAction(ctx, async (p, ct) =>
         {
-            if (p.GetValue(physical))
-            {
-                throw new RepositoryException(ErrorKind.InvalidInput, "physical restores are not available in this version of Cairn");
-            }
             var (name, source, _) = Resolve(ctx, p.GetValue(db)!);
             ctx.LastDatabase = name;
+            if (p.GetValue(physical))
+            {
+                var dir = p.GetValue(toDir) ?? throw new RepositoryException(ErrorKind.InvalidInput, "--physical needs --to DIR: the data directory to restore into");
+                var targets = new[] { p.GetValue(targetTime), p.GetValue(targetLsn), p.GetValue(targetXid), p.GetValue(targetName), p.GetValue(target) == "immediate" ? "immediate" : null }.Count(x => x is not null);
+                if (targets > 1)
+                {
+                    throw new RepositoryException(ErrorKind.InvalidInput, "give one recovery target: --target-time, --target-lsn, --target-xid, --target-name or --target immediate");
+                }
+                var rt = new Cairn.PostgreSql.Physical.RecoveryTarget(p.GetValue(targetTime), p.GetValue(targetLsn), p.GetValue(targetXid), p.GetValue(targetName),
+                    p.GetValue(target) == "immediate" ? "immediate" : null, p.GetValue(targetAction)!, p.GetValue(targetTimeline));
+                return await PhysicalCommands.RestoreAsync(ctx, p, name, p.GetValue(snapshot), dir, rt, p.GetValue(force), p.GetValue(start), p.GetValue(port), ct).ConfigureAwait(false);
+            }
             var server = p.GetValue(on) is { } url ? PgConnection.Parse(url, ctx.Env("CAIRN_DB_PASSWORD_FILE")) : source;
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
             await using var l = await repo.LockAsync(exclusive: false, $"restore {name}", ct).ConfigureAwait(false);

@@ -198,6 +198,7 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         ObjectKind.Index => "index",
         ObjectKind.Snapshot => "snapshots",
         ObjectKind.Lock => "locks",
+        ObjectKind.Named => "wal",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

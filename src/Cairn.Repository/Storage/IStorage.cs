@@ -9,6 +9,9 @@ public enum ObjectKind
     Index,
     Snapshot,
     Lock,
+
+    /// <summary>Files stored whole under their own name (PostgreSQL WAL segments and history files).</summary>
+    Named,
 }
 
 /// <summary>Addresses one stored object. <see cref="Name"/> is a plain file name without slashes.</summary>
@@ -25,6 +28,7 @@ public readonly record struct StorageKey(ObjectKind Kind, string Name)
         ObjectKind.Index => "index/" + Name,
         ObjectKind.Snapshot => "snapshots/" + Name,
         ObjectKind.Lock => "locks/" + Name,
+        ObjectKind.Named => "wal/" + Name,
         _ => throw new ArgumentOutOfRangeException(nameof(Kind)),
     };
 

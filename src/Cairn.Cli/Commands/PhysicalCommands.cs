@@ -1,0 +1,229 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Cairn.Cli.Terminal;
+using Cairn.Operations.Physical;
+using Cairn.PostgreSql.Physical;
+using Cairn.Repository;
+
+namespace Cairn.Cli.Commands;
+
+/// <summary>WAL archiving (<c>wal-push</c> for archive_command, <c>wal-fetch</c> for restore_command) and physical backup/restore.</summary>
+internal static class PhysicalCommands
+{
+    /// <summary>Exit code that makes PostgreSQL abort recovery (above 125: "shell error") instead of treating it as "no such file".</summary>
+    public const int AbortRecovery = 126;
+
+    private static readonly Option<string?> Database = new("--database", "-d") { Description = "The database (name in cairn.yaml) whose WAL this is; default: the only configured one" };
+
+    private static string DatabaseName(CliContext ctx, ParseResult p)
+    {
+        if (p.GetValue(Database) is { } d)
+        {
+            return d;
+        }
+        if (ctx.Env("CAIRN_DATABASE") is { Length: > 0 } e)
+        {
+            return e;
+        }
+        return ctx.Config.Databases.Count == 1 ? ctx.Config.Databases.Keys.Single()
+            : throw new RepositoryException(ErrorKind.InvalidInput, "say which database this WAL belongs to: --database NAME (or CAIRN_DATABASE)");
+    }
+
+    public static Command WalPush(CliContext ctx)
+    {
+        var path = new Argument<string>("PATH") { Description = "The WAL file to archive (%p in archive_command)" };
+        var cmd = new Command("wal-push", "Archive one WAL file (archive_command = 'cairn wal-push %p --database NAME'). Pushing identical content again succeeds; different content is refused") { path, Database };
+        cmd.SetAction(ctx, async (p, ct) =>
+        {
+            var file = p.GetValue(path)!;
+            var name = Path.GetFileName(file);
+            if (!WalNames.IsValid(name))
+            {
+                throw new RepositoryException(ErrorKind.InvalidInput, $"'{name}' is not a WAL file name; archive_command should pass %p");
+            }
+            var db = DatabaseName(ctx, p);
+            byte[] data;
+            try
+            {
+                data = await File.ReadAllBytesAsync(file, ct).ConfigureAwait(false);
+            }
+            catch (FileNotFoundException)
+            {
+                throw new RepositoryException(ErrorKind.NotFound, $"{file} does not exist");
+            }
+            using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
+            var result = await NamedFiles.PutAsync(repo, PhysicalOperation.WalObjectName(db, name), data, ct).ConfigureAwait(false);
+            if (result == NamedPutResult.AlreadyStoredIdentical)
+            {
+                ctx.Console.Error.WriteLine($"cairn: {name} was already archived with the same content");
+            }
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    public static Command WalFetch(CliContext ctx)
+    {
+        var name = new Argument<string>("NAME") { Description = "The WAL file name PostgreSQL asks for (%f)" };
+        var dest = new Argument<string>("PATH") { Description = "Where to write it (%p)" };
+        var cmd = new Command("wal-fetch", "Fetch one archived WAL file for recovery (restore_command = 'cairn wal-fetch %f %p --database NAME'). Exit 1 when it is not archived; 126 (PostgreSQL aborts recovery) on a wrong passphrase or damage") { name, dest, Database };
+        cmd.SetAction(async (ParseResult p, CancellationToken ct) =>
+        {
+            ctx.RepoOption = p.GetValue(CommandRunner.Repo);
+            ctx.ConfigOption = p.GetValue(CommandRunner.Config);
+            var file = p.GetValue(name)!;
+            if (!WalNames.IsValid(file))
+            {
+                ctx.Console.Error.WriteLine($"cairn wal-fetch: '{file}' is not a WAL file name; refusing it");
+                return AbortRecovery;
+            }
+            try
+            {
+                var db = DatabaseName(ctx, p);
+                using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
+                byte[] data;
+                try
+                {
+                    data = await NamedFiles.GetAsync(repo, PhysicalOperation.WalObjectName(db, file), ct).ConfigureAwait(false);
+                }
+                catch (RepositoryException e) when (e.Kind == ErrorKind.NotFound)
+                {
+                    ctx.Console.Error.WriteLine($"cairn wal-fetch: {file} is not archived for {db}");
+                    return 1;
+                }
+                var target = Path.GetFullPath(p.GetValue(dest)!);
+                var temp = target + ".cairn-partial";
+                await File.WriteAllBytesAsync(temp, data, ct).ConfigureAwait(false);
+                File.Move(temp, target, overwrite: true);
+                return ExitCodes.Ok;
+            }
+            catch (Exception e) when (e is RepositoryException or Cairn.Operations.Configuration.ConfigException or IOException or UnauthorizedAccessException)
+            {
+                ctx.Console.Error.WriteLine($"cairn wal-fetch: FATAL: {e.Message}");
+                return AbortRecovery;
+            }
+        });
+        return cmd;
+    }
+
+    public static async Task<int> BackupAsync(CliContext ctx, ParseResult p, string name, Cairn.PostgreSql.Connections.PgConnection connection, CancellationToken ct)
+    {
+        using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
+        await using var l = await repo.LockAsync(exclusive: false, $"backup {name} --physical", ct).ConfigureAwait(false);
+        var r = await ctx.Console.WithProgressAsync($"physical backup {name}", null, async _ =>
+            await PhysicalOperation.BackupAsync(repo, name, connection, ctx.Time, ct, ctx.Config.PostgresBin).ConfigureAwait(false)).ConfigureAwait(false);
+        await Evidence.RecordAsync(ctx, repo.Storage.Location, "backup", "pass", new()
+        {
+            ["type"] = "physical",
+            ["source"] = connection.Redacted,
+            ["size_bytes"] = r.Stats.BytesRead.ToString(CultureInfo.InvariantCulture),
+            ["added_bytes"] = r.Stats.BytesAdded.ToString(CultureInfo.InvariantCulture),
+            ["start_lsn"] = r.Info.StartLsn,
+            ["stop_lsn"] = r.Info.StopLsn,
+            ["timeline"] = r.Info.Timeline.ToString(CultureInfo.InvariantCulture),
+            ["encrypted"] = "AES-256-GCM",
+        }, ct, database: name, snapshot: r.Snapshot.Id, durationMs: (long)r.Duration.TotalMilliseconds).ConfigureAwait(false);
+        if (p.GetValue(CommandRunner.Json))
+        {
+            ctx.Console.Out.WriteLine(new JsonObject
+            {
+                ["message_type"] = "summary",
+                ["snapshot_id"] = r.Snapshot.Id,
+                ["database"] = name,
+                ["kind"] = "physical",
+                ["start_lsn"] = r.Info.StartLsn,
+                ["stop_lsn"] = r.Info.StopLsn,
+                ["timeline"] = r.Info.Timeline,
+                ["size_bytes"] = r.Stats.BytesRead,
+                ["added_bytes"] = r.Stats.BytesAdded,
+                ["seconds"] = Math.Round(r.Duration.TotalSeconds, 3),
+            }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        else
+        {
+            ctx.Console.Out.WriteLine($"physical backup {r.Snapshot.ShortId} of {name}: WAL {r.Info.StartLsn} to {r.Info.StopLsn} on timeline {r.Info.Timeline}; {Format.Bytes(r.Stats.BytesRead)} read, {Format.Bytes(r.Stats.BytesAdded)} added, in {Format.Duration(r.Duration)}");
+        }
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The command PostgreSQL runs to fetch WAL: this very binary, the repository, the passphrase file (never the passphrase).</summary>
+    private static string RestoreCommand(CliContext ctx, string repoPath, string database)
+    {
+        var passFile = ctx.Env("CAIRN_PASSPHRASE_FILE") ?? throw new RepositoryException(ErrorKind.InvalidInput,
+            "restore_command needs the passphrase from a file: set CAIRN_PASSPHRASE_FILE to a file the postgres user can read (a passphrase is never written into the server's configuration)");
+        var self = ctx.Env("CAIRN_BIN") ?? (Environment.ProcessPath is { } pp && Path.GetFileName(pp) == "dotnet"
+            ? $"{Sh(pp)} {Sh(Path.Combine(AppContext.BaseDirectory, "cairn.dll"))}"
+            : Sh(Environment.ProcessPath ?? "cairn"));
+        return $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {self} --repo {Sh(Path.GetFullPath(repoPath))} wal-fetch %f %p --database {Sh(database)}";
+    }
+
+    private static string Sh(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal) + "\"";
+
+    public static async Task<int> RestoreAsync(CliContext ctx, ParseResult p, string name, string? snapshotId, string to, RecoveryTarget target, bool force, bool start, int? port, CancellationToken ct)
+    {
+        var sw = Stopwatch.StartNew();
+        using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
+        var snap = await PhysicalOperation.ChooseAsync(repo, name, snapshotId, target, ct).ConfigureAwait(false);
+        var restoreCommand = RestoreCommand(ctx, repo.Storage.Location, name);
+        await using (var l = await repo.LockAsync(exclusive: false, $"restore {name} --physical", ct).ConfigureAwait(false))
+        {
+            await ctx.Console.WithProgressAsync($"restore {snap.ShortId} to {to}", null, async _ =>
+            {
+                await PhysicalOperation.RestoreAsync(repo, snap, to, force, ct).ConfigureAwait(false);
+                return 0;
+            }).ConfigureAwait(false);
+        }
+        var socketDir = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(to))!, Path.GetFileName(Path.GetFullPath(to)) + ".sock");
+        if (start)
+        {
+            Directory.CreateDirectory(socketDir);
+            Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(socketDir);
+        }
+        await PhysicalRestorer.ConfigureRecoveryAsync(to, restoreCommand, target, start ? port ?? 5433 : port, start ? socketDir : null, ct).ConfigureAwait(false);
+        RecoveryResult? result = null;
+        if (start)
+        {
+            result = await PhysicalRestorer.StartAndWaitAsync(to, port ?? 5433, socketDir, target.Action, TimeSpan.FromMinutes(30), ct, ctx.Config.PostgresBin).ConfigureAwait(false);
+        }
+        await Evidence.RecordAsync(ctx, repo.Storage.Location, "restore", "pass", new()
+        {
+            ["type"] = "physical",
+            ["target_dir"] = Path.GetFullPath(to),
+            ["recovery_target"] = string.Join("; ", target.Settings()),
+            ["reached_lsn"] = result?.ReplayLsn ?? "",
+            ["started"] = start ? "yes" : "no",
+        }, ct, database: name, snapshot: snap.Id, durationMs: sw.ElapsedMilliseconds).ConfigureAwait(false);
+        if (p.GetValue(CommandRunner.Json))
+        {
+            ctx.Console.Out.WriteLine(new JsonObject
+            {
+                ["message_type"] = "summary",
+                ["snapshot_id"] = snap.Id,
+                ["data_directory"] = Path.GetFullPath(to),
+                ["started"] = start,
+                ["in_recovery"] = result?.InRecovery,
+                ["replay_lsn"] = result?.ReplayLsn,
+                ["paused"] = result?.PausedState,
+                ["last_replayed_transaction"] = result?.LastReplayedTransaction?.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
+                ["socket"] = start ? socketDir : null,
+                ["port"] = start ? port ?? 5433 : null,
+            }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        else
+        {
+            ctx.Console.Out.WriteLine($"restored physical backup {snap.ShortId} into {Path.GetFullPath(to)} with recovery settings ({string.Join(", ", target.Settings())})");
+            if (result is not null)
+            {
+                ctx.Console.Out.WriteLine($"server on port {port ?? 5433} (socket {socketDir}): {(result.InRecovery ? $"recovery {result.PausedState}" : "recovery finished, promoted")} at LSN {result.ReplayLsn}, last replayed transaction {result.LastReplayedTransaction?.UtcDateTime.ToString("u", CultureInfo.InvariantCulture) ?? "-"}");
+            }
+            else
+            {
+                ctx.Console.Out.WriteLine($"start it with: pg_ctl -D {Path.GetFullPath(to)} start (as the postgres user); recovery fetches WAL with cairn wal-fetch");
+            }
+        }
+        return ExitCodes.Ok;
+    }
+}
