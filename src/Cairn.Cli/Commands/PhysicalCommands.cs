@@ -152,8 +152,9 @@ internal static class PhysicalCommands
     /// <summary>The command PostgreSQL runs to fetch WAL: this very binary, the repository, the passphrase file (never the passphrase).</summary>
     private static string RestoreCommand(CliContext ctx, string repoPath, string database)
     {
-        var passFile = ctx.Env("CAIRN_PASSPHRASE_FILE") ?? throw new RepositoryException(ErrorKind.InvalidInput,
-            "restore_command needs the passphrase from a file: set CAIRN_PASSPHRASE_FILE to a file the postgres user can read (a passphrase is never written into the server's configuration)");
+        // The server's restore_command may use its own key file (e.g. a machine key readable by postgres).
+        var passFile = ctx.Env("CAIRN_RESTORE_PASSPHRASE_FILE") ?? ctx.Env("CAIRN_PASSPHRASE_FILE") ?? throw new RepositoryException(ErrorKind.InvalidInput,
+            "restore_command needs the passphrase from a file: set CAIRN_PASSPHRASE_FILE (or CAIRN_RESTORE_PASSPHRASE_FILE) to a file the postgres user can read (a passphrase is never written into the server's configuration)");
         var self = ctx.Env("CAIRN_BIN") ?? (Environment.ProcessPath is { } pp && Path.GetFileName(pp) == "dotnet"
             ? $"{Sh(pp)} {Sh(Path.Combine(AppContext.BaseDirectory, "cairn.dll"))}"
             : Sh(Environment.ProcessPath ?? "cairn"));
@@ -168,6 +169,18 @@ internal static class PhysicalCommands
         using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
         var snap = await PhysicalOperation.ChooseAsync(repo, name, snapshotId, target, ct).ConfigureAwait(false);
         var restoreCommand = RestoreCommand(ctx, repo.Storage.Location, name);
+        // A gap in the archive would make PostgreSQL stop early and call it the end: find it first.
+        var missing = WalContinuity.Missing(await PhysicalOperation.WalFilesAsync(repo, name, ct).ConfigureAwait(false), snap.Manifest.Meta["start_wal"]);
+        if (missing.Count > 0)
+        {
+            var toEnd = target.Time is null && target.Lsn is null && target.Xid is null && target.Name is null && target.Immediate is null;
+            var message = $"WAL segment {missing[0]} is missing from the archive{(missing.Count > 1 ? $" ({missing.Count} segments missing in all)" : "")}: recovery from backup {snap.ShortId} cannot pass it";
+            if (toEnd)
+            {
+                throw new RepositoryException(ErrorKind.Damaged, message + "; restore to a target before it (--target-time/--target-lsn), or find the segment (pg_wal of the original server) and 'cairn wal-push' it");
+            }
+            ctx.Console.Error.WriteLine($"cairn: warning: {message}; if the target lies after it, recovery stops at the gap and the server reports it");
+        }
         await using (var l = await repo.LockAsync(exclusive: false, $"restore {name} --physical", ct).ConfigureAwait(false))
         {
             await ctx.Console.WithProgressAsync($"restore {snap.ShortId} to {to}", null, async _ =>

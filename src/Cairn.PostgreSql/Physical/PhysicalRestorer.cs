@@ -127,21 +127,21 @@ public static class PhysicalRestorer
         }
         var conn = PgConnection.Parse($"postgresql://postgres@/postgres?host={Uri.EscapeDataString(socketDir)}&port={port}");
         var started = System.Diagnostics.Stopwatch.StartNew();
+        var sawRunning = false;
         while (true)
         {
             ct.ThrowIfCancellationRequested();
             var logText = File.Exists(log) ? await File.ReadAllTextAsync(log, ct).ConfigureAwait(false) : "";
-            if (logText.Contains("FATAL", StringComparison.Ordinal) && logText.Contains("recovery", StringComparison.Ordinal) && !logText.Contains("database system is ready", StringComparison.Ordinal))
+            var running = File.Exists(Path.Combine(target, "postmaster.pid"));
+            sawRunning |= running;
+            if (!running && (sawRunning || started.Elapsed > TimeSpan.FromSeconds(10)))
             {
-                var fatal = logText.Split('\n').Where(l => l.Contains("FATAL", StringComparison.Ordinal) || l.Contains("cairn", StringComparison.Ordinal)).TakeLast(4);
-                if (!File.Exists(Path.Combine(target, "postmaster.pid")))
+                if (action == "shutdown" && logText.Contains("shut down", StringComparison.Ordinal))
                 {
-                    throw new PgToolException($"recovery failed: {string.Join(" | ", fatal)}");
+                    return new RecoveryResult(false, null, "shutdown", null);
                 }
-            }
-            if (action == "shutdown" && !File.Exists(Path.Combine(target, "postmaster.pid")) && logText.Contains("shut down", StringComparison.Ordinal))
-            {
-                return new RecoveryResult(false, null, "shutdown", null);
+                var why = logText.Split('\n').Where(l => l.Contains("FATAL", StringComparison.Ordinal) || l.Contains("PANIC", StringComparison.Ordinal) || l.Contains("cairn", StringComparison.Ordinal)).TakeLast(5);
+                throw new PgToolException($"recovery failed and the server stopped: {string.Join(" | ", why)} (full log: {log})");
             }
             try
             {

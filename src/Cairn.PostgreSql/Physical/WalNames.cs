@@ -32,3 +32,40 @@ public static partial class WalNames
         return (Convert.ToUInt64(parts[0], 16) << 32) | Convert.ToUInt64(parts[1], 16);
     }
 }
+
+/// <summary>Gaps in an archive of WAL segments (16 MB segments), per timeline.</summary>
+public static class WalContinuity
+{
+    /// <summary>Segments missing between <paramref name="from"/> and the newest archived segment of the same timeline.</summary>
+    public static List<string> Missing(IEnumerable<string> archived, string from)
+    {
+        var timeline = from[..8];
+        var have = archived.Where(n => WalNames.IsSegment(n) && n.StartsWith(timeline, StringComparison.Ordinal)).ToHashSet(StringComparer.Ordinal);
+        var newest = have.Where(n => string.CompareOrdinal(n, from) >= 0).Order(StringComparer.Ordinal).LastOrDefault();
+        var missing = new List<string>();
+        if (newest is null)
+        {
+            return have.Contains(from) ? missing : [from];
+        }
+        for (var s = from; string.CompareOrdinal(s, newest) <= 0 && missing.Count < 1000; s = Next(s))
+        {
+            if (!have.Contains(s))
+            {
+                missing.Add(s);
+            }
+        }
+        return missing;
+    }
+
+    public static string Next(string segment)
+    {
+        var log = Convert.ToUInt32(segment[8..16], 16);
+        var seg = Convert.ToUInt32(segment[16..24], 16) + 1;
+        if (seg > 0xFF)
+        {
+            seg = 0;
+            log++;
+        }
+        return $"{segment[..8]}{log:X8}{seg:X8}";
+    }
+}

@@ -94,6 +94,19 @@ public class PhysicalTests
             }
         }
 
+        // A wrong passphrase in restore_command: PostgreSQL aborts recovery and the error names Cairn's reason, no hang.
+        var wrong = dir.File("wrong-pass");
+        await File.WriteAllTextAsync(wrong, "not the passphrase\n");
+        File.SetUnixFileMode(wrong, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        env["CAIRN_RESTORE_PASSPHRASE_FILE"] = wrong;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        (code, _, err) = await cli.RunAsync("restore", "app", "--physical", "--to", dir.File("restored-wrongpass"), "--start", "--port", (20000 + Random.Shared.Next(20000)).ToString(CultureInfo.InvariantCulture));
+        env.Remove("CAIRN_RESTORE_PASSPHRASE_FILE");
+        Assert.Equal(ExitCodes.Database, code);
+        Assert.Contains("wrong passphrase", err, StringComparison.Ordinal);
+        Assert.True(sw.Elapsed < TimeSpan.FromMinutes(2));
+        await StopAsync(bin, dir.File("restored-wrongpass"));
+
         // A non-empty target is refused; wal-fetch refuses names that are not WAL file names.
         (code, _, err) = await cli.RunAsync("restore", "app", "--physical", "--to", dir.File("restored-latest"));
         Assert.Equal(ExitCodes.Database, code);
@@ -106,5 +119,17 @@ public class PhysicalTests
         var fake = dir.File(Path.GetFileName(seg));
         await File.WriteAllBytesAsync(fake, new byte[16 * 1024 * 1024]);
         Assert.Equal(ExitCodes.AlreadyExists, (await cli.RunAsync("wal-push", fake, "--database", "app")).Code);
+
+        // A segment missing in the middle of the window: verify finds it, and a restore past it fails naming it.
+        var walObjects = Directory.EnumerateFiles(dir.File("repo/wal")).Select(Path.GetFileName).OfType<string>().Where(n => n.StartsWith("app@", StringComparison.Ordinal) && n.Length == 28).Order(StringComparer.Ordinal).ToList();
+        Assert.True(walObjects.Count >= 3, string.Join(", ", walObjects));
+        var victim = walObjects[^2];
+        File.Delete(dir.File("repo/wal/" + victim));
+        (code, json, _) = await cli.RunAsync("verify", "--json");
+        Assert.Equal(ExitCodes.Damaged, code);
+        Assert.Contains(victim[4..], json, StringComparison.Ordinal);
+        (code, _, err) = await cli.RunAsync("restore", "app", "--physical", "--to", dir.File("restored-gap"));
+        Assert.Equal(ExitCodes.Damaged, code);
+        Assert.Contains(victim[4..], err, StringComparison.Ordinal);
     }
 }
