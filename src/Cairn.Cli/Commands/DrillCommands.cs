@@ -21,22 +21,27 @@ internal static class DrillCommands
         var db = new Argument<string>("DATABASE") { Description = "The database whose backup to drill (name in cairn.yaml)" };
         var snapshot = new Option<string>("--snapshot", "-s") { Description = "Snapshot ID (prefix) or latest", DefaultValueFactory = _ => "latest" };
         var keep = new Option<bool>("--keep") { Description = "Keep the restored scratch server running afterwards and print how to connect" };
-        var physical = new Option<bool>("--physical") { Description = "Drill a physical backup (not available in this version)" };
-        var targetTime = new Option<string?>("--target-time") { Description = "Point-in-time target (needs physical backups; not available in this version)" };
-        var random = new Option<bool>("--random-target") { Description = "Random point-in-time target (needs physical backups; not available in this version)" };
+        var physical = new Option<bool>("--physical") { Description = "Drill a physical backup: restore the data directory and recover it (to --target-time, a --random-target, or the end of the archive)" };
+        var targetTime = new Option<string?>("--target-time") { Description = "Point-in-time target for a physical drill" };
+        var random = new Option<bool>("--random-target") { Description = "Pick a random point inside the recovery window and prove recovery stopped exactly there" };
         var cmd = new Command("drill", "Restore a backup into a scratch server Cairn starts, run every check, measure RTO and data age, tear down. Exit 12 when a check fails")
         {
             db, snapshot, keep, physical, targetTime, random,
         };
         cmd.SetAction(ctx, async (p, ct) =>
         {
-            if (p.GetValue(physical) || p.GetValue(targetTime) is not null || p.GetValue(random))
-            {
-                throw new RepositoryException(ErrorKind.InvalidInput, "physical and point-in-time drills need physical backups and WAL archiving, which this version of Cairn does not have yet; run the drill on a logical backup (without --physical/--target-time/--random-target)");
-            }
             var (name, connection, config) = DatabaseCommands.Resolve(ctx, p.GetValue(db)!);
             ctx.LastDatabase = name;
             var checks = CheckParser.Parse(config?.Checks, ctx.Config.File ?? "cairn.yaml", name);
+            if (p.GetValue(physical) || p.GetValue(targetTime) is not null || p.GetValue(random))
+            {
+                if (p.GetValue(targetTime) is not null && p.GetValue(random))
+                {
+                    throw new RepositoryException(ErrorKind.InvalidInput, "give --target-time or --random-target, not both");
+                }
+                var snapshotArg = p.GetValue(snapshot) is "latest" ? null : p.GetValue(snapshot);
+                return await PhysicalDrill.RunAsync(ctx, p, name, connection, checks, snapshotArg, p.GetValue(targetTime), p.GetValue(random), p.GetValue(keep), ct).ConfigureAwait(false);
+            }
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
             DrillResult result;
             await using (var l = await repo.LockAsync(exclusive: false, $"drill {name}", ct).ConfigureAwait(false))
@@ -133,6 +138,9 @@ internal static class DrillCommands
         ["duration_ms"] = (long)r.Duration.TotalMilliseconds,
         ["detail"] = r.Detail,
     })]);
+
+    internal static void PrintResults(CliContext ctx, bool json, string title, IReadOnlyList<CheckResult> results, TimeSpan? rto, TimeSpan? dataAge, TimeSpan total, string? snapshot)
+        => Print(ctx, json, title, results, rto, dataAge, total, snapshot);
 
     private static void Print(CliContext ctx, bool json, string title, IReadOnlyList<CheckResult> results, TimeSpan? rto, TimeSpan? dataAge, TimeSpan total, string? snapshot)
     {

@@ -161,6 +161,8 @@ internal static class PhysicalCommands
         return $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {self} --repo {Sh(Path.GetFullPath(repoPath))} wal-fetch %f %p --database {Sh(database)}";
     }
 
+    internal static string RestoreCommandPublic(CliContext ctx, string repoPath, string database) => RestoreCommand(ctx, repoPath, database);
+
     private static string Sh(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal) + "\"";
 
     public static async Task<int> RestoreAsync(CliContext ctx, ParseResult p, string name, string? snapshotId, string to, RecoveryTarget target, bool force, bool start, int? port, CancellationToken ct)
@@ -239,4 +241,129 @@ internal static class PhysicalCommands
         }
         return ExitCodes.Ok;
     }
+}
+
+/// <summary>Physical drills: restore to a point in time in a throwaway folder, prove where recovery stopped, run the checks, tear down.</summary>
+internal static partial class PhysicalDrill
+{
+    [System.Text.RegularExpressions.GeneratedRegex(@"recovery stopping before commit of transaction (\d+), time (.+)")]
+    private static partial System.Text.RegularExpressions.Regex StoppingBefore();
+
+    public static async Task<int> RunAsync(CliContext ctx, ParseResult p, string name, Cairn.PostgreSql.Connections.PgConnection connection, IReadOnlyList<Cairn.Operations.Checks.CheckSpec> checks, string? snapshotId, string? targetTime, bool randomTarget, bool keep, CancellationToken ct)
+    {
+        var total = Stopwatch.StartNew();
+        using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
+        var physical = (await repo.ListSnapshotsAsync(ct).ConfigureAwait(false)).Where(s => s.Manifest.Kind == PhysicalOperation.Kind && s.Manifest.Name == name).ToList();
+        if (physical.Count == 0)
+        {
+            throw new RepositoryException(ErrorKind.NotFound, $"no physical backup of {name}; take one with 'cairn backup {name} --physical'");
+        }
+        DateTimeOffset? target = targetTime is not null ? DateTimeOffset.Parse(targetTime, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal) : null;
+        if (randomTarget)
+        {
+            // A random point between the end of the oldest backup and the newest archived WAL.
+            var wal = await NamedFiles.ListAsync(repo, name + "@", ct).ConfigureAwait(false);
+            if (wal.Count == 0)
+            {
+                throw new RepositoryException(ErrorKind.NotFound, $"no archived WAL for {name}: there is no recovery window to pick a target in");
+            }
+            var from = DateTimeOffset.Parse(physical[0].Manifest.Meta["stop_time"], CultureInfo.InvariantCulture);
+            // The newest archived segment's arrival time bounds the window (local repository).
+            var to = File.GetLastWriteTimeUtc(Path.Combine(repo.Storage.Location, "wal", wal[^1].Name));
+            var span = to > from.UtcDateTime ? to - from.UtcDateTime : TimeSpan.Zero;
+            target = from.AddTicks((long)(span.Ticks * Random.Shared.NextDouble()));
+        }
+        var rt = new RecoveryTarget(Time: target?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + (target is null ? null : "+00"), Action: "promote");
+        if (target is null)
+        {
+            rt = new RecoveryTarget(Action: "promote");
+        }
+        var snap = await PhysicalOperation.ChooseAsync(repo, name, snapshotId, rt, ct).ConfigureAwait(false);
+        var root = Path.Combine(Path.GetTempPath(), $"cairn-pdrill-{Guid.NewGuid():N}"[..26]);
+        var data = Path.Combine(root, "data");
+        var sock = Path.Combine(root, "sock");
+        Directory.CreateDirectory(sock);
+        var results = new List<Cairn.Operations.Checks.CheckResult>();
+        TimeSpan? rto = null;
+        TimeSpan? dataAge = null;
+        var started = false;
+        try
+        {
+            Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(root);
+            await PhysicalOperation.RestoreAsync(repo, snap, data, force: false, ct).ConfigureAwait(false);
+            var port = FreePort();
+            await PhysicalRestorer.ConfigureRecoveryAsync(data, RestoreCommandFor(ctx, repo.Storage.Location, name), rt, port, sock, ct).ConfigureAwait(false);
+            Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(sock);
+            started = true;
+            var rr = await PhysicalRestorer.StartAndWaitAsync(data, port, sock, "promote", TimeSpan.FromMinutes(30), ct, ctx.Config.PostgresBin).ConfigureAwait(false);
+            rto = total.Elapsed;
+            dataAge = rr.LastReplayedTransaction is { } lr ? ctx.Time.GetUtcNow() - lr : null;
+            var log = await File.ReadAllTextAsync(Path.Combine(sock, "server.log"), ct).ConfigureAwait(false);
+            if (target is { } t)
+            {
+                var stop = StoppingBefore().Match(log);
+                var lastOk = rr.LastReplayedTransaction is null || rr.LastReplayedTransaction <= t;
+                var nextAfter = stop.Success ? DateTimeOffset.Parse(stop.Groups[2].Value.Trim(), CultureInfo.InvariantCulture) : (DateTimeOffset?)null;
+                var proven = lastOk && (nextAfter is null || nextAfter > t);
+                results.Add(new Cairn.Operations.Checks.CheckResult("pitr_target", "pitr", $"recovery stops at {t.UtcDateTime:yyyy-MM-dd HH:mm:ss.fff}Z",
+                    $"last replayed transaction {rr.LastReplayedTransaction?.UtcDateTime.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "none"}; {(stop.Success ? $"first later transaction {stop.Groups[1].Value} at {nextAfter?.UtcDateTime:HH:mm:ss.fff} not applied" : "no later transaction in the archive")}",
+                    proven ? Cairn.Operations.Checks.CheckStatus.Pass : Cairn.Operations.Checks.CheckStatus.Fail, rto.Value));
+            }
+            var db = connection.Database;
+            var target2 = Cairn.PostgreSql.Connections.PgConnection.Parse($"postgresql://postgres@/{Uri.EscapeDataString(db)}?host={Uri.EscapeDataString(sock)}&port={port}");
+            var backupTime = target ?? DateTimeOffset.Parse(snap.Manifest.Meta["stop_time"], CultureInfo.InvariantCulture);
+            results.AddRange(await Cairn.Operations.Checks.CheckRunner.RunAsync(checks, new Cairn.Operations.Checks.CheckTarget(target2, backupTime, null, null, IsScratchCopy: true, $"postgresql://postgres@/{db}?host={sock}&port={port}"), TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
+            if (keep)
+            {
+                ctx.Console.Error.WriteLine($"kept the restored server: psql \"postgresql://postgres@/{db}?host={sock}&port={port}\"; stop with pg_ctl -D {data} stop, then remove {root}");
+                started = false;
+                root = "";
+            }
+        }
+        catch (Exception e) when (e is Cairn.PostgreSql.PgToolException or RepositoryException or IOException)
+        {
+            results.Add(new Cairn.Operations.Checks.CheckResult("restore", "restore", "the backup restores and recovers", "failed", Cairn.Operations.Checks.CheckStatus.Fail, total.Elapsed, e.Message));
+        }
+        finally
+        {
+            if (started)
+            {
+                var bin = Cairn.PostgreSql.Programs.PgBinaries.Find(null, ctx.Config.PostgresBin);
+                await Cairn.PostgreSql.Programs.PgProcess.RunAsync(bin["pg_ctl"], ["-D", data, "-m", "immediate", "-w", "stop"], null, CancellationToken.None, asServerUser: true).ConfigureAwait(false);
+            }
+            if (root.Length > 0 && Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+        var passed = results.All(r => r.Passed);
+        await Evidence.RecordAsync(ctx, repo.Storage.Location, "drill", passed ? "pass" : "fail", new()
+        {
+            ["type"] = "physical",
+            ["target_time"] = target?.UtcDateTime.ToString("O", CultureInfo.InvariantCulture) ?? "latest",
+            ["random_target"] = randomTarget ? "yes" : "no",
+            ["rto_ms"] = ((long?)rto?.TotalMilliseconds)?.ToString(CultureInfo.InvariantCulture) ?? "",
+            ["data_age_s"] = ((long?)dataAge?.TotalSeconds)?.ToString(CultureInfo.InvariantCulture) ?? "",
+            ["checks_passed"] = results.Count(c => c.Passed).ToString(CultureInfo.InvariantCulture),
+            ["checks_failed"] = results.Count(c => !c.Passed).ToString(CultureInfo.InvariantCulture),
+        }, ct, database: name, snapshot: snap.Id, durationMs: total.ElapsedMilliseconds, checks: DrillCommands.ChecksJson(results)).ConfigureAwait(false);
+        DrillCommands.PrintResults(ctx, p.GetValue(CommandRunner.Json), $"physical drill of {name} (backup {snap.ShortId})", results, rto, dataAge, total.Elapsed, snap.Id);
+        if (!passed)
+        {
+            ctx.Console.Error.WriteLine($"cairn: drill failed: {string.Join(", ", results.Where(r => !r.Passed).Select(r => r.Name))}");
+            return ExitCodes.ChecksFailed;
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static int FreePort()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    private static string RestoreCommandFor(CliContext ctx, string repo, string name) => PhysicalCommands.RestoreCommandPublic(ctx, repo, name);
 }

@@ -138,7 +138,7 @@ public static partial class CheckRunner
             total += actual;
             if (c.EqualToFingerprint)
             {
-                if (!t.IsScratchCopy)
+                if (!t.IsScratchCopy || t.Fingerprint is null)
                 {
                     continue; // a live database moves on from its last backup: nothing to compare with
                 }
@@ -171,9 +171,10 @@ public static partial class CheckRunner
         }
         var expectedText = string.Join(", ", new[] { c.EqualToFingerprint ? "= fingerprint" : null, c.Min is { } a ? $">= {a}" : null, c.Max is { } b ? $"<= {b}" : null, c.MaxChange is { } m ? $"change <= {m * 100:0.#}%" : null }.Where(x => x is not null));
         var status = problems.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail;
-        if (c.EqualToFingerprint && !t.IsScratchCopy && c.Min is null && c.Max is null && c.MaxChange is null)
+        if (c.EqualToFingerprint && (!t.IsScratchCopy || t.Fingerprint is null) && c.Min is null && c.Max is null && c.MaxChange is null)
         {
-            return new CheckResult(c.Name, c.Kind, expectedText, $"{total} rows in {tables.Count} tables", problems.Count == 0 ? CheckStatus.Skip : CheckStatus.Fail, default, problems.Count == 0 ? "live database: compared with a fingerprint only in drills" : string.Join("; ", problems));
+            var why = t.Fingerprint is null && t.IsScratchCopy ? "physical backups carry no fingerprint (logical backups do)" : "live database: compared with a fingerprint only in drills";
+            return new CheckResult(c.Name, c.Kind, expectedText, $"{total} rows in {tables.Count} tables", problems.Count == 0 ? CheckStatus.Skip : CheckStatus.Fail, default, problems.Count == 0 ? why : string.Join("; ", problems));
         }
         return new CheckResult(c.Name, c.Kind, expectedText, $"{total} rows in {tables.Count} tables", status, default, problems.Count == 0 ? null : string.Join("; ", problems));
     }
@@ -296,9 +297,9 @@ public static partial class CheckRunner
         decimal? fp = null;
         if (c.Expect.Fingerprint)
         {
-            if (!t.IsScratchCopy)
+            if (!t.IsScratchCopy || t.Fingerprint is null)
             {
-                return new CheckResult(c.Name, c.Kind, c.Expect.ToString(), actual.ToString(CultureInfo.InvariantCulture), CheckStatus.Skip, default, "live database: compared with the fingerprint only in drills");
+                return new CheckResult(c.Name, c.Kind, c.Expect.ToString(), actual.ToString(CultureInfo.InvariantCulture), CheckStatus.Skip, default, t.Fingerprint is null && t.IsScratchCopy ? "physical backups carry no fingerprint" : "live database: compared with the fingerprint only in drills");
             }
             if (t.Fingerprint?.CheckValues?.TryGetValue(c.Name, out var v) != true || !decimal.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed))
             {

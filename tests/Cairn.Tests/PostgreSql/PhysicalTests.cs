@@ -94,6 +94,17 @@ public class PhysicalTests
             }
         }
 
+        // Physical drills: to a given time (the checks see the data as it was), and to a random point in the window.
+        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n    checks:\n      - tables_present: [public.t]\n      - row_counts: {{ equal_to: fingerprint }}\n");
+        (code, json, err) = await cli.RunAsync("drill", "app", "--physical", "--target-time", timeA.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", "--json");
+        Assert.True(code == 0, json + err);
+        var drill = JsonNode.Parse(json)!;
+        Assert.Contains(drill["checks"]!.AsArray(), c => c!["name"]!.GetValue<string>() == "pitr_target" && c["result"]!.GetValue<string>() == "pass");
+        (code, json, err) = await cli.RunAsync("drill", "app", "--random-target", "--json");
+        Assert.True(code == 0, json + err);
+        Assert.Contains(JsonNode.Parse(json)!["checks"]!.AsArray(), c => c!["name"]!.GetValue<string>() == "pitr_target" && c["result"]!.GetValue<string>() == "pass");
+        Assert.Empty(Directory.EnumerateDirectories(Path.GetTempPath(), "cairn-pdrill-*"));
+
         // A wrong passphrase in restore_command: PostgreSQL aborts recovery and the error names Cairn's reason, no hang.
         var wrong = dir.File("wrong-pass");
         await File.WriteAllTextAsync(wrong, "not the passphrase\n");
