@@ -39,6 +39,7 @@ public sealed class ItemWriter : IAsyncDisposable
     private long _chunksNew;
     private long _bytesAdded;
     private bool _committed;
+    private Exception? _failure;
 
     internal ItemWriter(Repository repo, RepositoryOptions options)
     {
@@ -171,8 +172,17 @@ public sealed class ItemWriter : IAsyncDisposable
     public async Task<Snapshot> CommitAsync(string name, string kind, Dictionary<string, string>? meta, CancellationToken cancellationToken)
     {
         _blobs.Writer.TryComplete();
-        await _packer.ConfigureAwait(false);
-        await _uploader.ConfigureAwait(false);
+        try
+        {
+            await _packer.ConfigureAwait(false);
+            await _uploader.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            ThrowIfPipelineFailed();
+            throw;
+        }
+        ThrowIfPipelineFailed();
         cancellationToken.ThrowIfCancellationRequested();
         if (_written.Count > 0)
         {
@@ -234,15 +244,20 @@ public sealed class ItemWriter : IAsyncDisposable
         return total;
     }
 
+    /// <summary>Surfaces the error that stopped the pipeline (e.g. disk full), not the cancellation it caused downstream.</summary>
     private void ThrowIfPipelineFailed()
     {
-        if (_packer.IsFaulted)
+        if (Volatile.Read(ref _failure) is { } failure)
         {
-            _packer.GetAwaiter().GetResult();
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
         }
-        if (_uploader.IsFaulted)
+    }
+
+    private void Fail(Exception e)
+    {
+        if (e is not OperationCanceledException)
         {
-            _uploader.GetAwaiter().GetResult();
+            Interlocked.CompareExchange(ref _failure, e, null);
         }
     }
 
@@ -270,6 +285,7 @@ public sealed class ItemWriter : IAsyncDisposable
         }
         catch (Exception e)
         {
+            Fail(e);
             _uploads.Writer.TryComplete(e);
             await _cts.CancelAsync().ConfigureAwait(false);
             throw;
@@ -294,8 +310,9 @@ public sealed class ItemWriter : IAsyncDisposable
                 Interlocked.Add(ref _bytesAdded, bytes.Length);
             }
         }
-        catch (Exception)
+        catch (Exception e)
         {
+            Fail(e);
             await _cts.CancelAsync().ConfigureAwait(false);
             throw;
         }

@@ -140,6 +140,10 @@ internal static class DatabaseCommands
                 ctx.Console.Out.WriteLine(name is null ? "no database backups yet; take one with 'cairn backup DATABASE'" : $"no backups of {name} yet");
                 return ExitCodes.Ok;
             }
+            foreach (var w in await RecoveryWindowsAsync(repo, snaps, ct).ConfigureAwait(false))
+            {
+                ctx.Console.Out.WriteLine(w);
+            }
             var t = new Table().AddColumns("ID", "Time (UTC)", "Database", "Kind", "Size", "Added", "Duration", "Fingerprint");
             foreach (var s in snaps)
             {
@@ -269,6 +273,26 @@ internal static class DatabaseCommands
             return result.Ok ? ExitCodes.Ok : ExitCodes.RestoreCheckFailed;
         }, "restore");
         return cmd;
+    }
+
+    /// <summary>Per database with physical backups: from the oldest restorable point to the newest archived WAL, and any gap.</summary>
+    internal static async Task<List<string>> RecoveryWindowsAsync(Cairn.Repository.Repository repo, IEnumerable<Cairn.Repository.Manifests.Snapshot> snaps, CancellationToken ct)
+    {
+        var lines = new List<string>();
+        foreach (var group in snaps.Where(x => x.Manifest.Kind == Cairn.Operations.Physical.PhysicalOperation.Kind).GroupBy(x => x.Manifest.Name))
+        {
+            var oldest = group.OrderBy(x => Cairn.PostgreSql.Physical.WalNames.ParseLsn(x.Manifest.Meta["stop_lsn"])).First();
+            var wal = await Cairn.Operations.Physical.PhysicalOperation.WalFilesAsync(repo, group.Key, ct).ConfigureAwait(false);
+            var segments = wal.Where(Cairn.PostgreSql.Physical.WalNames.IsSegment).ToList();
+            var missing = Cairn.PostgreSql.Physical.WalContinuity.Missing(wal, oldest.Manifest.Meta["start_wal"]);
+            var newestWal = segments.Count > 0 ? segments.Max(StringComparer.Ordinal) : "none";
+            var newestTime = segments.Count > 0 && repo.Storage is Cairn.Repository.Storage.FileSystemStorage
+                ? File.GetLastWriteTimeUtc(Path.Combine(repo.Storage.Location, "wal", $"{group.Key}@{newestWal}")).ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)
+                : "?";
+            lines.Add($"recovery window of {group.Key}: from {oldest.Manifest.Meta["stop_time"][..19].Replace('T', ' ')}Z (end of backup {oldest.ShortId}, LSN {oldest.Manifest.Meta["stop_lsn"]}) to WAL {newestWal} (archived {newestTime}); " +
+                (missing.Count == 0 ? "no gap" : $"GAP: {missing.Count} segment(s) missing, first {missing[0]} — recovery cannot pass it"));
+        }
+        return lines;
     }
 
     private static void PrintDiffs(CliContext ctx, List<TableDiff> diffs, bool json, bool merged)

@@ -350,21 +350,48 @@ internal static class RepositoryCommands
             var json = p.GetValue(CommandRunner.Json);
             var decisions = new List<(string Database, RetentionDecision Decision)>();
             var snapshots = await repo.ListSnapshotsAsync(ct).ConfigureAwait(false);
-            foreach (var group in snapshots.Where(s => s.Manifest.Kind != "file").GroupBy(s => s.Manifest.Name))
+            // Logical and physical backups of a database are judged separately: each kind keeps its own history.
+            foreach (var group in snapshots.Where(s => s.Manifest.Kind != "file").GroupBy(s => (s.Manifest.Name, s.Manifest.Kind)))
             {
-                var policy = ctx.Config.Databases.TryGetValue(group.Key, out var dbc) ? dbc.Retention : new RetentionPolicy();
+                var policy = ctx.Config.Databases.TryGetValue(group.Key.Name, out var dbc) ? dbc.Retention : new RetentionPolicy();
                 foreach (var d in RetentionPlanner.Plan(group.Select(s => (s.Id, s.Manifest.Time)), policy))
                 {
-                    decisions.Add((group.Key, d));
+                    decisions.Add((group.Key.Name, d));
                 }
             }
             var forget = decisions.Where(d => !d.Decision.Keep).ToList();
+            // WAL: delete only segments from before the start of the oldest physical backup that stays, so
+            // no restorable point inside the kept window loses the WAL it needs (no gap is ever created).
+            var walToDelete = new List<string>();
+            var windowLines = new List<string>();
+            foreach (var group in snapshots.Where(s => s.Manifest.Kind == Cairn.Operations.Physical.PhysicalOperation.Kind).GroupBy(s => s.Manifest.Name))
+            {
+                var kept = group.Where(s => !forget.Any(f => f.Decision.Id == s.Id)).ToList();
+                if (kept.Count == 0)
+                {
+                    continue;
+                }
+                var oldestAll = group.Select(s => s.Manifest.Meta["start_wal"][8..]).Min(StringComparer.Ordinal)!;
+                var oldestKept = kept.Select(s => s.Manifest.Meta["start_wal"][8..]).Min(StringComparer.Ordinal)!;
+                var wal = await Cairn.Operations.Physical.PhysicalOperation.WalFilesAsync(repo, group.Key, ct).ConfigureAwait(false);
+                var goes = wal.Where(w => Cairn.PostgreSql.Physical.WalNames.IsSegment(w) && string.CompareOrdinal(w[8..], oldestKept) < 0).ToList();
+                walToDelete.AddRange(goes.Select(w => Cairn.Operations.Physical.PhysicalOperation.WalObjectName(group.Key, w)));
+                windowLines.Add($"recovery window of {group.Key}: before prune from WAL position {oldestAll}, after from {oldestKept} ({goes.Count} WAL segment(s) {(dryRun ? "would go" : "removed")}; nothing after the oldest kept backup is touched)");
+            }
             if (!dryRun)
             {
                 foreach (var (_, d) in forget)
                 {
                     await repo.ForgetAsync(snapshots.First(s => s.Id == d.Id), ct).ConfigureAwait(false);
                 }
+                foreach (var w in walToDelete)
+                {
+                    await repo.Storage.DeleteAsync(new Cairn.Repository.Storage.StorageKey(Cairn.Repository.Storage.ObjectKind.Named, w), ct).ConfigureAwait(false);
+                }
+            }
+            foreach (var line in windowLines)
+            {
+                ctx.Console.Info(line);
             }
             var r = await new Pruner(repo).PruneAsync(dryRun, ct).ConfigureAwait(false);
             if (dryRun && forget.Count > 0)
@@ -376,6 +403,7 @@ internal static class RepositoryCommands
                 await Evidence.RecordAsync(ctx, repo.Storage.Location, "prune", "pass", new()
                 {
                     ["snapshots_forgotten"] = forget.Count.ToString(CultureInfo.InvariantCulture),
+                    ["wal_segments_deleted"] = walToDelete.Count.ToString(CultureInfo.InvariantCulture),
                     ["snapshots_kept"] = (decisions.Count - forget.Count).ToString(CultureInfo.InvariantCulture),
                     ["packs_deleted"] = r.PacksDeleted.ToString(CultureInfo.InvariantCulture),
                     ["packs_repacked"] = r.PacksRepacked.ToString(CultureInfo.InvariantCulture),
@@ -402,6 +430,7 @@ internal static class RepositoryCommands
                     ["bytes_deleted"] = r.BytesDeleted,
                     ["bytes_kept"] = r.BytesKept,
                     ["orphan_packs"] = r.OrphanPacks,
+                    ["wal_deleted"] = new JsonArray([.. walToDelete.Select(x => (JsonNode?)JsonValue.Create(x))]),
                     ["deleted_objects"] = new JsonArray([.. r.DeletedObjects.Select(x => (JsonNode?)JsonValue.Create(x))]),
                 };
                 ctx.Console.Out.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -219,6 +219,20 @@ public class RepositoryTests
     }
 
     [Fact]
+    public async Task Disk_full_is_reported_as_disk_full_not_as_a_cancellation_every_time()
+    {
+        for (var i = 0; i < 25; i++)
+        {
+            var faulty = new FaultyStorage(new InMemoryStorage());
+            using var repo = await TestData.NewRepoAsync(faulty);
+            var start = faulty.Puts;
+            faulty.OnPut = (k, n) => k.Kind == ObjectKind.Data && n > start + (i % 3) ? FaultyStorage.DiskFull() : null;
+            var e = await Assert.ThrowsAnyAsync<Exception>(() => TestData.PutAsync(repo, "x", TestData.Random(1_500_000, i)));
+            Assert.True(ErrorClassifier.IsNoSpace(e), $"round {i}: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    [Fact]
     public async Task Prune_frees_forgotten_data_and_keeps_what_is_referenced()
     {
         var storage = new InMemoryStorage();

@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Cairn.PostgreSql.Programs;
+using Cairn.PostgreSql.Servers;
+using Cairn.Tests.Support;
+
+namespace Cairn.Tests.PostgreSql;
+
+/// <summary>Physical backups under write load, interrupted, and pruned with the no-gap rule.</summary>
+public class PhysicalLoadTests
+{
+    [Fact]
+    public async Task Backup_under_pgbench_load_restores_consistent_a_killed_backup_leaves_nothing_and_prune_keeps_the_window()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir.File("repo"));
+        var passFile = dir.File("pass");
+        await File.WriteAllTextAsync(passFile, "archiver passphrase 91d2\n");
+        var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE_FILE"] = passFile };
+        var cli = new CliRunner(env);
+        Assert.Equal(0, (await cli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1")).Code);
+        Directory.CreateDirectory(dir.File("repo/wal"));
+        await PgProcess.RunAsync("chmod", ["-R", "a+rwX", dir.Path], null, default);
+        var self = $"\"{Environment.ProcessPath}\" \"{CairnProcess.Dll}\"";
+        env["CAIRN_BIN"] = self;
+        var archive = $"CAIRN_PASSPHRASE_FILE={passFile} {self} --repo {dir.File("repo")} wal-push %p --database app";
+        await using var server = await ScratchServer.StartAsync(settings: new Dictionary<string, string> { ["archive_mode"] = "on", ["archive_command"] = $"'{archive.Replace("'", "''", StringComparison.Ordinal)}'" });
+        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n    retention: {{ keep_last: 1 }}\n");
+        env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
+        var pgEnv = new Dictionary<string, string> { ["PGHOST"] = server.SocketDirectory, ["PGPORT"] = server.Port.ToString(CultureInfo.InvariantCulture), ["PGUSER"] = "postgres", ["PGDATABASE"] = "postgres" };
+        var init = await PgProcess.RunAsync(server.Binaries["pgbench"], ["-i", "-q", "-s", "5"], pgEnv, default);
+        Assert.True(init.ExitCode == 0, init.StandardError);
+
+        // 1. A backup while pgbench writes: the restored copy is transactionally consistent.
+        var load = PgProcess.RunAsync(server.Binaries["pgbench"], ["-c", "2", "-T", "10", "-n"], pgEnv, default);
+        await Task.Delay(1500);
+        var (code, json, err) = await cli.RunAsync("backup", "app", "--physical", "--json");
+        Assert.True(code == 0, err);
+        var first = JsonNode.Parse(json)!["snapshot_id"]!.GetValue<string>();
+        var bench = await load;
+        Assert.True(bench.ExitCode == 0, bench.StandardError);
+        await server.ExecuteAsync("SELECT pg_switch_wal()");
+
+        var target = dir.File("under-load");
+        var port = 20000 + Random.Shared.Next(20000);
+        (code, json, err) = await cli.RunAsync("restore", "app", "--physical", "--snapshot", first[..8], "--target", "immediate", "--to", target, "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
+        Assert.True(code == 0, json + err);
+        var socket = JsonNode.Parse(json)!["socket"]!.GetValue<string>();
+        try
+        {
+            await using var c = new Npgsql.NpgsqlConnection($"Host={socket};Port={port};Username=postgres;Database=postgres;Pooling=false");
+            await c.OpenAsync();
+            await using var cmd = new Npgsql.NpgsqlCommand("SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(bbalance) FROM pgbench_branches), (SELECT sum(tbalance) FROM pgbench_tellers), (SELECT count(*) FROM pgbench_history)", c);
+            await using var r = await cmd.ExecuteReaderAsync();
+            await r.ReadAsync();
+            Assert.True(r.GetInt64(3) > 0, "the backup should have been taken while pgbench was writing");
+            Assert.Equal(r.GetInt64(0), r.GetInt64(1));
+            Assert.Equal(r.GetInt64(0), r.GetInt64(2));
+        }
+        finally
+        {
+            await PgProcess.RunAsync(server.Binaries["pg_ctl"], ["-D", target, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
+        }
+
+        // 2. A backup killed midway: nothing becomes visible; the next backup works.
+        await server.ExecuteAsync("CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 400000) g");
+        using (var p = Process.Start(CairnProcess.StartInfo(["backup", "app", "--physical"], env))!)
+        {
+            await Task.Delay(700);
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+        }
+        var (_, snaps, _) = await cli.RunAsync("snapshots", "app", "--json");
+        Assert.Single(JsonNode.Parse(snaps)!.AsArray());
+        Assert.Equal(0, (await cli.RunAsync("unlock")).Code);
+        (code, _, err) = await cli.RunAsync("backup", "app", "--physical");
+        Assert.True(code == 0, err);
+        await server.ExecuteAsync("INSERT INTO filler VALUES (0, 'after the second backup')");
+        var lastSegment = await server.ScalarAsync<string>("SELECT pg_walfile_name(pg_current_wal_insert_lsn())");
+        await server.ExecuteAsync("SELECT pg_switch_wal()");
+        for (var i = 0; i < 150 && string.CompareOrdinal(await server.ScalarAsync<string>("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"), lastSegment) < 0; i++)
+        {
+            await Task.Delay(200);
+        }
+
+        // 3. Prune with keep_last: 1 forgets the first backup and the WAL before the second, never inside the window.
+        (code, json, err) = await cli.RunAsync("prune", "--dry-run", "--json");
+        Assert.True(code == 0, err);
+        var planned = JsonNode.Parse(json)!;
+        Assert.Single(planned["snapshots"]!.AsArray(), s => !s!["keep"]!.GetValue<bool>());
+        var walPlanned = planned["wal_deleted"]!.AsArray().Count;
+        Assert.True(walPlanned > 0);
+        (code, json, err) = await cli.RunAsync("prune", "--json");
+        Assert.True(code == 0, err);
+        Assert.Equal(walPlanned, JsonNode.Parse(json)!["wal_deleted"]!.AsArray().Count);
+        (code, json, _) = await cli.RunAsync("verify", "--json");
+        Assert.True(code == 0, json);
+        var latest = dir.File("after-prune");
+        port = 20000 + Random.Shared.Next(20000);
+        (code, json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", latest, "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
+        Assert.True(code == 0, json + err);
+        socket = JsonNode.Parse(json)!["socket"]!.GetValue<string>();
+        try
+        {
+            await using var c = new Npgsql.NpgsqlConnection($"Host={socket};Port={port};Username=postgres;Database=postgres;Pooling=false");
+            await c.OpenAsync();
+            await using var cmd = new Npgsql.NpgsqlCommand("SELECT count(*) FROM filler WHERE h = 'after the second backup'", c);
+            Assert.Equal(1L, (long)(await cmd.ExecuteScalarAsync())!);
+        }
+        finally
+        {
+            await PgProcess.RunAsync(server.Binaries["pg_ctl"], ["-D", latest, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
+        }
+    }
+}
