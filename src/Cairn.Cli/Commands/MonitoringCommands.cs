@@ -60,8 +60,22 @@ internal static class MonitoringCommands
                 findings.Add(new HealthFinding("-", "locks", HealthState.Warning, $"{stale} stale lock(s) in the repository; run 'cairn unlock'", null, null));
             }
         }
+        var walLag = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var db in databases.Where(d => config.Databases.ContainsKey(d)))
         {
+            // WAL freshness: the newest segment archived into the repository (when this database archives through Cairn).
+            var thresholds = Thresholds.From(config.Databases[db].Monitoring, config.File ?? "cairn.yaml", db);
+            if (ctx.RepositoryPathOrNull() is { } rp && Directory.Exists(Path.Combine(rp, "wal")))
+            {
+                var newest = new DirectoryInfo(Path.Combine(rp, "wal")).EnumerateFiles(db + "@*").Where(f => f.Name.Length == db.Length + 25).MaxBy(f => f.LastWriteTimeUtc);
+                if (newest is not null)
+                {
+                    var age = now - new DateTimeOffset(newest.LastWriteTimeUtc, TimeSpan.Zero);
+                    walLag[db] = age.TotalSeconds;
+                    findings.Add(new HealthFinding(db, "wal", age > thresholds.WalCritical ? HealthState.Critical : HealthState.Ok,
+                        $"newest archived WAL {newest.Name[(db.Length + 1)..]} {Freshness.Ago(age)} ago (critical after {Freshness.Ago(thresholds.WalCritical)})", age.TotalSeconds, new DateTimeOffset(newest.LastWriteTimeUtc, TimeSpan.Zero)));
+                }
+            }
             // An unreachable database is itself a CRITICAL finding, not a crash.
             var (_, conn, _) = DatabaseCommands.Resolve(ctx, db);
             try
@@ -69,13 +83,24 @@ internal static class MonitoringCommands
                 await using var s = await Cairn.PostgreSql.Sessions.CheckSession.OpenAsync(conn, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
                 await s.QueryAsync("SELECT 1", null, ct).ConfigureAwait(false);
                 findings.Add(new HealthFinding(db, "reachable", HealthState.Ok, $"{conn.Redacted} answers", null, null));
+                if (walLag.ContainsKey(db))
+                {
+                    // The server's own view of archiving: failures since the last success are CRITICAL.
+                    var arch = await s.QueryAsync("SELECT failed_count, last_failed_wal, last_failed_time, last_archived_time FROM pg_stat_archiver", null, ct).ConfigureAwait(false);
+                    var failedAt = arch[0][2] as DateTime?;
+                    var okAt = arch[0][3] as DateTime?;
+                    if (failedAt is { } fa && (okAt is null || fa > okAt))
+                    {
+                        findings.Add(new HealthFinding(db, "archiver", HealthState.Critical, $"pg_stat_archiver: archiving {arch[0][1]} failed at {fa:u} ({arch[0][0]} failures in all); see the server log for cairn wal-push's message", null, null));
+                    }
+                }
             }
             catch (Exception e) when (e is Cairn.PostgreSql.PgToolException or Cairn.PostgreSql.Sessions.CheckQueryException or System.Data.Common.DbException)
             {
                 findings.Add(new HealthFinding(db, "reachable", HealthState.Critical, e.Message, null, null));
             }
         }
-        var metrics = Metrics.Render(entries, findings, databases, now, repoBytes, stale);
+        var metrics = Metrics.Render(entries, findings, databases, now, repoBytes, stale, walLag);
         var overall = findings.Count == 0 ? HealthState.Ok : findings.Max(f => f.State);
         var sinks = AlertSink.Parse(config.Alerts, config.File ?? "cairn.yaml");
         var deliveries = new List<Delivery>();

@@ -7,7 +7,7 @@ namespace Cairn.Operations.Monitoring;
 /// <summary>Prometheus text exposition (base units, _seconds, _bytes, _total) built from the evidence log and health findings.</summary>
 public static class Metrics
 {
-    public static string Render(IReadOnlyList<LogEntry> entries, IReadOnlyList<HealthFinding> findings, IEnumerable<string> databases, DateTimeOffset now, long? repositoryBytes, int? staleLocks)
+    public static string Render(IReadOnlyList<LogEntry> entries, IReadOnlyList<HealthFinding> findings, IEnumerable<string> databases, DateTimeOffset now, long? repositoryBytes, int? staleLocks, IReadOnlyDictionary<string, double>? walLagSeconds = null)
     {
         var sb = new StringBuilder();
         var families = new Dictionary<string, (string Type, string Help, List<string> Lines)>(StringComparer.Ordinal);
@@ -59,6 +59,10 @@ public static class Metrics
             var checks = mine.Where(e => e.Kind is "drill" or "verify").SelectMany(e => e.Record?["checks"]?.AsArray() ?? []).ToList();
             Add("cairn_checks_total", "counter", "Check results recorded by drills and live verifications", $"{L(db)},result=\"pass\"", checks.Count(c => c?["result"]?.GetValue<string>() is "pass" or "skip"));
             Add("cairn_checks_total", "counter", "Check results recorded by drills and live verifications", $"{L(db)},result=\"fail\"", checks.Count(c => c?["result"]?.GetValue<string>() is "fail" or "error"));
+        }
+        foreach (var (db, lag) in walLagSeconds ?? new Dictionary<string, double>())
+        {
+            Add("cairn_wal_archive_lag_seconds", "gauge", "Seconds since the newest WAL segment reached the repository", L(db), lag);
         }
         foreach (var f in findings)
         {

@@ -112,5 +112,10 @@ public class PhysicalLoadTests
         {
             await PgProcess.RunAsync(server.Binaries["pg_ctl"], ["-D", latest, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
         }
+
+        // WAL freshness is watched: the newest archived segment is young, and the lag is a metric.
+        (_, json, _) = await cli.RunAsync("check", "app", "--json", "--prometheus-textfile", dir.File("cairn.prom"));
+        Assert.Contains(JsonNode.Parse(json)!["findings"]!.AsArray(), f => f!["check"]!.GetValue<string>() == "wal" && f["state"]!.GetValue<string>() == "OK");
+        Assert.Contains("cairn_wal_archive_lag_seconds{database=\"app\"}", await File.ReadAllTextAsync(dir.File("cairn.prom")), StringComparison.Ordinal);
     }
 }
