@@ -261,17 +261,9 @@ internal static partial class PhysicalDrill
         DateTimeOffset? target = targetTime is not null ? DateTimeOffset.Parse(targetTime, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal) : null;
         if (randomTarget)
         {
-            // A random point between the end of the oldest backup and the newest archived WAL.
-            var wal = await NamedFiles.ListAsync(repo, name + "@", ct).ConfigureAwait(false);
-            if (wal.Count == 0)
-            {
-                throw new RepositoryException(ErrorKind.NotFound, $"no archived WAL for {name}: there is no recovery window to pick a target in");
-            }
-            var from = DateTimeOffset.Parse(physical[0].Manifest.Meta["stop_time"], CultureInfo.InvariantCulture);
-            // The newest archived segment's arrival time bounds the window (local repository).
-            var to = File.GetLastWriteTimeUtc(Path.Combine(repo.Storage.Location, "wal", wal[^1].Name));
-            var span = to > from.UtcDateTime ? to - from.UtcDateTime : TimeSpan.Zero;
-            target = from.AddTicks((long)(span.Ticks * Random.Shared.NextDouble()));
+            // A random point between two real transactions inside the window, read from the archived WAL
+            // (pg_waldump): recovery must then keep the earlier one and stop before the later one.
+            target = await RandomTargetAsync(ctx, repo, name, physical[0], ct).ConfigureAwait(false);
         }
         var rt = new RecoveryTarget(Time: target?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + (target is null ? null : "+00"), Action: "promote");
         if (target is null)
@@ -355,6 +347,48 @@ internal static partial class PhysicalDrill
         }
         return ExitCodes.Ok;
     }
+
+    private static async Task<DateTimeOffset> RandomTargetAsync(CliContext ctx, Cairn.Repository.Repository repo, string name, Cairn.Repository.Manifests.Snapshot oldest, CancellationToken ct)
+    {
+        var from = DateTimeOffset.Parse(oldest.Manifest.Meta["stop_time"], CultureInfo.InvariantCulture);
+        var segments = (await PhysicalOperation.WalFilesAsync(repo, name, ct).ConfigureAwait(false))
+            .Where(w => WalNames.IsSegment(w) && string.CompareOrdinal(w, oldest.Manifest.Meta["start_wal"]) >= 0).TakeLast(16).ToList();
+        var bin = Cairn.PostgreSql.Programs.PgBinaries.Find(null, ctx.Config.PostgresBin);
+        var temp = Path.Combine(Path.GetTempPath(), $"cairn-waldump-{Guid.NewGuid():N}"[..27]);
+        Directory.CreateDirectory(temp);
+        var commits = new List<DateTimeOffset>();
+        try
+        {
+            foreach (var seg in segments)
+            {
+                var path = Path.Combine(temp, seg);
+                await File.WriteAllBytesAsync(path, await NamedFiles.GetAsync(repo, PhysicalOperation.WalObjectName(name, seg), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+                var r = await Cairn.PostgreSql.Programs.PgProcess.RunAsync(bin["pg_waldump"], ["--rmgr=Transaction", path], new Dictionary<string, string> { ["TZ"] = "UTC" }, ct).ConfigureAwait(false);
+                foreach (System.Text.RegularExpressions.Match m in CommitTime().Matches(r.StandardOutput))
+                {
+                    if (DateTimeOffset.TryParse(m.Groups[1].Value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) && t > from)
+                    {
+                        commits.Add(t);
+                    }
+                }
+                File.Delete(path);
+            }
+        }
+        finally
+        {
+            Directory.Delete(temp, recursive: true);
+        }
+        commits = [.. commits.Distinct().Order()];
+        if (commits.Count < 2)
+        {
+            throw new RepositoryException(ErrorKind.NotFound, $"the archived WAL of {name} holds fewer than two transactions after backup {oldest.ShortId}; there is no window to pick a random target in yet");
+        }
+        var i = Random.Shared.Next(commits.Count - 1);
+        return commits[i] + ((commits[i + 1] - commits[i]) / 2);
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"desc: COMMIT (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC")]
+    private static partial System.Text.RegularExpressions.Regex CommitTime();
 
     private static int FreePort()
     {
