@@ -165,7 +165,9 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         {
             cancellationToken.ThrowIfCancellationRequested();
             var age = _time.GetUtcNow().UtcDateTime - file.LastWriteTimeUtc;
-            if (age < olderThan)
+            // WAL pushes take no repository lock (PostgreSQL calls them at any time): spare their fresh temp files.
+            var walFolder = System.IO.Path.Combine(_root, "wal") + System.IO.Path.DirectorySeparatorChar;
+            if (age < olderThan || (file.FullName.StartsWith(walFolder, StringComparison.Ordinal) && age < TimeSpan.FromHours(1)))
             {
                 continue;
             }
