@@ -184,9 +184,10 @@ internal static class DatabaseCommands
         var start = new Option<bool>("--start") { Description = "Start the restored server and wait until recovery reached its target" };
         var port = new Option<int?>("--port") { Description = "Port for the restored server (default 5433)" };
         var force = new Option<bool>("--force") { Description = "Replace a non-empty --to folder" };
+        var keepArchiving = new Option<bool>("--keep-archiving") { Description = "With --physical: keep the backup's archive settings, for a copy that becomes the new primary (default: archive_mode = off)" };
         var cmd = new Command("restore", "Restore a backup into a new database, or single tables beside the live data, and check the result against the fingerprint; with --physical, to a data directory with point-in-time recovery")
         {
-            db, snapshot, toDatabase, on, clean, jobs, noOwner, table, intoSchema, merge, physical, toDir, targetTime, targetLsn, targetXid, targetName, target, targetTimeline, targetAction, start, port, force,
+            db, snapshot, toDatabase, on, clean, jobs, noOwner, table, intoSchema, merge, physical, toDir, targetTime, targetLsn, targetXid, targetName, target, targetTimeline, targetAction, start, port, force, keepArchiving,
         };
         cmd.SetAction(ctx, async (p, ct) =>
         {
@@ -202,7 +203,7 @@ internal static class DatabaseCommands
                 }
                 var rt = new Cairn.PostgreSql.Physical.RecoveryTarget(p.GetValue(targetTime), p.GetValue(targetLsn), p.GetValue(targetXid), p.GetValue(targetName),
                     p.GetValue(target) == "immediate" ? "immediate" : null, p.GetValue(targetAction)!, p.GetValue(targetTimeline));
-                return await PhysicalCommands.RestoreAsync(ctx, p, name, p.GetValue(snapshot), dir, rt, p.GetValue(force), p.GetValue(start), p.GetValue(port), ct).ConfigureAwait(false);
+                return await PhysicalCommands.RestoreAsync(ctx, p, name, p.GetValue(snapshot), dir, rt, p.GetValue(force), p.GetValue(start), p.GetValue(port), ct, p.GetValue(keepArchiving)).ConfigureAwait(false);
             }
             var server = p.GetValue(on) is { } url ? PgConnection.Parse(url, ctx.Env("CAIRN_DB_PASSWORD_FILE")) : source;
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);

@@ -165,7 +165,7 @@ internal static class PhysicalCommands
 
     private static string Sh(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal) + "\"";
 
-    public static async Task<int> RestoreAsync(CliContext ctx, ParseResult p, string name, string? snapshotId, string to, RecoveryTarget target, bool force, bool start, int? port, CancellationToken ct)
+    public static async Task<int> RestoreAsync(CliContext ctx, ParseResult p, string name, string? snapshotId, string to, RecoveryTarget target, bool force, bool start, int? port, CancellationToken ct, bool keepArchiving = false)
     {
         var sw = Stopwatch.StartNew();
         using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
@@ -197,7 +197,7 @@ internal static class PhysicalCommands
             Directory.CreateDirectory(socketDir);
             Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(socketDir);
         }
-        await PhysicalRestorer.ConfigureRecoveryAsync(to, restoreCommand, target, start ? port ?? 5433 : port, start ? socketDir : null, ct).ConfigureAwait(false);
+        await PhysicalRestorer.ConfigureRecoveryAsync(to, restoreCommand, target, start ? port ?? 5433 : port, start ? socketDir : null, ct, keepArchiving).ConfigureAwait(false);
         RecoveryResult? result = null;
         if (start)
         {

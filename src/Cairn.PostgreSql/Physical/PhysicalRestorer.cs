@@ -83,7 +83,7 @@ public static class PhysicalRestorer
     }
 
     /// <summary>recovery.signal and the recovery settings, with restore_command calling cairn wal-fetch.</summary>
-    public static async Task ConfigureRecoveryAsync(string target, string restoreCommand, RecoveryTarget recovery, int? port, string? socketDir, CancellationToken ct)
+    public static async Task ConfigureRecoveryAsync(string target, string restoreCommand, RecoveryTarget recovery, int? port, string? socketDir, CancellationToken ct, bool keepArchiving = false)
     {
         await File.WriteAllTextAsync(Path.Combine(target, "recovery.signal"), "", ct).ConfigureAwait(false);
         var sb = new StringBuilder("\n# Written by cairn restore --physical\n");
@@ -100,8 +100,11 @@ public static class PhysicalRestorer
         {
             sb.Append(CultureInfo.InvariantCulture, $"unix_socket_directories = '{socketDir}'\nlisten_addresses = ''\n");
         }
-        // The restored server must not archive into the original's place.
-        sb.Append("archive_mode = off\n");
+        // A restored copy must not archive into the original's place, unless it is to become the new primary.
+        if (!keepArchiving)
+        {
+            sb.Append("archive_mode = off\n");
+        }
         await File.AppendAllTextAsync(Path.Combine(target, "postgresql.auto.conf"), sb.ToString(), ct).ConfigureAwait(false);
         foreach (var f in new[] { "postmaster.pid", "postmaster.opts" })
         {
