@@ -150,7 +150,7 @@ internal static class PhysicalCommands
     }
 
     /// <summary>The command PostgreSQL runs to fetch WAL: this very binary, the repository, the passphrase file (never the passphrase).</summary>
-    private static string RestoreCommand(CliContext ctx, string repoPath, string database)
+    internal static string RestoreCommand(CliContext ctx, string repoPath, string database)
     {
         // The server's restore_command may use its own key file (e.g. a machine key readable by postgres).
         var passFile = ctx.Env("CAIRN_RESTORE_PASSPHRASE_FILE") ?? ctx.Env("CAIRN_PASSPHRASE_FILE") ?? throw new RepositoryException(ErrorKind.InvalidInput,
@@ -160,8 +160,6 @@ internal static class PhysicalCommands
             : Sh(Environment.ProcessPath ?? "cairn"));
         return $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {self} --repo {Sh(Path.GetFullPath(repoPath))} wal-fetch %f %p --database {Sh(database)}";
     }
-
-    internal static string RestoreCommandPublic(CliContext ctx, string repoPath, string database) => RestoreCommand(ctx, repoPath, database);
 
     private static string Sh(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal) + "\"";
 
@@ -283,8 +281,8 @@ internal static partial class PhysicalDrill
         {
             Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(root);
             await PhysicalOperation.RestoreAsync(repo, snap, data, force: false, ct).ConfigureAwait(false);
-            var port = FreePort();
-            await PhysicalRestorer.ConfigureRecoveryAsync(data, RestoreCommandFor(ctx, repo.Storage.Location, name), rt, port, sock, ct).ConfigureAwait(false);
+            var port = Cairn.PostgreSql.Servers.ScratchServer.FreePort();
+            await PhysicalRestorer.ConfigureRecoveryAsync(data, PhysicalCommands.RestoreCommand(ctx, repo.Storage.Location, name), rt, port, sock, ct).ConfigureAwait(false);
             Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(sock);
             started = true;
             var rr = await PhysicalRestorer.StartAndWaitAsync(data, port, sock, "promote", TimeSpan.FromMinutes(30), ct, ctx.Config.PostgresBin).ConfigureAwait(false);
@@ -390,14 +388,4 @@ internal static partial class PhysicalDrill
     [System.Text.RegularExpressions.GeneratedRegex(@"desc: COMMIT (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC")]
     private static partial System.Text.RegularExpressions.Regex CommitTime();
 
-    private static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
-
-    private static string RestoreCommandFor(CliContext ctx, string repo, string name) => PhysicalCommands.RestoreCommandPublic(ctx, repo, name);
 }

@@ -168,6 +168,4 @@ public static class PgProcess
         }
         return uint.MaxValue;
     }
-
-    internal static string Quote(string s) => new StringBuilder("'").Append(s.Replace("'", "'\\''", StringComparison.Ordinal)).Append('\'').ToString();
 }

@@ -181,7 +181,8 @@ public sealed class ScratchServer : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
+    /// <summary>A TCP port nothing listens on right now.</summary>
+    public static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();
