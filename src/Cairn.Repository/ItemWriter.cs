@@ -168,6 +168,23 @@ public sealed class ItemWriter : IAsyncDisposable
         }
     }
 
+    /// <summary>Replaces an item added earlier (e.g. to add metadata known only after reading it, such as a checksum).</summary>
+    public void ReplaceItem(ManifestItem old, ManifestItem replacement)
+    {
+        lock (_items)
+        {
+            for (var i = _items.Count - 1; i >= 0; i--)
+            {
+                if (ReferenceEquals(_items[i], old))
+                {
+                    _items[i] = replacement;
+                    return;
+                }
+            }
+        }
+        throw new InvalidOperationException($"item {old.Name} is not part of this write");
+    }
+
     /// <summary>Flushes packs, stores the index, then the manifest. Only now does the backup become visible.</summary>
     public async Task<Snapshot> CommitAsync(string name, string kind, Dictionary<string, string>? meta, CancellationToken cancellationToken)
     {

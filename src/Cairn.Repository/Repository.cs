@@ -378,6 +378,28 @@ public sealed class Repository : IDisposable
         }
     }
 
+    /// <summary>True when <paramref name="content"/> chunks to exactly the item's chunk IDs (keyed, so a match proves equal content).</summary>
+    public async Task<bool> ContentMatchesAsync(ManifestItem item, Stream content, CancellationToken cancellationToken)
+    {
+        var i = 0;
+        await foreach (var c in Chunker.ChunkAsync(content, cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                if (i >= item.Chunks.Count || Keys.ChunkId(c.Span).ToHex() != item.Chunks[i])
+                {
+                    return false;
+                }
+                i++;
+            }
+            finally
+            {
+                c.Return();
+            }
+        }
+        return i == item.Chunks.Count;
+    }
+
     /// <summary>Reads one blob: range read, authenticate, decompress, and check its ID.</summary>
     public async Task<byte[]> LoadBlobAsync(ContentId id, CancellationToken cancellationToken)
     {

@@ -38,24 +38,26 @@ internal static class DatabaseCommands
         var db = new Argument<string>("DATABASE") { Description = "A database from cairn.yaml, or a connection string (postgresql://user@host/db)" };
         var fingerprint = new Option<string>("--fingerprint") { Description = "rows (exact row counts, default) or content (also an order-independent hash per table)", DefaultValueFactory = _ => "rows" };
         fingerprint.AcceptOnlyFromAmong("rows", "content");
-        var jobs = new Option<int>("--jobs", "-j") { Description = "pg_dump workers (default 2)", DefaultValueFactory = _ => 2 };
+        var jobs = new Option<int?>("--jobs", "-j") { Description = "Parallel workers: pg_dump jobs (default 2); with --physical, files read at once (default: the number of cores)" };
+        var full = new Option<bool>("--full") { Description = "With --physical: read every file, even those unchanged since the previous backup" };
+        var archiveTimeout = new Option<int>("--archive-timeout") { Description = "With --physical: seconds to wait for the server to archive the WAL the backup needs (default 300)", DefaultValueFactory = _ => 300 };
         var withPasswords = new Option<bool>("--with-role-passwords") { Description = "Also store role password hashes (needs superuser; off by default)" };
-        var physical = new Option<bool>("--physical") { Description = "Physical backup (pg_basebackup) for point-in-time recovery; the server must archive WAL with 'cairn wal-push'" };
-        var cmd = new Command("backup", "Back up a database: pg_dump in one snapshot, deduplicated and encrypted, with its roles and a fingerprint of every table") { db, fingerprint, jobs, withPasswords, physical };
+        var physical = new Option<bool>("--physical") { Description = "Physical backup for point-in-time recovery; reads data_directory directly when it is configured (incremental, parallel), else streams pg_basebackup. The server must archive WAL with 'cairn wal-push'" };
+        var cmd = new Command("backup", "Back up a database: pg_dump in one snapshot, deduplicated and encrypted, with its roles and a fingerprint of every table; or, with --physical, the whole cluster for point-in-time recovery") { db, fingerprint, jobs, withPasswords, physical, full, archiveTimeout };
         cmd.SetAction(ctx, async (p, ct) =>
         {
             var (name, connection, config) = Resolve(ctx, p.GetValue(db)!);
             ctx.LastDatabase = name;
             if (p.GetValue(physical))
             {
-                return await PhysicalCommands.BackupAsync(ctx, p, name, connection, ct).ConfigureAwait(false);
+                return await PhysicalCommands.BackupAsync(ctx, p, name, connection, config?.DataDirectory, new Cairn.Operations.Physical.FileBackupOptions(p.GetValue(jobs) ?? Environment.ProcessorCount, TimeSpan.FromSeconds(p.GetValue(archiveTimeout)), p.GetValue(full)), ct).ConfigureAwait(false);
             }
             // SQL checks that expect "= fingerprint" are evaluated now, in the backup's own snapshot.
             var queries = CheckParser.Parse(config?.Checks, ctx.Config.File ?? "cairn.yaml", name).OfType<SqlCheck>()
                 .Where(c => c.Expect.Fingerprint).Select(c => (c.Name, CheckRunner.BindBackupTime(c.Query))).ToList();
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
             await using var l = await repo.LockAsync(exclusive: false, $"backup {name}", ct).ConfigureAwait(false);
-            var options = new DumpOptions(p.GetValue(fingerprint) == "content", p.GetValue(withPasswords), Math.Max(1, p.GetValue(jobs)), ctx.Config.WorkDirectory, queries);
+            var options = new DumpOptions(p.GetValue(fingerprint) == "content", p.GetValue(withPasswords), Math.Max(1, p.GetValue(jobs) ?? 2), ctx.Config.WorkDirectory, queries);
             var result = await ctx.Console.WithProgressAsync($"backup {name}", null, async sink =>
                     await LogicalBackupOperation.RunAsync(repo, name, connection, options,
                         new Progress<BackupProgress>(x => sink.Describe($"backup {name}: {Format.Bytes(x.Bytes)} stored, {x.TablesDone} tables counted ({x.Current})")), ct, ctx.Config.PostgresBin).ConfigureAwait(false)).ConfigureAwait(false);
@@ -164,7 +166,7 @@ internal static class DatabaseCommands
         var toDatabase = new Option<string?>("--to-database") { Description = "Restore the whole database into this new database" };
         var on = new Option<string?>("--on") { Description = "Server to restore onto (connection string; default: the source server)" };
         var clean = new Option<bool>("--clean") { Description = "Drop and replace the target database if it already holds data" };
-        var jobs = new Option<int>("--jobs", "-j") { Description = "pg_restore workers (default 2)", DefaultValueFactory = _ => 2 };
+        var jobs = new Option<int?>("--jobs", "-j") { Description = "pg_restore workers (default 2); with --physical, files written at once (default: twice the number of cores)" };
         var noOwner = new Option<bool>("--no-owner") { Description = "Do not create roles or restore ownership and grants (for servers where you cannot create roles)" };
         var table = new Option<string[]>("--table", "-t") { Description = "Restore only this table (schema.table; repeatable) into --into-schema, beside the live data", AllowMultipleArgumentsPerToken = false };
         var intoSchema = new Option<string?>("--into-schema") { Description = "Staging schema for --table restores (created in the target database)" };
@@ -184,10 +186,12 @@ internal static class DatabaseCommands
         var start = new Option<bool>("--start") { Description = "Start the restored server and wait until recovery reached its target" };
         var port = new Option<int?>("--port") { Description = "Port for the restored server (default 5433)" };
         var force = new Option<bool>("--force") { Description = "Replace a non-empty --to folder" };
+        var delta = new Option<bool>("--delta") { Description = "With --physical: restore into an existing data directory, keeping files that already match the backup (checked chunk by chunk) and removing what the backup does not hold" };
+        var tablespaceMap = new Option<string[]>("--tablespace-map") { Description = "With --physical: put tablespace OID into DIR (OID=DIR, repeatable); by default tablespaces are restored inside the data directory (pg_tblspc/OID), never onto the original's folders" };
         var keepArchiving = new Option<bool>("--keep-archiving") { Description = "With --physical: keep the backup's archive settings, for a copy that becomes the new primary (default: archive_mode = off)" };
         var cmd = new Command("restore", "Restore a backup into a new database, or single tables beside the live data, and check the result against the fingerprint; with --physical, to a data directory with point-in-time recovery")
         {
-            db, snapshot, toDatabase, on, clean, jobs, noOwner, table, intoSchema, merge, physical, toDir, targetTime, targetLsn, targetXid, targetName, target, targetTimeline, targetAction, start, port, force, keepArchiving,
+            db, snapshot, toDatabase, on, clean, jobs, noOwner, table, intoSchema, merge, physical, toDir, targetTime, targetLsn, targetXid, targetName, target, targetTimeline, targetAction, start, port, force, delta, tablespaceMap, keepArchiving,
         };
         cmd.SetAction(ctx, async (p, ct) =>
         {
@@ -203,7 +207,18 @@ internal static class DatabaseCommands
                 }
                 var rt = new Cairn.PostgreSql.Physical.RecoveryTarget(p.GetValue(targetTime), p.GetValue(targetLsn), p.GetValue(targetXid), p.GetValue(targetName),
                     p.GetValue(target) == "immediate" ? "immediate" : null, p.GetValue(targetAction)!, p.GetValue(targetTimeline));
-                return await PhysicalCommands.RestoreAsync(ctx, p, name, p.GetValue(snapshot), dir, rt, p.GetValue(force), p.GetValue(start), p.GetValue(port), ct, p.GetValue(keepArchiving)).ConfigureAwait(false);
+                var map = new Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (var m in p.GetValue(tablespaceMap) ?? [])
+                {
+                    var eq = m.IndexOf('=', StringComparison.Ordinal);
+                    if (eq <= 0 || !uint.TryParse(m[..eq], NumberStyles.None, CultureInfo.InvariantCulture, out _) || eq == m.Length - 1)
+                    {
+                        throw new RepositoryException(ErrorKind.InvalidInput, $"--tablespace-map {m}: write OID=DIR, e.g. 16400=/srv/tblspc (the OIDs are listed under pg_tblspc in the backup)");
+                    }
+                    map[m[..eq]] = m[(eq + 1)..];
+                }
+                var fileOptions = new Cairn.Operations.Physical.FileRestoreOptions(p.GetValue(force), p.GetValue(delta), p.GetValue(jobs) ?? Environment.ProcessorCount * 2, map);
+                return await PhysicalCommands.RestoreAsync(ctx, p, name, p.GetValue(snapshot), dir, rt, fileOptions, p.GetValue(start), p.GetValue(port), ct, p.GetValue(keepArchiving)).ConfigureAwait(false);
             }
             var server = p.GetValue(on) is { } url ? PgConnection.Parse(url, ctx.Env("CAIRN_DB_PASSWORD_FILE")) : source;
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
@@ -231,7 +246,7 @@ internal static class DatabaseCommands
             }
             var to = p.GetValue(toDatabase) ?? throw new RepositoryException(ErrorKind.InvalidInput, "say where to restore: --to-database NAME (a new database), or --table T --into-schema S for single tables");
             var result = await ctx.Console.WithProgressAsync($"restore {snap.ShortId} into {to}", null, async sink =>
-                await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, server, to, p.GetValue(clean), Math.Max(1, p.GetValue(jobs)), p.GetValue(noOwner),
+                await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, server, to, p.GetValue(clean), Math.Max(1, p.GetValue(jobs) ?? 2), p.GetValue(noOwner),
                     new Progress<string>(sink.Describe), ct, ctx.Config.WorkDirectory, ctx.Config.PostgresBin).ConfigureAwait(false)).ConfigureAwait(false);
             await Evidence.RecordAsync(ctx, repo.Storage.Location, "restore", result.Ok ? "pass" : "fail", new()
             {

@@ -109,12 +109,13 @@ internal static class PhysicalCommands
         return cmd;
     }
 
-    public static async Task<int> BackupAsync(CliContext ctx, ParseResult p, string name, Cairn.PostgreSql.Connections.PgConnection connection, CancellationToken ct)
+    public static async Task<int> BackupAsync(CliContext ctx, ParseResult p, string name, Cairn.PostgreSql.Connections.PgConnection connection, string? dataDirectory, FileBackupOptions options, CancellationToken ct)
     {
         using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {name} --physical", ct).ConfigureAwait(false);
-        var r = await ctx.Console.WithProgressAsync($"physical backup {name}", null, async _ =>
-            await PhysicalOperation.BackupAsync(repo, name, connection, ctx.Time, ct, ctx.Config.PostgresBin).ConfigureAwait(false)).ConfigureAwait(false);
+        var r = await ctx.Console.WithProgressAsync($"physical backup {name}", null, async sink => dataDirectory is not null
+            ? await PhysicalFiles.BackupAsync(repo, name, connection, dataDirectory, options, ctx.Time, sink.SetTotal, sink, ct).ConfigureAwait(false)
+            : await PhysicalOperation.BackupAsync(repo, name, connection, ctx.Time, ct, ctx.Config.PostgresBin).ConfigureAwait(false)).ConfigureAwait(false);
         await Evidence.RecordAsync(ctx, repo.Storage.Location, "backup", "pass", new()
         {
             ["type"] = "physical",
@@ -124,6 +125,9 @@ internal static class PhysicalCommands
             ["start_lsn"] = r.Info.StartLsn,
             ["stop_lsn"] = r.Info.StopLsn,
             ["timeline"] = r.Info.Timeline.ToString(CultureInfo.InvariantCulture),
+            ["method"] = dataDirectory is null ? "pg_basebackup" : "files",
+            ["reused_bytes"] = r.ReusedBytes.ToString(CultureInfo.InvariantCulture),
+            ["incremental_from"] = r.IncrementalFrom?.Id ?? "",
             ["encrypted"] = "AES-256-GCM",
         }, ct, database: name, snapshot: r.Snapshot.Id, durationMs: (long)r.Duration.TotalMilliseconds).ConfigureAwait(false);
         if (p.GetValue(CommandRunner.Json))
@@ -139,12 +143,22 @@ internal static class PhysicalCommands
                 ["timeline"] = r.Info.Timeline,
                 ["size_bytes"] = r.Stats.BytesRead,
                 ["added_bytes"] = r.Stats.BytesAdded,
+                ["read_bytes"] = r.Stats.BytesRead,
+                ["reused_bytes"] = r.ReusedBytes,
+                ["reused_files"] = r.ReusedFiles,
+                ["incremental_from"] = r.IncrementalFrom?.Id,
+                ["method"] = dataDirectory is null ? "pg_basebackup" : "files",
                 ["seconds"] = Math.Round(r.Duration.TotalSeconds, 3),
             }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
         else
         {
-            ctx.Console.Out.WriteLine($"physical backup {r.Snapshot.ShortId} of {name}: WAL {r.Info.StartLsn} to {r.Info.StopLsn} on timeline {r.Info.Timeline}; {Format.Bytes(r.Stats.BytesRead)} read, {Format.Bytes(r.Stats.BytesAdded)} added, in {Format.Duration(r.Duration)}");
+            var reused = r.IncrementalFrom is { } prev ? $", {Format.Bytes(r.ReusedBytes)} in {r.ReusedFiles} unchanged files carried over from {prev.ShortId} unread" : "";
+            ctx.Console.Out.WriteLine($"physical backup {r.Snapshot.ShortId} of {name}: WAL {r.Info.StartLsn} to {r.Info.StopLsn} on timeline {r.Info.Timeline}; {Format.Bytes(r.Stats.BytesRead)} read{reused}, {Format.Bytes(r.Stats.BytesAdded)} added, in {Format.Duration(r.Duration)}");
+            if (dataDirectory is null)
+            {
+                ctx.Console.Error.WriteLine($"cairn: hint: set data_directory for {name} in cairn.yaml to read the files directly (parallel, and unchanged files are skipped)");
+            }
         }
         return ExitCodes.Ok;
     }
@@ -163,7 +177,7 @@ internal static class PhysicalCommands
 
     private static string Sh(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal) + "\"";
 
-    public static async Task<int> RestoreAsync(CliContext ctx, ParseResult p, string name, string? snapshotId, string to, RecoveryTarget target, bool force, bool start, int? port, CancellationToken ct, bool keepArchiving = false)
+    public static async Task<int> RestoreAsync(CliContext ctx, ParseResult p, string name, string? snapshotId, string to, RecoveryTarget target, FileRestoreOptions options, bool start, int? port, CancellationToken ct, bool keepArchiving = false)
     {
         var sw = Stopwatch.StartNew();
         using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
@@ -181,13 +195,11 @@ internal static class PhysicalCommands
             }
             ctx.Console.Error.WriteLine($"cairn: warning: {message}; if the target lies after it, recovery stops at the gap and the server reports it");
         }
+        FileRestoreStats? stats;
         await using (var l = await repo.LockAsync(exclusive: false, $"restore {name} --physical", ct).ConfigureAwait(false))
         {
-            await ctx.Console.WithProgressAsync($"restore {snap.ShortId} to {to}", null, async _ =>
-            {
-                await PhysicalOperation.RestoreAsync(repo, snap, to, force, ct).ConfigureAwait(false);
-                return 0;
-            }).ConfigureAwait(false);
+            stats = await ctx.Console.WithProgressAsync($"restore {snap.ShortId} to {to}", snap.Size, async sink =>
+                await PhysicalOperation.RestoreAsync(repo, snap, to, options, sink, ct).ConfigureAwait(false)).ConfigureAwait(false);
         }
         var socketDir = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(to))!, Path.GetFileName(Path.GetFullPath(to)) + ".sock");
         if (start)
@@ -208,6 +220,8 @@ internal static class PhysicalCommands
             ["recovery_target"] = string.Join("; ", target.Settings()),
             ["reached_lsn"] = result?.ReplayLsn ?? "",
             ["started"] = start ? "yes" : "no",
+            ["delta"] = options.Delta ? "yes" : "no",
+            ["files_reused"] = stats?.FilesReused.ToString(CultureInfo.InvariantCulture) ?? "",
         }, ct, database: name, snapshot: snap.Id, durationMs: sw.ElapsedMilliseconds).ConfigureAwait(false);
         if (p.GetValue(CommandRunner.Json))
         {
@@ -217,6 +231,11 @@ internal static class PhysicalCommands
                 ["snapshot_id"] = snap.Id,
                 ["data_directory"] = Path.GetFullPath(to),
                 ["started"] = start,
+                ["files"] = stats?.Files,
+                ["bytes_written"] = stats?.Bytes,
+                ["files_reused"] = stats?.FilesReused,
+                ["bytes_reused"] = stats?.BytesReused,
+                ["removed"] = stats?.Removed,
                 ["in_recovery"] = result?.InRecovery,
                 ["replay_lsn"] = result?.ReplayLsn,
                 ["paused"] = result?.PausedState,
@@ -228,6 +247,10 @@ internal static class PhysicalCommands
         else
         {
             ctx.Console.Out.WriteLine($"restored physical backup {snap.ShortId} into {Path.GetFullPath(to)} with recovery settings ({string.Join(", ", target.Settings())})");
+            if (stats is { } st)
+            {
+                ctx.Console.Out.WriteLine($"{st.Files} files: {Format.Bytes(st.Bytes)} written{(options.Delta ? $", {st.FilesReused} files ({Format.Bytes(st.BytesReused)}) already matched and were kept, {st.Removed} entries not in the backup removed" : "")}");
+            }
             if (result is not null)
             {
                 ctx.Console.Out.WriteLine($"server on port {port ?? 5433} (socket {socketDir}): {(result.InRecovery ? $"recovery {result.PausedState}" : "recovery finished, promoted")} at LSN {result.ReplayLsn}, last replayed transaction {result.LastReplayedTransaction?.UtcDateTime.ToString("u", CultureInfo.InvariantCulture) ?? "-"}");
@@ -280,7 +303,7 @@ internal static partial class PhysicalDrill
         try
         {
             Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(root);
-            await PhysicalOperation.RestoreAsync(repo, snap, data, force: false, ct).ConfigureAwait(false);
+            await PhysicalOperation.RestoreAsync(repo, snap, data, new FileRestoreOptions(Force: false, Delta: false, Jobs: Environment.ProcessorCount * 2), null, ct).ConfigureAwait(false);
             var port = Cairn.PostgreSql.Servers.ScratchServer.FreePort();
             await PhysicalRestorer.ConfigureRecoveryAsync(data, PhysicalCommands.RestoreCommand(ctx, repo.Storage.Location, name), rt, port, sock, ct).ConfigureAwait(false);
             Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(sock);

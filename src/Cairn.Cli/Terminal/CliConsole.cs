@@ -90,6 +90,15 @@ public sealed class CliConsole
         public void Report(long value) => task.Value = task.IsIndeterminate ? 0 : value;
 
         public void Describe(string text) => task.Description = Markup.Escape(text);
+
+        public void SetTotal(long total)
+        {
+            if (total > 0)
+            {
+                task.MaxValue = total;
+                task.IsIndeterminate = false;
+            }
+        }
     }
 
     private sealed class NullSink : IProgressSink
@@ -97,6 +106,10 @@ public sealed class CliConsole
         public static readonly NullSink Instance = new();
 
         public void Report(long value)
+        {
+        }
+
+        public void SetTotal(long total)
         {
         }
 
@@ -110,4 +123,7 @@ public sealed class CliConsole
 public interface IProgressSink : IProgress<long>
 {
     void Describe(string text);
+
+    /// <summary>The total, when it becomes known only once the work started.</summary>
+    void SetTotal(long total);
 }

@@ -8,7 +8,15 @@ using Cairn.Repository.Manifests;
 
 namespace Cairn.Operations.Physical;
 
-public sealed record PhysicalBackupResult(Snapshot Snapshot, BaseBackupInfo Info, WriteStats Stats, TimeSpan Duration);
+public sealed record PhysicalBackupResult(Snapshot Snapshot, BaseBackupInfo Info, WriteStats Stats, TimeSpan Duration)
+{
+    /// <summary>Bytes and files carried over unread from the previous backup (file-level backups only).</summary>
+    public long ReusedBytes { get; init; }
+
+    public long ReusedFiles { get; init; }
+
+    public Snapshot? IncrementalFrom { get; init; }
+}
 
 /// <summary>Physical backups (base backup + archived WAL) and point-in-time restores.</summary>
 public static class PhysicalOperation
@@ -69,8 +77,17 @@ public static class PhysicalOperation
         return usable.LastOrDefault() ?? throw new RepositoryException(ErrorKind.NotFound, $"no physical backup of {name} finished before the target; the oldest ends at {all[0].Manifest.Meta["stop_time"]} (LSN {all[0].Manifest.Meta["stop_lsn"]})");
     }
 
-    public static async Task RestoreAsync(Repository.Repository repo, Snapshot snap, string targetDir, bool force, CancellationToken ct)
+    /// <summary>Writes a physical backup into <paramref name="targetDir"/>: file by file in parallel (file-level backups) or by extracting the pg_basebackup tar.</summary>
+    public static async Task<FileRestoreStats?> RestoreAsync(Repository.Repository repo, Snapshot snap, string targetDir, FileRestoreOptions options, IProgress<long>? done, CancellationToken ct)
     {
+        if (snap.Manifest.Meta.GetValueOrDefault("format") == PhysicalFiles.Format)
+        {
+            return await PhysicalFiles.RestoreAsync(repo, snap, targetDir, options, done, ct).ConfigureAwait(false);
+        }
+        if (options.Delta)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"backup {snap.ShortId} was streamed through pg_basebackup (one tar), so --delta cannot compare files; restore into an empty folder or use --force");
+        }
         var item = snap.Manifest.Items.Single(i => i.Name == BaseItem);
         var pipe = new System.IO.Pipelines.Pipe();
         var write = Task.Run(async () =>
@@ -78,7 +95,7 @@ public static class PhysicalOperation
             try
             {
                 await using var s = pipe.Writer.AsStream();
-                await repo.ReadItemAsync(item, s, null, ct).ConfigureAwait(false);
+                await repo.ReadItemAsync(item, s, done, ct).ConfigureAwait(false);
             }
             catch (Exception e)
             {
@@ -89,12 +106,13 @@ public static class PhysicalOperation
         try
         {
             await using var r = pipe.Reader.AsStream();
-            await PhysicalRestorer.ExtractAsync(r, targetDir, force, ct).ConfigureAwait(false);
+            await PhysicalRestorer.ExtractAsync(r, targetDir, options.Force, ct).ConfigureAwait(false);
         }
         finally
         {
             await write.ConfigureAwait(false);
         }
+        return null;
     }
 
     /// <summary>The archived WAL of a database, for the recovery window and continuity checks.</summary>

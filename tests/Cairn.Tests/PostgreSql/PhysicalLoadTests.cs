@@ -26,7 +26,7 @@ public class PhysicalLoadTests
         env["CAIRN_BIN"] = self;
         var archive = $"CAIRN_PASSPHRASE_FILE={passFile} {self} --repo {dir.File("repo")} wal-push %p --database app";
         await using var server = await ScratchServer.StartAsync(settings: new Dictionary<string, string> { ["archive_mode"] = "on", ["archive_command"] = $"'{archive.Replace("'", "''", StringComparison.Ordinal)}'" });
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n    retention: {{ keep_last: 1 }}\n");
+        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n    data_directory: {server.DataDirectory}\n    retention: {{ keep_last: 1 }}\n");
         env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
         var pgEnv = new Dictionary<string, string> { ["PGHOST"] = server.SocketDirectory, ["PGPORT"] = server.Port.ToString(CultureInfo.InvariantCulture), ["PGUSER"] = "postgres", ["PGDATABASE"] = "postgres" };
         var init = await PgProcess.RunAsync(server.Binaries["pgbench"], ["-i", "-q", "-s", "5"], pgEnv, default);
@@ -64,7 +64,7 @@ public class PhysicalLoadTests
         }
 
         // 2. A backup killed midway: nothing becomes visible; the next backup works.
-        await server.ExecuteAsync("CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 400000) g");
+        await server.ExecuteAsync("CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 1500000) g");
         using (var p = Process.Start(CairnProcess.StartInfo(["backup", "app", "--physical"], env))!)
         {
             await Task.Delay(700);

@@ -43,7 +43,7 @@ public class PhysicalTests
         env["CAIRN_BIN"] = self;
         var archive = $"CAIRN_PASSPHRASE_FILE={passFile} {self} --repo {dir.File("repo")} wal-push %p --database app";
         await using var server = await ScratchServer.StartAsync(settings: new Dictionary<string, string> { ["archive_mode"] = "on", ["archive_command"] = $"'{archive.Replace("'", "''", StringComparison.Ordinal)}'", ["wal_level"] = "replica" });
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n");
+        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n    data_directory: {server.DataDirectory}\n");
         env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
 
         await server.ExecuteAsync("CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t VALUES (1, 'before the backup')");
@@ -95,7 +95,7 @@ public class PhysicalTests
         }
 
         // Physical drills: to a given time (the checks see the data as it was), and to a random point in the window.
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n    checks:\n      - tables_present: [public.t]\n      - row_counts: {{ equal_to: fingerprint }}\n");
+        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n    data_directory: {server.DataDirectory}\n    checks:\n      - tables_present: [public.t]\n      - row_counts: {{ equal_to: fingerprint }}\n");
         (code, json, err) = await cli.RunAsync("drill", "app", "--physical", "--target-time", timeA.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", "--json");
         Assert.True(code == 0, json + err);
         var drill = JsonNode.Parse(json)!;
