@@ -9,13 +9,13 @@ ratio() { python3 -c "a,b=$1,$2; print(f'{a/b:.2f}' if b else 'n/a')"; }
 mbps() { python3 -c "print(f'{$1/1e6/max($2,1e-9):.0f}')"; }
 size_of() { du -sb "$1" | cut -f1; }
 
-# start_pg DIR PORT: initdb + start with a private socket folder; sets PGHOST/PGPORT.
+# start_pg DIR PORT [EXTRA_SERVER_OPTIONS]: initdb + start with a private socket folder; sets PGHOST/PGPORT.
 start_pg() {
-  local dir="$1" port="$2"
+  local dir="$1" port="$2" extra="${3:-}"
   mkdir -p "$dir"; chown postgres: "$dir" 2>/dev/null || true
   as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
   mkdir -p "$dir/sock"; chown postgres: "$dir/sock" 2>/dev/null || true
-  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=4GB -c shared_buffers=512MB" start >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=4GB -c shared_buffers=512MB $extra" start >/dev/null
   export PGHOST="$dir/sock" PGPORT="$port" PGUSER=postgres
 }
 stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true; }

@@ -11,7 +11,8 @@ namespace Cairn.Cli.Commands;
 /// <c>cairn demo</c>: the main job end to end on an embedded default. Starts a scratch "production"
 /// server with the runbook's schema and realistic rows, and runs the real commands against it with
 /// a local repository: back up, change data, back up again, restore, restore one table with its
-/// diff and merge, verify the repository and the evidence. Leaves nothing running.
+/// diff and merge, drill, a physical backup with WAL archived through cairn and a point-in-time
+/// restore between two known transactions, verify the repository and the evidence. Leaves nothing running.
 /// </summary>
 internal static class DemoCommand
 {
@@ -29,14 +30,42 @@ internal static class DemoCommand
             ScratchServer? server = null;
             try
             {
-                Step(console, "1. Start a scratch \"production\" PostgreSQL server and load the runbook's schema");
-                server = await ScratchServer.StartAsync(cancellationToken: ct).ConfigureAwait(false);
+                var config = Path.Combine(folder, "cairn.yaml");
+                var passFile = Path.Combine(folder, "passphrase");
+                await File.WriteAllTextAsync(passFile, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)) + "\n", ct).ConfigureAwait(false);
+                File.SetUnixFileMode(passFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                var env = new Dictionary<string, string>
+                {
+                    ["CAIRN_PASSPHRASE_FILE"] = passFile,
+                    ["CAIRN_REPOSITORY"] = Path.Combine(folder, "repo"),
+                };
+                async Task Run(params string[] args)
+                {
+                    console.Out.WriteLine($"   $ cairn {string.Join(' ', args)}");
+                    var sub = new CliContext(new CliConsole(new Indent(console.Out), new Indent(console.Error), false, console.OutputIsTerminal), ctx.Time, k => env.GetValueOrDefault(k) ?? ctx.Env(k));
+                    var code = await CairnCli.RunAsync(args, sub).ConfigureAwait(false);
+                    if (code != 0)
+                    {
+                        throw new Cairn.Repository.RepositoryException(Cairn.Repository.ErrorKind.General, $"the demo step 'cairn {string.Join(' ', args)}' failed with exit code {code}");
+                    }
+                }
+
+                Step(console, "1. Create the encrypted repository; start a scratch \"production\" server that archives its WAL through cairn wal-push; load the runbook's schema");
+                await Run("init", "--kdf-memory-mib", "16", "--kdf-iterations", "2").ConfigureAwait(false);
+                Directory.CreateDirectory(Path.Combine(folder, "repo", "wal"));
+                Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(folder); // archive_command runs as the server's user
+                var archive = PhysicalCommands.ArchiveCommand(ctx, Path.Combine(folder, "repo"), passFile, "app");
+                server = await ScratchServer.StartAsync(settings: new Dictionary<string, string>
+                {
+                    ["wal_level"] = "replica",
+                    ["archive_mode"] = "on",
+                    ["archive_command"] = $"'{archive.Replace("'", "''", StringComparison.Ordinal)}'",
+                }, cancellationToken: ct).ConfigureAwait(false);
+                console.Out.WriteLine($"   archive_command = '{archive}'");
                 await server.ExecuteAsync("CREATE DATABASE app", cancellationToken: ct).ConfigureAwait(false);
                 await server.ExecuteAsync(DemoSchema.Sql(p.GetValue(profiles)), "app", ct).ConfigureAwait(false);
                 var rows = await server.ScalarAsync<long>("SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM wa_messages)", "app", ct).ConfigureAwait(false);
                 console.Out.WriteLine($"   PostgreSQL {server.Binaries.Major} on port {server.Port} (socket {server.SocketDirectory}), database app: {rows:N0} rows in profiles, orders, audit_log, wa_messages, …");
-
-                var config = Path.Combine(folder, "cairn.yaml");
                 await File.WriteAllTextAsync(config, $"""
                     # Written by 'cairn demo'
                     repository: {Path.Combine(folder, "repo")}
@@ -45,6 +74,7 @@ internal static class DemoCommand
                     databases:
                       app:
                         connection: "{server.Url("app")}"
+                        data_directory: {server.DataDirectory}
                         retention: {"{"} keep_last: 7, keep_daily: 30, keep_within: 30d {"}"}
                         checks:   # the runbook's verification checklist and its four daily tests
                           - tables_present: [public.profiles, public.orders, public.audit_log, public.wa_messages]
@@ -58,24 +88,9 @@ internal static class DemoCommand
                           - sql: {"{"} name: verified_emails, query: "SELECT count(*) FROM profiles WHERE email_verified", expect: ">= 1" {"}"}
                           - amcheck: {"{"} heapallindexed: true {"}"}
                     """, ct).ConfigureAwait(false);
-                var env = new Dictionary<string, string>
-                {
-                    ["CAIRN_CONFIG"] = config,
-                    ["CAIRN_PASSPHRASE"] = "demo passphrase (use CAIRN_PASSPHRASE_FILE for real)",
-                };
-                async Task Run(params string[] args)
-                {
-                    console.Out.WriteLine($"   $ cairn {string.Join(' ', args)}");
-                    var sub = new CliContext(new CliConsole(new Indent(console.Out), new Indent(console.Error), false, console.OutputIsTerminal), ctx.Time, k => env.GetValueOrDefault(k) ?? ctx.Env(k));
-                    var code = await CairnCli.RunAsync(args, sub).ConfigureAwait(false);
-                    if (code != 0)
-                    {
-                        throw new Cairn.Repository.RepositoryException(Cairn.Repository.ErrorKind.General, $"the demo step 'cairn {string.Join(' ', args)}' failed with exit code {code}");
-                    }
-                }
+                env["CAIRN_CONFIG"] = config;
 
-                Step(console, "2. Create the encrypted repository and take the first backup");
-                await Run("init", "--kdf-memory-mib", "16", "--kdf-iterations", "2").ConfigureAwait(false);
+                Step(console, "2. Take the first backup (pg_dump in one snapshot, with its roles and a fingerprint of every table)");
                 await Run("backup", "app").ConfigureAwait(false);
 
                 Step(console, "3. A day of changes: new orders and messages, updates, a few deletes; back up again");
@@ -100,7 +115,36 @@ internal static class DemoCommand
                 await Run("drill", "app").ConfigureAwait(false);
                 await Run("verify", "app", "--live").ConfigureAwait(false);
 
-                Step(console, "7. Prove it: verify every byte of the repository, apply retention, check the evidence log");
+                Step(console, "7. Point-in-time recovery: a physical backup, two known transactions, a restore to the moment between them");
+                await Run("backup", "app", "--physical").ConfigureAwait(false);
+                await server.ExecuteAsync("INSERT INTO audit_log (actor, event, entity, created_at) VALUES ('demo', 'transaction A: refund approved', 'orders', now())", "app", ct).ConfigureAwait(false);
+                var between = await server.ScalarAsync<DateTime>("SELECT clock_timestamp()", "app", ct).ConfigureAwait(false);
+                await Task.Delay(1100, ct).ConfigureAwait(false);
+                await server.ExecuteAsync("INSERT INTO audit_log (actor, event, entity, created_at) VALUES ('demo', 'transaction B: all orders deleted by mistake', 'orders', now())", "app", ct).ConfigureAwait(false);
+                await ArchiveCurrentSegmentAsync(server, ct).ConfigureAwait(false);
+                var target = between.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss.ffffff", System.Globalization.CultureInfo.InvariantCulture) + "+00";
+                console.Out.WriteLine($"   transaction A committed before {target}, transaction B about a second after it");
+                var pitrDir = Path.Combine(folder, "pitr");
+                var pitrPort = ScratchServer.FreePort();
+                await Run("restore", "app", "--physical", "--to", pitrDir, "--target-time", target, "--start", "--port", pitrPort.ToString(System.Globalization.CultureInfo.InvariantCulture)).ConfigureAwait(false);
+                try
+                {
+                    var restored = Cairn.PostgreSql.Connections.PgConnection.Parse($"postgresql://postgres@/app?host={Uri.EscapeDataString(pitrDir + ".sock")}&port={pitrPort}");
+                    await using var session = await Cairn.PostgreSql.Sessions.CheckSession.OpenAsync(restored, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+                    var events = (await session.QueryAsync("SELECT event FROM audit_log WHERE actor = 'demo' ORDER BY created_at", null, ct).ConfigureAwait(false)).Select(r => (string)r[0]!).ToList();
+                    console.Out.WriteLine($"   the restored copy holds: {(events.Count == 0 ? "neither" : string.Join("; ", events))}");
+                    if (events.Count != 1 || !events[0].StartsWith("transaction A", StringComparison.Ordinal))
+                    {
+                        throw new Cairn.Repository.RepositoryException(Cairn.Repository.ErrorKind.General, "point-in-time recovery did not stop between the two transactions");
+                    }
+                    console.Out.WriteLine("   transaction B is not there: recovery stopped at the target, as asked");
+                }
+                finally
+                {
+                    await Cairn.PostgreSql.Programs.PgProcess.RunAsync(server.Binaries["pg_ctl"], ["-D", pitrDir, "-m", "fast", "-w", "stop"], null, CancellationToken.None, asServerUser: true).ConfigureAwait(false);
+                }
+
+                Step(console, "8. Prove it: verify every byte of the repository, apply retention, check the evidence log");
                 await Run("verify", "--read-data").ConfigureAwait(false);
                 await Run("prune", "--dry-run").ConfigureAwait(false);
                 await Run("evidence", "list").ConfigureAwait(false);
@@ -108,7 +152,7 @@ internal static class DemoCommand
 
                 Step(console, "Summary");
                 var repoBytes = Directory.EnumerateFiles(Path.Combine(folder, "repo"), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
-                console.Out.WriteLine($"   repository on disk: {Format.Bytes(repoBytes)} for two backups (see 'Size' and 'Added' above: the second added only what changed)");
+                console.Out.WriteLine($"   repository on disk: {Format.Bytes(repoBytes)} for three backups (two logical: the second added only what changed; one physical) and the archived WAL");
                 console.Out.WriteLine($"   demo finished in {Format.Duration(sw.Elapsed)}");
                 if (p.GetValue(keep))
                 {
@@ -133,6 +177,23 @@ internal static class DemoCommand
             }
         });
         return cmd;
+    }
+
+    /// <summary>Switches WAL segment and waits until the archiver has pushed everything written so far.</summary>
+    private static async Task ArchiveCurrentSegmentAsync(ScratchServer server, CancellationToken ct)
+    {
+        var last = await server.ScalarAsync<string>("SELECT pg_walfile_name(pg_current_wal_insert_lsn())", cancellationToken: ct).ConfigureAwait(false);
+        await server.ExecuteAsync("SELECT pg_switch_wal()", cancellationToken: ct).ConfigureAwait(false);
+        for (var i = 0; i < 300; i++)
+        {
+            var archived = await server.ScalarAsync<string>("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver", cancellationToken: ct).ConfigureAwait(false);
+            if (string.CompareOrdinal(archived, last) >= 0)
+            {
+                return;
+            }
+            await Task.Delay(100, ct).ConfigureAwait(false);
+        }
+        throw new Cairn.Repository.RepositoryException(Cairn.Repository.ErrorKind.General, $"the demo server did not archive {last} within 30 s; see {server.LogFile}");
     }
 
     private static void Step(CliConsole console, string title)

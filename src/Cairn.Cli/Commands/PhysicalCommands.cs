@@ -169,11 +169,17 @@ internal static class PhysicalCommands
         // The server's restore_command may use its own key file (e.g. a machine key readable by postgres).
         var passFile = ctx.Env("CAIRN_RESTORE_PASSPHRASE_FILE") ?? ctx.Env("CAIRN_PASSPHRASE_FILE") ?? throw new RepositoryException(ErrorKind.InvalidInput,
             "restore_command needs the passphrase from a file: set CAIRN_PASSPHRASE_FILE (or CAIRN_RESTORE_PASSPHRASE_FILE) to a file the postgres user can read (a passphrase is never written into the server's configuration)");
-        var self = ctx.Env("CAIRN_BIN") ?? (Environment.ProcessPath is { } pp && Path.GetFileName(pp) == "dotnet"
-            ? $"{Sh(pp)} {Sh(Path.Combine(AppContext.BaseDirectory, "cairn.dll"))}"
-            : Sh(Environment.ProcessPath ?? "cairn"));
-        return $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {self} --repo {Sh(Path.GetFullPath(repoPath))} wal-fetch %f %p --database {Sh(database)}";
+        return $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {Self(ctx)} --repo {Sh(Path.GetFullPath(repoPath))} wal-fetch %f %p --database {Sh(database)}";
     }
+
+    /// <summary>The archive_command that pushes WAL into <paramref name="repoPath"/> with the passphrase read from <paramref name="passFile"/>.</summary>
+    internal static string ArchiveCommand(CliContext ctx, string repoPath, string passFile, string database)
+        => $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {Self(ctx)} --repo {Sh(Path.GetFullPath(repoPath))} wal-push %p --database {Sh(database)}";
+
+    /// <summary>How a shell runs this very binary (or dotnet cairn.dll when not published).</summary>
+    private static string Self(CliContext ctx) => ctx.Env("CAIRN_BIN") ?? (Environment.ProcessPath is { } pp && Path.GetFileName(pp) == "dotnet"
+        ? $"{Sh(pp)} {Sh(Path.Combine(AppContext.BaseDirectory, "cairn.dll"))}"
+        : Sh(Environment.ProcessPath ?? "cairn"));
 
     private static string Sh(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal) + "\"";
 
