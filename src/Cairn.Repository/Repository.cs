@@ -337,7 +337,7 @@ public sealed class Repository : IDisposable
     public async Task ReadItemAsync(ManifestItem item, Stream output, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var window = Math.Max(4, Environment.ProcessorCount * 4);
-        var queue = new Queue<Task<byte[]>>();
+        var queue = new Queue<Task<(byte[] Buffer, int Length)>>();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         try
         {
@@ -348,11 +348,18 @@ public sealed class Repository : IDisposable
                 while (next < item.Chunks.Count && queue.Count < window)
                 {
                     var id = ContentId.Parse(item.Chunks[next++]);
-                    queue.Enqueue(Task.Run(() => LoadBlobAsync(id, cts.Token), cts.Token));
+                    queue.Enqueue(Task.Run(() => LoadBlobPooledAsync(id, cts.Token), cts.Token));
                 }
-                var data = await queue.Dequeue().ConfigureAwait(false);
-                await output.WriteAsync(data, cancellationToken).ConfigureAwait(false);
-                written += data.Length;
+                var (buffer, length) = await queue.Dequeue().ConfigureAwait(false);
+                try
+                {
+                    await output.WriteAsync(buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                }
+                written += length;
                 progress?.Report(written);
             }
             if (written != item.Size)
@@ -367,7 +374,7 @@ public sealed class Repository : IDisposable
             {
                 try
                 {
-                    await t.ConfigureAwait(false);
+                    System.Buffers.ArrayPool<byte>.Shared.Return((await t.ConfigureAwait(false)).Buffer);
                 }
                 catch (Exception)
                 {
@@ -426,6 +433,14 @@ public sealed class Repository : IDisposable
 
     internal byte[] DecodeBlob(ContentId id, ReadOnlySpan<byte> sealedBlob, int rawLength, string packName)
     {
+        var raw = GC.AllocateUninitializedArray<byte>(rawLength);
+        DecodeBlobInto(id, sealedBlob, raw, packName);
+        return raw;
+    }
+
+    /// <summary>Authenticates, decompresses into <paramref name="raw"/> (exactly the blob's raw length) and checks the ID.</summary>
+    private void DecodeBlobInto(ContentId id, ReadOnlySpan<byte> sealedBlob, Span<byte> raw, string packName)
+    {
         Span<byte> aad = stackalloc byte[Aead.BlobContext.Length + ContentId.Size];
         Aead.BlobContext.CopyTo(aad);
         id.WriteTo(aad[Aead.BlobContext.Length..]);
@@ -441,7 +456,6 @@ public sealed class Repository : IDisposable
             {
                 throw new DataDamagedException(e.Message, e);
             }
-            var raw = GC.AllocateUninitializedArray<byte>(rawLength);
             int m;
             try
             {
@@ -451,16 +465,49 @@ public sealed class Repository : IDisposable
             {
                 throw new DataDamagedException($"blob {id.Short} does not decompress: {e.Message}", e);
             }
-            if (m != rawLength || Keys.ChunkId(raw) != id)
+            if (m != raw.Length || Keys.ChunkId(raw) != id)
             {
                 throw new DataDamagedException($"blob {id.Short} in pack {packName[..8]} does not match its ID (tampered)");
             }
-            return raw;
         }
         finally
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(compressed);
         }
+    }
+
+    /// <summary>Like <see cref="LoadBlobAsync"/>, into a pooled buffer the caller returns (streaming reads reuse memory instead of faulting in fresh pages).</summary>
+    private async Task<(byte[] Buffer, int Length)> LoadBlobPooledAsync(ContentId id, CancellationToken cancellationToken)
+    {
+        if (!_index.TryGetValue(id, out var loc))
+        {
+            throw new DataDamagedException($"blob {id.Short} is not in any index (missing data); run 'cairn verify' to see what is affected");
+        }
+        var packName = loc.Pack.ToHex();
+        byte[] sealedBlob;
+        try
+        {
+            sealedBlob = await Storage.GetAsync(new StorageKey(ObjectKind.Data, packName), loc.Offset, loc.Length, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectNotFoundException e)
+        {
+            throw new DataDamagedException($"pack {loc.Pack.Short} holding blob {id.Short} is missing from the repository", e);
+        }
+        if (sealedBlob.Length != loc.Length)
+        {
+            throw new DataDamagedException($"pack {loc.Pack.Short} is truncated: blob {id.Short} should be {loc.Length} bytes at offset {loc.Offset}, found {sealedBlob.Length}");
+        }
+        var raw = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(1, loc.RawLength));
+        try
+        {
+            DecodeBlobInto(id, sealedBlob, raw.AsSpan(0, loc.RawLength), packName);
+        }
+        catch
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(raw);
+            throw;
+        }
+        return (raw, loc.RawLength);
     }
 
     // ---- keys ---------------------------------------------------------------------------------

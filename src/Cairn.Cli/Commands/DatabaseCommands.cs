@@ -300,7 +300,7 @@ internal static class DatabaseCommands
             var oldest = group.OrderBy(x => Cairn.PostgreSql.Physical.WalNames.ParseLsn(x.Manifest.Meta["stop_lsn"])).First();
             var wal = await Cairn.Operations.Physical.PhysicalOperation.WalFilesAsync(repo, group.Key, ct).ConfigureAwait(false);
             var segments = wal.Where(Cairn.PostgreSql.Physical.WalNames.IsSegment).ToList();
-            var missing = Cairn.PostgreSql.Physical.WalContinuity.Missing(wal, oldest.Manifest.Meta["start_wal"]);
+            var missing = Cairn.PostgreSql.Physical.WalContinuity.Missing(wal, oldest.Manifest.Meta["start_wal"], await Cairn.Operations.Physical.WalArchive.HistoriesAsync(repo, group.Key, wal, ct).ConfigureAwait(false));
             var newestWal = segments.Count > 0 ? segments.Max(StringComparer.Ordinal) : "none";
             var newestTime = segments.Count > 0 && repo.Storage is Cairn.Repository.Storage.FileSystemStorage
                 ? File.GetLastWriteTimeUtc(Path.Combine(repo.Storage.Location, "wal", $"{group.Key}@{newestWal}")).ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)

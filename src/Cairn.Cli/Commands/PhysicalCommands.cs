@@ -45,17 +45,12 @@ internal static class PhysicalCommands
                 throw new RepositoryException(ErrorKind.InvalidInput, $"'{name}' is not a WAL file name; archive_command should pass %p");
             }
             var db = DatabaseName(ctx, p);
-            byte[] data;
-            try
-            {
-                data = await File.ReadAllBytesAsync(file, ct).ConfigureAwait(false);
-            }
-            catch (FileNotFoundException)
+            if (!File.Exists(file))
             {
                 throw new RepositoryException(ErrorKind.NotFound, $"{file} does not exist");
             }
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
-            var result = await NamedFiles.PutAsync(repo, PhysicalOperation.WalObjectName(db, name), data, ct).ConfigureAwait(false);
+            var result = await NamedFiles.PutFileAsync(repo, PhysicalOperation.WalObjectName(db, name), file, ct).ConfigureAwait(false);
             if (result == NamedPutResult.AlreadyStoredIdentical)
             {
                 ctx.Console.Error.WriteLine($"cairn: {name} was already archived with the same content");
@@ -190,7 +185,7 @@ internal static class PhysicalCommands
         var snap = await PhysicalOperation.ChooseAsync(repo, name, snapshotId, target, ct).ConfigureAwait(false);
         var restoreCommand = RestoreCommand(ctx, repo.Storage.Location, name);
         // A gap in the archive would make PostgreSQL stop early and call it the end: find it first.
-        var missing = WalContinuity.Missing(await PhysicalOperation.WalFilesAsync(repo, name, ct).ConfigureAwait(false), snap.Manifest.Meta["start_wal"]);
+        var missing = await WalArchive.MissingAsync(repo, name, snap.Manifest.Meta["start_wal"], ct).ConfigureAwait(false);
         if (missing.Count > 0)
         {
             var toEnd = target.Time is null && target.Lsn is null && target.Xid is null && target.Name is null && target.Immediate is null;

@@ -282,22 +282,10 @@ internal static class RepositoryCommands
             var sw = Stopwatch.StartNew();
             var report = await ctx.Console.WithProgressAsync("verify", null, async sink =>
                 await new Checker(repo).CheckAsync(new CheckOptions(read, fraction), new Progress<(int Done, int Total)>(x => sink.Describe($"verify: {x.Done}/{x.Total} packs")), ct).ConfigureAwait(false)).ConfigureAwait(false);
-            // WAL continuity: from the start of the oldest physical backup of each database to its newest archived segment.
-            var walFindings = new List<Finding>();
+            // WAL: continuity from each physical backup's start to the newest segment, across timeline switches;
+            // with --read-data also every archived segment's integrity and size.
             var physical = (await repo.ListSnapshotsAsync(ct).ConfigureAwait(false)).Where(x => x.Manifest.Kind == Cairn.Operations.Physical.PhysicalOperation.Kind).ToList();
-            foreach (var group in physical.GroupBy(x => x.Manifest.Name))
-            {
-                var wal = await Cairn.Operations.Physical.PhysicalOperation.WalFilesAsync(repo, group.Key, ct).ConfigureAwait(false);
-                foreach (var tl in group.GroupBy(x => x.Manifest.Meta["start_wal"][..8]))
-                {
-                    var oldest = tl.OrderBy(x => x.Manifest.Meta["start_wal"], StringComparer.Ordinal).First();
-                    foreach (var m in Cairn.PostgreSql.Physical.WalContinuity.Missing(wal, oldest.Manifest.Meta["start_wal"]))
-                    {
-                        var affected = tl.Where(x => string.CompareOrdinal(x.Manifest.Meta["start_wal"], m) <= 0).Select(x => x.ShortId).ToList();
-                        walFindings.Add(new Finding(FindingKind.Missing, $"wal/{group.Key}@{m}", $"WAL segment {m} of {group.Key} is missing: point-in-time recovery cannot pass it", affected));
-                    }
-                }
-            }
+            var walFindings = await Cairn.Operations.Physical.WalArchive.CheckAsync(repo, physical, read, fraction, ct).ConfigureAwait(false);
             if (walFindings.Count > 0)
             {
                 report = report with { Findings = [.. report.Findings, .. walFindings] };

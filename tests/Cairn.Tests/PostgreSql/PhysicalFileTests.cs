@@ -99,5 +99,21 @@ public class PhysicalFileTests
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(ts), e => !Path.GetFileName(e).StartsWith("PG_", StringComparison.Ordinal));
         (code, _, err) = await cli.RunAsync("restore", "app", "--physical", "--to", target2, "--tablespace-map", "x=y");
         Assert.Equal(ExitCodes.Usage, code);
+
+        // verify --read-data reads the archived WAL too: a flipped byte and a short (partial) segment are findings.
+        (code, json, _) = await cli.RunAsync("verify", "--read-data", "--json");
+        Assert.True(code == 0, json);
+        var walObject = Directory.EnumerateFiles(c.Dir.File("repo/wal"), "app@*").Where(f => Path.GetFileName(f).Length == 28).Order(StringComparer.Ordinal).First();
+        var sealedWal = await File.ReadAllBytesAsync(walObject);
+        sealedWal[sealedWal.Length / 2] ^= 0x01;
+        await File.WriteAllBytesAsync(walObject, sealedWal);
+        var shortSegment = c.Dir.File("0000000100000000000000F0");
+        await File.WriteAllBytesAsync(shortSegment, new byte[1024 * 1024]);
+        Assert.Equal(0, (await cli.RunAsync("wal-push", shortSegment, "--database", "app")).Code);
+        (code, json, _) = await cli.RunAsync("verify", "--read-data", "--json");
+        Assert.Equal(ExitCodes.Damaged, code);
+        var findings = JsonNode.Parse(json)!["findings"]!.AsArray();
+        Assert.Contains(findings, f => f!["kind"]!.GetValue<string>() == "tampered" && f["object"]!.GetValue<string>() == "wal/" + Path.GetFileName(walObject));
+        Assert.Contains(findings, f => f!["kind"]!.GetValue<string>() == "truncated" && f["object"]!.GetValue<string>() == "wal/app@0000000100000000000000F0");
     }
 }
