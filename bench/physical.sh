@@ -47,6 +47,8 @@ echo "== loading (pgbench -s $((SCALE * 70)) + $((SCALE * 3200000)) realistic ro
 "$PGBIN/pgbench" -i -q -s $((SCALE * 70)) postgres >/dev/null 2>&1
 load_realistic $((SCALE * 3200000))
 "$PGBIN/psql" -q -c "VACUUM ANALYZE" postgres
+while [ "$(ls "$W/walsrc" | wc -l)" -lt 210 ]; do "$PGBIN/pgbench" -n -c 2 -T 5 postgres >/dev/null 2>&1; done  # WAL for the wal-push run
+"$PGBIN/psql" -q -c "VACUUM ANALYZE" postgres
 "$PGBIN/psql" -q -c "CHECKPOINT" postgres
 CLUSTER=$(du -sb --exclude=pg_wal "$W/pg/data" | cut -f1)
 echo "cluster: $CLUSTER bytes (without pg_wal)"
@@ -64,10 +66,15 @@ for c in zst lz4; do as_pg pgbackrest --config="$W/pgbr-$c.conf" --stanza=bench 
 "$PGBIN/psql" -q -Atc "SELECT pg_switch_wal()" postgres >/dev/null
 sleep 3
 
+quiesce() { "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; find "$W/pg/data" -type f -exec cat {} + > /dev/null; sleep 5; }  # same warm cache, idle server for every tool
 echo "== full backups"
+quiesce
 t0=$(now); run "$CAIRN" backup bench --physical > "$W/cairn-full.txt"; t1=$(now); CF=$(elapsed $t0 $t1); CFS=$(size_of "$W/cairn-repo")
+quiesce
 t0=$(now); as_pg pgbackrest --config="$W/pgbr-zst.conf" --stanza=bench --type=full backup; t1=$(now); PZ=$(elapsed $t0 $t1); PZS=$(size_of "$W/pgbr-zst")
+quiesce
 t0=$(now); as_pg pgbackrest --config="$W/pgbr-lz4.conf" --stanza=bench --type=full backup; t1=$(now); PL=$(elapsed $t0 $t1); PLS=$(size_of "$W/pgbr-lz4")
+quiesce
 t0=$(now); as_pg "$PGBIN/pg_basebackup" -D "$W/pgbb" -Ft -Xnone --compress=client-zstd --checkpoint=fast 2>/dev/null; t1=$(now); BB=$(elapsed $t0 $t1); BBS=$(size_of "$W/pgbb")
 cat "$W/cairn-full.txt"
 
@@ -80,9 +87,11 @@ UPDATE customers SET balance = balance + 1 WHERE id > (SELECT max(id) - count(*)
 DELETE FROM customers WHERE id % 9973 = 0;
 CHECKPOINT;
 SQL
-sleep 3  # files written by the change are older than the margin next time; nothing else differs
+quiesce  # also: files written by the change are older than the 2 s margin by now (pgBackRest has no such rule)
 t0=$(now); run "$CAIRN" backup bench --physical > "$W/cairn-incr.txt"; t1=$(now); CI=$(elapsed $t0 $t1); CIS=$(size_of "$W/cairn-repo")
+quiesce
 t0=$(now); as_pg pgbackrest --config="$W/pgbr-zst.conf" --stanza=bench --type=incr backup; t1=$(now); PI=$(elapsed $t0 $t1); PIS=$(size_of "$W/pgbr-zst")
+quiesce
 t0=$(now); as_pg pgbackrest --config="$W/pgbr-lz4.conf" --stanza=bench --type=incr backup; t1=$(now); PIL=$(elapsed $t0 $t1); PILS=$(size_of "$W/pgbr-lz4")
 cat "$W/cairn-incr.txt"
 

@@ -133,24 +133,7 @@ public static class NamedFiles
 
     private static async Task<(byte[] Hash, byte[] Data)> GetWithHashAsync(Repository repo, string name, CancellationToken ct)
     {
-        byte[] stored;
-        try
-        {
-            stored = await repo.Storage.GetAllAsync(new StorageKey(ObjectKind.Named, name), ct).ConfigureAwait(false);
-        }
-        catch (ObjectNotFoundException)
-        {
-            throw new RepositoryException(ErrorKind.NotFound, $"{name} is not in the repository");
-        }
-        byte[] plain;
-        try
-        {
-            plain = repo.Aead.Open(stored, Aead.Concat(Context, Encoding.UTF8.GetBytes(name)), $"archived file {name}");
-        }
-        catch (AuthenticationFailedException e)
-        {
-            throw new DataDamagedException(e.Message, e);
-        }
+        var plain = await OpenAsync(repo, name, ct).ConfigureAwait(false);
         byte[] data;
         try
         {
@@ -160,11 +143,110 @@ public static class NamedFiles
         {
             throw new DataDamagedException($"archived file {name} does not decompress: {e.Message}", e);
         }
+        CheckHash(name, plain, data);
+        return (plain[..32], data);
+    }
+
+    /// <summary>
+    /// Writes a named file to <paramref name="path"/> (through a temporary file and a rename, so a reader never
+    /// sees half of it), decompressing straight into a memory map of the new file. Nothing unauthenticated or
+    /// not matching its recorded hash is ever left under <paramref name="path"/>.
+    /// </summary>
+    public static async Task GetToFileAsync(Repository repo, string name, string path, CancellationToken ct)
+    {
+        var plain = await OpenAsync(repo, name, ct).ConfigureAwait(false);
+        var temp = path + ".cairn-partial";
+        try
+        {
+            int size;
+            try
+            {
+                size = Zstd.FrameContentSize(plain.AsSpan(32));
+            }
+            catch (InvalidDataException e)
+            {
+                throw new DataDamagedException($"archived file {name} does not decompress: {e.Message}", e);
+            }
+            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
+            {
+                fs.SetLength(size);
+                if (size > 0)
+                {
+                    using var map = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(fs, null, size, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
+                    using var view = map.CreateViewAccessor(0, size, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.ReadWrite);
+                    DecompressInto(name, plain, view, size);
+                }
+                else
+                {
+                    CheckHash(name, plain, []);
+                }
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    private static unsafe void DecompressInto(string name, byte[] plain, System.IO.MemoryMappedFiles.MemoryMappedViewAccessor view, int size)
+    {
+        byte* p = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        try
+        {
+            var target = new Span<byte>(p + view.PointerOffset, size);
+            int n;
+            try
+            {
+                n = Zstd.Decompress(plain.AsSpan(32), target);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new DataDamagedException($"archived file {name} does not decompress: {e.Message}", e);
+            }
+            if (n != size)
+            {
+                throw new DataDamagedException($"archived file {name} decompressed to {n} bytes, its header says {size}");
+            }
+            CheckHash(name, plain, target);
+        }
+        finally
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+        }
+    }
+
+    /// <summary>Reads and authenticates the object: its plaintext is SHA-256(file) ‖ zstd(file).</summary>
+    private static async Task<byte[]> OpenAsync(Repository repo, string name, CancellationToken ct)
+    {
+        byte[] stored;
+        try
+        {
+            stored = await repo.Storage.GetAllAsync(new StorageKey(ObjectKind.Named, name), ct).ConfigureAwait(false);
+        }
+        catch (ObjectNotFoundException)
+        {
+            throw new RepositoryException(ErrorKind.NotFound, $"{name} is not in the repository");
+        }
+        try
+        {
+            var plain = repo.Aead.Open(stored, Aead.Concat(Context, Encoding.UTF8.GetBytes(name)), $"archived file {name}");
+            return plain.Length >= 32 ? plain : throw new DataDamagedException($"archived file {name} is too short to hold its hash");
+        }
+        catch (AuthenticationFailedException e)
+        {
+            throw new DataDamagedException(e.Message, e);
+        }
+    }
+
+    private static void CheckHash(string name, byte[] plain, ReadOnlySpan<byte> data)
+    {
         if (!SHA256.HashData(data).AsSpan().SequenceEqual(plain.AsSpan(0, 32)))
         {
             throw new DataDamagedException($"archived file {name} does not match its recorded hash (tampered)");
         }
-        return (plain[..32], data);
     }
 
     public static async Task<List<(string Name, long Size)>> ListAsync(Repository repo, string prefix, CancellationToken ct)

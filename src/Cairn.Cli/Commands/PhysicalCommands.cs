@@ -79,20 +79,15 @@ internal static class PhysicalCommands
             {
                 var db = DatabaseName(ctx, p);
                 using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
-                byte[] data;
                 try
                 {
-                    data = await NamedFiles.GetAsync(repo, PhysicalOperation.WalObjectName(db, file), ct).ConfigureAwait(false);
+                    await NamedFiles.GetToFileAsync(repo, PhysicalOperation.WalObjectName(db, file), Path.GetFullPath(p.GetValue(dest)!), ct).ConfigureAwait(false);
                 }
                 catch (RepositoryException e) when (e.Kind == ErrorKind.NotFound)
                 {
                     ctx.Console.Error.WriteLine($"cairn wal-fetch: {file} is not archived for {db}");
                     return 1;
                 }
-                var target = Path.GetFullPath(p.GetValue(dest)!);
-                var temp = target + ".cairn-partial";
-                await File.WriteAllBytesAsync(temp, data, ct).ConfigureAwait(false);
-                File.Move(temp, target, overwrite: true);
                 return ExitCodes.Ok;
             }
             catch (Exception e) when (e is RepositoryException or Cairn.Operations.Configuration.ConfigException or IOException or UnauthorizedAccessException)

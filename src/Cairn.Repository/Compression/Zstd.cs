@@ -88,18 +88,27 @@ internal static partial class Zstd
         }
     }
 
-    /// <summary>Decompresses a frame whose size is recorded in its header (metadata objects).</summary>
-    public static byte[] Decompress(ReadOnlySpan<byte> source)
+    /// <summary>The decompressed size a frame's header records; throws <see cref="InvalidDataException"/> when it records none.</summary>
+    public static int FrameContentSize(ReadOnlySpan<byte> source)
     {
-        using var d = new ZstdSharp.Decompressor();
+        ulong size;
         try
         {
-            return d.Unwrap(source).ToArray();
+            size = ZstdSharp.Decompressor.GetDecompressedSize(source);
         }
         catch (ZstdSharp.ZstdException e)
         {
             throw new InvalidDataException($"zstd data is damaged: {e.Message}", e);
         }
+        return size <= int.MaxValue ? (int)size : throw new InvalidDataException($"zstd frame records an implausible size ({size})");
+    }
+
+    /// <summary>Decompresses a frame whose size is recorded in its header (metadata objects, named files).</summary>
+    public static byte[] Decompress(ReadOnlySpan<byte> source)
+    {
+        var result = GC.AllocateUninitializedArray<byte>(FrameContentSize(source));
+        var n = Decompress(source, result);
+        return n == result.Length ? result : throw new InvalidDataException($"zstd frame decompressed to {n} bytes, its header says {result.Length}");
     }
 
     private static bool ProbeNative()
