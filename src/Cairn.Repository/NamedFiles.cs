@@ -158,29 +158,7 @@ public static class NamedFiles
         var temp = path + ".cairn-partial";
         try
         {
-            int size;
-            try
-            {
-                size = Zstd.FrameContentSize(plain.AsSpan(32));
-            }
-            catch (InvalidDataException e)
-            {
-                throw new DataDamagedException($"archived file {name} does not decompress: {e.Message}", e);
-            }
-            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
-            {
-                fs.SetLength(size);
-                if (size > 0)
-                {
-                    using var map = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(fs, null, size, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
-                    using var view = map.CreateViewAccessor(0, size, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.ReadWrite);
-                    DecompressInto(name, plain, view, size);
-                }
-                else
-                {
-                    CheckHash(name, plain, []);
-                }
-            }
+            WriteDecompressed(name, plain, temp);
             File.Move(temp, path, overwrite: true);
         }
         catch
@@ -190,31 +168,29 @@ public static class NamedFiles
         }
     }
 
-    private static unsafe void DecompressInto(string name, byte[] plain, System.IO.MemoryMappedFiles.MemoryMappedViewAccessor view, int size)
+    /// <summary>Decompresses through one 1 MiB window straight into the file, hashing as it goes.</summary>
+    private static void WriteDecompressed(string name, byte[] plain, string temp)
     {
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var handle = File.OpenHandle(temp, FileMode.Create, FileAccess.Write, FileShare.None);
+        var window = GC.AllocateUninitializedArray<byte>(1024 * 1024);
+        long offset = 0;
         try
         {
-            var target = new Span<byte>(p + view.PointerOffset, size);
-            int n;
-            try
+            Zstd.DecompressStreaming(plain.AsSpan(32), window, piece =>
             {
-                n = Zstd.Decompress(plain.AsSpan(32), target);
-            }
-            catch (InvalidDataException e)
-            {
-                throw new DataDamagedException($"archived file {name} does not decompress: {e.Message}", e);
-            }
-            if (n != size)
-            {
-                throw new DataDamagedException($"archived file {name} decompressed to {n} bytes, its header says {size}");
-            }
-            CheckHash(name, plain, target);
+                hash.AppendData(piece);
+                RandomAccess.Write(handle, piece, offset);
+                offset += piece.Length;
+            });
         }
-        finally
+        catch (InvalidDataException e)
         {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            throw new DataDamagedException($"archived file {name} does not decompress: {e.Message}", e);
+        }
+        if (!hash.GetHashAndReset().AsSpan().SequenceEqual(plain.AsSpan(0, 32)))
+        {
+            throw new DataDamagedException($"archived file {name} does not match its recorded hash (tampered)");
         }
     }
 

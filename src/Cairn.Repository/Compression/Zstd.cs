@@ -88,6 +88,56 @@ internal static partial class Zstd
         }
     }
 
+    /// <summary>
+    /// Decompresses <paramref name="source"/> piece by piece through one reused <paramref name="window"/>, handing
+    /// each piece to <paramref name="sink"/>: a large file is written without ever holding it in fresh memory
+    /// (on virtual machines, faulting in fresh pages costs more than decompressing them). Returns the total size.
+    /// </summary>
+    public static unsafe long DecompressStreaming(ReadOnlySpan<byte> source, Span<byte> window, SpanSink sink)
+    {
+        if (!Native)
+        {
+            var all = Decompress(source);
+            sink(all);
+            return all.Length;
+        }
+        if (t_dctx == IntPtr.Zero)
+        {
+            t_dctx = ZSTD_createDCtx();
+        }
+        ZSTD_DCtx_reset(t_dctx, 1); // session only
+        long total = 0;
+        fixed (byte* s = source)
+        fixed (byte* w = window)
+        {
+            var input = new Buffer { Data = s, Size = (nuint)source.Length, Pos = 0 };
+            while (true)
+            {
+                var output = new Buffer { Data = w, Size = (nuint)window.Length, Pos = 0 };
+                var r = ZSTD_decompressStream(t_dctx, &output, &input);
+                if (ZSTD_isError(r) != 0)
+                {
+                    throw new InvalidDataException($"zstd data is damaged: {Marshal.PtrToStringUTF8(ZSTD_getErrorName(r))}");
+                }
+                if (output.Pos > 0)
+                {
+                    sink(window[..(int)output.Pos]);
+                    total += (long)output.Pos;
+                }
+                if (r == 0 && input.Pos == input.Size)
+                {
+                    return total;
+                }
+                if (output.Pos == 0 && input.Pos == input.Size)
+                {
+                    throw new InvalidDataException("zstd data is truncated");
+                }
+            }
+        }
+    }
+
+    public delegate void SpanSink(ReadOnlySpan<byte> piece);
+
     /// <summary>The decompressed size a frame's header records; throws <see cref="InvalidDataException"/> when it records none.</summary>
     public static int FrameContentSize(ReadOnlySpan<byte> source)
     {
@@ -153,6 +203,21 @@ internal static partial class Zstd
 
     [LibraryImport(Lib)]
     private static unsafe partial nuint ZSTD_decompressDCtx(IntPtr dctx, byte* dst, nuint dstCapacity, byte* src, nuint srcSize);
+
+    [LibraryImport(Lib)]
+    private static unsafe partial nuint ZSTD_decompressStream(IntPtr dctx, Buffer* output, Buffer* input);
+
+    [LibraryImport(Lib)]
+    private static partial nuint ZSTD_DCtx_reset(IntPtr dctx, int reset);
+
+    /// <summary>ZSTD_inBuffer and ZSTD_outBuffer have the same layout: pointer, size, position.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private unsafe struct Buffer
+    {
+        public byte* Data;
+        public nuint Size;
+        public nuint Pos;
+    }
 
     [LibraryImport(Lib)]
     private static partial uint ZSTD_isError(nuint code);
