@@ -60,13 +60,17 @@ databases:
     data_directory: $W/pg/data
 Y
 chown postgres: "$W/cairn.yaml"
-run "$CAIRN" init --kdf-memory-mib 8 --kdf-iterations 1 >/dev/null  # a random 32-byte passphrase: the KDF adds nothing, and each wal-push opens the repository
+run "$CAIRN" init --kdf-memory-mib 1 --kdf-iterations 1 >/dev/null  # a random 32-byte passphrase: the KDF adds nothing, and each wal-push opens the repository
 for c in zst lz4; do as_pg pgbackrest --config="$W/pgbr-$c.conf" --stanza=bench stanza-create >/dev/null; done
 "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = '$ARCHIVE_ALL'" -c "SELECT pg_reload_conf()" postgres >/dev/null
 "$PGBIN/psql" -q -Atc "SELECT pg_switch_wal()" postgres >/dev/null
 sleep 3
 
-quiesce() { "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; find "$W/pg/data" -type f -exec cat {} + > /dev/null; sleep 5; }  # same warm cache, idle server for every tool
+# Before each tool: archiver caught up (no .ready segments), checkpoint, warm cache, idle server.
+quiesce() {
+  while [ "$("$PGBIN/psql" -Atc "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'" postgres)" != 0 ]; do sleep 0.5; done
+  "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; find "$W/pg/data" -type f -exec cat {} + > /dev/null; sleep 3
+}
 echo "== full backups"
 quiesce
 t0=$(now); run "$CAIRN" backup bench --physical > "$W/cairn-full.txt"; t1=$(now); CF=$(elapsed $t0 $t1); CFS=$(size_of "$W/cairn-repo")
@@ -106,7 +110,7 @@ rm -rf "$W/r-cairn" "$W/r-pgbr"
 echo "== wal-push of 200 segments, one process per segment as archive_command runs it, into fresh repositories"
 ls "$W/walsrc" | grep -E '^[0-9A-F]{24}$' | sort | head -200 > "$W/segments"
 N=$(wc -l < "$W/segments")
-run "$CAIRN" --repo "$W/cairn-walrepo" init --kdf-memory-mib 8 --kdf-iterations 1 >/dev/null
+run "$CAIRN" --repo "$W/cairn-walrepo" init --kdf-memory-mib 1 --kdf-iterations 1 >/dev/null
 sed "s#$W/pgbr-zst#$W/pgbr-walrepo#" "$W/pgbr-zst.conf" > "$W/pgbr-wal.conf"; chown postgres: "$W/pgbr-wal.conf"
 as_pg pgbackrest --config="$W/pgbr-wal.conf" --stanza=bench stanza-create >/dev/null
 t0=$(now); as_pg bash -c "while read f; do CAIRN_PASSPHRASE_FILE=$W/pass $CAIRN --repo $W/cairn-walrepo wal-push $W/walsrc/\$f --database bench || exit 1; done < $W/segments"; t1=$(now); CW=$(elapsed $t0 $t1)

@@ -56,7 +56,57 @@ public sealed class ItemWriter : IAsyncDisposable
     public IReadOnlyList<ManifestItem> Items => _items;
 
     /// <summary>Reads <paramref name="input"/> to the end and stores it as an item of the coming manifest.</summary>
-    public async Task<ManifestItem> AddStreamAsync(string name, Stream input, IProgress<long>? bytesRead, CancellationToken cancellationToken, string type = "stream", Dictionary<string, string>? meta = null)
+    public Task<ManifestItem> AddStreamAsync(string name, Stream input, IProgress<long>? bytesRead, CancellationToken cancellationToken, string type = "stream", Dictionary<string, string>? meta = null)
+        => AddPiecesAsync(name, Pieces(_repo.Chunker.ChunkAsync(input, cancellationToken)), bytesRead, cancellationToken, type, meta);
+
+    /// <summary>
+    /// Stores <paramref name="input"/> in fixed blocks of <paramref name="blockSize"/> bytes (the last may be shorter),
+    /// for files whose content never shifts (PostgreSQL relation files: fixed pages). <paramref name="known"/> may name,
+    /// for block <c>i</c> with its bytes, the ID of a chunk already stored that the caller has proven to hold this
+    /// block's content; such a block is neither hashed nor compressed. A named chunk that is not in the repository
+    /// is ignored and the block stored as usual.
+    /// </summary>
+    public Task<ManifestItem> AddBlocksAsync(string name, Stream input, int blockSize, Func<int, ReadOnlySpan<byte>, string?> known, IProgress<long>? bytesRead, CancellationToken cancellationToken, string type = "file", Dictionary<string, string>? meta = null)
+        => AddPiecesAsync(name, Blocks(input, blockSize, known, cancellationToken), bytesRead, cancellationToken, type, meta);
+
+    private static async IAsyncEnumerable<(Chunk Chunk, ContentId? Known)> Pieces(IAsyncEnumerable<Chunk> chunks)
+    {
+        await foreach (var c in chunks.ConfigureAwait(false))
+        {
+            yield return (c, null);
+        }
+    }
+
+    private static async IAsyncEnumerable<(Chunk Chunk, ContentId? Known)> Blocks(Stream input, int blockSize, Func<int, ReadOnlySpan<byte>, string?> known, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        for (var i = 0; ; i++)
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(blockSize);
+            int n;
+            try
+            {
+                n = await input.ReadAtLeastAsync(buffer.AsMemory(0, blockSize), blockSize, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                throw;
+            }
+            if (n == 0)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                yield break;
+            }
+            var id = known(i, buffer.AsSpan(0, n));
+            yield return (new Chunk(buffer, n), id is null ? null : ContentId.Parse(id));
+            if (n < blockSize)
+            {
+                yield break;
+            }
+        }
+    }
+
+    private async Task<ManifestItem> AddPiecesAsync(string name, IAsyncEnumerable<(Chunk Chunk, ContentId? Known)> pieces, IProgress<long>? bytesRead, CancellationToken cancellationToken, string type, Dictionary<string, string>? meta)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cts.Token);
         var ct = linked.Token;
@@ -70,11 +120,19 @@ public sealed class ItemWriter : IAsyncDisposable
             try
             {
                 var seq = 0;
-                await foreach (var c in _repo.Chunker.ChunkAsync(input, ct).ConfigureAwait(false))
+                await foreach (var (c, known) in pieces.WithCancellation(ct).ConfigureAwait(false))
                 {
                     size += c.Length;
                     Interlocked.Add(ref _bytesRead, c.Length);
                     bytesRead?.Report(size);
+                    if (known is { } id && _repo.Index.ContainsKey(id))
+                    {
+                        // Proven equal by the caller and present: nothing to hash, compress or store.
+                        ids[seq++] = id;
+                        Interlocked.Increment(ref _chunksTotal);
+                        c.Return();
+                        continue;
+                    }
                     await chunks.Writer.WriteAsync((seq++, c), ct).ConfigureAwait(false);
                 }
                 chunks.Writer.Complete();

@@ -136,6 +136,7 @@ internal static class PhysicalCommands
                 ["read_bytes"] = r.Stats.BytesRead,
                 ["reused_bytes"] = r.ReusedBytes,
                 ["reused_files"] = r.ReusedFiles,
+                ["reused_page_bytes"] = r.ReusedPageBytes,
                 ["incremental_from"] = r.IncrementalFrom?.Id,
                 ["method"] = dataDirectory is null ? "pg_basebackup" : "files",
                 ["seconds"] = Math.Round(r.Duration.TotalSeconds, 3),
@@ -143,7 +144,7 @@ internal static class PhysicalCommands
         }
         else
         {
-            var reused = r.IncrementalFrom is { } prev ? $", {Format.Bytes(r.ReusedBytes)} in {r.ReusedFiles} unchanged files carried over from {prev.ShortId} unread" : "";
+            var reused = r.IncrementalFrom is { } prev ? $", {Format.Bytes(r.ReusedBytes)} in {r.ReusedFiles} unchanged files carried over from {prev.ShortId} unread, {Format.Bytes(r.ReusedPageBytes)} of unchanged pages carried over without hashing" : "";
             ctx.Console.Out.WriteLine($"physical backup {r.Snapshot.ShortId} of {name}: WAL {r.Info.StartLsn} to {r.Info.StopLsn} on timeline {r.Info.Timeline}; {Format.Bytes(r.Stats.BytesRead)} read{reused}, {Format.Bytes(r.Stats.BytesAdded)} added, in {Format.Duration(r.Duration)}");
             if (dataDirectory is null)
             {

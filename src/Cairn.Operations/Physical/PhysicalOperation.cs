@@ -15,6 +15,9 @@ public sealed record PhysicalBackupResult(Snapshot Snapshot, BaseBackupInfo Info
 
     public long ReusedFiles { get; init; }
 
+    /// <summary>Bytes of changed relation files whose blocks were proven unchanged (page LSNs and checksums) and carried over without hashing.</summary>
+    public long ReusedPageBytes { get; init; }
+
     public Snapshot? IncrementalFrom { get; init; }
 }
 

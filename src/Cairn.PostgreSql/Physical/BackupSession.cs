@@ -5,7 +5,7 @@ using Npgsql;
 namespace Cairn.PostgreSql.Physical;
 
 /// <summary>What the server said when the backup started.</summary>
-public sealed record BackupStart(string StartLsn, uint Timeline, string StartWal, string ServerVersion, string SystemIdentifier, string DataDirectory, string TablespaceVersionDirectory, bool FromStandby, DateTimeOffset StartTime);
+public sealed record BackupStart(string StartLsn, uint Timeline, string StartWal, string ServerVersion, string SystemIdentifier, string DataDirectory, string TablespaceVersionDirectory, bool FromStandby, DateTimeOffset StartTime, int PageSize);
 
 /// <summary>What pg_backup_stop returned: the files a restore needs besides the data directory.</summary>
 public sealed record BackupStop(string StopLsn, string StopWal, string BackupLabel, string TablespaceMap, DateTimeOffset StopTime);
@@ -41,7 +41,7 @@ public sealed class BackupSession : IAsyncDisposable
             var rows = await QueryAsync(c, """
                 SELECT current_setting('server_version_num'), current_setting('archive_mode'), current_setting('archive_command'),
                        current_setting('data_directory'), pg_is_in_recovery(), (SELECT system_identifier::text FROM pg_control_system()),
-                       (SELECT catalog_version_no::text FROM pg_control_system())
+                       (SELECT catalog_version_no::text FROM pg_control_system()), current_setting('block_size')
                 """, ct).ConfigureAwait(false);
             var r = rows[0];
             var versionNum = int.Parse(r[0], CultureInfo.InvariantCulture);
@@ -66,7 +66,7 @@ public sealed class BackupSession : IAsyncDisposable
             var info = await QueryAsync(c, "SELECT timeline_id::text FROM pg_control_checkpoint()", ct).ConfigureAwait(false);
             var tli = uint.Parse(info[0][0], CultureInfo.InvariantCulture);
             var lsn = WalNames.ParseLsn(lsnText);
-            var start = new BackupStart(lsnText, tli, WalNames.SegmentOf(tli, lsn), r[0], r[5], expected, $"PG_{versionNum / 10000}_{r[6]}", standby, startTime);
+            var start = new BackupStart(lsnText, tli, WalNames.SegmentOf(tli, lsn), r[0], r[5], expected, $"PG_{versionNum / 10000}_{r[6]}", standby, startTime, int.Parse(r[7], CultureInfo.InvariantCulture));
             return new BackupSession(c, versionNum, time, start);
         }
         catch (NpgsqlException e)
