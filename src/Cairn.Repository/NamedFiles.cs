@@ -26,7 +26,7 @@ public static class NamedFiles
     {
         var key = new StorageKey(ObjectKind.Named, name);
         var exists = await repo.Storage.StatAsync(key, ct).ConfigureAwait(false) is not null;
-        var (hash, sealedBytes) = Seal(repo, name, data.Span, !exists);
+        var (hash, sealedBytes) = Seal(repo, name, () => data.Span, !exists);
         return await StoreAsync(repo, name, key, exists, hash, sealedBytes, ct).ConfigureAwait(false);
     }
 
@@ -42,7 +42,7 @@ public static class NamedFiles
         byte[]? sealedBytes;
         using (var mapped = MappedFile.Open(path))
         {
-            (hash, sealedBytes) = Seal(repo, name, mapped.Span, !exists);
+            (hash, sealedBytes) = Seal(repo, name, () => mapped.Span, !exists);
         }
         return await StoreAsync(repo, name, key, exists, hash, sealedBytes, ct).ConfigureAwait(false);
     }
@@ -62,17 +62,23 @@ public static class NamedFiles
         return NamedPutResult.Stored;
     }
 
-    /// <summary>SHA-256 of the file, and (when it is to be stored) the sealed object: hash ‖ zstd(file), compressed in place into one buffer.</summary>
-    private static (byte[] Hash, byte[]? Sealed) Seal(Repository repo, string name, ReadOnlySpan<byte> data, bool seal)
+    private delegate ReadOnlySpan<byte> SpanSource();
+
+    /// <summary>
+    /// SHA-256 of the file, and (when it is to be stored) the sealed object: hash ‖ zstd(file), compressed in place
+    /// into one buffer. Hashing and compressing run on two threads: archive_command waits for both.
+    /// </summary>
+    private static (byte[] Hash, byte[]? Sealed) Seal(Repository repo, string name, SpanSource data, bool seal)
     {
-        var hash = SHA256.HashData(data);
         if (!seal)
         {
-            return (hash, null);
+            return (SHA256.HashData(data()), null);
         }
-        var plain = GC.AllocateUninitializedArray<byte>(32 + Zstd.CompressBound(data.Length));
-        hash.CopyTo(plain, 0);
-        var n = Zstd.Compress(data, plain.AsSpan(32), 1);
+        var plain = GC.AllocateUninitializedArray<byte>(32 + Zstd.CompressBound(data().Length));
+        byte[]? hash = null;
+        var n = 0;
+        Parallel.Invoke(() => hash = SHA256.HashData(data()), () => n = Zstd.Compress(data(), plain.AsSpan(32), 1));
+        hash!.CopyTo(plain, 0);
         return (hash, repo.Aead.Seal(plain.AsSpan(0, 32 + n), Aead.Concat(Context, Encoding.UTF8.GetBytes(name))));
     }
 
