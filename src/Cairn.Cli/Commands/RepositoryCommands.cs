@@ -298,6 +298,8 @@ internal static class RepositoryCommands
                 ["packs_read"] = report.PacksRead.ToString(CultureInfo.InvariantCulture),
                 ["bytes_read"] = report.BytesRead.ToString(CultureInfo.InvariantCulture),
                 ["damage_findings"] = damage.Count.ToString(CultureInfo.InvariantCulture),
+                ["wal_findings"] = walFindings.Count.ToString(CultureInfo.InvariantCulture),
+                ["wal_databases"] = string.Join(",", physical.Select(x => x.Manifest.Name).Distinct().Order(StringComparer.Ordinal)),
                 ["duration_ms"] = sw.ElapsedMilliseconds.ToString(CultureInfo.InvariantCulture),
             }, ct).ConfigureAwait(false);
             if (p.GetValue(CommandRunner.Json))
