@@ -39,7 +39,7 @@ internal static class DatabaseCommands
         var fingerprint = new Option<string>("--fingerprint") { Description = "rows (exact row counts, default) or content (also an order-independent hash per table)", DefaultValueFactory = _ => "rows" };
         fingerprint.AcceptOnlyFromAmong("rows", "content");
         var jobs = new Option<int?>("--jobs", "-j") { Description = "Parallel workers: pg_dump jobs (default 2); with --physical, files read at once (default: the number of cores)" };
-        var full = new Option<bool>("--full") { Description = "With --physical: read every file, even those unchanged since the previous backup" };
+        var full = new Option<bool>("--full") { Description = "With --physical: read and hash every file and block, carrying nothing over from the previous backup" };
         var archiveTimeout = new Option<int>("--archive-timeout") { Description = "With --physical: seconds to wait for the server to archive the WAL the backup needs (default 300)", DefaultValueFactory = _ => 300 };
         var withPasswords = new Option<bool>("--with-role-passwords") { Description = "Also store role password hashes (needs superuser; off by default)" };
         var physical = new Option<bool>("--physical") { Description = "Physical backup for point-in-time recovery; reads data_directory directly when it is configured (incremental, parallel), else streams pg_basebackup. The server must archive WAL with 'cairn wal-push'" };
