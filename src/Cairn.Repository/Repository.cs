@@ -410,6 +410,13 @@ public sealed class Repository : IDisposable
     /// <summary>Reads one blob: range read, authenticate, decompress, and check its ID.</summary>
     public async Task<byte[]> LoadBlobAsync(ContentId id, CancellationToken cancellationToken)
     {
+        var (sealedBlob, loc, packName) = await ReadSealedAsync(id, cancellationToken).ConfigureAwait(false);
+        return DecodeBlob(id, sealedBlob, loc.RawLength, packName);
+    }
+
+    /// <summary>The sealed bytes of a blob from its pack, with a clear error when the pack or the range is gone.</summary>
+    private async Task<(byte[] Sealed, BlobLocation Location, string PackName)> ReadSealedAsync(ContentId id, CancellationToken cancellationToken)
+    {
         if (!_index.TryGetValue(id, out var loc))
         {
             throw new DataDamagedException($"blob {id.Short} is not in any index (missing data); run 'cairn verify' to see what is affected");
@@ -428,7 +435,7 @@ public sealed class Repository : IDisposable
         {
             throw new DataDamagedException($"pack {loc.Pack.Short} is truncated: blob {id.Short} should be {loc.Length} bytes at offset {loc.Offset}, found {sealedBlob.Length}");
         }
-        return DecodeBlob(id, sealedBlob, loc.RawLength, packName);
+        return (sealedBlob, loc, packName);
     }
 
     internal byte[] DecodeBlob(ContentId id, ReadOnlySpan<byte> sealedBlob, int rawLength, string packName)
@@ -479,24 +486,7 @@ public sealed class Repository : IDisposable
     /// <summary>Like <see cref="LoadBlobAsync"/>, into a pooled buffer the caller returns (streaming reads reuse memory instead of faulting in fresh pages).</summary>
     private async Task<(byte[] Buffer, int Length)> LoadBlobPooledAsync(ContentId id, CancellationToken cancellationToken)
     {
-        if (!_index.TryGetValue(id, out var loc))
-        {
-            throw new DataDamagedException($"blob {id.Short} is not in any index (missing data); run 'cairn verify' to see what is affected");
-        }
-        var packName = loc.Pack.ToHex();
-        byte[] sealedBlob;
-        try
-        {
-            sealedBlob = await Storage.GetAsync(new StorageKey(ObjectKind.Data, packName), loc.Offset, loc.Length, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ObjectNotFoundException e)
-        {
-            throw new DataDamagedException($"pack {loc.Pack.Short} holding blob {id.Short} is missing from the repository", e);
-        }
-        if (sealedBlob.Length != loc.Length)
-        {
-            throw new DataDamagedException($"pack {loc.Pack.Short} is truncated: blob {id.Short} should be {loc.Length} bytes at offset {loc.Offset}, found {sealedBlob.Length}");
-        }
+        var (sealedBlob, loc, packName) = await ReadSealedAsync(id, cancellationToken).ConfigureAwait(false);
         var raw = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(1, loc.RawLength));
         try
         {

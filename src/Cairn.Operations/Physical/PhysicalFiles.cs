@@ -248,17 +248,23 @@ public static class PhysicalFiles
     private static async Task WaitForArchiveAsync(Repository.Repository repo, string name, string startWal, string stopWal, BackupSession session, TimeSpan wait, TimeProvider time, CancellationToken ct)
     {
         var deadline = time.GetUtcNow() + wait;
+        var missing = new List<string>();
+        for (var s = startWal; string.CompareOrdinal(s, stopWal) <= 0; s = WalContinuity.Next(s))
+        {
+            missing.Add(s);
+        }
         while (true)
         {
-            var have = (await PhysicalOperation.WalFilesAsync(repo, name, ct).ConfigureAwait(false)).ToHashSet(StringComparer.Ordinal);
-            var missing = new List<string>();
-            for (var s = startWal; string.CompareOrdinal(s, stopWal) <= 0 && missing.Count < 100; s = WalContinuity.Next(s))
+            // Only the segments still missing are looked up (one stat each), not the whole archive.
+            var still = new List<string>();
+            foreach (var s in missing)
             {
-                if (!have.Contains(s))
+                if (await repo.Storage.StatAsync(new Repository.Storage.StorageKey(Repository.Storage.ObjectKind.Named, PhysicalOperation.WalObjectName(name, s)), ct).ConfigureAwait(false) is null)
                 {
-                    missing.Add(s);
+                    still.Add(s);
                 }
             }
+            missing = still;
             if (missing.Count == 0)
             {
                 return;

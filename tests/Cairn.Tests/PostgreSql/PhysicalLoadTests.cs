@@ -13,22 +13,8 @@ public class PhysicalLoadTests
     [Fact]
     public async Task Backup_under_pgbench_load_restores_consistent_a_killed_backup_leaves_nothing_and_prune_keeps_the_window()
     {
-        using var dir = new TempDir();
-        Directory.CreateDirectory(dir.File("repo"));
-        var passFile = dir.File("pass");
-        await File.WriteAllTextAsync(passFile, "archiver passphrase 91d2\n");
-        var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE_FILE"] = passFile };
-        var cli = new CliRunner(env);
-        Assert.Equal(0, (await cli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1")).Code);
-        Directory.CreateDirectory(dir.File("repo/wal"));
-        await PgProcess.RunAsync("chmod", ["-R", "a+rwX", dir.Path], null, default);
-        var self = $"\"{Environment.ProcessPath}\" \"{CairnProcess.Dll}\"";
-        env["CAIRN_BIN"] = self;
-        var archive = $"CAIRN_PASSPHRASE_FILE={passFile} {self} --repo {dir.File("repo")} wal-push %p --database app";
-        await using var server = await ScratchServer.StartAsync(settings: new Dictionary<string, string> { ["archive_mode"] = "on", ["archive_command"] = $"'{archive.Replace("'", "''", StringComparison.Ordinal)}'" });
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n    data_directory: {server.DataDirectory}\n    retention: {{ keep_last: 1 }}\n");
-        env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
-        var pgEnv = new Dictionary<string, string> { ["PGHOST"] = server.SocketDirectory, ["PGPORT"] = server.Port.ToString(CultureInfo.InvariantCulture), ["PGUSER"] = "postgres", ["PGDATABASE"] = "postgres" };
+        await using var cluster = await ArchivingCluster.StartAsync(extraYaml: "    retention: { keep_last: 1 }\n");
+        var (dir, env, cli, server, pgEnv) = (cluster.Dir, cluster.Env, cluster.Cli, cluster.Server, cluster.PgEnv);
         var init = await PgProcess.RunAsync(server.Binaries["pgbench"], ["-i", "-q", "-s", "5"], pgEnv, default);
         Assert.True(init.ExitCode == 0, init.StandardError);
 
@@ -77,12 +63,7 @@ public class PhysicalLoadTests
         (code, _, err) = await cli.RunAsync("backup", "app", "--physical");
         Assert.True(code == 0, err);
         await server.ExecuteAsync("INSERT INTO filler VALUES (0, 'after the second backup')");
-        var lastSegment = await server.ScalarAsync<string>("SELECT pg_walfile_name(pg_current_wal_insert_lsn())");
-        await server.ExecuteAsync("SELECT pg_switch_wal()");
-        for (var i = 0; i < 150 && string.CompareOrdinal(await server.ScalarAsync<string>("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"), lastSegment) < 0; i++)
-        {
-            await Task.Delay(200);
-        }
+        await cluster.ArchiveAllAsync();
 
         // 3. Prune with keep_last: 1 forgets the first backup and the WAL before the second, never inside the window.
         (code, json, err) = await cli.RunAsync("prune", "--dry-run", "--json");
