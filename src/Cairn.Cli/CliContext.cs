@@ -28,7 +28,12 @@ public sealed class CliContext(CliConsole console, TimeProvider time, Func<strin
     /// <summary>The last error message printed, for the failure's evidence record.</summary>
     public string? LastError { get; set; }
 
-    public static CliContext System() => new(CliConsole.System(), TimeProvider.System, Environment.GetEnvironmentVariable);
+    /// <summary>The real process. Secret variables are read once and removed from the environment, so no child inherits them.</summary>
+    public static CliContext System()
+    {
+        var secrets = Cairn.PostgreSql.Programs.ChildEnvironment.TakeSecrets();
+        return new(CliConsole.System(), TimeProvider.System, name => secrets.TryGetValue(name, out var v) ? v : Environment.GetEnvironmentVariable(name));
+    }
 
     /// <summary>The --config option, set by the command runner.</summary>
     public string? ConfigOption { get; set; }

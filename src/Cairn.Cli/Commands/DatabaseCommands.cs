@@ -168,6 +168,7 @@ internal static class DatabaseCommands
         var clean = new Option<bool>("--clean") { Description = "Drop and replace the target database if it already holds data" };
         var jobs = new Option<int?>("--jobs", "-j") { Description = "pg_restore workers (default 2); with --physical, files written at once (default: twice the number of cores)" };
         var noOwner = new Option<bool>("--no-owner") { Description = "Do not create roles or restore ownership and grants (for servers where you cannot create roles)" };
+        var withRoleAttributes = new Option<bool>("--with-role-attributes") { Description = "Give created roles SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS and memberships in roles the restore did not create, as on the source (withheld and listed by default)" };
         var table = new Option<string[]>("--table", "-t") { Description = "Restore only this table (schema.table; repeatable) into --into-schema, beside the live data", AllowMultipleArgumentsPerToken = false };
         var intoSchema = new Option<string?>("--into-schema") { Description = "Staging schema for --table restores (created in the target database)" };
         var merge = new Option<string?>("--merge") { Description = "With --table: 'missing' inserts the rows that exist only in the backup, in one transaction" };
@@ -191,7 +192,7 @@ internal static class DatabaseCommands
         var keepArchiving = new Option<bool>("--keep-archiving") { Description = "With --physical: keep the backup's archive settings, for a copy that becomes the new primary (default: archive_mode = off)" };
         var cmd = new Command("restore", "Restore a backup into a new database, or single tables beside the live data, and check the result against the fingerprint; with --physical, to a data directory with point-in-time recovery")
         {
-            db, snapshot, toDatabase, on, clean, jobs, noOwner, table, intoSchema, merge, physical, toDir, targetTime, targetLsn, targetXid, targetName, target, targetTimeline, targetAction, start, port, force, delta, tablespaceMap, keepArchiving,
+            db, snapshot, toDatabase, on, clean, jobs, noOwner, withRoleAttributes, table, intoSchema, merge, physical, toDir, targetTime, targetLsn, targetXid, targetName, target, targetTimeline, targetAction, start, port, force, delta, tablespaceMap, keepArchiving,
         };
         cmd.SetAction(ctx, async (p, ct) =>
         {
@@ -247,7 +248,7 @@ internal static class DatabaseCommands
             var to = p.GetValue(toDatabase) ?? throw new RepositoryException(ErrorKind.InvalidInput, "say where to restore: --to-database NAME (a new database), or --table T --into-schema S for single tables");
             var result = await ctx.Console.WithProgressAsync($"restore {snap.ShortId} into {to}", null, async sink =>
                 await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, server, to, p.GetValue(clean), Math.Max(1, p.GetValue(jobs) ?? 2), p.GetValue(noOwner),
-                    new Progress<string>(sink.Describe), ct, ctx.Config.WorkDirectory, ctx.Config.PostgresBin).ConfigureAwait(false)).ConfigureAwait(false);
+                    new Progress<string>(sink.Describe), ct, ctx.Config.WorkDirectory, ctx.Config.PostgresBin, p.GetValue(withRoleAttributes)).ConfigureAwait(false)).ConfigureAwait(false);
             await Evidence.RecordAsync(ctx, repo.Storage.Location, "restore", result.Ok ? "pass" : "fail", new()
             {
                 ["type"] = "database",
@@ -255,6 +256,7 @@ internal static class DatabaseCommands
                 ["tables"] = result.Fingerprint.Tables.Count.ToString(CultureInfo.InvariantCulture),
                 ["rows"] = result.Fingerprint.TotalRows.ToString(CultureInfo.InvariantCulture),
                 ["mismatches"] = result.Mismatches.Count.ToString(CultureInfo.InvariantCulture),
+                ["roles_created"] = RolesText.Summary(result.Roles.Created),
             }, ct, database: name, snapshot: snap.Id, durationMs: (long)result.Duration.TotalMilliseconds).ConfigureAwait(false);
             if (json)
             {
@@ -269,6 +271,7 @@ internal static class DatabaseCommands
                     ["seconds"] = Math.Round(result.Duration.TotalSeconds, 3),
                     ["mismatches"] = new JsonArray([.. result.Mismatches.Select(m => (JsonNode)new JsonObject { ["table"] = m.Table, ["expected"] = m.Expected, ["actual"] = m.Actual, ["what"] = m.What })]),
                     ["warnings"] = new JsonArray([.. result.Warnings.Select(w => (JsonNode?)JsonValue.Create(w))]),
+                    ["roles_created"] = RolesText.Json(result.Roles.Created),
                 };
                 ctx.Console.Out.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             }
@@ -277,6 +280,10 @@ internal static class DatabaseCommands
                 foreach (var w in result.Warnings)
                 {
                     ctx.Console.Error.WriteLine($"warning: {w}");
+                }
+                foreach (var line in RolesText.Lines(result.Roles.Created))
+                {
+                    ctx.Console.Out.WriteLine(line);
                 }
                 foreach (var m in result.Mismatches)
                 {

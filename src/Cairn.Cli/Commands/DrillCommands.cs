@@ -57,12 +57,13 @@ internal static class DrillCommands
                 ["backup_time"] = result.Fingerprint?.BackupTime.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture) ?? "",
                 ["checks_passed"] = result.Checks.Count(c => c.Passed).ToString(CultureInfo.InvariantCulture),
                 ["checks_failed"] = result.Failed.Count().ToString(CultureInfo.InvariantCulture),
+                ["roles_created"] = RolesText.Summary(result.RolesCreated ?? []),
             }, ct, database: name, snapshot: result.Snapshot.Id, durationMs: (long)result.Total.TotalMilliseconds, checks: ChecksJson(result.Checks)).ConfigureAwait(false);
             await MirrorAsync(ctx, connection, result.Checks, seq, ct).ConfigureAwait(false);
-            Print(ctx, p.GetValue(CommandRunner.Json), $"drill of {name} (backup {result.Snapshot.ShortId})", result.Checks, result.Rto, result.DataAge, result.Total, result.Snapshot.Id);
+            Print(ctx, p.GetValue(CommandRunner.Json), $"drill of {name} (backup {result.Snapshot.ShortId})", result.Checks, result.Rto, result.DataAge, result.Total, result.Snapshot.Id, result.RolesCreated);
             if (result.KeptUrl is not null)
             {
-                ctx.Console.Error.WriteLine($"kept the restored server: psql \"{result.KeptUrl}\"; stop it with: pg_ctl -D {result.KeptDataDirectory} stop (as the postgres user when root), then remove {Path.GetDirectoryName(result.KeptDataDirectory)}");
+                ctx.Console.Error.WriteLine($"kept the restored server: psql \"{result.KeptUrl}\" as root or the postgres user (peer authentication on a private socket; no password); stop it with: pg_ctl -D {result.KeptDataDirectory} stop (as the postgres user when root), then remove {Path.GetDirectoryName(result.KeptDataDirectory)}");
             }
             if (!result.Passed)
             {
@@ -86,8 +87,11 @@ internal static class DrillCommands
         }
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var now = ctx.Time.GetUtcNow();
-        var results = await CheckRunner.RunAsync(checks, new CheckTarget(connection, now, null, null, IsScratchCopy: false, connection.Redacted,
-            connection.ProgramEnvironment(Path.Combine(Path.GetTempPath(), $"cairn-live-{Guid.NewGuid():N}"[..24]))), TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+        List<CheckResult> results;
+        using (var commandEnvironment = connection.ProgramEnvironment())
+        {
+            results = await CheckRunner.RunAsync(checks, new CheckTarget(connection, now, null, null, IsScratchCopy: false, connection.Redacted, commandEnvironment.Variables), TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+        }
         var passed = results.All(r => r.Passed);
         var repoPath = ctx.RepositoryPathOrNull() ?? "";
         var seq = await Evidence.RecordAsync(ctx, repoPath, "verify", passed ? "pass" : "fail", new()
@@ -142,7 +146,7 @@ internal static class DrillCommands
     internal static void PrintResults(CliContext ctx, bool json, string title, IReadOnlyList<CheckResult> results, TimeSpan? rto, TimeSpan? dataAge, TimeSpan total, string? snapshot)
         => Print(ctx, json, title, results, rto, dataAge, total, snapshot);
 
-    private static void Print(CliContext ctx, bool json, string title, IReadOnlyList<CheckResult> results, TimeSpan? rto, TimeSpan? dataAge, TimeSpan total, string? snapshot)
+    private static void Print(CliContext ctx, bool json, string title, IReadOnlyList<CheckResult> results, TimeSpan? rto, TimeSpan? dataAge, TimeSpan total, string? snapshot, IReadOnlyList<Cairn.PostgreSql.Logical.CreatedRole>? roles = null)
     {
         var passed = results.All(r => r.Passed);
         if (json)
@@ -157,8 +161,16 @@ internal static class DrillCommands
                 ["total_seconds"] = Math.Round(total.TotalSeconds, 3),
                 ["checks"] = ChecksJson(results),
             };
+            if (roles is not null)
+            {
+                o["roles_created"] = RolesText.Json(roles);
+            }
             ctx.Console.Out.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             return;
+        }
+        foreach (var line in RolesText.Lines(roles ?? []))
+        {
+            ctx.Console.Out.WriteLine(line);
         }
         var t = new Table().Title(Markup.Escape(title)).AddColumns("Check", "Expected", "Actual", "Result", "Time", "Why");
         foreach (var c in results)

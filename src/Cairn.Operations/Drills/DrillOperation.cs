@@ -10,7 +10,9 @@ using Cairn.Repository.Manifests;
 
 namespace Cairn.Operations.Drills;
 
-public sealed record DrillResult(Snapshot Snapshot, Fingerprint? Fingerprint, IReadOnlyList<CheckResult> Checks, TimeSpan? Rto, TimeSpan? DataAge, TimeSpan Total, string? KeptUrl, string? KeptDataDirectory)
+/// <param name="RolesCreated">The roles the restore created on the scratch server, with what it withheld.</param>
+public sealed record DrillResult(Snapshot Snapshot, Fingerprint? Fingerprint, IReadOnlyList<CheckResult> Checks, TimeSpan? Rto, TimeSpan? DataAge, TimeSpan Total, string? KeptUrl, string? KeptDataDirectory,
+    IReadOnlyList<CreatedRole>? RolesCreated = null)
 {
     public bool Passed => Checks.All(c => c.Passed);
 
@@ -46,7 +48,7 @@ public static class DrillOperation
         {
             progress?.Report("starting a scratch server");
             server = await ScratchServer.StartAsync(PgBinaries.Find(fp.ServerVersionNum / 10000, postgresBin), cancellationToken: ct).ConfigureAwait(false);
-            var serverConn = PgConnection.Parse(server.Url());
+            var serverConn = PgConnection.Parse(server.Url()).WithoutPassword();
             var restoreClock = Stopwatch.StartNew();
             RestoreResult restore;
             try
@@ -68,7 +70,9 @@ public static class DrillOperation
             results.Add(new CheckResult("restore", "restore", $"{fp.Tables.Count} tables, {fp.TotalRows} rows restored", restore.Ok ? "restored" : $"{restore.Mismatches.Count} table(s) differ",
                 restore.Ok ? CheckStatus.Pass : CheckStatus.Fail, restoreClock.Elapsed, restore.Ok ? null : string.Join("; ", restore.Mismatches.Select(m => $"{m.Table}: {m.What} expected {m.Expected}, found {m.Actual?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no table"}"))));
             progress?.Report("running checks");
-            var checkTarget = new CheckTarget(target, fp.BackupTime, fp, previous, IsScratchCopy: true, server.Url(fp.Database));
+            // Commands see the restored copy as their default server (PGHOST...), never the live one.
+            using var commandEnvironment = target.ProgramEnvironment();
+            var checkTarget = new CheckTarget(target, fp.BackupTime, fp, previous, IsScratchCopy: true, server.Url(fp.Database), commandEnvironment.Variables);
             results.AddRange(await CheckRunner.RunAsync(checks.Count > 0 ? checks : DefaultChecks, checkTarget, TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
             var dataAge = time.GetUtcNow() - fp.BackupTime;
             string? keptUrl = null;
@@ -79,7 +83,7 @@ public static class DrillOperation
                 keptDir = server.DataDirectory;
                 server = null; // the caller asked to keep it
             }
-            return new DrillResult(snap, fp, results, rto, dataAge, total.Elapsed, keptUrl, keptDir);
+            return new DrillResult(snap, fp, results, rto, dataAge, total.Elapsed, keptUrl, keptDir, restore.Roles.Created);
         }
         finally
         {

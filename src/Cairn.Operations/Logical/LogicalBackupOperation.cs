@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Cairn.PostgreSql.Connections;
 using Cairn.PostgreSql.Logical;
@@ -23,7 +22,11 @@ public static class LogicalBackupOperation
 {
     public const string Kind = "logical";
     public const string FingerprintItem = "fingerprint.json";
-    public const string RolesItem = "roles.sql";
+    /// <summary>The roles as data (see <see cref="RoleSet"/>); restores build every statement themselves.</summary>
+    public const string RolesItem = "roles.json";
+
+    /// <summary>Roles as SQL text, written by Cairn before roles.json; read (never run) by <see cref="LegacyRolesSql"/>.</summary>
+    public const string LegacyRolesItem = "roles.sql";
     public const string DumpPrefix = "dump/";
 
     public static async Task<LogicalBackupResult> RunAsync(Repository.Repository repo, string name, PgConnection connection, DumpOptions options,
@@ -59,7 +62,7 @@ public static class LogicalBackupOperation
         }), cancellationToken).ConfigureAwait(false);
 
         var fp = dump.Fingerprint;
-        await writer.AddStreamAsync(RolesItem, new MemoryStream(Encoding.UTF8.GetBytes(dump.RolesSql)), null, cancellationToken, "file").ConfigureAwait(false);
+        await writer.AddStreamAsync(RolesItem, new MemoryStream(dump.Roles.ToJson()), null, cancellationToken, "file").ConfigureAwait(false);
         await writer.AddStreamAsync(FingerprintItem, new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(fp, FingerprintJson.Default.Fingerprint)), null, cancellationToken, "file").ConfigureAwait(false);
         var meta = new Dictionary<string, string>
         {

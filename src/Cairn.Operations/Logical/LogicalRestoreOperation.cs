@@ -9,7 +9,8 @@ using Cairn.Repository.Manifests;
 
 namespace Cairn.Operations.Logical;
 
-public sealed record RestoreResult(string Database, Fingerprint Fingerprint, IReadOnlyList<CountMismatch> Mismatches, IReadOnlyList<string> Warnings, TimeSpan Duration)
+/// <param name="Roles">The roles the restore created (with what it withheld) and those it found and left alone.</param>
+public sealed record RestoreResult(string Database, Fingerprint Fingerprint, IReadOnlyList<CountMismatch> Mismatches, IReadOnlyList<string> Warnings, TimeSpan Duration, RoleReport Roles)
 {
     public bool Ok => Mismatches.Count == 0;
 }
@@ -57,6 +58,22 @@ public static class LogicalRestoreOperation
         }).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The snapshot's roles: roles.json, or the roles.sql an older Cairn wrote (parsed as data, never run;
+    /// a file not in the form Cairn wrote refuses the restore), or none.
+    /// </summary>
+    public static async Task<RoleSet> ReadRolesAsync(Repository.Repository repo, Snapshot s, CancellationToken ct)
+    {
+        if (s.Manifest.Items.FirstOrDefault(i => i.Name == LogicalBackupOperation.RolesItem) is { } item)
+        {
+            var ms = new MemoryStream();
+            await repo.ReadItemAsync(item, ms, null, ct).ConfigureAwait(false);
+            return RoleSet.FromJson(ms.ToArray());
+        }
+        var legacy = await ReadTextItemAsync(repo, s, LogicalBackupOperation.LegacyRolesItem, ct).ConfigureAwait(false);
+        return legacy.Length == 0 ? RoleSet.Empty : LegacyRolesSql.Parse(legacy);
+    }
+
     public static async Task<string> ReadTextItemAsync(Repository.Repository repo, Snapshot s, string name, CancellationToken ct)
     {
         var item = s.Manifest.Items.FirstOrDefault(i => i.Name == name);
@@ -70,25 +87,28 @@ public static class LogicalRestoreOperation
     }
 
     /// <summary>Full restore into a new database on <paramref name="server"/>, then checks every table against the fingerprint.</summary>
+    /// <param name="withRoleAttributes">Grant SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS and memberships in
+    /// roles the restore did not create, as the source had them (by default they are withheld and reported).</param>
     public static async Task<RestoreResult> RestoreDatabaseAsync(Repository.Repository repo, Snapshot s, PgConnection server, string database, bool clean, int jobs, bool noOwner,
-        IProgress<string>? progress, CancellationToken ct, string? workDir = null, string? postgresBin = null)
+        IProgress<string>? progress, CancellationToken ct, string? workDir = null, string? postgresBin = null, bool withRoleAttributes = false)
     {
         var sw = Stopwatch.StartNew();
         var fp = await ReadFingerprintAsync(repo, s, ct).ConfigureAwait(false);
-        var roles = await ReadTextItemAsync(repo, s, LogicalBackupOperation.RolesItem, ct).ConfigureAwait(false);
+        var roles = noOwner ? null : await ReadRolesAsync(repo, s, ct).ConfigureAwait(false);
         var work = Path.Combine(workDir ?? Path.GetTempPath(), $"cairn-restore-{Guid.NewGuid():N}"[..28]);
         try
         {
             progress?.Report("preparing database and roles");
-            var warnings = await LogicalRestorer.PrepareDatabaseAsync(server, database, fp, noOwner ? "" : roles, clean, ct).ConfigureAwait(false);
+            var report = await LogicalRestorer.PrepareDatabaseAsync(server, database, fp, roles, withRoleAttributes, clean, ct).ConfigureAwait(false);
+            var warnings = new List<string>(report.Warnings);
             progress?.Report("reading the backup");
             await MaterializeAsync(repo, s, Path.Combine(work, "dump"), null, ct).ConfigureAwait(false);
             progress?.Report("pg_restore");
             var target = server.WithDatabase(database);
-            warnings.AddRange(await LogicalRestorer.PgRestoreAsync(target, Path.Combine(work, "dump"), jobs, noOwner, Path.Combine(work, "private"), ct, postgresBin).ConfigureAwait(false));
+            warnings.AddRange(await LogicalRestorer.PgRestoreAsync(target, Path.Combine(work, "dump"), jobs, noOwner, work, ct, postgresBin).ConfigureAwait(false));
             progress?.Report("checking rows against the fingerprint");
             var mismatches = await LogicalRestorer.CheckAsync(target, fp, ct).ConfigureAwait(false);
-            return new RestoreResult(database, fp, mismatches, warnings, sw.Elapsed);
+            return new RestoreResult(database, fp, mismatches, warnings, sw.Elapsed, report);
         }
         finally
         {
@@ -100,6 +120,11 @@ public static class LogicalRestoreOperation
     public static async Task<List<TableDiff>> RestoreTablesAsync(Repository.Repository repo, Snapshot s, PgConnection target, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, bool mergeMissing,
         CancellationToken ct, string? workDir = null, string? postgresBin = null)
     {
+        var problem = TableRestorer.StagingSchemaProblem(stagingSchema, tables);
+        if (problem is not null)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, problem);
+        }
         var work = Path.Combine(workDir ?? Path.GetTempPath(), $"cairn-tables-{Guid.NewGuid():N}"[..27]);
         try
         {
@@ -116,7 +141,7 @@ public static class LogicalRestoreOperation
                 needed.Add(f);
             }
             await MaterializeAsync(repo, s, dir, needed.Contains, ct).ConfigureAwait(false);
-            var diffs = await TableRestorer.RestoreAsync(target, dir, tables, stagingSchema, Path.Combine(work, "private"), ct, postgresBin).ConfigureAwait(false);
+            var diffs = await TableRestorer.RestoreAsync(target, dir, tables, stagingSchema, work, ct, postgresBin).ConfigureAwait(false);
             if (mergeMissing)
             {
                 diffs = await TableRestorer.MergeMissingAsync(target, tables, stagingSchema, ct).ConfigureAwait(false);

@@ -150,6 +150,8 @@ public sealed class Alerter(string stateFile, TimeProvider time, TimeSpan remind
                 var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
                 psi.ArgumentList.Add("-c");
                 psi.ArgumentList.Add(sink.Run!);
+                // Allow-listed, like every child: an alert command never sees a passphrase or PGPASSWORD.
+                Cairn.PostgreSql.Programs.ChildEnvironment.Apply(psi, server: false);
                 using (var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {sink.Run}"))
                 {
                     await p.StandardInput.WriteAsync(JsonPayload(alert).ToJsonString()).ConfigureAwait(false);

@@ -14,10 +14,13 @@ public sealed class PgConnection
 {
     private readonly Dictionary<string, string> _params;
 
-    private PgConnection(Dictionary<string, string> parameters, string? password)
+    private readonly bool _noPassword;
+
+    private PgConnection(Dictionary<string, string> parameters, string? password, bool noPassword = false)
     {
         _params = parameters;
         Password = password;
+        _noPassword = noPassword;
     }
 
     public string? Host => _params.GetValueOrDefault("host");
@@ -61,8 +64,16 @@ public sealed class PgConnection
     public PgConnection WithDatabase(string database)
     {
         var p = new Dictionary<string, string>(_params) { ["dbname"] = database };
-        return new PgConnection(p, Password);
+        return new PgConnection(p, Password, _noPassword);
     }
+
+    /// <summary>
+    /// The same connection, never with a password, not even PGPASSWORD's: for servers Cairn started itself
+    /// (peer authentication), so the live database's password never lands in a scratch server's programs.
+    /// </summary>
+    public PgConnection WithoutPassword() => new(new Dictionary<string, string>(_params), null, noPassword: true);
+
+    private string? EffectivePassword => _noPassword ? null : Password ?? EnvironmentPassword;
 
     /// <summary>For messages and evidence: user@host:port/db, never the password.</summary>
     public string Redacted => $"{User}@{(Host is { } h && h.StartsWith('/') ? "[socket " + h + "]" : Host ?? "localhost")}:{Port}/{Database}";
@@ -80,9 +91,9 @@ public sealed class PgConnection
             Timeout = 15,
             CommandTimeout = 0,
         };
-        if (Password is not null)
+        if (EffectivePassword is { } password)
         {
-            b.Password = Password;
+            b.Password = password;
         }
         else if (Environment.GetEnvironmentVariable("PGPASSFILE") is { } pf)
         {
@@ -143,10 +154,12 @@ public sealed class PgConnection
     }
 
     /// <summary>
-    /// Environment for pg_dump/pg_restore/psql: PG* variables and, when we hold a password, a PGPASSFILE
-    /// in a private (0600) file under <paramref name="privateDir"/>. The caller deletes the folder.
+    /// Variables for pg_dump/pg_restore/psql and command checks: PG* connection variables and, only when
+    /// we hold a password, PGPASSFILE naming a 0600 file in a new 0700 folder under
+    /// <paramref name="parent"/> (default: the temp folder). Dispose it when the program has exited: the
+    /// folder and the password in it are deleted.
     /// </summary>
-    public Dictionary<string, string> ProgramEnvironment(string privateDir)
+    public ProgramEnvironment ProgramEnvironment(string? parent = null)
     {
         var env = new Dictionary<string, string>
         {
@@ -173,11 +186,16 @@ public sealed class PgConnection
                 env[variable] = v;
             }
         }
-        if (Password is not null)
+        var password = EffectivePassword;
+        if (password is null)
         {
-            Directory.CreateDirectory(privateDir);
-            var file = Path.Combine(privateDir, "pgpass");
-            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+            return new ProgramEnvironment(env, null);
+        }
+        var folder = Connections.ProgramEnvironment.CreatePrivateFolder(parent ?? Path.GetTempPath());
+        try
+        {
+            var file = Path.Combine(folder, "pgpass");
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
             if (!OperatingSystem.IsWindows())
             {
                 options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
@@ -185,12 +203,23 @@ public sealed class PgConnection
             using (var fs = new FileStream(file, options))
             {
                 static string Esc(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace(":", "\\:", StringComparison.Ordinal);
-                fs.Write(Encoding.UTF8.GetBytes($"*:*:*:{Esc(User)}:{Esc(Password)}\n"));
+                fs.Write(Encoding.UTF8.GetBytes($"*:*:*:{Esc(User)}:{Esc(password)}\n"));
             }
             env["PGPASSFILE"] = file;
+            return new ProgramEnvironment(env, folder);
         }
-        return env;
+        catch
+        {
+            Directory.Delete(folder, recursive: true);
+            throw;
+        }
     }
+
+    /// <summary>
+    /// PGPASSWORD as it was when Cairn started (set once by the CLI, which removes it from the process
+    /// environment so no child inherits it): the password of connections that name none, as libpq does.
+    /// </summary>
+    public static string? EnvironmentPassword { get; set; }
 
     private static Dictionary<string, string> ParseUri(string uri)
     {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using Npgsql;
 
@@ -7,11 +6,92 @@ namespace Cairn.PostgreSql.Logical;
 /// <summary>Catalog queries shared by backup, restore and checks. Identifiers are always quoted.</summary>
 public static class Catalog
 {
-    public static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+    /// <summary>
+    /// A quoted identifier: any character but NUL may appear between double quotes, a double quote doubled.
+    /// Quoting does not depend on any server setting, so it is safe for names read from a backup or a catalog.
+    /// </summary>
+    public static string Quote(string identifier)
+    {
+        RejectNul(identifier, "name");
+        return "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+    }
 
     public static string Qualified(string schema, string name) => Quote(schema) + "." + Quote(name);
 
-    public static string Literal(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
+    /// <summary>
+    /// A string literal that means the same under either standard_conforming_strings setting: with a
+    /// backslash inside, the escape-string form (E'...', backslashes doubled) as quote_literal writes it.
+    /// </summary>
+    public static string Literal(string value)
+    {
+        RejectNul(value, "text value");
+        var body = value.Replace("'", "''", StringComparison.Ordinal);
+        return value.Contains('\\', StringComparison.Ordinal) ? "E'" + body.Replace("\\", "\\\\", StringComparison.Ordinal) + "'" : "'" + body + "'";
+    }
+
+    /// <summary>
+    /// A name for messages and the terminal: bare when it is a plain lower-case identifier, else quoted,
+    /// with control and direction-changing characters escaped so a name cannot forge or hide output lines.
+    /// </summary>
+    public static string Display(string name)
+    {
+        if (name.Length > 0 && (char.IsAsciiLetterLower(name[0]) || name[0] == '_') && name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '_' || c == '$'))
+        {
+            return name;
+        }
+        var sb = new StringBuilder("\"");
+        foreach (var c in name)
+        {
+            switch (c)
+            {
+                case '"':
+                    sb.Append("\"\"");
+                    break;
+                case '\n':
+                    sb.Append("\\n");
+                    break;
+                case '\r':
+                    sb.Append("\\r");
+                    break;
+                case '\t':
+                    sb.Append("\\t");
+                    break;
+                case '\\':
+                    sb.Append("\\\\");
+                    break;
+                default:
+                    if (char.IsControl(c) || c is (>= '\u200B' and <= '\u200F') or (>= '\u202A' and <= '\u202E') or (>= '\u2066' and <= '\u2069'))
+                    {
+                        sb.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+                    }
+                    else
+                    {
+                        sb.Append(c);
+                    }
+                    break;
+            }
+        }
+        return sb.Append('"').ToString();
+    }
+
+    private static void RejectNul(string text, string what)
+    {
+        if (text.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new PgToolException($"a {what} holds a NUL character, which PostgreSQL cannot store; refusing it");
+        }
+    }
+
+    /// <summary>
+    /// Runs exactly one statement. Npgsql splits a command's text at semicolons into several statements;
+    /// a batch command is sent as one extended-protocol Parse message, which the server refuses if it
+    /// holds more than one statement. So text built from catalog data can never smuggle in a second one.
+    /// </summary>
+    public static async Task<int> ExecuteOneAsync(NpgsqlConnection connection, string sql, CancellationToken ct, NpgsqlTransaction? transaction = null)
+    {
+        await using var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { new NpgsqlBatchCommand(sql) } };
+        return await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
 
     /// <summary>Splits "schema.table" (quotes allowed); a bare name means public.</summary>
     public static (string Schema, string Name) ParseQualified(string text)
@@ -87,75 +167,5 @@ public static class Catalog
         await using var cmd = new NpgsqlCommand(
             $"SELECT coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text FROM ONLY {Qualified(schema, name)} t", c);
         return (string)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
-    }
-
-    /// <summary>
-    /// SQL that creates the roles the current database references (owners, grantees, policy roles,
-    /// default privileges) if they do not exist, and their memberships. Password hashes only when
-    /// <paramref name="withPasswords"/> (needs superuser: pg_authid).
-    /// </summary>
-    public static async Task<string> RolesSqlAsync(NpgsqlConnection c, bool withPasswords, CancellationToken ct)
-    {
-        var sql = $$"""
-            WITH refs(oid) AS (
-              SELECT relowner FROM pg_class UNION SELECT nspowner FROM pg_namespace
-              UNION SELECT proowner FROM pg_proc UNION SELECT typowner FROM pg_type
-              UNION SELECT (aclexplode(relacl)).grantee FROM pg_class WHERE relacl IS NOT NULL
-              UNION SELECT (aclexplode(attacl)).grantee FROM pg_attribute WHERE attacl IS NOT NULL
-              UNION SELECT (aclexplode(nspacl)).grantee FROM pg_namespace WHERE nspacl IS NOT NULL
-              UNION SELECT (aclexplode(proacl)).grantee FROM pg_proc WHERE proacl IS NOT NULL
-              UNION SELECT (aclexplode(typacl)).grantee FROM pg_type WHERE typacl IS NOT NULL
-              UNION SELECT unnest(polroles) FROM pg_policy
-              UNION SELECT datdba FROM pg_database WHERE datname = current_database()
-              UNION SELECT defaclrole FROM pg_default_acl
-              UNION SELECT (aclexplode(defaclacl)).grantee FROM pg_default_acl
-              UNION SELECT m.roleid FROM pg_auth_members m
-            ), used AS (
-              SELECT r.* FROM pg_roles r WHERE r.oid IN (SELECT oid FROM refs) AND r.rolname !~ '^pg_'
-            )
-            SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, rolconnlimit,
-                   {{(withPasswords ? "(SELECT rolpassword FROM pg_authid a WHERE a.oid = used.oid)" : "NULL::text")}}
-            FROM used ORDER BY rolname
-            """;
-        var sb = new StringBuilder("-- Roles referenced by the database, created if missing (Cairn)\n");
-        var names = new List<string>();
-        await using (var cmd = new NpgsqlCommand(sql, c))
-        await using (var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
-        {
-            while (await r.ReadAsync(ct).ConfigureAwait(false))
-            {
-                var name = r.GetString(0);
-                names.Add(name);
-                var attrs = new List<string>
-                {
-                    r.GetBoolean(1) ? "SUPERUSER" : "NOSUPERUSER",
-                    r.GetBoolean(2) ? "INHERIT" : "NOINHERIT",
-                    r.GetBoolean(3) ? "CREATEROLE" : "NOCREATEROLE",
-                    r.GetBoolean(4) ? "CREATEDB" : "NOCREATEDB",
-                    r.GetBoolean(5) ? "LOGIN" : "NOLOGIN",
-                    r.GetBoolean(6) ? "REPLICATION" : "NOREPLICATION",
-                    r.GetBoolean(7) ? "BYPASSRLS" : "NOBYPASSRLS",
-                    "CONNECTION LIMIT " + r.GetInt32(8).ToString(CultureInfo.InvariantCulture),
-                };
-                if (!r.IsDBNull(9))
-                {
-                    attrs.Add("PASSWORD " + Literal(r.GetString(9)));
-                }
-                sb.Append(CultureInfo.InvariantCulture, $"DO $cairn$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {Literal(name)}) THEN CREATE ROLE {Quote(name)} {string.Join(' ', attrs)}; END IF; END $cairn$;\n");
-            }
-        }
-        await using (var cmd = new NpgsqlCommand("SELECT r.rolname, m.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member WHERE r.rolname !~ '^pg_' AND m.rolname !~ '^pg_' ORDER BY 1, 2", c))
-        await using (var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
-        {
-            while (await r.ReadAsync(ct).ConfigureAwait(false))
-            {
-                var (role, member) = (r.GetString(0), r.GetString(1));
-                if (names.Contains(role) && names.Contains(member))
-                {
-                    sb.Append(CultureInfo.InvariantCulture, $"GRANT {Quote(role)} TO {Quote(member)};\n");
-                }
-            }
-        }
-        return sb.ToString();
     }
 }

@@ -34,7 +34,8 @@ public sealed class LogicalDump : IAsyncDisposable
 
     public Fingerprint Fingerprint { get; private set; } = new();
 
-    public string RolesSql { get; private set; } = "";
+    /// <summary>The roles the database references, read in the backup's snapshot once the dump is done.</summary>
+    public RoleSet Roles { get; private set; } = RoleSet.Empty;
 
     public string DumpDirectory => Path.Combine(_work, "dump");
 
@@ -97,14 +98,13 @@ public sealed class LogicalDump : IAsyncDisposable
     /// </summary>
     public async Task RunAsync(Func<string, string, Task> onFile, IProgress<string>? progress, CancellationToken cancellationToken)
     {
-        var privateDir = Path.Combine(_work, "private");
-        var env = _connection.ProgramEnvironment(privateDir);
+        using var env = _connection.ProgramEnvironment(_work);
         var args = new List<string>
         {
             "--format=directory", "--compress=0", "--no-sync", $"--jobs={Math.Max(1, _options.Jobs)}",
             $"--snapshot={Fingerprint.Snapshot}", "--file", DumpDirectory, "--dbname", _connection.Database,
         };
-        var psi = PgProcess.StartInfo(_bin["pg_dump"], args, env);
+        var psi = PgProcess.StartInfo(_bin["pg_dump"], args, env.Variables);
         using var pgDump = PgProcess.Start(psi, "pg_dump");
         pgDump.StandardInput.Close();
         var stderr = pgDump.StandardError.ReadToEndAsync(cancellationToken);
@@ -137,7 +137,7 @@ public sealed class LogicalDump : IAsyncDisposable
                 await onFile(f, Path.Combine(DumpDirectory, f)).ConfigureAwait(false);
             }
             Fingerprint = await fingerprint.ConfigureAwait(false);
-            RolesSql = await Catalog.RolesSqlAsync(_holder, _options.WithRolePasswords, cancellationToken).ConfigureAwait(false);
+            Roles = await RoleCatalog.ReadAsync(_holder, _options.WithRolePasswords, cancellationToken).ConfigureAwait(false);
         }
         catch
         {

@@ -27,36 +27,24 @@ public static class LogicalRestorer
         return (long)(await count.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
     }
 
-    /// <summary>Creates the referenced roles and an empty database (dropping a non-empty one only with <paramref name="clean"/>).</summary>
-    public static async Task<List<string>> PrepareDatabaseAsync(PgConnection server, string database, Fingerprint fingerprint, string rolesSql, bool clean, CancellationToken ct)
+    /// <summary>
+    /// Creates the referenced roles (<see cref="RoleRestorer"/>: nothing powerful unless <paramref name="withRoleAttributes"/>)
+    /// and the database. An existing database is dropped and replaced only with <paramref name="clean"/>, even when
+    /// it holds no tables: the only database a restore writes into without --clean is the one it has just created
+    /// (CREATE DATABASE fails if another appeared meanwhile).
+    /// </summary>
+    public static async Task<RoleReport> PrepareDatabaseAsync(PgConnection server, string database, Fingerprint fingerprint, RoleSet? roles, bool withRoleAttributes, bool clean, CancellationToken ct)
     {
-        var warnings = new List<string>();
         var existing = await UserTableCountAsync(server, database, ct).ConfigureAwait(false);
-        if (existing is > 0 && !clean)
+        if (existing is not null && !clean)
         {
-            throw new PgToolException($"database {database} on {server.Redacted} already exists and holds {existing} relation(s); choose another --to-database, or pass --clean to drop and replace it");
+            throw new PgToolException($"database {database} already exists on {server.Redacted} ({(existing > 0 ? $"it holds {existing} relation(s)" : "it holds no tables, but may hold other objects")}); choose another --to-database, or pass --clean to drop and replace it");
         }
         await using var c = await server.WithDatabase(MaintenanceDb(server)).OpenAsync(ct).ConfigureAwait(false);
-        foreach (var statement in rolesSql.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (statement.StartsWith("--", StringComparison.Ordinal))
-            {
-                continue;
-            }
-            try
-            {
-                await using var cmd = new NpgsqlCommand(statement, c);
-                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-            }
-            catch (PostgresException e)
-            {
-                warnings.Add($"role statement skipped ({e.MessageText}): {statement[..Math.Min(80, statement.Length)]}");
-            }
-        }
+        var report = roles is null ? RoleReport.None() : await RoleRestorer.CreateAsync(c, roles, withRoleAttributes, ct).ConfigureAwait(false);
         if (existing is not null)
         {
-            await using var drop = new NpgsqlCommand($"DROP DATABASE {Catalog.Quote(database)} WITH (FORCE)", c);
-            await drop.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            await Catalog.ExecuteOneAsync(c, $"DROP DATABASE {Catalog.Quote(database)} WITH (FORCE)", ct).ConfigureAwait(false);
         }
         var owner = fingerprint.Owner;
         bool ownerExists;
@@ -66,15 +54,17 @@ public static class LogicalRestorer
             ownerExists = await check.ExecuteScalarAsync(ct).ConfigureAwait(false) is not null;
         }
         var create = $"CREATE DATABASE {Catalog.Quote(database)} TEMPLATE template0 ENCODING {Catalog.Literal(fingerprint.Encoding)}" + (ownerExists && owner is not null ? $" OWNER {Catalog.Quote(owner)}" : "");
-        await using (var cmd = new NpgsqlCommand(create, c))
+        await Catalog.ExecuteOneAsync(c, create, ct).ConfigureAwait(false);
+        if (roles is not null)
         {
-            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            await RoleRestorer.ApplyDatabaseSettingsAsync(c, roles, report, database, ct).ConfigureAwait(false);
         }
-        return warnings;
+        return report;
     }
 
     /// <summary>Runs pg_restore -Fd -j into the database. Throws with pg_restore's own words when it reports errors.</summary>
-    public static async Task<List<string>> PgRestoreAsync(PgConnection database, string dumpDirectory, int jobs, bool noOwner, string privateDir, CancellationToken ct, string? postgresBin = null, IEnumerable<string>? extraArgs = null)
+    /// <param name="privateParent">An existing private folder for the password file pg_restore may need (deleted when it exits).</param>
+    public static async Task<List<string>> PgRestoreAsync(PgConnection database, string dumpDirectory, int jobs, bool noOwner, string privateParent, CancellationToken ct, string? postgresBin = null, IEnumerable<string>? extraArgs = null)
     {
         var bin = PgBinaries.Find(null, postgresBin);
         var args = new List<string> { "--format=directory", $"--jobs={Math.Max(1, jobs)}", "--dbname", database.Database };
@@ -85,7 +75,11 @@ public static class LogicalRestorer
         }
         args.AddRange(extraArgs ?? []);
         args.Add(dumpDirectory);
-        var r = await PgProcess.RunAsync(bin["pg_restore"], args, database.ProgramEnvironment(privateDir), ct).ConfigureAwait(false);
+        ProcessResult r;
+        using (var env = database.ProgramEnvironment(privateParent))
+        {
+            r = await PgProcess.RunAsync(bin["pg_restore"], args, env.Variables, ct).ConfigureAwait(false);
+        }
         var errors = r.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Where(l => l.Contains("error:", StringComparison.Ordinal) || l.StartsWith("pg_restore: error", StringComparison.Ordinal)).ToList();
         if (r.ExitCode != 0)

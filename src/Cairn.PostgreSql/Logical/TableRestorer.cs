@@ -13,10 +13,85 @@ public sealed record TableDiff(string Table, string StagingTable, long RowsInBac
 /// Restores single tables from a pg_dump directory beside the live data: into a staging schema of the
 /// target database, then compares them with the live tables by primary key, and on request inserts
 /// the rows that exist only in the backup, in one transaction, parents before children.
-/// Nothing live changes without a merge.
+/// Nothing live changes without a merge: the staging schema is never a restored table's own schema nor a
+/// system schema, it belongs to the restoring user, each table stages under a name of its own
+/// (<see cref="StagingName"/>), and the only tables ever dropped are staging copies Cairn made (marked
+/// with a comment naming their source).
 /// </summary>
 public static partial class TableRestorer
 {
+    /// <summary>
+    /// The staging copy's table name: <c>schema.table</c> (one identifier with a dot in it), so the same
+    /// table name in two schemas never shares a copy; a name with dots of its own, or too long for
+    /// PostgreSQL's 63 bytes, becomes <c>cairn_</c> and a hash of both parts (such names hold no dot, so
+    /// the two forms never meet).
+    /// </summary>
+    public static string StagingName(string schema, string table)
+    {
+        var plain = $"{schema}.{table}";
+        if (!schema.Contains('.', StringComparison.Ordinal) && !table.Contains('.', StringComparison.Ordinal) && System.Text.Encoding.UTF8.GetByteCount(plain) <= 63)
+        {
+            return plain;
+        }
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(schema + "\0" + table));
+        return "cairn_" + Convert.ToHexStringLower(hash)[..24];
+    }
+
+    /// <summary>The comment that marks a staging copy as Cairn's, naming its source table.</summary>
+    public static string StagingMarker(string schema, string table) => $"cairn staging copy of {Catalog.Qualified(schema, table)}";
+
+    /// <summary>Why <paramref name="stagingSchema"/> cannot hold staging copies of <paramref name="tables"/>, or null.</summary>
+    public static string? StagingSchemaProblem(string stagingSchema, IEnumerable<(string Schema, string Name)> tables)
+    {
+        if (string.IsNullOrWhiteSpace(stagingSchema) || stagingSchema.Contains('\0', StringComparison.Ordinal) || System.Text.Encoding.UTF8.GetByteCount(stagingSchema) > 63)
+        {
+            return $"--into-schema '{stagingSchema}' is not a schema name PostgreSQL accepts (1 to 63 bytes)";
+        }
+        if (stagingSchema is "information_schema" || stagingSchema.StartsWith("pg_", StringComparison.Ordinal))
+        {
+            return $"--into-schema {Catalog.Display(stagingSchema)} is a system schema; choose a schema of its own for the staging copies (e.g. cairn_restore)";
+        }
+        var live = tables.FirstOrDefault(t => t.Schema == stagingSchema);
+        if (live != default)
+        {
+            return $"--into-schema {Catalog.Display(stagingSchema)} holds the live table {Catalog.Display(live.Schema)}.{Catalog.Display(live.Name)}, which a staging copy would replace; choose a schema of its own for the staging copies (e.g. cairn_restore)";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Refuses a staging schema owned by another role (its owner could swap the copies before a merge) and any
+    /// existing table under a staging name that Cairn did not make; creates the schema when it is missing.
+    /// </summary>
+    private static async Task PrepareStagingAsync(NpgsqlConnection to, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, CancellationToken ct)
+    {
+        if (StagingSchemaProblem(stagingSchema, tables) is { } problem)
+        {
+            throw new PgToolException(problem);
+        }
+        await using (var owner = new NpgsqlCommand("SELECT pg_get_userbyid(nspowner)::text, nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) FROM pg_namespace WHERE nspname = @s", to))
+        {
+            owner.Parameters.AddWithValue("s", stagingSchema);
+            await using var r = await owner.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            if (await r.ReadAsync(ct).ConfigureAwait(false) && !r.GetBoolean(1))
+            {
+                throw new PgToolException($"schema {Catalog.Display(stagingSchema)} exists and belongs to role {Catalog.Display(r.GetString(0))}, not to the restoring user; choose a new --into-schema (Cairn creates it) or one you own");
+            }
+        }
+        foreach (var (schema, name) in tables)
+        {
+            await using var cmd = new NpgsqlCommand(
+                "SELECT c.relkind::text, obj_description(c.oid, 'pg_class'), pg_has_role(c.relowner, 'USAGE') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = @s AND c.relname = @t", to);
+            cmd.Parameters.AddWithValue("s", stagingSchema);
+            cmd.Parameters.AddWithValue("t", StagingName(schema, name));
+            await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            if (await r.ReadAsync(ct).ConfigureAwait(false) && (r.GetString(0) != "r" || r.IsDBNull(1) || r.GetString(1) != StagingMarker(schema, name) || !r.GetBoolean(2)))
+            {
+                throw new PgToolException($"{Catalog.Qualified(stagingSchema, StagingName(schema, name))} exists and was not created by Cairn as the staging copy of {Catalog.Display(schema)}.{Catalog.Display(name)}; Cairn drops only its own staging copies. Rename or drop it yourself, or choose another --into-schema");
+            }
+        }
+        await Catalog.ExecuteOneAsync(to, $"CREATE SCHEMA IF NOT EXISTS {Catalog.Quote(stagingSchema)}", ct).ConfigureAwait(false);
+    }
     /// <summary>Maps "schema.table" to its data file (dump ID) by listing the dump's table of contents.</summary>
     public static async Task<Dictionary<string, string>> DataFilesAsync(string dumpDirectoryWithToc, CancellationToken ct, string? postgresBin = null)
     {
@@ -42,8 +117,13 @@ public static partial class TableRestorer
     private static partial Regex TableDataLine();
 
     /// <summary>Restores <paramref name="tables"/> into <paramref name="stagingSchema"/> of the target and diffs them.</summary>
-    public static async Task<List<TableDiff>> RestoreAsync(PgConnection target, string dumpDirectory, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, string privateDir, CancellationToken ct, string? postgresBin = null)
+    /// <param name="privateParent">An existing private folder for the password file pg_restore may need (deleted when it exits).</param>
+    public static async Task<List<TableDiff>> RestoreAsync(PgConnection target, string dumpDirectory, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, string privateParent, CancellationToken ct, string? postgresBin = null)
     {
+        await using (var check = await target.OpenAsync(ct).ConfigureAwait(false))
+        {
+            await PrepareStagingAsync(check, tables, stagingSchema, ct).ConfigureAwait(false);
+        }
         var stageDb = $"cairn_stage_{Guid.NewGuid():N}"[..24];
         var maintenance = target.WithDatabase(LogicalRestorer.MaintenanceDb(target));
         await using (var c = await maintenance.OpenAsync(ct).ConfigureAwait(false))
@@ -55,11 +135,12 @@ public static partial class TableRestorer
         {
             var stage = target.WithDatabase(stageDb);
             var bin = PgBinaries.Find(null, postgresBin);
+            using var env = stage.ProgramEnvironment(privateParent);
             // Every definition (types, tables) but no data, indexes, constraints or policies: fast, and no roles needed.
-            await PgProcess.RunAsync(bin["pg_restore"], ["--format=directory", "--section=pre-data", "--no-owner", "--no-acl", "--dbname", stageDb, dumpDirectory], stage.ProgramEnvironment(privateDir), ct).ConfigureAwait(false);
+            await PgProcess.RunAsync(bin["pg_restore"], ["--format=directory", "--section=pre-data", "--no-owner", "--no-acl", "--dbname", stageDb, dumpDirectory], env.Variables, ct).ConfigureAwait(false);
             foreach (var (schema, name) in tables)
             {
-                var r = await PgProcess.RunAsync(bin["pg_restore"], ["--format=directory", "--section=data", "--no-owner", "--no-acl", "--schema", schema, "--table", name, "--dbname", stageDb, dumpDirectory], stage.ProgramEnvironment(privateDir), ct).ConfigureAwait(false);
+                var r = await PgProcess.RunAsync(bin["pg_restore"], ["--format=directory", "--section=data", "--no-owner", "--no-acl", "--schema", schema, "--table", name, "--dbname", stageDb, dumpDirectory], env.Variables, ct).ConfigureAwait(false);
                 if (r.ExitCode != 0)
                 {
                     throw new PgToolException($"restoring the rows of {schema}.{name} from the backup failed: {PgProcess.Tail(r.StandardError)}");
@@ -67,7 +148,7 @@ public static partial class TableRestorer
             }
             await using var from = await stage.OpenAsync(ct).ConfigureAwait(false);
             await using var to = await target.OpenAsync(ct).ConfigureAwait(false);
-            await Exec(to, $"CREATE SCHEMA IF NOT EXISTS {Catalog.Quote(stagingSchema)}", ct).ConfigureAwait(false);
+            await PrepareStagingAsync(to, tables, stagingSchema, ct).ConfigureAwait(false);
             var result = new List<TableDiff>();
             foreach (var (schema, name) in tables)
             {
@@ -77,9 +158,11 @@ public static partial class TableRestorer
                 {
                     throw new PgToolException($"table {schema}.{name} is not in this backup");
                 }
-                var staging = Catalog.Qualified(stagingSchema, name);
+                // PrepareStagingAsync made sure a table under this name is Cairn's own copy of this very table.
+                var staging = Catalog.Qualified(stagingSchema, StagingName(schema, name));
                 await Exec(to, $"DROP TABLE IF EXISTS {staging}", ct).ConfigureAwait(false);
                 await Exec(to, $"CREATE TABLE {staging} ({string.Join(", ", columns.Select(c => $"{Catalog.Quote(c.Name)} {c.Type}"))})", ct).ConfigureAwait(false);
+                await Exec(to, $"COMMENT ON TABLE {staging} IS {Catalog.Literal(StagingMarker(schema, name))}", ct).ConfigureAwait(false);
                 var colList = string.Join(", ", columns.Select(c => Catalog.Quote(c.Name)));
                 using (var reader = await from.BeginTextExportAsync($"COPY {Catalog.Qualified(schema, name)} ({colList}) TO STDOUT", ct).ConfigureAwait(false))
                 await using (var writer = await to.BeginTextImportAsync($"COPY {staging} ({colList}) FROM STDIN", ct).ConfigureAwait(false))
@@ -106,6 +189,10 @@ public static partial class TableRestorer
     /// <summary>Inserts the rows that exist only in the staging copies, parents before children, in one transaction.</summary>
     public static async Task<List<TableDiff>> MergeMissingAsync(PgConnection target, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, CancellationToken ct)
     {
+        if (StagingSchemaProblem(stagingSchema, tables) is { } problem)
+        {
+            throw new PgToolException(problem);
+        }
         await using var c = await target.OpenAsync(ct).ConfigureAwait(false);
         var ordered = await ForeignKeyOrderAsync(c, tables, ct).ConfigureAwait(false);
         await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
@@ -116,9 +203,8 @@ public static partial class TableRestorer
             var common = await CommonColumnsAsync(c, schema, name, stagingSchema, insertableOnly: true, ct).ConfigureAwait(false);
             var cols = string.Join(", ", common.Select(Catalog.Quote));
             var match = string.Join(" AND ", key.Select(k => $"l.{Catalog.Quote(k)} = s.{Catalog.Quote(k)}"));
-            var sql = $"INSERT INTO {Catalog.Qualified(schema, name)} ({cols}) OVERRIDING SYSTEM VALUE SELECT {string.Join(", ", common.Select(x => "s." + Catalog.Quote(x)))} FROM {Catalog.Qualified(stagingSchema, name)} s WHERE NOT EXISTS (SELECT 1 FROM {Catalog.Qualified(schema, name)} l WHERE {match})";
-            await using var cmd = new NpgsqlCommand(sql, c, tx);
-            merged[$"{schema}.{name}"] = await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            var sql = $"INSERT INTO {Catalog.Qualified(schema, name)} ({cols}) OVERRIDING SYSTEM VALUE SELECT {string.Join(", ", common.Select(x => "s." + Catalog.Quote(x)))} FROM {Catalog.Qualified(stagingSchema, StagingName(schema, name))} s WHERE NOT EXISTS (SELECT 1 FROM {Catalog.Qualified(schema, name)} l WHERE {match})";
+            merged[$"{schema}.{name}"] = await Catalog.ExecuteOneAsync(c, sql, ct, tx).ConfigureAwait(false);
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
         var result = new List<TableDiff>();
@@ -131,12 +217,12 @@ public static partial class TableRestorer
 
     private static async Task<TableDiff> DiffAsync(NpgsqlConnection c, string schema, string name, string stagingSchema, CancellationToken ct)
     {
-        var staging = Catalog.Qualified(stagingSchema, name);
+        var staging = Catalog.Qualified(stagingSchema, StagingName(schema, name));
         var live = Catalog.Qualified(schema, name);
         var inBackup = await ScalarLong(c, $"SELECT count(*) FROM {staging}", ct).ConfigureAwait(false);
         if (!await ExistsAsync(c, schema, name, ct).ConfigureAwait(false))
         {
-            return new TableDiff($"{schema}.{name}", $"{stagingSchema}.{name}", inBackup, null, inBackup, 0, 0, "(live table missing)");
+            return new TableDiff($"{schema}.{name}", staging, inBackup, null, inBackup, 0, 0, "(live table missing)");
         }
         var key = await KeyColumnsAsync(c, schema, name, ct).ConfigureAwait(false);
         var common = await CommonColumnsAsync(c, schema, name, stagingSchema, insertableOnly: true, ct).ConfigureAwait(false);
@@ -152,7 +238,7 @@ public static partial class TableRestorer
             var b = string.Join(", ", nonKey.Select(x => $"l.{Catalog.Quote(x)}::text"));
             differ = await ScalarLong(c, $"SELECT count(*) FROM {staging} s JOIN {live} l ON {match} WHERE ROW({a}) IS DISTINCT FROM ROW({b})", ct).ConfigureAwait(false);
         }
-        return new TableDiff($"{schema}.{name}", $"{stagingSchema}.{name}", inBackup, liveRows, onlyBackup, onlyLive, differ, string.Join(", ", key));
+        return new TableDiff($"{schema}.{name}", staging, inBackup, liveRows, onlyBackup, onlyLive, differ, string.Join(", ", key));
     }
 
     /// <summary>The live table's primary key, else its first unique index, else every column.</summary>
@@ -202,7 +288,7 @@ public static partial class TableRestorer
     private static async Task<List<string>> CommonColumnsAsync(NpgsqlConnection c, string schema, string name, string stagingSchema, bool insertableOnly, CancellationToken ct)
     {
         var live = await ColumnsAsync(c, schema, name, ct).ConfigureAwait(false);
-        var staged = (await ColumnsAsync(c, stagingSchema, name, ct).ConfigureAwait(false)).Select(x => x.Name).ToHashSet(StringComparer.Ordinal);
+        var staged = (await ColumnsAsync(c, stagingSchema, StagingName(schema, name), ct).ConfigureAwait(false)).Select(x => x.Name).ToHashSet(StringComparer.Ordinal);
         return [.. live.Where(x => staged.Contains(x.Name) && (!insertableOnly || !x.Generated)).Select(x => x.Name)];
     }
 
@@ -250,11 +336,7 @@ public static partial class TableRestorer
         return ordered;
     }
 
-    private static async Task Exec(NpgsqlConnection c, string sql, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand(sql, c);
-        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-    }
+    private static Task Exec(NpgsqlConnection c, string sql, CancellationToken ct) => Catalog.ExecuteOneAsync(c, sql, ct);
 
     private static async Task<long> ScalarLong(NpgsqlConnection c, string sql, CancellationToken ct)
     {

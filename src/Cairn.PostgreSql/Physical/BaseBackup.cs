@@ -30,11 +30,9 @@ public static partial class BaseBackup
             }
         }
         var bin = PgBinaries.Find(int.Parse(version, CultureInfo.InvariantCulture) / 10000, postgresBin);
-        var privateDir = Path.Combine(Path.GetTempPath(), $"cairn-bb-{Guid.NewGuid():N}"[..22]);
-        try
+        using (var env = connection.ProgramEnvironment())
         {
-            var env = connection.ProgramEnvironment(privateDir);
-            var psi = PgProcess.StartInfo(bin["pg_basebackup"], ["--pgdata=-", "--format=tar", "--wal-method=none", "--checkpoint=fast", "--label=cairn", "--verbose", "--no-sync"], env);
+            var psi = PgProcess.StartInfo(bin["pg_basebackup"], ["--pgdata=-", "--format=tar", "--wal-method=none", "--checkpoint=fast", "--label=cairn", "--verbose", "--no-sync"], env.Variables);
             using var p = PgProcess.Start(psi, "pg_basebackup");
             p.StandardInput.Close();
             var err = p.StandardError.ReadToEndAsync(ct);
@@ -67,16 +65,6 @@ public static partial class BaseBackup
             var startLsn = startMatch.Success ? startMatch.Groups[1].Value : range.GetProperty("Start-LSN").GetString()!;
             var tli = tliText is not null ? TarSniffer.ParseUInt(tliText) : (uint)range.GetProperty("Timeline").GetInt32();
             return new BaseBackupInfo(startLsn, range.GetProperty("End-LSN").GetString()!, tli, startMatch.Success ? startMatch.Groups[2].Value : WalNames.SegmentOf(tli, WalNames.ParseLsn(startLsn)), version, time.GetUtcNow());
-        }
-        finally
-        {
-            try
-            {
-                Directory.Delete(privateDir, true);
-            }
-            catch (IOException)
-            {
-            }
         }
     }
 

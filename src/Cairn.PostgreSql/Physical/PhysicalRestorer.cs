@@ -98,7 +98,18 @@ public static class PhysicalRestorer
         }
         if (socketDir is not null)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"unix_socket_directories = '{socketDir}'\nlisten_addresses = ''\n");
+            // Cairn starts this copy: like a scratch server, only Cairn's OS user and the server's user reach
+            // it (private socket, peer authentication through Cairn's own hba/ident files; the backup's
+            // pg_hba.conf stays in place for when these lines are removed).
+            sb.Append(CultureInfo.InvariantCulture, $"unix_socket_directories = {Servers.ServerAccess.Setting(socketDir)}\nlisten_addresses = ''\nunix_socket_permissions = 0700\n");
+            sb.Append(CultureInfo.InvariantCulture, $"hba_file = {Servers.ServerAccess.Setting(Path.Combine(Path.GetFullPath(target), "cairn_hba.conf"))}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"ident_file = {Servers.ServerAccess.Setting(Path.Combine(Path.GetFullPath(target), "cairn_ident.conf"))}\n");
+            await Servers.ServerAccess.WriteNewFileAsync(target, "cairn_hba.conf", Servers.ServerAccess.Hba, ct).ConfigureAwait(false);
+            await Servers.ServerAccess.WriteNewFileAsync(target, "cairn_ident.conf", Servers.ServerAccess.Ident("postgres"), ct).ConfigureAwait(false);
+            if (Directory.Exists(socketDir))
+            {
+                Servers.ServerAccess.MakePrivate(socketDir);
+            }
         }
         // A restored copy must not archive into the original's place, unless it is to become the new primary.
         if (!keepArchiving)

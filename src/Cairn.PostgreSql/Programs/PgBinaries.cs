@@ -88,7 +88,9 @@ public sealed partial class PgBinaries
     {
         try
         {
-            using var p = Process.Start(new ProcessStartInfo("pg_config", "--bindir") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false });
+            var psi = new ProcessStartInfo("pg_config", "--bindir") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            ChildEnvironment.Apply(psi, server: false);
+            using var p = Process.Start(psi);
             if (p is null)
             {
                 return null;
@@ -107,7 +109,9 @@ public sealed partial class PgBinaries
     {
         try
         {
-            using var p = Process.Start(new ProcessStartInfo(program, "--version") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false });
+            var psi = new ProcessStartInfo(program, "--version") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            ChildEnvironment.Apply(psi, server: false);
+            using var p = Process.Start(psi);
             if (p is null)
             {
                 return null;

@@ -7,8 +7,9 @@ namespace Cairn.PostgreSql.Programs;
 public sealed record ProcessResult(int ExitCode, string StandardError, string StandardOutput);
 
 /// <summary>
-/// Runs PostgreSQL programs. Secrets reach them through the environment (PGPASSFILE pointing at a
-/// private file), never through arguments. When Cairn runs as root, server programs (initdb, pg_ctl,
+/// Runs PostgreSQL programs and command checks with an allow-listed environment (<see cref="ChildEnvironment"/>).
+/// A password reaches a client program only through PGPASSFILE naming a private file, never through
+/// arguments or PGPASSWORD. When Cairn runs as root, server programs (initdb, pg_ctl,
 /// postgres) run as the <c>postgres</c> user through <c>runuser</c>, because PostgreSQL refuses root.
 /// </summary>
 public static class PgProcess
@@ -49,14 +50,12 @@ public static class PgProcess
         psi.RedirectStandardError = true;
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardInput = true;
+        // An allow-listed environment, never a copy of ours (see ChildEnvironment): a server keeps it for life.
+        ChildEnvironment.Apply(psi, server: asServerUser);
         psi.Environment["LC_ALL"] = "C.UTF-8";
-        psi.Environment.Remove("PGPASSWORD");
-        if (env is not null)
+        foreach (var (k, v) in env ?? new Dictionary<string, string>())
         {
-            foreach (var (k, v) in env)
-            {
-                psi.Environment[k] = v;
-            }
+            psi.Environment[k] = v;
         }
         return psi;
     }

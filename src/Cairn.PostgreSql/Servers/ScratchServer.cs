@@ -10,6 +10,8 @@ namespace Cairn.PostgreSql.Servers;
 /// A throwaway PostgreSQL server: initdb in a temp folder, a free port, a private socket folder,
 /// settings tuned for speed over durability. Stopped and removed on dispose, also after a failure.
 /// Tests, the demo and drills all use this one component. Runs as the postgres user when we are root.
+/// It may hold a full copy of production data, so only Cairn's own OS user and the server's user can
+/// reach it (<see cref="ServerAccess"/>): every folder 0700, socket 0700, peer authentication, no password.
 /// </summary>
 public sealed class ScratchServer : IAsyncDisposable
 {
@@ -37,7 +39,7 @@ public sealed class ScratchServer : IAsyncDisposable
 
     public const string Superuser = "postgres";
 
-    /// <summary>A libpq URI for this server over its socket (no password: trust authentication on the private socket).</summary>
+    /// <summary>A libpq URI for this server over its socket (no password: peer authentication on the private socket, for root or the postgres user).</summary>
     public string Url(string database = "postgres") => $"postgresql://{Superuser}@/{Uri.EscapeDataString(database)}?host={Uri.EscapeDataString(SocketDirectory)}&port={Port}";
 
     public string ConnectionString(string database = "postgres") => new NpgsqlConnectionStringBuilder
@@ -60,15 +62,21 @@ public sealed class ScratchServer : IAsyncDisposable
             throw new PgToolException($"no PostgreSQL server programs (initdb, pg_ctl, postgres) in {bin.Folder}; install the server package (Debian: apt-get install postgresql)");
         }
         var root = Path.Combine(Path.GetTempPath(), $"cairn-scratch-{Guid.NewGuid():N}"[..28]);
+        if (Path.Exists(root))
+        {
+            throw new PgToolException($"{root} already exists; refusing to start a scratch server in it");
+        }
         Directory.CreateDirectory(root);
+        ServerAccess.MakePrivate(root);
         Directory.CreateDirectory(Path.Combine(root, "sock"));
+        ServerAccess.MakePrivate(Path.Combine(root, "sock"));
         var server = new ScratchServer(bin, root, FreePort());
         try
         {
             PgProcess.GiveToServerUser(root);
             if (initFrom is null)
             {
-                var init = await PgProcess.RunAsync(bin["initdb"], ["-D", server.DataDirectory, "-U", Superuser, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], null, cancellationToken, asServerUser: true).ConfigureAwait(false);
+                var init = await PgProcess.RunAsync(bin["initdb"], ["-D", server.DataDirectory, "-U", Superuser, "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], null, cancellationToken, asServerUser: true).ConfigureAwait(false);
                 if (init.ExitCode != 0)
                 {
                     throw new PgToolException($"initdb failed: {PgProcess.Tail(init.StandardError)}");
@@ -77,7 +85,8 @@ public sealed class ScratchServer : IAsyncDisposable
             var conf = new Dictionary<string, string>
             {
                 ["listen_addresses"] = "''",
-                ["unix_socket_directories"] = $"'{server.SocketDirectory}'",
+                ["unix_socket_directories"] = ServerAccess.Setting(server.SocketDirectory),
+                ["unix_socket_permissions"] = "0700",
                 ["port"] = server.Port.ToString(CultureInfo.InvariantCulture),
                 ["fsync"] = "off",
                 ["synchronous_commit"] = "off",
@@ -95,6 +104,8 @@ public sealed class ScratchServer : IAsyncDisposable
             {
                 await File.AppendAllTextAsync(Path.Combine(server.DataDirectory, "postgresql.conf"),
                     "\n# Cairn scratch server\n" + string.Concat(conf.Select(p => $"{p.Key} = {p.Value}\n")), cancellationToken).ConfigureAwait(false);
+                await ServerAccess.WriteNewFileAsync(server.DataDirectory, "pg_hba.conf", ServerAccess.Hba, cancellationToken).ConfigureAwait(false);
+                await ServerAccess.WriteNewFileAsync(server.DataDirectory, "pg_ident.conf", ServerAccess.Ident(Superuser), cancellationToken).ConfigureAwait(false);
             }
             await server.StartProcessAsync(cancellationToken).ConfigureAwait(false);
             return server;
