@@ -18,9 +18,12 @@ public static class ServerAccess
     public static string Hba =>
         """
         # Written by Cairn: only the OS user running Cairn and the server's user, over the private socket (peer).
-        local   all   all                   peer map=cairn
-        host    all   all   127.0.0.1/32    scram-sha-256
-        host    all   all   ::1/128         scram-sha-256
+        local   all           all                   peer map=cairn
+        local   replication   all                   peer map=cairn
+        host    all           all   127.0.0.1/32    scram-sha-256
+        host    all           all   ::1/128         scram-sha-256
+        host    replication   all   127.0.0.1/32    scram-sha-256
+        host    replication   all   ::1/128         scram-sha-256
 
         """;
 
