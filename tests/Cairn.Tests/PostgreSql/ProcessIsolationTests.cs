@@ -115,4 +115,105 @@ public class ProcessIsolationTests(PostgresFixture pg)
         var left = Directory.EnumerateFileSystemEntries(tmp, "*", SearchOption.AllDirectories).ToList();
         Assert.True(left.Count == 0, "left in TMPDIR: " + string.Join(", ", left));
     }
+
+    [Fact]
+    public async Task Servers_started_from_a_physical_backup_are_private_and_hold_no_secret()
+    {
+        Assert.True(PgProcess.IsRoot, "this test needs root to try another OS user");
+        await using var c = await ArchivingCluster.StartAsync();
+        await c.Server.ExecuteAsync("CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+        var (code, json, err) = await c.Cli.RunAsync("backup", "app", "--physical", "--json");
+        Assert.True(code == 0, json + err);
+        await c.ArchiveAllAsync();
+        // In process, the secret would reach children only through this process's own environment.
+        const string Canary = "canary-new-passphrase-3c1d";
+        Environment.SetEnvironmentVariable("CAIRN_NEW_PASSPHRASE", Canary);
+        try
+        {
+            var target = c.Dir.File("restored");
+            var port = ScratchServer.FreePort();
+            (code, json, err) = await c.Cli.RunAsync("restore", "app", "--physical", "--to", target, "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
+            Assert.True(code == 0, json + err);
+            try
+            {
+                await AssertPrivateAsync(System.Text.Json.Nodes.JsonNode.Parse(json)!["socket"]!.GetValue<string>(), port, target, Canary);
+            }
+            finally
+            {
+                await c.StopRestoredAsync(target);
+            }
+
+            (code, var output, err) = await c.Cli.RunAsync("drill", "app", "--physical", "--keep");
+            Assert.True(code == 0, output + err);
+            var kept = System.Text.RegularExpressions.Regex.Match(err, @"host=([^&]+)&port=(\d+).*pg_ctl -D (\S+) stop, then remove (\S+)");
+            Assert.True(kept.Success, err);
+            try
+            {
+                await AssertPrivateAsync(kept.Groups[1].Value, int.Parse(kept.Groups[2].Value, CultureInfo.InvariantCulture), kept.Groups[3].Value, Canary);
+            }
+            finally
+            {
+                await c.StopRestoredAsync(kept.Groups[3].Value);
+                Directory.Delete(kept.Groups[4].Value, recursive: true);
+            }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("CAIRN_NEW_PASSPHRASE", null);
+        }
+    }
+
+    private static async Task AssertPrivateAsync(string socket, int port, string dataDirectory, string canary)
+    {
+        Assert.Equal(Private, File.GetUnixFileMode(socket));
+        Assert.Equal(Private, File.GetUnixFileMode(dataDirectory));
+        Assert.Equal("0700", await ArchivingCluster.ScalarAsync<string>(socket, port, "SHOW unix_socket_permissions"));
+        var psql = Path.Combine(PgBinaries.Find().Folder, "psql");
+        var nobody = await PgProcess.RunAsync("runuser", ["-u", "nobody", "--", psql, "-h", socket, "-p", port.ToString(CultureInfo.InvariantCulture), "-U", "postgres", "-d", "postgres", "-Atc", "SELECT 'in'"], null, default);
+        Assert.True(nobody.ExitCode != 0, "nobody connected: " + nobody.StandardOutput);
+        var postmaster = int.Parse((await File.ReadAllLinesAsync(Path.Combine(dataDirectory, "postmaster.pid")))[0], CultureInfo.InvariantCulture);
+        var environ = await File.ReadAllTextAsync($"/proc/{postmaster}/environ");
+        Assert.Contains("PATH=", environ, StringComparison.Ordinal);
+        Assert.DoesNotContain(canary, environ, StringComparison.Ordinal);
+        Assert.DoesNotContain("CAIRN_", environ, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Alert_commands_get_the_allow_list_not_the_secrets_of_the_process()
+    {
+        using var dir = new TempDir();
+        var sinks = Cairn.Operations.Monitoring.AlertSink.Parse(Cairn.Operations.Configuration.CairnConfig.Parse(
+            $"alerts:\n  - {{ type: command, run: \"cat /proc/$$/environ > {dir.File("alert.env")}\" }}\n", "c.yaml").Alerts, "c.yaml");
+        var now = DateTimeOffset.Parse("2026-12-01T00:00:00Z", CultureInfo.InvariantCulture);
+        var alerter = new Cairn.Operations.Monitoring.Alerter(dir.File("state.json"), new Microsoft.Extensions.Time.Testing.FakeTimeProvider(now), TimeSpan.FromHours(4)) { RetryDelay = TimeSpan.Zero };
+        Environment.SetEnvironmentVariable("CAIRN_PASSPHRASE", "canary-alert-passphrase");
+        Environment.SetEnvironmentVariable("PGPASSWORD", "canary-alert-pgpassword");
+        try
+        {
+            var deliveries = await alerter.ProcessAsync([new("app", "backup", Cairn.Operations.Monitoring.HealthState.Critical, "backup is late", 3600, now)], sinks, default);
+            Assert.True(Assert.Single(deliveries).Delivered);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("CAIRN_PASSPHRASE", null);
+            Environment.SetEnvironmentVariable("PGPASSWORD", null);
+        }
+        var environ = await File.ReadAllTextAsync(dir.File("alert.env"));
+        Assert.Contains("PATH=", environ, StringComparison.Ordinal);
+        Assert.DoesNotContain("canary-alert", environ, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Pgpassword_is_taken_from_the_environment_used_for_the_backup_and_never_passed_on()
+    {
+        await pg.Server.ExecuteAsync("DO $$ BEGIN CREATE ROLE pgpw_user LOGIN PASSWORD 'env-secret-77'; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+        var db = await pg.CreateDatabaseAsync("pgpw", "CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+        await pg.Server.ExecuteAsync($"ALTER DATABASE \"{db}\" OWNER TO pgpw_user; ALTER TABLE t OWNER TO pgpw_user", db);
+        using var dir = new TempDir();
+        var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["PGPASSWORD"] = "env-secret-77", ["TMPDIR"] = dir.Path };
+        Assert.Equal(0, (await CairnProcess.RunAsync(["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"], env)).Code);
+        var (code, output, err) = await CairnProcess.RunAsync(["backup", $"postgresql://pgpw_user@127.0.0.1:{pg.Server.Port}/{db}"], env);
+        Assert.True(code == 0, output + err);
+        Assert.Empty(Directory.EnumerateDirectories(dir.Path, "cairn-*"));
+    }
 }
