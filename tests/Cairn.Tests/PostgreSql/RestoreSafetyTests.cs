@@ -104,6 +104,38 @@ public class RestoreSafetyTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Role_settings_comments_and_memberships_are_restored_as_the_source_had_them()
+    {
+        var group = pg.NewName("grp");
+        var app = pg.NewName("app");
+        await pg.Server.ExecuteAsync($"""
+            CREATE ROLE {group} NOLOGIN; CREATE ROLE {app} LOGIN NOINHERIT CONNECTION LIMIT 3 VALID UNTIL '2031-01-02 03:04:05+00';
+            GRANT {group} TO {app} WITH ADMIN OPTION;
+            ALTER ROLE {app} SET search_path = "$user", public, "we ird";
+            ALTER ROLE {app} SET statement_timeout = '5s';
+            ALTER ROLE {app} SET session_preload_libraries = 'auto_explain';
+            COMMENT ON ROLE {app} IS 'it''s the app \ role';
+            """);
+        var db = await pg.CreateDatabaseAsync("settings", $"CREATE TABLE t (id int); ALTER TABLE t OWNER TO {app}; GRANT SELECT ON t TO {group}");
+        await pg.Server.ExecuteAsync($"ALTER ROLE {app} IN DATABASE \"{db}\" SET work_mem = '8MB'");
+        using var dir = new TempDir();
+        var cli = await RepoAsync(dir);
+        Assert.Equal(0, (await cli.RunAsync("backup", pg.Server.Url(db))).Code);
+
+        await using var target = await ScratchServer.StartAsync();
+        var (code, output, err) = await cli.RunAsync("restore", pg.Server.Url(db), "--to-database", "restored", "--on", target.Url(), "--json");
+        Assert.True(code == 0, output + err);
+        const string Role = "SELECT concat_ws(' ', rolcanlogin, rolinherit, rolconnlimit, rolvaliduntil AT TIME ZONE 'UTC', shobj_description(oid, 'pg_authid')) FROM pg_roles WHERE rolname = '{0}'";
+        Assert.Equal(await pg.Server.ScalarAsync<string>(string.Format(System.Globalization.CultureInfo.InvariantCulture, Role, app)), await target.ScalarAsync<string>(string.Format(System.Globalization.CultureInfo.InvariantCulture, Role, app)));
+        Assert.Equal(["search_path=\"$user\", public, \"we ird\"", "statement_timeout=5s"],
+            await target.ScalarAsync<string[]>($"SELECT setconfig FROM pg_db_role_setting WHERE setrole = '{app}'::regrole AND setdatabase = 0"));
+        Assert.Equal(["work_mem=8MB"], await target.ScalarAsync<string[]>($"SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE setrole = '{app}'::regrole AND d.datname = 'restored'"));
+        Assert.True(await target.ScalarAsync<bool>($"SELECT admin_option FROM pg_auth_members WHERE roleid = '{group}'::regrole AND member = '{app}'::regrole"));
+        var created = JsonNode.Parse(output)!["roles_created"]!.AsArray().Single(r => r!["name"]!.GetValue<string>() == app)!;
+        Assert.Contains("setting session_preload_libraries", created["withheld"]!.AsArray().Select(w => w!.GetValue<string>()));
+    }
+
+    [Fact]
     public async Task Restore_into_an_existing_empty_database_without_clean_is_refused_and_keeps_it()
     {
         var db = await pg.CreateDatabaseAsync("src", "CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
