@@ -52,7 +52,7 @@ internal static class DaemonCommand
             var state = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
             // Missed runs: the last slot since the previous successful run of this job (from the evidence log), run once.
             var evidence = Evidence.Open(ctx, ctx.RepositoryPathOrNull());
-            var entries = evidence.Exists ? evidence.ReadEntries(out _) : [];
+            var entries = Evidence.ReadVerified(ctx, evidence).Entries;
             foreach (var j in jobs)
             {
                 var kind = j.Job switch { "verify_live" => "verify", var k => k };

@@ -25,6 +25,14 @@ internal static class Evidence
         return new EvidenceLog(folder, ctx.Env("CAIRN_EVIDENCE_KEY") ?? ctx.Config.Evidence.SigningKey, ctx.Time);
     }
 
+    /// <summary>
+    /// The records monitoring and restores may act on (covered by a checkpoint that verifies) and the
+    /// finding about the log. The key: CAIRN_EVIDENCE_PUBLIC_KEY, else evidence.public_key in cairn.yaml,
+    /// else the signing key's public half, else evidence.pub.
+    /// </summary>
+    public static Cairn.Operations.Monitoring.EvidenceReading ReadVerified(CliContext ctx, EvidenceLog log)
+        => Cairn.Operations.Monitoring.EvidenceHealth.Read(log, ctx.Env("CAIRN_EVIDENCE_PUBLIC_KEY") ?? ctx.Config.Evidence.PublicKey);
+
     /// <summary>Records one event. Creates the log (and its signing key) the first time.</summary>
     public static Task<long> RecordAsync(CliContext ctx, string repository, string kind, string result, Dictionary<string, string> figures, CancellationToken cancellationToken,
         string? database = null, string? snapshot = null, long? durationMs = null, JsonArray? checks = null)
@@ -36,6 +44,14 @@ internal static class Evidence
             log.Init();
             ctx.Console.Info($"created the evidence log at {log.Folder} (signing key {log.SigningKeyPath}; keep a copy of it)");
         }
+        var (seq, _) = log.Append(NewRecord(repository, kind, result, figures, database, snapshot, durationMs, checks), ToolVersion);
+        return Task.FromResult(seq);
+    }
+
+    /// <summary>A record's common fields: kind, result, repository, actor, details (numbers stay numbers) and the optional ones.</summary>
+    public static JsonObject NewRecord(string repository, string kind, string result, Dictionary<string, string> figures,
+        string? database = null, string? snapshot = null, long? durationMs = null, JsonArray? checks = null)
+    {
         var details = new JsonObject();
         foreach (var (k, v) in figures.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -65,7 +81,6 @@ internal static class Evidence
         {
             record["checks"] = checks;
         }
-        var (seq, _) = log.Append(record, ToolVersion);
-        return Task.FromResult(seq);
+        return record;
     }
 }

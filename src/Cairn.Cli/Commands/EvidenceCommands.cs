@@ -235,9 +235,16 @@ internal static class EvidenceCommands
             Directory.CreateDirectory(dir);
             var checkpoint = File.ReadAllText(log.CheckpointPath);
             var cp = Checkpoint.Parse(SignedNote.Open(checkpoint, log.LoadPublicKey()));
-            if (cp.Size != leaves.Count)
+            var verified = LogVerifier.Verify(log, log.LoadPublicKey(), null);
+            if (!verified.Ok || cp.Size != leaves.Count)
             {
-                throw new EvidenceException($"the log holds {leaves.Count} records but its checkpoint {cp.Size}; run 'cairn evidence verify' first");
+                throw new EvidenceException($"the log does not verify ({string.Join("; ", verified.Problems.Take(3))}); nothing was exported. Run 'cairn evidence verify'");
+            }
+            // Pruned records are not exported; the signed statement that pruned them is, with its proof.
+            var statement = entries.LastOrDefault(e => e.Kind == "evidence-prune" && e.Record?["details"]?["pruned_below"]?.GetValue<long>() == verified.PrunedBelow);
+            if (verified.PrunedBelow > 0 && statement is not null && !selected.Contains(statement))
+            {
+                selected = [.. selected.Append(statement).OrderBy(e => e.Seq)];
             }
             File.WriteAllText(Path.Combine(dir, "records.jsonl"), string.Concat(selected.Select(e => e.Line + "\n")), new UTF8Encoding(false));
             var proofs = new JsonArray();
@@ -261,6 +268,10 @@ internal static class EvidenceCommands
             File.WriteAllText(Path.Combine(dir, "public-key.pem"), Ed25519Pem(key.PublicKey));
             File.WriteAllText(Path.Combine(dir, "VERIFYING.md"), VerifyingGuide(selected.Count, leaves.Count, key));
             File.WriteAllText(Path.Combine(dir, "verify.py"), VerifyPy);
+            if (verified.PrunedBelow > 0 && statement is not null)
+            {
+                File.WriteAllText(Path.Combine(dir, "pruning.json"), new JsonObject { ["pruned_below"] = verified.PrunedBelow, ["statement_seq"] = statement.Seq }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
             RecordRead(ctx, log, "export", $"{(selected.Count > 0 ? selected[0].Seq : 0)}..{(selected.Count > 0 ? selected[^1].Seq : -1)} ({p.GetValue(from) ?? "start"} to {p.GetValue(until) ?? "now"})");
             ctx.Console.Out.WriteLine($"exported {selected.Count} record(s) of {leaves.Count} with inclusion proofs to {dir}; see {Path.Combine(dir, "VERIFYING.md")}");
             return Task.FromResult(ExitCodes.Ok);
@@ -300,9 +311,11 @@ internal static class EvidenceCommands
         {
             var log = OpenExisting(ctx);
             var t = ParseTime(p.GetValue(before)) ?? throw new EvidenceException("--before needs a date");
-            var (segments, records) = log.Prune(t);
-            Evidence.RecordAsync(ctx, ctx.RepositoryPathOrNull() ?? log.Folder, "evidence-prune", "pass", new() { ["before"] = t.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), ["records"] = records.ToString(CultureInfo.InvariantCulture), ["segments"] = segments.ToString(CultureInfo.InvariantCulture) }, ct).GetAwaiter().GetResult();
-            ctx.Console.Out.WriteLine($"pruned the bodies of {records} record(s) in {segments} segment(s); their leaf hashes remain");
+            // The log signs its own "pruned below N" statement before any body goes (see docs/evidence.md).
+            var (segments, records) = log.Prune(t, Evidence.NewRecord(ctx.RepositoryPathOrNull() ?? log.Folder, "evidence-prune", "pass", []), Evidence.ToolVersion);
+            ctx.Console.Out.WriteLine(records == 0
+                ? "nothing to prune: no whole segment at the start of the log is older than that date"
+                : $"pruned the bodies of {records} record(s) in {segments} segment(s); their leaf hashes remain, and a signed evidence-prune record states it");
             return Task.FromResult(ExitCodes.Ok);
         });
         return cmd;
@@ -399,7 +412,15 @@ internal static class EvidenceCommands
         One record by hand: `head -1 records.jsonl | tr -d '\n' | (printf '\0'; cat) | sha256sum`
         gives its `leaf_hash` in proofs.json.
 
-        ## 3. Nothing was removed later
+        ## 3. Pruned records
+
+        Records older than the retention period may be pruned: their bodies are replaced by their leaf
+        hashes, which keeps the tree and its root. Pruning is itself a signed record: an `evidence-prune`
+        record whose `details.pruned_below` is N says "records below N may be leaf hashes only". When
+        `pruning.json` is present, it names N and that record (it is in `records.jsonl` with its proof);
+        `verify.py` checks it. A record at or above N without its body would be a hidden record.
+
+        ## 4. Nothing was removed later
 
         Keep this `checkpoint.txt`. Later, `cairn evidence verify --against checkpoint.txt` (or any RFC
         9162 consistency check) proves the log still extends it: no record was removed, edited or
@@ -430,10 +451,24 @@ internal static class EvidenceCommands
         proofs = json.load(open("proofs.json"))["proofs"]
         lines = open("records.jsonl", "rb").read().split(b"\n")[:-1]
         bad = 0
+        proven = {}
         for line, pr in zip(lines, proofs):
             leaf = hashlib.sha256(b"\x00" + line).digest()
             ok = leaf.hex() == pr["leaf_hash"] and root_from_path(leaf, pr["seq"], size, [bytes.fromhex(h) for h in pr["inclusion_proof"]]) == root
             print(("OK  " if ok else "BAD ") + str(pr["seq"]))
+            bad += not ok
+            if ok: proven[pr["seq"]] = line
+        # Pruning is part of the signed state: the statement must be a proven evidence-prune record saying so.
+        try:
+            pruning = json.load(open("pruning.json"))
+        except FileNotFoundError:
+            pruning = None
+        if pruning is not None:
+            line = proven.get(pruning["statement_seq"])
+            rec = json.loads(line) if line is not None else {}
+            ok = (rec.get("kind") == "evidence-prune" and rec.get("seq") == pruning["statement_seq"]
+                  and rec.get("details", {}).get("pruned_below") == pruning["pruned_below"] <= pruning["statement_seq"])
+            print(("OK  " if ok else "BAD ") + "pruning: records below %d were pruned by signed record %d" % (pruning["pruned_below"], pruning["statement_seq"]))
             bad += not ok
         sys.exit(1 if bad else 0)
         """;

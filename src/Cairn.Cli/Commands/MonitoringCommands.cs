@@ -30,7 +30,8 @@ internal static class MonitoringCommands
     {
         var config = ctx.Config;
         var log = Evidence.Open(ctx, ctx.RepositoryPathOrNull());
-        var entries = log.Exists ? log.ReadEntries(out _) : [];
+        var evidence = Evidence.ReadVerified(ctx, log);
+        var entries = evidence.Entries;
         var databases = only is not null ? [only] : config.Databases.Keys.ToList();
         if (databases.Count == 0)
         {
@@ -40,6 +41,7 @@ internal static class MonitoringCommands
         var findings = Freshness.Evaluate(entries, databases,
             db => config.Databases.TryGetValue(db, out var d) ? Thresholds.From(d.Monitoring, config.File ?? "cairn.yaml", db) : Thresholds.Default,
             now, expectDrills: true);
+        findings.AddRange(evidence.Findings);
         if (databases.Count == 0)
         {
             findings.Add(new HealthFinding("-", "config", HealthState.Unknown, "no databases configured and none on record; nothing to check", null, null));

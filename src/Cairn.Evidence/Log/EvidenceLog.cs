@@ -16,9 +16,11 @@ public sealed record LogEntry(long Seq, byte[] LeafHash, string? Line, JsonObjec
 {
     public bool Pruned => Line is null;
 
-    public DateTimeOffset? Time => Record?["time"]?.GetValue<string>() is { } t ? DateTimeOffset.Parse(t, CultureInfo.InvariantCulture) : null;
+    /// <summary>The record's time; null when pruned, missing or not a time (a hand-made line must not crash a reader).</summary>
+    public DateTimeOffset? Time => Record?["time"] is JsonValue v && v.GetValueKind() == JsonValueKind.String
+        && DateTimeOffset.TryParse(v.GetValue<string>(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : null;
 
-    public string? Kind => Record?["kind"]?.GetValue<string>();
+    public string? Kind => Record?["kind"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 }
 
 /// <summary>
@@ -120,8 +122,59 @@ public sealed class EvidenceLog
     }
 
     /// <summary>
+    /// The key readers verify with, and a problem when the folder's <c>evidence.pub</c> disagrees with it.
+    /// Someone who can write the folder can replace <c>evidence.pub</c> and sign a forged log with their
+    /// own key, so the anchor is, in order: a pinned verifier key file (<paramref name="pinnedPath"/>),
+    /// else the public half of the signing key when this host holds it, else <c>evidence.pub</c> itself.
+    /// </summary>
+    public (NoteKey Key, string? Problem) TrustedPublicKey(string? pinnedPath)
+    {
+        NoteKey? folderKey = null;
+        string? folderProblem = null;
+        try
+        {
+            folderKey = LoadPublicKey();
+        }
+        catch (EvidenceException e)
+        {
+            folderProblem = e.Message;
+        }
+        NoteKey? anchor = null;
+        string source;
+        if (pinnedPath is not null)
+        {
+            anchor = LoadPublicKey(pinnedPath);
+            source = $"the pinned key {pinnedPath}";
+        }
+        else
+        {
+            source = $"the signing key {SigningKeyPath}";
+            try
+            {
+                if (File.Exists(SigningKeyPath))
+                {
+                    anchor = NoteKey.ParseVerifier(NoteKey.ParseSigner(File.ReadAllText(SigningKeyPath)).VerifierKey);
+                }
+            }
+            catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException)
+            {
+                // Not readable here (a monitoring host without the key): fall back to the folder's key.
+            }
+        }
+        if (anchor is null)
+        {
+            return (folderKey ?? throw new EvidenceException(folderProblem ?? $"no verifier key for {Folder}"), null);
+        }
+        return folderKey is not null && folderKey.VerifierKey == anchor.VerifierKey
+            ? (anchor, null)
+            : (anchor, $"the verifier key {PublicKeyPath} is not the one of {source} (replaced or damaged); records were checked with the latter");
+    }
+
+    /// <summary>
     /// Appends one record: assigns seq, time, tool and host, writes it as one canonical line, fsyncs,
-    /// and signs a new checkpoint. A truncated last line from a crash is removed first.
+    /// and signs a new checkpoint. A truncated last line from a crash is removed first. The log must
+    /// still match its signed checkpoint (else nothing is appended: signing over an edited log would
+    /// launder the edit), and lines after the checkpoint are set aside first (see <see cref="SignedEntries"/>).
     /// </summary>
     public (long Seq, string Line) Append(JsonObject record, string tool)
     {
@@ -132,7 +185,13 @@ public sealed class EvidenceLog
         var key = LoadSigningKey();
         using var l = AcquireLock();
         RepairTail();
-        var entries = ReadEntries(out _);
+        var entries = SignedEntries(key, tool);
+        return AppendLocked(key, entries, record, tool);
+    }
+
+    /// <summary>Appends under the lock to <paramref name="entries"/> (the log as it stands, extended in place) and signs.</summary>
+    private (long Seq, string Line) AppendLocked(NoteKey key, List<LogEntry> entries, JsonObject record, string tool)
+    {
         var seq = entries.Count;
         var now = _time.GetUtcNow().ToUniversalTime();
         record["seq"] = seq;
@@ -151,9 +210,137 @@ public sealed class EvidenceLog
             fs.Write(bytes);
             fs.Flush(flushToDisk: true);
         }
-        var leaves = entries.Select(e => e.LeafHash).Append(MerkleTree.LeafHash(Encoding.UTF8.GetBytes(line))).ToList();
-        WriteCheckpoint(key, leaves, Origin);
+        var leaf = MerkleTree.LeafHash(Encoding.UTF8.GetBytes(line));
+        entries.Add(new LogEntry(seq, leaf, line, record, Path.GetFileName(segment)));
+        WriteCheckpoint(key, [.. entries.Select(e => e.LeafHash)], Origin);
         return (seq, line);
+    }
+
+    /// <summary>
+    /// The entries the signed checkpoint covers, read under the lock before an append or a prune. Refuses
+    /// (<see cref="EvidenceException"/>) when the covered records no longer hash to the signed root.
+    /// Lines after the checkpoint were written without a signature: every append signs before it releases
+    /// the lock, so they are forged or left by a crash between the two writes. They are moved to
+    /// <c>log/&lt;seq&gt;.unsigned-&lt;unix time&gt;</c> and an <c>evidence-repair</c> record says so.
+    /// </summary>
+    private List<LogEntry> SignedEntries(NoteKey key, string tool)
+    {
+        var entries = ReadEntries(out _);
+        if (!File.Exists(CheckpointPath))
+        {
+            if (entries.Count == 0)
+            {
+                return entries;
+            }
+            throw new EvidenceException($"the evidence log {Folder} holds {entries.Count} record(s) but no checkpoint; refusing to sign over records nobody signed. Run 'cairn evidence verify' and restore the checkpoint from a copy");
+        }
+        Checkpoint cp;
+        try
+        {
+            cp = Checkpoint.Parse(SignedNote.Open(ReadCheckpointFile(CheckpointPath), key));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new EvidenceException($"the checkpoint of the evidence log {Folder} is not signed by its key ({e.Message}); refusing to append. Run 'cairn evidence verify'", e);
+        }
+        if (cp.Size > entries.Count)
+        {
+            throw new EvidenceException($"the signed checkpoint of the evidence log {Folder} covers {cp.Size} record(s) but the log holds {entries.Count}: records were removed. Nothing was appended; run 'cairn evidence verify' and restore the log from a copy");
+        }
+        if (!MerkleTree.Root([.. entries.Take((int)cp.Size).Select(e => e.LeafHash)]).AsSpan().SequenceEqual(cp.Root))
+        {
+            throw new EvidenceException($"the evidence log {Folder} no longer matches its signed checkpoint (a record was edited, removed, inserted or reordered); refusing to sign over it. Nothing was appended; run 'cairn evidence verify' and keep the folder as it is for the investigation");
+        }
+        if (entries.Count == cp.Size)
+        {
+            return entries;
+        }
+        var (file, count, sha) = SetAside(entries, (int)cp.Size);
+        entries.RemoveRange((int)cp.Size, entries.Count - (int)cp.Size);
+        AppendLocked(key, entries, new JsonObject
+        {
+            ["kind"] = "evidence-repair",
+            ["result"] = "fail",
+            ["actor"] = Environment.UserName,
+            ["details"] = new JsonObject
+            {
+                ["unsigned_records"] = count,
+                ["first_seq"] = cp.Size,
+                ["set_aside"] = file,
+                ["set_aside_sha256"] = sha,
+                ["reason"] = "lines after the signed checkpoint: forged without the signing key, or a crash between writing a record and signing it",
+            },
+        }, tool);
+        return entries;
+    }
+
+    /// <summary>Moves the lines of entries from <paramref name="size"/> on into one file beside the segments; returns its name, the count and its SHA-256.</summary>
+    private (string File, int Count, string Sha256) SetAside(List<LogEntry> entries, int size)
+    {
+        var tail = entries.Skip(size).ToList();
+        if (tail.Any(e => e.Pruned))
+        {
+            throw new EvidenceException($"the evidence log {Folder} has leaf-hash-only records after its signed checkpoint; refusing to append. Run 'cairn evidence verify'");
+        }
+        var aside = new MemoryStream();
+        var cuts = new List<(string Path, int Offset)>();
+        foreach (var group in tail.GroupBy(e => e.Segment))
+        {
+            var path = Path.Combine(LogFolder, group.Key);
+            var bytes = File.ReadAllBytes(path);
+            var skip = group.First().Seq - entries.First(e => e.Segment == group.Key).Seq;
+            var offset = 0;
+            for (var i = 0; i < skip; i++)
+            {
+                offset = Array.IndexOf(bytes, (byte)'\n', offset) + 1;
+            }
+            aside.Write(bytes, offset, bytes.Length - offset);
+            cuts.Add((path, offset));
+        }
+        var name = $"{size:D12}.unsigned-{_time.GetUtcNow().ToUnixTimeSeconds()}";
+        var content = aside.ToArray();
+        // The copy is on disk before anything is cut, so a crash loses no line.
+        using (var fs = new FileStream(Path.Combine(LogFolder, name), FileMode.CreateNew, FileAccess.Write))
+        {
+            fs.Write(content);
+            fs.Flush(flushToDisk: true);
+        }
+        foreach (var (path, offset) in cuts)
+        {
+            if (offset == 0)
+            {
+                File.Delete(path);
+                continue;
+            }
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Write);
+            fs.SetLength(offset);
+            fs.Flush(flushToDisk: true);
+        }
+        return (name, tail.Count, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(content)));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="read"/> while holding the append lock, so a reader never sees a record whose
+    /// checkpoint is still being written. A folder this process cannot write (an auditor's read-only
+    /// copy) is read without the lock.
+    /// </summary>
+    public T ReadConsistent<T>(Func<T> read)
+    {
+        IDisposable? l = null;
+        try
+        {
+            l = AcquireLock();
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        catch (IOException)
+        {
+        }
+        using (l)
+        {
+            return read();
+        }
     }
 
     /// <summary>All entries in log order. <paramref name="problems"/> lists lines that are not valid canonical records.</summary>
@@ -237,32 +424,64 @@ public sealed class EvidenceLog
         }
     }
 
-    /// <summary>Replaces the bodies of records older than <paramref name="before"/> with their leaf hashes, a whole segment at a time.</summary>
-    public (int Segments, int Records) Prune(DateTimeOffset before)
+    /// <summary>
+    /// Replaces the bodies of old records with their leaf hashes, a whole segment at a time, and only a
+    /// prefix of the log: it stops at the first segment holding a record at or after <paramref name="before"/>
+    /// (or one without a readable time). Before any body goes, it appends and signs an
+    /// <c>evidence-prune</c> record (<paramref name="statement"/> plus kind, result and details) stating
+    /// <c>pruned_below</c> = N: verification accepts leaf-hash-only records only below the highest such
+    /// signed N. A crash after the statement leaves bodies that may go, which is harmless.
+    /// </summary>
+    public (int Segments, int Records) Prune(DateTimeOffset before, JsonObject statement, string tool)
     {
         var oldest = _time.GetUtcNow().AddYears(-1);
         if (before > oldest)
         {
             throw new EvidenceException($"refusing to prune records younger than one year: --before must be on or before {oldest:yyyy-MM-dd}");
         }
+        var key = LoadSigningKey();
         using var l = AcquireLock();
-        var entries = ReadEntries(out _);
-        var segments = 0;
-        var records = 0;
-        foreach (var group in entries.Where(e => !e.Pruned).GroupBy(e => e.Segment))
+        RepairTail();
+        var entries = SignedEntries(key, tool);
+        var groups = new List<List<LogEntry>>();
+        long prunedBelow = 0;
+        foreach (var group in entries.GroupBy(e => e.Segment))
         {
-            if (group.Any(e => e.Time is null || e.Time >= before))
+            if (group.All(e => e.Pruned))
             {
+                prunedBelow = group.Last().Seq + 1;
                 continue;
             }
-            var jsonl = Path.Combine(LogFolder, group.Key);
+            if (group.Any(e => e.Pruned || e.Time is null || e.Time >= before))
+            {
+                break;
+            }
+            groups.Add([.. group]);
+            prunedBelow = group.Last().Seq + 1;
+        }
+        if (groups.Count == 0)
+        {
+            return (0, 0);
+        }
+        var records = groups.Sum(g => g.Count);
+        statement["kind"] = "evidence-prune";
+        statement["result"] = "pass";
+        statement["details"] = new JsonObject
+        {
+            ["before"] = before.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+            ["pruned_below"] = prunedBelow,
+            ["records"] = records,
+            ["segments"] = groups.Count,
+        };
+        AppendLocked(key, entries, statement, tool);
+        foreach (var group in groups)
+        {
+            var jsonl = Path.Combine(LogFolder, group[0].Segment);
             var leaves = Path.ChangeExtension(jsonl, ".leaves");
             WriteAtomic(leaves, string.Concat(group.Select(e => Convert.ToHexStringLower(e.LeafHash) + "\n")), privateFile: false);
             File.Delete(jsonl);
-            segments++;
-            records += group.Count();
         }
-        return (segments, records);
+        return (groups.Count, records);
     }
 
     private void RepairTail()

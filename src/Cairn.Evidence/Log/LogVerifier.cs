@@ -1,27 +1,60 @@
+using System.Globalization;
+using System.Text.Json;
 using Cairn.Evidence.Merkle;
 using Cairn.Evidence.Notes;
 
 namespace Cairn.Evidence.Log;
 
 /// <summary>What <c>evidence verify</c> found. <see cref="Ok"/> only when there are no problems.</summary>
-public sealed record VerifyResult(long Records, long Pruned, string RootBase64, long CheckpointSize, IReadOnlyList<string> Problems, bool AgainstChecked)
+public sealed record VerifyResult(long Records, long Pruned, string RootBase64, long CheckpointSize, IReadOnlyList<string> Problems, bool AgainstChecked, long PrunedBelow = 0)
 {
     public bool Ok => Problems.Count == 0;
 }
 
 /// <summary>
-/// Recomputes the tree from the records and checks it against the signed checkpoint, and optionally
-/// that the log still extends an earlier checkpoint (no rollback, no rewrite). Needs only the log
-/// folder and the public key; no repository, no passphrase.
+/// The records a reader may act on: those a checkpoint signed by the log's key covers, whose bodies
+/// hash to its root. <see cref="Problems"/> says why anything else was left out (empty when the whole
+/// log verifies). Records after the newest checkpoint are never included: every append signs before it
+/// releases the lock, so such a record was forged or left by a crash between writing and signing.
+/// </summary>
+public sealed record VerifiedRecords(IReadOnlyList<LogEntry> Entries, IReadOnlyList<string> Problems, long TotalRecords)
+{
+    public static readonly VerifiedRecords Empty = new([], [], 0);
+
+    public bool Ok => Problems.Count == 0;
+}
+
+/// <summary>
+/// Recomputes the tree from the records and checks it against the signed checkpoint, that every
+/// leaf-hash-only record lies below a signed <c>evidence-prune</c> statement, and optionally that the
+/// log still extends an earlier checkpoint (no rollback, no rewrite). Needs only the log folder and the
+/// public key; no repository, no passphrase.
 /// </summary>
 public static class LogVerifier
 {
+    /// <summary>Most problems of one kind listed one by one; the rest are counted.</summary>
+    private const int ListedHidden = 20;
+
     public static VerifyResult Verify(EvidenceLog log, NoteKey publicKey, string? againstCheckpoint)
+        => log.ReadConsistent(() => Analyse(log, publicKey, againstCheckpoint)).Result;
+
+    /// <summary>Only the records covered by a checkpoint that verifies with <paramref name="publicKey"/>, and the problems found.</summary>
+    public static VerifiedRecords ReadVerified(EvidenceLog log, NoteKey publicKey)
+    {
+        var a = log.ReadConsistent(() => Analyse(log, publicKey, null));
+        return new VerifiedRecords(a.Trusted, a.Result.Problems, a.Result.Records);
+    }
+
+    private sealed record Analysis(VerifyResult Result, List<LogEntry> Trusted);
+
+    private static Analysis Analyse(EvidenceLog log, NoteKey publicKey, string? againstCheckpoint)
     {
         var entries = log.ReadEntries(out var problems);
         var leaves = entries.Select(e => e.LeafHash).ToList();
         var root = MerkleTree.Root(leaves);
         long cpSize = -1;
+        long trusted = 0;
+        var newestVerifies = false;
         if (!File.Exists(log.CheckpointPath))
         {
             problems.Add("the checkpoint file is missing");
@@ -30,20 +63,28 @@ public static class LogVerifier
         {
             try
             {
-                var text = SignedNote.Open(EvidenceLog.ReadCheckpointFile(log.CheckpointPath), publicKey);
-                var cp = Checkpoint.Parse(text);
+                var cp = Checkpoint.Parse(SignedNote.Open(EvidenceLog.ReadCheckpointFile(log.CheckpointPath), publicKey));
                 cpSize = cp.Size;
                 if (cp.Origin != log.Origin)
                 {
                     problems.Add($"the checkpoint's origin '{cp.Origin}' is not this log's '{log.Origin}'");
                 }
-                if (cp.Size != leaves.Count)
+                else if (cp.Size > leaves.Count)
                 {
-                    problems.Add($"the checkpoint covers {cp.Size} records but the log holds {leaves.Count} (records were removed or added after signing)");
+                    problems.Add($"the checkpoint covers {cp.Size} records but the log holds {leaves.Count} (records were removed after signing)");
                 }
-                else if (!cp.Root.AsSpan().SequenceEqual(root))
+                else if (!PrefixRoot(leaves, cp.Size, root).AsSpan().SequenceEqual(cp.Root))
                 {
                     problems.Add("the records do not hash to the signed root: a record was edited, removed, inserted or reordered");
+                }
+                else
+                {
+                    trusted = cp.Size;
+                    newestVerifies = true;
+                }
+                if (cp.Size < leaves.Count)
+                {
+                    problems.Add($"{Records(cp.Size, leaves.Count - 1)} not covered by the signed checkpoint of {cp.Size} (appended without the signing key, or a crash between writing and signing; the next append sets them aside)");
                 }
             }
             catch (InvalidDataException e)
@@ -51,6 +92,24 @@ public static class LogVerifier
                 problems.Add($"checkpoint: {e.Message}");
             }
         }
+        if (!newestVerifies)
+        {
+            // The daily copies may still vouch for an older prefix: a reader can act on those records.
+            trusted = OlderVerifiedPrefix(log, publicKey, leaves);
+        }
+
+        // Leaf-hash-only records are accepted only below a signed statement that says they were pruned.
+        var prunedBelow = entries.Take((int)trusted).Select(e => PrunedBelow(e)).DefaultIfEmpty(0).Max();
+        var hidden = entries.Where(e => e.Pruned && e.Seq >= prunedBelow).ToList();
+        foreach (var e in hidden.Take(ListedHidden))
+        {
+            problems.Add($"record {e.Seq} ({e.Segment}) is only a leaf hash: its body was removed, but no signed evidence-prune record covers it (signed prunes cover records below {prunedBelow}); a record was hidden");
+        }
+        if (hidden.Count > ListedHidden)
+        {
+            problems.Add($"{hidden.Count - ListedHidden} more record(s) up to {hidden[^1].Seq} are leaf hashes that no signed prune covers");
+        }
+
         var against = false;
         if (againstCheckpoint is not null)
         {
@@ -76,6 +135,56 @@ public static class LogVerifier
                 problems.Add($"earlier checkpoint {againstCheckpoint}: {e.Message}");
             }
         }
-        return new VerifyResult(leaves.Count, entries.Count(e => e.Pruned), Convert.ToBase64String(root), cpSize, problems, against);
+        var result = new VerifyResult(leaves.Count, entries.Count(e => e.Pruned), Convert.ToBase64String(root), cpSize, problems, against, prunedBelow);
+        return new Analysis(result, [.. entries.Take((int)trusted).Where(e => !e.Pruned)]);
     }
+
+    /// <summary>The <c>pruned_below</c> a signed <c>evidence-prune</c> record states (0 for any other record). A statement never covers itself.</summary>
+    private static long PrunedBelow(LogEntry e)
+    {
+        if (e.Kind != "evidence-prune" || e.Record?["details"]?["pruned_below"] is not { } n || n.GetValueKind() != JsonValueKind.Number)
+        {
+            return 0;
+        }
+        return n.AsValue().TryGetValue<long>(out var below) && below >= 0 && below <= e.Seq ? below : 0;
+    }
+
+    private static long OlderVerifiedPrefix(EvidenceLog log, NoteKey publicKey, List<byte[]> leaves)
+    {
+        var folder = Path.Combine(log.Folder, "checkpoints");
+        if (!Directory.Exists(folder))
+        {
+            return 0;
+        }
+        var sizes = new List<Checkpoint>();
+        foreach (var file in Directory.EnumerateFiles(folder, "*.txt"))
+        {
+            try
+            {
+                var cp = Checkpoint.Parse(SignedNote.Open(EvidenceLog.ReadCheckpointFile(file), publicKey));
+                if (cp.Origin == log.Origin && cp.Size <= leaves.Count)
+                {
+                    sizes.Add(cp);
+                }
+            }
+            catch (Exception e) when (e is InvalidDataException or EvidenceException)
+            {
+                // A damaged or foreign copy vouches for nothing.
+            }
+        }
+        foreach (var cp in sizes.OrderByDescending(c => c.Size))
+        {
+            if (MerkleTree.Root([.. leaves.Take((int)cp.Size)]).AsSpan().SequenceEqual(cp.Root))
+            {
+                return cp.Size;
+            }
+        }
+        return 0;
+    }
+
+    private static byte[] PrefixRoot(List<byte[]> leaves, long size, byte[] fullRoot)
+        => size == leaves.Count ? fullRoot : MerkleTree.Root([.. leaves.Take((int)size)]);
+
+    private static string Records(long first, long last)
+        => first == last ? $"record {first} is" : string.Create(CultureInfo.InvariantCulture, $"records {first} to {last} are");
 }

@@ -33,7 +33,8 @@ public sealed record DatabaseConfig
     public YamlMappingNode? Monitoring { get; init; }
 }
 
-public sealed record EvidenceConfig(string? Path, string? SigningKey, bool MirrorTable);
+/// <summary>The evidence section. <see cref="PublicKey"/> pins the verifier key file monitoring checks the log with.</summary>
+public sealed record EvidenceConfig(string? Path, string? SigningKey, bool MirrorTable, string? PublicKey = null);
 
 /// <summary>
 /// cairn.yaml: the path comes from --config, CAIRN_CONFIG, else ./cairn.yaml. Secrets are never in
@@ -54,7 +55,7 @@ public sealed record CairnConfig
     private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "daemon"];
     private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "physical"];
     private static readonly HashSet<string> RetentionKeys = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within"];
-    private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table"];
+    private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table", "public_key"];
 
     public static CairnConfig Load(string path)
     {
@@ -148,7 +149,7 @@ public sealed record CairnConfig
         {
             var em = ctx.Mapping(en, "evidence");
             ctx.CheckKeys(em, EvidenceKeys, "evidence.");
-            evidence = new EvidenceConfig(Resolve(ctx.OptString(em, "path", "evidence")), Resolve(ctx.OptString(em, "signing_key", "evidence")), ctx.OptBool(em, "mirror_table", "evidence") ?? false);
+            evidence = new EvidenceConfig(Resolve(ctx.OptString(em, "path", "evidence")), Resolve(ctx.OptString(em, "signing_key", "evidence")), ctx.OptBool(em, "mirror_table", "evidence") ?? false, Resolve(ctx.OptString(em, "public_key", "evidence")));
         }
         return new CairnConfig
         {

@@ -76,7 +76,11 @@ public static class Metrics
         {
             Add("cairn_repository_stale_locks", "gauge", "Stale repository locks (left by dead processes)", "", sl);
         }
-        Add("cairn_evidence_records_total", "counter", "Records in the evidence log", "", entries.Count);
+        Add("cairn_evidence_records_total", "counter", "Records in the evidence log that a signed checkpoint covers (the only ones these metrics count)", "", entries.Count);
+        if (findings.FirstOrDefault(f => f.Aspect == EvidenceHealth.Aspect) is { } ev)
+        {
+            Add("cairn_evidence_verified", "gauge", "1 when the evidence log verifies against its signed checkpoint", "", ev.State == HealthState.Ok ? 1 : 0);
+        }
         foreach (var (name, (type, help, lines)) in families)
         {
             sb.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n");

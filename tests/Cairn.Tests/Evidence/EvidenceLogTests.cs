@@ -215,16 +215,17 @@ public class EvidenceLogTests
     {
         var (log, dir, clock) = NewLog(3);
         using var _d = dir;
-        Assert.Throws<EvidenceException>(() => log.Prune(Start.AddMonths(1)));
+        Assert.Throws<EvidenceException>(() => log.Prune(Start.AddMonths(1), new JsonObject(), "t"));
         clock.Advance(TimeSpan.FromDays(400));
         log.Append(new JsonObject { ["kind"] = "backup", ["result"] = "pass" }, "t");
-        var (segments, records) = log.Prune(Start.AddDays(35));
+        var (segments, records) = log.Prune(Start.AddDays(35), new JsonObject(), "t");
         Assert.Equal(1, segments);
         Assert.Equal(3, records);
         var r = Verify(log);
         Assert.True(r.Ok, string.Join("; ", r.Problems));
         Assert.Equal(3, r.Pruned);
-        Assert.Equal(4, r.Records);
+        Assert.Equal(5, r.Records); // three pruned, one backup, the signed evidence-prune statement
+        Assert.Equal(3, r.PrunedBelow);
     }
 
     [Fact]
