@@ -91,7 +91,9 @@ public sealed class CliContext(CliConsole console, TimeProvider time, Func<strin
         {
             throw new RepositoryException(ErrorKind.NotFound, $"no repository at {storage.Location}; create one with 'cairn init --repo {storage.Location}' or check --repo / CAIRN_REPOSITORY");
         }
-        return await Repository.Repository.OpenAsync(storage, Passphrase(), Time, cancellationToken).ConfigureAwait(false);
+        var repo = await Repository.Repository.OpenAsync(storage, Passphrase(), Time, cancellationToken).ConfigureAwait(false);
+        repo.StaleLocksRemoved = (removal, ct) => Commands.Evidence.RecordLockRemovalAsync(this, storage.Location, removal, ct);
+        return repo;
     }
 
     private string ReadSecret(string variable, string what, bool confirm)

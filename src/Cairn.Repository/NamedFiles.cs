@@ -47,19 +47,22 @@ public static class NamedFiles
         return await StoreAsync(repo, name, key, exists, hash, sealedBytes, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Publishes with the storage's create-only put, so of two archivers racing on one name exactly one
+    /// stores; the other (and any later put) compares content: identical is success, different is refused.
+    /// </summary>
     private static async Task<NamedPutResult> StoreAsync(Repository repo, string name, StorageKey key, bool exists, byte[] hash, byte[]? sealedBytes, CancellationToken ct)
     {
-        if (exists)
+        if (!exists && await repo.Storage.PutIfAbsentAsync(key, sealedBytes!, ct).ConfigureAwait(false))
         {
-            var existing = await GetWithHashAsync(repo, name, ct).ConfigureAwait(false);
-            if (existing.Hash.AsSpan().SequenceEqual(hash))
-            {
-                return NamedPutResult.AlreadyStoredIdentical;
-            }
-            throw new RepositoryException(ErrorKind.AlreadyExists, $"{name} is already archived with different content; refusing to overwrite it (PostgreSQL must not archive a different file under the same name: check for two servers archiving into the same place)");
+            return NamedPutResult.Stored;
         }
-        await repo.Storage.PutAsync(key, sealedBytes!, ct).ConfigureAwait(false);
-        return NamedPutResult.Stored;
+        var existing = await GetWithHashAsync(repo, name, ct).ConfigureAwait(false);
+        if (existing.Hash.AsSpan().SequenceEqual(hash))
+        {
+            return NamedPutResult.AlreadyStoredIdentical;
+        }
+        throw new RepositoryException(ErrorKind.AlreadyExists, $"{name} is already archived with different content; refusing to overwrite it (PostgreSQL must not archive a different file under the same name: check for two servers archiving into the same place)");
     }
 
     private delegate ReadOnlySpan<byte> SpanSource();

@@ -22,6 +22,9 @@ public sealed class Repository : IDisposable
     private readonly ConcurrentDictionary<ContentId, BlobLocation> _index = new();
     private readonly HashSet<string> _indexFiles = [];
 
+    /// <summary>Every index name listed at the last load, damaged ones included: what <see cref="RefreshIndexAsync"/> compares.</summary>
+    private readonly HashSet<string> _indexListed = new(StringComparer.Ordinal);
+
     private Repository(IStorage storage, TimeProvider time, RepositoryConfig config, KeyMaterial keys, string keyId)
     {
         Storage = storage;
@@ -199,8 +202,10 @@ public sealed class Repository : IDisposable
     {
         _index.Clear();
         _indexFiles.Clear();
+        _indexListed.Clear();
         await foreach (var o in Storage.ListAsync(ObjectKind.Index, cancellationToken).ConfigureAwait(false))
         {
+            _indexListed.Add(o.Key.Name);
             IndexFile file;
             try
             {
@@ -274,8 +279,49 @@ public sealed class Repository : IDisposable
         }
     }
 
-    public Task<RepositoryLock> LockAsync(bool exclusive, string operation, CancellationToken cancellationToken)
-        => RepositoryLock.AcquireAsync(Storage, Time, exclusive, operation, cancellationToken);
+    /// <summary>
+    /// Called when taking a lock removed locks of provably dead processes, so the caller can put that on
+    /// record (the repository knows nothing of the evidence log).
+    /// </summary>
+    public Func<StaleLockRemoval, CancellationToken, Task>? StaleLocksRemoved { get; set; }
+
+    /// <summary>
+    /// Takes a repository lock, then makes the in-memory index current: the index was loaded when the
+    /// repository was opened, before the lock, and a prune that ran in between may have deleted packs it
+    /// lists. Deduplicating against those would commit a backup that references missing blobs.
+    /// </summary>
+    public async Task<RepositoryLock> LockAsync(bool exclusive, string operation, CancellationToken cancellationToken)
+    {
+        var l = await RepositoryLock.AcquireAsync(Storage, Time, exclusive, operation, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (l.RemovedStale.Count > 0 && StaleLocksRemoved is { } report)
+            {
+                await report(new StaleLockRemoval(l.RemovedStale, operation), cancellationToken).ConfigureAwait(false);
+            }
+            await RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
+            return l;
+        }
+        catch
+        {
+            await l.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Reloads the index when the set of index objects changed since it was loaded (indexes are immutable, so equal names mean equal content).</summary>
+    public async Task RefreshIndexAsync(CancellationToken cancellationToken)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var o in Storage.ListAsync(ObjectKind.Index, cancellationToken).ConfigureAwait(false))
+        {
+            names.Add(o.Key.Name);
+        }
+        if (!names.SetEquals(_indexListed))
+        {
+            await LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>Starts writing a new backup. The caller holds a shared lock until <see cref="ItemWriter.CommitAsync"/> returns.</summary>
     public ItemWriter BeginWrite(RepositoryOptions? options = null) => new(this, options ?? new RepositoryOptions());

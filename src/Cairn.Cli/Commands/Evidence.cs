@@ -48,6 +48,29 @@ internal static class Evidence
         return Task.FromResult(seq);
     }
 
+    /// <summary>Puts each lock a command removed on record (kind <c>lock-removed</c>) and says so on stderr.</summary>
+    public static async Task RecordLockRemovalAsync(CliContext ctx, string repository, Cairn.Repository.Locks.StaleLockRemoval removal, CancellationToken cancellationToken, bool announce = true)
+    {
+        foreach (var l in removal.Removed)
+        {
+            if (announce)
+            {
+                ctx.Console.Error.WriteLine($"cairn: removed the lock {l.Id[..Math.Min(8, l.Id.Length)]} of {l.Data.Operation} (pid {l.Data.Pid} on {l.Data.Host}): {l.StaleReason}");
+            }
+            await RecordAsync(ctx, repository, "lock-removed", "pass", new()
+            {
+                ["lock"] = l.Id,
+                ["operation"] = l.Data.Operation,
+                ["pid"] = l.Data.Pid.ToString(CultureInfo.InvariantCulture),
+                ["host"] = l.Data.Host,
+                ["exclusive"] = l.Data.Exclusive ? "yes" : "no",
+                ["created"] = l.Data.Created.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+                ["reason"] = l.StaleReason ?? "",
+                ["removed_by"] = removal.RemovedBy,
+            }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>A record's common fields: kind, result, repository, actor, details (numbers stay numbers) and the optional ones.</summary>
     public static JsonObject NewRecord(string repository, string kind, string result, Dictionary<string, string> figures,
         string? database = null, string? snapshot = null, long? durationMs = null, JsonArray? checks = null)

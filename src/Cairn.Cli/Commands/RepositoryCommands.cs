@@ -455,6 +455,10 @@ internal static class RepositoryCommands
             var storage = ctx.Storage(p.GetValue(CommandRunner.Repo));
             var before = await RepositoryLock.ListAsync(storage, ctx.Time, ct).ConfigureAwait(false);
             var removed = await RepositoryLock.RemoveAsync(storage, ctx.Time, p.GetValue(force), ct).ConfigureAwait(false);
+            if (removed.Count > 0)
+            {
+                await Evidence.RecordLockRemovalAsync(ctx, storage.Location, new StaleLockRemoval(removed, p.GetValue(force) ? "unlock --force" : "unlock"), ct, announce: false).ConfigureAwait(false);
+            }
             if (p.GetValue(CommandRunner.Json))
             {
                 var rows = before.Select(l => new LockRow(l.Id, l.Data.Host, l.Data.Pid, l.Data.Exclusive, l.Data.Operation, l.Data.Created, l.Data.Refreshed, l.IsStale, l.StaleReason)).ToList();

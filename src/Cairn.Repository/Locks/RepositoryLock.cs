@@ -16,8 +16,16 @@ public sealed record LockData
     public string Operation { get; init; } = "";
 }
 
-/// <summary>A lock found in the repository, with the verdict on whether its holder is still alive.</summary>
-public sealed record LockInfo(string Id, LockData Data, bool IsStale, string? StaleReason);
+/// <summary>
+/// A lock found in the repository, with the verdict on its holder. <see cref="ProvablyDead"/>: the holder
+/// ran on this host and is gone (pid gone, exited, or reused by a process that started later); such a
+/// lock is removed by the next process that takes a lock. Other stale locks (another host not
+/// refreshing, an unreadable lock file) need <c>cairn unlock</c>.
+/// </summary>
+public sealed record LockInfo(string Id, LockData Data, bool IsStale, string? StaleReason, bool ProvablyDead = false);
+
+/// <summary>Locks of dead processes that acquiring a lock removed; the caller records them (e.g. as evidence).</summary>
+public sealed record StaleLockRemoval(IReadOnlyList<LockInfo> Removed, string RemovedBy);
 
 /// <summary>
 /// Shared/exclusive repository locks with stale detection. A held lock is refreshed every
@@ -47,17 +55,31 @@ public sealed class RepositoryLock : IAsyncDisposable
 
     public bool Exclusive => _data.Exclusive;
 
-    public static async Task<RepositoryLock> AcquireAsync(IStorage storage, TimeProvider time, bool exclusive, string operation, CancellationToken cancellationToken)
+    /// <summary>Locks of provably dead processes this acquisition removed (empty almost always).</summary>
+    public IReadOnlyList<LockInfo> RemovedStale { get; private init; } = [];
+
+    /// <summary>
+    /// Takes a shared or exclusive lock. Locks whose holder is provably dead (<see cref="LockInfo.ProvablyDead"/>)
+    /// are removed first and listed in <see cref="RemovedStale"/>; any other conflicting lock makes it fail.
+    /// </summary>
+    public static async Task<RepositoryLock> AcquireAsync(IStorage storage, TimeProvider time, bool exclusive, string operation, CancellationToken cancellationToken, IProcessTable? processes = null)
     {
-        var existing = await ListAsync(storage, time, cancellationToken).ConfigureAwait(false);
-        ThrowIfConflict(existing, exclusive, null);
+        var table = processes ?? ProcessLiveness.Linux;
+        var existing = await ListAsync(storage, time, cancellationToken, table).ConfigureAwait(false);
+        var removed = new List<LockInfo>();
+        foreach (var dead in existing.Where(l => l.ProvablyDead))
+        {
+            await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, dead.Id), cancellationToken).ConfigureAwait(false);
+            removed.Add(dead);
+        }
+        ThrowIfConflict([.. existing.Where(l => !l.ProvablyDead)], exclusive, null);
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var now = time.GetUtcNow();
         var data = new LockData
         {
             Host = Environment.MachineName,
             Pid = Environment.ProcessId,
-            ProcessStart = ProcessStartOf(Environment.ProcessId),
+            ProcessStart = ProcessLiveness.OwnStartTicks,
             Exclusive = exclusive,
             Created = now,
             Refreshed = now,
@@ -65,29 +87,38 @@ public sealed class RepositoryLock : IAsyncDisposable
         };
         await storage.PutAsync(new StorageKey(ObjectKind.Lock, id), JsonSerializer.SerializeToUtf8Bytes(data, RepositoryJson.Default.LockData), cancellationToken).ConfigureAwait(false);
         // Re-list: if another process wrote a conflicting lock at the same moment, both back off.
-        var after = await ListAsync(storage, time, cancellationToken).ConfigureAwait(false);
+        var after = await ListAsync(storage, time, cancellationToken, table).ConfigureAwait(false);
         try
         {
-            ThrowIfConflict(after, exclusive, id);
+            ThrowIfConflict([.. after.Where(l => !l.ProvablyDead)], exclusive, id);
         }
         catch
         {
             await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, id), CancellationToken.None).ConfigureAwait(false);
             throw;
         }
-        return new RepositoryLock(storage, time, id, data);
+        return new RepositoryLock(storage, time, id, data) { RemovedStale = removed };
     }
 
-    public static async Task<List<LockInfo>> ListAsync(IStorage storage, TimeProvider time, CancellationToken cancellationToken)
+    public static async Task<List<LockInfo>> ListAsync(IStorage storage, TimeProvider time, CancellationToken cancellationToken, IProcessTable? processes = null)
     {
+        var table = processes ?? ProcessLiveness.Linux;
         var result = new List<LockInfo>();
         await foreach (var o in storage.ListAsync(ObjectKind.Lock, cancellationToken).ConfigureAwait(false))
         {
             LockData? data;
             try
             {
-                var bytes = await storage.GetAllAsync(o.Key, cancellationToken).ConfigureAwait(false);
-                data = JsonSerializer.Deserialize(bytes, RepositoryJson.Default.LockData);
+                // A lock is a few hundred bytes; a huge one is not read (it could only be an attack).
+                if (o.Size > 64 * 1024)
+                {
+                    data = null;
+                }
+                else
+                {
+                    var bytes = await storage.GetAllAsync(o.Key, cancellationToken).ConfigureAwait(false);
+                    data = JsonSerializer.Deserialize(bytes, RepositoryJson.Default.LockData);
+                }
             }
             catch (ObjectNotFoundException)
             {
@@ -102,8 +133,8 @@ public sealed class RepositoryLock : IAsyncDisposable
                 result.Add(new LockInfo(o.Key.Name, new LockData(), true, "the lock file is unreadable"));
                 continue;
             }
-            var (stale, reason) = Judge(data, time.GetUtcNow());
-            result.Add(new LockInfo(o.Key.Name, data, stale, reason));
+            var (stale, reason, dead) = Judge(data, time.GetUtcNow(), table);
+            result.Add(new LockInfo(o.Key.Name, data, stale, reason, dead));
         }
         return result;
     }
@@ -166,7 +197,7 @@ public sealed class RepositoryLock : IAsyncDisposable
             if (l.IsStale)
             {
                 throw new RepositoryLockedException(
-                    $"the repository is locked by a stale lock {Short(l.Id)} ({l.Data.Operation} by pid {l.Data.Pid} on {l.Data.Host}, {l.StaleReason}); run 'cairn unlock' to remove stale locks");
+                    $"the repository is locked by a stale lock {Short(l.Id)} ({l.Data.Operation} by pid {l.Data.Pid} on {l.Data.Host}, {l.StaleReason}); Cairn removes a lock by itself only when its holder ran on this host and is provably gone: if that process is gone, run 'cairn unlock'");
             }
             throw new RepositoryLockedException(
                 $"the repository is locked {(l.Data.Exclusive ? "exclusively" : "")} by {l.Data.Operation} (pid {l.Data.Pid} on {l.Data.Host}, since {l.Data.Created:u}); wait for it to finish, or if that process is gone run 'cairn unlock'".Replace("locked  by", "locked by", StringComparison.Ordinal));
@@ -175,44 +206,20 @@ public sealed class RepositoryLock : IAsyncDisposable
 
     private static string Short(string id) => id.Length > 8 ? id[..8] : id;
 
-    private static (bool Stale, string? Reason) Judge(LockData data, DateTimeOffset now)
+    private static (bool Stale, string? Reason, bool ProvablyDead) Judge(LockData data, DateTimeOffset now, IProcessTable table)
     {
-        if (now - data.Refreshed > StaleAfter)
-        {
-            return (true, $"not refreshed since {data.Refreshed:u}");
-        }
         if (string.Equals(data.Host, Environment.MachineName, StringComparison.Ordinal))
         {
-            var start = ProcessStartOf(data.Pid);
-            if (start is null)
+            var verdict = ProcessLiveness.Judge(data.Pid, data.ProcessStart, table);
+            if (verdict.ProvablyDead)
             {
-                return (true, $"process {data.Pid} no longer exists");
-            }
-            if (data.ProcessStart is not null && start != data.ProcessStart)
-            {
-                return (true, $"process {data.Pid} is a different process now");
+                return (true, verdict.Reason, true);
             }
         }
-        return (false, null);
-    }
-
-    /// <summary>The start time of a process in clock ticks since boot (Linux /proc), or null if it does not exist.</summary>
-    internal static string? ProcessStartOf(int pid)
-    {
-        try
+        if (now - data.Refreshed > StaleAfter)
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var close = stat.LastIndexOf(')');
-            var fields = stat[(close + 2)..].Split(' ');
-            return fields.Length > 19 ? fields[19] : null;
+            return (true, $"not refreshed since {data.Refreshed:u}", false);
         }
-        catch (IOException)
-        {
-            return null;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return "unknown";
-        }
+        return (false, null, false);
     }
 }

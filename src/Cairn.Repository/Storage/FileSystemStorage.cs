@@ -1,24 +1,27 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Cairn.Repository.Locks;
 using Microsoft.Win32.SafeHandles;
 
 namespace Cairn.Repository.Storage;
 
 /// <summary>
 /// A repository in a local folder. Crash-safe puts: write to a temp name in the same folder, fsync
-/// the file, rename onto the final name, fsync the folder. Temp files start with <c>.tmp-</c> and are
-/// never listed; <see cref="RemoveLeftoversAsync"/> deletes old ones.
+/// the file, rename onto the final name, fsync the folder. Temp files start with <c>.tmp-</c>, name
+/// their writer, and are never listed; <see cref="RemoveLeftoversAsync"/> deletes those of dead writers.
 /// </summary>
 public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
 {
     private const string TempPrefix = ".tmp-";
     private readonly string _root;
     private readonly TimeProvider _time;
+    private readonly IProcessTable _processes;
 
-    public FileSystemStorage(string root, TimeProvider? time = null)
+    public FileSystemStorage(string root, TimeProvider? time = null, IProcessTable? processes = null)
     {
         _root = System.IO.Path.GetFullPath(root);
         _time = time ?? TimeProvider.System;
+        _processes = processes ?? ProcessLiveness.Linux;
     }
 
     public string Location => _root;
@@ -29,23 +32,9 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
     {
         var final = PathOf(key);
         var dir = System.IO.Path.GetDirectoryName(final)!;
-        Directory.CreateDirectory(dir);
-        var temp = System.IO.Path.Combine(dir, TempPrefix + Guid.NewGuid().ToString("N"));
+        var temp = await WriteTempAsync(dir, data, cancellationToken).ConfigureAwait(false);
         try
         {
-            await using (var fs = new FileStream(temp, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                Share = FileShare.None,
-                Options = FileOptions.Asynchronous,
-                PreallocationSize = data.Length,
-            }))
-            {
-                await fs.WriteAsync(data, cancellationToken).ConfigureAwait(false);
-                await fs.FlushAsync(cancellationToken).ConfigureAwait(false);
-                fs.Flush(flushToDisk: true);
-            }
             File.Move(temp, final, overwrite: true);
             FsyncDirectory(dir);
         }
@@ -54,6 +43,111 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
             TryDelete(temp);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Writes the whole object under a temp name, then gives it its final name with link(2), which fails
+    /// with EEXIST instead of replacing; where the file system has no hard links, renameat2 with
+    /// RENAME_NOREPLACE. Neither available: <see cref="NotSupportedException"/> (never a stat-then-put).
+    /// </summary>
+    public async Task<bool> PutIfAbsentAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var final = PathOf(key);
+        var dir = System.IO.Path.GetDirectoryName(final)!;
+        if (File.Exists(final))
+        {
+            return false;
+        }
+        var temp = await WriteTempAsync(dir, data, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var created = CreateExclusive(temp, final);
+            if (created)
+            {
+                FsyncDirectory(dir);
+            }
+            return created;
+        }
+        finally
+        {
+            TryDelete(temp);
+        }
+    }
+
+    private static bool CreateExclusive(string temp, string final)
+    {
+        if (Native.link(temp, final) == 0)
+        {
+            return true;
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno == Native.EEXIST)
+        {
+            return false;
+        }
+        if (errno is not (Native.EPERM or Native.ENOTSUP or Native.EMLINK or Native.ENOSYS))
+        {
+            throw new IOException($"cannot create {final}: link(2) failed (errno {errno})", errno);
+        }
+        // No hard links here (e.g. some FUSE or SMB mounts): rename that refuses to replace.
+        if (Native.renameat2(Native.AT_FDCWD, temp, Native.AT_FDCWD, final, Native.RENAME_NOREPLACE) == 0)
+        {
+            return true;
+        }
+        errno = Marshal.GetLastPInvokeError();
+        return errno switch
+        {
+            Native.EEXIST => false,
+            Native.EINVAL or Native.ENOSYS or Native.ENOTSUP => throw new NotSupportedException(
+                $"the file system of {final} supports neither hard links nor rename without replace, so a file cannot be created only-if-absent; WAL archiving needs one of them (use a local file system such as ext4 or xfs)"),
+            _ => throw new IOException($"cannot create {final}: renameat2 failed (errno {errno})", errno),
+        };
+    }
+
+    /// <summary>Writes <paramref name="data"/> to a new temp file in <paramref name="dir"/>, fsynced; returns its path.</summary>
+    private async Task<string> WriteTempAsync(string dir, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(dir);
+        var temp = System.IO.Path.Combine(dir, TempName());
+        try
+        {
+            await using var fs = new FileStream(temp, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                Share = FileShare.None,
+                Options = FileOptions.Asynchronous,
+                PreallocationSize = data.Length,
+            });
+            await fs.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+            await fs.FlushAsync(cancellationToken).ConfigureAwait(false);
+            fs.Flush(flushToDisk: true);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+        return temp;
+    }
+
+    /// <summary>
+    /// <c>.tmp-&lt;host&gt;-&lt;pid&gt;-&lt;start&gt;-&lt;random&gt;</c>: the writer's host (8 hex of SHA-256 of its name),
+    /// pid and start time, so cleanup can tell a live writer's file from a dead one's.
+    /// </summary>
+    internal static string TempName() => $"{TempPrefix}{HostTag}-{Environment.ProcessId}-{ProcessLiveness.OwnStartTicks ?? "0"}-{Guid.NewGuid():N}";
+
+    private static readonly string HostTag = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Environment.MachineName)))[..8];
+
+    /// <summary>The writer a temp file name records, or null for names without one (written by an older Cairn).</summary>
+    internal static (string Host, int Pid, string? Start)? TempOwner(string fileName)
+    {
+        var parts = fileName[TempPrefix.Length..].Split('-');
+        if (parts.Length != 4 || parts[0].Length != 8 || !int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid))
+        {
+            return null;
+        }
+        return (parts[0], pid, parts[2] == "0" ? null : parts[2]);
     }
 
     public async Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken)
@@ -154,6 +248,13 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// Removes temp files of writers that are gone. A temp file of a live (or not provably dead) process on
+    /// this host is never removed, whatever its age: processes write in <c>locks/</c>, <c>keys/</c> and
+    /// <c>wal/</c> without holding the repository lock, so even an exclusive prune meets their files. A temp
+    /// file of another host, or from before writers were named, goes once it is <paramref name="olderThan"/>
+    /// old, and in those three folders not before <see cref="UnlockedWriterGrace"/>.
+    /// </summary>
     public Task<int> RemoveLeftoversAsync(TimeSpan olderThan, bool dryRun, CancellationToken cancellationToken)
     {
         var removed = 0;
@@ -161,13 +262,23 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         {
             return Task.FromResult(0);
         }
+        var unlocked = new[] { "locks", "keys", "wal" }.Select(f => System.IO.Path.Combine(_root, f) + System.IO.Path.DirectorySeparatorChar).ToArray();
         foreach (var file in new DirectoryInfo(_root).EnumerateFiles(TempPrefix + "*", SearchOption.AllDirectories))
         {
             cancellationToken.ThrowIfCancellationRequested();
             var age = _time.GetUtcNow().UtcDateTime - file.LastWriteTimeUtc;
-            // WAL pushes take no repository lock (PostgreSQL calls them at any time): spare their fresh temp files.
-            var walFolder = System.IO.Path.Combine(_root, "wal") + System.IO.Path.DirectorySeparatorChar;
-            if (age < olderThan || (file.FullName.StartsWith(walFolder, StringComparison.Ordinal) && age < TimeSpan.FromHours(1)))
+            if (age < olderThan)
+            {
+                continue;
+            }
+            if (TempOwner(file.Name) is { } owner && owner.Host == HostTag)
+            {
+                if (!ProcessLiveness.Judge(owner.Pid, owner.Start, _processes).ProvablyDead)
+                {
+                    continue;
+                }
+            }
+            else if (age < UnlockedWriterGrace && unlocked.Any(u => file.FullName.StartsWith(u, StringComparison.Ordinal)))
             {
                 continue;
             }
@@ -179,6 +290,9 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         }
         return Task.FromResult(removed);
     }
+
+    /// <summary>How long a temp file of a writer Cairn cannot check (another host) is spared in the folders written without a lock.</summary>
+    public static readonly TimeSpan UnlockedWriterGrace = TimeSpan.FromHours(1);
 
     private string PathOf(StorageKey key)
     {
@@ -244,6 +358,21 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
 
     private static partial class Native
     {
+        internal const int EPERM = 1;
+        internal const int EEXIST = 17;
+        internal const int EINVAL = 22;
+        internal const int EMLINK = 31;
+        internal const int ENOSYS = 38;
+        internal const int ENOTSUP = 95;
+        internal const int AT_FDCWD = -100;
+        internal const uint RENAME_NOREPLACE = 1;
+
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int link(string oldPath, string newPath);
+
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int renameat2(int oldDirFd, string oldPath, int newDirFd, string newPath, uint flags);
+
         [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int open(string path, int flags);
 

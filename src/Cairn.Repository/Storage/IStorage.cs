@@ -61,6 +61,16 @@ public sealed class ObjectNotFoundException(StorageKey key)
 /// end returns the bytes that exist (callers compare lengths to detect truncation). A missing object
 /// throws <see cref="ObjectNotFoundException"/>, which is permanent; other <see cref="IOException"/>s
 /// may be transient.</item>
+/// <item><see cref="PutIfAbsentAsync"/> creates an object only when none exists under the key, as one
+/// atomic step: of any number of concurrent creators of one key (in any process, on any host) exactly
+/// one returns true and its bytes are what every later read sees; the others return false and change
+/// nothing. It is what makes "first archiver wins, a different file under the same name is refused"
+/// hold for <c>wal/</c>. A backend MUST implement it with a primitive the storage itself makes atomic
+/// (link(2) or renameat2(RENAME_NOREPLACE) on a file system, a conditional write such as S3's
+/// <c>If-None-Match: *</c>). A backend that has no such primitive MUST throw
+/// <see cref="NotSupportedException"/> naming what is missing; it MUST NOT emulate the call with a
+/// stat followed by a put, which lets two creators both succeed and the later one replace the
+/// earlier one's bytes.</item>
 /// <item><see cref="DeleteAsync"/> of a missing object succeeds (delete is idempotent).</item>
 /// <item><see cref="ListAsync"/> lists only complete objects of one kind (no temp files).</item>
 /// </list>
@@ -71,6 +81,9 @@ public interface IStorage
     string Location { get; }
 
     Task PutAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    /// <summary>Creates the object unless one exists under <paramref name="key"/>; true when this call created it (see the contract above).</summary>
+    Task<bool> PutIfAbsentAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
     /// <summary>Reads <paramref name="length"/> bytes from <paramref name="offset"/>; a negative length reads to the end.</summary>
     Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken);

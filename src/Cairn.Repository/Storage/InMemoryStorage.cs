@@ -19,6 +19,12 @@ public sealed class InMemoryStorage : IStorage
         return Task.CompletedTask;
     }
 
+    public Task<bool> PutIfAbsentAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(_objects.TryAdd(key, data.ToArray()));
+    }
+
     public Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken)
     {
         if (!_objects.TryGetValue(key, out var data))

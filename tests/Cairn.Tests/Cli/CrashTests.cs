@@ -43,9 +43,7 @@ public class CrashTests
         }
         Assert.True(killedMidway >= 3, $"only {killedMidway} of 10 runs were killed midway; the test did not exercise crashes");
 
-        // The stale locks of killed processes are detected and removed; the next put works; prune cleans up.
-        var (ucode, uout, _) = await CairnProcess.RunAsync(["unlock"], env);
-        Assert.Equal(0, ucode);
+        // The locks of killed processes are removed by the next command that takes a lock (no 'cairn unlock'); prune cleans up.
         var (code, _, err) = await CairnProcess.RunAsync(["repo", "put", "final", input], env);
         Assert.True(code == 0, err);
         Assert.Equal(0, (await CairnProcess.RunAsync(["prune"], env)).Code);
@@ -58,7 +56,43 @@ public class CrashTests
         var expected = await File.ReadAllBytesAsync(input);
         var actual = await File.ReadAllBytesAsync(dir.File("out.bin"));
         Assert.True(expected.AsSpan().SequenceEqual(actual));
-        _ = uout;
+    }
+
+    [Fact]
+    public async Task After_a_kill_9_of_repo_put_the_next_prune_removes_the_dead_lock_itself_and_records_it()
+    {
+        using var dir = new TempDir();
+        var repoPath = dir.File("repo");
+        var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = repoPath };
+        Assert.Equal(0, (await CairnProcess.RunAsync(["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"], env)).Code);
+        var input = dir.File("input.bin");
+        await File.WriteAllBytesAsync(input, TestData.Random(64 * 1024 * 1024, 9));
+        using var p = Process.Start(CairnProcess.StartInfo(["repo", "put", "big", input], env))!;
+        var locks = Path.Combine(repoPath, "locks");
+        var deadline = Stopwatch.StartNew();
+        while (!Directory.Exists(locks) || !Directory.EnumerateFiles(locks).Any(f => !Path.GetFileName(f).StartsWith('.')))
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "put never took its lock");
+            await Task.Delay(10);
+        }
+        p.Kill(); // SIGKILL: no cleanup runs
+        await p.WaitForExitAsync();
+        var lockId = Path.GetFileName(Directory.EnumerateFiles(locks).Single(f => !Path.GetFileName(f).StartsWith('.')));
+
+        var (code, output, err) = await CairnProcess.RunAsync(["prune"], env);
+        Assert.True(code == 0, output + err);
+        Assert.Contains($"removed the lock {lockId[..8]}", err, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFiles(locks));
+        Assert.Empty(Directory.EnumerateFiles(repoPath, ".tmp-*", SearchOption.AllDirectories));
+
+        var (lcode, list, lerr) = await CairnProcess.RunAsync(["evidence", "list", "--kind", "lock-removed", "--json"], env);
+        Assert.True(lcode == 0, lerr);
+        var record = Assert.Single(System.Text.Json.Nodes.JsonNode.Parse(list)!.AsArray())!;
+        Assert.Equal(lockId, record["details"]!["lock"]!.GetValue<string>());
+        Assert.Equal(p.Id, record["details"]!["pid"]!.GetValue<int>());
+        Assert.Equal("put", record["details"]!["operation"]!.GetValue<string>());
+        Assert.Equal("prune", record["details"]!["removed_by"]!.GetValue<string>());
+        Assert.Equal(0, (await CairnProcess.RunAsync(["evidence", "verify"], env)).Code);
     }
 
     [Fact]

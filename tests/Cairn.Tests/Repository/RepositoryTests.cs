@@ -273,17 +273,33 @@ public class RepositoryTests
     }
 
     [Fact]
-    public async Task Lock_of_a_dead_process_is_stale_and_can_be_removed()
+    public async Task Lock_of_a_dead_process_on_this_host_is_removed_by_the_next_acquisition_and_reported()
     {
         var storage = new InMemoryStorage();
         var data = new LockData { Host = Environment.MachineName, Pid = 999_999, ProcessStart = "1", Exclusive = true, Created = DateTimeOffset.UnixEpoch, Refreshed = TimeProvider.System.GetUtcNow(), Operation = "prune" };
         await storage.PutAsync(new StorageKey(ObjectKind.Lock, "dead"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(data, global::Cairn.Repository.RepositoryJson.Default.LockData), default);
-        var e = await Assert.ThrowsAsync<RepositoryLockedException>(() => RepositoryLock.AcquireAsync(storage, TimeProvider.System, false, "put", default));
+        var listed = (await RepositoryLock.ListAsync(storage, TimeProvider.System, default)).Single();
+        Assert.True(listed.IsStale && listed.ProvablyDead, listed.StaleReason);
+        await using var ok = await RepositoryLock.AcquireAsync(storage, TimeProvider.System, false, "put", default);
+        var removed = Assert.Single(ok.RemovedStale);
+        Assert.Equal("dead", removed.Id);
+        Assert.Contains("no longer exists", removed.StaleReason, StringComparison.Ordinal);
+        Assert.Equal([ok.Id], (await RepositoryLock.ListAsync(storage, TimeProvider.System, default)).Select(l => l.Id));
+    }
+
+    [Fact]
+    public async Task Stale_lock_of_another_host_still_needs_unlock()
+    {
+        var storage = new InMemoryStorage();
+        var clock = new FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        var data = new LockData { Host = "another-host", Pid = 1, Exclusive = true, Created = clock.GetUtcNow(), Refreshed = clock.GetUtcNow(), Operation = "prune" };
+        await storage.PutAsync(new StorageKey(ObjectKind.Lock, "remote"), System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(data, global::Cairn.Repository.RepositoryJson.Default.LockData), default);
+        clock.Advance(TimeSpan.FromHours(2));
+        var e = await Assert.ThrowsAsync<RepositoryLockedException>(() => RepositoryLock.AcquireAsync(storage, clock, false, "put", default));
         Assert.Contains("stale", e.Message, StringComparison.Ordinal);
         Assert.Contains("cairn unlock", e.Message, StringComparison.Ordinal);
-        var removed = await RepositoryLock.RemoveAsync(storage, TimeProvider.System, all: false, default);
-        Assert.Single(removed);
-        await using var ok = await RepositoryLock.AcquireAsync(storage, TimeProvider.System, false, "put", default);
+        Assert.Single(await RepositoryLock.RemoveAsync(storage, clock, all: false, default));
+        await using var ok = await RepositoryLock.AcquireAsync(storage, clock, false, "put", default);
     }
 
     [Fact]

@@ -92,6 +92,43 @@ public abstract class StorageConformanceTests : IDisposable
     }
 
     [Fact]
+    public async Task Put_if_absent_creates_once_and_never_replaces()
+    {
+        var key = new StorageKey(ObjectKind.Named, "db@000000010000000000000001");
+        Assert.True(await Storage.PutIfAbsentAsync(key, new byte[] { 1, 2, 3 }, default));
+        Assert.False(await Storage.PutIfAbsentAsync(key, new byte[] { 4, 5 }, default));
+        Assert.Equal(new byte[] { 1, 2, 3 }, await Storage.GetAllAsync(key, default));
+    }
+
+    [Fact]
+    public async Task Concurrent_puts_if_absent_of_one_key_exactly_one_wins_and_its_bytes_stay()
+    {
+        for (var round = 0; round < 20; round++)
+        {
+            var key = new StorageKey(ObjectKind.Named, $"db@0000000100000000000000{round:X2}");
+            var payloads = Enumerable.Range(0, 8).Select(i => TestData.Random(64 * 1024, (round * 8) + i)).ToList();
+            using var start = new Barrier(payloads.Count);
+            var results = await Task.WhenAll(payloads.Select(p => Task.Run(async () =>
+            {
+                start.SignalAndWait();
+                return await Storage.PutIfAbsentAsync(key, p, default);
+            })));
+            Assert.Equal(1, results.Count(r => r));
+            Assert.Equal(payloads[Array.IndexOf(results, true)], await Storage.GetAllAsync(key, default));
+        }
+    }
+
+    [Fact]
+    public async Task Cancelled_put_if_absent_leaves_no_object()
+    {
+        var key = new StorageKey(ObjectKind.Named, "db@000000010000000000000099");
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Storage.PutIfAbsentAsync(key, TestData.Random(1000, 4), cts.Token));
+        Assert.Null(await Storage.StatAsync(key, default));
+    }
+
+    [Fact]
     public async Task Concurrent_puts_of_different_objects_all_land()
     {
         var keys = Enumerable.Range(0, 32).Select(i => Pack("p" + i)).ToList();
@@ -130,6 +167,44 @@ public sealed class FileSystemStorageConformanceTests : StorageConformanceTests
         Assert.Equal(1, await _storage.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: true, default));
         Assert.Equal(1, await _storage.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: false, default));
         Assert.False(File.Exists(Path.Combine(_dir.Path, "data", "ab", ".tmp-123")));
+    }
+
+    [Fact]
+    public async Task Cleanup_never_removes_a_live_processes_temp_key_or_lock_file_but_removes_a_dead_ones()
+    {
+        var self = FileSystemStorage.TempName();
+        var dead = self.Replace($"-{Environment.ProcessId}-", "-999999-", StringComparison.Ordinal);
+        var old = TimeProvider.System.GetUtcNow().UtcDateTime.AddHours(-3);
+        var files = new List<string>();
+        foreach (var folder in new[] { "keys", "locks", "wal", "index" })
+        {
+            Directory.CreateDirectory(Path.Combine(_dir.Path, folder));
+            foreach (var name in new[] { self, dead })
+            {
+                var f = Path.Combine(_dir.Path, folder, name);
+                await File.WriteAllTextAsync(f, "in flight");
+                File.SetLastWriteTimeUtc(f, old);
+                files.Add(f);
+            }
+        }
+        var removed = await _storage.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: false, default);
+        Assert.Equal(4, removed);
+        Assert.All(files.Where(f => f.EndsWith(self, StringComparison.Ordinal)), f => Assert.True(File.Exists(f), $"{f} of this live process was removed"));
+        Assert.All(files.Where(f => f.EndsWith(dead, StringComparison.Ordinal)), f => Assert.False(File.Exists(f), $"{f} of a dead process was kept"));
+    }
+
+    [Fact]
+    public async Task Fresh_unattributed_temp_files_in_folders_written_without_a_lock_are_spared()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir.Path, "keys"));
+        var fresh = Path.Combine(_dir.Path, "keys", ".tmp-0123456789abcdef");
+        await File.WriteAllTextAsync(fresh, "a key add on another host");
+        var stale = Path.Combine(_dir.Path, "keys", ".tmp-fedcba9876543210");
+        await File.WriteAllTextAsync(stale, "left by a crash long ago");
+        File.SetLastWriteTimeUtc(stale, TimeProvider.System.GetUtcNow().UtcDateTime.AddHours(-2));
+        Assert.Equal(1, await _storage.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: false, default));
+        Assert.True(File.Exists(fresh));
+        Assert.False(File.Exists(stale));
     }
 
     [Fact]

@@ -27,6 +27,16 @@ public sealed class FaultyStorage(IStorage inner) : IStorage
         return inner.PutAsync(key, data, cancellationToken);
     }
 
+    public Task<bool> PutIfAbsentAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var n = Interlocked.Increment(ref _puts);
+        if (OnPut?.Invoke(key, n) is { } e)
+        {
+            throw e;
+        }
+        return inner.PutIfAbsentAsync(key, data, cancellationToken);
+    }
+
     public Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken)
     {
         if (OnGet?.Invoke(key) is { } e)
