@@ -93,6 +93,10 @@ public sealed class CliContext(CliConsole console, TimeProvider time, Func<strin
         }
         var repo = await Repository.Repository.OpenAsync(storage, Passphrase(), Time, cancellationToken).ConfigureAwait(false);
         repo.StaleLocksRemoved = (removal, ct) => Commands.Evidence.RecordLockRemovalAsync(this, storage.Location, removal, ct);
+        foreach (var warning in repo.Warnings)
+        {
+            Console.Error.WriteLine($"cairn: warning: {warning}");
+        }
         return repo;
     }
 

@@ -38,6 +38,9 @@ public sealed class Repository : IDisposable
 
     public IStorage Storage { get; }
 
+    /// <summary>What opening skipped and the user should know (out-of-bounds or oversized key files).</summary>
+    public IReadOnlyList<string> Warnings { get; private init; } = [];
+
     public TimeProvider Time { get; }
 
     public RepositoryConfig Config { get; }
@@ -132,26 +135,43 @@ public sealed class Repository : IDisposable
             throw new DataDamagedException($"the repository at {storage.Location} has no key files (keys/ is empty); it cannot be opened");
         }
         var damagedKeys = new List<string>();
-        var candidates = new List<(ObjectInfo Key, KeyFileData? Data)>();
+        var warnings = new List<string>();
+        var candidates = new List<(ObjectInfo Key, KeyFileData Data)>();
         foreach (var k in keyObjects)
         {
+            if (k.Size > KeyFile.MaxFileSize)
+            {
+                warnings.Add($"key file {k.Key.Name} is {k.Size} bytes (a key file is under {KeyFile.MaxFileSize / 1024} KiB); skipped without reading it");
+                continue;
+            }
+            KeyFileData? data;
             try
             {
-                candidates.Add((k, JsonSerializer.Deserialize(await storage.GetAllAsync(k.Key, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData)));
+                data = JsonSerializer.Deserialize(await storage.GetAsync(k.Key, 0, KeyFile.MaxFileSize, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData);
             }
             catch (JsonException)
             {
-                candidates.Add((k, null));
+                data = null;
             }
-        }
-        // Cheapest KDF first: a machine key with a random passphrase and a cheap KDF (wal-push) opens in milliseconds.
-        foreach (var (k, data) in candidates.OrderBy(c => c.Data is null ? long.MaxValue : (long)c.Data.MemoryKib * c.Data.Iterations).ThenBy(c => c.Key.Key.Name, StringComparer.Ordinal))
-        {
+            catch (ObjectNotFoundException)
+            {
+                continue; // removed meanwhile
+            }
             if (data is null)
             {
                 damagedKeys.Add(k.Key.Name);
                 continue;
             }
+            if (new KdfParameters(data.MemoryKib, data.Iterations, data.Parallelism).Problem() is { } problem)
+            {
+                warnings.Add($"key file {k.Key.Name} is skipped: its Argon2id {problem} (bounds: memory up to {KdfParameters.MaxMemoryKib / 1024 / 1024} GiB, {KdfParameters.MaxIterations} iterations, parallelism {KdfParameters.MaxParallelism}); remove it with 'cairn key remove' if you did not put it there");
+                continue;
+            }
+            candidates.Add((k, data));
+        }
+        // Cheapest KDF first: a machine key with a random passphrase and a cheap KDF (wal-push) opens in milliseconds.
+        foreach (var (k, data) in candidates.OrderBy(c => (long)c.Data.MemoryKib * c.Data.Iterations).ThenBy(c => c.Key.Key.Name, StringComparer.Ordinal))
+        {
             byte[]? master;
             try
             {
@@ -186,15 +206,16 @@ public sealed class Repository : IDisposable
             {
                 throw new RepositoryException(ErrorKind.General, $"repository format version {config.Version} is newer than this Cairn understands; upgrade Cairn");
             }
-            var repo = new Repository(storage, time, config, keys, k.Key.Name);
+            var repo = new Repository(storage, time, config, keys, k.Key.Name) { Warnings = warnings };
             await repo.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
             return repo;
         }
-        if (damagedKeys.Count == keyObjects.Count)
+        if (damagedKeys.Count + warnings.Count >= keyObjects.Count)
         {
-            throw new DataDamagedException($"every key file of {storage.Location} is damaged ({string.Join(", ", damagedKeys)}); restore keys/ from a copy");
+            throw new DataDamagedException($"no usable key file in {storage.Location}: {string.Join("; ", damagedKeys.Select(d => $"key file {d} is damaged").Concat(warnings))}; restore keys/ from a copy");
         }
-        throw new WrongPassphraseException(storage.Location);
+        throw warnings.Count == 0 ? new WrongPassphraseException(storage.Location)
+            : new WrongPassphraseException(storage.Location, $" ({warnings.Count} key file(s) were skipped: {string.Join("; ", warnings)})");
     }
 
     /// <summary>Reads every index object into memory. Damaged indexes are skipped here and reported by verify.</summary>
@@ -553,11 +574,23 @@ public sealed class Repository : IDisposable
         var result = new List<(string, KeyFileData)>();
         await foreach (var o in Storage.ListAsync(ObjectKind.Key, cancellationToken).ConfigureAwait(false))
         {
-            var data = JsonSerializer.Deserialize(await Storage.GetAllAsync(o.Key, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData);
-            if (data is not null)
+            // Unreadable and oversized key files are listed too, so 'key remove' can take them away.
+            KeyFileData? data = null;
+            if (o.Size <= KeyFile.MaxFileSize)
             {
-                result.Add((o.Key.Name, data));
+                try
+                {
+                    data = JsonSerializer.Deserialize(await Storage.GetAllAsync(o.Key, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData);
+                }
+                catch (JsonException)
+                {
+                }
+                catch (ObjectNotFoundException)
+                {
+                    continue;
+                }
             }
+            result.Add((o.Key.Name, data ?? new KeyFileData { Label = $"(unreadable key file of {o.Size} bytes)" }));
         }
         result.Sort((a, b) => a.Item2.Created.CompareTo(b.Item2.Created));
         return result;

@@ -19,8 +19,8 @@ public class RepositoryException(ErrorKind kind, string message, Exception? inne
     public ErrorKind Kind { get; } = kind;
 }
 
-public sealed class WrongPassphraseException(string location)
-    : RepositoryException(ErrorKind.WrongPassphrase, $"wrong passphrase: no key of the repository at {location} opens with it; check CAIRN_PASSPHRASE_FILE / CAIRN_PASSPHRASE (nothing was changed)");
+public sealed class WrongPassphraseException(string location, string detail = "")
+    : RepositoryException(ErrorKind.WrongPassphrase, $"wrong passphrase: no key of the repository at {location} opens with it; check CAIRN_PASSPHRASE_FILE / CAIRN_PASSPHRASE (nothing was changed){detail}");
 
 public sealed class RepositoryLockedException(string message) : RepositoryException(ErrorKind.Locked, message);
 

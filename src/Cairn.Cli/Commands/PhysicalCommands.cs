@@ -178,6 +178,8 @@ internal static class PhysicalCommands
     {
         var sw = Stopwatch.StartNew();
         using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
+        // Held until recovery finished: a prune meanwhile could delete the WAL the replay still fetches.
+        await using var l = await repo.LockAsync(exclusive: false, $"restore {name} --physical", ct).ConfigureAwait(false);
         var snap = await PhysicalOperation.ChooseAsync(repo, name, snapshotId, target, ct).ConfigureAwait(false);
         var restoreCommand = RestoreCommand(ctx, repo.Storage.Location, name);
         // A gap in the archive would make PostgreSQL stop early and call it the end: find it first.
@@ -193,7 +195,6 @@ internal static class PhysicalCommands
             ctx.Console.Error.WriteLine($"cairn: warning: {message}; if the target lies after it, recovery stops at the gap and the server reports it");
         }
         FileRestoreStats? stats;
-        await using (var l = await repo.LockAsync(exclusive: false, $"restore {name} --physical", ct).ConfigureAwait(false))
         {
             stats = await ctx.Console.WithProgressAsync($"restore {snap.ShortId} to {to}", snap.Size, async sink =>
                 await PhysicalOperation.RestoreAsync(repo, snap, to, options, sink, ct).ConfigureAwait(false)).ConfigureAwait(false);
@@ -271,6 +272,7 @@ internal static partial class PhysicalDrill
     {
         var total = Stopwatch.StartNew();
         using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
+        await using var repoLock = await repo.LockAsync(exclusive: false, $"drill {name} --physical", ct).ConfigureAwait(false);
         var physical = (await repo.ListSnapshotsAsync(ct).ConfigureAwait(false)).Where(s => s.Manifest.Kind == PhysicalOperation.Kind && s.Manifest.Name == name).ToList();
         if (physical.Count == 0)
         {

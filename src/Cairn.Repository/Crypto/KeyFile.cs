@@ -14,11 +14,32 @@ public sealed record KdfParameters(int MemoryKib, int Iterations, int Parallelis
     /// <summary>Cheap parameters for tests only; never the default.</summary>
     public static readonly KdfParameters Fast = new(1024, 1, 1);
 
+    /// <summary>Largest Argon2id memory a key file may ask for: 4 GiB (in KiB).</summary>
+    public const int MaxMemoryKib = 4 * 1024 * 1024;
+
+    /// <summary>Most Argon2id passes a key file may ask for.</summary>
+    public const int MaxIterations = 100;
+
+    /// <summary>Most Argon2id lanes a key file may ask for.</summary>
+    public const int MaxParallelism = 64;
+
+    /// <summary>
+    /// Why these parameters are out of bounds, or null when they are usable. The bounds keep a key file
+    /// someone planted in <c>keys/</c> from stalling every open (wal-push runs once per WAL segment) or
+    /// allocating without limit: Argon2 needs at least 8 KiB per lane, so lanes raise memory too.
+    /// </summary>
+    public string? Problem() =>
+        MemoryKib < 8 || MemoryKib > MaxMemoryKib ? $"memory {MemoryKib} KiB is outside 8 KiB to {MaxMemoryKib / 1024 / 1024} GiB"
+        : Iterations < 1 || Iterations > MaxIterations ? $"iterations {Iterations} is outside 1 to {MaxIterations}"
+        : Parallelism < 1 || Parallelism > MaxParallelism ? $"parallelism {Parallelism} is outside 1 to {MaxParallelism}"
+        : MemoryKib < 8L * Parallelism ? $"memory {MemoryKib} KiB is less than 8 KiB per lane for parallelism {Parallelism}"
+        : null;
+
     public byte[] Derive(string passphrase, ReadOnlySpan<byte> salt)
     {
-        if (MemoryKib < 8 || Iterations < 1 || Parallelism < 1 || MemoryKib > 4 * 1024 * 1024)
+        if (Problem() is { } problem)
         {
-            throw new InvalidDataException($"key file has unusable KDF parameters (memory {MemoryKib} KiB, {Iterations} passes, parallelism {Parallelism})");
+            throw new InvalidDataException($"unusable KDF parameters: {problem}");
         }
         var p = new Argon2Parameters.Builder(Argon2Parameters.Argon2id)
             .WithVersion(Argon2Parameters.Version13)
@@ -61,8 +82,15 @@ public sealed record KeyFileData
 /// <summary>Wraps and unwraps the master secret with a passphrase.</summary>
 public static class KeyFile
 {
+    /// <summary>Largest key file Cairn reads; a real one is about 300 bytes.</summary>
+    public const int MaxFileSize = 64 * 1024;
+
     public static KeyFileData Wrap(string id, ReadOnlySpan<byte> master, string passphrase, KdfParameters kdf, DateTimeOffset now, string? label)
     {
+        if (kdf.Problem() is { } problem)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"refusing to write a key file every later open would skip: {problem}");
+        }
         var salt = RandomNumberGenerator.GetBytes(16);
         var kek = kdf.Derive(passphrase, salt);
         try
@@ -95,11 +123,26 @@ public static class KeyFile
             throw new InvalidDataException($"key file {id} uses an unknown format (version {data.Version}, kdf {data.Kdf})");
         }
         var kdf = new KdfParameters(data.MemoryKib, data.Iterations, data.Parallelism);
-        var kek = kdf.Derive(passphrase, Convert.FromBase64String(data.Salt));
+        byte[] salt;
+        byte[] wrapped;
+        try
+        {
+            salt = Convert.FromBase64String(data.Salt);
+            wrapped = Convert.FromBase64String(data.Wrapped);
+        }
+        catch (FormatException)
+        {
+            throw new InvalidDataException($"key file {id}: salt or wrapped key is not base64");
+        }
+        if (salt.Length is < 16 or > 64 || wrapped.Length != 12 + KeyMaterial.MasterSize + 16)
+        {
+            throw new InvalidDataException($"key file {id}: salt of {salt.Length} bytes or wrapped key of {wrapped.Length} bytes is malformed");
+        }
+        var kek = kdf.Derive(passphrase, salt);
         try
         {
             using var aead = new Aead(kek);
-            return aead.Open(Convert.FromBase64String(data.Wrapped), Context(id), $"key {id}");
+            return aead.Open(wrapped, Context(id), $"key {id}");
         }
         catch (AuthenticationFailedException)
         {
