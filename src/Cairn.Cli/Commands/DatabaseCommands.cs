@@ -224,6 +224,7 @@ internal static class DatabaseCommands
             var server = p.GetValue(on) is { } url ? PgConnection.Parse(url, ctx.Env("CAIRN_DB_PASSWORD_FILE")) : source;
             using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
             await using var l = await repo.LockAsync(exclusive: false, $"restore {name}", ct).ConfigureAwait(false);
+            await Evidence.WarnIfNewerBackupsKnownAsync(ctx, repo, name, ct).ConfigureAwait(false);
             var snap = await LogicalRestoreOperation.FindAsync(repo, name, p.GetValue(snapshot), ct).ConfigureAwait(false);
             var tables = p.GetValue(table) ?? [];
             var json = p.GetValue(CommandRunner.Json);

@@ -48,6 +48,33 @@ internal static class Evidence
         return Task.FromResult(seq);
     }
 
+    /// <summary>
+    /// Before a restore: warns when the verified evidence log knows successful backups of
+    /// <paramref name="database"/> newer than the newest snapshot the repository still holds (their
+    /// manifests were deleted), or when the log does not verify so that cannot be told.
+    /// </summary>
+    public static async Task WarnIfNewerBackupsKnownAsync(CliContext ctx, Repository.Repository repo, string database, CancellationToken cancellationToken)
+    {
+        var log = Open(ctx, repo.Storage.Location);
+        if (!log.Exists)
+        {
+            return;
+        }
+        var reading = ReadVerified(ctx, log);
+        if (reading.Findings.FirstOrDefault(f => f.State != Cairn.Operations.Monitoring.HealthState.Ok) is { } bad)
+        {
+            ctx.Console.Error.WriteLine($"cairn: warning: cannot tell from the evidence whether newer backups of {database} were deleted: {bad.Message}");
+        }
+        var snapshots = (await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false)).Where(s => s.Manifest.Name == database).ToList();
+        var missing = EvidenceQueries.NewerBackupsMissing(reading.Entries, database, snapshots.Select(s => s.Id).ToHashSet(StringComparer.Ordinal),
+            snapshots.Count == 0 ? null : snapshots.Max(s => s.Manifest.Time));
+        if (missing.Count > 0)
+        {
+            var shown = string.Join(", ", missing.TakeLast(5).Select(e => $"{e.Record?["snapshot"]?.GetValue<string>()?[..8]} at {e.Time:yyyy-MM-dd HH:mm}Z (evidence {e.Seq})"));
+            ctx.Console.Error.WriteLine($"cairn: warning: the evidence log records {missing.Count} successful backup(s) of {database} newer than any snapshot left in the repository ({shown}); their manifests were deleted. This restores an older state than the newest backup: find out who removed them ('cairn evidence list --database {database}')");
+        }
+    }
+
     /// <summary>Puts each lock a command removed on record (kind <c>lock-removed</c>) and says so on stderr.</summary>
     public static async Task RecordLockRemovalAsync(CliContext ctx, string repository, Cairn.Repository.Locks.StaleLockRemoval removal, CancellationToken cancellationToken, bool announce = true)
     {

@@ -180,6 +180,7 @@ internal static class PhysicalCommands
         using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
         // Held until recovery finished: a prune meanwhile could delete the WAL the replay still fetches.
         await using var l = await repo.LockAsync(exclusive: false, $"restore {name} --physical", ct).ConfigureAwait(false);
+        await Evidence.WarnIfNewerBackupsKnownAsync(ctx, repo, name, ct).ConfigureAwait(false);
         var snap = await PhysicalOperation.ChooseAsync(repo, name, snapshotId, target, ct).ConfigureAwait(false);
         var restoreCommand = RestoreCommand(ctx, repo.Storage.Location, name);
         // A gap in the archive would make PostgreSQL stop early and call it the end: find it first.

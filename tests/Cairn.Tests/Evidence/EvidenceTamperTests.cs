@@ -195,3 +195,31 @@ public class EvidenceTamperTests
         Assert.False(LogVerifier.Verify(log, log.LoadPublicKey(), null).Ok);
     }
 }
+
+public class EvidenceQueryTests
+{
+    [Fact]
+    public void Newer_backups_missing_are_successful_backups_of_that_database_newer_than_the_newest_present_snapshot()
+    {
+        using var dir = new TempDir();
+        var clock = new FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T00:00:00Z", CultureInfo.InvariantCulture));
+        var log = new EvidenceLog(dir.File("evidence"), null, clock);
+        log.Init("test/query");
+        void Backup(string db, string snapshot, string result = "pass")
+        {
+            log.Append(new JsonObject { ["kind"] = "backup", ["result"] = result, ["database"] = db, ["snapshot"] = snapshot }, "t");
+            clock.Advance(TimeSpan.FromHours(1));
+        }
+        Backup("app", "old-pruned");
+        Backup("app", "kept");
+        var keptTime = clock.GetUtcNow().AddMinutes(-61);
+        Backup("app", "deleted-1");
+        Backup("other", "other-db");
+        Backup("app", "failed", "error");
+        Backup("app", "deleted-2");
+        var entries = LogVerifier.ReadVerified(log, log.LoadPublicKey()).Entries;
+        var missing = EvidenceQueries.NewerBackupsMissing(entries, "app", new HashSet<string> { "kept" }, keptTime);
+        Assert.Equal(["deleted-1", "deleted-2"], missing.Select(e => e.Record!["snapshot"]!.GetValue<string>()));
+        Assert.Equal(4, EvidenceQueries.NewerBackupsMissing(entries, "app", new HashSet<string>(), null).Count);
+    }
+}
