@@ -243,6 +243,10 @@ public sealed class EvidenceLog
         {
             throw new EvidenceException($"the checkpoint of the evidence log {Folder} is not signed by its key ({e.Message}); refusing to append. Run 'cairn evidence verify'", e);
         }
+        if (cp.Origin != Origin)
+        {
+            throw new EvidenceException($"the checkpoint of the evidence log {Folder} is for origin '{cp.Origin}', not this log's '{Origin}'; refusing to append. Run 'cairn evidence verify'");
+        }
         if (cp.Size > entries.Count)
         {
             throw new EvidenceException($"the signed checkpoint of the evidence log {Folder} covers {cp.Size} record(s) but the log holds {entries.Count}: records were removed. Nothing was appended; run 'cairn evidence verify' and restore the log from a copy");
