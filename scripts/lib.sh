@@ -24,3 +24,26 @@ need_packages() {
     fi
   fi
 }
+
+# s3rver (npm), the S3-compatible server the tests start on 127.0.0.1: installed from the lock file in
+# tests/s3rver into artifacts/node (again whenever the lock file changes). Needs node and npm.
+need_s3rver() {
+  local dest="$ROOT/artifacts/node"
+  if [ -f "$dest/node_modules/s3rver/bin/s3rver.js" ] && cmp -s "$ROOT/tests/s3rver/package-lock.json" "$dest/package-lock.json"; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "scripts: installing nodejs npm (apt)" >&2
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    else
+      echo "scripts: node and npm are needed for the S3 tests; install them with: sudo apt-get install nodejs npm" >&2
+      exit 1
+    fi
+  fi
+  echo "scripts: installing s3rver (npm) into artifacts/node" >&2
+  mkdir -p "$dest"
+  cp "$ROOT/tests/s3rver/package.json" "$ROOT/tests/s3rver/package-lock.json" "$dest/"
+  npm ci --prefix "$dest" --no-audit --no-fund --loglevel=error >/dev/null
+}

@@ -1,0 +1,136 @@
+using System.Net;
+
+namespace Cairn.Storage.S3;
+
+/// <summary>Server-side encryption the bucket applies on top of Cairn's own encryption.</summary>
+public enum S3ServerSideEncryption
+{
+    /// <summary>Send no header: the bucket's default encryption applies (AWS encrypts with SSE-S3 by default).</summary>
+    None,
+
+    /// <summary><c>x-amz-server-side-encryption: AES256</c>.</summary>
+    S3,
+
+    /// <summary><c>x-amz-server-side-encryption: aws:kms</c>, with <see cref="S3Options.SseKmsKeyId"/> when given.</summary>
+    Kms,
+}
+
+/// <summary>
+/// Where a repository lives in a bucket: <c>s3://BUCKET/PREFIX</c>. The prefix has no leading or
+/// trailing slash; object keys are <c>PREFIX/</c> + the folder backend's relative path.
+/// </summary>
+public sealed record S3Location(string Bucket, string Prefix)
+{
+    public const string Scheme = "s3://";
+
+    /// <summary>Parses <c>s3://bucket</c> or <c>s3://bucket/some/prefix</c>; the error message names the fix.</summary>
+    public static bool TryParse(string text, out S3Location location, out string error)
+    {
+        location = new S3Location("", "");
+        error = "";
+        if (!text.StartsWith(Scheme, StringComparison.Ordinal))
+        {
+            error = $"'{text}' is not an S3 location; write it as s3://BUCKET/PREFIX";
+            return false;
+        }
+        var rest = text[Scheme.Length..];
+        var slash = rest.IndexOf('/', StringComparison.Ordinal);
+        var bucket = slash < 0 ? rest : rest[..slash];
+        var prefix = slash < 0 ? "" : rest[(slash + 1)..].Trim('/');
+        // Bucket naming rules of AWS (3-63 lower-case letters, digits, dots, hyphens); other servers accept a subset.
+        if (bucket.Length is < 3 or > 63 || !bucket.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '.' or '-')
+            || !char.IsAsciiLetterOrDigit(bucket[0]) || !char.IsAsciiLetterOrDigit(bucket[^1]))
+        {
+            error = $"'{bucket}' in {text} is not a valid bucket name (3-63 characters: lower-case letters, digits, '.', '-')";
+            return false;
+        }
+        foreach (var part in prefix.Split('/', StringSplitOptions.None))
+        {
+            if (prefix.Length > 0 && (part.Length == 0 || part is "." or ".." || part.Any(char.IsControl)))
+            {
+                error = $"the prefix '{prefix}' in {text} has an empty, '.' or '..' part or a control character";
+                return false;
+            }
+        }
+        location = new S3Location(bucket, prefix);
+        return true;
+    }
+
+    public static S3Location Parse(string text)
+        => TryParse(text, out var l, out var e) ? l : throw new ArgumentException(e, nameof(text));
+
+    /// <summary>The object key of a repository-relative path.</summary>
+    public string KeyOf(string relativePath) => Prefix.Length == 0 ? relativePath : Prefix + "/" + relativePath;
+
+    public override string ToString() => Prefix.Length == 0 ? Scheme + Bucket : Scheme + Bucket + "/" + Prefix;
+}
+
+/// <summary>
+/// How to reach and use the S3 server: the <c>s3:</c> block of cairn.yaml (every key optional) plus
+/// tuning that has defaults. Secrets are never here: credentials come from the standard chain
+/// (environment, shared credentials file and profile, web identity, instance metadata) or from
+/// <see cref="CredentialsFile"/>.
+/// </summary>
+public sealed record S3Options
+{
+    /// <summary><c>endpoint</c>: e.g. <c>http://127.0.0.1:9000</c>; else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3.</summary>
+    public Uri? Endpoint { get; init; }
+
+    /// <summary><c>region</c>; else AWS_REGION/AWS_DEFAULT_REGION, the profile's region, else us-east-1 for a custom endpoint.</summary>
+    public string? Region { get; init; }
+
+    /// <summary><c>path_style</c>; null: path-style when the endpoint is an IP address or localhost, virtual-host otherwise.</summary>
+    public bool? PathStyle { get; init; }
+
+    /// <summary><c>credentials_file</c>: an AWS shared-credentials file (INI: <c>[profile]</c>, <c>aws_access_key_id</c>, …), mode 0600.</summary>
+    public string? CredentialsFile { get; init; }
+
+    /// <summary><c>profile</c>: the profile in <see cref="CredentialsFile"/> or in ~/.aws; else AWS_PROFILE, else <c>default</c>.</summary>
+    public string? Profile { get; init; }
+
+    /// <summary><c>sse</c>: none, AES256 (SSE-S3) or aws:kms (SSE-KMS).</summary>
+    public S3ServerSideEncryption Sse { get; init; }
+
+    /// <summary><c>sse_kms_key_id</c>: the KMS key for SSE-KMS; null uses the account's default key.</summary>
+    public string? SseKmsKeyId { get; init; }
+
+    /// <summary><c>storage_class</c>, e.g. STANDARD_IA; null leaves the bucket's default.</summary>
+    public string? StorageClass { get; init; }
+
+    /// <summary>Objects larger than this go up in parts (packs are about 32 MiB, WAL segments 16 MiB at most).</summary>
+    public int MultipartThreshold { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>Size of each part but the last (S3 needs at least 5 MiB).</summary>
+    public int PartSize { get; init; } = 8 * 1024 * 1024;
+
+    /// <summary>Parts of one object uploaded at once.</summary>
+    public int PartConcurrency { get; init; } = 4;
+
+    /// <summary>How failed requests are retried.</summary>
+    public S3RetryOptions Retry { get; init; } = new();
+
+    /// <summary>Whether the endpoint must be addressed path-style (<c>http://host/bucket/key</c>).</summary>
+    public static bool ImpliesPathStyle(Uri endpoint)
+        => endpoint.IsLoopback || IPAddress.TryParse(endpoint.Host.Trim('[', ']'), out _)
+            || string.Equals(endpoint.Host, "localhost", StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>
+/// Retries of one S3 request: exponential backoff with full jitter, on 5xx, 429, SlowDown, timeouts and
+/// broken connections, bounded both in attempts and in total time (so a dead server fails in minutes,
+/// not hours).
+/// </summary>
+public sealed record S3RetryOptions
+{
+    public int MaxAttempts { get; init; } = 8;
+
+    public TimeSpan BaseDelay { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>No new attempt starts after this much time since the first one.</summary>
+    public TimeSpan MaxTotal { get; init; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>One request (connect, send, receive the whole body) may take this long before it counts as failed.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(2);
+}

@@ -1,0 +1,457 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+using Cairn.Repository.Storage;
+
+namespace Cairn.Storage.S3;
+
+/// <summary>
+/// A repository in an S3 bucket (AWS, MinIO, Ceph RGW, R2, B2, …) under a prefix, with the folder
+/// backend's layout (<see cref="StorageKey.Path"/>). Object stores have no rename, so a put is atomic
+/// because it is one PUT, or one CompleteMultipartUpload for objects above
+/// <see cref="S3Options.MultipartThreshold"/>; a failed or cancelled multipart upload is aborted, and
+/// <see cref="RemoveLeftoversAsync"/> aborts the ones a crash left behind. Every request carries
+/// Content-MD5 (so a server refuses a body damaged in transit) and is retried by <see cref="S3Retrier"/>.
+/// </summary>
+public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
+{
+    /// <summary>
+    /// Multipart uploads younger than this are never aborted, whatever the caller asks: WAL pushes take
+    /// no repository lock, another host's clock may be off, and the parts are invisible anyway (AWS
+    /// recommends the same day in a lifecycle rule).
+    /// </summary>
+    public static readonly TimeSpan LeftoverMinimumAge = TimeSpan.FromDays(1);
+
+    private readonly IAmazonS3 _client;
+    private readonly S3Location _location;
+    private readonly S3Options _options;
+    private readonly TimeProvider _time;
+    private readonly S3Retrier _retry;
+
+    /// <param name="environment">Reads an environment variable (AWS_*); pass <c>Environment.GetEnvironmentVariable</c> outside tests.</param>
+    public S3Storage(S3Location location, S3Options options, Func<string, string?> environment, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(location);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.PartSize < 5 * 1024 * 1024 || options.MultipartThreshold < options.PartSize || options.PartConcurrency < 1)
+        {
+            throw new ArgumentException("S3 parts must be at least 5 MiB, the multipart threshold at least one part, and at least one part in flight", nameof(options));
+        }
+        (var client, Endpoint) = S3ClientFactory.Create(options, environment);
+        _client = client;
+        _location = location;
+        _options = options;
+        _time = time;
+        _retry = new S3Retrier(options.Retry, time, Permanent);
+    }
+
+    public string Location => _location.ToString();
+
+    /// <summary>Where requests go and how credentials were found (no secrets).</summary>
+    public S3Endpoint Endpoint { get; }
+
+    /// <summary>Failed attempts that were retried since this storage was created.</summary>
+    public long Retries => _retry.Retries;
+
+    public async Task PutAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var objectKey = ObjectKeyOf(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (data.Length > _options.MultipartThreshold)
+        {
+            await PutMultipartAsync(key, objectKey, data, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        var md5 = Convert.ToBase64String(MD5.HashData(data.Span));
+        await _retry.RunAsync($"PUT {key}", async ct =>
+        {
+            using var body = StreamOf(data);
+            var request = new PutObjectRequest
+            {
+                BucketName = _location.Bucket,
+                Key = objectKey,
+                InputStream = body,
+                AutoCloseStream = false,
+                AutoResetStreamPosition = true,
+                MD5Digest = md5,
+                // A plain signed body with Content-Length: accepted by every S3-compatible server.
+                UseChunkEncoding = false,
+                ContentType = "application/octet-stream",
+            };
+            ApplyWriteOptions(request);
+            await _client.PutObjectAsync(request, ct).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        var objectKey = ObjectKeyOf(key);
+        if (length == 0)
+        {
+            return await StatAsync(key, cancellationToken).ConfigureAwait(false) is null ? throw new ObjectNotFoundException(key) : [];
+        }
+        return await _retry.RunAsync($"GET {key}", async ct =>
+        {
+            var request = new GetObjectRequest { BucketName = _location.Bucket, Key = objectKey };
+            if (offset > 0 || length > 0)
+            {
+                request.ByteRange = length < 0 ? new ByteRange($"bytes={offset}-") : new ByteRange(offset, offset + length - 1);
+            }
+            GetObjectResponse response;
+            try
+            {
+                response = await _client.GetObjectAsync(request, ct).ConfigureAwait(false);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode is "NoSuchKey" or "NotFound" or null or "")
+            {
+                throw new ObjectNotFoundException(key);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
+            {
+                return []; // the range starts at or past the end (the contract: the bytes that exist)
+            }
+            using (response)
+            {
+                return await ReadBodyAsync(response, key, ct).ConfigureAwait(false);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken)
+    {
+        var objectKey = ObjectKeyOf(key);
+        return await _retry.RunAsync<ObjectInfo?>($"HEAD {key}", async ct =>
+        {
+            try
+            {
+                var head = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _location.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
+                return new ObjectInfo(key, head.ContentLength);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (kind == ObjectKind.Config)
+        {
+            if (await StatAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false) is { } config)
+            {
+                yield return config;
+            }
+            yield break;
+        }
+        var folder = FolderOf(kind) + "/";
+        var prefix = _location.KeyOf(folder);
+        string? token = null;
+        do
+        {
+            var page = await _retry.RunAsync($"LIST {folder}", ct => _client.ListObjectsV2Async(new ListObjectsV2Request
+            {
+                BucketName = _location.Bucket,
+                Prefix = prefix,
+                ContinuationToken = token,
+                MaxKeys = 1000,
+            }, ct), cancellationToken).ConfigureAwait(false);
+            foreach (var o in page.S3Objects ?? [])
+            {
+                if (KeyFromObjectKey(kind, o.Key[(prefix.Length - folder.Length)..]) is { } key)
+                {
+                    yield return new ObjectInfo(key, o.Size ?? 0);
+                }
+            }
+            token = page.IsTruncated == true ? page.NextContinuationToken : null;
+            if (page.IsTruncated == true && string.IsNullOrEmpty(token))
+            {
+                throw new S3StorageException($"LIST {folder}: the server said the listing is truncated but gave no continuation token", false);
+            }
+        }
+        while (token is not null);
+    }
+
+    public async Task DeleteAsync(StorageKey key, CancellationToken cancellationToken)
+    {
+        var objectKey = ObjectKeyOf(key);
+        await _retry.RunAsync($"DELETE {key}", async ct =>
+        {
+            try
+            {
+                await _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _location.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode != "NoSuchBucket")
+            {
+                // Deleting what is not there succeeds (some servers answer 404 where AWS answers 204).
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Aborts multipart uploads under the prefix that were started more than
+    /// max(<paramref name="olderThan"/>, <see cref="LeftoverMinimumAge"/>) ago. A server that does not
+    /// implement listing uploads (s3rver) has nothing to report: returns 0.
+    /// </summary>
+    public async Task<int> RemoveLeftoversAsync(TimeSpan olderThan, bool dryRun, CancellationToken cancellationToken)
+    {
+        var cutoff = _time.GetUtcNow() - (olderThan > LeftoverMinimumAge ? olderThan : LeftoverMinimumAge);
+        var prefix = _location.KeyOf("");
+        string? keyMarker = null;
+        string? uploadMarker = null;
+        var removed = 0;
+        while (true)
+        {
+            ListMultipartUploadsResponse page;
+            try
+            {
+                page = await _retry.RunAsync("LIST multipart uploads", ct => _client.ListMultipartUploadsAsync(new ListMultipartUploadsRequest
+                {
+                    BucketName = _location.Bucket,
+                    Prefix = prefix,
+                    KeyMarker = keyMarker,
+                    UploadIdMarker = uploadMarker,
+                }, ct), cancellationToken).ConfigureAwait(false);
+            }
+            catch (S3StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.NotImplemented })
+            {
+                return removed;
+            }
+            foreach (var u in page.MultipartUploads ?? [])
+            {
+                if (u.Initiated is not { } initiated || new DateTimeOffset(DateTime.SpecifyKind(initiated, initiated.Kind == DateTimeKind.Unspecified ? DateTimeKind.Utc : initiated.Kind)) >= cutoff)
+                {
+                    continue;
+                }
+                removed++;
+                if (!dryRun)
+                {
+                    await AbortAsync(u.Key, u.UploadId, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            if (page.IsTruncated != true)
+            {
+                return removed;
+            }
+            (keyMarker, uploadMarker) = (page.NextKeyMarker, page.NextUploadIdMarker);
+        }
+    }
+
+    public void Dispose() => _client.Dispose();
+
+    private async Task PutMultipartAsync(StorageKey key, string objectKey, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var initiate = new InitiateMultipartUploadRequest { BucketName = _location.Bucket, Key = objectKey, ContentType = "application/octet-stream" };
+        if (_options.Sse != S3ServerSideEncryption.None)
+        {
+            initiate.ServerSideEncryptionMethod = _options.Sse == S3ServerSideEncryption.Kms ? ServerSideEncryptionMethod.AWSKMS : ServerSideEncryptionMethod.AES256;
+            initiate.ServerSideEncryptionKeyManagementServiceKeyId = _options.Sse == S3ServerSideEncryption.Kms ? _options.SseKmsKeyId : null;
+        }
+        if (_options.StorageClass is { } storageClass)
+        {
+            initiate.StorageClass = S3StorageClass.FindValue(storageClass);
+        }
+        var uploadId = (await _retry.RunAsync($"START multipart PUT {key}", ct => _client.InitiateMultipartUploadAsync(initiate, ct), cancellationToken).ConfigureAwait(false)).UploadId;
+        var parts = (int)((data.Length + (long)_options.PartSize - 1) / _options.PartSize);
+        var etags = new string[parts];
+        var md5s = new byte[parts][];
+        try
+        {
+            await Parallel.ForAsync(0, parts, new ParallelOptions { MaxDegreeOfParallelism = _options.PartConcurrency, CancellationToken = cancellationToken }, async (i, ct) =>
+            {
+                var slice = data.Slice(i * _options.PartSize, Math.Min(_options.PartSize, data.Length - (i * _options.PartSize)));
+                md5s[i] = MD5.HashData(slice.Span);
+                var md5 = Convert.ToBase64String(md5s[i]);
+                etags[i] = await _retry.RunAsync($"PUT {key} part {i + 1}/{parts}", async attemptToken =>
+                {
+                    using var body = StreamOf(slice);
+                    var response = await _client.UploadPartAsync(new UploadPartRequest
+                    {
+                        BucketName = _location.Bucket,
+                        Key = objectKey,
+                        UploadId = uploadId,
+                        PartNumber = i + 1,
+                        InputStream = body,
+                        PartSize = slice.Length,
+                        MD5Digest = md5,
+                        UseChunkEncoding = false,
+                        IsLastPart = i == parts - 1,
+                    }, attemptToken).ConfigureAwait(false);
+                    return response.ETag;
+                }, ct).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+
+            var expectedEtag = MultipartEtag(md5s);
+            var completeAttempts = 0;
+            await _retry.RunAsync($"COMPLETE multipart PUT {key}", async ct =>
+            {
+                completeAttempts++;
+                try
+                {
+                    await _client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+                    {
+                        BucketName = _location.Bucket,
+                        Key = objectKey,
+                        UploadId = uploadId,
+                        PartETags = [.. etags.Select((e, i) => new PartETag(i + 1, e))],
+                    }, ct).ConfigureAwait(false);
+                }
+                catch (AmazonS3Exception e) when (completeAttempts > 1 && e.ErrorCode == "NoSuchUpload")
+                {
+                    // An earlier attempt completed the upload but its answer was lost: the object is there if its ETag says so.
+                    var head = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _location.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
+                    if (head.ContentLength != data.Length || !string.Equals(head.ETag?.Trim('"'), expectedEtag, StringComparison.OrdinalIgnoreCase))
+                    {
+                        throw;
+                    }
+                }
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Nothing became visible; free the parts now rather than leave them for RemoveLeftoversAsync.
+            await AbortAsync(objectKey, uploadId, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Best effort, bounded: a failed abort leaves invisible parts that RemoveLeftoversAsync (or a lifecycle rule) removes.</summary>
+    private async Task AbortAsync(string objectKey, string uploadId, CancellationToken cancellationToken)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30), _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, bound.Token);
+        try
+        {
+            await _client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = _location.Bucket, Key = objectKey, UploadId = uploadId }, linked.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AmazonServiceException or IOException or HttpRequestException or OperationCanceledException)
+        {
+        }
+    }
+
+    private static async Task<byte[]> ReadBodyAsync(GetObjectResponse response, StorageKey key, CancellationToken cancellationToken)
+    {
+        var expected = response.ContentLength;
+        var buffer = GC.AllocateUninitializedArray<byte>(checked((int)expected));
+        var stream = response.ResponseStream;
+        var done = 0;
+        while (done < buffer.Length)
+        {
+            var n = await stream.ReadAsync(buffer.AsMemory(done), cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                // Transient: the connection ended early; the retry reads the range again.
+                throw new IOException($"GET {key}: the response body ended after {done} of {expected} bytes");
+            }
+            done += n;
+        }
+        return buffer;
+    }
+
+    private void ApplyWriteOptions(PutObjectRequest request)
+    {
+        if (_options.Sse != S3ServerSideEncryption.None)
+        {
+            request.ServerSideEncryptionMethod = _options.Sse == S3ServerSideEncryption.Kms ? ServerSideEncryptionMethod.AWSKMS : ServerSideEncryptionMethod.AES256;
+            request.ServerSideEncryptionKeyManagementServiceKeyId = _options.Sse == S3ServerSideEncryption.Kms ? _options.SseKmsKeyId : null;
+        }
+        if (_options.StorageClass is { } storageClass)
+        {
+            request.StorageClass = S3StorageClass.FindValue(storageClass);
+        }
+    }
+
+    /// <summary>Turns a failure no retry can fix into a message that names the fix.</summary>
+    private Exception? Permanent(Exception e, string what)
+    {
+        if (e is AmazonS3Exception s)
+        {
+            return s.ErrorCode switch
+            {
+                "NoSuchBucket" => new S3StorageException($"{what}: the bucket '{_location.Bucket}' does not exist{At()}; create it first (for example: aws s3 mb s3://{_location.Bucket})", false, e),
+                "AccessDenied" or "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "ExpiredToken" or "InvalidToken" or "AllAccessDisabled" =>
+                    new S3StorageException($"{what}: the S3 server refused the request ({s.ErrorCode}){At()}; check the credentials ({Endpoint.CredentialSource}) and that the bucket policy allows s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on {_location}", false, e),
+                "PermanentRedirect" or "AuthorizationHeaderMalformed" or "IllegalLocationConstraintException" =>
+                    new S3StorageException($"{what}: the bucket '{_location.Bucket}' is in another region than {Endpoint.Region}; set s3.region in cairn.yaml or AWS_REGION", false, e),
+                _ => null,
+            };
+        }
+        if (e is AmazonClientException c && c.Message.Contains("credentials", StringComparison.OrdinalIgnoreCase))
+        {
+            return new S3StorageException($"{what}: no S3 credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, s3.credentials_file or s3.profile ({c.Message})", false, e);
+        }
+        return null;
+    }
+
+    private string At() => Endpoint.ServiceUrl is { } u ? $" at {u.GetLeftPart(UriPartial.Authority)}" : "";
+
+    /// <summary>S3's ETag of a multipart object: MD5 of the parts' MD5s, then "-" and the number of parts.</summary>
+    internal static string MultipartEtag(byte[][] partMd5s)
+        => Convert.ToHexStringLower(MD5.HashData(partMd5s.SelectMany(m => m).ToArray())) + "-" + partMd5s.Length;
+
+    /// <summary>A read-only stream over the bytes without copying them when they live in an array.</summary>
+    private static MemoryStream StreamOf(ReadOnlyMemory<byte> data)
+        => MemoryMarshal.TryGetArray(data, out var segment)
+            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
+            : new MemoryStream(data.ToArray(), writable: false);
+
+    /// <summary>The object key of a storage key; names are checked like the folder backend checks them.</summary>
+    internal string ObjectKeyOf(StorageKey key)
+    {
+        if (!IsValidName(key.Kind, key.Name))
+        {
+            throw new ArgumentException($"invalid object name '{key.Name}'", nameof(key));
+        }
+        return _location.KeyOf(key.Path);
+    }
+
+    private static bool IsValidName(ObjectKind kind, string name)
+        => name.Length > 0 && !name.Contains('/', StringComparison.Ordinal) && !name.Contains("..", StringComparison.Ordinal)
+            && !name.StartsWith('.') && !name.Any(char.IsControl) && (kind != ObjectKind.Data || name.Length >= 3);
+
+    /// <summary>Maps a listed key (relative to the prefix) back to a storage key; anything that does not fit the layout is skipped.</summary>
+    internal static StorageKey? KeyFromObjectKey(ObjectKind kind, string relative)
+    {
+        var folder = FolderOf(kind) + "/";
+        if (!relative.StartsWith(folder, StringComparison.Ordinal))
+        {
+            return null;
+        }
+        var rest = relative[folder.Length..];
+        string name;
+        if (kind == ObjectKind.Data)
+        {
+            var slash = rest.IndexOf('/', StringComparison.Ordinal);
+            if (slash != 2)
+            {
+                return null;
+            }
+            name = rest[3..];
+            if (!name.StartsWith(rest[..2], StringComparison.Ordinal))
+            {
+                return null;
+            }
+        }
+        else
+        {
+            name = rest;
+        }
+        return IsValidName(kind, name) ? new StorageKey(kind, name) : null;
+    }
+
+    private static string FolderOf(ObjectKind kind) => kind switch
+    {
+        ObjectKind.Key => "keys",
+        ObjectKind.Data => "data",
+        ObjectKind.Index => "index",
+        ObjectKind.Snapshot => "snapshots",
+        ObjectKind.Lock => "locks",
+        ObjectKind.Named => "wal",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+}
