@@ -31,6 +31,8 @@ internal static class S3ClientFactory
         {
             // Cairn retries itself (S3Retrier): one place decides, counts and bounds the waits.
             MaxErrorRetry = 0,
+            // Also its silent immediate re-sends after a reset connection (10 by default, not counted in MaxErrorRetry).
+            MaxStaleConnectionRetries = 0,
             // Content-MD5 is what every S3-compatible server checks; the SDK's default CRC trailers
             // (aws-chunked with x-amz-trailer) are refused by several of them.
             RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,

@@ -39,7 +39,8 @@ public sealed partial class S3rverFixture : IAsyncLifetime
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in (string[])[script, "--directory", _dir.File("data"), "--address", "127.0.0.1", "--port", "0", "--silent", "--no-vhost-buckets", "--configure-bucket", Bucket])
+        // s3rver makes list-type=2 continuation tokens with DES, which Node 17+ (OpenSSL 3) only has in the legacy provider.
+        foreach (var a in (string[])["--openssl-legacy-provider", script, "--directory", _dir.File("data"), "--address", "127.0.0.1", "--port", "0", "--silent", "--no-vhost-buckets", "--configure-bucket", Bucket])
         {
             psi.ArgumentList.Add(a);
         }

@@ -1,0 +1,260 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Cairn.Tests.Support;
+
+/// <summary>One HTTP request as the proxy saw it.</summary>
+public sealed record ProxyRequest(int Ordinal, string Method, string Target, IReadOnlyDictionary<string, string> Headers, byte[] Body)
+{
+    public string Path => Target.Split('?')[0];
+
+    public string Query => Target.Contains('?', StringComparison.Ordinal) ? Target[(Target.IndexOf('?', StringComparison.Ordinal) + 1)..] : "";
+
+    public bool IsPartUpload => Method == "PUT" && Query.Contains("uploadId=", StringComparison.Ordinal);
+}
+
+/// <summary>What the proxy does to one request instead of passing it through.</summary>
+public abstract record Fault
+{
+    /// <summary>Answer with an S3 error document (e.g. 503 SlowDown) without asking the server.</summary>
+    public sealed record Error(int Status, string Code) : Fault;
+
+    /// <summary>Read part of the request body, then reset the connection (RST), before the server sees anything.</summary>
+    public sealed record ResetMidRequest : Fault;
+
+    /// <summary>Pass the request on, but send back only the headers and the first half of the response body, then close.</summary>
+    public sealed record TruncateResponse : Fault;
+
+    /// <summary>Pass the request on and hold the response back for a while (a slow server).</summary>
+    public sealed record Delay(TimeSpan Time) : Fault;
+
+    /// <summary>Flip one byte of the request body on its way to the server (a transfer damaged in transit).</summary>
+    public sealed record CorruptRequestBody : Fault;
+
+    /// <summary>Answer with this XML document (an answer s3rver cannot give, e.g. a list of multipart uploads).</summary>
+    public sealed record Canned(int Status, string Xml) : Fault;
+}
+
+/// <summary>
+/// A small fault-injecting HTTP/1.1 proxy in front of the real S3 server: one request per connection
+/// (it answers with Connection: close), every request recorded, and a per-instance hook that picks a
+/// fault for a request. Listens on 127.0.0.1 only.
+/// </summary>
+public sealed class FaultProxy : IAsyncDisposable
+{
+    private readonly Uri _upstream;
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _accept;
+    private int _ordinal;
+
+    public FaultProxy(Uri upstream)
+    {
+        _upstream = upstream;
+        _listener.Start();
+        Endpoint = new Uri($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}");
+        _accept = AcceptLoopAsync();
+    }
+
+    public Uri Endpoint { get; }
+
+    /// <summary>Picks the fault for a request (null passes it through). Runs on the proxy's threads.</summary>
+    public Func<ProxyRequest, Fault?>? OnRequest { get; set; }
+
+    public ConcurrentQueue<ProxyRequest> Requests { get; } = new();
+
+    public int Faults => _faults;
+
+    /// <summary>The most requests that were in the proxy at the same time.</summary>
+    public int MaxInFlight => _maxInFlight;
+
+    private int _faults;
+    private int _inFlight;
+    private int _maxInFlight;
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        try
+        {
+            await _accept;
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+        _stop.Dispose();
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            _ = Task.Run(() => HandleAsync(client));
+        }
+    }
+
+    private async Task HandleAsync(TcpClient client)
+    {
+        using (client)
+        {
+            var now = Interlocked.Increment(ref _inFlight);
+            for (var max = _maxInFlight; now > max && Interlocked.CompareExchange(ref _maxInFlight, now, max) != max; max = _maxInFlight)
+            {
+            }
+            try
+            {
+                await HandleCoreAsync(client);
+            }
+            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _inFlight);
+            }
+        }
+    }
+
+    private async Task HandleCoreAsync(TcpClient client)
+    {
+        var ct = _stop.Token;
+        var stream = client.GetStream();
+        var (head, rest) = await ReadHeadAsync(stream, ct);
+        if (head is null)
+        {
+            return;
+        }
+        var lines = head.Split("\r\n");
+        var requestLine = lines[0].Split(' ');
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var l in lines.Skip(1).Where(l => l.Length > 0))
+        {
+            var colon = l.IndexOf(':', StringComparison.Ordinal);
+            headers[l[..colon].Trim()] = l[(colon + 1)..].Trim();
+        }
+        var length = headers.TryGetValue("Content-Length", out var cl) ? long.Parse(cl, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        if (headers.TryGetValue("Expect", out var expect) && expect.Equals("100-continue", StringComparison.OrdinalIgnoreCase))
+        {
+            await stream.WriteAsync("HTTP/1.1 100 Continue\r\n\r\n"u8.ToArray(), ct);
+        }
+        var request = new ProxyRequest(Interlocked.Increment(ref _ordinal), requestLine[0], requestLine[1], headers, []);
+        var fault = OnRequest?.Invoke(request);
+        if (fault is not null)
+        {
+            Interlocked.Increment(ref _faults);
+        }
+        if (fault is Fault.ResetMidRequest)
+        {
+            // Take some of the body so the client is mid-upload, then reset the connection.
+            var some = new byte[Math.Min(length, 64 * 1024)];
+            var got = Math.Min(rest.Length, some.Length);
+            var n = got;
+            while (n < some.Length && (got = await stream.ReadAsync(some.AsMemory(n), ct)) > 0)
+            {
+                n += got;
+            }
+            Requests.Enqueue(request);
+            client.Client.LingerState = new LingerOption(true, 0);
+            client.Client.Close();
+            return;
+        }
+        var body = new byte[length];
+        rest.AsSpan(0, (int)Math.Min(rest.Length, length)).CopyTo(body);
+        var read = (int)Math.Min(rest.Length, length);
+        while (read < length)
+        {
+            var n = await stream.ReadAsync(body.AsMemory(read), ct);
+            if (n == 0)
+            {
+                return;
+            }
+            read += n;
+        }
+        request = request with { Body = body };
+        Requests.Enqueue(request);
+        if (fault is Fault.Error error)
+        {
+            var xml = Encoding.UTF8.GetBytes($"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{error.Code}</Code><Message>injected by the test proxy</Message><RequestId>proxy</RequestId></Error>");
+            var response = Encoding.ASCII.GetBytes($"HTTP/1.1 {error.Status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {xml.Length}\r\nConnection: close\r\n\r\n");
+            await stream.WriteAsync(response, ct);
+            if (request.Method != "HEAD")
+            {
+                await stream.WriteAsync(xml, ct);
+            }
+            return;
+        }
+        if (fault is Fault.Canned canned)
+        {
+            var xml = Encoding.UTF8.GetBytes(canned.Xml);
+            await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {canned.Status} OK\r\nContent-Type: application/xml\r\nContent-Length: {xml.Length}\r\nConnection: close\r\n\r\n"), ct);
+            await stream.WriteAsync(xml, ct);
+            return;
+        }
+        if (fault is Fault.CorruptRequestBody && body.Length > 0)
+        {
+            body[body.Length / 2] ^= 0x55;
+        }
+
+        // Forward with Connection: close, read the whole answer until the server closes.
+        using var upstream = new TcpClient();
+        await upstream.ConnectAsync(_upstream.Host, _upstream.Port, ct);
+        var up = upstream.GetStream();
+        var forwarded = new StringBuilder().Append(lines[0]).Append("\r\n");
+        foreach (var (k, v) in headers)
+        {
+            if (k.Equals("Connection", StringComparison.OrdinalIgnoreCase) || k.Equals("Expect", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            forwarded.Append(k).Append(": ").Append(v).Append("\r\n");
+        }
+        forwarded.Append("Connection: close\r\n\r\n");
+        await up.WriteAsync(Encoding.ASCII.GetBytes(forwarded.ToString()), ct);
+        await up.WriteAsync(body, ct);
+        var answer = new MemoryStream();
+        await up.CopyToAsync(answer, ct);
+        var bytes = answer.ToArray();
+        if (fault is Fault.Delay delay)
+        {
+            await Task.Delay(delay.Time, ct);
+        }
+        if (fault is Fault.TruncateResponse)
+        {
+            var end = bytes.AsSpan().IndexOf("\r\n\r\n"u8) + 4;
+            var bodyLength = bytes.Length - end;
+            await stream.WriteAsync(bytes.AsMemory(0, end + (bodyLength / 2)), ct);
+            await stream.FlushAsync(ct);
+            client.Client.Shutdown(SocketShutdown.Both);
+            return;
+        }
+        await stream.WriteAsync(bytes, ct);
+    }
+
+    private static async Task<(string? Head, byte[] Remainder)> ReadHeadAsync(NetworkStream stream, CancellationToken ct)
+    {
+        var buffer = new byte[64 * 1024];
+        var n = 0;
+        while (true)
+        {
+            var got = await stream.ReadAsync(buffer.AsMemory(n), ct);
+            if (got == 0)
+            {
+                return (null, []);
+            }
+            n += got;
+            var end = buffer.AsSpan(0, n).IndexOf("\r\n\r\n"u8);
+            if (end >= 0)
+            {
+                return (Encoding.ASCII.GetString(buffer, 0, end), buffer[(end + 4)..n]);
+            }
+            if (n == buffer.Length)
+            {
+                throw new IOException("request head larger than 64 KiB");
+            }
+        }
+    }
+}
