@@ -36,11 +36,16 @@ public sealed class RepositoryLock : IAsyncDisposable
     public static readonly TimeSpan RefreshInterval = TimeSpan.FromMinutes(5);
     public static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(30);
 
+    /// <summary>How often a process that lost a race for the lock (see <see cref="AcquireAsync"/>) tries again.</summary>
+    private const int RaceAttempts = 4;
+
     private readonly IStorage _storage;
     private readonly TimeProvider _time;
     private readonly ITimer _timer;
+    private readonly Lock _gate = new();
     private LockData _data;
     private bool _released;
+    private Task _refresh = Task.CompletedTask;
 
     private RepositoryLock(IStorage storage, TimeProvider time, string id, LockData data)
     {
@@ -48,7 +53,7 @@ public sealed class RepositoryLock : IAsyncDisposable
         _time = time;
         Id = id;
         _data = data;
-        _timer = time.CreateTimer(_ => _ = RefreshAsync(), null, RefreshInterval, RefreshInterval);
+        _timer = time.CreateTimer(_ => StartRefresh(), null, RefreshInterval, RefreshInterval);
     }
 
     public string Id { get; }
@@ -60,44 +65,61 @@ public sealed class RepositoryLock : IAsyncDisposable
 
     /// <summary>
     /// Takes a shared or exclusive lock. Locks whose holder is provably dead (<see cref="LockInfo.ProvablyDead"/>)
-    /// are removed first and listed in <see cref="RemovedStale"/>; any other conflicting lock makes it fail.
+    /// are removed first and listed in <see cref="RemovedStale"/>; any other conflicting lock that was
+    /// there before makes it fail at once. Then it writes its lock object and lists the locks again
+    /// (restic's scheme, which needs no rename): the storage is read-after-write consistent (the IStorage
+    /// contract; AWS S3 has been since 2020), so of two processes racing for conflicting locks at least
+    /// one sees the other's lock on its re-list and backs off. Both may see each other; each then deletes
+    /// its own lock and tries again after a random wait, a few times, so one of them wins.
     /// </summary>
     public static async Task<RepositoryLock> AcquireAsync(IStorage storage, TimeProvider time, bool exclusive, string operation, CancellationToken cancellationToken, IProcessTable? processes = null)
     {
         var table = processes ?? ProcessLiveness.Linux;
-        var existing = await ListAsync(storage, time, cancellationToken, table).ConfigureAwait(false);
         var removed = new List<LockInfo>();
-        foreach (var dead in existing.Where(l => l.ProvablyDead))
+        for (var attempt = 1; ; attempt++)
         {
-            await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, dead.Id), cancellationToken).ConfigureAwait(false);
-            removed.Add(dead);
+            var existing = await ListAsync(storage, time, cancellationToken, table).ConfigureAwait(false);
+            foreach (var dead in existing.Where(l => l.ProvablyDead))
+            {
+                await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, dead.Id), cancellationToken).ConfigureAwait(false);
+                removed.Add(dead);
+            }
+            ThrowIfConflict([.. existing.Where(l => !l.ProvablyDead)], exclusive, null);
+            var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            var now = time.GetUtcNow();
+            var data = new LockData
+            {
+                Host = Environment.MachineName,
+                Pid = Environment.ProcessId,
+                ProcessStart = ProcessLiveness.OwnStartTicks,
+                Exclusive = exclusive,
+                Created = now,
+                Refreshed = now,
+                Operation = operation,
+            };
+            var key = new StorageKey(ObjectKind.Lock, id);
+            await storage.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(data, RepositoryJson.Default.LockData), cancellationToken).ConfigureAwait(false);
+            List<LockInfo> after;
+            try
+            {
+                after = [.. (await ListAsync(storage, time, cancellationToken, table).ConfigureAwait(false)).Where(l => !l.ProvablyDead)];
+            }
+            catch
+            {
+                await storage.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+            if (FindConflict(after, exclusive, id) is null)
+            {
+                return new RepositoryLock(storage, time, id, data) { RemovedStale = removed };
+            }
+            await storage.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
+            if (attempt >= RaceAttempts)
+            {
+                ThrowIfConflict(after, exclusive, id);
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(RandomNumberGenerator.GetInt32(20, 20 + (200 * attempt))), time, cancellationToken).ConfigureAwait(false);
         }
-        ThrowIfConflict([.. existing.Where(l => !l.ProvablyDead)], exclusive, null);
-        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var now = time.GetUtcNow();
-        var data = new LockData
-        {
-            Host = Environment.MachineName,
-            Pid = Environment.ProcessId,
-            ProcessStart = ProcessLiveness.OwnStartTicks,
-            Exclusive = exclusive,
-            Created = now,
-            Refreshed = now,
-            Operation = operation,
-        };
-        await storage.PutAsync(new StorageKey(ObjectKind.Lock, id), JsonSerializer.SerializeToUtf8Bytes(data, RepositoryJson.Default.LockData), cancellationToken).ConfigureAwait(false);
-        // Re-list: if another process wrote a conflicting lock at the same moment, both back off.
-        var after = await ListAsync(storage, time, cancellationToken, table).ConfigureAwait(false);
-        try
-        {
-            ThrowIfConflict([.. after.Where(l => !l.ProvablyDead)], exclusive, id);
-        }
-        catch
-        {
-            await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, id), CancellationToken.None).ConfigureAwait(false);
-            throw;
-        }
-        return new RepositoryLock(storage, time, id, data) { RemovedStale = removed };
     }
 
     public static async Task<List<LockInfo>> ListAsync(IStorage storage, TimeProvider time, CancellationToken cancellationToken, IProcessTable? processes = null)
@@ -156,21 +178,36 @@ public sealed class RepositoryLock : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_released)
+        Task refresh;
+        lock (_gate)
         {
-            return;
+            if (_released)
+            {
+                return;
+            }
+            _released = true;
+            refresh = _refresh;
         }
-        _released = true;
         await _timer.DisposeAsync().ConfigureAwait(false);
+        // A refresh still in flight (slow or retried on object storage) would write the lock again after
+        // the delete below and leave a live-looking lock behind for 30 minutes: let it land first.
+        await refresh.ConfigureAwait(false);
         await _storage.DeleteAsync(new StorageKey(ObjectKind.Lock, Id), CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private void StartRefresh()
+    {
+        lock (_gate)
+        {
+            if (!_released && _refresh.IsCompleted)
+            {
+                _refresh = RefreshAsync();
+            }
+        }
     }
 
     private async Task RefreshAsync()
     {
-        if (_released)
-        {
-            return;
-        }
         try
         {
             _data = _data with { Refreshed = _time.GetUtcNow() };
@@ -182,18 +219,13 @@ public sealed class RepositoryLock : IAsyncDisposable
         }
     }
 
+    private static LockInfo? FindConflict(List<LockInfo> locks, bool exclusive, string? own)
+        => locks.FirstOrDefault(l => l.Id != own && (exclusive || l.Data.Exclusive));
+
     private static void ThrowIfConflict(List<LockInfo> locks, bool exclusive, string? own)
     {
-        foreach (var l in locks)
+        if (FindConflict(locks, exclusive, own) is { } l)
         {
-            if (l.Id == own)
-            {
-                continue;
-            }
-            if (!exclusive && !l.Data.Exclusive)
-            {
-                continue;
-            }
             if (l.IsStale)
             {
                 throw new RepositoryLockedException(

@@ -1,0 +1,143 @@
+using Cairn.Repository;
+using Cairn.Repository.Checking;
+using Cairn.Repository.Locks;
+using Cairn.Repository.Pruning;
+using Cairn.Repository.Storage;
+using Cairn.Storage.S3;
+using Cairn.Tests.Support;
+
+namespace Cairn.Tests.Storage;
+
+/// <summary>The repository engine on S3 (s3rver), through the library API: init, write, read, verify, prune, locks.</summary>
+[Collection("s3")]
+public sealed class S3RepositoryTests(S3rverFixture s3)
+{
+    [Fact]
+    public async Task Repository_on_S3_writes_reads_verifies_and_prunes()
+    {
+        var location = s3.NewLocation("repo");
+        using var storage = s3.NewStorage(location);
+        var a = TestData.Rows(1_500_000, 1);
+        var b = TestData.Random(1_200_000, 2);
+        var shared = a.Concat(TestData.Random(300_000, 3)).ToArray();
+        string cId;
+        using (var repo = await TestData.NewRepoAsync(storage))
+        {
+            await using var l = await repo.LockAsync(exclusive: false, "put", default);
+            var sa = await TestData.PutAsync(repo, "a", a);
+            await TestData.PutAsync(repo, "b", b);
+            cId = (await TestData.PutAsync(repo, "c", shared)).Id;
+            Assert.Equal(NamedPutResult.Stored, await NamedFiles.PutAsync(repo, "db@000000010000000000000001", b, default));
+            Assert.Equal(NamedPutResult.AlreadyStoredIdentical, await NamedFiles.PutAsync(repo, "db@000000010000000000000001", b, default));
+            Assert.Equal(a, await TestData.GetAsync(repo, sa));
+        }
+
+        // A second client (a new process) opens the same prefix.
+        using var storage2 = s3.NewStorage(location);
+        using (var reopened = await Repo.OpenAsync(storage2, TestData.Passphrase, TimeProvider.System, default))
+        {
+            var snapshots = await reopened.ListSnapshotsAsync(default);
+            Assert.Equal(3, snapshots.Count);
+            Assert.Equal(b, await NamedFiles.GetAsync(reopened, "db@000000010000000000000001", default));
+            var check = await new Checker(reopened).CheckAsync(new CheckOptions(ReadData: true), null, default);
+            Assert.Empty(check.Findings);
+
+            await using (var x = await reopened.LockAsync(exclusive: true, "prune", default))
+            {
+                foreach (var s in snapshots.Where(s => s.Id != cId))
+                {
+                    await reopened.ForgetAsync(s, default);
+                }
+                var pruned = await new Pruner(reopened).PruneAsync(dryRun: false, default);
+                Assert.True(pruned.BytesDeleted > 1_000_000, $"freed only {pruned.BytesDeleted}");
+            }
+        }
+
+        using var afterPrune = await Repo.OpenAsync(s3.NewStorage(location), TestData.Passphrase, TimeProvider.System, default);
+        var left = Assert.Single(await afterPrune.ListSnapshotsAsync(default));
+        Assert.Equal(shared, await TestData.GetAsync(afterPrune, left));
+        var report = await new Checker(afterPrune).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        Assert.Empty(report.Findings);
+        await foreach (var l in storage.ListAsync(ObjectKind.Lock, default))
+        {
+            Assert.Fail($"lock {l.Key} left behind");
+        }
+    }
+
+    [Fact]
+    public async Task Damaged_pack_on_S3_is_found_by_verify()
+    {
+        var location = s3.NewLocation("damaged");
+        using var storage = s3.NewStorage(location);
+        using var repo = await TestData.NewRepoAsync(storage);
+        await TestData.PutAsync(repo, "a", TestData.Random(600_000, 4));
+        ObjectInfo pack = default;
+        await foreach (var o in storage.ListAsync(ObjectKind.Data, default))
+        {
+            pack = o;
+        }
+        var bytes = await storage.GetAllAsync(pack.Key, default);
+        bytes[bytes.Length / 3] ^= 1;
+        await storage.PutAsync(pack.Key, bytes, default);
+
+        var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, default);
+
+        Assert.Contains(report.Findings, f => f.Kind == FindingKind.Tampered && f.Object.Contains(pack.Key.Name[..8], StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Two_processes_racing_for_the_exclusive_lock_on_S3_never_both_win()
+    {
+        var location = s3.NewLocation("locks");
+        using var one = s3.NewStorage(location);
+        using var two = s3.NewStorage(location);
+        for (var round = 0; round < 15; round++)
+        {
+            using var start = new Barrier(2);
+            var results = await Task.WhenAll(new[] { one, two }.Select(storage => Task.Run(async () =>
+            {
+                start.SignalAndWait();
+                try
+                {
+                    return await RepositoryLock.AcquireAsync(storage, TimeProvider.System, exclusive: true, "prune", default);
+                }
+                catch (RepositoryLockedException)
+                {
+                    return null;
+                }
+            })));
+            var winners = results.Where(r => r is not null).ToList();
+            Assert.True(winners.Count == 1, $"round {round}: {winners.Count} processes hold the exclusive lock");
+            Assert.Single(await RepositoryLock.ListAsync(one, TimeProvider.System, default));
+            await winners[0]!.DisposeAsync();
+            Assert.Empty(await RepositoryLock.ListAsync(two, TimeProvider.System, default));
+        }
+    }
+
+    [Fact]
+    public async Task Shared_lock_racing_an_exclusive_lock_on_S3_never_both_win()
+    {
+        var location = s3.NewLocation("locks-mixed");
+        using var one = s3.NewStorage(location);
+        using var two = s3.NewStorage(location);
+        for (var round = 0; round < 10; round++)
+        {
+            using var start = new Barrier(2);
+            var results = await Task.WhenAll(new[] { (one, true), (two, false) }.Select(p => Task.Run(async () =>
+            {
+                start.SignalAndWait();
+                try
+                {
+                    return await RepositoryLock.AcquireAsync(p.Item1, TimeProvider.System, exclusive: p.Item2, p.Item2 ? "prune" : "backup", default);
+                }
+                catch (RepositoryLockedException)
+                {
+                    return null;
+                }
+            })));
+            var winners = results.Where(r => r is not null).ToList();
+            Assert.True(winners.Count == 1, $"round {round}: {winners.Count} processes hold conflicting locks");
+            await winners[0]!.DisposeAsync();
+        }
+    }
+}
