@@ -77,7 +77,7 @@ internal static class S3ClientFactory
     }
 
     /// <summary>An endpoint must be an absolute http(s) URL without credentials or a path.</summary>
-    public static Uri ParseEndpoint(string text, string where)
+    internal static Uri ParseEndpoint(string text, string where)
     {
         if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
         {

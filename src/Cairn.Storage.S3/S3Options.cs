@@ -109,6 +109,23 @@ public sealed record S3Options
     /// <summary>How failed requests are retried.</summary>
     public S3RetryOptions Retry { get; init; } = new();
 
+    /// <summary>Parses an endpoint URL (scheme, host, port only); the error message names the fix.</summary>
+    public static bool TryParseEndpoint(string text, out Uri? endpoint, out string error)
+    {
+        try
+        {
+            endpoint = S3ClientFactory.ParseEndpoint(text, "endpoint");
+            error = "";
+            return true;
+        }
+        catch (S3ConfigurationException e)
+        {
+            endpoint = null;
+            error = e.Message["endpoint: ".Length..];
+            return false;
+        }
+    }
+
     /// <summary>Whether the endpoint must be addressed path-style (<c>http://host/bucket/key</c>).</summary>
     public static bool ImpliesPathStyle(Uri endpoint)
         => endpoint.IsLoopback || IPAddress.TryParse(endpoint.Host.Trim('[', ']'), out _)

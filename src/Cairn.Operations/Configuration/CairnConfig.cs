@@ -50,9 +50,12 @@ public sealed record CairnConfig
     public Dictionary<string, DatabaseConfig> Databases { get; init; } = new(StringComparer.Ordinal);
     public YamlSequenceNode? Alerts { get; init; }
 
+    /// <summary>The <c>s3:</c> block, or null when absent (the environment alone can configure S3).</summary>
+    public Cairn.Storage.S3.S3Options? S3 { get; init; }
+
     public static CairnConfig Empty { get; } = new();
 
-    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "daemon"];
+    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "daemon", "s3"];
     private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "physical"];
     private static readonly HashSet<string> RetentionKeys = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within"];
     private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table", "public_key"];
@@ -160,6 +163,7 @@ public sealed record CairnConfig
             WorkDirectory = Resolve(ctx.OptString(root, "work_dir", "")),
             Databases = dbs,
             Alerts = ctx.Get(root, "alerts") as YamlSequenceNode,
+            S3 = ctx.Get(root, "s3") is { } s3 ? S3ConfigSection.Parse(s3, file, baseDir) : null,
         };
     }
 
@@ -185,7 +189,7 @@ public sealed record CairnConfig
         return true;
     }
 
-    private sealed class Ctx(string file)
+    internal sealed class Ctx(string file)
     {
         public YamlNode? Get(YamlMappingNode m, string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? v : null;
 
