@@ -31,6 +31,7 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
     private readonly S3Options _options;
     private readonly TimeProvider _time;
     private readonly S3Retrier _retry;
+    private bool? _conditionalWrites;
 
     /// <param name="environment">Reads an environment variable (AWS_*); pass <c>Environment.GetEnvironmentVariable</c> outside tests.</param>
     public S3Storage(S3Location location, S3Options options, Func<string, string?> environment, TimeProvider time)
@@ -58,17 +59,36 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
     public long Retries => _retry.Retries;
 
     public async Task PutAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        => await WriteAsync(key, data, createOnly: false, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Creates the object only when none exists under the key, with S3's conditional write
+    /// (<c>If-None-Match: *</c> on the PUT or on CompleteMultipartUpload): of concurrent creators exactly
+    /// one gets true. Some servers ignore the header and would let a second put replace the first
+    /// (s3rver does); the first call checks this once per storage (put a probe object twice, expect 412
+    /// the second time) and throws <see cref="NotSupportedException"/> on such a server rather than
+    /// pretend.
+    /// </summary>
+    public async Task<bool> PutIfAbsentAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        await EnsureConditionalWritesAsync(cancellationToken).ConfigureAwait(false);
+        return await WriteAsync(key, data, createOnly: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<bool> WriteAsync(StorageKey key, ReadOnlyMemory<byte> data, bool createOnly, CancellationToken cancellationToken)
     {
         var objectKey = ObjectKeyOf(key);
         cancellationToken.ThrowIfCancellationRequested();
         if (data.Length > _options.MultipartThreshold)
         {
-            await PutMultipartAsync(key, objectKey, data, cancellationToken).ConfigureAwait(false);
-            return;
+            return await PutMultipartAsync(key, objectKey, data, createOnly, cancellationToken).ConfigureAwait(false);
         }
-        var md5 = Convert.ToBase64String(MD5.HashData(data.Span));
-        await _retry.RunAsync($"PUT {key}", async ct =>
+        var digest = MD5.HashData(data.Span);
+        var md5 = Convert.ToBase64String(digest);
+        var attempts = 0;
+        return await _retry.RunAsync($"PUT {key}", async ct =>
         {
+            attempts++;
             using var body = StreamOf(data);
             var request = new PutObjectRequest
             {
@@ -81,11 +101,80 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
                 // A plain signed body with Content-Length: accepted by every S3-compatible server.
                 UseChunkEncoding = false,
                 ContentType = "application/octet-stream",
+                IfNoneMatch = createOnly ? "*" : null,
             };
             ApplyWriteOptions(request);
-            await _client.PutObjectAsync(request, ct).ConfigureAwait(false);
+            try
+            {
+                await _client.PutObjectAsync(request, ct).ConfigureAwait(false);
+                return true;
+            }
+            catch (AmazonS3Exception e) when (createOnly && e.StatusCode == HttpStatusCode.PreconditionFailed)
+            {
+                // After a retried attempt the object may be this call's own, stored by an attempt whose answer was lost.
+                return attempts > 1 && await StoredEtagAsync(objectKey, ct).ConfigureAwait(false) == Convert.ToHexStringLower(digest);
+            }
         }, cancellationToken).ConfigureAwait(false);
     }
+
+    private async Task<string?> StoredEtagAsync(string objectKey, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var head = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _location.Bucket, Key = objectKey }, cancellationToken).ConfigureAwait(false);
+            return head.ETag?.Trim('"').ToLowerInvariant();
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Once per storage: does the server refuse a second <c>If-None-Match: *</c> put of one key?</summary>
+    private async Task EnsureConditionalWritesAsync(CancellationToken cancellationToken)
+    {
+        if (_conditionalWrites is { } known)
+        {
+            if (!known)
+            {
+                throw ConditionalWritesMissing();
+            }
+            return;
+        }
+        // Outside the repository layout (ListAsync never returns it), deleted right after.
+        var probe = _location.KeyOf(".cairn-probe-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)));
+        async Task<bool> TryCreateAsync(CancellationToken ct)
+        {
+            try
+            {
+                await _client.PutObjectAsync(new PutObjectRequest { BucketName = _location.Bucket, Key = probe, ContentBody = "probe", IfNoneMatch = "*", UseChunkEncoding = false }, ct).ConfigureAwait(false);
+                return true;
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.PreconditionFailed)
+            {
+                return false;
+            }
+        }
+        try
+        {
+            if (!await _retry.RunAsync("PUT probe (conditional write)", TryCreateAsync, cancellationToken).ConfigureAwait(false))
+            {
+                throw new S3StorageException($"the probe object {probe} for conditional writes already existed", false);
+            }
+            _conditionalWrites = !await _retry.RunAsync("PUT probe again (conditional write)", TryCreateAsync, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await _retry.RunAsync("DELETE probe", ct => _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _location.Bucket, Key = probe }, ct), CancellationToken.None).ConfigureAwait(false);
+        }
+        if (_conditionalWrites != true)
+        {
+            throw ConditionalWritesMissing();
+        }
+    }
+
+    private NotSupportedException ConditionalWritesMissing() => new(
+        $"the S3 server{At()} ignores conditional writes (If-None-Match: * on PUT), so it cannot create an object only if absent; a second writer would replace the first's bytes. Use a server that supports them (AWS S3 since August 2024, MinIO, Ceph RGW Squid and later)");
 
     public async Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken)
     {
@@ -244,7 +333,7 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
 
     public void Dispose() => _client.Dispose();
 
-    private async Task PutMultipartAsync(StorageKey key, string objectKey, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    private async Task<bool> PutMultipartAsync(StorageKey key, string objectKey, ReadOnlyMemory<byte> data, bool createOnly, CancellationToken cancellationToken)
     {
         var initiate = new InitiateMultipartUploadRequest { BucketName = _location.Bucket, Key = objectKey, ContentType = "application/octet-stream" };
         if (_options.Sse != S3ServerSideEncryption.None)
@@ -288,7 +377,7 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
 
             var expectedEtag = MultipartEtag(md5s);
             var completeAttempts = 0;
-            await _retry.RunAsync($"COMPLETE multipart PUT {key}", async ct =>
+            var created = await _retry.RunAsync($"COMPLETE multipart PUT {key}", async ct =>
             {
                 completeAttempts++;
                 try
@@ -299,18 +388,29 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
                         Key = objectKey,
                         UploadId = uploadId,
                         PartETags = [.. etags.Select((e, i) => new PartETag(i + 1, e))],
+                        IfNoneMatch = createOnly ? "*" : null,
                     }, ct).ConfigureAwait(false);
+                    return true;
+                }
+                catch (AmazonS3Exception e) when (createOnly && e.StatusCode == HttpStatusCode.PreconditionFailed)
+                {
+                    return completeAttempts > 1 && await StoredEtagAsync(objectKey, ct).ConfigureAwait(false) == expectedEtag;
                 }
                 catch (AmazonS3Exception e) when (completeAttempts > 1 && e.ErrorCode == "NoSuchUpload")
                 {
                     // An earlier attempt completed the upload but its answer was lost: the object is there if its ETag says so.
-                    var head = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _location.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
-                    if (head.ContentLength != data.Length || !string.Equals(head.ETag?.Trim('"'), expectedEtag, StringComparison.OrdinalIgnoreCase))
+                    if (await StoredEtagAsync(objectKey, ct).ConfigureAwait(false) != expectedEtag)
                     {
                         throw;
                     }
+                    return true;
                 }
             }, cancellationToken).ConfigureAwait(false);
+            if (!created)
+            {
+                await AbortAsync(objectKey, uploadId, CancellationToken.None).ConfigureAwait(false);
+            }
+            return created;
         }
         catch
         {
