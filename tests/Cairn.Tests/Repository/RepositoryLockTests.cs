@@ -28,6 +28,8 @@ public sealed class RepositoryLockTests
             await inner.PutAsync(key, data, cancellationToken);
         }
 
+        public Task<bool> PutIfAbsentAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken) => inner.PutIfAbsentAsync(key, data, cancellationToken);
+
         public Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken) => inner.GetAsync(key, offset, length, cancellationToken);
 
         public Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken) => inner.StatAsync(key, cancellationToken);

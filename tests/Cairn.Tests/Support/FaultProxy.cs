@@ -199,6 +199,52 @@ public sealed class FaultProxy : IAsyncDisposable
             body[body.Length / 2] ^= 0x55;
         }
 
+        // A server that honours If-None-Match: * (s3rver ignores it): one conditional create per key at a
+        // time, refused with 412 when the key exists upstream.
+        var conditionalCreate = EmulateConditionalWrites && headers.TryGetValue("If-None-Match", out var inm) && inm == "*"
+            && ((request.Method == "PUT" && !request.IsPartUpload) || (request.Method == "POST" && request.Query.Contains("uploadId=", StringComparison.Ordinal)));
+        SemaphoreSlim? gate = null;
+        if (conditionalCreate)
+        {
+            gate = _gates.GetOrAdd(request.Path, _ => new SemaphoreSlim(1, 1));
+            await gate.WaitAsync(ct);
+        }
+        try
+        {
+            if (conditionalCreate && await ExistsUpstreamAsync(request.Path, ct))
+            {
+                var xml = Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>");
+                await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/xml\r\nContent-Length: {xml.Length}\r\nConnection: close\r\n\r\n"), ct);
+                await stream.WriteAsync(xml, ct);
+                return;
+            }
+            await ForwardAsync(stream, client, lines, headers, body, fault, ct);
+        }
+        finally
+        {
+            gate?.Release();
+        }
+    }
+
+    /// <summary>Answer conditional creates the way AWS does (412 when the key exists), atomically per key.</summary>
+    public bool EmulateConditionalWrites { get; set; }
+
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
+
+    private async Task<bool> ExistsUpstreamAsync(string path, CancellationToken ct)
+    {
+        using var upstream = new TcpClient();
+        await upstream.ConnectAsync(_upstream.Host, _upstream.Port, ct);
+        var up = upstream.GetStream();
+        await up.WriteAsync(Encoding.ASCII.GetBytes($"HEAD {path} HTTP/1.1\r\nHost: {_upstream.Authority}\r\nConnection: close\r\n\r\n"), ct);
+        var answer = new MemoryStream();
+        await up.CopyToAsync(answer, ct);
+        var status = Encoding.ASCII.GetString(answer.ToArray()).Split(' ', 3);
+        return status.Length > 1 && status[1] == "200";
+    }
+
+    private async Task ForwardAsync(NetworkStream stream, TcpClient client, string[] lines, Dictionary<string, string> headers, byte[] body, Fault? fault, CancellationToken ct)
+    {
         // Forward with Connection: close, read the whole answer until the server closes.
         using var upstream = new TcpClient();
         await upstream.ConnectAsync(_upstream.Host, _upstream.Port, ct);
