@@ -15,8 +15,10 @@ public sealed class S3RepositoryTests(S3rverFixture s3)
     [Fact]
     public async Task Repository_on_S3_writes_reads_verifies_and_prunes()
     {
+        // WAL puts are create-only (If-None-Match: *), which s3rver ignores: the proxy answers them as AWS does.
+        await using var proxy = new FaultProxy(s3.Endpoint) { EmulateConditionalWrites = true };
         var location = s3.NewLocation("repo");
-        using var storage = s3.NewStorage(location);
+        using var storage = s3.NewStorage(location, endpoint: proxy.Endpoint);
         var a = TestData.Rows(1_500_000, 1);
         var b = TestData.Random(1_200_000, 2);
         var shared = a.Concat(TestData.Random(300_000, 3)).ToArray();
@@ -33,7 +35,7 @@ public sealed class S3RepositoryTests(S3rverFixture s3)
         }
 
         // A second client (a new process) opens the same prefix.
-        using var storage2 = s3.NewStorage(location);
+        using var storage2 = s3.NewStorage(location, endpoint: proxy.Endpoint);
         using (var reopened = await Repo.OpenAsync(storage2, TestData.Passphrase, TimeProvider.System, default))
         {
             var snapshots = await reopened.ListSnapshotsAsync(default);
@@ -53,7 +55,7 @@ public sealed class S3RepositoryTests(S3rverFixture s3)
             }
         }
 
-        using var afterPrune = await Repo.OpenAsync(s3.NewStorage(location), TestData.Passphrase, TimeProvider.System, default);
+        using var afterPrune = await Repo.OpenAsync(s3.NewStorage(location, endpoint: proxy.Endpoint), TestData.Passphrase, TimeProvider.System, default);
         var left = Assert.Single(await afterPrune.ListSnapshotsAsync(default));
         Assert.Equal(shared, await TestData.GetAsync(afterPrune, left));
         var report = await new Checker(afterPrune).CheckAsync(new CheckOptions(ReadData: true), null, default);
