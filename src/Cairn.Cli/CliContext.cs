@@ -100,6 +100,20 @@ public sealed class CliContext(CliConsole console, TimeProvider time, Func<strin
         return repo;
     }
 
+    /// <summary>
+    /// Opens the repository for wal-push / wal-fetch only: no index is loaded, so the server's user needs nothing
+    /// but the WAL area, the config and its own key file (see 'cairn archiver allow').
+    /// </summary>
+    public async Task<Repository.Repository> OpenRepositoryForWalAsync(string? repoOption, CancellationToken cancellationToken)
+    {
+        var storage = Storage(repoOption);
+        if (!await Repository.Repository.ExistsAsync(storage, cancellationToken).ConfigureAwait(false))
+        {
+            throw new RepositoryException(ErrorKind.NotFound, $"no repository at {storage.Location} (or the server's user may not enter it: see 'cairn archiver allow'); check --repo / CAIRN_REPOSITORY");
+        }
+        return await Repository.Repository.OpenForNamedFilesAsync(storage, Passphrase(), Time, cancellationToken).ConfigureAwait(false);
+    }
+
     private string ReadSecret(string variable, string what, bool confirm)
     {
         var file = Env(variable + "_FILE");

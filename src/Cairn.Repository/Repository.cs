@@ -106,7 +106,17 @@ public sealed class Repository : IDisposable
     }
 
     /// <summary>Opens a repository with a passphrase. Throws <see cref="WrongPassphraseException"/> when no key opens.</summary>
-    public static async Task<Repository> OpenAsync(IStorage storage, string passphrase, TimeProvider time, CancellationToken cancellationToken)
+    public static Task<Repository> OpenAsync(IStorage storage, string passphrase, TimeProvider time, CancellationToken cancellationToken)
+        => OpenAsync(storage, passphrase, time, loadIndex: true, cancellationToken);
+
+    /// <summary>
+    /// Opens a repository for <see cref="NamedFiles"/> only (WAL push and fetch): the index is not loaded, so a user
+    /// who may read only the config, its own key file and the WAL area (the archiver) can open it.
+    /// </summary>
+    public static Task<Repository> OpenForNamedFilesAsync(IStorage storage, string passphrase, TimeProvider time, CancellationToken cancellationToken)
+        => OpenAsync(storage, passphrase, time, loadIndex: false, cancellationToken);
+
+    private static async Task<Repository> OpenAsync(IStorage storage, string passphrase, TimeProvider time, bool loadIndex, CancellationToken cancellationToken)
     {
         byte[] configBytes;
         try
@@ -136,6 +146,7 @@ public sealed class Repository : IDisposable
         }
         var damagedKeys = new List<string>();
         var warnings = new List<string>();
+        var unreadable = 0;
         var candidates = new List<(ObjectInfo Key, KeyFileData Data)>();
         foreach (var k in keyObjects)
         {
@@ -156,6 +167,12 @@ public sealed class Repository : IDisposable
             catch (ObjectNotFoundException)
             {
                 continue; // removed meanwhile
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // Not shared with this user (the archiver reads only its own key file): not a candidate.
+                unreadable++;
+                continue;
             }
             if (data is null)
             {
@@ -207,10 +224,17 @@ public sealed class Repository : IDisposable
                 throw new RepositoryException(ErrorKind.General, $"repository format version {config.Version} is newer than this Cairn understands; upgrade Cairn");
             }
             var repo = new Repository(storage, time, config, keys, k.Key.Name) { Warnings = warnings };
-            await repo.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+            if (loadIndex)
+            {
+                await repo.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+            }
             return repo;
         }
-        if (damagedKeys.Count + warnings.Count >= keyObjects.Count)
+        if (unreadable == keyObjects.Count)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"this user may not read any key file of the repository at {storage.Location}; run as the repository's owner, or share the archiver's key with 'cairn archiver allow'");
+        }
+        if (damagedKeys.Count + warnings.Count > 0 && damagedKeys.Count + warnings.Count + unreadable >= keyObjects.Count)
         {
             throw new DataDamagedException($"no usable key file in {storage.Location}: {string.Join("; ", damagedKeys.Select(d => $"key file {d} is damaged").Concat(warnings))}; restore keys/ from a copy");
         }

@@ -52,14 +52,27 @@ internal static class DemoCommand
 
                 Step(console, "1. Create the encrypted repository; start a scratch \"production\" server that archives its WAL through cairn wal-push; load the runbook's schema");
                 await Run("init", "--kdf-memory-mib", "16", "--kdf-iterations", "2").ConfigureAwait(false);
-                Directory.CreateDirectory(Path.Combine(folder, "repo", "wal"));
-                Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(folder); // archive_command runs as the server's user
-                var archive = PhysicalCommands.ArchiveCommand(ctx, Path.Combine(folder, "repo"), passFile, "app");
+                // archive_command and restore_command run as the server's user: it gets its own key (a random passphrase,
+                // cheap KDF) and, with 'cairn archiver allow', the WAL area and that key file only (docs/security.md).
+                var archiverPass = Path.Combine(folder, "archiver.pass");
+                await File.WriteAllTextAsync(archiverPass, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)) + "\n", ct).ConfigureAwait(false);
+                env["CAIRN_NEW_PASSPHRASE_FILE"] = archiverPass;
+                await Run("key", "add", "--label", "archiver", "--kdf-memory-mib", "1", "--kdf-iterations", "1").ConfigureAwait(false);
+                env["CAIRN_RESTORE_PASSPHRASE_FILE"] = archiverPass;
+                if (Cairn.PostgreSql.Programs.PgProcess.IsRoot)
+                {
+                    env["CAIRN_PASSPHRASE_FILE"] = archiverPass;
+                    await Run("archiver", "allow", "--group", "postgres").ConfigureAwait(false);
+                    env["CAIRN_PASSPHRASE_FILE"] = passFile;
+                    Cairn.Operations.Physical.ArchiverAccess.ShareForReading(archiverPass, "postgres");
+                    Cairn.Operations.Physical.ArchiverAccess.ShareForReading(folder, "postgres");
+                }
+                var archive = PhysicalCommands.ArchiveCommand(ctx, Path.Combine(folder, "repo"), archiverPass, "app");
                 server = await ScratchServer.StartAsync(settings: new Dictionary<string, string>
                 {
                     ["wal_level"] = "replica",
                     ["archive_mode"] = "on",
-                    ["archive_command"] = $"'{archive.Replace("'", "''", StringComparison.Ordinal)}'",
+                    ["archive_command"] = Cairn.PostgreSql.Physical.ConfValue.Quote(archive),
                 }, cancellationToken: ct).ConfigureAwait(false);
                 console.Out.WriteLine($"   archive_command = '{archive}'");
                 await server.ExecuteAsync("CREATE DATABASE app", cancellationToken: ct).ConfigureAwait(false);

@@ -49,7 +49,7 @@ internal static class PhysicalCommands
             {
                 throw new RepositoryException(ErrorKind.NotFound, $"{file} does not exist");
             }
-            using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
+            using var repo = await ctx.OpenRepositoryForWalAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
             var result = await NamedFiles.PutFileAsync(repo, PhysicalOperation.WalObjectName(db, name), file, ct).ConfigureAwait(false);
             if (result == NamedPutResult.AlreadyStoredIdentical)
             {
@@ -78,7 +78,7 @@ internal static class PhysicalCommands
             try
             {
                 var db = DatabaseName(ctx, p);
-                using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
+                using var repo = await ctx.OpenRepositoryForWalAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
                 try
                 {
                     await NamedFiles.GetToFileAsync(repo, PhysicalOperation.WalObjectName(db, file), Path.GetFullPath(p.GetValue(dest)!), ct).ConfigureAwait(false);
@@ -172,7 +172,7 @@ internal static class PhysicalCommands
         ? $"{Sh(pp)} {Sh(Path.Combine(AppContext.BaseDirectory, "cairn.dll"))}"
         : Sh(Environment.ProcessPath ?? "cairn"));
 
-    private static string Sh(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal) + "\"";
+    private static string Sh(string s) => Cairn.PostgreSql.Programs.ShellQuote.ForPostgresCommand(s);
 
     public static async Task<int> RestoreAsync(CliContext ctx, ParseResult p, string name, string? snapshotId, string to, RecoveryTarget target, FileRestoreOptions options, bool start, int? port, CancellationToken ct, bool keepArchiving = false)
     {
@@ -302,8 +302,9 @@ internal static partial class PhysicalDrill
         var started = false;
         try
         {
-            Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(root);
+            // Restore first, as root, into a folder only root can enter; hand it to the server's user afterwards.
             await PhysicalOperation.RestoreAsync(repo, snap, data, new FileRestoreOptions(Force: false, Delta: false, Jobs: Environment.ProcessorCount * 2), null, ct).ConfigureAwait(false);
+            Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(root);
             var port = Cairn.PostgreSql.Servers.ScratchServer.FreePort();
             await PhysicalRestorer.ConfigureRecoveryAsync(data, PhysicalCommands.RestoreCommand(ctx, repo.Storage.Location, name), rt, port, sock, ct).ConfigureAwait(false);
             Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(sock);

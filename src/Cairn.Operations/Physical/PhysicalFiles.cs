@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Cairn.PostgreSql;
 using Cairn.PostgreSql.Connections;
+using Cairn.PostgreSql.Files;
 using Cairn.PostgreSql.Physical;
 using Cairn.PostgreSql.Programs;
 using Cairn.Repository;
@@ -54,7 +55,8 @@ public static class PhysicalFiles
         var previousBlocks = previous?.Manifest.Items.Where(i => i.Type == "file" && i.Meta?.GetValueOrDefault("blocks") == BlockSize.ToString(CultureInfo.InvariantCulture) && i.Meta.ContainsKey("block_crcs"))
             .ToDictionary(i => i.Name, StringComparer.Ordinal);
         var previousStartLsn = previous is null ? 0UL : WalNames.ParseLsn(previous.Manifest.Meta["start_lsn"]);
-        var entries = DataDirectory.List(start.DataDirectory, start.TablespaceVersionDirectory);
+        using var listing = DataDirectory.List(start.DataDirectory, start.TablespaceVersionDirectory);
+        var entries = listing.Entries;
         total?.Invoke(entries.Sum(e => e.Size));
         await using var writer = repo.BeginWrite();
         foreach (var e in entries.Where(e => e.Type != DataEntryType.File))
@@ -82,15 +84,19 @@ public static class PhysicalFiles
                 FileStream file;
                 try
                 {
-                    file = new FileStream(e.FullPath, new FileStreamOptions { Mode = FileMode.Open, Access = FileAccess.Read, Share = FileShare.ReadWrite | FileShare.Delete, Options = FileOptions.SequentialScan, BufferSize = 0 });
+                    if (listing.OpenRead(e) is not { } handle)
+                    {
+                        continue; // dropped during the backup: WAL replay removes it anyway
+                    }
+                    file = new FileStream(handle, FileAccess.Read, bufferSize: 0);
                 }
-                catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-                {
-                    continue; // dropped during the backup: WAL replay removes it anyway
-                }
-                catch (UnauthorizedAccessException ex)
+                catch (IOException ex) when (ex.InnerException is UnauthorizedAccessException)
                 {
                     throw new PgToolException($"cannot read {e.FullPath}: {ex.Message}; run cairn as root or as the server's user", ex);
+                }
+                catch (UnsafePathException ex)
+                {
+                    throw new PgToolException($"{ex.Message}; it was listed as a regular file moments ago, so something is swapping files in the data directory: refusing to follow it, no backup was recorded", ex);
                 }
                 await using var crc = new Crc32CStream(file);
                 long last = 0;
@@ -280,87 +286,74 @@ public static class PhysicalFiles
 
     // ---- restore -------------------------------------------------------------------------------
 
+    /// <summary>
+    /// Writes a file-level backup into <paramref name="target"/>. The manifest is checked whole before anything touches
+    /// the disk (see <see cref="Plan"/>); then folders, files and, last, links are created through
+    /// <see cref="RestoreTree"/>, which never follows a link and hands only what it creates to the server's user.
+    /// </summary>
     public static async Task<FileRestoreStats> RestoreAsync(Repository.Repository repo, Snapshot snap, string target, FileRestoreOptions options, IProgress<long>? done, CancellationToken ct)
     {
         target = Path.GetFullPath(target);
-        var exists = Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any();
-        if (exists)
+        var plan = Plan(snap);
+        var tablespaceFolders = plan.Tablespaces.Select(l => TablespaceFolder(l, target, options)).ToList();
+        var owner = Accounts.ServerOwner();
+        var root = SafeDirectory.Open(target, create: true);
+        bool exists;
+        try
         {
-            if (File.Exists(Path.Combine(target, "postmaster.pid")) && ServerRunning(Path.Combine(target, "postmaster.pid")))
+            exists = root.Names().Count > 0;
+            if (exists)
             {
-                throw new PgToolException($"a server is running in {target} (postmaster.pid); stop it before restoring into its folder");
-            }
-            if (!options.Delta && !options.Force)
-            {
-                throw new PgToolException($"{target} is not empty; choose an empty folder, pass --delta to keep the files that already match the backup, or --force to replace its contents");
-            }
-            if (!options.Delta)
-            {
-                Directory.Delete(target, recursive: true);
-                exists = false;
+                if (ServerRunning(root))
+                {
+                    throw new PgToolException($"a server is running in {target} (postmaster.pid); stop it before restoring into its folder");
+                }
+                if (!options.Delta && !options.Force)
+                {
+                    throw new PgToolException($"{target} is not empty; choose an empty folder, pass --delta to keep the files that already match the backup, or --force to replace its contents");
+                }
+                if (!options.Delta)
+                {
+                    root.RemoveContents();
+                    exists = false;
+                }
             }
         }
-        Directory.CreateDirectory(target);
-        var items = snap.Manifest.Items;
-        var dirs = items.Where(i => i.Type == "dir").ToList();
-        var links = items.Where(i => i.Type == "link").ToList();
-        var files = items.Where(i => i.Type == "file").OrderByDescending(i => i.Size).ToList();
-        var restoredPaths = new HashSet<string>(StringComparer.Ordinal);
+        catch
+        {
+            root.Dispose();
+            throw;
+        }
+        using var tree = new RestoreTree(root, owner);
 
         // Tablespaces: into the folder named in the map, else beside the data directory (DIR-tablespaces/OID),
-        // never onto the original's location; pg_tblspc/OID links to it, as PostgreSQL expects.
-        var tablespaceFolders = new List<string>();
-        foreach (var l in links.Where(l => l.Name.StartsWith("pg_tblspc/", StringComparison.Ordinal)))
+        // never onto the original's location. Their contents are written into that folder directly; the
+        // pg_tblspc/OID link PostgreSQL expects is created last, with the other links.
+        foreach (var (link, mapped) in plan.Tablespaces.Zip(tablespaceFolders))
         {
-            var oid = l.Name["pg_tblspc/".Length..];
-            var path = Path.Combine(target, "pg_tblspc", oid);
-            var mapped = Path.GetFullPath(options.TablespaceMap?.GetValueOrDefault(oid) ?? Path.Combine(target + "-tablespaces", oid));
-            if (mapped == Path.GetFullPath(l.Meta!["target"]) && !options.Delta)
-            {
-                throw new PgToolException($"tablespace {oid} would be restored onto its original folder {mapped}; map it elsewhere with --tablespace-map {oid}=DIR");
-            }
-            if (Directory.Exists(mapped) && Directory.EnumerateFileSystemEntries(mapped).Any() && !options.Delta)
+            var oid = DataPaths.TablespaceOid(link.Name);
+            var folder = SafeDirectory.Open(mapped, create: true);
+            tree.Map(link.Name, folder);
+            if (folder.Names().Count > 0 && !options.Delta)
             {
                 if (!options.Force)
                 {
                     throw new PgToolException($"the tablespace folder {mapped} is not empty; empty it, pass --force to replace it, or map tablespace {oid} elsewhere with --tablespace-map {oid}=DIR");
                 }
-                Directory.Delete(mapped, recursive: true);
+                folder.RemoveContents();
             }
-            Directory.CreateDirectory(mapped);
-            Directory.CreateDirectory(Path.Combine(target, "pg_tblspc"));
-            var existing = new FileInfo(path);
-            if (existing.LinkTarget is not null)
+            folder.SetMode(DataPaths.DirectoryMode(0));
+            if (owner is { } o)
             {
-                existing.Delete();
+                folder.SetOwner(o);
             }
-            else if (Directory.Exists(path))
-            {
-                Directory.Delete(path, recursive: true);
-            }
-            File.CreateSymbolicLink(path, mapped);
-            tablespaceFolders.Add(mapped);
-            restoredPaths.Add(l.Name);
         }
-        foreach (var d in dirs.OrderBy(d => d.Name.Length))
+        foreach (var d in plan.Dirs)
         {
-            var path = Resolve(target, d.Name);
-            Directory.CreateDirectory(path);
-            SetMode(path, d.Meta, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            restoredPaths.Add(d.Name);
-        }
-        foreach (var l in links.Where(l => !l.Name.StartsWith("pg_tblspc/", StringComparison.Ordinal)))
-        {
-            var path = Resolve(target, l.Name);
-            if (File.Exists(path) || new FileInfo(path).LinkTarget is not null)
-            {
-                File.Delete(path);
-            }
-            File.CreateSymbolicLink(path, l.Meta!["target"]);
-            restoredPaths.Add(l.Name);
+            tree.Directory(d.Name, DataPaths.DirectoryMode(ModeOf(d, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute)));
         }
 
-        var queue = new ConcurrentQueue<ManifestItem>(files);
+        var queue = new ConcurrentQueue<ManifestItem>(plan.Files.OrderByDescending(i => i.Size));
         long written = 0, reusedBytes = 0, processed = 0;
         int reusedFiles = 0, count = 0;
         await Task.WhenAll(Enumerable.Range(0, Math.Max(1, options.Jobs)).Select(_ => Task.Run(async () =>
@@ -368,112 +361,141 @@ public static class PhysicalFiles
             while (queue.TryDequeue(out var item))
             {
                 ct.ThrowIfCancellationRequested();
-                var path = Resolve(target, item.Name);
                 Interlocked.Increment(ref count);
-                if (exists && options.Delta && File.Exists(path) && new FileInfo(path).Length == item.Size && await MatchesAsync(repo, item, path, ct).ConfigureAwait(false))
+                var mode = DataPaths.FileMode(ModeOf(item, UnixFileMode.UserRead | UnixFileMode.UserWrite));
+                if (exists && options.Delta && await tree.KeepIfMatchesAsync(item.Name, item.Size, mode, (s, c) => repo.ContentMatchesAsync(item, s, c), ct).ConfigureAwait(false))
                 {
                     Interlocked.Increment(ref reusedFiles);
                     Interlocked.Add(ref reusedBytes, item.Size);
-                    SetMode(path, item.Meta, UnixFileMode.UserRead | UnixFileMode.UserWrite);
                     done?.Report(Interlocked.Add(ref processed, item.Size));
                     continue;
                 }
-                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                var temp = path + ".cairn-partial";
-                await using (var fs = new FileStream(temp, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None, PreallocationSize = item.Size, BufferSize = 0 }))
-                {
-                    await repo.ReadItemAsync(item, fs, null, ct).ConfigureAwait(false);
-                }
-                SetMode(temp, item.Meta, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                File.Move(temp, path, overwrite: true);
+                await tree.WriteFileAsync(item.Name, item.Size, mode, (s, c) => repo.ReadItemAsync(item, s, null, c), ct).ConfigureAwait(false);
                 Interlocked.Add(ref written, item.Size);
                 done?.Report(Interlocked.Add(ref processed, item.Size));
             }
         }, ct))).ConfigureAwait(false);
-        foreach (var f in files)
+
+        // Links last, when every folder and file is in place: nothing is ever written beneath one.
+        foreach (var (link, mapped) in plan.Tablespaces.Zip(tablespaceFolders))
         {
-            restoredPaths.Add(f.Name);
+            tree.Link(link.Name, mapped);
+        }
+        foreach (var l in plan.Links)
+        {
+            tree.Link(l.Name, l.Meta!["target"]);
         }
 
+        var restoredPaths = new HashSet<string>(plan.Dirs.Concat(plan.Files).Concat(plan.Links).Concat(plan.Tablespaces).Select(i => i.Name), StringComparer.Ordinal);
         // The PostgreSQL-format manifest goes next to the files, so pg_verifybackup can check the copy.
-        if (items.FirstOrDefault(i => i.Name == ManifestItemName) is { } pgManifest)
+        if (plan.PgManifest is { } pgManifest)
         {
-            await using var fs = File.Create(Path.Combine(target, "backup_manifest"));
-            await repo.ReadItemAsync(pgManifest, fs, null, ct).ConfigureAwait(false);
-            restoredPaths.Add("backup_manifest");
+            await tree.WriteFileAsync(ManifestItemName, pgManifest.Size, UnixFileMode.UserRead | UnixFileMode.UserWrite, (s, c) => repo.ReadItemAsync(pgManifest, s, null, c), ct).ConfigureAwait(false);
+            restoredPaths.Add(ManifestItemName);
         }
 
-        var removed = 0;
-        if (exists && options.Delta)
-        {
-            removed = RemoveExtra(target, "", restoredPaths); // mapped tablespace folders are walked through their links
-        }
-        foreach (var folder in tablespaceFolders)
-        {
-            PgProcess.GiveToServerUser(folder); // the data directory itself is handed over with the recovery settings
-        }
+        var removed = exists && options.Delta ? tree.RemoveExtra(restoredPaths) : 0;
         return new FileRestoreStats(count, written, reusedFiles, reusedBytes, removed);
     }
 
-    /// <summary>An existing file matches when its content chunks to exactly the item's (keyed) chunk IDs.</summary>
-    private static async Task<bool> MatchesAsync(Repository.Repository repo, ManifestItem item, string path, CancellationToken ct)
-    {
-        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan);
-        return await repo.ContentMatchesAsync(item, fs, ct).ConfigureAwait(false);
-    }
+    private sealed record RestorePlan(List<ManifestItem> Dirs, List<ManifestItem> Files, List<ManifestItem> Links, List<ManifestItem> Tablespaces, ManifestItem? PgManifest);
 
-    /// <summary>Removes what the backup does not hold (stale WAL, dropped relations), so the copy is exactly the backup.</summary>
-    private static int RemoveExtra(string dir, string rel, HashSet<string> keep)
+    /// <summary>
+    /// Checks the whole manifest before anything touches the disk, and refuses what a backup Cairn wrote never holds:
+    /// a name that is not a plain relative path, a name twice, an unknown type or mode, a link under pg_tblspc that is
+    /// not pg_tblspc/OID, an item whose folder is not in the backup as a folder (e.g. a file under a link).
+    /// </summary>
+    private static RestorePlan Plan(Snapshot snap)
     {
-        var removed = 0;
-        foreach (var e in new DirectoryInfo(dir).EnumerateFileSystemInfos())
+        var kinds = new Dictionary<string, string>(StringComparer.Ordinal);
+        var items = snap.Manifest.Items.Where(i => i.Type != "meta").ToList();
+        foreach (var i in items)
         {
-            var r = rel.Length == 0 ? e.Name : rel + "/" + e.Name;
-            if (!keep.Contains(r))
+            if (DataPaths.Problem(i.Name) is { } problem)
             {
-                if (e is DirectoryInfo d && d.LinkTarget is null)
-                {
-                    d.Delete(recursive: true);
-                }
-                else
-                {
-                    e.Delete();
-                }
-                removed++;
+                throw Refused(snap, i.Name, problem);
             }
-            else if (e is DirectoryInfo d)
+            if (i.Type is not ("file" or "dir" or "link"))
             {
-                removed += RemoveExtra(d.FullName, r, keep);
+                throw Refused(snap, i.Name, $"has the unknown type '{i.Type}'");
+            }
+            if (!kinds.TryAdd(i.Name, i.Type))
+            {
+                throw Refused(snap, i.Name, "appears twice");
+            }
+            if (i.Meta?.GetValueOrDefault("mode") is { } m && DataPaths.ParseMode(m) is null)
+            {
+                throw Refused(snap, i.Name, $"has the invalid mode '{m}'");
+            }
+            if (i.Type == "link")
+            {
+                if (i.Meta?.GetValueOrDefault("target") is not { Length: > 0 } t || t.Contains('\0', StringComparison.Ordinal))
+                {
+                    throw Refused(snap, i.Name, "is a link without a valid target");
+                }
+                if (i.Name.StartsWith("pg_tblspc/", StringComparison.Ordinal) && !DataPaths.IsTablespaceLink(i.Name))
+                {
+                    throw Refused(snap, i.Name, "is a link in pg_tblspc that is not pg_tblspc/OID");
+                }
+                if (i.Name is "pg_wal" or "global" or "base" or "pg_tblspc")
+                {
+                    throw Refused(snap, i.Name, "is a link where PostgreSQL keeps a folder");
+                }
             }
         }
-        return removed;
-    }
-
-    private static string Resolve(string target, string rel)
-    {
-        var path = Path.GetFullPath(Path.Combine(target, rel));
-        if (!path.StartsWith(target + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        foreach (var i in items)
         {
-            throw new PgToolException($"the backup holds an entry outside the data directory ({rel}); refusing it");
+            var parent = DataPaths.Parent(i.Name);
+            if (parent.Length == 0 || kinds.GetValueOrDefault(parent) == "dir" || (kinds.GetValueOrDefault(parent) == "link" && DataPaths.IsTablespaceLink(parent)))
+            {
+                continue;
+            }
+            throw Refused(snap, i.Name, kinds.GetValueOrDefault(parent) == "link" ? $"lies under the link '{parent}'" : $"lies in '{parent}', which the backup does not hold as a folder");
         }
-        return path;
+        return new RestorePlan(
+            [.. items.Where(i => i.Type == "dir").OrderBy(i => i.Name.Count(c => c == '/')).ThenBy(i => i.Name, StringComparer.Ordinal)],
+            [.. items.Where(i => i.Type == "file")],
+            [.. items.Where(i => i.Type == "link" && !DataPaths.IsTablespaceLink(i.Name))],
+            [.. items.Where(i => i.Type == "link" && DataPaths.IsTablespaceLink(i.Name))],
+            snap.Manifest.Items.FirstOrDefault(i => i.Name == ManifestItemName && i.Type == "meta"));
     }
 
-    private static void SetMode(string path, Dictionary<string, string>? meta, UnixFileMode fallback)
+    private static RepositoryException Refused(Snapshot snap, string name, string why)
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-        var mode = meta?.GetValueOrDefault("mode") is { } m ? (UnixFileMode)Convert.ToInt32(m, 8) : fallback;
-        File.SetUnixFileMode(path, mode);
+        var shown = string.Concat(name.Select(c => char.IsControl(c) ? $"\\x{(int)c:x2}" : c.ToString()));
+        return new RepositoryException(ErrorKind.Damaged, $"backup {snap.ShortId} holds an item the restore refuses: '{shown}' {why}; nothing was written. Cairn never writes such an item, so the manifest was forged or damaged: restore another backup, and check who can write to the repository");
     }
 
-    private static bool ServerRunning(string pidFile)
+    /// <summary>Where a tablespace goes: the mapped folder, else DIR-tablespaces/OID; never the original's folder, never inside the data directory.</summary>
+    private static string TablespaceFolder(ManifestItem link, string target, FileRestoreOptions options)
+    {
+        var oid = DataPaths.TablespaceOid(link.Name);
+        var mapped = Path.GetFullPath(options.TablespaceMap?.GetValueOrDefault(oid) ?? Path.Combine(target + "-tablespaces", oid));
+        if (mapped == Path.GetFullPath(link.Meta!["target"]) && !options.Delta)
+        {
+            throw new PgToolException($"tablespace {oid} would be restored onto its original folder {mapped}; map it elsewhere with --tablespace-map {oid}=DIR");
+        }
+        if (mapped == target || mapped.StartsWith(target + "/", StringComparison.Ordinal) || target.StartsWith(mapped + "/", StringComparison.Ordinal))
+        {
+            throw new PgToolException($"tablespace {oid} would be restored to {mapped}, inside the data directory or around it; map it to a folder of its own with --tablespace-map {oid}=DIR");
+        }
+        return mapped;
+    }
+
+    private static UnixFileMode ModeOf(ManifestItem item, UnixFileMode fallback) => DataPaths.ParseMode(item.Meta?.GetValueOrDefault("mode")) ?? fallback;
+
+    /// <summary>Whether postmaster.pid names a live process. Read without following a link: a planted link is no pid file.</summary>
+    private static bool ServerRunning(SafeDirectory dataDirectory)
     {
         try
         {
-            var first = File.ReadLines(pidFile).FirstOrDefault();
+            using var handle = dataDirectory.OpenFile("postmaster.pid");
+            if (handle is null)
+            {
+                return false;
+            }
+            using var reader = new StreamReader(new FileStream(handle, FileAccess.Read, bufferSize: 0));
+            var first = reader.ReadLine();
             return int.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && Directory.Exists($"/proc/{pid}");
         }
         catch (IOException)

@@ -119,7 +119,7 @@ public sealed class LogicalDump : IAsyncDisposable
             while (!pgDump.HasExited)
             {
                 await Task.Delay(150, cancellationToken).ConfigureAwait(false);
-                foreach (var f in CompleteFiles(handed))
+                foreach (var f in CompleteFiles(handed, pgDump.Id))
                 {
                     handed.Add(f);
                     await onFile(f, Path.Combine(DumpDirectory, f)).ConfigureAwait(false);
@@ -206,7 +206,7 @@ public sealed class LogicalDump : IAsyncDisposable
     }
 
     /// <summary>Files in the dump folder that no process holds open any more (pg_dump finished writing them).</summary>
-    private IEnumerable<string> CompleteFiles(HashSet<string> handed)
+    private IEnumerable<string> CompleteFiles(HashSet<string> handed, int writerPid)
     {
         if (!Directory.Exists(DumpDirectory))
         {
@@ -218,45 +218,12 @@ public sealed class LogicalDump : IAsyncDisposable
         {
             return [];
         }
-        var open = OpenFilesUnder(DumpDirectory);
-        return present.Where(f => !open.Contains(Path.Combine(DumpDirectory, f))).Order(StringComparer.Ordinal).ToList();
-    }
-
-    private static HashSet<string> OpenFilesUnder(string folder)
-    {
-        var open = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        // Unknown (procfs unreadable) means none is known complete: they are all handed over once pg_dump exits.
+        if (OpenFiles.Under(DumpDirectory, writerPid) is not { } open)
         {
-            var name = Path.GetFileName(proc);
-            if (name.Length == 0 || !char.IsAsciiDigit(name[0]))
-            {
-                continue;
-            }
-            IEnumerable<string> fds;
-            try
-            {
-                fds = Directory.EnumerateFileSystemEntries(Path.Combine(proc, "fd")).ToList();
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                continue;
-            }
-            foreach (var fd in fds)
-            {
-                try
-                {
-                    var target = new FileInfo(fd).LinkTarget;
-                    if (target is not null && target.StartsWith(folder, StringComparison.Ordinal))
-                    {
-                        open.Add(target);
-                    }
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                }
-            }
+            return [];
         }
-        return open;
+        return present.Where(f => !open.Contains(Path.Combine(DumpDirectory, f))).Order(StringComparer.Ordinal).ToList();
     }
 
     public async ValueTask DisposeAsync()

@@ -1,7 +1,7 @@
-using System.Formats.Tar;
 using System.Globalization;
 using System.Text;
 using Cairn.PostgreSql.Connections;
+using Cairn.PostgreSql.Files;
 using Cairn.PostgreSql.Programs;
 using Npgsql;
 
@@ -10,23 +10,24 @@ namespace Cairn.PostgreSql.Physical;
 /// <summary>Where recovery should stop; exactly one kind is set (or none for the end of the archive).</summary>
 public sealed record RecoveryTarget(string? Time = null, string? Lsn = null, string? Xid = null, string? Name = null, string? Immediate = null, string Action = "promote", string? Timeline = null)
 {
+    /// <summary>The recovery settings as postgresql.conf lines; every value quoted (<see cref="ConfValue.Quote"/>), so none can end its line early.</summary>
     public IEnumerable<string> Settings()
     {
         if (Time is not null)
         {
-            yield return $"recovery_target_time = '{Time.Replace("'", "''", StringComparison.Ordinal)}'";
+            yield return $"recovery_target_time = {ConfValue.Quote(Time)}";
         }
         if (Lsn is not null)
         {
-            yield return $"recovery_target_lsn = '{Lsn}'";
+            yield return $"recovery_target_lsn = {ConfValue.Quote(Lsn)}";
         }
         if (Xid is not null)
         {
-            yield return $"recovery_target_xid = '{Xid}'";
+            yield return $"recovery_target_xid = {ConfValue.Quote(Xid)}";
         }
         if (Name is not null)
         {
-            yield return $"recovery_target_name = '{Name.Replace("'", "''", StringComparison.Ordinal)}'";
+            yield return $"recovery_target_name = {ConfValue.Quote(Name)}";
         }
         if (Immediate is not null)
         {
@@ -34,9 +35,9 @@ public sealed record RecoveryTarget(string? Time = null, string? Lsn = null, str
         }
         if (Time is not null || Lsn is not null || Xid is not null || Name is not null || Immediate is not null)
         {
-            yield return $"recovery_target_action = '{Action}'";
+            yield return $"recovery_target_action = {ConfValue.Quote(Action)}";
         }
-        yield return $"recovery_target_timeline = '{Timeline ?? "latest"}'";
+        yield return $"recovery_target_timeline = {ConfValue.Quote(Timeline ?? "latest")}";
     }
 }
 
@@ -45,49 +46,18 @@ public sealed record RecoveryResult(bool InRecovery, string? ReplayLsn, string? 
 /// <summary>Writes a physical backup into a data directory with recovery settings, and optionally starts it.</summary>
 public static class PhysicalRestorer
 {
-    /// <summary>Extracts the base backup tar into <paramref name="target"/> (which must be empty unless <paramref name="force"/>).</summary>
-    public static async Task ExtractAsync(Stream tar, string target, bool force, CancellationToken ct)
-    {
-        if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
-        {
-            if (!force)
-            {
-                throw new PgToolException($"{target} is not empty; choose an empty folder, or pass --force to replace its contents");
-            }
-            Directory.Delete(target, recursive: true);
-        }
-        Directory.CreateDirectory(target);
-        var root = Path.GetFullPath(target) + Path.DirectorySeparatorChar;
-        await using var reader = new TarReader(tar);
-        while (await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
-        {
-            var path = Path.GetFullPath(Path.Combine(target, entry.Name));
-            if (!path.StartsWith(root, StringComparison.Ordinal) && path + Path.DirectorySeparatorChar != root)
-            {
-                throw new PgToolException($"the backup holds an entry outside the data directory ({entry.Name}); refusing it");
-            }
-            switch (entry.EntryType)
-            {
-                case TarEntryType.Directory:
-                    Directory.CreateDirectory(path);
-                    break;
-                case TarEntryType.RegularFile or TarEntryType.V7RegularFile:
-                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                    await entry.ExtractToFileAsync(path, overwrite: true, ct).ConfigureAwait(false);
-                    break;
-                case TarEntryType.SymbolicLink:
-                    File.CreateSymbolicLink(path, entry.LinkName);
-                    break;
-            }
-        }
-    }
+    /// <summary>Extracts the base backup tar into <paramref name="target"/> (which must be empty unless <paramref name="force"/>); see <see cref="BaseBackupTar"/>.</summary>
+    public static Task ExtractAsync(Stream tar, string target, bool force, CancellationToken ct) => BaseBackupTar.ExtractAsync(tar, target, force, ct);
 
-    /// <summary>recovery.signal and the recovery settings, with restore_command calling cairn wal-fetch.</summary>
+    /// <summary>
+    /// recovery.signal and the recovery settings, with restore_command calling cairn wal-fetch. Written through a
+    /// handle on the data directory without following links (a restored or planted link named postgresql.auto.conf
+    /// is refused, not appended through), and only what this writes is handed to the server's user.
+    /// </summary>
     public static async Task ConfigureRecoveryAsync(string target, string restoreCommand, RecoveryTarget recovery, int? port, string? socketDir, CancellationToken ct, bool keepArchiving = false)
     {
-        await File.WriteAllTextAsync(Path.Combine(target, "recovery.signal"), "", ct).ConfigureAwait(false);
         var sb = new StringBuilder("\n# Written by cairn restore --physical\n");
-        sb.Append(CultureInfo.InvariantCulture, $"restore_command = '{restoreCommand.Replace("'", "''", StringComparison.Ordinal)}'\n");
+        sb.Append(CultureInfo.InvariantCulture, $"restore_command = {ConfValue.Quote(restoreCommand)}\n");
         foreach (var s in recovery.Settings())
         {
             sb.Append(s).Append('\n');
@@ -101,32 +71,66 @@ public static class PhysicalRestorer
             // Cairn starts this copy: like a scratch server, only Cairn's OS user and the server's user reach
             // it (private socket, peer authentication through Cairn's own hba/ident files; the backup's
             // pg_hba.conf stays in place for when these lines are removed).
-            sb.Append(CultureInfo.InvariantCulture, $"unix_socket_directories = {Servers.ServerAccess.Setting(socketDir)}\nlisten_addresses = ''\nunix_socket_permissions = 0700\n");
-            sb.Append(CultureInfo.InvariantCulture, $"hba_file = {Servers.ServerAccess.Setting(Path.Combine(Path.GetFullPath(target), "cairn_hba.conf"))}\n");
-            sb.Append(CultureInfo.InvariantCulture, $"ident_file = {Servers.ServerAccess.Setting(Path.Combine(Path.GetFullPath(target), "cairn_ident.conf"))}\n");
-            await Servers.ServerAccess.WriteNewFileAsync(target, "cairn_hba.conf", Servers.ServerAccess.Hba, ct).ConfigureAwait(false);
-            await Servers.ServerAccess.WriteNewFileAsync(target, "cairn_ident.conf", Servers.ServerAccess.Ident("postgres"), ct).ConfigureAwait(false);
-            if (Directory.Exists(socketDir))
-            {
-                Servers.ServerAccess.MakePrivate(socketDir);
-            }
+            sb.Append(CultureInfo.InvariantCulture, $"unix_socket_directories = {ConfValue.Quote(socketDir)}\nlisten_addresses = ''\nunix_socket_permissions = 0700\n");
+            sb.Append(CultureInfo.InvariantCulture, $"hba_file = {ConfValue.Quote(Path.Combine(Path.GetFullPath(target), "cairn_hba.conf"))}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"ident_file = {ConfValue.Quote(Path.Combine(Path.GetFullPath(target), "cairn_ident.conf"))}\n");
         }
         // A restored copy must not archive into the original's place, unless it is to become the new primary.
         if (!keepArchiving)
         {
             sb.Append("archive_mode = off\n");
         }
-        await File.AppendAllTextAsync(Path.Combine(target, "postgresql.auto.conf"), sb.ToString(), ct).ConfigureAwait(false);
+        var owner = Accounts.ServerOwner();
+        using var root = SafeDirectory.Open(target);
+        const UnixFileMode privateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        async Task WriteNewAsync(string name, string text)
+        {
+            // Whatever is there is removed first (a planted link itself, never its target), then created anew.
+            root.Remove(name);
+            using var handle = root.CreateFile(name, privateFile);
+            await using var fs = new FileStream(handle, FileAccess.Write, bufferSize: 0);
+            await fs.WriteAsync(Encoding.UTF8.GetBytes(text), ct).ConfigureAwait(false);
+            if (owner is { } o)
+            {
+                SafeDirectory.SetOwner(handle, o);
+            }
+        }
+        await WriteNewAsync("recovery.signal", "").ConfigureAwait(false);
+        if (socketDir is not null)
+        {
+            await WriteNewAsync("cairn_hba.conf", Servers.ServerAccess.Hba).ConfigureAwait(false);
+            await WriteNewAsync("cairn_ident.conf", Servers.ServerAccess.Ident("postgres")).ConfigureAwait(false);
+            if (Directory.Exists(socketDir))
+            {
+                using var socket = SafeDirectory.Open(socketDir);
+                socket.SetMode(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+        using (var conf = root.OpenOrCreateForAppend("postgresql.auto.conf", privateFile, out var created))
+        {
+            await using var fs = new FileStream(conf, FileAccess.Write, bufferSize: 0);
+            await fs.WriteAsync(Encoding.UTF8.GetBytes(sb.ToString()), ct).ConfigureAwait(false);
+            if (created && owner is { } o)
+            {
+                SafeDirectory.SetOwner(conf, o);
+            }
+        }
         foreach (var f in new[] { "postmaster.pid", "postmaster.opts" })
         {
-            File.Delete(Path.Combine(target, f));
+            root.Remove(f);
         }
-        Directory.CreateDirectory(Path.Combine(target, "pg_wal"));
-        if (OperatingSystem.IsLinux())
+        using (var wal = root.CreateDirectory("pg_wal", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, out var walCreated))
         {
-            File.SetUnixFileMode(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (walCreated && owner is { } o)
+            {
+                wal.SetOwner(o);
+            }
         }
-        PgProcess.GiveToServerUser(target);
+        root.SetMode(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (owner is { } rootOwner)
+        {
+            root.SetOwner(rootOwner);
+        }
     }
 
     /// <summary>Starts the restored server and waits until recovery reached its target (or paused, or shut down).</summary>

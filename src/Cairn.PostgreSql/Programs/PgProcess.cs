@@ -124,18 +124,22 @@ public static class PgProcess
         return string.Join("; ", all.TakeLast(lines));
     }
 
-    /// <summary>Makes a path readable (and, for folders, writable) by the postgres user when we run as root.</summary>
+    /// <summary>The server's user Cairn hands data directories to when it runs as root.</summary>
+    public const string ServerUserName = "postgres";
+
+    /// <summary>
+    /// Hands a folder Cairn created (a scratch server's, a drill's, a restored tablespace's) and its contents to the
+    /// postgres user when we run as root. Walks through handles and never follows a link (see
+    /// <see cref="Files.SafeDirectory.GiveTree"/>); no chown -R.
+    /// </summary>
     public static void GiveToServerUser(string path)
     {
-        if (!IsRoot)
+        if (Files.Accounts.ServerOwner() is not { } owner)
         {
             return;
         }
-        var r = RunAsync("chown", ["-R", "postgres:postgres", path], null, CancellationToken.None).GetAwaiter().GetResult();
-        if (r.ExitCode != 0)
-        {
-            throw new PgToolException($"could not hand {path} to the postgres user: {Tail(r.StandardError)}");
-        }
+        using var dir = Files.SafeDirectory.Open(path);
+        dir.GiveTree(owner);
     }
 
     private static bool UserExists(string name)

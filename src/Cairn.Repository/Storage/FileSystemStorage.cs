@@ -37,6 +37,11 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         {
             File.Move(temp, final, overwrite: true);
             FsyncDirectory(dir);
+            if (key.Kind == ObjectKind.Config && !OperatingSystem.IsWindows())
+            {
+                // Written once, by init: the repository folder itself becomes private too, even if it existed before.
+                File.SetUnixFileMode(_root, PrivateFolder);
+            }
         }
         catch
         {
@@ -107,7 +112,7 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
     /// <summary>Writes <paramref name="data"/> to a new temp file in <paramref name="dir"/>, fsynced; returns its path.</summary>
     private async Task<string> WriteTempAsync(string dir, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(dir);
+        CreatePrivateDirectory(dir);
         var temp = System.IO.Path.Combine(dir, TempName());
         try
         {
@@ -118,7 +123,13 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
                 Share = FileShare.None,
                 Options = FileOptions.Asynchronous,
                 PreallocationSize = data.Length,
+                UnixCreateMode = OperatingSystem.IsWindows() ? null : PrivateFile,
             });
+            if (!OperatingSystem.IsWindows() && dir == System.IO.Path.Combine(_root, "wal") && IsSharedWalArea(dir))
+            {
+                // The archiver's group reads WAL objects too (restore_command runs as the server's user).
+                File.SetUnixFileMode(fs.SafeFileHandle, SharedFile);
+            }
             await fs.WriteAsync(data, cancellationToken).ConfigureAwait(false);
             await fs.FlushAsync(cancellationToken).ConfigureAwait(false);
             fs.Flush(flushToDisk: true);
@@ -294,6 +305,94 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
     /// <summary>How long a temp file of a writer Cairn cannot check (another host) is spared in the folders written without a lock.</summary>
     public static readonly TimeSpan UnlockedWriterGrace = TimeSpan.FromHours(1);
 
+    private const UnixFileMode PrivateFolder = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const UnixFileMode SharedFile = PrivateFile | UnixFileMode.GroupRead;
+
+    /// <summary>wal/ shared with the archiver's group: group-writable and setgid (see <see cref="ShareWalArea"/>).</summary>
+    private static bool IsSharedWalArea(string dir)
+        => (File.GetUnixFileMode(dir) & (UnixFileMode.SetGroup | UnixFileMode.GroupWrite)) == (UnixFileMode.SetGroup | UnixFileMode.GroupWrite);
+
+    /// <summary>Creates the repository's folders 0700 (whatever the umask); an existing folder keeps its mode.</summary>
+    private void CreatePrivateDirectory(string dir)
+    {
+        if (Directory.Exists(dir))
+        {
+            return;
+        }
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(dir);
+            return;
+        }
+        var parent = System.IO.Path.GetDirectoryName(dir);
+        if (parent is not null && dir != _root && !Directory.Exists(parent))
+        {
+            CreatePrivateDirectory(parent);
+        }
+        Directory.CreateDirectory(dir, PrivateFolder);
+        File.SetUnixFileMode(dir, PrivateFolder); // the umask may have taken bits away, never added; make it exact
+    }
+
+    /// <summary>
+    /// Lets the members of group <paramref name="gid"/> (the server's user: archive_command and restore_command run as
+    /// it) push and fetch WAL, and nothing else: the repository folder becomes 0710 (enter, not list), the config and
+    /// the key file <paramref name="keyName"/> 0640, keys/ 0750, wal/ 3770 (setgid: new objects belong to the group;
+    /// sticky: a member cannot delete or replace an object it did not write) and its objects 0640. Every other folder
+    /// and file is made 0700 / 0600 (also tightening a repository made by an older version).
+    /// </summary>
+    public SharedWalArea ShareWalArea(uint gid, string keyName)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            throw new PlatformNotSupportedException("file modes are a Unix matter");
+        }
+        _ = PathOf(new StorageKey(ObjectKind.Key, keyName));
+        var keyPath = System.IO.Path.Combine(_root, "keys", keyName);
+        if (!File.Exists(keyPath))
+        {
+            throw new FileNotFoundException($"key file {keyName} does not exist", keyPath);
+        }
+        CreatePrivateDirectory(System.IO.Path.Combine(_root, "wal"));
+        var tightened = 0;
+        foreach (var entry in new DirectoryInfo(_root).EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint }))
+        {
+            var want = entry is DirectoryInfo ? PrivateFolder : PrivateFile;
+            if (entry.UnixFileMode != want)
+            {
+                entry.UnixFileMode = want;
+                tightened++;
+            }
+        }
+        Share(_root, gid, PrivateFolder | UnixFileMode.GroupExecute);
+        Share(System.IO.Path.Combine(_root, "config"), gid, SharedFile);
+        Share(System.IO.Path.Combine(_root, "keys"), gid, PrivateFolder | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
+        Share(keyPath, gid, SharedFile);
+        var wal = System.IO.Path.Combine(_root, "wal");
+        Share(wal, gid, PrivateFolder | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.SetGroup | UnixFileMode.StickyBit);
+        var objects = 0;
+        foreach (var file in new DirectoryInfo(wal).EnumerateFiles())
+        {
+            Share(file.FullName, gid, SharedFile);
+            objects++;
+        }
+        return new SharedWalArea(_root, gid, keyName, objects, tightened);
+    }
+
+    /// <summary>Group and mode of one entry of our own repository, never through a link (lchown).</summary>
+    private static void Share(string path, uint gid, UnixFileMode mode)
+    {
+        if (new FileInfo(path).LinkTarget is not null)
+        {
+            throw new IOException($"{path} is a symbolic link; a repository holds none, so it is not shared");
+        }
+        if (Native.lchown(path, uint.MaxValue, gid) != 0)
+        {
+            throw new IOException($"cannot give {path} to group {gid} (errno {Marshal.GetLastPInvokeError()}); run as the repository's owner (root)");
+        }
+        File.SetUnixFileMode(path, mode);
+    }
+
     private string PathOf(StorageKey key)
     {
         if (key.Name.Length == 0 || key.Name.Contains('/', StringComparison.Ordinal) || key.Name.Contains("..", StringComparison.Ordinal) || key.Name.StartsWith('.'))
@@ -381,5 +480,11 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
 
         [LibraryImport("libc", SetLastError = true)]
         internal static partial int close(int fd);
+
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int lchown(string path, uint owner, uint group);
     }
 }
+
+/// <summary>What <see cref="FileSystemStorage.ShareWalArea"/> did.</summary>
+public sealed record SharedWalArea(string Repository, uint Gid, string KeyName, int WalObjects, int Tightened);

@@ -28,12 +28,10 @@ public class PhysicalTests
         Directory.CreateDirectory(dir.File("repo"));
         var passFile = dir.File("pass");
         await File.WriteAllTextAsync(passFile, "a long random archiver passphrase 7f3c9e\n");
-        File.SetUnixFileMode(passFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE_FILE"] = passFile };
         var cli = new CliRunner(env);
         Assert.Equal(0, (await cli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1")).Code);
-        Directory.CreateDirectory(dir.File("repo/wal"));
-        await PgProcess.RunAsync("chmod", ["-R", "a+rwX", dir.File("repo"), dir.Path], null, default);
+        await ArchiverSetup.AllowAsync(cli, passFile);
 
         var self = $"\"{Environment.ProcessPath ?? "dotnet"}\" \"{CairnProcess.Dll}\"";
         if (!(Environment.ProcessPath ?? "").EndsWith("dotnet", StringComparison.Ordinal))

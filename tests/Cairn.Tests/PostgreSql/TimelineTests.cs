@@ -35,8 +35,7 @@ public class TimelineTests
         var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE_FILE"] = passFile };
         var cli = new CliRunner(env);
         Assert.Equal(0, (await cli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1")).Code);
-        Directory.CreateDirectory(dir.File("repo/wal"));
-        await PgProcess.RunAsync("chmod", ["-R", "a+rwX", dir.Path], null, default);
+        await ArchiverSetup.AllowAsync(cli, passFile);
         var self = $"\"{Environment.ProcessPath}\" \"{CairnProcess.Dll}\"";
         env["CAIRN_BIN"] = self;
         var archive = $"CAIRN_PASSPHRASE_FILE={passFile} {self} --repo {dir.File("repo")} wal-push %p --database app";

@@ -36,8 +36,7 @@ public sealed class ArchivingCluster : IAsyncDisposable
         var cli = new CliRunner(env);
         var init = await cli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1");
         Assert.True(init.Code == 0, init.Err);
-        Directory.CreateDirectory(dir.File("repo/wal"));
-        await PgProcess.RunAsync("chmod", ["-R", "a+rwX", dir.Path], null, default);
+        await ArchiverSetup.AllowAsync(cli, passFile);
         var self = $"\"{Environment.ProcessPath}\" \"{CairnProcess.Dll}\"";
         env["CAIRN_BIN"] = self;
         var archive = $"CAIRN_PASSPHRASE_FILE={passFile} {self} --repo {dir.File("repo")} wal-push %p --database app";
