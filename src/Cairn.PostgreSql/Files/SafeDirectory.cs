@@ -40,7 +40,8 @@ public sealed class SafeDirectory : IDisposable
     public void Dispose() => _handle.Dispose();
 
     /// <summary>
-    /// Opens an absolute path (creating missing folders 0700 when <paramref name="create"/>), resolving it one component
+    /// Opens an absolute path (creating missing folders when <paramref name="create"/>: the last one 0700, those above it
+    /// 0711 so the server's user can pass through them), resolving it one component
     /// at a time. A symbolic link on the way is followed only when it belongs to root or to the user Cairn runs as:
     /// a link the server's user made (say, in /var/lib/postgresql) is refused, so it cannot redirect a root-run
     /// restore or backup to a folder of its choice. Links made by the administrator (/srv/pg → /data/pg) still work.
@@ -53,6 +54,7 @@ public sealed class SafeDirectory : IDisposable
         var fd = Check(Native.OpenAt(Native.AT_FDCWD, "/", Native.O_RDONLY | Native.O_DIRECTORY | Native.O_CLOEXEC, 0), "open", "/");
         var shown = "";
         var links = 0;
+        var passThrough = false;
         var euid = Native.GetEuid();
         try
         {
@@ -69,6 +71,11 @@ public sealed class SafeDirectory : IDisposable
                 {
                     _ = Native.Close(fd);
                     fd = next;
+                    if (passThrough)
+                    {
+                        Check(Native.FChmod(fd, 0x1C9), "chmod", shown + "/" + name);
+                        passThrough = false;
+                    }
                     shown = name == ".." ? System.IO.Path.GetDirectoryName(shown) ?? "" : shown + "/" + name;
                     continue;
                 }
@@ -76,9 +83,18 @@ public sealed class SafeDirectory : IDisposable
                 var here = shown + "/" + name;
                 if (errno == Native.ENOENT && create && name != "..")
                 {
-                    if (Native.MkdirAt(fd, name, 0x1C0) != 0 && Marshal.GetLastPInvokeError() != Native.EEXIST)
+                    if (Native.MkdirAt(fd, name, 0x1C0) != 0)
                     {
-                        throw Error("create the folder", here, Marshal.GetLastPInvokeError());
+                        if (Marshal.GetLastPInvokeError() != Native.EEXIST)
+                        {
+                            throw Error("create the folder", here, Marshal.GetLastPInvokeError());
+                        }
+                    }
+                    else
+                    {
+                        // A folder made on the way may be entered (not listed) by others: the server's user must reach
+                        // the data directory or tablespace below it. Set once it is open (through the handle).
+                        passThrough = pending.Count > 0;
                     }
                     pending.AddFirst(name);
                     continue;
