@@ -50,7 +50,7 @@ internal static class DemoCommand
                     }
                 }
 
-                Step(console, "1. Create the encrypted repository; start a scratch \"production\" server that archives its WAL through cairn wal-push; load the runbook's schema");
+                Step(console, "1. Create the encrypted repository; give the server's user a key of its own and the WAL area only; start a scratch \"production\" server that archives its WAL through cairn wal-push; load the runbook's schema");
                 await Run("init", "--kdf-memory-mib", "16", "--kdf-iterations", "2").ConfigureAwait(false);
                 // archive_command and restore_command run as the server's user: it gets its own key (a random passphrase,
                 // cheap KDF) and, with 'cairn archiver allow', the WAL area and that key file only (docs/security.md).
@@ -74,7 +74,7 @@ internal static class DemoCommand
                     ["archive_mode"] = "on",
                     ["archive_command"] = Cairn.PostgreSql.Physical.ConfValue.Quote(archive),
                 }, cancellationToken: ct).ConfigureAwait(false);
-                console.Out.WriteLine($"   archive_command = '{archive}'");
+                console.Out.WriteLine($"   archive_command = {Cairn.PostgreSql.Physical.ConfValue.Quote(archive)}");
                 await server.ExecuteAsync("CREATE DATABASE app", cancellationToken: ct).ConfigureAwait(false);
                 await server.ExecuteAsync(DemoSchema.Sql(p.GetValue(profiles)), "app", ct).ConfigureAwait(false);
                 var rows = await server.ScalarAsync<long>("SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM wa_messages)", "app", ct).ConfigureAwait(false);

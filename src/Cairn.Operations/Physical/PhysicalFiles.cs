@@ -441,6 +441,10 @@ public static class PhysicalFiles
                 {
                     throw Refused(snap, i.Name, "is a link where PostgreSQL keeps a folder");
                 }
+                if (i.Name is "postgresql.auto.conf" or "recovery.signal" or "standby.signal" or "postmaster.pid" or "postmaster.opts" or "backup_label" or ManifestItemName)
+                {
+                    throw Refused(snap, i.Name, "is a link where the restore or the server writes a file");
+                }
             }
         }
         foreach (var i in items)
