@@ -113,6 +113,43 @@ public class HostileRestoreTests
         Assert.False(Path.Exists("/outside-absolute"));
     }
 
+    [Theory]
+    [InlineData("pg_wal")]
+    [InlineData("postgresql.auto.conf")]
+    [InlineData("pg_tblspc/not-an-oid")]
+    public async Task Links_where_PostgreSQL_keeps_a_folder_or_the_restore_writes_a_file_are_refused(string name)
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir.File("outside"));
+        var (repo, snap) = await ForgeAsync(
+            new Item("PG_VERSION", "file", "15\n", Mode("600")),
+            new Item("pg_tblspc", "dir", Meta: Mode("700")),
+            new Item(name, "link", Meta: new() { ["mode"] = "700", ["target"] = dir.File("outside") }));
+
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => RestoreAsync(repo, snap, dir.File("target")));
+
+        Assert.Contains(name, e.Message, StringComparison.Ordinal);
+        Assert.False(Path.Exists(dir.File("target/" + name)));
+    }
+
+    [Fact]
+    public async Task Recovery_settings_are_not_appended_through_a_link_planted_in_the_copy()
+    {
+        using var dir = new TempDir();
+        var (repo, snap) = await ForgeAsync(new Item("PG_VERSION", "file", "15\n", Mode("600")), new Item("postgresql.auto.conf", "file", "# auto\n", Mode("600")));
+        var target = dir.File("target");
+        await RestoreAsync(repo, snap, target);
+        var victim = dir.File("victim.conf");
+        File.WriteAllText(victim, "root's file\n");
+        // Between the restore and the recovery settings, the server's user swaps the file for a link.
+        File.Delete(Path.Combine(target, "postgresql.auto.conf"));
+        File.CreateSymbolicLink(Path.Combine(target, "postgresql.auto.conf"), victim);
+
+        await Assert.ThrowsAnyAsync<IOException>(() => PhysicalRestorer.ConfigureRecoveryAsync(target, "cairn wal-fetch %f %p", new RecoveryTarget(), null, null, default));
+
+        Assert.Equal("root's file\n", File.ReadAllText(victim));
+    }
+
     [Fact]
     public async Task A_tablespace_link_with_dot_dot_is_refused_and_nothing_outside_is_deleted_or_chowned()
     {
