@@ -302,7 +302,7 @@ internal static partial class PhysicalDrill
         var started = false;
         try
         {
-            // Restore first, as root, into a folder only root can enter; hand it to the server's user afterwards.
+            // Restore first, as root, into a folder only root can write to; hand it to the server's user afterwards.
             await PhysicalOperation.RestoreAsync(repo, snap, data, new FileRestoreOptions(Force: false, Delta: false, Jobs: Environment.ProcessorCount * 2), null, ct).ConfigureAwait(false);
             Cairn.PostgreSql.Programs.PgProcess.GiveToServerUser(root);
             var port = Cairn.PostgreSql.Servers.ScratchServer.FreePort();
