@@ -43,6 +43,10 @@ internal static class ArchiverCommand
             {
                 ctx.Console.Out.WriteLine($"{r.Tightened} folders and files made private (0700/0600)");
             }
+            if (r.OnlyKey)
+            {
+                ctx.Console.Error.WriteLine($"cairn: hint: {r.KeyId[..8]} is the repository's only key; give the archiver a key of its own (CAIRN_NEW_PASSPHRASE_FILE=F cairn key add --label archiver), then run this with that passphrase");
+            }
             ctx.Console.Out.WriteLine($"the archiver's passphrase file must be readable by {r.Group} too (e.g. chgrp {r.Group} FILE; chmod 640 FILE), and each folder above it enterable");
             return ExitCodes.Ok;
         }, "key-change");

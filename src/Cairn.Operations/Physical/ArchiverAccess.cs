@@ -5,7 +5,8 @@ using Cairn.Repository.Storage;
 namespace Cairn.Operations.Physical;
 
 /// <summary>What <see cref="ArchiverAccess.AllowAsync"/> opened to the archiver's group.</summary>
-public sealed record ArchiverAccessResult(string Repository, string Group, uint Gid, string KeyId, string? KeyLabel, int WalObjects, int Tightened);
+/// <param name="OnlyKey">The shared key file is the repository's only one: the server's user holds the administrator's key file too.</param>
+public sealed record ArchiverAccessResult(string Repository, string Group, uint Gid, string KeyId, string? KeyLabel, int WalObjects, int Tightened, bool OnlyKey);
 
 /// <summary>
 /// The documented way to let the server's user archive WAL into a repository Cairn (root) owns: archive_command
@@ -36,7 +37,7 @@ public static class ArchiverAccess
         }
         var (id, data) = matches[0];
         var shared = storage.ShareWalArea(gid, id);
-        return new ArchiverAccessResult(shared.Repository, group, gid, id, data.Label, shared.WalObjects, shared.Tightened);
+        return new ArchiverAccessResult(shared.Repository, group, gid, id, data.Label, shared.WalObjects, shared.Tightened, keys.Count == 1);
     }
 
     /// <summary>
