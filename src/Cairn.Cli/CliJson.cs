@@ -1,6 +1,12 @@
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace Cairn.Cli;
+
+// What --json prints, one record per output, snake_case. A null is written as null (scripts read the key),
+// except where marked: those keys are left out when empty, as they always were.
+
+public sealed record ArchiverOutput(string MessageType, string Repository, string Group, uint Gid, string Key, int WalObjects, int Tightened);
 
 public sealed record ErrorOutput(string MessageType, int Code, string Kind, string Message);
 
@@ -8,22 +14,78 @@ public sealed record PutOutput(string MessageType, string SnapshotId, string Nam
 
 public sealed record SnapshotRow(string Id, string ShortId, DateTimeOffset Time, string Kind, string Name, string Host, long Size, long StoredBytes, long AddedBytes, long DurationMs, int Items, Dictionary<string, string> Meta);
 
-public sealed record KeyRow(string Id, bool Current, DateTimeOffset Created, string Host, string? Label, int KdfMemoryKib, int KdfIterations);
+public sealed record KeyRow(string Id, bool Current, DateTimeOffset Created, string Host, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Label, int KdfMemoryKib, int KdfIterations);
 
 public sealed record FindingRow(string Kind, string Object, string Detail, IReadOnlyList<string> AffectedSnapshots, bool Damage);
 
 public sealed record VerifyOutput(string MessageType, bool Ok, int Snapshots, int Indexes, int Packs, int PacksRead, long BytesRead, int Blobs, IReadOnlyList<FindingRow> Findings);
 
-public sealed record PruneOutput(string MessageType, bool DryRun, int PacksTotal, int PacksDeleted, int PacksRepacked, int PacksWritten, long BytesDeleted, long BytesKept, int IndexesReplaced, int OrphanPacks, int TempFilesRemoved, IReadOnlyList<string> DeletedObjects);
+public sealed record PruneSnapshotRow(string Id, string Database, string Time, bool Keep, IReadOnlyList<string> Reasons);
 
-public sealed record LockRow(string Id, string Host, int Pid, bool Exclusive, string Operation, DateTimeOffset Created, DateTimeOffset Refreshed, bool Stale, string? StaleReason);
+public sealed record PruneOutput(string MessageType, bool DryRun, IReadOnlyList<PruneSnapshotRow> Snapshots, int PacksDeleted, int PacksRepacked, long BytesDeleted, long BytesKept, int OrphanPacks,
+    IReadOnlyList<string> WalDeleted, IReadOnlyList<string> DeletedObjects);
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+public sealed record LockRow(string Id, string Host, int Pid, bool Exclusive, string Operation, DateTimeOffset Created, DateTimeOffset Refreshed, bool Stale,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StaleReason);
+
+public sealed record BackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string BackupTime, long SizeBytes, long AddedBytes, int Tables, long Rows, double Seconds);
+
+public sealed record PhysicalBackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string StartLsn, string StopLsn, uint Timeline, long SizeBytes, long AddedBytes, long ReadBytes,
+    long ReusedBytes, long ReusedFiles, long ReusedPageBytes, string? IncrementalFrom, string Method, double Seconds);
+
+public sealed record BackupRow(string Id, string ShortId, string Database, string Kind, string Time, long SizeBytes, long AddedBytes, long StoredBytes, long DurationMs, Dictionary<string, string> Meta);
+
+public sealed record MismatchRow(string Table, long Expected, long? Actual, string What);
+
+public sealed record RoleRow(string Name, IReadOnlyList<string> Attributes, IReadOnlyList<string> MemberOf, IReadOnlyList<string> Withheld);
+
+public sealed record RestoreOutput(string MessageType, bool Ok, string SnapshotId, string Database, int Tables, long Rows, double Seconds, IReadOnlyList<MismatchRow> Mismatches, IReadOnlyList<string> Warnings,
+    IReadOnlyList<RoleRow> RolesCreated);
+
+public sealed record TableDiffRow(string Table, string StagingTable, string Key, long RowsInBackup, long? RowsLive, long OnlyInBackup, long OnlyLive, long Differ, long Merged);
+
+public sealed record PhysicalRestoreOutput(string MessageType, string SnapshotId, string DataDirectory, bool Started, int? Files, long? BytesWritten, int? FilesReused, long? BytesReused, int? Removed,
+    bool? InRecovery, string? ReplayLsn, string? Paused, string? LastReplayedTransaction, string? Socket, int? Port);
+
+public sealed record CheckRow(string Name, string Kind, string Expected, string Actual, string Result, long DurationMs, string? Detail);
+
+public sealed record DrillOutput(string MessageType, bool Ok, string? SnapshotId, double? RtoSeconds, double? DataAgeSeconds, double TotalSeconds, IReadOnlyList<CheckRow> Checks,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<RoleRow>? RolesCreated = null);
+
+public sealed record HealthFindingRow(string Database, string Check, string State, string Message, double? AgeSeconds, string? Last);
+
+public sealed record AlertRow(string Sink, string State, bool Delivered, string? Error);
+
+public sealed record HealthOutput(string MessageType, string State, int ExitCode, string Summary, IReadOnlyList<HealthFindingRow> Findings, IReadOnlyList<AlertRow> Alerts);
+
+public sealed record ScheduleRow(string Database, string Job, string Cron, IReadOnlyList<string> Next);
+
+public sealed record PrunedRecordRow(long Seq, bool Pruned, string LeafHash);
+
+public sealed record EvidenceShowOutput(JsonNode? Record, string LeafHash, int TreeSize, string RootHash, IReadOnlyList<string> InclusionProof, string Checkpoint);
+
+public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Records, long Pruned, string RootHash, long CheckpointSize, bool AgainstChecked, IReadOnlyList<string> Problems);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(ErrorOutput))]
+[JsonSerializable(typeof(ArchiverOutput))]
 [JsonSerializable(typeof(PutOutput))]
 [JsonSerializable(typeof(List<SnapshotRow>))]
 [JsonSerializable(typeof(List<KeyRow>))]
 [JsonSerializable(typeof(VerifyOutput))]
 [JsonSerializable(typeof(PruneOutput))]
 [JsonSerializable(typeof(List<LockRow>))]
+[JsonSerializable(typeof(BackupOutput))]
+[JsonSerializable(typeof(PhysicalBackupOutput))]
+[JsonSerializable(typeof(List<BackupRow>))]
+[JsonSerializable(typeof(RestoreOutput))]
+[JsonSerializable(typeof(List<TableDiffRow>))]
+[JsonSerializable(typeof(PhysicalRestoreOutput))]
+[JsonSerializable(typeof(DrillOutput))]
+[JsonSerializable(typeof(HealthOutput))]
+[JsonSerializable(typeof(List<ScheduleRow>))]
+[JsonSerializable(typeof(PrunedRecordRow))]
+[JsonSerializable(typeof(List<JsonNode>))]
+[JsonSerializable(typeof(EvidenceShowOutput))]
+[JsonSerializable(typeof(EvidenceVerifyOutput))]
 internal sealed partial class CliJson : JsonSerializerContext;

@@ -16,56 +16,6 @@ public enum S3ServerSideEncryption
 }
 
 /// <summary>
-/// Where a repository lives in a bucket: <c>s3://BUCKET/PREFIX</c>. The prefix has no leading or
-/// trailing slash; object keys are <c>PREFIX/</c> + the folder backend's relative path.
-/// </summary>
-public sealed record S3Location(string Bucket, string Prefix)
-{
-    public const string Scheme = "s3://";
-
-    /// <summary>Parses <c>s3://bucket</c> or <c>s3://bucket/some/prefix</c>; the error message names the fix.</summary>
-    public static bool TryParse(string text, out S3Location location, out string error)
-    {
-        location = new S3Location("", "");
-        error = "";
-        if (!text.StartsWith(Scheme, StringComparison.Ordinal))
-        {
-            error = $"'{text}' is not an S3 location; write it as s3://BUCKET/PREFIX";
-            return false;
-        }
-        var rest = text[Scheme.Length..];
-        var slash = rest.IndexOf('/', StringComparison.Ordinal);
-        var bucket = slash < 0 ? rest : rest[..slash];
-        var prefix = slash < 0 ? "" : rest[(slash + 1)..].Trim('/');
-        // Bucket naming rules of AWS (3-63 lower-case letters, digits, dots, hyphens); other servers accept a subset.
-        if (bucket.Length is < 3 or > 63 || !bucket.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '.' or '-')
-            || !char.IsAsciiLetterOrDigit(bucket[0]) || !char.IsAsciiLetterOrDigit(bucket[^1]))
-        {
-            error = $"'{bucket}' in {text} is not a valid bucket name (3-63 characters: lower-case letters, digits, '.', '-')";
-            return false;
-        }
-        foreach (var part in prefix.Split('/', StringSplitOptions.None))
-        {
-            if (prefix.Length > 0 && (part.Length == 0 || part is "." or ".." || part.Any(char.IsControl)))
-            {
-                error = $"the prefix '{prefix}' in {text} has an empty, '.' or '..' part or a control character";
-                return false;
-            }
-        }
-        location = new S3Location(bucket, prefix);
-        return true;
-    }
-
-    public static S3Location Parse(string text)
-        => TryParse(text, out var l, out var e) ? l : throw new ArgumentException(e, nameof(text));
-
-    /// <summary>The object key of a repository-relative path.</summary>
-    public string KeyOf(string relativePath) => Prefix.Length == 0 ? relativePath : Prefix + "/" + relativePath;
-
-    public override string ToString() => Prefix.Length == 0 ? Scheme + Bucket : Scheme + Bucket + "/" + Prefix;
-}
-
-/// <summary>
 /// How to reach and use the S3 server: the <c>s3:</c> block of cairn.yaml (every key optional) plus
 /// tuning that has defaults. Secrets are never here: credentials come from the standard chain
 /// (environment, shared credentials file and profile, web identity, instance metadata) or from

@@ -6,6 +6,7 @@ using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
 using Cairn.Repository.Storage;
+using S3Location = Cairn.Repository.Storage.S3Location;
 
 namespace Cairn.Storage.S3;
 
@@ -219,7 +220,7 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
             try
             {
                 var head = await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _location.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
-                return new ObjectInfo(key, head.ContentLength);
+                return new ObjectInfo(key, head.ContentLength, Utc(head.LastModified));
             }
             catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
             {
@@ -254,7 +255,7 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
             {
                 if (KeyFromObjectKey(kind, o.Key[(prefix.Length - folder.Length)..]) is { } key)
                 {
-                    yield return new ObjectInfo(key, o.Size ?? 0);
+                    yield return new ObjectInfo(key, o.Size ?? 0, Utc(o.LastModified));
                 }
             }
             token = page.IsTruncated == true ? page.NextContinuationToken : null;
@@ -544,14 +545,10 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
         return IsValidName(kind, name) ? new StorageKey(kind, name) : null;
     }
 
-    private static string FolderOf(ObjectKind kind) => kind switch
-    {
-        ObjectKind.Key => "keys",
-        ObjectKind.Data => "data",
-        ObjectKind.Index => "index",
-        ObjectKind.Snapshot => "snapshots",
-        ObjectKind.Lock => "locks",
-        ObjectKind.Named => "wal",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
+    private static string FolderOf(ObjectKind kind) => StorageKey.FolderOf(kind);
+
+    /// <summary>S3's Last-Modified as UTC (the SDK may hand it over without a kind).</summary>
+    private static DateTimeOffset Utc(DateTime? t) => t is { } v
+        ? new DateTimeOffset(v.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(v, DateTimeKind.Utc) : v.ToUniversalTime(), TimeSpan.Zero)
+        : throw new IOException("the S3 server sent an object without Last-Modified");
 }

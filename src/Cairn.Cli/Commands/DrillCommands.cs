@@ -1,13 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Cairn.Cli.Terminal;
 using Cairn.Operations.Checks;
 using Cairn.Operations.Drills;
-using Cairn.Operations.Logical;
-using Cairn.PostgreSql.Connections;
-using Cairn.PostgreSql.Sessions;
+using Cairn.Operations.Verification;
+using Cairn.PostgreSql.Logical;
 using Cairn.Repository;
 using Spectre.Console;
 
@@ -28,149 +26,96 @@ internal static class DrillCommands
         {
             db, snapshot, keep, physical, targetTime, random,
         };
-        cmd.SetAction(ctx, async (p, ct) =>
+        cmd.SetAction(ctx, (inv, p, ct) =>
         {
-            var (name, connection, config) = DatabaseCommands.Resolve(ctx, p.GetValue(db)!);
-            ctx.LastDatabase = name;
-            var checks = CheckParser.Parse(config?.Checks, ctx.Config.File ?? "cairn.yaml", name);
+            var target = inv.ResolveDatabase(p.GetValue(db)!);
             if (p.GetValue(physical) || p.GetValue(targetTime) is not null || p.GetValue(random))
             {
                 if (p.GetValue(targetTime) is not null && p.GetValue(random))
                 {
                     throw new RepositoryException(ErrorKind.InvalidInput, "give --target-time or --random-target, not both");
                 }
-                var snapshotArg = p.GetValue(snapshot) is "latest" ? null : p.GetValue(snapshot);
-                return await PhysicalDrill.RunAsync(ctx, p, name, connection, checks, snapshotArg, p.GetValue(targetTime), p.GetValue(random), p.GetValue(keep), ct).ConfigureAwait(false);
+                DateTimeOffset? time = null;
+                if (p.GetValue(targetTime) is { } t)
+                {
+                    time = DateTimeOffset.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
+                        ? parsed
+                        : throw new RepositoryException(ErrorKind.InvalidInput, $"--target-time '{t}' is not a time; write e.g. '2026-12-01 14:30:00+00'");
+                }
+                return PhysicalDrillAsync(inv, new PhysicalDrillRequest(target, p.GetValue(snapshot), time, p.GetValue(random), p.GetValue(keep)), ct);
             }
-            using var repo = await ctx.OpenRepositoryAsync(p.GetValue(CommandRunner.Repo), ct).ConfigureAwait(false);
-            DrillResult result;
-            await using (var l = await repo.LockAsync(exclusive: false, $"drill {name}", ct).ConfigureAwait(false))
-            {
-                result = await ctx.Console.WithProgressAsync($"drill {name}", null, async sink =>
-                    await DrillOperation.RunAsync(repo, name, p.GetValue(snapshot), checks, p.GetValue(keep), ctx.Time, new Progress<string>(x => sink.Describe($"drill {name}: {x}")), ct, ctx.Config.WorkDirectory, ctx.Config.PostgresBin).ConfigureAwait(false)).ConfigureAwait(false);
-            }
-            var seq = await Evidence.RecordAsync(ctx, repo.Storage.Location, "drill", result.Passed ? "pass" : "fail", new()
-            {
-                ["type"] = "logical",
-                ["rto_ms"] = ((long?)result.Rto?.TotalMilliseconds)?.ToString(CultureInfo.InvariantCulture) ?? "",
-                ["data_age_s"] = ((long?)result.DataAge?.TotalSeconds)?.ToString(CultureInfo.InvariantCulture) ?? "",
-                ["backup_time"] = result.Fingerprint?.BackupTime.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture) ?? "",
-                ["checks_passed"] = result.Checks.Count(c => c.Passed).ToString(CultureInfo.InvariantCulture),
-                ["checks_failed"] = result.Failed.Count().ToString(CultureInfo.InvariantCulture),
-                ["roles_created"] = RolesText.Summary(result.RolesCreated ?? []),
-            }, ct, database: name, snapshot: result.Snapshot.Id, durationMs: (long)result.Total.TotalMilliseconds, checks: ChecksJson(result.Checks)).ConfigureAwait(false);
-            await MirrorAsync(ctx, connection, result.Checks, seq, ct).ConfigureAwait(false);
-            Print(ctx, p.GetValue(CommandRunner.Json), $"drill of {name} (backup {result.Snapshot.ShortId})", result.Checks, result.Rto, result.DataAge, result.Total, result.Snapshot.Id, result.RolesCreated);
-            if (result.KeptUrl is not null)
-            {
-                ctx.Console.Error.WriteLine($"kept the restored server: psql \"{result.KeptUrl}\" as root or the postgres user (peer authentication on a private socket; no password); stop it with: pg_ctl -D {result.KeptDataDirectory} stop (as the postgres user when root), then remove {Path.GetDirectoryName(result.KeptDataDirectory)}");
-            }
-            if (!result.Passed)
-            {
-                ctx.Console.Error.WriteLine($"cairn: drill failed: {string.Join(", ", result.Failed.Select(c => c.Name))}");
-                return ExitCodes.ChecksFailed;
-            }
-            return ExitCodes.Ok;
+            return DrillAsync(inv, new DrillRequest(target, p.GetValue(snapshot), p.GetValue(keep)), ct);
         }, "drill");
         return cmd;
     }
 
+    public static async Task<int> DrillAsync(Invocation inv, DrillRequest request, CancellationToken ct)
+    {
+        var name = request.Database.Name;
+        var result = await inv.Console.WithProgressAsync($"drill {name}", null, sink =>
+            new DrillOperation(inv.Operations).RunAsync(request, new Progress<string>(x => sink.Describe($"drill {name}: {x}")), ct)).ConfigureAwait(false);
+        Warn(inv, result.Warnings);
+        Print(inv, $"drill of {name} (backup {result.Snapshot.ShortId})", result.Checks, result.Rto, result.DataAge, result.Total, result.Snapshot.Id, result.RolesCreated);
+        if (result.KeptUrl is not null)
+        {
+            inv.Console.Error.WriteLine($"kept the restored server: psql \"{result.KeptUrl}\" as root or the postgres user (peer authentication on a private socket; no password); stop it with: pg_ctl -D {result.KeptDataDirectory} stop (as the postgres user when root), then remove {Path.GetDirectoryName(result.KeptDataDirectory)}");
+        }
+        return Verdict(inv, "drill failed", result.Checks);
+    }
+
+    private static async Task<int> PhysicalDrillAsync(Invocation inv, PhysicalDrillRequest request, CancellationToken ct)
+    {
+        var result = await new PhysicalDrillOperation(inv.Operations).RunAsync(request, ct).ConfigureAwait(false);
+        if (result.Kept is { } k)
+        {
+            inv.Console.Error.WriteLine($"kept the restored server: psql \"{k.Url}\"; stop with pg_ctl -D {k.DataDirectory} stop, then remove {k.Root}");
+        }
+        Print(inv, $"physical drill of {request.Database.Name} (backup {result.Snapshot.ShortId})", result.Checks, result.Rto, result.DataAge, result.Total, result.Snapshot.Id);
+        return Verdict(inv, "drill failed", result.Checks);
+    }
+
     /// <summary>The runbook's daily verification: the configured checks against the live database, read-only.</summary>
-    public static async Task<int> VerifyLiveAsync(CliContext ctx, ParseResult p, string database, CancellationToken ct)
+    public static async Task<int> VerifyLiveAsync(Invocation inv, LiveVerifyRequest request, CancellationToken ct)
     {
-        var (name, connection, config) = DatabaseCommands.Resolve(ctx, database);
-        ctx.LastDatabase = name;
-        var checks = CheckParser.Parse(config?.Checks, ctx.Config.File ?? "cairn.yaml", name);
-        if (checks.Count == 0)
-        {
-            throw new RepositoryException(ErrorKind.InvalidInput, $"no checks are configured for {name}: add a checks: list under databases.{name} in cairn.yaml");
-        }
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        var now = ctx.Time.GetUtcNow();
-        List<CheckResult> results;
-        using (var commandEnvironment = connection.ProgramEnvironment())
-        {
-            results = await CheckRunner.RunAsync(checks, new CheckTarget(connection, now, null, null, IsScratchCopy: false, connection.Redacted, commandEnvironment.Variables), TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
-        }
-        var passed = results.All(r => r.Passed);
-        var repoPath = ctx.RepositoryPathOrNull() ?? "";
-        var seq = await Evidence.RecordAsync(ctx, repoPath, "verify", passed ? "pass" : "fail", new()
-        {
-            ["scope"] = "live",
-            ["source"] = connection.Redacted,
-            ["checks_passed"] = results.Count(c => c.Passed).ToString(CultureInfo.InvariantCulture),
-            ["checks_failed"] = results.Count(c => !c.Passed).ToString(CultureInfo.InvariantCulture),
-        }, ct, database: name, durationMs: sw.ElapsedMilliseconds, checks: ChecksJson(results)).ConfigureAwait(false);
-        await MirrorAsync(ctx, connection, results, seq, ct).ConfigureAwait(false);
-        Print(ctx, p.GetValue(CommandRunner.Json), $"live verification of {name}", results, null, null, sw.Elapsed, null);
-        if (!passed)
-        {
-            ctx.Console.Error.WriteLine($"cairn: verification failed: {string.Join(", ", results.Where(r => !r.Passed).Select(c => c.Name))}");
-            return ExitCodes.ChecksFailed;
-        }
-        return ExitCodes.Ok;
+        var result = await new LiveVerifyOperation(inv.Operations).RunAsync(request, ct).ConfigureAwait(false);
+        Warn(inv, result.Warnings);
+        Print(inv, $"live verification of {result.Database}", result.Checks, null, null, result.Elapsed, null);
+        return Verdict(inv, "verification failed", result.Checks);
     }
 
-    private static async Task MirrorAsync(CliContext ctx, PgConnection connection, IReadOnlyList<CheckResult> results, long seq, CancellationToken ct)
+    private static void Warn(Invocation inv, IEnumerable<string> warnings)
     {
-        if (!ctx.Config.Evidence.MirrorTable)
+        foreach (var w in warnings)
         {
-            return;
-        }
-        var now = ctx.Time.GetUtcNow();
-        try
-        {
-            await VerificationMirror.WriteAsync(connection, results.Select(r => (r.Name, r.Status.ToString().ToLowerInvariant(), r.Kind, r.Detail)), now, now, seq, ct).ConfigureAwait(false);
-        }
-        catch (Cairn.PostgreSql.PgToolException e)
-        {
-            ctx.Console.Error.WriteLine($"cairn: warning: could not write backup_verification_log: {e.Message}");
-        }
-        catch (System.Data.Common.DbException e)
-        {
-            ctx.Console.Error.WriteLine($"cairn: warning: could not write backup_verification_log ({e.Message}); the user needs INSERT/CREATE rights, or set evidence.mirror_table: false");
+            inv.Console.Error.WriteLine($"cairn: warning: {w}");
         }
     }
 
-    internal static JsonArray ChecksJson(IEnumerable<CheckResult> results) => new([.. results.Select(r => (JsonNode)new JsonObject
+    private static int Verdict(Invocation inv, string failed, IReadOnlyList<CheckResult> checks)
     {
-        ["name"] = r.Name,
-        ["kind"] = r.Kind,
-        ["expected"] = r.Expected,
-        ["actual"] = r.Actual,
-        ["result"] = r.Status.ToString().ToLowerInvariant(),
-        ["duration_ms"] = (long)r.Duration.TotalMilliseconds,
-        ["detail"] = r.Detail,
-    })]);
+        if (checks.All(c => c.Passed))
+        {
+            return ExitCodes.Ok;
+        }
+        inv.Console.Error.WriteLine($"cairn: {failed}: {string.Join(", ", checks.Where(r => !r.Passed).Select(c => c.Name))}");
+        return ExitCodes.ChecksFailed;
+    }
 
-    internal static void PrintResults(CliContext ctx, bool json, string title, IReadOnlyList<CheckResult> results, TimeSpan? rto, TimeSpan? dataAge, TimeSpan total, string? snapshot)
-        => Print(ctx, json, title, results, rto, dataAge, total, snapshot);
+    public static CheckRow Row(CheckResult r) => new(r.Name, r.Kind, r.Expected, r.Actual, r.Status.ToString().ToLowerInvariant(), (long)r.Duration.TotalMilliseconds, r.Detail);
 
-    private static void Print(CliContext ctx, bool json, string title, IReadOnlyList<CheckResult> results, TimeSpan? rto, TimeSpan? dataAge, TimeSpan total, string? snapshot, IReadOnlyList<Cairn.PostgreSql.Logical.CreatedRole>? roles = null)
+    private static void Print(Invocation inv, string title, IReadOnlyList<CheckResult> results, TimeSpan? rto, TimeSpan? dataAge, TimeSpan total, string? snapshot, IReadOnlyList<CreatedRole>? roles = null)
     {
         var passed = results.All(r => r.Passed);
-        if (json)
+        if (inv.Json)
         {
-            var o = new JsonObject
-            {
-                ["message_type"] = "summary",
-                ["ok"] = passed,
-                ["snapshot_id"] = snapshot,
-                ["rto_seconds"] = rto is { } r ? Math.Round(r.TotalSeconds, 3) : null,
-                ["data_age_seconds"] = dataAge is { } a ? Math.Round(a.TotalSeconds, 0) : null,
-                ["total_seconds"] = Math.Round(total.TotalSeconds, 3),
-                ["checks"] = ChecksJson(results),
-            };
-            if (roles is not null)
-            {
-                o["roles_created"] = RolesText.Json(roles);
-            }
-            ctx.Console.Out.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            var o = new DrillOutput("summary", passed, snapshot, rto is { } r ? Math.Round(r.TotalSeconds, 3) : null, dataAge is { } a ? Math.Round(a.TotalSeconds, 0) : null,
+                Math.Round(total.TotalSeconds, 3), [.. results.Select(Row)], roles is null ? null : RolesText.Rows(roles));
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(o, CliJson.Default.DrillOutput));
             return;
         }
         foreach (var line in RolesText.Lines(roles ?? []))
         {
-            ctx.Console.Out.WriteLine(line);
+            inv.Console.Out.WriteLine(line);
         }
         var t = new Table().Title(Markup.Escape(title)).AddColumns("Check", "Expected", "Actual", "Result", "Time", "Why");
         foreach (var c in results)
@@ -184,7 +129,7 @@ internal static class DrillCommands
             };
             t.AddRow(Markup.Escape(c.Name), Markup.Escape(c.Expected), Markup.Escape(c.Actual), status, Format.Duration(c.Duration), Markup.Escape(c.Detail ?? ""));
         }
-        ctx.Console.Ansi.Write(t);
+        inv.Console.Ansi.Write(t);
         var figures = new List<string>();
         if (rto is { } rr)
         {
@@ -195,6 +140,6 @@ internal static class DrillCommands
             figures.Add($"data age {Format.Duration(da)} (newest restored data)");
         }
         figures.Add($"total {Format.Duration(total)}");
-        ctx.Console.Out.WriteLine($"{(passed ? "PASS" : "FAIL")}: {results.Count(x => x.Passed)}/{results.Count} checks passed; {string.Join("; ", figures)}");
+        inv.Console.Out.WriteLine($"{(passed ? "PASS" : "FAIL")}: {results.Count(x => x.Passed)}/{results.Count} checks passed; {string.Join("; ", figures)}");
     }
 }

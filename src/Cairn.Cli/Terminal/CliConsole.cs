@@ -119,11 +119,8 @@ public sealed class CliConsole
     }
 }
 
-/// <summary>Where long operations report how far they got.</summary>
-public interface IProgressSink : IProgress<long>
+/// <summary>Where long operations report how far they got, and what they are doing.</summary>
+public interface IProgressSink : Cairn.Operations.IByteProgress
 {
     void Describe(string text);
-
-    /// <summary>The total, when it becomes known only once the work started.</summary>
-    void SetTotal(long total);
 }

@@ -4,8 +4,8 @@ using YamlDotNet.RepresentationModel;
 
 namespace Cairn.Operations.Checks;
 
-/// <summary>Reads the <c>checks:</c> list of a database in cairn.yaml; errors name the file and line.</summary>
-public static class CheckParser
+/// <summary>Reads the <c>checks:</c> list of a database in cairn.yaml (at load); errors name the file and line.</summary>
+internal static class CheckParser
 {
     public static List<CheckSpec> Parse(YamlSequenceNode? node, string file, string database)
     {

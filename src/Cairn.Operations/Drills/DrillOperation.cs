@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Cairn.Operations.Checks;
 using Cairn.Operations.Logical;
+using Cairn.Operations.Recording;
+using Cairn.Operations.Snapshots;
 using Cairn.PostgreSql;
 using Cairn.PostgreSql.Connections;
 using Cairn.PostgreSql.Logical;
@@ -10,6 +12,9 @@ using Cairn.Repository.Manifests;
 
 namespace Cairn.Operations.Drills;
 
+/// <summary>A drill of the logical backup <see cref="SnapshotId"/> (default: the latest) of <see cref="Database"/>; <see cref="Keep"/> leaves the scratch server running.</summary>
+public sealed record DrillRequest(DatabaseTarget Database, string? SnapshotId = null, bool Keep = false);
+
 /// <param name="RolesCreated">The roles the restore created on the scratch server, with what it withheld.</param>
 public sealed record DrillResult(Snapshot Snapshot, Fingerprint? Fingerprint, IReadOnlyList<CheckResult> Checks, TimeSpan? Rto, TimeSpan? DataAge, TimeSpan Total, string? KeptUrl, string? KeptDataDirectory,
     IReadOnlyList<CreatedRole>? RolesCreated = null)
@@ -17,6 +22,9 @@ public sealed record DrillResult(Snapshot Snapshot, Fingerprint? Fingerprint, IR
     public bool Passed => Checks.All(c => c.Passed);
 
     public IEnumerable<CheckResult> Failed => Checks.Where(c => !c.Passed);
+
+    /// <summary>Problems that did not fail the drill (the mirror table could not be written).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 }
 
 /// <summary>
@@ -24,37 +32,62 @@ public sealed record DrillResult(Snapshot Snapshot, Fingerprint? Fingerprint, IR
 /// restored copy, measure RTO (start until the restored server answers queries) and data age (how old
 /// the newest restored data is), and tear everything down — also on failure and on Ctrl-C.
 /// </summary>
-public static class DrillOperation
+public sealed class DrillOperation(OperationContext context)
 {
     /// <summary>The checks a drill runs when none are configured: the restored rows equal the fingerprint, foreign keys intact.</summary>
     public static IReadOnlyList<CheckSpec> DefaultChecks { get; } = [new RowCountsCheck(null, true, null, null, null), new ForeignKeysCheck()];
 
-    public static async Task<DrillResult> RunAsync(Repository.Repository repo, string name, string? snapshotId, IReadOnlyList<CheckSpec> checks, bool keep, TimeProvider time,
-        IProgress<string>? progress, CancellationToken ct, string? workDir = null, string? postgresBin = null)
+    public async Task<DrillResult> RunAsync(DrillRequest request, IProgress<string>? progress, CancellationToken cancellationToken)
     {
+        var db = request.Database;
+        using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        DrillResult result;
+        await using (var l = await repo.LockAsync(exclusive: false, $"drill {db.Name}", cancellationToken).ConfigureAwait(false))
+        {
+            result = await DrillAsync(repo, db.Name, request.SnapshotId, db.Checks, request.Keep, progress, cancellationToken).ConfigureAwait(false);
+        }
+        var seq = context.Evidence.Record(new LogicalDrillEvent((long?)result.Rto?.TotalMilliseconds, (long?)result.DataAge?.TotalSeconds, result.Fingerprint?.BackupTime,
+            result.Checks.Count(c => c.Passed), result.Failed.Count(), RoleSummary.Of(result.RolesCreated ?? []))
+        {
+            Repository = repo.Storage.Location,
+            Result = EvidenceEvent.Outcome(result.Passed),
+            Database = db.Name,
+            Snapshot = result.Snapshot.Id,
+            DurationMs = (long)result.Total.TotalMilliseconds,
+            Checks = result.Checks,
+        });
+        var warning = await ResultMirror.WriteAsync(context, db.Connection, result.Checks, seq, cancellationToken).ConfigureAwait(false);
+        return warning is null ? result : result with { Warnings = [warning] };
+    }
+
+    private async Task<DrillResult> DrillAsync(Repository.Repository repo, string name, string? snapshotId, IReadOnlyList<CheckSpec> checks, bool keep, IProgress<string>? progress, CancellationToken ct)
+    {
+        var time = context.Time;
         var total = Stopwatch.StartNew();
-        var snap = await LogicalRestoreOperation.FindAsync(repo, name, snapshotId, ct).ConfigureAwait(false);
-        var fp = await LogicalRestoreOperation.ReadFingerprintAsync(repo, snap, ct).ConfigureAwait(false);
+        var filter = new SnapshotFilter(name, LogicalBackupOperation.Kind);
+        var all = await repo.ListSnapshotsAsync(ct).ConfigureAwait(false);
+        var snap = SnapshotSelector.Select(all, snapshotId, filter);
+        var logical = all.Where(filter.Matches).ToList();
+        var fp = await LogicalSnapshots.ReadFingerprintAsync(repo, snap, ct).ConfigureAwait(false);
         Fingerprint? previous = null;
-        var earlier = (await repo.ListSnapshotsAsync(ct).ConfigureAwait(false))
-            .Where(s => s.Manifest.Kind == LogicalBackupOperation.Kind && s.Manifest.Name == name && s.Manifest.Time < snap.Manifest.Time).LastOrDefault();
+        var earlier = logical.Where(s => s.Manifest.Time < snap.Manifest.Time).LastOrDefault();
         if (earlier is not null)
         {
-            previous = await LogicalRestoreOperation.ReadFingerprintAsync(repo, earlier, ct).ConfigureAwait(false);
+            previous = await LogicalSnapshots.ReadFingerprintAsync(repo, earlier, ct).ConfigureAwait(false);
         }
         var results = new List<CheckResult>();
         ScratchServer? server = null;
         try
         {
             progress?.Report("starting a scratch server");
-            server = await ScratchServer.StartAsync(PgBinaries.Find(fp.ServerVersionNum / 10000, postgresBin), cancellationToken: ct).ConfigureAwait(false);
+            server = await ScratchServer.StartAsync(context.Toolchain.Binaries(fp.ServerVersionNum / 10000), cancellationToken: ct).ConfigureAwait(false);
             var serverConn = PgConnection.Parse(server.Url()).WithoutPassword();
             var restoreClock = Stopwatch.StartNew();
             RestoreResult restore;
             try
             {
                 progress?.Report("restoring");
-                restore = await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, serverConn, fp.Database, clean: false, jobs: 2, noOwner: false, progress, ct, workDir, postgresBin).ConfigureAwait(false);
+                restore = await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, serverConn, fp.Database, clean: false, jobs: 2, noOwner: false, progress, context.Toolchain, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is PgToolException or Repository.RepositoryException or IOException)
             {

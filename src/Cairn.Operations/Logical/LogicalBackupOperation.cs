@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Cairn.Operations.Checks;
+using Cairn.Operations.Recording;
+using Cairn.Operations.Snapshots;
 using Cairn.PostgreSql.Connections;
 using Cairn.PostgreSql.Logical;
 using Cairn.Repository;
@@ -8,7 +11,10 @@ using Cairn.Repository.Manifests;
 
 namespace Cairn.Operations.Logical;
 
-public sealed record LogicalBackupResult(Snapshot Snapshot, Fingerprint Fingerprint, WriteStats Stats, TimeSpan Duration, int Files);
+/// <summary>A logical backup of <see cref="Database"/>: row counts (or also content hashes) as its fingerprint, <see cref="Jobs"/> pg_dump workers.</summary>
+public sealed record LogicalBackupRequest(DatabaseTarget Database, bool ContentFingerprint = false, bool WithRolePasswords = false, int Jobs = 2);
+
+public sealed record LogicalBackupResult(string Database, Snapshot Snapshot, Fingerprint Fingerprint, WriteStats Stats, TimeSpan Duration, int Files);
 
 /// <summary>Progress of a logical backup: bytes stored so far and tables fingerprinted.</summary>
 public sealed record BackupProgress(long Bytes, int TablesDone, int TablesTotal, string Current);
@@ -16,11 +22,12 @@ public sealed record BackupProgress(long Bytes, int TablesDone, int TablesTotal,
 /// <summary>
 /// A logical backup into the repository: pg_dump's directory output, one item per file (so an
 /// unchanged table deduplicates whole, and one table can be restored alone), plus the roles the
-/// database needs and the fingerprint. Nothing becomes visible unless every step succeeded.
+/// database needs and the fingerprint. Nothing becomes visible unless every step succeeded. SQL checks
+/// that expect "= fingerprint" are evaluated during the dump, in the backup's own snapshot.
 /// </summary>
-public static class LogicalBackupOperation
+public sealed class LogicalBackupOperation(OperationContext context)
 {
-    public const string Kind = "logical";
+    public const string Kind = BackupKinds.Logical;
     public const string FingerprintItem = "fingerprint.json";
     /// <summary>The roles as data (see <see cref="RoleSet"/>); restores build every statement themselves.</summary>
     public const string RolesItem = "roles.json";
@@ -29,8 +36,28 @@ public static class LogicalBackupOperation
     public const string LegacyRolesItem = "roles.sql";
     public const string DumpPrefix = "dump/";
 
-    public static async Task<LogicalBackupResult> RunAsync(Repository.Repository repo, string name, PgConnection connection, DumpOptions options,
-        IProgress<BackupProgress>? progress, CancellationToken cancellationToken, string? postgresBin = null)
+    public async Task<LogicalBackupResult> RunAsync(LogicalBackupRequest request, IProgress<BackupProgress>? progress, CancellationToken cancellationToken)
+    {
+        var db = request.Database;
+        var queries = db.Checks.OfType<SqlCheck>().Where(c => c.Expect.Fingerprint).Select(c => (c.Name, CheckRunner.BindBackupTime(c.Query))).ToList();
+        using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name}", cancellationToken).ConfigureAwait(false);
+        var options = new DumpOptions(request.ContentFingerprint, request.WithRolePasswords, Math.Max(1, request.Jobs), context.Toolchain.WorkDirectory, queries);
+        var result = await WriteAsync(repo, db.Name, db.Connection, options, progress, context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
+        var fp = result.Fingerprint;
+        context.Evidence.Record(new LogicalBackupEvent(db.Connection.Redacted, result.Stats.BytesRead, result.Stats.BytesAdded, fp.Tables.Count, fp.TotalRows, fp.BackupTime, fp.ServerVersion, fp.Mode)
+        {
+            Repository = repo.Storage.Location,
+            Database = db.Name,
+            Snapshot = result.Snapshot.Id,
+            DurationMs = (long)result.Duration.TotalMilliseconds,
+        });
+        return result;
+    }
+
+    /// <summary>The dump into the repository (the caller holds a shared lock).</summary>
+    private static async Task<LogicalBackupResult> WriteAsync(Repository.Repository repo, string name, PgConnection connection, DumpOptions options,
+        IProgress<BackupProgress>? progress, string? postgresBin, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();
         await using var dump = await LogicalDump.BeginAsync(connection, options, cancellationToken, postgresBin).ConfigureAwait(false);
@@ -76,6 +103,6 @@ public static class LogicalBackupOperation
             ["fingerprint"] = fp.Mode,
         };
         var snapshot = await writer.CommitAsync(name, Kind, meta, cancellationToken).ConfigureAwait(false);
-        return new LogicalBackupResult(snapshot, fp, writer.Stats, sw.Elapsed, files);
+        return new LogicalBackupResult(name, snapshot, fp, writer.Stats, sw.Elapsed, files);
     }
 }

@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
-using Cairn.PostgreSql.Connections;
+using Cairn.Operations.Recording;
+using Cairn.Operations.Snapshots;
 using Cairn.PostgreSql;
+using Cairn.PostgreSql.Connections;
 using Cairn.PostgreSql.Logical;
 using Cairn.Repository;
 using Cairn.Repository.Manifests;
@@ -15,25 +17,141 @@ public sealed record RestoreResult(string Database, Fingerprint Fingerprint, IRe
     public bool Ok => Mismatches.Count == 0;
 }
 
-/// <summary>Restores logical backups: a whole database, or single tables beside the live data.</summary>
-public static class LogicalRestoreOperation
+/// <summary>
+/// A whole logical backup of <see cref="Database"/> restored into the new database <see cref="ToDatabase"/> on
+/// <see cref="Server"/> (default: the source's server). <see cref="WithRoleAttributes"/> grants created roles SUPERUSER,
+/// CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS and memberships in roles the restore did not create, as the source had
+/// them (by default they are withheld and reported).
+/// </summary>
+public sealed record DatabaseRestoreRequest(DatabaseTarget Database, string? SnapshotId, string ToDatabase, PgConnection? Server = null, bool Clean = false, int Jobs = 2, bool NoOwner = false,
+    bool WithRoleAttributes = false);
+
+public sealed record DatabaseRestoreResult(Snapshot Snapshot, string ToDatabase, string Target, RestoreResult Restore);
+
+/// <summary><c>restore DATABASE --to-database NEW</c>: restore a logical backup and check every table against its fingerprint.</summary>
+public sealed class LogicalRestoreOperation(OperationContext context)
 {
-    /// <summary>The snapshot "latest" or an ID prefix, among the logical backups of <paramref name="name"/>.</summary>
-    public static async Task<Snapshot> FindAsync(Repository.Repository repo, string name, string? snapshot, CancellationToken ct)
+    public async Task<DatabaseRestoreResult> RunAsync(DatabaseRestoreRequest request, IProgress<string>? progress, CancellationToken cancellationToken)
     {
-        if (snapshot is not null && snapshot != "latest")
+        var db = request.Database;
+        var server = request.Server ?? db.Connection;
+        using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        await using var l = await repo.LockAsync(exclusive: false, $"restore {db.Name}", cancellationToken).ConfigureAwait(false);
+        await DeletedBackups.WarnAsync(context, repo, db.Name, cancellationToken).ConfigureAwait(false);
+        var snap = await LogicalSnapshots.SelectAsync(repo, db.Name, request.SnapshotId, cancellationToken).ConfigureAwait(false);
+        var result = await RestoreDatabaseAsync(repo, snap, server, request.ToDatabase, request.Clean, Math.Max(1, request.Jobs), request.NoOwner, progress, context.Toolchain, cancellationToken,
+            request.WithRoleAttributes).ConfigureAwait(false);
+        var target = server.WithDatabase(request.ToDatabase).Redacted;
+        context.Evidence.Record(new DatabaseRestoreEvent(target, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, result.Mismatches.Count, RoleSummary.Of(result.Roles.Created))
         {
-            var s = await repo.FindSnapshotAsync(snapshot, ct).ConfigureAwait(false);
-            if (s.Manifest.Kind != LogicalBackupOperation.Kind)
-            {
-                throw new RepositoryException(ErrorKind.InvalidInput, $"snapshot {s.ShortId} is a {s.Manifest.Kind} backup, not a logical one");
-            }
-            return s;
-        }
-        var all = await repo.ListSnapshotsAsync(ct).ConfigureAwait(false);
-        return all.LastOrDefault(s => s.Manifest.Kind == LogicalBackupOperation.Kind && s.Manifest.Name == name)
-            ?? throw new RepositoryException(ErrorKind.NotFound, $"no logical backup of {name} yet; take one with 'cairn backup {name}'");
+            Repository = repo.Storage.Location,
+            Result = EvidenceEvent.Outcome(result.Ok),
+            Database = db.Name,
+            Snapshot = snap.Id,
+            DurationMs = (long)result.Duration.TotalMilliseconds,
+        });
+        return new DatabaseRestoreResult(snap, request.ToDatabase, target, result);
     }
+
+    /// <summary>Full restore into a new database on <paramref name="server"/>, then checks every table against the fingerprint.</summary>
+    /// <param name="withRoleAttributes">Grant SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS and memberships in
+    /// roles the restore did not create, as the source had them (by default they are withheld and reported).</param>
+    internal static async Task<RestoreResult> RestoreDatabaseAsync(Repository.Repository repo, Snapshot s, PgConnection server, string database, bool clean, int jobs, bool noOwner,
+        IProgress<string>? progress, PgToolchain toolchain, CancellationToken ct, bool withRoleAttributes = false)
+    {
+        var sw = Stopwatch.StartNew();
+        var fp = await LogicalSnapshots.ReadFingerprintAsync(repo, s, ct).ConfigureAwait(false);
+        var roles = noOwner ? null : await LogicalSnapshots.ReadRolesAsync(repo, s, ct).ConfigureAwait(false);
+        var work = toolchain.NewWorkFolder("cairn-restore");
+        try
+        {
+            progress?.Report("preparing database and roles");
+            var report = await LogicalRestorer.PrepareDatabaseAsync(server, database, fp, roles, withRoleAttributes, clean, ct).ConfigureAwait(false);
+            var warnings = new List<string>(report.Warnings);
+            progress?.Report("reading the backup");
+            await LogicalSnapshots.MaterializeAsync(repo, s, Path.Combine(work, "dump"), null, ct).ConfigureAwait(false);
+            progress?.Report("pg_restore");
+            var target = server.WithDatabase(database);
+            warnings.AddRange(await LogicalRestorer.PgRestoreAsync(target, Path.Combine(work, "dump"), jobs, noOwner, work, ct, toolchain.PostgresBin).ConfigureAwait(false));
+            progress?.Report("checking rows against the fingerprint");
+            var mismatches = await LogicalRestorer.CheckAsync(target, fp, ct).ConfigureAwait(false);
+            return new RestoreResult(database, fp, mismatches, warnings, sw.Elapsed, report);
+        }
+        finally
+        {
+            LogicalSnapshots.TryDelete(work);
+        }
+    }
+}
+
+/// <summary>
+/// Tables of a logical backup of <see cref="Database"/> restored into <see cref="StagingSchema"/> beside the live data
+/// (on <see cref="Server"/>, default the source), compared by primary key; with <see cref="MergeMissing"/> the rows that
+/// exist only in the backup are inserted, in one transaction.
+/// </summary>
+public sealed record TableRestoreRequest(DatabaseTarget Database, string? SnapshotId, IReadOnlyList<string> Tables, string StagingSchema, bool MergeMissing, PgConnection? Server = null);
+
+public sealed record TableRestoreResult(Snapshot Snapshot, IReadOnlyList<TableDiff> Diffs, bool Merged);
+
+/// <summary><c>restore DATABASE --table T --into-schema S</c>: only the table of contents and the named tables' files are read from the repository.</summary>
+public sealed class TableRestoreOperation(OperationContext context)
+{
+    public async Task<TableRestoreResult> RunAsync(TableRestoreRequest request, CancellationToken cancellationToken)
+    {
+        var db = request.Database;
+        var tables = request.Tables.Select(Catalog.ParseQualified).ToList();
+        if (TableRestorer.StagingSchemaProblem(request.StagingSchema, tables) is { } problem)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, problem);
+        }
+        using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        await using var l = await repo.LockAsync(exclusive: false, $"restore {db.Name}", cancellationToken).ConfigureAwait(false);
+        await DeletedBackups.WarnAsync(context, repo, db.Name, cancellationToken).ConfigureAwait(false);
+        var snap = await LogicalSnapshots.SelectAsync(repo, db.Name, request.SnapshotId, cancellationToken).ConfigureAwait(false);
+        var target = request.Server ?? db.Connection;
+        var work = context.Toolchain.NewWorkFolder("cairn-tables");
+        List<TableDiff> diffs;
+        try
+        {
+            var dir = Path.Combine(work, "dump");
+            await LogicalSnapshots.MaterializeAsync(repo, snap, dir, f => f == "toc.dat", cancellationToken).ConfigureAwait(false);
+            var files = await TableRestorer.DataFilesAsync(dir, cancellationToken, context.Toolchain.PostgresBin).ConfigureAwait(false);
+            var needed = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (schema, name) in tables)
+            {
+                if (!files.TryGetValue($"{schema}.{name}", out var f))
+                {
+                    throw new PgToolException($"table {schema}.{name} is not in backup {snap.ShortId} (it has {files.Count} tables with data)");
+                }
+                needed.Add(f);
+            }
+            await LogicalSnapshots.MaterializeAsync(repo, snap, dir, needed.Contains, cancellationToken).ConfigureAwait(false);
+            diffs = await TableRestorer.RestoreAsync(target, dir, tables, request.StagingSchema, work, cancellationToken, context.Toolchain.PostgresBin).ConfigureAwait(false);
+            if (request.MergeMissing)
+            {
+                diffs = await TableRestorer.MergeMissingAsync(target, tables, request.StagingSchema, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            LogicalSnapshots.TryDelete(work);
+        }
+        context.Evidence.Record(new TableRestoreEvent(request.Tables, request.StagingSchema, request.MergeMissing ? "missing" : "none", diffs.Sum(d => d.Merged))
+        {
+            Repository = repo.Storage.Location,
+            Database = db.Name,
+            Snapshot = snap.Id,
+        });
+        return new TableRestoreResult(snap, diffs, request.MergeMissing);
+    }
+}
+
+/// <summary>Reading logical backups back: which one, its fingerprint and roles, its dump files.</summary>
+public static class LogicalSnapshots
+{
+    /// <summary>The logical backup of <paramref name="database"/> the user meant: latest, or an ID prefix.</summary>
+    public static async Task<Snapshot> SelectAsync(Repository.Repository repo, string database, string? snapshotId, CancellationToken ct)
+        => SnapshotSelector.Select(await repo.ListSnapshotsAsync(ct).ConfigureAwait(false), snapshotId, new SnapshotFilter(database, LogicalBackupOperation.Kind));
 
     public static async Task<Fingerprint> ReadFingerprintAsync(Repository.Repository repo, Snapshot s, CancellationToken ct)
     {
@@ -86,75 +204,7 @@ public static class LogicalRestoreOperation
         return Encoding.UTF8.GetString(ms.ToArray());
     }
 
-    /// <summary>Full restore into a new database on <paramref name="server"/>, then checks every table against the fingerprint.</summary>
-    /// <param name="withRoleAttributes">Grant SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS and memberships in
-    /// roles the restore did not create, as the source had them (by default they are withheld and reported).</param>
-    public static async Task<RestoreResult> RestoreDatabaseAsync(Repository.Repository repo, Snapshot s, PgConnection server, string database, bool clean, int jobs, bool noOwner,
-        IProgress<string>? progress, CancellationToken ct, string? workDir = null, string? postgresBin = null, bool withRoleAttributes = false)
-    {
-        var sw = Stopwatch.StartNew();
-        var fp = await ReadFingerprintAsync(repo, s, ct).ConfigureAwait(false);
-        var roles = noOwner ? null : await ReadRolesAsync(repo, s, ct).ConfigureAwait(false);
-        var work = Path.Combine(workDir ?? Path.GetTempPath(), $"cairn-restore-{Guid.NewGuid():N}"[..28]);
-        try
-        {
-            progress?.Report("preparing database and roles");
-            var report = await LogicalRestorer.PrepareDatabaseAsync(server, database, fp, roles, withRoleAttributes, clean, ct).ConfigureAwait(false);
-            var warnings = new List<string>(report.Warnings);
-            progress?.Report("reading the backup");
-            await MaterializeAsync(repo, s, Path.Combine(work, "dump"), null, ct).ConfigureAwait(false);
-            progress?.Report("pg_restore");
-            var target = server.WithDatabase(database);
-            warnings.AddRange(await LogicalRestorer.PgRestoreAsync(target, Path.Combine(work, "dump"), jobs, noOwner, work, ct, postgresBin).ConfigureAwait(false));
-            progress?.Report("checking rows against the fingerprint");
-            var mismatches = await LogicalRestorer.CheckAsync(target, fp, ct).ConfigureAwait(false);
-            return new RestoreResult(database, fp, mismatches, warnings, sw.Elapsed, report);
-        }
-        finally
-        {
-            TryDelete(work);
-        }
-    }
-
-    /// <summary>Table-level restore: only the table of contents and the named tables' files are read from the repository.</summary>
-    public static async Task<List<TableDiff>> RestoreTablesAsync(Repository.Repository repo, Snapshot s, PgConnection target, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, bool mergeMissing,
-        CancellationToken ct, string? workDir = null, string? postgresBin = null)
-    {
-        var problem = TableRestorer.StagingSchemaProblem(stagingSchema, tables);
-        if (problem is not null)
-        {
-            throw new RepositoryException(ErrorKind.InvalidInput, problem);
-        }
-        var work = Path.Combine(workDir ?? Path.GetTempPath(), $"cairn-tables-{Guid.NewGuid():N}"[..27]);
-        try
-        {
-            var dir = Path.Combine(work, "dump");
-            await MaterializeAsync(repo, s, dir, f => f == "toc.dat", ct).ConfigureAwait(false);
-            var files = await TableRestorer.DataFilesAsync(dir, ct, postgresBin).ConfigureAwait(false);
-            var needed = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var (schema, name) in tables)
-            {
-                if (!files.TryGetValue($"{schema}.{name}", out var f))
-                {
-                    throw new PgToolException($"table {schema}.{name} is not in backup {s.ShortId} (it has {files.Count} tables with data)");
-                }
-                needed.Add(f);
-            }
-            await MaterializeAsync(repo, s, dir, needed.Contains, ct).ConfigureAwait(false);
-            var diffs = await TableRestorer.RestoreAsync(target, dir, tables, stagingSchema, work, ct, postgresBin).ConfigureAwait(false);
-            if (mergeMissing)
-            {
-                diffs = await TableRestorer.MergeMissingAsync(target, tables, stagingSchema, ct).ConfigureAwait(false);
-            }
-            return diffs;
-        }
-        finally
-        {
-            TryDelete(work);
-        }
-    }
-
-    private static void TryDelete(string path)
+    internal static void TryDelete(string path)
     {
         try
         {
@@ -167,5 +217,4 @@ public static class LogicalRestoreOperation
         {
         }
     }
-
 }

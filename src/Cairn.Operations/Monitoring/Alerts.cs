@@ -12,7 +12,8 @@ namespace Cairn.Operations.Monitoring;
 /// <summary>One configured alert receiver. Secrets (URLs, routing keys) come from files.</summary>
 public sealed record AlertSink(string Type, string Name, string? Format, string? UrlFile, string? RoutingKeyFile, string? Run, string? Endpoint)
 {
-    public static List<AlertSink> Parse(YamlSequenceNode? node, string file)
+    /// <summary>Reads the <c>alerts:</c> list (at config load); errors name the file and line.</summary>
+    internal static List<AlertSink> Parse(YamlSequenceNode? node, string file)
     {
         var result = new List<AlertSink>();
         foreach (var item in node?.Children ?? [])

@@ -19,7 +19,8 @@ public sealed record Thresholds(TimeSpan BackupWarn, TimeSpan BackupCritical, Ti
 {
     public static readonly Thresholds Default = new(TimeSpan.FromHours(24), TimeSpan.FromHours(26), TimeSpan.FromMinutes(15), TimeSpan.FromDays(35), null, TimeSpan.FromHours(26));
 
-    public static Thresholds From(YamlMappingNode? node, string file, string database)
+    /// <summary>Reads a database's <c>monitoring:</c> section (at config load); errors name the file, line and key.</summary>
+    internal static Thresholds Parse(YamlMappingNode? node, string file, string database)
     {
         var t = Default;
         if (node is null)

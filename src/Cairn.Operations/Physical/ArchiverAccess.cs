@@ -68,3 +68,18 @@ public static class ArchiverAccess
         }
     }
 }
+
+/// <summary>Let <see cref="Group"/> push and fetch WAL with the key file <see cref="Key"/> (default: the key of the passphrase given).</summary>
+public sealed record ArchiverAllowRequest(string Group, string? Key);
+
+/// <summary><c>archiver allow</c>: the server's user gets the WAL area and one key file, nothing else; the grant goes on the record.</summary>
+public sealed class ArchiverAllowOperation(OperationContext context)
+{
+    public async Task<ArchiverAccessResult> RunAsync(ArchiverAllowRequest request, CancellationToken cancellationToken)
+    {
+        using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        var r = await ArchiverAccess.AllowAsync(repo, request.Group, request.Key, cancellationToken).ConfigureAwait(false);
+        context.Evidence.Record(new Recording.ArchiverAllowEvent(r.KeyId[..8], r.Group, r.Gid) { Repository = repo.Storage.Location });
+        return r;
+    }
+}

@@ -6,6 +6,7 @@ using Cairn.PostgreSql.Connections;
 using Cairn.PostgreSql.Files;
 using Cairn.PostgreSql.Physical;
 using Cairn.PostgreSql.Programs;
+using Cairn.Operations.Snapshots;
 using Cairn.Repository;
 using Cairn.Repository.Manifests;
 
@@ -31,7 +32,7 @@ public sealed record FileRestoreStats(int Files, long Bytes, int FilesReused, lo
 /// </summary>
 public static class PhysicalFiles
 {
-    public const string Format = "files";
+    public const string Format = PhysicalBackupMeta.FilesFormat;
     public const string ManifestItemName = "backup_manifest";
     public const string TablespaceMapItem = "tablespace_map";
 
@@ -54,7 +55,7 @@ public static class PhysicalFiles
         var reusable = previous is null ? null : ReusableItems(previous);
         var previousBlocks = previous?.Manifest.Items.Where(i => i.Type == "file" && i.Meta?.GetValueOrDefault("blocks") == BlockSize.ToString(CultureInfo.InvariantCulture) && i.Meta.ContainsKey("block_crcs"))
             .ToDictionary(i => i.Name, StringComparer.Ordinal);
-        var previousStartLsn = previous is null ? 0UL : WalNames.ParseLsn(previous.Manifest.Meta["start_lsn"]);
+        var previousStartLsn = previous is null ? 0UL : PhysicalBackupMeta.Of(previous).StartLsnValue;
         using var listing = DataDirectory.List(start.DataDirectory, start.TablespaceVersionDirectory);
         var entries = listing.Entries;
         total?.Invoke(entries.Sum(e => e.Size));
@@ -144,7 +145,7 @@ public static class PhysicalFiles
         }, ct))).ConfigureAwait(false);
 
         var stop = await session.StopAsync(ct).ConfigureAwait(false);
-        await WaitForArchiveAsync(repo, name, start.StartWal, stop.StopWal, session, options.ArchiveWait, time, ct).ConfigureAwait(false);
+        await WaitForArchiveAsync(repo, name, start.StartWal, stop.StopWal, session.ArchiverFailureAsync, options.ArchiveWait, time, ct).ConfigureAwait(false);
 
         var label = System.Text.Encoding.UTF8.GetBytes(stop.BackupLabel);
         var labelCrc = Crc32C.Of(label);
@@ -179,7 +180,7 @@ public static class PhysicalFiles
             ["reused_bytes"] = reusedBytes.ToString(CultureInfo.InvariantCulture),
             ["reused_page_bytes"] = reusedPageBytes.ToString(CultureInfo.InvariantCulture),
         };
-        var snap = await writer.CommitAsync(name, PhysicalOperation.Kind, meta, ct).ConfigureAwait(false);
+        var snap = await writer.CommitAsync(name, BackupKinds.Physical, meta, ct).ConfigureAwait(false);
         var info = new BaseBackupInfo(start.StartLsn, stop.StopLsn, start.Timeline, start.StartWal, start.ServerVersion, stop.StopTime);
         return new PhysicalBackupResult(snap, info, writer.Stats, sw.Elapsed) { ReusedBytes = reusedBytes, ReusedFiles = reusedFiles, ReusedPageBytes = reusedPageBytes, IncrementalFrom = previous };
     }
@@ -187,7 +188,7 @@ public static class PhysicalFiles
     /// <summary>The newest file-level backup of the same server, timeline and data directory.</summary>
     private static async Task<Snapshot?> PreviousAsync(Repository.Repository repo, string name, BackupStart start, CancellationToken ct)
         => (await repo.ListSnapshotsAsync(ct).ConfigureAwait(false))
-            .Where(s => s.Manifest.Kind == PhysicalOperation.Kind && s.Manifest.Name == name
+            .Where(s => s.Manifest.Kind == BackupKinds.Physical && s.Manifest.Name == name
                 && s.Manifest.Meta.GetValueOrDefault("format") == Format
                 && s.Manifest.Meta.GetValueOrDefault("system_identifier") == start.SystemIdentifier
                 && s.Manifest.Meta.GetValueOrDefault("timeline") == start.Timeline.ToString(CultureInfo.InvariantCulture)
@@ -198,7 +199,7 @@ public static class PhysicalFiles
     /// <summary>Files of the previous backup that were last modified well before it started (see <see cref="MtimeMargin"/>).</summary>
     private static Dictionary<string, ManifestItem> ReusableItems(Snapshot previous)
     {
-        var started = DateTimeOffset.Parse(previous.Manifest.Meta["start_time"], CultureInfo.InvariantCulture);
+        var started = PhysicalBackupMeta.Of(previous).StartTime ?? throw new DataDamagedException($"physical backup {previous.ShortId} has no start_time in its manifest");
         return previous.Manifest.Items
             .Where(i => i.Type == "file" && i.Meta is { } m && m.ContainsKey("crc32c") && m.TryGetValue("mtime", out var mt)
                 && DateTimeOffset.Parse(mt, CultureInfo.InvariantCulture) < started - MtimeMargin)
@@ -249,11 +250,13 @@ public static class PhysicalFiles
 
     /// <summary>
     /// pg_backup_stop switched to a new segment; the backup is only restorable once every segment from its start
-    /// to its stop is in the repository. Waits for the archiver, then names what is missing and why.
+    /// to its stop is in the repository. Waits for the archiver (on <paramref name="time"/>, so a test clock can end the
+    /// wait), then names what is missing and why.
     /// </summary>
-    private static async Task WaitForArchiveAsync(Repository.Repository repo, string name, string startWal, string stopWal, BackupSession session, TimeSpan wait, TimeProvider time, CancellationToken ct)
+    internal static async Task WaitForArchiveAsync(Repository.Repository repo, string name, string startWal, string stopWal, Func<CancellationToken, Task<string?>> archiverFailure, TimeSpan wait, TimeProvider time, CancellationToken ct)
     {
         var deadline = time.GetUtcNow() + wait;
+        var archive = new WalArchive(repo, name);
         var missing = new List<string>();
         for (var s = startWal; string.CompareOrdinal(s, stopWal) <= 0; s = WalContinuity.Next(s))
         {
@@ -265,7 +268,7 @@ public static class PhysicalFiles
             var still = new List<string>();
             foreach (var s in missing)
             {
-                if (await repo.Storage.StatAsync(new Repository.Storage.StorageKey(Repository.Storage.ObjectKind.Named, PhysicalOperation.WalObjectName(name, s)), ct).ConfigureAwait(false) is null)
+                if (!await archive.ExistsAsync(s, ct).ConfigureAwait(false))
                 {
                     still.Add(s);
                 }
@@ -277,10 +280,10 @@ public static class PhysicalFiles
             }
             if (time.GetUtcNow() > deadline)
             {
-                var why = await session.ArchiverFailureAsync(ct).ConfigureAwait(false);
+                var why = await archiverFailure(ct).ConfigureAwait(false);
                 throw new PgToolException($"WAL segment {missing[0]} needed by this backup was not archived within {wait.TotalSeconds:0} s{(why is null ? "" : $" ({why})")}; check archive_command and the server log, then back up again; no backup was recorded");
             }
-            await Task.Delay(200, ct).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromMilliseconds(200), time, ct).ConfigureAwait(false);
         }
     }
 

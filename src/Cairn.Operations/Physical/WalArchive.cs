@@ -1,100 +1,112 @@
-using System.Globalization;
 using System.Text;
 using Cairn.PostgreSql.Physical;
 using Cairn.Repository;
-using Cairn.Repository.Checking;
-using Cairn.Repository.Manifests;
+using Cairn.Repository.Storage;
 
 namespace Cairn.Operations.Physical;
 
-/// <summary>The archived WAL of a database as recovery sees it: timelines, continuity, and (reading it) its integrity.</summary>
-public static class WalArchive
+/// <summary>One archived WAL file of a database: its PostgreSQL name, stored size and when it was archived.</summary>
+public sealed record WalObject(string Name, long Size, DateTimeOffset LastModified)
 {
-    /// <summary>The archived timeline history files (timeline → content).</summary>
-    public static async Task<Dictionary<uint, string>> HistoriesAsync(Repository.Repository repo, string database, IEnumerable<string> walFiles, CancellationToken ct)
+    public bool IsSegment => WalNames.IsSegment(Name);
+}
+
+/// <summary>
+/// The archived WAL of one database: the only owner of how WAL is stored (objects named <c>DATABASE@WALFILE</c>,
+/// sealed whole by <see cref="NamedFiles"/>). Put never replaces different content; listing, the newest segment
+/// and deletion need only the storage, reading and writing content need the open repository.
+/// </summary>
+public sealed class WalArchive
+{
+    private readonly IStorage _storage;
+    private readonly Repository.Repository? _repository;
+
+    /// <summary>The archive of <paramref name="database"/> in an open repository (everything).</summary>
+    public WalArchive(Repository.Repository repository, string database)
+        : this(repository.Storage, database) => _repository = repository;
+
+    /// <summary>The archive of <paramref name="database"/> on a storage, without the key (list, exists, delete, newest).</summary>
+    public WalArchive(IStorage storage, string database)
+    {
+        _storage = storage;
+        Database = database;
+    }
+
+    public string Database { get; }
+
+    /// <summary>The object a WAL file is stored as (<c>DATABASE@WALFILE</c>); the one place that name is built.</summary>
+    public string ObjectName(string walFile) => $"{Database}@{walFile}";
+
+    private StorageKey KeyOf(string walFile) => new(ObjectKind.Named, ObjectName(walFile));
+
+    /// <summary>Where <paramref name="walFile"/> lives in the repository, for findings and messages.</summary>
+    public string ObjectPath(string walFile) => KeyOf(walFile).Path;
+
+    private Repository.Repository Repository => _repository
+        ?? throw new InvalidOperationException("the WAL archive was opened without the repository key; reading or writing WAL needs it");
+
+    /// <summary>Archives a WAL file. Identical content archived again succeeds; different content under the same name is refused.</summary>
+    public Task<NamedPutResult> PutFileAsync(string path, CancellationToken cancellationToken)
+        => NamedFiles.PutFileAsync(Repository, ObjectName(Checked(Path.GetFileName(path))), path, cancellationToken);
+
+    /// <summary>Archives WAL content held in memory (tests and tools).</summary>
+    public Task<NamedPutResult> PutAsync(string walFile, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        => NamedFiles.PutAsync(Repository, ObjectName(Checked(walFile)), data, cancellationToken);
+
+    /// <summary>The content of an archived WAL file, authenticated and checked against its hash.</summary>
+    public Task<byte[]> GetAsync(string walFile, CancellationToken cancellationToken)
+        => NamedFiles.GetAsync(Repository, ObjectName(Checked(walFile)), cancellationToken);
+
+    /// <summary>Writes an archived WAL file to <paramref name="path"/> (never a partial or unauthenticated file).</summary>
+    public Task GetToFileAsync(string walFile, string path, CancellationToken cancellationToken)
+        => NamedFiles.GetToFileAsync(Repository, ObjectName(Checked(walFile)), path, cancellationToken);
+
+    public async Task<bool> ExistsAsync(string walFile, CancellationToken cancellationToken)
+        => await _storage.StatAsync(KeyOf(Checked(walFile)), cancellationToken).ConfigureAwait(false) is not null;
+
+    public Task DeleteAsync(string walFile, CancellationToken cancellationToken) => _storage.DeleteAsync(KeyOf(Checked(walFile)), cancellationToken);
+
+    /// <summary>Every archived WAL file of the database (segments, history files, backup labels), in name order.</summary>
+    public async Task<List<WalObject>> ListAsync(CancellationToken cancellationToken)
+    {
+        var prefix = Database + "@";
+        var result = new List<WalObject>();
+        await foreach (var o in _storage.ListAsync(ObjectKind.Named, cancellationToken).ConfigureAwait(false))
+        {
+            if (o.Key.Name.StartsWith(prefix, StringComparison.Ordinal) && WalNames.IsValid(o.Key.Name[prefix.Length..]))
+            {
+                result.Add(new WalObject(o.Key.Name[prefix.Length..], o.Size, o.LastModified));
+            }
+        }
+        result.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        return result;
+    }
+
+    /// <summary>The newest archived segment in WAL order (timeline, then position), with when it was archived; null when none is.</summary>
+    public static WalObject? NewestSegment(IEnumerable<WalObject> archived) => archived.Where(w => w.IsSegment).MaxBy(w => w.Name, StringComparer.Ordinal);
+
+    public async Task<WalObject?> NewestSegmentAsync(CancellationToken cancellationToken) => NewestSegment(await ListAsync(cancellationToken).ConfigureAwait(false));
+
+    /// <summary>The archived timeline history files among <paramref name="archived"/> (timeline → content).</summary>
+    public async Task<Dictionary<uint, string>> HistoriesAsync(IEnumerable<WalObject> archived, CancellationToken cancellationToken)
     {
         var result = new Dictionary<uint, string>();
-        foreach (var h in walFiles.Where(w => w.EndsWith(".history", StringComparison.Ordinal)))
+        foreach (var h in archived.Where(w => w.Name.EndsWith(".history", StringComparison.Ordinal)))
         {
-            var data = await NamedFiles.GetAsync(repo, PhysicalOperation.WalObjectName(database, h), ct).ConfigureAwait(false);
-            result[Convert.ToUInt32(h[..8], 16)] = Encoding.UTF8.GetString(data);
+            var data = await GetAsync(h.Name, cancellationToken).ConfigureAwait(false);
+            result[Convert.ToUInt32(h.Name[..8], 16)] = Encoding.UTF8.GetString(data);
         }
         return result;
     }
 
     /// <summary>Segments missing on recovery's path from <paramref name="startWal"/> to the newest archived segment, across timeline switches.</summary>
-    public static async Task<List<string>> MissingAsync(Repository.Repository repo, string database, string startWal, CancellationToken ct)
+    public async Task<List<string>> MissingAsync(string startWal, CancellationToken cancellationToken)
     {
-        var wal = await PhysicalOperation.WalFilesAsync(repo, database, ct).ConfigureAwait(false);
-        return WalContinuity.Missing(wal, startWal, await HistoriesAsync(repo, database, wal, ct).ConfigureAwait(false));
+        var archived = await ListAsync(cancellationToken).ConfigureAwait(false);
+        return WalContinuity.Missing(archived.Select(w => w.Name), startWal, await HistoriesAsync(archived, cancellationToken).ConfigureAwait(false));
     }
 
-    /// <summary>
-    /// Findings for every database with physical backups: segments missing on the path from each retained
-    /// backup's start to the newest segment; with <paramref name="readData"/> also WAL objects that fail
-    /// authentication or their hash, and segments whose size differs from the others (a truncated copy).
-    /// </summary>
-    public static async Task<List<Finding>> CheckAsync(Repository.Repository repo, IReadOnlyList<Snapshot> snapshots, bool readData, double fraction, CancellationToken ct)
-    {
-        var findings = new List<Finding>();
-        foreach (var group in snapshots.Where(x => x.Manifest.Kind == PhysicalOperation.Kind).GroupBy(x => x.Manifest.Name))
-        {
-            var wal = await PhysicalOperation.WalFilesAsync(repo, group.Key, ct).ConfigureAwait(false);
-            Dictionary<uint, string> histories;
-            try
-            {
-                histories = await HistoriesAsync(repo, group.Key, wal, ct).ConfigureAwait(false);
-            }
-            catch (DataDamagedException e)
-            {
-                findings.Add(new Finding(FindingKind.Tampered, $"wal/{group.Key}@*.history", e.Message, [.. group.Select(s => s.ShortId)]));
-                histories = [];
-            }
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var backup in group.OrderBy(x => x.Manifest.Meta["start_wal"], StringComparer.Ordinal))
-            {
-                foreach (var m in WalContinuity.Missing(wal, backup.Manifest.Meta["start_wal"], histories))
-                {
-                    if (seen.Add(m))
-                    {
-                        var affected = group.Where(x => string.CompareOrdinal(x.Manifest.Meta["start_wal"][8..], m[8..]) <= 0).Select(x => x.ShortId).ToList();
-                        findings.Add(new Finding(FindingKind.Missing, $"wal/{group.Key}@{m}", $"WAL segment {m} of {group.Key} is missing: point-in-time recovery cannot pass it", affected));
-                    }
-                }
-            }
-            foreach (var tli in wal.Where(WalNames.IsSegment).Select(w => Convert.ToUInt32(w[..8], 16)).Distinct().Where(t => t > 1 && !histories.ContainsKey(t)))
-            {
-                findings.Add(new Finding(FindingKind.Missing, $"wal/{group.Key}@{tli:X8}.history", $"segments of timeline {tli} are archived but its history file is not: recovery cannot follow the switch to it", []));
-            }
-            if (!readData)
-            {
-                continue;
-            }
-            var segments = wal.Where(WalNames.IsSegment).ToList();
-            var pick = fraction >= 1 ? segments : [.. segments.Where(s => (uint)s.GetHashCode(StringComparison.Ordinal) % 10000 < fraction * 10000)];
-            var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
-            foreach (var s in pick)
-            {
-                try
-                {
-                    sizes[s] = (await NamedFiles.GetAsync(repo, PhysicalOperation.WalObjectName(group.Key, s), ct).ConfigureAwait(false)).LongLength;
-                }
-                catch (DataDamagedException e)
-                {
-                    findings.Add(new Finding(FindingKind.Tampered, $"wal/{group.Key}@{s}", e.Message, Affected(group, s)));
-                }
-            }
-            var usual = sizes.Values.GroupBy(v => v).OrderByDescending(g => g.Count()).Select(g => g.Key).FirstOrDefault();
-            foreach (var (s, size) in sizes.Where(x => x.Value != usual || !IsPowerOfTwo(x.Value)))
-            {
-                findings.Add(new Finding(FindingKind.Truncated, $"wal/{group.Key}@{s}", $"WAL segment {s} holds {size.ToString(CultureInfo.InvariantCulture)} bytes, the others {usual.ToString(CultureInfo.InvariantCulture)}: a partial copy", Affected(group, s)));
-            }
-        }
-        return findings;
-    }
-
-    private static bool IsPowerOfTwo(long v) => v > 0 && (v & (v - 1)) == 0;
-
-    private static List<string> Affected(IEnumerable<Snapshot> group, string segment)
-        => [.. group.Where(x => string.CompareOrdinal(x.Manifest.Meta["start_wal"][8..], segment[8..]) <= 0).Select(x => x.ShortId)];
+    private static string Checked(string walFile) => WalNames.IsValid(walFile)
+        ? walFile
+        : throw new RepositoryException(ErrorKind.InvalidInput, $"'{walFile}' is not a WAL file name");
 }

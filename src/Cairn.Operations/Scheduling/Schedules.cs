@@ -22,44 +22,33 @@ public sealed record ScheduledJob(string Database, string Job, string Expression
         return last is { } l ? new DateTimeOffset(l, TimeSpan.Zero) : null;
     }
 
-    /// <summary>The command line that runs this job.</summary>
-    public string[] Arguments => Job switch
-    {
-        "backup" => ["backup", Database],
-        "drill" => ["drill", Database],
-        "verify_live" => ["verify", Database, "--live"],
-        "prune" => ["prune"],
-        "check" => ["check", Database],
-        _ => throw new InvalidOperationException(Job),
-    };
+    /// <summary>The evidence kind a run of this job records (for finding its last run).</summary>
+    public string EvidenceKind => Job == "verify_live" ? "verify" : Job;
 
-    public static List<ScheduledJob> FromConfig(CairnConfig config)
+    /// <summary>The job's key in the scheduler's state: one state per database and job.</summary>
+    public string Key => $"{Database}/{Job}";
+
+    /// <summary>Reads a database's <c>schedule:</c> section (at config load); errors name the file, line and job.</summary>
+    internal static List<ScheduledJob> Parse(YamlMappingNode schedule, string file, string database)
     {
         var result = new List<ScheduledJob>();
-        foreach (var db in config.Databases.Values)
+        foreach (var (k, v) in schedule.Children)
         {
-            if (db.Schedule is null)
+            var job = ((YamlScalarNode)k).Value ?? "";
+            var expr = (v as YamlScalarNode)?.Value ?? "";
+            if (!Jobs.Contains(job))
             {
-                continue;
+                throw new ConfigException($"{file}:{k.Start.Line}: unknown job 'databases.{database}.schedule.{job}' (known: {string.Join(", ", Jobs)})");
             }
-            foreach (var (k, v) in db.Schedule.Children)
+            try
             {
-                var job = ((YamlScalarNode)k).Value ?? "";
-                var expr = (v as YamlScalarNode)?.Value ?? "";
-                if (!Jobs.Contains(job))
-                {
-                    throw new ConfigException($"{config.File}:{k.Start.Line}: unknown job 'databases.{db.Name}.schedule.{job}' (known: {string.Join(", ", Jobs)})");
-                }
-                try
-                {
-                    // Six fields put seconds first (for tests and fast loops); five are standard cron.
-                    var format = expr.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard;
-                    result.Add(new ScheduledJob(db.Name, job, expr, CronExpression.Parse(expr, format)));
-                }
-                catch (CronFormatException e)
-                {
-                    throw new ConfigException($"{config.File}:{v.Start.Line}: databases.{db.Name}.schedule.{job}: '{expr}' is not a cron expression ({e.Message}); e.g. \"0 0 * * *\" daily at 00:00 UTC, \"0 3 * * 0#1\" first Sunday 03:00");
-                }
+                // Six fields put seconds first (for tests and fast loops); five are standard cron.
+                var format = expr.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard;
+                result.Add(new ScheduledJob(database, job, expr, CronExpression.Parse(expr, format)));
+            }
+            catch (CronFormatException e)
+            {
+                throw new ConfigException($"{file}:{v.Start.Line}: databases.{database}.schedule.{job}: '{expr}' is not a cron expression ({e.Message}); e.g. \"0 0 * * *\" daily at 00:00 UTC, \"0 3 * * 0#1\" first Sunday 03:00");
             }
         }
         return result;

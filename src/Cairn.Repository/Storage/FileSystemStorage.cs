@@ -204,7 +204,7 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
     public Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken)
     {
         var info = new FileInfo(PathOf(key));
-        return Task.FromResult<ObjectInfo?>(info.Exists ? new ObjectInfo(key, info.Length) : null);
+        return Task.FromResult<ObjectInfo?>(info.Exists ? new ObjectInfo(key, info.Length, new DateTimeOffset(info.LastWriteTimeUtc, TimeSpan.Zero)) : null);
     }
 
     public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -219,7 +219,7 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
             }
             yield break;
         }
-        var dir = System.IO.Path.Combine(_root, FolderOf(kind));
+        var dir = System.IO.Path.Combine(_root, StorageKey.FolderOf(kind));
         if (!Directory.Exists(dir))
         {
             yield break;
@@ -234,15 +234,17 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
             }
             FileInfo f = file;
             long size;
+            DateTime modified;
             try
             {
                 size = f.Length;
+                modified = f.LastWriteTimeUtc;
             }
             catch (FileNotFoundException)
             {
                 continue;
             }
-            yield return new ObjectInfo(new StorageKey(kind, f.Name), size);
+            yield return new ObjectInfo(new StorageKey(kind, f.Name), size, new DateTimeOffset(modified, TimeSpan.Zero));
         }
     }
 
@@ -262,7 +264,7 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
     /// <summary>
     /// Removes temp files of writers that are gone. A temp file of a live (or not provably dead) process on
     /// this host is never removed, whatever its age: processes write in <c>locks/</c>, <c>keys/</c> and
-    /// <c>wal/</c> without holding the repository lock, so even an exclusive prune meets their files. A temp
+    /// the named objects' folder (WAL) without holding the repository lock, so even an exclusive prune meets their files. A temp
     /// file of another host, or from before writers were named, goes once it is <paramref name="olderThan"/>
     /// old, and in those three folders not before <see cref="UnlockedWriterGrace"/>.
     /// </summary>
@@ -273,7 +275,8 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         {
             return Task.FromResult(0);
         }
-        var unlocked = new[] { "locks", "keys", "wal" }.Select(f => System.IO.Path.Combine(_root, f) + System.IO.Path.DirectorySeparatorChar).ToArray();
+        // Writers in these folders hold no repository lock (see above).
+        var unlocked = new[] { ObjectKind.Lock, ObjectKind.Key, ObjectKind.Named }.Select(k => System.IO.Path.Combine(_root, StorageKey.FolderOf(k)) + System.IO.Path.DirectorySeparatorChar).ToArray();
         foreach (var file in new DirectoryInfo(_root).EnumerateFiles(TempPrefix + "*", SearchOption.AllDirectories))
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -405,17 +408,6 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         }
         return System.IO.Path.Combine(_root, key.Path);
     }
-
-    private static string FolderOf(ObjectKind kind) => kind switch
-    {
-        ObjectKind.Key => "keys",
-        ObjectKind.Data => "data",
-        ObjectKind.Index => "index",
-        ObjectKind.Snapshot => "snapshots",
-        ObjectKind.Lock => "locks",
-        ObjectKind.Named => "wal",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
 
     private static void TryDelete(string path)
     {

@@ -23,20 +23,31 @@ public readonly record struct StorageKey(ObjectKind Kind, string Name)
     public string Path => Kind switch
     {
         ObjectKind.Config => "config",
-        ObjectKind.Key => "keys/" + Name,
-        ObjectKind.Data => "data/" + Name[..2] + "/" + Name,
-        ObjectKind.Index => "index/" + Name,
-        ObjectKind.Snapshot => "snapshots/" + Name,
-        ObjectKind.Lock => "locks/" + Name,
-        ObjectKind.Named => "wal/" + Name,
-        _ => throw new ArgumentOutOfRangeException(nameof(Kind)),
+        ObjectKind.Data => FolderOf(Kind) + "/" + Name[..2] + "/" + Name,
+        _ => FolderOf(Kind) + "/" + Name,
+    };
+
+    /// <summary>The folder (or key prefix) that holds objects of <paramref name="kind"/>; the one place the layout is named.</summary>
+    public static string FolderOf(ObjectKind kind) => kind switch
+    {
+        ObjectKind.Key => "keys",
+        ObjectKind.Data => "data",
+        ObjectKind.Index => "index",
+        ObjectKind.Snapshot => "snapshots",
+        ObjectKind.Lock => "locks",
+        ObjectKind.Named => "wal",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
     public override string ToString() => Path;
 }
 
-/// <summary>What <see cref="IStorage.StatAsync"/> and <see cref="IStorage.ListAsync"/> report.</summary>
-public readonly record struct ObjectInfo(StorageKey Key, long Size);
+/// <summary>
+/// What <see cref="IStorage.StatAsync"/> and <see cref="IStorage.ListAsync"/> report. Every backend fills
+/// <see cref="LastModified"/> (the time the object was stored, UTC), so nothing above the interface needs the
+/// file system behind it (WAL freshness and the recovery window read it).
+/// </summary>
+public readonly record struct ObjectInfo(StorageKey Key, long Size, DateTimeOffset LastModified);
 
 /// <summary>Thrown when an object does not exist. Permanent: retrying does not help.</summary>
 public sealed class ObjectNotFoundException(StorageKey key)
@@ -73,6 +84,7 @@ public sealed class ObjectNotFoundException(StorageKey key)
 /// earlier one's bytes.</item>
 /// <item><see cref="DeleteAsync"/> of a missing object succeeds (delete is idempotent).</item>
 /// <item><see cref="ListAsync"/> lists only complete objects of one kind (no temp files).</item>
+/// <item><see cref="ObjectInfo.LastModified"/> is the time of the put that stored the object, in UTC.</item>
 /// </list>
 /// </remarks>
 public interface IStorage
@@ -107,4 +119,18 @@ public static class StorageExtensions
 {
     public static Task<byte[]> GetAllAsync(this IStorage storage, StorageKey key, CancellationToken cancellationToken)
         => storage.GetAsync(key, 0, -1, cancellationToken);
+
+    /// <summary>Bytes the stored objects of every kind occupy (what a repository costs in storage).</summary>
+    public static async Task<long> TotalBytesAsync(this IStorage storage, CancellationToken cancellationToken)
+    {
+        long bytes = 0;
+        foreach (var kind in Enum.GetValues<ObjectKind>())
+        {
+            await foreach (var o in storage.ListAsync(kind, cancellationToken).ConfigureAwait(false))
+            {
+                bytes += o.Size;
+            }
+        }
+        return bytes;
+    }
 }

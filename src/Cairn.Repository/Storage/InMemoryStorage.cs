@@ -4,9 +4,10 @@ using System.Runtime.CompilerServices;
 namespace Cairn.Repository.Storage;
 
 /// <summary>Storage in memory, for tests and for dry runs. Thread-safe; puts are atomic by construction.</summary>
-public sealed class InMemoryStorage : IStorage
+public sealed class InMemoryStorage(TimeProvider? time = null) : IStorage
 {
-    private readonly ConcurrentDictionary<StorageKey, byte[]> _objects = new();
+    private readonly ConcurrentDictionary<StorageKey, (byte[] Data, DateTimeOffset Stored)> _objects = new();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     public string Location => "memory:";
 
@@ -15,22 +16,23 @@ public sealed class InMemoryStorage : IStorage
     public Task PutAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        _objects[key] = data.ToArray();
+        _objects[key] = (data.ToArray(), _time.GetUtcNow());
         return Task.CompletedTask;
     }
 
     public Task<bool> PutIfAbsentAsync(StorageKey key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return Task.FromResult(_objects.TryAdd(key, data.ToArray()));
+        return Task.FromResult(_objects.TryAdd(key, (data.ToArray(), _time.GetUtcNow())));
     }
 
     public Task<byte[]> GetAsync(StorageKey key, long offset, long length, CancellationToken cancellationToken)
     {
-        if (!_objects.TryGetValue(key, out var data))
+        if (!_objects.TryGetValue(key, out var stored))
         {
             throw new ObjectNotFoundException(key);
         }
+        var data = stored.Data;
         if (offset >= data.Length)
         {
             return Task.FromResult(Array.Empty<byte>());
@@ -40,7 +42,7 @@ public sealed class InMemoryStorage : IStorage
     }
 
     public Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken)
-        => Task.FromResult<ObjectInfo?>(_objects.TryGetValue(key, out var d) ? new ObjectInfo(key, d.Length) : null);
+        => Task.FromResult<ObjectInfo?>(_objects.TryGetValue(key, out var d) ? new ObjectInfo(key, d.Data.Length, d.Stored) : null);
 
     public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -49,7 +51,7 @@ public sealed class InMemoryStorage : IStorage
         {
             if (key.Kind == kind)
             {
-                yield return new ObjectInfo(key, value.Length);
+                yield return new ObjectInfo(key, value.Data.Length, value.Stored);
             }
         }
     }
@@ -61,5 +63,5 @@ public sealed class InMemoryStorage : IStorage
     }
 
     /// <summary>Test hook: change stored bytes in place (to simulate bit rot or tampering).</summary>
-    public void Corrupt(StorageKey key, Func<byte[], byte[]> change) => _objects[key] = change(_objects[key]);
+    public void Corrupt(StorageKey key, Func<byte[], byte[]> change) => _objects[key] = (change(_objects[key].Data), _objects[key].Stored);
 }

@@ -68,7 +68,7 @@ public class FreshnessTests
         var clock = new FakeTimeProvider(T0);
         var entries = Log(clock, dir, ("backup", "pass", TimeSpan.FromHours(1)), ("drill", "pass", TimeSpan.FromDays(36)));
         var cfg = CairnConfig.Parse("databases:\n  app:\n    connection: x\n    monitoring: { backup_warn_after: 30m, backup_critical_after: 2h, drill_critical_after: 40d }\n", "c.yaml");
-        var t = Thresholds.From(cfg.Databases["app"].Monitoring, "c.yaml", "app");
+        var t = cfg.Databases["app"].Monitoring;
         var findings = Freshness.Evaluate(entries, ["app"], _ => t, clock.GetUtcNow());
         Assert.Equal(HealthState.Warning, findings.Single(x => x.Aspect == "backup").State);
         Assert.Equal(HealthState.Ok, findings.Single(x => x.Aspect == "drill").State);
@@ -78,14 +78,13 @@ public class FreshnessTests
     [Fact]
     public void Warning_threshold_after_critical_is_a_config_error()
     {
-        var cfg = CairnConfig.Parse("databases:\n  app:\n    connection: x\n    monitoring: { backup_warn_after: 30h, backup_critical_after: 26h }\n", "c.yaml");
-        Assert.Throws<ConfigException>(() => Thresholds.From(cfg.Databases["app"].Monitoring, "c.yaml", "app"));
+        Assert.Throws<ConfigException>(() => CairnConfig.Parse("databases:\n  app:\n    connection: x\n    monitoring: { backup_warn_after: 30h, backup_critical_after: 26h }\n", "c.yaml"));
     }
 }
 
 public class ScheduleTests
 {
-    private static ScheduledJob Job(string cron) => ScheduledJob.FromConfig(CairnConfig.Parse($"databases:\n  app:\n    connection: x\n    schedule: {{ backup: \"{cron}\" }}\n", "c.yaml")).Single();
+    private static ScheduledJob Job(string cron) => CairnConfig.Parse($"databases:\n  app:\n    connection: x\n    schedule: {{ backup: \"{cron}\" }}\n", "c.yaml").Schedules.Single();
 
     private static DateTimeOffset T(string s) => DateTimeOffset.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
 
@@ -203,7 +202,7 @@ public class AlertTests
             + $"  - {{ type: slack, url_file: {dir.File("url")} }}\n"
             + $"  - {{ type: pagerduty, routing_key_file: {dir.File("key")}, endpoint: \"{r.Url}\" }}\n"
             + $"  - {{ type: command, run: \"cat > {dir.File("cmd.json")}\" }}\n";
-        var sinks = AlertSink.Parse(CairnConfig.Parse(yaml, "c.yaml").Alerts, "c.yaml");
+        var sinks = CairnConfig.Parse(yaml, "c.yaml").Alerts;
         Assert.Equal(5, sinks.Count);
         var alerter = new Alerter(dir.File("state.json"), new FakeTimeProvider(T0), TimeSpan.FromHours(4)) { RetryDelay = TimeSpan.Zero };
         var deliveries = await alerter.ProcessAsync([F(HealthState.Critical)], sinks, default);

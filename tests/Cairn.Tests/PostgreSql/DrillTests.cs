@@ -95,7 +95,7 @@ public class DrillTests(PostgresFixture pg)
         using (var repo = await Repo.OpenAsync(new FileSystemStorage(dir.File("repo")), TestData.Passphrase, TimeProvider.System, default))
         {
             var snap = (await repo.ListSnapshotsAsync(default)).Single();
-            var fp = await LogicalRestoreOperation.ReadFingerprintAsync(repo, snap, default);
+            var fp = await LogicalSnapshots.ReadFingerprintAsync(repo, snap, default);
             var changed = fp with { Tables = [.. fp.Tables.Select(t => t.Name == "orders" ? t with { Rows = t.Rows + 7 } : t)] };
             await using var w = repo.BeginWrite();
             foreach (var item in snap.Manifest.Items.Where(i => i.Name != LogicalBackupOperation.FingerprintItem))
@@ -320,8 +320,7 @@ public class CheckParsingTests
     public void Unknown_expectation_and_check_kind_are_config_errors_with_line()
     {
         Assert.Throws<FormatException>(() => Expectation.Parse("about 5"));
-        var cfg = Cairn.Operations.Configuration.CairnConfig.Parse("databases:\n  app:\n    connection: x\n    checks:\n      - tables_presnt: [a]\n", "c.yaml");
-        var e = Assert.Throws<Cairn.Operations.Configuration.ConfigException>(() => CheckParser.Parse(cfg.Databases["app"].Checks, "c.yaml", "app"));
+        var e = Assert.Throws<Cairn.Operations.Configuration.ConfigException>(() => Cairn.Operations.Configuration.CairnConfig.Parse("databases:\n  app:\n    connection: x\n    checks:\n      - tables_presnt: [a]\n", "c.yaml"));
         Assert.Contains("c.yaml:5", e.Message, StringComparison.Ordinal);
         Assert.Contains("tables_presnt", e.Message, StringComparison.Ordinal);
     }

@@ -34,12 +34,12 @@ public class HostileRestoreTests
                 w.AddExistingItem(new ManifestItem { Name = i.Name, Type = i.Type, Meta = i.Meta });
             }
         }
-        var snap = await w.CommitAsync("app", PhysicalOperation.Kind, new() { ["format"] = PhysicalFiles.Format }, default);
+        var snap = await w.CommitAsync("app", Cairn.Operations.Snapshots.BackupKinds.Physical, new() { ["format"] = PhysicalFiles.Format }, default);
         return (repo, snap);
     }
 
     private static Task<FileRestoreStats?> RestoreAsync(Repo repo, Snapshot snap, string target, bool delta = false)
-        => PhysicalOperation.RestoreAsync(repo, snap, target, new FileRestoreOptions(Force: false, Delta: delta, Jobs: 2), null, default);
+        => PhysicalBackups.RestoreAsync(repo, snap, target, new FileRestoreOptions(Force: false, Delta: delta, Jobs: 2), null, default);
 
     private static Dictionary<string, string> Mode(string octal) => new() { ["mode"] = octal };
 

@@ -76,8 +76,8 @@ public class LogicalBackupTests(PostgresFixture pg)
         var (code, _, err) = await cli.RunAsync("backup", pg.Server.Url(db), "--fingerprint", "content");
         Assert.True(code == 0, err);
         using var repo = await Repo.OpenAsync(new Cairn.Repository.Storage.FileSystemStorage(dir.File("repo")), TestData.Passphrase, TimeProvider.System, default);
-        var snap = await Cairn.Operations.Logical.LogicalRestoreOperation.FindAsync(repo, db, "latest", default);
-        var fp = await Cairn.Operations.Logical.LogicalRestoreOperation.ReadFingerprintAsync(repo, snap, default);
+        var snap = await Cairn.Operations.Logical.LogicalSnapshots.SelectAsync(repo, db, "latest", default);
+        var fp = await Cairn.Operations.Logical.LogicalSnapshots.ReadFingerprintAsync(repo, snap, default);
         Assert.All(fp.Tables, t => Assert.NotNull(t.ContentHash));
         // Same row count, different content: the content hash differs.
         await pg.Server.ExecuteAsync("UPDATE siren_events SET status = 'open' WHERE id = 1", db);

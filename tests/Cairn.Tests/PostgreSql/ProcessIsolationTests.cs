@@ -182,8 +182,8 @@ public class ProcessIsolationTests(PostgresFixture pg)
     public async Task Alert_commands_get_the_allow_list_not_the_secrets_of_the_process()
     {
         using var dir = new TempDir();
-        var sinks = Cairn.Operations.Monitoring.AlertSink.Parse(Cairn.Operations.Configuration.CairnConfig.Parse(
-            $"alerts:\n  - {{ type: command, run: \"cat /proc/$$/environ > {dir.File("alert.env")}\" }}\n", "c.yaml").Alerts, "c.yaml");
+        var sinks = Cairn.Operations.Configuration.CairnConfig.Parse(
+            $"alerts:\n  - {{ type: command, run: \"cat /proc/$$/environ > {dir.File("alert.env")}\" }}\n", "c.yaml").Alerts;
         var now = DateTimeOffset.Parse("2026-12-01T00:00:00Z", CultureInfo.InvariantCulture);
         var alerter = new Cairn.Operations.Monitoring.Alerter(dir.File("state.json"), new Microsoft.Extensions.Time.Testing.FakeTimeProvider(now), TimeSpan.FromHours(4)) { RetryDelay = TimeSpan.Zero };
         Environment.SetEnvironmentVariable("CAIRN_PASSPHRASE", "canary-alert-passphrase");

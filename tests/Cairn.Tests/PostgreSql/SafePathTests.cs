@@ -21,7 +21,7 @@ public class SafePathTests
         await using var w = repo.BeginWrite();
         w.AddExistingItem(new ManifestItem { Name = "base", Type = "dir", Meta = new() { ["mode"] = "700" } });
         await w.AddStreamAsync("base/1", new MemoryStream("relation"u8.ToArray()), null, default, "file", new() { ["mode"] = "600" });
-        return (repo, await w.CommitAsync("app", PhysicalOperation.Kind, new() { ["format"] = PhysicalFiles.Format }, default));
+        return (repo, await w.CommitAsync("app", Cairn.Operations.Snapshots.BackupKinds.Physical, new() { ["format"] = PhysicalFiles.Format }, default));
     }
 
     [Fact]
@@ -35,7 +35,7 @@ public class SafePathTests
         await PgProcess.RunAsync("chown", ["-h", "postgres:postgres", dir.File("15")], null, default);
         var (repo, snap) = await SmallBackupAsync();
 
-        var e = await Assert.ThrowsAnyAsync<IOException>(() => PhysicalOperation.RestoreAsync(repo, snap, dir.File("15/main"), new FileRestoreOptions(false, false, 2), null, default));
+        var e = await Assert.ThrowsAnyAsync<IOException>(() => PhysicalBackups.RestoreAsync(repo, snap, dir.File("15/main"), new FileRestoreOptions(false, false, 2), null, default));
 
         Assert.Contains("symbolic link owned by uid", e.Message, StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFileSystemEntries(elsewhere));
@@ -49,7 +49,7 @@ public class SafePathTests
         File.CreateSymbolicLink(dir.File("srv"), dir.File("data-disk"));
         var (repo, snap) = await SmallBackupAsync();
 
-        await PhysicalOperation.RestoreAsync(repo, snap, dir.File("srv/main"), new FileRestoreOptions(false, false, 2), null, default);
+        await PhysicalBackups.RestoreAsync(repo, snap, dir.File("srv/main"), new FileRestoreOptions(false, false, 2), null, default);
 
         Assert.Equal("relation", File.ReadAllText(dir.File("data-disk/main/base/1")));
     }

@@ -63,6 +63,26 @@ public abstract class StorageConformanceTests : IDisposable
     }
 
     [Fact]
+    public async Task Stat_and_list_report_when_the_object_was_stored_in_utc()
+    {
+        var key = new StorageKey(ObjectKind.Named, "db@000000010000000000000001");
+        var before = TimeProvider.System.GetUtcNow();
+        await Storage.PutAsync(key, new byte[] { 1, 2, 3 }, default);
+        var after = TimeProvider.System.GetUtcNow();
+        var stat = (await Storage.StatAsync(key, default))!.Value;
+        // File systems stamp with a coarse clock: allow a little slack either side.
+        Assert.InRange(stat.LastModified, before - TimeSpan.FromSeconds(2), after + TimeSpan.FromSeconds(2));
+        Assert.Equal(TimeSpan.Zero, stat.LastModified.Offset);
+        var listed = new List<ObjectInfo>();
+        await foreach (var o in Storage.ListAsync(ObjectKind.Named, default))
+        {
+            listed.Add(o);
+        }
+        // HTTP dates (an S3 HEAD) have whole seconds, listings may have milliseconds.
+        Assert.InRange(listed.Single(o => o.Key == key).LastModified, stat.LastModified - TimeSpan.FromSeconds(1), stat.LastModified + TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
     public async Task Delete_is_idempotent()
     {
         var key = Pack("d");

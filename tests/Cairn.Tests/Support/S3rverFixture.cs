@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using Cairn.Repository.Storage;
 using Cairn.Storage.S3;
 
 namespace Cairn.Tests.Support;

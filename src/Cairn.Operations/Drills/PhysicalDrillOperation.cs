@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Cairn.Operations.Checks;
+using Cairn.Operations.Physical;
+using Cairn.Operations.Recording;
+using Cairn.Operations.Snapshots;
+using Cairn.PostgreSql;
+using Cairn.PostgreSql.Connections;
+using Cairn.PostgreSql.Physical;
+using Cairn.PostgreSql.Programs;
+using Cairn.PostgreSql.Servers;
+using Cairn.Repository;
+using Cairn.Repository.Manifests;
+
+namespace Cairn.Operations.Drills;
+
+/// <summary>
+/// A drill of a physical backup of <see cref="Database"/>: recover to <see cref="TargetTime"/>, to a random point in
+/// the window (<see cref="RandomTarget"/>; the same <see cref="Seed"/> picks the same point), or to the end of the
+/// archive. <see cref="Keep"/> leaves the restored server running.
+/// </summary>
+public sealed record PhysicalDrillRequest(DatabaseTarget Database, string? SnapshotId = null, DateTimeOffset? TargetTime = null, bool RandomTarget = false, bool Keep = false, int? Seed = null);
+
+/// <summary>Where a kept server is and how to stop it.</summary>
+public sealed record KeptServer(string Url, string DataDirectory, string Root);
+
+public sealed record PhysicalDrillResult(Snapshot Snapshot, DateTimeOffset? Target, IReadOnlyList<CheckResult> Checks, TimeSpan? Rto, TimeSpan? DataAge, TimeSpan Total, KeptServer? Kept)
+{
+    public bool Passed => Checks.All(c => c.Passed);
+}
+
+/// <summary>
+/// Physical drills: restore to a point in time in a throwaway folder, prove where recovery stopped (the last replayed
+/// transaction is not after the target and the first later one was not applied), run the checks, tear down —
+/// also on failure. A restore that fails is a failed check, not an error: the drill's record says so.
+/// </summary>
+public sealed partial class PhysicalDrillOperation(OperationContext context)
+{
+    public async Task<PhysicalDrillResult> RunAsync(PhysicalDrillRequest request, CancellationToken cancellationToken)
+    {
+        var ct = cancellationToken;
+        var name = request.Database.Name;
+        var total = Stopwatch.StartNew();
+        using var repo = await context.OpenRepositoryAsync(ct).ConfigureAwait(false);
+        await using var repoLock = await repo.LockAsync(exclusive: false, $"drill {name} --physical", ct).ConfigureAwait(false);
+        var physical = (await repo.ListSnapshotsAsync(ct).ConfigureAwait(false)).Where(new SnapshotFilter(name, BackupKinds.Physical).Matches).ToList();
+        if (physical.Count == 0)
+        {
+            throw new RepositoryException(ErrorKind.NotFound, $"no physical backup of {name}; take one with 'cairn backup {name} --physical'");
+        }
+        var target = request.TargetTime;
+        if (request.RandomTarget)
+        {
+            // A random point between two real transactions inside the window, read from the archived WAL
+            // (pg_waldump): recovery must then keep the earlier one and stop before the later one.
+            target = await RandomTargetAsync(repo, name, physical[0], request.Seed ?? Random.Shared.Next(), ct).ConfigureAwait(false);
+        }
+        var rt = target is { } tt
+            ? new RecoveryTarget(Time: tt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", Action: "promote")
+            : new RecoveryTarget(Action: "promote");
+        var snap = await PhysicalRestoreOperation.ChooseAsync(repo, name, request.SnapshotId, rt, ct).ConfigureAwait(false);
+        var root = Path.Combine(Path.GetTempPath(), $"cairn-pdrill-{Guid.NewGuid():N}"[..26]);
+        var data = Path.Combine(root, "data");
+        var sock = Path.Combine(root, "sock");
+        Directory.CreateDirectory(sock);
+        var results = new List<CheckResult>();
+        TimeSpan? rto = null;
+        TimeSpan? dataAge = null;
+        KeptServer? kept = null;
+        var started = false;
+        try
+        {
+            // Restore first, as root, into a folder only root can write to; hand it to the server's user afterwards.
+            await PhysicalBackups.RestoreAsync(repo, snap, data, new FileRestoreOptions(Force: false, Delta: false, Jobs: Environment.ProcessorCount * 2), null, ct).ConfigureAwait(false);
+            PgProcess.GiveToServerUser(root);
+            var port = ScratchServer.FreePort();
+            await PhysicalRestorer.ConfigureRecoveryAsync(data, WalCommands.RestoreCommand(context, repo.Storage.Location, name), rt, port, sock, ct).ConfigureAwait(false);
+            PgProcess.GiveToServerUser(sock);
+            started = true;
+            var rr = await PhysicalRestorer.StartAndWaitAsync(data, port, sock, "promote", TimeSpan.FromMinutes(30), ct, context.Toolchain.PostgresBin).ConfigureAwait(false);
+            rto = total.Elapsed;
+            dataAge = rr.LastReplayedTransaction is { } lr ? context.Time.GetUtcNow() - lr : null;
+            var log = await File.ReadAllTextAsync(Path.Combine(sock, "server.log"), ct).ConfigureAwait(false);
+            if (target is { } t)
+            {
+                results.Add(StopPointProof(t, rr, log, rto.Value));
+            }
+            var url = SocketUrl.For(sock, port, request.Database.Connection.Database);
+            var backupTime = target ?? PhysicalBackupMeta.Of(snap).StopTime;
+            results.AddRange(await CheckRunner.RunAsync(request.Database.Checks, new CheckTarget(PgConnection.Parse(url), backupTime, null, null, IsScratchCopy: true, url), TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
+            if (request.Keep)
+            {
+                kept = new KeptServer(url, data, root);
+                started = false;
+                root = "";
+            }
+        }
+        catch (Exception e) when (e is PgToolException or RepositoryException or IOException)
+        {
+            results.Add(new CheckResult("restore", "restore", "the backup restores and recovers", "failed", CheckStatus.Fail, total.Elapsed, e.Message));
+        }
+        finally
+        {
+            if (started)
+            {
+                await PgProcess.RunAsync(context.Toolchain.Binaries()["pg_ctl"], ["-D", data, "-m", "immediate", "-w", "stop"], null, CancellationToken.None, asServerUser: true).ConfigureAwait(false);
+            }
+            if (root.Length > 0 && Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+        var result = new PhysicalDrillResult(snap, target, results, rto, dataAge, total.Elapsed, kept);
+        context.Evidence.Record(new PhysicalDrillEvent(target, request.RandomTarget, (long?)rto?.TotalMilliseconds, (long?)dataAge?.TotalSeconds, results.Count(c => c.Passed), results.Count(c => !c.Passed))
+        {
+            Repository = repo.Storage.Location,
+            Result = EvidenceEvent.Outcome(result.Passed),
+            Database = name,
+            Snapshot = snap.Id,
+            DurationMs = total.ElapsedMilliseconds,
+            Checks = results,
+        });
+        return result;
+    }
+
+    /// <summary>
+    /// Proof that recovery stopped at <paramref name="target"/>: the last replayed transaction is not after it, and the
+    /// first later transaction (named in the server log) is after it and was not applied.
+    /// </summary>
+    private static CheckResult StopPointProof(DateTimeOffset target, RecoveryResult rr, string log, TimeSpan elapsed)
+    {
+        var stop = StoppingBefore().Match(log);
+        var lastOk = rr.LastReplayedTransaction is null || rr.LastReplayedTransaction <= target;
+        var nextAfter = stop.Success ? DateTimeOffset.Parse(stop.Groups[2].Value.Trim(), CultureInfo.InvariantCulture) : (DateTimeOffset?)null;
+        var proven = lastOk && (nextAfter is null || nextAfter > target);
+        return new CheckResult("pitr_target", "pitr", $"recovery stops at {target.UtcDateTime:yyyy-MM-dd HH:mm:ss.fff}Z",
+            $"last replayed transaction {rr.LastReplayedTransaction?.UtcDateTime.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "none"}; {(stop.Success ? $"first later transaction {stop.Groups[1].Value} at {nextAfter?.UtcDateTime:HH:mm:ss.fff} not applied" : "no later transaction in the archive")}",
+            proven ? CheckStatus.Pass : CheckStatus.Fail, elapsed);
+    }
+
+    /// <summary>A point halfway between two consecutive commits after <paramref name="oldest"/> ended, among the newest 16 archived segments.</summary>
+    private async Task<DateTimeOffset> RandomTargetAsync(Repository.Repository repo, string name, Snapshot oldest, int seed, CancellationToken ct)
+    {
+        var meta = PhysicalBackupMeta.Of(oldest);
+        var from = meta.StopTime;
+        var archive = new WalArchive(repo, name);
+        var segments = (await archive.ListAsync(ct).ConfigureAwait(false))
+            .Where(w => w.IsSegment && string.CompareOrdinal(w.Name, meta.StartWal) >= 0).TakeLast(16).Select(w => w.Name).ToList();
+        var bin = context.Toolchain.Binaries();
+        var temp = Path.Combine(Path.GetTempPath(), $"cairn-waldump-{Guid.NewGuid():N}"[..27]);
+        Directory.CreateDirectory(temp);
+        var commits = new List<DateTimeOffset>();
+        try
+        {
+            foreach (var seg in segments)
+            {
+                var path = Path.Combine(temp, seg);
+                await File.WriteAllBytesAsync(path, await archive.GetAsync(seg, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+                var r = await PgProcess.RunAsync(bin["pg_waldump"], ["--rmgr=Transaction", path], new Dictionary<string, string> { ["TZ"] = "UTC" }, ct).ConfigureAwait(false);
+                foreach (Match m in CommitTime().Matches(r.StandardOutput))
+                {
+                    if (DateTimeOffset.TryParse(m.Groups[1].Value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) && t > from)
+                    {
+                        commits.Add(t);
+                    }
+                }
+                File.Delete(path);
+            }
+        }
+        finally
+        {
+            Directory.Delete(temp, recursive: true);
+        }
+        commits = [.. commits.Distinct().Order()];
+        if (commits.Count < 2)
+        {
+            throw new RepositoryException(ErrorKind.NotFound, $"the archived WAL of {name} holds fewer than two transactions after backup {oldest.ShortId}; there is no window to pick a random target in yet");
+        }
+        var i = new Random(seed).Next(commits.Count - 1);
+        return commits[i] + ((commits[i + 1] - commits[i]) / 2);
+    }
+
+    [GeneratedRegex(@"recovery stopping before commit of transaction (\d+), time (.+)")]
+    private static partial Regex StoppingBefore();
+
+    [GeneratedRegex(@"desc: COMMIT (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC")]
+    private static partial Regex CommitTime();
+}

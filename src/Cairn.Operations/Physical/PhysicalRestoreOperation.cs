@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using Cairn.Operations.Recording;
+using Cairn.Operations.Snapshots;
+using Cairn.PostgreSql.Physical;
+using Cairn.PostgreSql.Programs;
+using Cairn.Repository;
+using Cairn.Repository.Manifests;
+
+namespace Cairn.Operations.Physical;
+
+/// <summary>
+/// A physical backup of <see cref="Database"/> (<see cref="SnapshotId"/>, default: the newest that finished before the
+/// target) written into <see cref="TargetDirectory"/> with recovery settings; with <see cref="Start"/> the server is started
+/// on <see cref="Port"/> (default 5433) and the restore waits until recovery reached its target.
+/// </summary>
+public sealed record PhysicalRestoreRequest(DatabaseTarget Database, string? SnapshotId, string TargetDirectory, RecoveryTarget Target, FileRestoreOptions Options,
+    bool Start = false, int? Port = null, bool KeepArchiving = false)
+{
+    public const int DefaultPort = 5433;
+
+    public int StartPort => Port ?? DefaultPort;
+}
+
+public sealed record PhysicalRestoreResult(Snapshot Snapshot, string DataDirectory, IReadOnlyList<string> RecoverySettings, FileRestoreStats? Files, RecoveryResult? Recovery,
+    bool Started, int? Port, string? SocketDirectory, bool Delta, IReadOnlyList<string> Warnings);
+
+/// <summary>
+/// <c>restore DATABASE --physical</c>: choose the backup, refuse a WAL gap recovery could not pass (a gap would make
+/// PostgreSQL stop early and call it the end), write the files, configure recovery with <c>cairn wal-fetch</c> as
+/// restore_command, and optionally start the server and wait for recovery.
+/// </summary>
+public sealed class PhysicalRestoreOperation(OperationContext context)
+{
+    public async Task<PhysicalRestoreResult> RunAsync(PhysicalRestoreRequest request, IByteProgress? progress, CancellationToken cancellationToken)
+    {
+        var sw = Stopwatch.StartNew();
+        var name = request.Database.Name;
+        var target = request.Target;
+        using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        // Held until recovery finished: a prune meanwhile could delete the WAL the replay still fetches.
+        await using var l = await repo.LockAsync(exclusive: false, $"restore {name} --physical", cancellationToken).ConfigureAwait(false);
+        await DeletedBackups.WarnAsync(context, repo, name, cancellationToken).ConfigureAwait(false);
+        var snap = await ChooseAsync(repo, name, request.SnapshotId, target, cancellationToken).ConfigureAwait(false);
+        var restoreCommand = WalCommands.RestoreCommand(context, repo.Storage.Location, name);
+        var warnings = new List<string>();
+        var missing = await new WalArchive(repo, name).MissingAsync(PhysicalBackupMeta.Of(snap).StartWal, cancellationToken).ConfigureAwait(false);
+        if (missing.Count > 0)
+        {
+            var toEnd = target.Time is null && target.Lsn is null && target.Xid is null && target.Name is null && target.Immediate is null;
+            var message = $"WAL segment {missing[0]} is missing from the archive{(missing.Count > 1 ? $" ({missing.Count} segments missing in all)" : "")}: recovery from backup {snap.ShortId} cannot pass it";
+            if (toEnd)
+            {
+                throw new RepositoryException(ErrorKind.Damaged, message + "; restore to a target before it (--target-time/--target-lsn), or find the segment (pg_wal of the original server) and 'cairn wal-push' it");
+            }
+            warnings.Add($"{message}; if the target lies after it, recovery stops at the gap and the server reports it");
+        }
+        var to = request.TargetDirectory;
+        progress?.SetTotal(snap.Size);
+        var stats = await PhysicalBackups.RestoreAsync(repo, snap, to, request.Options, progress, cancellationToken).ConfigureAwait(false);
+        var full = Path.GetFullPath(to);
+        var socketDir = Path.Combine(Path.GetDirectoryName(full)!, Path.GetFileName(full) + ".sock");
+        if (request.Start)
+        {
+            Directory.CreateDirectory(socketDir);
+            PgProcess.GiveToServerUser(socketDir);
+        }
+        await PhysicalRestorer.ConfigureRecoveryAsync(to, restoreCommand, target, request.Start ? request.StartPort : request.Port, request.Start ? socketDir : null, cancellationToken, request.KeepArchiving).ConfigureAwait(false);
+        RecoveryResult? recovery = null;
+        if (request.Start)
+        {
+            recovery = await PhysicalRestorer.StartAndWaitAsync(to, request.StartPort, socketDir, target.Action, TimeSpan.FromMinutes(30), cancellationToken, context.Toolchain.PostgresBin).ConfigureAwait(false);
+        }
+        var settings = target.Settings().ToList();
+        context.Evidence.Record(new PhysicalRestoreEvent(full, string.Join("; ", settings), recovery?.ReplayLsn, request.Start, request.Options.Delta, stats?.FilesReused)
+        {
+            Repository = repo.Storage.Location,
+            Database = name,
+            Snapshot = snap.Id,
+            DurationMs = sw.ElapsedMilliseconds,
+        });
+        return new PhysicalRestoreResult(snap, full, settings, stats, recovery, request.Start, request.Start ? request.StartPort : null, request.Start ? socketDir : null, request.Options.Delta, warnings);
+    }
+
+    /// <summary>The backup given by ID, else the newest physical backup of <paramref name="database"/> that can reach <paramref name="target"/>.</summary>
+    internal static async Task<Snapshot> ChooseAsync(Repository.Repository repo, string database, string? snapshotId, RecoveryTarget target, CancellationToken cancellationToken)
+    {
+        var all = await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false);
+        var filter = new SnapshotFilter(database, BackupKinds.Physical);
+        return snapshotId is null or SnapshotSelector.Latest
+            ? SnapshotSelector.NewestBefore([.. all.Where(filter.Matches)], target, database)
+            : SnapshotSelector.Select(all, snapshotId, filter);
+    }
+}

@@ -1,0 +1,250 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Cairn.Operations.Checks;
+
+namespace Cairn.Operations.Recording;
+
+/// <summary>
+/// One event to put on the record. Each kind of event is its own record type, so the fields an auditor
+/// reads are named in one place; <see cref="EvidenceRecorder"/> turns it into the log's JSON shape
+/// (docs/evidence.md): <c>kind, result, repository, actor, details{…}, database, snapshot, duration_ms, checks</c>.
+/// </summary>
+public abstract record EvidenceEvent
+{
+    /// <summary>The record's <c>kind</c> (backup, restore, drill, verify, prune, key-change, alert, evidence-read, …).</summary>
+    public abstract string Kind { get; }
+
+    /// <summary>pass, fail or error.</summary>
+    public string Result { get; init; } = "pass";
+
+    /// <summary>The repository the event concerns, as it was given or opened.</summary>
+    public required string Repository { get; init; }
+
+    public string? Database { get; init; }
+
+    public string? Snapshot { get; init; }
+
+    public long? DurationMs { get; init; }
+
+    /// <summary>Per-check results, for drills and verifications.</summary>
+    public IReadOnlyList<CheckResult>? Checks { get; init; }
+
+    /// <summary>The figures under <c>details</c>.</summary>
+    public abstract void Describe(EvidenceDetails details);
+
+    public static string Outcome(bool passed) => passed ? "pass" : "fail";
+}
+
+/// <summary>The <c>details</c> object of a record: text stays text, counts are integers.</summary>
+public sealed class EvidenceDetails
+{
+    internal JsonObject Node { get; } = [];
+
+    public EvidenceDetails Text(string key, string value)
+    {
+        Node[key] = value;
+        return this;
+    }
+
+    public EvidenceDetails Number(string key, long value)
+    {
+        Node[key] = value;
+        return this;
+    }
+
+    /// <summary>A figure that may be unknown: the empty string when it is (as the log has always written it).</summary>
+    public EvidenceDetails NumberOrEmpty(string key, long? value) => value is { } v ? Number(key, v) : Text(key, "");
+
+    public EvidenceDetails YesNo(string key, bool value) => Text(key, value ? "yes" : "no");
+
+    public EvidenceDetails Time(string key, DateTimeOffset value) => Text(key, value.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture));
+}
+
+/// <summary>A passphrase was created, added or removed (<c>key-change</c>).</summary>
+public sealed record KeyChangeEvent(string Action, string Key, string? RepositoryId = null) : EvidenceEvent
+{
+    public override string Kind => "key-change";
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("action", Action).Text("key", Key);
+        if (RepositoryId is not null)
+        {
+            details.Text("repository_id", RepositoryId);
+        }
+    }
+}
+
+/// <summary>The server's user was given the WAL area and one key file (<c>key-change</c>, action archiver-allow).</summary>
+public sealed record ArchiverAllowEvent(string Key, string Group, long Gid) : EvidenceEvent
+{
+    public override string Kind => "key-change";
+
+    public override void Describe(EvidenceDetails details) => details.Text("action", "archiver-allow").Text("key", Key).Text("group", Group).Number("gid", Gid);
+}
+
+/// <summary>A file or stream stored with <c>repo put</c> (<c>backup</c>).</summary>
+public sealed record FileStoredEvent(string Name, long SizeBytes, long AddedBytes, long ChunksNew, long ChunksTotal) : EvidenceEvent
+{
+    public override string Kind => "backup";
+
+    public override void Describe(EvidenceDetails details) => details.Text("name", Name).Number("size_bytes", SizeBytes).Number("added_bytes", AddedBytes)
+        .Number("chunks_new", ChunksNew).Number("chunks_total", ChunksTotal);
+}
+
+/// <summary>A logical backup (<c>backup</c>, type logical).</summary>
+public sealed record LogicalBackupEvent(string Source, long SizeBytes, long AddedBytes, long Tables, long Rows, DateTimeOffset BackupTime, string ServerVersion, string Fingerprint) : EvidenceEvent
+{
+    public override string Kind => "backup";
+
+    public override void Describe(EvidenceDetails details) => details.Text("type", "logical").Text("source", Source).Number("size_bytes", SizeBytes).Number("added_bytes", AddedBytes)
+        .Number("tables", Tables).Number("rows", Rows).Time("backup_time", BackupTime).Text("server_version", ServerVersion).Text("fingerprint", Fingerprint).Text("encrypted", "AES-256-GCM");
+}
+
+/// <summary>A physical backup (<c>backup</c>, type physical).</summary>
+public sealed record PhysicalBackupEvent(string Source, long SizeBytes, long AddedBytes, string StartLsn, string StopLsn, long Timeline, string Method, long ReusedBytes, string? IncrementalFrom) : EvidenceEvent
+{
+    public override string Kind => "backup";
+
+    public override void Describe(EvidenceDetails details) => details.Text("type", "physical").Text("source", Source).Number("size_bytes", SizeBytes).Number("added_bytes", AddedBytes)
+        .Text("start_lsn", StartLsn).Text("stop_lsn", StopLsn).Number("timeline", Timeline).Text("method", Method).Number("reused_bytes", ReusedBytes)
+        .Text("incremental_from", IncrementalFrom ?? "").Text("encrypted", "AES-256-GCM");
+}
+
+/// <summary>A file or stream read back with <c>repo get</c> (<c>restore</c>).</summary>
+public sealed record FileRestoredEvent(string Name, long SizeBytes, string Target) : EvidenceEvent
+{
+    public override string Kind => "restore";
+
+    public override void Describe(EvidenceDetails details) => details.Text("name", Name).Number("size_bytes", SizeBytes).Text("target", Target);
+}
+
+/// <summary>A whole-database logical restore, checked against the fingerprint (<c>restore</c>, type database).</summary>
+public sealed record DatabaseRestoreEvent(string Target, long Tables, long Rows, long Mismatches, string RolesCreated) : EvidenceEvent
+{
+    public override string Kind => "restore";
+
+    public override void Describe(EvidenceDetails details) => details.Text("type", "database").Text("target", Target).Number("tables", Tables).Number("rows", Rows).Number("mismatches", Mismatches)
+        .Text("roles_created", RolesCreated);
+}
+
+/// <summary>Tables restored beside the live data (<c>restore</c>, type table).</summary>
+public sealed record TableRestoreEvent(IReadOnlyList<string> Tables, string StagingSchema, string Merge, long RowsMerged) : EvidenceEvent
+{
+    public override string Kind => "restore";
+
+    public override void Describe(EvidenceDetails details) => details.Text("type", "table").Text("tables", string.Join(",", Tables)).Text("staging_schema", StagingSchema)
+        .Text("merge", Merge).Number("rows_merged", RowsMerged);
+}
+
+/// <summary>A physical restore into a data directory (<c>restore</c>, type physical).</summary>
+public sealed record PhysicalRestoreEvent(string TargetDirectory, string RecoveryTarget, string? ReachedLsn, bool Started, bool Delta, long? FilesReused) : EvidenceEvent
+{
+    public override string Kind => "restore";
+
+    public override void Describe(EvidenceDetails details) => details.Text("type", "physical").Text("target_dir", TargetDirectory).Text("recovery_target", RecoveryTarget)
+        .Text("reached_lsn", ReachedLsn ?? "").YesNo("started", Started).YesNo("delta", Delta).NumberOrEmpty("files_reused", FilesReused);
+}
+
+/// <summary>A restore drill of a logical backup (<c>drill</c>, type logical).</summary>
+public sealed record LogicalDrillEvent(long? RtoMs, long? DataAgeSeconds, DateTimeOffset? BackupTime, long ChecksPassed, long ChecksFailed, string RolesCreated) : EvidenceEvent
+{
+    public override string Kind => "drill";
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("type", "logical").NumberOrEmpty("rto_ms", RtoMs).NumberOrEmpty("data_age_s", DataAgeSeconds);
+        if (BackupTime is { } t)
+        {
+            details.Time("backup_time", t);
+        }
+        else
+        {
+            details.Text("backup_time", "");
+        }
+        details.Number("checks_passed", ChecksPassed).Number("checks_failed", ChecksFailed).Text("roles_created", RolesCreated);
+    }
+}
+
+/// <summary>A restore drill of a physical backup to a point in time (<c>drill</c>, type physical).</summary>
+public sealed record PhysicalDrillEvent(DateTimeOffset? TargetTime, bool RandomTarget, long? RtoMs, long? DataAgeSeconds, long ChecksPassed, long ChecksFailed) : EvidenceEvent
+{
+    public override string Kind => "drill";
+
+    public override void Describe(EvidenceDetails details) => details.Text("type", "physical")
+        .Text("target_time", TargetTime?.UtcDateTime.ToString("O", CultureInfo.InvariantCulture) ?? "latest").YesNo("random_target", RandomTarget)
+        .NumberOrEmpty("rto_ms", RtoMs).NumberOrEmpty("data_age_s", DataAgeSeconds).Number("checks_passed", ChecksPassed).Number("checks_failed", ChecksFailed);
+}
+
+/// <summary>A verification of the repository's structure or data (<c>verify</c>).</summary>
+public sealed record RepositoryVerifyEvent(string Scope, long Snapshots, long PacksRead, long BytesRead, long DamageFindings, long WalFindings, IReadOnlyList<string> WalDatabases, long ElapsedMs) : EvidenceEvent
+{
+    public override string Kind => "verify";
+
+    public override void Describe(EvidenceDetails details) => details.Text("scope", Scope).Number("snapshots", Snapshots).Number("packs_read", PacksRead).Number("bytes_read", BytesRead)
+        .Number("damage_findings", DamageFindings).Number("wal_findings", WalFindings).Text("wal_databases", string.Join(",", WalDatabases)).Number("duration_ms", ElapsedMs);
+}
+
+/// <summary>The configured checks run against the live database (<c>verify</c>, scope live).</summary>
+public sealed record LiveVerifyEvent(string Source, long ChecksPassed, long ChecksFailed) : EvidenceEvent
+{
+    public override string Kind => "verify";
+
+    public override void Describe(EvidenceDetails details) => details.Text("scope", "live").Text("source", Source).Number("checks_passed", ChecksPassed).Number("checks_failed", ChecksFailed);
+}
+
+/// <summary>Retention applied and unused data deleted (<c>prune</c>).</summary>
+public sealed record PruneEvent(long SnapshotsForgotten, long WalSegmentsDeleted, long SnapshotsKept, long PacksDeleted, long PacksRepacked, long BytesDeleted, long BytesKept) : EvidenceEvent
+{
+    public override string Kind => "prune";
+
+    public override void Describe(EvidenceDetails details) => details.Number("snapshots_forgotten", SnapshotsForgotten).Number("wal_segments_deleted", WalSegmentsDeleted)
+        .Number("snapshots_kept", SnapshotsKept).Number("packs_deleted", PacksDeleted).Number("packs_repacked", PacksRepacked).Number("bytes_deleted", BytesDeleted).Number("bytes_kept", BytesKept);
+}
+
+/// <summary>An alert sent (or not delivered) to a receiver (<c>alert</c>).</summary>
+public sealed record AlertEvent(string Sink, string SinkType, string Check, string State, string PreviousState, bool Reminder, long Attempts, string? Error) : EvidenceEvent
+{
+    public override string Kind => "alert";
+
+    public override void Describe(EvidenceDetails details) => details.Text("sink", Sink).Text("type", SinkType).Text("check", Check).Text("state", State).Text("previous_state", PreviousState)
+        .YesNo("reminder", Reminder).Number("attempts", Attempts).Text("error", Error ?? "");
+}
+
+/// <summary>Someone read the evidence (<c>evidence-read</c>): every read is itself on the record.</summary>
+public sealed record EvidenceReadEvent(string Command, string Range, string From, string Who) : EvidenceEvent
+{
+    public override string Kind => "evidence-read";
+
+    public override void Describe(EvidenceDetails details) => details.Text("command", Command).Text("range", Range).Text("from", From).Text("who", Who);
+}
+
+/// <summary>
+/// Old record bodies replaced by their leaf hashes (<c>evidence-prune</c>): the log itself writes the details of this
+/// statement (before, pruned_below, records, segments) when it signs it.
+/// </summary>
+public sealed record EvidencePruneEvent : EvidenceEvent
+{
+    public override string Kind => "evidence-prune";
+
+    public override void Describe(EvidenceDetails details)
+    {
+    }
+}
+
+/// <summary>A lock of a process that is gone, removed by the next lock or by <c>unlock</c> (<c>lock-removed</c>).</summary>
+public sealed record LockRemovedEvent(string Lock, string Operation, long Pid, string Host, bool Exclusive, DateTimeOffset Created, string? Reason, string RemovedBy) : EvidenceEvent
+{
+    public override string Kind => "lock-removed";
+
+    public override void Describe(EvidenceDetails details) => details.Text("lock", Lock).Text("operation", Operation).Number("pid", Pid).Text("host", Host).YesNo("exclusive", Exclusive)
+        .Text("created", Created.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)).Text("reason", Reason ?? "").Text("removed_by", RemovedBy);
+}
+
+/// <summary>An operation that failed (result error), recorded under the kind it would have had.</summary>
+public sealed record FailureEvent(string FailedKind, int ExitCode, string Error) : EvidenceEvent
+{
+    public override string Kind => FailedKind;
+
+    public override void Describe(EvidenceDetails details) => details.Number("exit_code", ExitCode).Text("error", Error);
+}

@@ -1,0 +1,307 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Cairn.Evidence.Log;
+using Cairn.Evidence.Merkle;
+using Cairn.Evidence.Notes;
+
+namespace Cairn.Operations.Recording;
+
+/// <summary>Dates and times given to the evidence commands: UTC unless they say otherwise.</summary>
+public static class EvidenceTime
+{
+    public static DateTimeOffset? Parse(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t))
+        {
+            return t;
+        }
+        throw new EvidenceException($"'{text}' is not a date or time; use e.g. 2026-11-01 or 2026-11-01T12:00:00Z");
+    }
+
+    internal static List<LogEntry> Filter(IEnumerable<LogEntry> entries, DateTimeOffset? since, DateTimeOffset? until, string? kind, string? database)
+        => [.. entries.Where(e =>
+            (since is null || (e.Time is { } t && t >= since)) &&
+            (until is null || (e.Time is { } u && u < until)) &&
+            (kind is null || e.Kind == kind) &&
+            (database is null || e.Record?["database"]?.GetValue<string>() == database))];
+}
+
+/// <summary>Records that someone read the evidence: who, from where, which records.</summary>
+internal static class EvidenceReads
+{
+    public static void Record(OperationContext context, EvidenceLog log, string command, string range)
+        => context.Evidence.Record(new EvidenceReadEvent(command, range, context.Environment("SSH_CLIENT")?.Split(' ')[0] ?? "local", Environment.UserName)
+        {
+            Repository = context.RepositoryText ?? log.Folder,
+        });
+}
+
+public sealed record EvidenceInitRequest(string? Origin);
+
+public sealed record EvidenceInitResult(string Folder, string SigningKeyPath, string VerifierKey);
+
+/// <summary><c>evidence init</c>: a new log and its Ed25519 signing key.</summary>
+public sealed class EvidenceInitOperation(OperationContext context)
+{
+    public EvidenceInitResult Run(EvidenceInitRequest request)
+    {
+        var log = context.Evidence.Open();
+        var key = log.Init(request.Origin);
+        return new EvidenceInitResult(log.Folder, log.SigningKeyPath, key.VerifierKey);
+    }
+}
+
+public sealed record EvidenceListRequest(string? Since = null, string? Kind = null, string? Database = null);
+
+public sealed record EvidenceListResult(IReadOnlyList<LogEntry> Entries);
+
+/// <summary><c>evidence list</c>: records, filtered by time, kind and database. Needs no passphrase.</summary>
+public sealed class EvidenceListOperation(OperationContext context)
+{
+    public EvidenceListResult Run(EvidenceListRequest request)
+    {
+        var log = context.Evidence.OpenExisting();
+        return new EvidenceListResult(EvidenceTime.Filter(log.ReadEntries(out _), EvidenceTime.Parse(request.Since), null, request.Kind, request.Database));
+    }
+}
+
+public sealed record EvidenceShowRequest(long Seq);
+
+/// <summary>One record with its inclusion proof against the tree of <see cref="TreeSize"/> leaves, and the newest signed checkpoint.</summary>
+public sealed record EvidenceShowResult(LogEntry Entry, int TreeSize, byte[] Root, IReadOnlyList<byte[]> InclusionProof, string Checkpoint);
+
+/// <summary><c>evidence show</c>: one record and its proof. The read is itself recorded.</summary>
+public sealed class EvidenceShowOperation(OperationContext context)
+{
+    public EvidenceShowResult Run(EvidenceShowRequest request)
+    {
+        var log = context.Evidence.OpenExisting();
+        var entries = log.ReadEntries(out _);
+        var seq = request.Seq;
+        if (seq < 0 || seq >= entries.Count)
+        {
+            throw new EvidenceException($"no record {seq}: the log holds records 0 to {entries.Count - 1}");
+        }
+        var leaves = entries.Select(x => x.LeafHash).ToList();
+        var proof = MerkleTree.InclusionProof(leaves, (int)seq, leaves.Count);
+        var root = MerkleTree.Root(leaves);
+        var checkpoint = File.Exists(log.CheckpointPath) ? File.ReadAllText(log.CheckpointPath) : "";
+        EvidenceReads.Record(context, log, "show", seq.ToString(CultureInfo.InvariantCulture));
+        return new EvidenceShowResult(entries[(int)seq], leaves.Count, root, proof, checkpoint);
+    }
+}
+
+public sealed record EvidenceVerifyRequest(string? Against, string? PublicKey);
+
+/// <summary><c>evidence verify</c>: the Merkle tree recomputed and the signed checkpoint checked (and, with an earlier checkpoint, that the log extends it).</summary>
+public sealed class EvidenceVerifyOperation(OperationContext context)
+{
+    public VerifyResult Run(EvidenceVerifyRequest request)
+    {
+        var log = context.Evidence.OpenExisting();
+        return LogVerifier.Verify(log, log.LoadPublicKey(request.PublicKey), request.Against);
+    }
+}
+
+/// <summary><c>evidence checkpoint</c> and <c>evidence public-key</c>: what an auditor keeps a copy of.</summary>
+public sealed class EvidenceKeysOperation(OperationContext context)
+{
+    public string Checkpoint() => File.ReadAllText(context.Evidence.OpenExisting().CheckpointPath);
+
+    public string VerifierKey() => context.Evidence.OpenExisting().LoadPublicKey().VerifierKey;
+}
+
+public sealed record EvidencePruneRequest(string Before);
+
+public sealed record EvidencePruneResult(int Segments, int Records);
+
+/// <summary><c>evidence prune</c>: bodies of records older than a year become their leaf hashes; the tree still verifies.</summary>
+public sealed class EvidencePruneOperation(OperationContext context)
+{
+    public EvidencePruneResult Run(EvidencePruneRequest request)
+    {
+        var log = context.Evidence.OpenExisting();
+        var before = EvidenceTime.Parse(request.Before) ?? throw new EvidenceException("--before needs a date");
+        // The log signs its own "pruned below N" statement before any body goes (see docs/evidence.md).
+        var (segments, records) = context.Evidence.Prune(log, before, context.RepositoryText ?? log.Folder);
+        return new EvidencePruneResult(segments, records);
+    }
+}
+
+/// <summary>Records from <see cref="From"/> until <see cref="Until"/> (UTC; default: all), exported into the folder <see cref="To"/>.</summary>
+public sealed record EvidenceExportRequest(string To, string? From = null, string? Until = null);
+
+public sealed record EvidenceExportResult(string Folder, int Exported, int TreeSize);
+
+/// <summary>
+/// <c>evidence export</c>: records with their inclusion proofs, the signed checkpoint, the public key (also as PEM for
+/// openssl), VERIFYING.md and verify.py, so an auditor can check them without Cairn. The read is recorded.
+/// </summary>
+public sealed class EvidenceExportOperation(OperationContext context)
+{
+    public EvidenceExportResult Run(EvidenceExportRequest request)
+    {
+        var log = context.Evidence.OpenExisting();
+        var entries = log.ReadEntries(out _);
+        var leaves = entries.Select(e => e.LeafHash).ToList();
+        var selected = EvidenceTime.Filter(entries, EvidenceTime.Parse(request.From), EvidenceTime.Parse(request.Until), null, null).Where(e => !e.Pruned).ToList();
+        var dir = request.To;
+        Directory.CreateDirectory(dir);
+        var checkpoint = File.ReadAllText(log.CheckpointPath);
+        var cp = Checkpoint.Parse(SignedNote.Open(checkpoint, log.LoadPublicKey()));
+        var verified = LogVerifier.Verify(log, log.LoadPublicKey(), null);
+        if (!verified.Ok || cp.Size != leaves.Count)
+        {
+            throw new EvidenceException($"the log does not verify ({string.Join("; ", verified.Problems.Take(3))}); nothing was exported. Run 'cairn evidence verify'");
+        }
+        // Pruned records are not exported; the signed statement that pruned them is, with its proof.
+        var statement = entries.LastOrDefault(e => e.Kind == "evidence-prune" && e.Record?["details"]?["pruned_below"]?.GetValue<long>() == verified.PrunedBelow);
+        if (verified.PrunedBelow > 0 && statement is not null && !selected.Contains(statement))
+        {
+            selected = [.. selected.Append(statement).OrderBy(e => e.Seq)];
+        }
+        File.WriteAllText(Path.Combine(dir, "records.jsonl"), string.Concat(selected.Select(e => e.Line + "\n")), new UTF8Encoding(false));
+        var proofs = new ProofDocument(leaves.Count, Convert.ToHexStringLower(cp.Root),
+            [.. selected.Select(e => new RecordProof(e.Seq, Convert.ToHexStringLower(e.LeafHash), [.. MerkleTree.InclusionProof(leaves, (int)e.Seq, leaves.Count).Select(Convert.ToHexStringLower)]))]);
+        File.WriteAllText(Path.Combine(dir, "proofs.json"), JsonSerializer.Serialize(proofs, ExportJson.Default.ProofDocument));
+        File.WriteAllText(Path.Combine(dir, "checkpoint.txt"), checkpoint, new UTF8Encoding(false));
+        var key = log.LoadPublicKey();
+        File.WriteAllText(Path.Combine(dir, "public-key.txt"), key.VerifierKey + "\n");
+        // Files for checking the signature with openssl alone.
+        File.WriteAllBytes(Path.Combine(dir, "checkpoint-body.txt"), Encoding.UTF8.GetBytes(cp.Body));
+        File.WriteAllBytes(Path.Combine(dir, "checkpoint.sig"), SignatureOf(checkpoint));
+        File.WriteAllText(Path.Combine(dir, "public-key.pem"), Ed25519Pem(key.PublicKey));
+        File.WriteAllText(Path.Combine(dir, "VERIFYING.md"), VerifyingGuide(selected.Count, leaves.Count, key));
+        File.WriteAllText(Path.Combine(dir, "verify.py"), VerifyPy);
+        if (verified.PrunedBelow > 0 && statement is not null)
+        {
+            File.WriteAllText(Path.Combine(dir, "pruning.json"), JsonSerializer.Serialize(new PruningStatement(verified.PrunedBelow, statement.Seq), ExportJson.Default.PruningStatement));
+        }
+        EvidenceReads.Record(context, log, "export", $"{(selected.Count > 0 ? selected[0].Seq : 0)}..{(selected.Count > 0 ? selected[^1].Seq : -1)} ({request.From ?? "start"} to {request.Until ?? "now"})");
+        return new EvidenceExportResult(dir, selected.Count, leaves.Count);
+    }
+
+    private static byte[] SignatureOf(string note)
+    {
+        var line = note.Split('\n').First(l => l.StartsWith('\u2014'));
+        var blob = Convert.FromBase64String(line[(line.LastIndexOf(' ') + 1)..]);
+        return blob[4..];
+    }
+
+    private static string Ed25519Pem(byte[] publicKey)
+    {
+        byte[] der = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00, .. publicKey];
+        return $"-----BEGIN PUBLIC KEY-----\n{Convert.ToBase64String(der)}\n-----END PUBLIC KEY-----\n";
+    }
+    private static string VerifyingGuide(int count, int size, NoteKey key) => $$"""
+        # Verifying this Cairn evidence export
+
+        This folder holds {{count}} evidence record(s) out of a log of {{size}}, each with a Merkle
+        inclusion proof against a signed checkpoint. You need nothing from Cairn to check it.
+
+        Files: `records.jsonl` (one record per line, the exact bytes of each Merkle leaf),
+        `proofs.json` (leaf hash and RFC 9162 audit path for each record), `checkpoint.txt` (C2SP
+        tlog-checkpoint in a C2SP signed note), `checkpoint-body.txt` and `checkpoint.sig` (the signed
+        text and the raw 64-byte Ed25519 signature), `public-key.pem` / `public-key.txt` (verifier key
+        `{{key.VerifierKey}}`; compare it with the copy you were given out of band).
+
+        ## 1. The signature (openssl)
+
+        ```sh
+        openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in checkpoint-body.txt -sigfile checkpoint.sig
+        ```
+        It prints `Signature Verified Successfully`. The body's second line is the tree size, the third
+        the base64 root hash.
+
+        ## 2. Each record is in the signed tree (any language)
+
+        Leaf hash = SHA-256(0x00 ‖ line bytes without the newline); node = SHA-256(0x01 ‖ left ‖ right).
+        Walk the audit path as RFC 9162 §2.1.3.2 says and compare with the checkpoint's root:
+
+        ```sh
+        python3 verify.py          # uses only the standard library for the tree; prints OK per record
+        ```
+
+        One record by hand: `head -1 records.jsonl | tr -d '\n' | (printf '\0'; cat) | sha256sum`
+        gives its `leaf_hash` in proofs.json.
+
+        ## 3. Pruned records
+
+        Records older than the retention period may be pruned: their bodies are replaced by their leaf
+        hashes, which keeps the tree and its root. Pruning is itself a signed record: an `evidence-prune`
+        record whose `details.pruned_below` is N says "records below N may be leaf hashes only". When
+        `pruning.json` is present, it names N and that record (it is in `records.jsonl` with its proof);
+        `verify.py` checks it. A record at or above N without its body would be a hidden record.
+
+        ## 4. Nothing was removed later
+
+        Keep this `checkpoint.txt`. Later, `cairn evidence verify --against checkpoint.txt` (or any RFC
+        9162 consistency check) proves the log still extends it: no record was removed, edited or
+        reordered, and the log was not rolled back.
+        """.Replace("\n        ", "\n", StringComparison.Ordinal);
+
+    private const string VerifyPy = """
+        #!/usr/bin/env python3
+        # Checks every record of this export against the signed checkpoint's root (RFC 6962/9162).
+        import base64, hashlib, json, sys
+
+        def node(l, r): return hashlib.sha256(b"\x01" + l + r).digest()
+
+        def root_from_path(leaf, index, size, path):
+            fn, sn, r = index, size - 1, leaf
+            for p in path:
+                if sn == 0: return None
+                if fn & 1 or fn == sn:
+                    r = node(p, r)
+                    while not fn & 1 and fn != 0: fn >>= 1; sn >>= 1
+                else:
+                    r = node(r, p)
+                fn >>= 1; sn >>= 1
+            return r if sn == 0 else None
+
+        body = open("checkpoint-body.txt", "rb").read().decode().split("\n")
+        size, root = int(body[1]), base64.b64decode(body[2])
+        proofs = json.load(open("proofs.json"))["proofs"]
+        lines = open("records.jsonl", "rb").read().split(b"\n")[:-1]
+        bad = 0
+        proven = {}
+        for line, pr in zip(lines, proofs):
+            leaf = hashlib.sha256(b"\x00" + line).digest()
+            ok = leaf.hex() == pr["leaf_hash"] and root_from_path(leaf, pr["seq"], size, [bytes.fromhex(h) for h in pr["inclusion_proof"]]) == root
+            print(("OK  " if ok else "BAD ") + str(pr["seq"]))
+            bad += not ok
+            if ok: proven[pr["seq"]] = line
+        # Pruning is part of the signed state: the statement must be a proven evidence-prune record saying so.
+        try:
+            pruning = json.load(open("pruning.json"))
+        except FileNotFoundError:
+            pruning = None
+        if pruning is not None:
+            line = proven.get(pruning["statement_seq"])
+            rec = json.loads(line) if line is not None else {}
+            ok = (rec.get("kind") == "evidence-prune" and rec.get("seq") == pruning["statement_seq"]
+                  and rec.get("details", {}).get("pruned_below") == pruning["pruned_below"] <= pruning["statement_seq"])
+            print(("OK  " if ok else "BAD ") + "pruning: records below %d were pruned by signed record %d" % (pruning["pruned_below"], pruning["statement_seq"]))
+            bad += not ok
+        sys.exit(1 if bad else 0)
+        """;
+}
+
+/// <summary>proofs.json of an export: the tree size, the root in hex, and each record's RFC 9162 audit path.</summary>
+public sealed record ProofDocument(long TreeSize, string RootHashHex, IReadOnlyList<RecordProof> Proofs);
+
+public sealed record RecordProof(long Seq, string LeafHash, IReadOnlyList<string> InclusionProof);
+
+/// <summary>pruning.json of an export: records below <see cref="PrunedBelow"/> may be leaf hashes only, as the signed record <see cref="StatementSeq"/> says.</summary>
+public sealed record PruningStatement(long PrunedBelow, long StatementSeq);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSerializable(typeof(ProofDocument))]
+[JsonSerializable(typeof(PruningStatement))]
+internal sealed partial class ExportJson : JsonSerializerContext;

@@ -1,0 +1,26 @@
+using Cairn.Operations.Physical;
+using Cairn.Repository.Manifests;
+
+namespace Cairn.Operations.Snapshots;
+
+/// <summary>
+/// The snapshots to list: every one (<c>repo ls</c>), or only database backups, optionally of one database
+/// (<c>snapshots</c>), with each database's recovery window when <see cref="WithRecoveryWindows"/>.
+/// </summary>
+public sealed record SnapshotListRequest(bool BackupsOnly, string? Database = null, bool WithRecoveryWindows = false);
+
+/// <summary>Snapshots oldest first; <see cref="Unreadable"/> names manifests that could not be read.</summary>
+public sealed record SnapshotListResult(IReadOnlyList<Snapshot> Snapshots, IReadOnlyList<string> Unreadable, IReadOnlyList<RecoveryWindow> RecoveryWindows);
+
+public sealed class SnapshotListOperation(OperationContext context)
+{
+    public async Task<SnapshotListResult> RunAsync(SnapshotListRequest request, CancellationToken cancellationToken)
+    {
+        using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        var unreadable = new List<string>();
+        var all = await repo.ListSnapshotsAsync(cancellationToken, (id, e) => unreadable.Add($"manifest {id[..8]} is unreadable: {e.Message}")).ConfigureAwait(false);
+        var shown = all.Where(s => (!request.BackupsOnly || s.Manifest.Kind != BackupKinds.File) && (request.Database is null || s.Manifest.Name == request.Database)).ToList();
+        var windows = request.WithRecoveryWindows ? await RecoveryWindow.ComputeAsync(repo, shown, cancellationToken).ConfigureAwait(false) : [];
+        return new SnapshotListResult(shown, unreadable, windows);
+    }
+}

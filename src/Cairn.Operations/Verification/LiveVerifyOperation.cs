@@ -1,0 +1,48 @@
+using System.Diagnostics;
+using Cairn.Operations.Checks;
+using Cairn.Operations.Recording;
+using Cairn.Repository;
+
+namespace Cairn.Operations.Verification;
+
+public sealed record LiveVerifyRequest(DatabaseTarget Database);
+
+public sealed record LiveVerifyResult(string Database, IReadOnlyList<CheckResult> Checks, TimeSpan Elapsed, IReadOnlyList<string> Warnings)
+{
+    public bool Passed => Checks.All(c => c.Passed);
+}
+
+/// <summary>
+/// <c>verify DATABASE --live</c>, the runbook's daily verification: the configured checks against the live
+/// database, read-only, with a statement timeout; the result goes on the record (and into the mirror table).
+/// </summary>
+public sealed class LiveVerifyOperation(OperationContext context)
+{
+    public async Task<LiveVerifyResult> RunAsync(LiveVerifyRequest request, CancellationToken cancellationToken)
+    {
+        var db = request.Database;
+        if (db.Checks.Count == 0)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"no checks are configured for {db.Name}: add a checks: list under databases.{db.Name} in cairn.yaml");
+        }
+        var sw = Stopwatch.StartNew();
+        var connection = db.Connection;
+        List<CheckResult> results;
+        using (var commandEnvironment = connection.ProgramEnvironment())
+        {
+            var target = new CheckTarget(connection, context.Time.GetUtcNow(), null, null, IsScratchCopy: false, connection.Redacted, commandEnvironment.Variables);
+            results = await CheckRunner.RunAsync(db.Checks, target, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+        }
+        var passed = results.All(r => r.Passed);
+        var seq = context.Evidence.Record(new LiveVerifyEvent(connection.Redacted, results.Count(c => c.Passed), results.Count(c => !c.Passed))
+        {
+            Repository = context.RepositoryText ?? "",
+            Result = EvidenceEvent.Outcome(passed),
+            Database = db.Name,
+            DurationMs = sw.ElapsedMilliseconds,
+            Checks = results,
+        });
+        var warning = await ResultMirror.WriteAsync(context, connection, results, seq, cancellationToken).ConfigureAwait(false);
+        return new LiveVerifyResult(db.Name, results, sw.Elapsed, warning is null ? [] : [warning]);
+    }
+}
