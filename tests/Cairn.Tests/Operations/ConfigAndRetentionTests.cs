@@ -96,3 +96,54 @@ public class RetentionPlannerTests
         Assert.All(RetentionPlanner.Plan(Daily(3), new RetentionPolicy()), p => Assert.True(p.Keep));
     }
 }
+
+public class ConfigRefusalTests
+{
+    [Fact]
+    public void Physical_section_of_a_database_is_refused_naming_file_line_and_what_to_use()
+    {
+        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("databases:\n  app:\n    connection: x\n    physical: { jobs: 4 }\n", "c.yaml"));
+        Assert.Contains("c.yaml:4", e.Message, StringComparison.Ordinal);
+        Assert.Contains("'databases.app.physical' is not supported", e.Message, StringComparison.Ordinal);
+        Assert.Contains("data_directory", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Daemon_section_is_refused_naming_file_line_and_what_to_use()
+    {
+        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("repository: /r\ndaemon:\n  listen: 0.0.0.0:9187\n", "c.yaml"));
+        Assert.Contains("c.yaml:2", e.Message, StringComparison.Ordinal);
+        Assert.Contains("'daemon' is not supported", e.Message, StringComparison.Ordinal);
+        Assert.Contains("--listen", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Checks_schedules_thresholds_and_alerts_are_typed_at_load()
+    {
+        var c = CairnConfig.Parse("""
+            databases:
+              app:
+                connection: x
+                checks:
+                  - tables_present: [public.t]
+                  - sql: { name: n, query: "SELECT 1", expect: ">= 1" }
+                schedule: { backup: "0 0 * * *" }
+                monitoring: { backup_warn_after: 2h, backup_critical_after: 3h }
+            alerts:
+              - { type: slack, url_file: /etc/cairn/slack.url }
+            """, "c.yaml");
+        var app = c.Databases["app"];
+        Assert.Equal(["tables_present", "n"], app.Checks.Select(x => x.Name));
+        Assert.Equal("backup", Assert.Single(c.Schedules).Job);
+        Assert.Equal(TimeSpan.FromHours(2), app.Monitoring.BackupWarn);
+        Assert.Equal(Cairn.Operations.Monitoring.Thresholds.Default, c.ThresholdsOf("unknown"));
+        Assert.Equal("slack", Assert.Single(c.Alerts).Type);
+    }
+
+    [Fact]
+    public void A_repository_url_stays_as_written_so_its_scheme_can_be_judged()
+    {
+        Assert.Equal("gs://bucket/x", CairnConfig.Parse("repository: gs://bucket/x\n", "/etc/cairn/c.yaml").Repository);
+        Assert.Equal("/etc/cairn/repo", CairnConfig.Parse("repository: repo\n", "/etc/cairn/c.yaml").Repository);
+    }
+}
