@@ -44,20 +44,14 @@ internal static class DemoCommand
     {
         var sw = Stopwatch.StartNew();
         var console = ctx.Console;
-        var folder = Path.Combine(Path.GetTempPath(), $"cairn-demo-{Guid.NewGuid():N}"[..22]);
-        Directory.CreateDirectory(folder);
+        var workspace = await DemoWorkspace.CreateAsync(ct).ConfigureAwait(false);
         DemoProduction? production = null;
         try
         {
-            var config = Path.Combine(folder, "cairn.yaml");
-            var repo = Path.Combine(folder, "repo");
-            var passFile = Path.Combine(folder, "passphrase");
-            await File.WriteAllTextAsync(passFile, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)) + "\n", ct).ConfigureAwait(false);
-            File.SetUnixFileMode(passFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             var env = new Dictionary<string, string>
             {
-                ["CAIRN_PASSPHRASE_FILE"] = passFile,
-                ["CAIRN_REPOSITORY"] = repo,
+                ["CAIRN_PASSPHRASE_FILE"] = workspace.PassphraseFile,
+                ["CAIRN_REPOSITORY"] = workspace.Repository,
             };
             // Each step is one command's operation with its rendering, on a fresh invocation (so it reads the config as written by then).
             Invocation Step() => new(new CliContext(new CliConsole(new Indent(console.Out), new Indent(console.Error), false, console.OutputIsTerminal), ctx.Time, k => env.GetValueOrDefault(k) ?? ctx.Env(k)), new GlobalOptions());
@@ -74,47 +68,24 @@ internal static class DemoCommand
 
             Title(console, "1. Create the encrypted repository; give the server's user a key of its own and the WAL area only; start a scratch \"production\" server that archives its WAL through cairn wal-push; load the runbook's schema");
             await Run("init --kdf-memory-mib 16 --kdf-iterations 2", null, inv => RepositoryCommands.InitAsync(inv, new InitRequest(new KdfParameters(16 * 1024, 2, KdfParameters.Default.Parallelism)), ct)).ConfigureAwait(false);
-            // archive_command and restore_command run as the server's user: it gets its own key (a random passphrase,
-            // cheap KDF) and, with 'cairn archiver allow', the WAL area and that key file only (docs/security.md).
-            var archiverPass = Path.Combine(folder, "archiver.pass");
-            await File.WriteAllTextAsync(archiverPass, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)) + "\n", ct).ConfigureAwait(false);
-            env["CAIRN_NEW_PASSPHRASE_FILE"] = archiverPass;
+            // archive_command and restore_command run as the server's user: its own key, and the WAL area only (docs/security.md).
+            env["CAIRN_NEW_PASSPHRASE_FILE"] = workspace.ArchiverPassphraseFile;
             await Run("key add --label archiver --kdf-memory-mib 1 --kdf-iterations 1", "key-change", inv => RepositoryCommands.KeyAddAsync(inv, new KeyAddRequest(new KdfParameters(1024, 1, KdfParameters.Default.Parallelism), "archiver"), ct)).ConfigureAwait(false);
-            env["CAIRN_RESTORE_PASSPHRASE_FILE"] = archiverPass;
+            env["CAIRN_RESTORE_PASSPHRASE_FILE"] = workspace.ArchiverPassphraseFile;
             if (PgProcess.IsRoot)
             {
-                env["CAIRN_PASSPHRASE_FILE"] = archiverPass;
+                env["CAIRN_PASSPHRASE_FILE"] = workspace.ArchiverPassphraseFile;
                 await Run("archiver allow --group postgres", "key-change", inv => ArchiverCommand.AllowAsync(inv, new ArchiverAllowRequest("postgres", null), ct)).ConfigureAwait(false);
-                env["CAIRN_PASSPHRASE_FILE"] = passFile;
-                ArchiverAccess.ShareForReading(archiverPass, "postgres");
-                ArchiverAccess.ShareForReading(folder, "postgres");
+                env["CAIRN_PASSPHRASE_FILE"] = workspace.PassphraseFile;
+                workspace.ShareWithServerUser("postgres");
             }
-            var archive = WalCommands.ArchiveCommand(Step().Operations, repo, archiverPass, DemoProduction.Database);
+            var archive = WalCommands.ArchiveCommand(Step().Operations, workspace.Repository, workspace.ArchiverPassphraseFile, DemoProduction.Database);
             (production, var rows) = await DemoProduction.StartAsync(archive, profiles, ct).ConfigureAwait(false);
             var server = production.Server;
             console.Out.WriteLine($"   archive_command = {ConfValue.Quote(archive)}");
             console.Out.WriteLine($"   PostgreSQL {server.Binaries.Major} on port {server.Port} (socket {server.SocketDirectory}), database app: {rows:N0} rows in profiles, orders, audit_log, wa_messages, …");
-            await File.WriteAllTextAsync(config, $"""
-                # Written by 'cairn demo'; the evidence log is the one 'cairn init' created beside the repository ({repo}-evidence)
-                repository: {repo}
-                databases:
-                  app:
-                    connection: "{server.Url(DemoProduction.Database)}"
-                    data_directory: {server.DataDirectory}
-                    retention: {"{"} keep_last: 7, keep_daily: 30, keep_within: 30d {"}"}
-                    checks:   # the runbook's verification checklist and its four daily tests
-                      - tables_present: [public.profiles, public.orders, public.audit_log, public.wa_messages]
-                      - row_counts: {"{"} equal_to: fingerprint {"}"}
-                      - rls_enabled: {"{"} schema: public {"}"}
-                      - foreign_keys: {"{"}{"}"}
-                      - audit_continuity: {"{"} table: public.audit_log, time_column: created_at, max_gap: 6h {"}"}
-                      - sql: {"{"} name: critical_table_rows, query: "SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM wa_messages)", expect: "= fingerprint" {"}"}
-                      - sql: {"{"} name: rls_enabled_tables, query: "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON c.relnamespace = n.oid WHERE c.relrowsecurity AND n.nspname = 'public' AND NOT c.relispartition", expect: ">= 7" {"}"}
-                      - sql: {"{"} name: recent_activity, query: "SELECT count(*) FROM audit_log WHERE created_at > :backup_time - interval '24 hours'", expect: "> 0" {"}"}
-                      - sql: {"{"} name: verified_emails, query: "SELECT count(*) FROM profiles WHERE email_verified", expect: ">= 1" {"}"}
-                      - amcheck: {"{"} heapallindexed: true {"}"}
-                """, ct).ConfigureAwait(false);
-            env["CAIRN_CONFIG"] = config;
+            await workspace.WriteConfigAsync(production, ct).ConfigureAwait(false);
+            env["CAIRN_CONFIG"] = workspace.ConfigFile;
             Task Backup() => Run("backup app", "backup", inv => DatabaseCommands.BackupAsync(inv, new LogicalBackupRequest(inv.ResolveDatabase("app")), ct));
 
             Title(console, "2. Take the first backup (pg_dump in one snapshot, with its roles and a fingerprint of every table)");
@@ -141,7 +112,7 @@ internal static class DemoCommand
             await Run("backup app --physical", "backup", inv => DatabaseCommands.PhysicalBackupAsync(inv, new PhysicalBackupRequest(inv.ResolveDatabase("app"), new FileBackupOptions(Environment.ProcessorCount, TimeSpan.FromMinutes(5))), ct)).ConfigureAwait(false);
             var target = await production.TwoTransactionsAsync(ct).ConfigureAwait(false);
             console.Out.WriteLine($"   transaction A committed before {target}, transaction B about a second after it");
-            var pitrDir = Path.Combine(folder, "pitr");
+            var pitrDir = workspace.PitrDirectory;
             var pitrPort = ScratchServer.FreePort();
             await Run($"restore app --physical --to {pitrDir} --target-time {target} --start --port {pitrPort.ToString(CultureInfo.InvariantCulture)}", "restore", inv => DatabaseCommands.PhysicalRestoreAsync(inv,
                 new PhysicalRestoreRequest(inv.ResolveDatabase("app"), null, pitrDir, new RecoveryTarget(Time: target), new FileRestoreOptions(false, false, Environment.ProcessorCount * 2), Start: true, Port: pitrPort), ct)).ConfigureAwait(false);
@@ -169,7 +140,7 @@ internal static class DemoCommand
             if (keep)
             {
                 var kept = production.Keep();
-                console.Out.WriteLine($"   kept: psql \"{kept.Url(DemoProduction.Database)}\"; config {config}; stop with: pg_ctl -D {kept.DataDirectory} stop");
+                console.Out.WriteLine($"   kept: psql \"{kept.Url(DemoProduction.Database)}\"; config {workspace.ConfigFile}; stop with: pg_ctl -D {kept.DataDirectory} stop");
                 production = null;
             }
             return ExitCodes.Ok;
@@ -179,13 +150,7 @@ internal static class DemoCommand
             if (production is not null)
             {
                 await production.DisposeAsync().ConfigureAwait(false);
-                try
-                {
-                    Directory.Delete(folder, recursive: true);
-                }
-                catch (IOException)
-                {
-                }
+                workspace.Remove();
             }
         }
     }
