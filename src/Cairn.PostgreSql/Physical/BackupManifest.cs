@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -32,27 +34,6 @@ public static class BackupManifest
         return [.. body, .. Encoding.UTF8.GetBytes($"\"Manifest-Checksum\": \"{checksum}\"}}\n")];
     }
 
-    private static string Quote(string s)
-    {
-        var sb = new StringBuilder("\"");
-        foreach (var ch in s)
-        {
-            switch (ch)
-            {
-                case '"':
-                    sb.Append("\\\"");
-                    break;
-                case '\\':
-                    sb.Append("\\\\");
-                    break;
-                case < ' ':
-                    sb.Append(CultureInfo.InvariantCulture, $"\\u{(int)ch:x4}");
-                    break;
-                default:
-                    sb.Append(ch);
-                    break;
-            }
-        }
-        return sb.Append('"').ToString();
-    }
+    /// <summary>A JSON string: the framework's encoder, relaxed so names stay readable (pg_verifybackup decodes any valid escape).</summary>
+    private static string Quote(string s) => "\"" + JsonEncodedText.Encode(s, JavaScriptEncoder.UnsafeRelaxedJsonEscaping).Value + "\"";
 }
