@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Cairn.Operations.Recording;
 using Cairn.Operations.Snapshots;
-using Cairn.Repository.Checking;
+using Cairn.Repository.Verification;
 
 namespace Cairn.Operations.Verification;
 
@@ -13,13 +13,13 @@ namespace Cairn.Operations.Verification;
 /// </summary>
 public sealed record VerifyRequest(bool ReadData, double Fraction = 1.0, int? Seed = null);
 
-public sealed record VerificationResult(CheckReport Report, int WalFindings, bool ReadData, double Fraction)
+public sealed record VerificationResult(VerificationReport Report, int WalFindings, bool ReadData, double Fraction)
 {
     public IReadOnlyList<Finding> Damage => [.. Report.Findings.Where(f => f.IsDamage)];
 }
 
 /// <summary>
-/// <c>verify</c>: the repository checked by the <see cref="Checker"/> (indexes, manifests, packs, every blob with
+/// <c>verify</c>: the repository checked by the <see cref="Verifier"/> (indexes, manifests, packs, every blob with
 /// read-data) plus the archived WAL's continuity and integrity; the result goes on the record.
 /// </summary>
 public sealed class VerifyOperation(OperationContext context)
@@ -30,7 +30,7 @@ public sealed class VerifyOperation(OperationContext context)
         await using var l = await repo.LockAsync(exclusive: false, "verify", cancellationToken).ConfigureAwait(false);
         var seed = request.Seed ?? Random.Shared.Next();
         var sw = Stopwatch.StartNew();
-        var report = await new Checker(repo).CheckAsync(new CheckOptions(request.ReadData, request.Fraction, seed), progress, cancellationToken).ConfigureAwait(false);
+        var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(request.ReadData, request.Fraction, seed), progress, cancellationToken).ConfigureAwait(false);
         var physical = (await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false)).Where(x => x.Manifest.Kind == BackupKinds.Physical).ToList();
         var walFindings = await WalVerification.VerifyAsync(repo, physical, request.ReadData, request.Fraction, seed, cancellationToken).ConfigureAwait(false);
         if (walFindings.Count > 0)

@@ -4,7 +4,7 @@ using Cairn.Operations.Physical;
 using Cairn.Operations.Snapshots;
 using Cairn.PostgreSql.Physical;
 using Cairn.Repository;
-using Cairn.Repository.Checking;
+using Cairn.Repository.Verification;
 using Cairn.Repository.Manifests;
 
 namespace Cairn.Operations.Verification;

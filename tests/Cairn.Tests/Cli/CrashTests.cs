@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Cairn.Repository.Checking;
+using Cairn.Repository.Verification;
 using Cairn.Repository.Pruning;
 using Cairn.Repository.Storage;
 using Cairn.Tests.Support;
@@ -33,7 +33,7 @@ public class CrashTests
                 killedMidway++;
             }
             using var repo = await Repo.OpenAsync(new FileSystemStorage(repoPath), TestData.Passphrase, TimeProvider.System, default);
-            var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, default);
+            var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
             Assert.False(report.HasDamage, string.Join("\n", report.Findings));
             foreach (var s in await repo.ListSnapshotsAsync(default))
             {
@@ -48,7 +48,7 @@ public class CrashTests
         Assert.True(code == 0, err);
         Assert.Equal(0, (await CairnProcess.RunAsync(["prune"], env)).Code);
         using var final = await Repo.OpenAsync(new FileSystemStorage(repoPath), TestData.Passphrase, TimeProvider.System, default);
-        var after = await new Checker(final).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var after = await new Verifier(final).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.Empty(after.Findings);
         Assert.Empty(Directory.EnumerateFiles(repoPath, ".tmp-*", SearchOption.AllDirectories));
         var (gcode, _, _) = await CairnProcess.RunAsync(["repo", "get", "final", dir.File("out.bin")], env);
@@ -122,7 +122,7 @@ public class CrashTests
             Assert.Contains("locked", err, StringComparison.Ordinal);
         }
         using var repo = await Repo.OpenAsync(new FileSystemStorage(repoPath), TestData.Passphrase, TimeProvider.System, default);
-        var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.False(report.HasDamage);
         Assert.Single(await repo.ListSnapshotsAsync(default));
     }

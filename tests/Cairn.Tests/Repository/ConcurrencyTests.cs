@@ -1,5 +1,5 @@
 using Cairn.Repository;
-using Cairn.Repository.Checking;
+using Cairn.Repository.Verification;
 using Cairn.Repository.Pruning;
 using Cairn.Repository.Storage;
 using Cairn.Tests.Support;
@@ -70,7 +70,7 @@ public class ConcurrencyTests
             snap = await TestData.PutAsync(backup, "new", content);
         }
         using var check = await Repo.OpenAsync(new FileSystemStorage(path), TestData.Passphrase, TimeProvider.System, default);
-        var report = await new Checker(check).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var report = await new Verifier(check).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.False(report.HasDamage, string.Join("\n", report.Findings));
         Assert.Equal(content, await TestData.GetAsync(check, snap));
     }

@@ -1,5 +1,5 @@
 using Cairn.Repository;
-using Cairn.Repository.Checking;
+using Cairn.Repository.Verification;
 using Cairn.Repository.Crypto;
 using Cairn.Repository.Locks;
 using Cairn.Repository.Pruning;
@@ -115,7 +115,7 @@ public class RepositoryTests
         using var repo = await TestData.NewRepoAsync();
         await TestData.PutAsync(repo, "a", TestData.Rows(500_000, 5));
         await TestData.PutAsync(repo, "b", TestData.Random(500_000, 6));
-        var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.Empty(report.Findings);
         Assert.Equal(2, report.Snapshots);
         Assert.True(report.PacksRead > 0);
@@ -144,7 +144,7 @@ public class RepositoryTests
             }
             return b[..pos];
         });
-        var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.True(report.HasDamage);
         var f = Assert.Single(report.Findings, x => x.IsDamage && x.Object.EndsWith(pack.Name, StringComparison.Ordinal));
         Assert.Contains(s.ShortId, f.AffectedSnapshots);
@@ -172,7 +172,7 @@ public class RepositoryTests
             storage.Corrupt(snap, b => { b[20] ^= 1; return b; });
             var index = (await ListAsync(storage, ObjectKind.Index)).First();
             storage.Corrupt(index, b => { b[^3] ^= 1; return b; });
-            var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: false), null, default);
+            var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: false), null, default);
             Assert.Contains(report.Findings, f => f.Kind == FindingKind.Tampered && f.Object == snap.Path);
             Assert.Contains(report.Findings, f => f.Kind == FindingKind.Tampered && f.Object == index.Path);
         }
@@ -189,7 +189,7 @@ public class RepositoryTests
         using var repo = await TestData.NewRepoAsync(storage);
         var s = await TestData.PutAsync(repo, "a", TestData.Rows(200_000, 8));
         await storage.DeleteAsync((await ListAsync(storage, ObjectKind.Index)).Single(), default);
-        var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: false), null, default);
+        var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: false), null, default);
         var f = Assert.Single(report.Findings, f => f.Kind == FindingKind.Missing);
         Assert.Contains(s.ShortId, f.AffectedSnapshots);
     }
@@ -209,11 +209,11 @@ public class RepositoryTests
         faulty.OnPut = null;
         Assert.Equal(snapshotsBefore, await CountAsync(inner, ObjectKind.Snapshot));
         using var reopened = await Repo.OpenAsync(inner, TestData.Passphrase, TimeProvider.System, default);
-        var report = await new Checker(reopened).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var report = await new Verifier(reopened).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.False(report.HasDamage);
         Assert.Contains(report.Findings, f => f.Kind == FindingKind.Orphaned);
         await new Pruner(reopened).PruneAsync(dryRun: false, default);
-        var after = await new Checker(reopened).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var after = await new Verifier(reopened).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.Empty(after.Findings);
         Assert.Equal(TestData.Rows(300_000, 10), await TestData.GetAsync(reopened, ok));
     }
@@ -252,7 +252,7 @@ public class RepositoryTests
         Assert.Equal(shared, await TestData.GetAsync(repo, c));
         using var reopened = await Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
         Assert.Equal(shared, await TestData.GetAsync(reopened, c));
-        var report = await new Checker(reopened).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var report = await new Verifier(reopened).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.Empty(report.Findings);
         Assert.Equal(1, await CountAsync(storage, ObjectKind.Index));
     }
@@ -338,7 +338,7 @@ public class RepositoryTests
             Task.Run(() => TestData.PutAsync(repo, "w1", common.Concat(TestData.Random(200_000, 21)).ToArray())),
             Task.Run(() => TestData.PutAsync(repo, "w2", common.Concat(TestData.Random(200_000, 22)).ToArray())));
         using var reopened = await Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
-        var report = await new Checker(reopened).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var report = await new Verifier(reopened).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.False(report.HasDamage);
         foreach (var s in await reopened.ListSnapshotsAsync(default))
         {

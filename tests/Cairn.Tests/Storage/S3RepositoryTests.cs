@@ -1,5 +1,5 @@
 using Cairn.Repository;
-using Cairn.Repository.Checking;
+using Cairn.Repository.Verification;
 using Cairn.Repository.Locks;
 using Cairn.Repository.Pruning;
 using Cairn.Repository.Storage;
@@ -41,7 +41,7 @@ public sealed class S3RepositoryTests(S3rverFixture s3)
             var snapshots = await reopened.ListSnapshotsAsync(default);
             Assert.Equal(3, snapshots.Count);
             Assert.Equal(b, await NamedFiles.GetAsync(reopened, "db@000000010000000000000001", default));
-            var check = await new Checker(reopened).CheckAsync(new CheckOptions(ReadData: true), null, default);
+            var check = await new Verifier(reopened).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
             Assert.Empty(check.Findings);
 
             await using (var x = await reopened.LockAsync(exclusive: true, "prune", default))
@@ -58,7 +58,7 @@ public sealed class S3RepositoryTests(S3rverFixture s3)
         using var afterPrune = await Repo.OpenAsync(s3.NewStorage(location, endpoint: proxy.Endpoint), TestData.Passphrase, TimeProvider.System, default);
         var left = Assert.Single(await afterPrune.ListSnapshotsAsync(default));
         Assert.Equal(shared, await TestData.GetAsync(afterPrune, left));
-        var report = await new Checker(afterPrune).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var report = await new Verifier(afterPrune).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.Empty(report.Findings);
         await foreach (var l in storage.ListAsync(ObjectKind.Lock, default))
         {
@@ -82,7 +82,7 @@ public sealed class S3RepositoryTests(S3rverFixture s3)
         bytes[bytes.Length / 3] ^= 1;
         await storage.PutAsync(pack.Key, bytes, default);
 
-        var report = await new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, default);
+        var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
 
         Assert.Contains(report.Findings, f => f.Kind == FindingKind.Tampered && f.Object.Contains(pack.Key.Name[..8], StringComparison.Ordinal));
     }

@@ -4,7 +4,7 @@ using Cairn.Repository.Manifests;
 using Cairn.Repository.Packs;
 using Cairn.Repository.Storage;
 
-namespace Cairn.Repository.Checking;
+namespace Cairn.Repository.Verification;
 
 /// <summary>The kinds of finding <c>verify</c> reports. Only <see cref="Orphaned"/> is not damage.</summary>
 public enum FindingKind
@@ -21,9 +21,9 @@ public sealed record Finding(FindingKind Kind, string Object, string Detail, IRe
     public bool IsDamage => Kind != FindingKind.Orphaned;
 }
 
-public sealed record CheckOptions(bool ReadData, double ReadDataFraction = 1.0, int? Seed = null);
+public sealed record VerifyOptions(bool ReadData, double ReadDataFraction = 1.0, int? Seed = null);
 
-public sealed record CheckReport(
+public sealed record VerificationReport(
     int Snapshots,
     int Indexes,
     int Packs,
@@ -35,10 +35,10 @@ public sealed record CheckReport(
     public bool HasDamage => Findings.Any(f => f.IsDamage);
 }
 
-/// <summary>Checks a repository's structure and, on request, every byte of its data.</summary>
-public sealed class Checker(Repository repo)
+/// <summary>Verifies a repository's structure and, on request, every byte of its data (<c>cairn verify</c>).</summary>
+public sealed class Verifier(Repository repo)
 {
-    public async Task<CheckReport> CheckAsync(CheckOptions options, IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken)
+    public async Task<VerificationReport> VerifyAsync(VerifyOptions options, IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken)
     {
         var findings = new List<Finding>();
         var storage = repo.Storage;
@@ -177,7 +177,7 @@ public sealed class Checker(Repository repo)
             }).ConfigureAwait(false);
         }
 
-        return new CheckReport(snapshots.Count + damagedSnapshots.Count, indexCount, packsStored.Count, packsRead, bytesRead, blobsInPacks.Count,
+        return new VerificationReport(snapshots.Count + damagedSnapshots.Count, indexCount, packsStored.Count, packsRead, bytesRead, blobsInPacks.Count,
             [.. findings.OrderBy(f => f.Kind).ThenBy(f => f.Object, StringComparer.Ordinal)]);
     }
 
