@@ -56,8 +56,12 @@ public sealed class ItemWriter : IAsyncDisposable
     public IReadOnlyList<ManifestItem> Items => _items;
 
     /// <summary>Reads <paramref name="input"/> to the end and stores it as an item of the coming manifest.</summary>
-    public Task<ManifestItem> AddStreamAsync(string name, Stream input, IProgress<long>? bytesRead, CancellationToken cancellationToken, string type = "stream", Dictionary<string, string>? meta = null)
-        => AddPiecesAsync(name, Pieces(_repo.Chunker.ChunkAsync(input, cancellationToken)), bytesRead, cancellationToken, type, meta);
+    public Task<ManifestItem> AddStreamAsync(string name, Stream input, IProgress<long>? bytesRead, CancellationToken cancellationToken)
+        => AddStreamAsync(name, input, bytesRead, "stream", null, cancellationToken);
+
+    /// <summary>Like <see cref="AddStreamAsync(string, Stream, IProgress{long}?, CancellationToken)"/>, with the item's type and metadata.</summary>
+    public Task<ManifestItem> AddStreamAsync(string name, Stream input, IProgress<long>? bytesRead, string type, Dictionary<string, string>? meta, CancellationToken cancellationToken)
+        => AddPiecesAsync(name, Pieces(_repo.Chunker.ChunkAsync(input, cancellationToken)), bytesRead, type, meta, cancellationToken);
 
     /// <summary>
     /// Stores <paramref name="input"/> in fixed blocks of <paramref name="blockSize"/> bytes (the last may be shorter),
@@ -66,8 +70,8 @@ public sealed class ItemWriter : IAsyncDisposable
     /// block's content; such a block is neither hashed nor compressed. A named chunk that is not in the repository
     /// is ignored and the block stored as usual.
     /// </summary>
-    public Task<ManifestItem> AddBlocksAsync(string name, Stream input, int blockSize, Func<int, ReadOnlySpan<byte>, string?> known, IProgress<long>? bytesRead, CancellationToken cancellationToken, string type = "file", Dictionary<string, string>? meta = null)
-        => AddPiecesAsync(name, Blocks(input, blockSize, known, cancellationToken), bytesRead, cancellationToken, type, meta);
+    public Task<ManifestItem> AddBlocksAsync(string name, Stream input, int blockSize, Func<int, ReadOnlySpan<byte>, string?> known, IProgress<long>? bytesRead, string type, Dictionary<string, string>? meta, CancellationToken cancellationToken)
+        => AddPiecesAsync(name, Blocks(input, blockSize, known, cancellationToken), bytesRead, type, meta, cancellationToken);
 
     private static async IAsyncEnumerable<(Chunk Chunk, ContentId? Known)> Pieces(IAsyncEnumerable<Chunk> chunks)
     {
@@ -106,7 +110,7 @@ public sealed class ItemWriter : IAsyncDisposable
         }
     }
 
-    private async Task<ManifestItem> AddPiecesAsync(string name, IAsyncEnumerable<(Chunk Chunk, ContentId? Known)> pieces, IProgress<long>? bytesRead, CancellationToken cancellationToken, string type, Dictionary<string, string>? meta)
+    private async Task<ManifestItem> AddPiecesAsync(string name, IAsyncEnumerable<(Chunk Chunk, ContentId? Known)> pieces, IProgress<long>? bytesRead, string type, Dictionary<string, string>? meta, CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cts.Token);
         var ct = linked.Token;

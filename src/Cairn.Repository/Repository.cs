@@ -373,7 +373,10 @@ public sealed class Repository : IDisposable
 
     // ---- snapshots ----------------------------------------------------------------------------
 
-    public async Task<List<Snapshot>> ListSnapshotsAsync(CancellationToken cancellationToken, Action<string, Exception>? onDamaged = null)
+    public Task<List<Snapshot>> ListSnapshotsAsync(CancellationToken cancellationToken) => ListSnapshotsAsync(null, cancellationToken);
+
+    /// <summary>Every readable snapshot, oldest first; <paramref name="onDamaged"/> hears of each manifest that cannot be read.</summary>
+    public async Task<List<Snapshot>> ListSnapshotsAsync(Action<string, Exception>? onDamaged, CancellationToken cancellationToken)
     {
         var result = new List<Snapshot>();
         await foreach (var o in Storage.ListAsync(ObjectKind.Snapshot, cancellationToken).ConfigureAwait(false))

@@ -77,7 +77,7 @@ public sealed class LogicalBackupOperation(OperationContext context)
         {
             await using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan))
             {
-                await writer.AddStreamAsync(DumpPrefix + file, fs, null, cancellationToken, "file").ConfigureAwait(false);
+                await writer.AddStreamAsync(DumpPrefix + file, fs, null, "file", null, cancellationToken).ConfigureAwait(false);
             }
             File.Delete(path); // free the temp space as soon as the file is stored
             files++;
@@ -89,8 +89,8 @@ public sealed class LogicalBackupOperation(OperationContext context)
         }), cancellationToken).ConfigureAwait(false);
 
         var fp = dump.Fingerprint;
-        await writer.AddStreamAsync(RolesItem, new MemoryStream(dump.Roles.ToJson()), null, cancellationToken, "file").ConfigureAwait(false);
-        await writer.AddStreamAsync(FingerprintItem, new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(fp, FingerprintJson.Default.Fingerprint)), null, cancellationToken, "file").ConfigureAwait(false);
+        await writer.AddStreamAsync(RolesItem, new MemoryStream(dump.Roles.ToJson()), null, "file", null, cancellationToken).ConfigureAwait(false);
+        await writer.AddStreamAsync(FingerprintItem, new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(fp, FingerprintJson.Default.Fingerprint)), null, "file", null, cancellationToken).ConfigureAwait(false);
         var meta = new Dictionary<string, string>
         {
             ["database"] = fp.Database,

@@ -36,7 +36,7 @@ public static class PhysicalBackups
         await using var writer = repo.BeginWrite();
         var info = await BaseBackup.RunAsync(connection, async stream =>
         {
-            await writer.AddStreamAsync(BaseItem, stream, null, ct, "file").ConfigureAwait(false);
+            await writer.AddStreamAsync(BaseItem, stream, null, "file", null, ct).ConfigureAwait(false);
         }, time, ct, postgresBin).ConfigureAwait(false);
         var meta = new Dictionary<string, string>
         {

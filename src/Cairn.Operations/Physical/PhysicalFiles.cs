@@ -127,14 +127,14 @@ public static class PhysicalFiles
                         }
                         carried += block.Length;
                         return before.Chunks[i];
-                    }, progress, ct, "file", null).ConfigureAwait(false);
+                    }, progress, "file", null, ct).ConfigureAwait(false);
                     Interlocked.Add(ref reusedPageBytes, carried);
                     meta["blocks"] = BlockSize.ToString(CultureInfo.InvariantCulture);
                     meta["block_crcs"] = crcs.ToString();
                 }
                 else
                 {
-                    added = await writer.AddStreamAsync(e.Path, crc, progress, ct, "file", null).ConfigureAwait(false);
+                    added = await writer.AddStreamAsync(e.Path, crc, progress, "file", null, ct).ConfigureAwait(false);
                 }
                 // The size recorded is what was read: a file growing or shrinking during the copy is fine (WAL replay fixes it).
                 var crcHex = crc.Crc.Hex;
@@ -245,7 +245,7 @@ public static class PhysicalFiles
     private static async Task AddBytesAsync(ItemWriter writer, string name, byte[] data, Dictionary<string, string>? meta, CancellationToken ct, string type = "file")
     {
         await using var ms = new MemoryStream(data, writable: false);
-        await writer.AddStreamAsync(name, ms, null, ct, type, meta).ConfigureAwait(false);
+        await writer.AddStreamAsync(name, ms, null, type, meta, ct).ConfigureAwait(false);
     }
 
     /// <summary>

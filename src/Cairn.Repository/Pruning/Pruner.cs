@@ -32,8 +32,8 @@ public sealed class Pruner(Repository repo)
     public async Task<PruneReport> PruneAsync(bool dryRun, CancellationToken cancellationToken)
     {
         var storage = repo.Storage;
-        var snapshots = await repo.ListSnapshotsAsync(cancellationToken, (id, e) =>
-            throw new DataDamagedException($"manifest {id[..8]} is unreadable ({e.Message}); prune refuses to run because it cannot tell which data that backup needs. Run 'cairn verify' and remove or repair it first", e)).ConfigureAwait(false);
+        var snapshots = await repo.ListSnapshotsAsync((id, e) =>
+            throw new DataDamagedException($"manifest {id[..8]} is unreadable ({e.Message}); prune refuses to run because it cannot tell which data that backup needs. Run 'cairn verify' and remove or repair it first", e), cancellationToken).ConfigureAwait(false);
         var used = new HashSet<ContentId>();
         foreach (var s in snapshots)
         {

@@ -67,7 +67,7 @@ public sealed class Verifier(Repository repo)
         var blobUsers = new Dictionary<ContentId, List<string>>();
         var snapshots = new List<Snapshot>();
         var damagedSnapshots = new List<(string, Exception)>();
-        snapshots.AddRange(await repo.ListSnapshotsAsync(cancellationToken, (id, e) => damagedSnapshots.Add((id, e))).ConfigureAwait(false));
+        snapshots.AddRange(await repo.ListSnapshotsAsync((id, e) => damagedSnapshots.Add((id, e)), cancellationToken).ConfigureAwait(false));
         foreach (var (id, e) in damagedSnapshots)
         {
             findings.Add(new Finding(FindingKind.Tampered, $"snapshots/{id}", $"manifest does not authenticate: {e.Message}", [id[..8]]));

@@ -103,7 +103,7 @@ public class DrillTests(PostgresFixture pg)
                 w.AddExistingItem(item);
             }
             var json = JsonSerializer.SerializeToUtf8Bytes(changed, FingerprintJson.Default.Fingerprint);
-            await w.AddStreamAsync(LogicalBackupOperation.FingerprintItem, new MemoryStream(json), null, default, "file");
+            await w.AddStreamAsync(LogicalBackupOperation.FingerprintItem, new MemoryStream(json), null, "file", null, default);
             await w.CommitAsync(snap.Manifest.Name, snap.Manifest.Kind, snap.Manifest.Meta, default);
         }
         var (code, output, err) = await cli.RunAsync("drill", "app", "--json");

@@ -27,7 +27,7 @@ public class HostileRestoreTests
         {
             if (i.Type == "file")
             {
-                await w.AddStreamAsync(i.Name, new MemoryStream(Encoding.UTF8.GetBytes(i.Content ?? "")), null, default, "file", i.Meta);
+                await w.AddStreamAsync(i.Name, new MemoryStream(Encoding.UTF8.GetBytes(i.Content ?? "")), null, "file", i.Meta, default);
             }
             else
             {

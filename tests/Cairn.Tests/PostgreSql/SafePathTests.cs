@@ -20,7 +20,7 @@ public class SafePathTests
         var repo = await TestData.NewRepoAsync();
         await using var w = repo.BeginWrite();
         w.AddExistingItem(new ManifestItem { Name = "base", Type = "dir", Meta = new() { ["mode"] = "700" } });
-        await w.AddStreamAsync("base/1", new MemoryStream("relation"u8.ToArray()), null, default, "file", new() { ["mode"] = "600" });
+        await w.AddStreamAsync("base/1", new MemoryStream("relation"u8.ToArray()), null, "file", new() { ["mode"] = "600" }, default);
         return (repo, await w.CommitAsync("app", Cairn.Operations.Snapshots.BackupKinds.Physical, new() { ["format"] = PhysicalFiles.Format }, default));
     }
 

@@ -182,7 +182,7 @@ public class LegacyRolesTests(PostgresFixture pg)
         {
             w.AddExistingItem(item);
         }
-        await w.AddStreamAsync(LogicalBackupOperation.LegacyRolesItem, new MemoryStream(Encoding.UTF8.GetBytes(rolesSql)), null, default, "file");
+        await w.AddStreamAsync(LogicalBackupOperation.LegacyRolesItem, new MemoryStream(Encoding.UTF8.GetBytes(rolesSql)), null, "file", null, default);
         await w.CommitAsync(snap.Manifest.Name, snap.Manifest.Kind, snap.Manifest.Meta, default);
     }
 }

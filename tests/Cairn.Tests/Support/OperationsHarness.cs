@@ -45,7 +45,7 @@ public sealed class OperationsHarness : IDisposable
     public static async Task<Snapshot> PhysicalBackupAsync(Repo repo, string database, int startSegment, DateTimeOffset stopTime)
     {
         await using var w = repo.BeginWrite();
-        await w.AddStreamAsync(PhysicalBackups.BaseItem, new MemoryStream(TestData.Rows(2000, startSegment)), null, default, "file");
+        await w.AddStreamAsync(PhysicalBackups.BaseItem, new MemoryStream(TestData.Rows(2000, startSegment)), null, "file", null, default);
         return await w.CommitAsync(database, BackupKinds.Physical, new Dictionary<string, string>
         {
             ["start_lsn"] = $"0/{startSegment:X}000028",
