@@ -149,7 +149,8 @@ public class ProcessIsolationTests(PostgresFixture pg)
             Assert.True(kept.Success, err);
             try
             {
-                await AssertPrivateAsync(kept.Groups[1].Value, int.Parse(kept.Groups[2].Value, CultureInfo.InvariantCulture), kept.Groups[3].Value, Canary);
+                // The URL escapes its host (the socket folder), as libpq URIs require.
+                await AssertPrivateAsync(Uri.UnescapeDataString(kept.Groups[1].Value), int.Parse(kept.Groups[2].Value, CultureInfo.InvariantCulture), kept.Groups[3].Value, Canary);
             }
             finally
             {
