@@ -72,7 +72,7 @@ public sealed class LogicalRestoreOperation(OperationContext context)
             await LogicalSnapshots.MaterializeAsync(repo, s, Path.Combine(work, "dump"), null, ct).ConfigureAwait(false);
             progress?.Report("pg_restore");
             var target = server.WithDatabase(database);
-            warnings.AddRange(await LogicalRestorer.PgRestoreAsync(target, Path.Combine(work, "dump"), jobs, noOwner, work, ct, toolchain.PostgresBin).ConfigureAwait(false));
+            warnings.AddRange(await LogicalRestorer.PgRestoreAsync(target, Path.Combine(work, "dump"), jobs, noOwner, work, toolchain.PostgresBin, ct).ConfigureAwait(false));
             progress?.Report("checking rows against the fingerprint");
             var mismatches = await LogicalRestorer.CheckAsync(target, fp, ct).ConfigureAwait(false);
             return new RestoreResult(database, fp, mismatches, warnings, sw.Elapsed, report);
@@ -115,7 +115,7 @@ public sealed class TableRestoreOperation(OperationContext context)
         {
             var dir = Path.Combine(work, "dump");
             await LogicalSnapshots.MaterializeAsync(repo, snap, dir, f => f == "toc.dat", cancellationToken).ConfigureAwait(false);
-            var files = await TableRestorer.DataFilesAsync(dir, cancellationToken, context.Toolchain.PostgresBin).ConfigureAwait(false);
+            var files = await TableRestorer.DataFilesAsync(dir, context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
             var needed = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (schema, name) in tables)
             {
@@ -126,7 +126,7 @@ public sealed class TableRestoreOperation(OperationContext context)
                 needed.Add(f);
             }
             await LogicalSnapshots.MaterializeAsync(repo, snap, dir, needed.Contains, cancellationToken).ConfigureAwait(false);
-            diffs = await TableRestorer.RestoreAsync(target, dir, tables, request.StagingSchema, work, cancellationToken, context.Toolchain.PostgresBin).ConfigureAwait(false);
+            diffs = await TableRestorer.RestoreAsync(target, dir, tables, request.StagingSchema, work, context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
             if (request.MergeMissing)
             {
                 diffs = await TableRestorer.MergeMissingAsync(target, tables, request.StagingSchema, cancellationToken).ConfigureAwait(false);

@@ -37,7 +37,7 @@ public static class PhysicalBackups
         var info = await BaseBackup.RunAsync(connection, async stream =>
         {
             await writer.AddStreamAsync(BaseItem, stream, null, "file", null, ct).ConfigureAwait(false);
-        }, time, ct, postgresBin).ConfigureAwait(false);
+        }, time, postgresBin, ct).ConfigureAwait(false);
         var meta = new Dictionary<string, string>
         {
             ["source"] = connection.Redacted,

@@ -64,7 +64,7 @@ public static class LogicalRestorer
 
     /// <summary>Runs pg_restore -Fd -j into the database. Throws with pg_restore's own words when it reports errors.</summary>
     /// <param name="privateParent">An existing private folder for the password file pg_restore may need (deleted when it exits).</param>
-    public static async Task<List<string>> PgRestoreAsync(PgConnection database, string dumpDirectory, int jobs, bool noOwner, string privateParent, CancellationToken ct, string? postgresBin = null, IEnumerable<string>? extraArgs = null)
+    public static async Task<List<string>> PgRestoreAsync(PgConnection database, string dumpDirectory, int jobs, bool noOwner, string privateParent, string? postgresBin, CancellationToken ct)
     {
         var bin = PgBinaries.Find(null, postgresBin);
         var args = new List<string> { "--format=directory", $"--jobs={Math.Max(1, jobs)}", "--dbname", database.Database };
@@ -73,7 +73,6 @@ public static class LogicalRestorer
             args.Add("--no-owner");
             args.Add("--no-acl");
         }
-        args.AddRange(extraArgs ?? []);
         args.Add(dumpDirectory);
         ProcessResult r;
         using (var env = database.ProgramEnvironment(privateParent))
@@ -90,7 +89,10 @@ public static class LogicalRestorer
     }
 
     /// <summary>Compares the restored database with the fingerprint: every table present with the same rows (and content hash, if taken).</summary>
-    public static async Task<List<CountMismatch>> CheckAsync(PgConnection database, Fingerprint fingerprint, CancellationToken ct, IEnumerable<string>? onlyTables = null)
+    public static Task<List<CountMismatch>> CheckAsync(PgConnection database, Fingerprint fingerprint, CancellationToken ct) => CheckAsync(database, fingerprint, null, ct);
+
+    /// <summary>Like <see cref="CheckAsync(PgConnection, Fingerprint, CancellationToken)"/>, for <paramref name="onlyTables"/> only (schema.table).</summary>
+    public static async Task<List<CountMismatch>> CheckAsync(PgConnection database, Fingerprint fingerprint, IEnumerable<string>? onlyTables, CancellationToken ct)
     {
         var only = onlyTables?.ToHashSet(StringComparer.Ordinal);
         var result = new List<CountMismatch>();

@@ -93,7 +93,7 @@ public static partial class TableRestorer
         await Catalog.ExecuteOneAsync(to, $"CREATE SCHEMA IF NOT EXISTS {Catalog.Quote(stagingSchema)}", ct).ConfigureAwait(false);
     }
     /// <summary>Maps "schema.table" to its data file (dump ID) by listing the dump's table of contents.</summary>
-    public static async Task<Dictionary<string, string>> DataFilesAsync(string dumpDirectoryWithToc, CancellationToken ct, string? postgresBin = null)
+    public static async Task<Dictionary<string, string>> DataFilesAsync(string dumpDirectoryWithToc, string? postgresBin, CancellationToken ct)
     {
         var bin = PgBinaries.Find(null, postgresBin);
         var r = await PgProcess.RunAsync(bin["pg_restore"], ["--list", dumpDirectoryWithToc], null, ct).ConfigureAwait(false);
@@ -118,7 +118,7 @@ public static partial class TableRestorer
 
     /// <summary>Restores <paramref name="tables"/> into <paramref name="stagingSchema"/> of the target and diffs them.</summary>
     /// <param name="privateParent">An existing private folder for the password file pg_restore may need (deleted when it exits).</param>
-    public static async Task<List<TableDiff>> RestoreAsync(PgConnection target, string dumpDirectory, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, string privateParent, CancellationToken ct, string? postgresBin = null)
+    public static async Task<List<TableDiff>> RestoreAsync(PgConnection target, string dumpDirectory, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, string privateParent, string? postgresBin, CancellationToken ct)
     {
         await using (var check = await target.OpenAsync(ct).ConfigureAwait(false))
         {

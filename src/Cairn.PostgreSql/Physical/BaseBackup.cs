@@ -17,7 +17,7 @@ public sealed record BaseBackupInfo(string StartLsn, string StopLsn, uint Timeli
 /// </summary>
 public static partial class BaseBackup
 {
-    public static async Task<BaseBackupInfo> RunAsync(PgConnection connection, Func<Stream, Task> consume, TimeProvider time, CancellationToken ct, string? postgresBin = null)
+    public static async Task<BaseBackupInfo> RunAsync(PgConnection connection, Func<Stream, Task> consume, TimeProvider time, string? postgresBin, CancellationToken ct)
     {
         string version;
         await using (var s = await Sessions.CheckSession.OpenAsync(connection, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false))

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Cairn.PostgreSql.Connections;
 using Cairn.PostgreSql.Programs;
 using Npgsql;
 
@@ -40,7 +41,7 @@ public sealed class ScratchServer : IAsyncDisposable
     public const string Superuser = "postgres";
 
     /// <summary>A libpq URI for this server over its socket (no password: peer authentication on the private socket, for root or the postgres user).</summary>
-    public string Url(string database = "postgres") => $"postgresql://{Superuser}@/{Uri.EscapeDataString(database)}?host={Uri.EscapeDataString(SocketDirectory)}&port={Port}";
+    public string Url(string database = "postgres") => SocketUrl.For(SocketDirectory, Port, database, Superuser);
 
     public string ConnectionString(string database = "postgres") => new NpgsqlConnectionStringBuilder
     {
