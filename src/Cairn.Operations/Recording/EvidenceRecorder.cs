@@ -11,47 +11,28 @@ namespace Cairn.Operations.Recording;
 /// one way they read it back. The log's folder: --evidence, else CAIRN_EVIDENCE, else <c>evidence.path</c>
 /// in cairn.yaml, else <c>REPO-evidence</c> beside a local repository. The first record creates the log.
 /// </summary>
-public sealed class EvidenceRecorder
+/// <param name="folder">The evidence folder when one is set (option, environment or config).</param>
+/// <param name="signingKey">The signing key path when one is set; default: the folder's path + ".key".</param>
+/// <param name="repository">The repository location, for the default folder beside it (asked only when needed).</param>
+/// <param name="tool">The tool and version written into each record.</param>
+/// <param name="notice">Told when a record creates the log, with where its signing key is.</param>
+/// <param name="publicKey">A verifier key file pinned for reading the log (CAIRN_EVIDENCE_PUBLIC_KEY or evidence.public_key).</param>
+public sealed class EvidenceRecorder(string? folder, string? signingKey, Func<RepositoryLocation?> repository, TimeProvider time, string tool, Action<string>? notice = null, string? publicKey = null)
 {
-    private readonly string? _folder;
-    private readonly string? _signingKey;
-    private readonly Func<RepositoryLocation?> _repository;
-    private readonly TimeProvider _time;
-    private readonly string _tool;
-    private readonly Action<string>? _notice;
-    private readonly string? _publicKey;
-
-    /// <param name="folder">The evidence folder when one is set (option, environment or config).</param>
-    /// <param name="signingKey">The signing key path when one is set; default: the folder's path + ".key".</param>
-    /// <param name="repository">The repository location, for the default folder beside it (asked only when needed).</param>
-    /// <param name="tool">The tool and version written into each record.</param>
-    /// <param name="notice">Told when a record creates the log, with where its signing key is.</param>
-    /// <param name="publicKey">A verifier key file pinned for reading the log (CAIRN_EVIDENCE_PUBLIC_KEY or evidence.public_key).</param>
-    public EvidenceRecorder(string? folder, string? signingKey, Func<RepositoryLocation?> repository, TimeProvider time, string tool, Action<string>? notice = null, string? publicKey = null)
-    {
-        _publicKey = publicKey;
-        _folder = folder;
-        _signingKey = signingKey;
-        _repository = repository;
-        _time = time;
-        _tool = tool;
-        _notice = notice;
-    }
-
     /// <summary>The log (which may not exist yet).</summary>
     public EvidenceLog Open()
     {
-        var folder = _folder;
-        if (string.IsNullOrEmpty(folder))
+        var evidenceFolder = folder;
+        if (string.IsNullOrEmpty(evidenceFolder))
         {
-            folder = _repository() switch
+            evidenceFolder = repository() switch
             {
                 LocalLocation local => local.Path.TrimEnd('/') + "-evidence",
                 null => throw new EvidenceException("no evidence folder: pass --evidence DIR, set CAIRN_EVIDENCE, or give --repo (the log then lives beside the repository)"),
                 var other => throw new EvidenceException($"no evidence folder for the repository {other.Display}: set evidence.path in cairn.yaml (or --evidence DIR / CAIRN_EVIDENCE); a log lives beside a repository only when it is a local folder"),
             };
         }
-        return new EvidenceLog(folder, _signingKey, _time);
+        return new EvidenceLog(evidenceFolder, signingKey, time);
     }
 
     /// <summary>The log, which must exist.</summary>
@@ -70,7 +51,7 @@ public sealed class EvidenceRecorder
     /// covers, with the finding that says whether the log verified (see <see cref="EvidenceHealth"/>). None when there
     /// is no log yet.
     /// </summary>
-    public EvidenceReading ReadVerified() => EvidenceHealth.Read(Open(), _publicKey);
+    public EvidenceReading ReadVerified() => EvidenceHealth.Read(Open(), publicKey);
 
     /// <summary>Creates the log and its signing key when it does not exist; true when it did not.</summary>
     public bool EnsureCreated(out EvidenceLog log)
@@ -89,9 +70,9 @@ public sealed class EvidenceRecorder
     {
         if (EnsureCreated(out var log))
         {
-            _notice?.Invoke($"created the evidence log at {log.Folder} (signing key {log.SigningKeyPath}; keep a copy of it)");
+            notice?.Invoke($"created the evidence log at {log.Folder} (signing key {log.SigningKeyPath}; keep a copy of it)");
         }
-        return log.Append(NewRecord(e), _tool).Seq;
+        return log.Append(NewRecord(e), tool).Seq;
     }
 
     /// <summary>Puts each removed lock on the record (<c>lock-removed</c>).</summary>
@@ -108,7 +89,7 @@ public sealed class EvidenceRecorder
     /// statement (pruned below N) before any body goes.
     /// </summary>
     public (int Segments, int Records) Prune(EvidenceLog log, DateTimeOffset before, string repository)
-        => log.Prune(before, NewRecord(new EvidencePruneEvent { Repository = repository }), _tool);
+        => log.Prune(before, NewRecord(new EvidencePruneEvent { Repository = repository }), tool);
 
     /// <summary>The record of an event in the log's shape, not yet appended.</summary>
     private static JsonObject NewRecord(EvidenceEvent e)
