@@ -296,10 +296,6 @@ internal static class DatabaseCommands
     public static async Task<int> PhysicalRestoreAsync(Invocation inv, PhysicalRestoreRequest request, CancellationToken ct)
     {
         var r = await inv.Console.WithProgressAsync($"restore {request.Database.Name} to {request.TargetDirectory}", null, sink => new PhysicalRestoreOperation(inv.Operations).RunAsync(request, sink, ct)).ConfigureAwait(false);
-        foreach (var w in r.Warnings)
-        {
-            inv.Console.Error.WriteLine($"cairn: warning: {w}");
-        }
         var stats = r.Files;
         var rec = r.Recovery;
         if (inv.Json)

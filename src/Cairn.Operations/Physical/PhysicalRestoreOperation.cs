@@ -22,7 +22,7 @@ public sealed record PhysicalRestoreRequest(DatabaseTarget Database, string? Sna
 }
 
 public sealed record PhysicalRestoreResult(Snapshot Snapshot, string DataDirectory, IReadOnlyList<string> RecoverySettings, FileRestoreStats? Files, RecoveryResult? Recovery,
-    bool Started, int? Port, string? SocketDirectory, bool Delta, IReadOnlyList<string> Warnings);
+    bool Started, int? Port, string? SocketDirectory, bool Delta);
 
 /// <summary>
 /// <c>restore DATABASE --physical</c>: choose the backup, refuse a WAL gap recovery could not pass (a gap would make
@@ -42,7 +42,6 @@ public sealed class PhysicalRestoreOperation(OperationContext context)
         await DeletedBackups.WarnAsync(context, repo, name, cancellationToken).ConfigureAwait(false);
         var snap = await ChooseAsync(repo, name, request.SnapshotId, target, cancellationToken).ConfigureAwait(false);
         var restoreCommand = WalCommands.RestoreCommand(context, repo.Storage.Location, name);
-        var warnings = new List<string>();
         var missing = await new WalArchive(repo, name).MissingAsync(PhysicalBackupMeta.Of(snap).StartWal, cancellationToken).ConfigureAwait(false);
         if (missing.Count > 0)
         {
@@ -52,7 +51,7 @@ public sealed class PhysicalRestoreOperation(OperationContext context)
             {
                 throw new RepositoryException(ErrorKind.Damaged, message + "; restore to a target before it (--target-time/--target-lsn), or find the segment (pg_wal of the original server) and 'cairn wal-push' it");
             }
-            warnings.Add($"{message}; if the target lies after it, recovery stops at the gap and the server reports it");
+            context.Warn($"{message}; if the target lies after it, recovery stops at the gap and the server reports it");
         }
         var to = request.TargetDirectory;
         progress?.SetTotal(snap.Size);
@@ -78,7 +77,7 @@ public sealed class PhysicalRestoreOperation(OperationContext context)
             Snapshot = snap.Id,
             DurationMs = sw.ElapsedMilliseconds,
         });
-        return new PhysicalRestoreResult(snap, full, settings, stats, recovery, request.Start, request.Start ? request.StartPort : null, request.Start ? socketDir : null, request.Options.Delta, warnings);
+        return new PhysicalRestoreResult(snap, full, settings, stats, recovery, request.Start, request.Start ? request.StartPort : null, request.Start ? socketDir : null, request.Options.Delta);
     }
 
     /// <summary>The backup given by ID, else the newest physical backup of <paramref name="database"/> that can reach <paramref name="target"/>.</summary>
