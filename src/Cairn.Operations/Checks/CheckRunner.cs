@@ -362,7 +362,7 @@ public static partial class CheckRunner
         var env = new Dictionary<string, string>(t.CommandEnvironment ?? new Dictionary<string, string>()) { ["CAIRN_RESTORED_URL"] = t.Url, ["CAIRN_BACKUP_TIME"] = t.BackupTime.UtcDateTime.ToString("O", CultureInfo.InvariantCulture) };
         try
         {
-            var r = await PgProcess.RunAsync("/bin/sh", ["-c", c.Run], env, ct, timeout: c.Timeout).ConfigureAwait(false);
+            var r = await PgProcess.RunAsync("/bin/sh", ["-c", c.Run], env, c.Timeout, ct).ConfigureAwait(false);
             return new CheckResult(c.Name, c.Kind, "exit 0", $"exit {r.ExitCode}", r.ExitCode == 0 ? CheckStatus.Pass : CheckStatus.Fail, default,
                 r.ExitCode == 0 ? null : PgProcess.Tail(r.StandardError + "\n" + r.StandardOutput, 5));
         }

@@ -90,7 +90,7 @@ public sealed class DemoProduction : IAsyncDisposable
 
     /// <summary>Stops a restored copy the demo started (fast shutdown).</summary>
     public async Task StopRestoredAsync(string dataDirectory)
-        => await PgProcess.RunAsync(Server.Binaries["pg_ctl"], ["-D", dataDirectory, "-m", "fast", "-w", "stop"], null, CancellationToken.None, asServerUser: true).ConfigureAwait(false);
+        => await PgProcess.RunAsServerUserAsync(Server.Binaries["pg_ctl"], ["-D", dataDirectory, "-m", "fast", "-w", "stop"], null, CancellationToken.None).ConfigureAwait(false);
 
     /// <summary>Keeps the server running after the demo (its folder too); the caller prints how to reach it.</summary>
     public ScratchServer Keep()

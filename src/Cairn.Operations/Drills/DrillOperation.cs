@@ -87,7 +87,7 @@ public sealed class DrillOperation(OperationContext context)
             try
             {
                 progress?.Report("restoring");
-                restore = await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, serverConn, fp.Database, clean: false, jobs: 2, noOwner: false, progress, context.Toolchain, ct).ConfigureAwait(false);
+                restore = await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, serverConn, fp.Database, clean: false, jobs: 2, noOwner: false, withRoleAttributes: false, progress, context.Toolchain, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is PgToolException or Repository.RepositoryException or IOException)
             {

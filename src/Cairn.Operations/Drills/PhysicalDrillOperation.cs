@@ -75,10 +75,10 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             await PhysicalBackups.RestoreAsync(repo, snap, data, new FileRestoreOptions(Force: false, Delta: false, Jobs: Environment.ProcessorCount * 2), null, ct).ConfigureAwait(false);
             PgProcess.GiveToServerUser(root);
             var port = ScratchServer.FreePort();
-            await PhysicalRestorer.ConfigureRecoveryAsync(data, WalCommands.RestoreCommand(context, repo.Storage.Location, name), rt, port, sock, ct).ConfigureAwait(false);
+            await PhysicalRestorer.ConfigureRecoveryAsync(data, WalCommands.RestoreCommand(context, repo.Storage.Location, name), rt, port, sock, keepArchiving: false, ct).ConfigureAwait(false);
             PgProcess.GiveToServerUser(sock);
             started = true;
-            var rr = await PhysicalRestorer.StartAndWaitAsync(data, port, sock, "promote", TimeSpan.FromMinutes(30), ct, context.Toolchain.PostgresBin).ConfigureAwait(false);
+            var rr = await PhysicalRestorer.StartAndWaitAsync(data, port, sock, "promote", TimeSpan.FromMinutes(30), context.Toolchain.PostgresBin, ct).ConfigureAwait(false);
             rto = total.Elapsed;
             dataAge = rr.LastReplayedTransaction is { } lr ? context.Time.GetUtcNow() - lr : null;
             var log = await File.ReadAllTextAsync(Path.Combine(sock, "server.log"), ct).ConfigureAwait(false);
@@ -104,7 +104,7 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
         {
             if (started)
             {
-                await PgProcess.RunAsync(context.Toolchain.Binaries()["pg_ctl"], ["-D", data, "-m", "immediate", "-w", "stop"], null, CancellationToken.None, asServerUser: true).ConfigureAwait(false);
+                await PgProcess.RunAsServerUserAsync(context.Toolchain.Binaries()["pg_ctl"], ["-D", data, "-m", "immediate", "-w", "stop"], null, CancellationToken.None).ConfigureAwait(false);
             }
             if (root.Length > 0 && Directory.Exists(root))
             {

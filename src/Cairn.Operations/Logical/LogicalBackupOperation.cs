@@ -60,7 +60,7 @@ public sealed class LogicalBackupOperation(OperationContext context)
         IProgress<BackupProgress>? progress, string? postgresBin, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();
-        await using var dump = await LogicalDump.BeginAsync(connection, options, cancellationToken, postgresBin).ConfigureAwait(false);
+        await using var dump = await LogicalDump.BeginAsync(connection, options, postgresBin, cancellationToken).ConfigureAwait(false);
         await using var writer = repo.BeginWrite();
         var files = 0;
         var tablesDone = 0;

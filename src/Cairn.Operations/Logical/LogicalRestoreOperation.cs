@@ -39,8 +39,8 @@ public sealed class LogicalRestoreOperation(OperationContext context)
         await using var l = await repo.LockAsync(exclusive: false, $"restore {db.Name}", cancellationToken).ConfigureAwait(false);
         await DeletedBackups.WarnAsync(context, repo, db.Name, cancellationToken).ConfigureAwait(false);
         var snap = await LogicalSnapshots.SelectAsync(repo, db.Name, request.SnapshotId, cancellationToken).ConfigureAwait(false);
-        var result = await RestoreDatabaseAsync(repo, snap, server, request.ToDatabase, request.Clean, Math.Max(1, request.Jobs), request.NoOwner, progress, context.Toolchain, cancellationToken,
-            request.WithRoleAttributes).ConfigureAwait(false);
+        var result = await RestoreDatabaseAsync(repo, snap, server, request.ToDatabase, request.Clean, Math.Max(1, request.Jobs), request.NoOwner, request.WithRoleAttributes,
+            progress, context.Toolchain, cancellationToken).ConfigureAwait(false);
         var target = server.WithDatabase(request.ToDatabase).Redacted;
         context.Evidence.Record(new DatabaseRestoreEvent(target, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, result.Mismatches.Count, RoleSummary.Of(result.Roles.Created))
         {
@@ -57,7 +57,7 @@ public sealed class LogicalRestoreOperation(OperationContext context)
     /// <param name="withRoleAttributes">Grant SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS and memberships in
     /// roles the restore did not create, as the source had them (by default they are withheld and reported).</param>
     internal static async Task<RestoreResult> RestoreDatabaseAsync(Repository.Repository repo, Snapshot s, PgConnection server, string database, bool clean, int jobs, bool noOwner,
-        IProgress<string>? progress, PgToolchain toolchain, CancellationToken ct, bool withRoleAttributes = false)
+        bool withRoleAttributes, IProgress<string>? progress, PgToolchain toolchain, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         var fp = await LogicalSnapshots.ReadFingerprintAsync(repo, s, ct).ConfigureAwait(false);

@@ -129,16 +129,16 @@ public static partial class PhysicalFiles
 
         var label = System.Text.Encoding.UTF8.GetBytes(stop.BackupLabel);
         var labelCrc = Crc32C.Of(label);
-        await AddBytesAsync(writer, "backup_label", label, new() { ["mode"] = "0600", ["mtime"] = Iso(stop.StopTime), ["crc32c"] = labelCrc }, ct).ConfigureAwait(false);
+        await AddBytesAsync(writer, "backup_label", label, new() { ["mode"] = "0600", ["mtime"] = Iso(stop.StopTime), ["crc32c"] = labelCrc }, "file", ct).ConfigureAwait(false);
         manifestFiles.Add(new ManifestFile("backup_label", label.Length, stop.StopTime, labelCrc));
         if (stop.TablespaceMap.Length > 0)
         {
             // Kept for the record only: a restore creates tablespace links itself (into the folders it was told),
             // so PostgreSQL must not recreate the original links from this file.
-            await AddBytesAsync(writer, TablespaceMapItem, System.Text.Encoding.UTF8.GetBytes(stop.TablespaceMap), null, ct, "meta").ConfigureAwait(false);
+            await AddBytesAsync(writer, TablespaceMapItem, System.Text.Encoding.UTF8.GetBytes(stop.TablespaceMap), null, "meta", ct).ConfigureAwait(false);
         }
         var pgManifest = BackupManifest.Build([.. manifestFiles.OrderBy(f => f.Path, StringComparer.Ordinal)], start.Timeline, start.StartLsn, stop.StopLsn);
-        await AddBytesAsync(writer, ManifestItemName, pgManifest, null, ct, "meta").ConfigureAwait(false);
+        await AddBytesAsync(writer, ManifestItemName, pgManifest, null, "meta", ct).ConfigureAwait(false);
 
         var meta = new Dictionary<string, string>
         {
@@ -222,7 +222,7 @@ public static partial class PhysicalFiles
 
     private static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 
-    private static async Task AddBytesAsync(ItemWriter writer, string name, byte[] data, Dictionary<string, string>? meta, CancellationToken ct, string type = "file")
+    private static async Task AddBytesAsync(ItemWriter writer, string name, byte[] data, Dictionary<string, string>? meta, string type, CancellationToken ct)
     {
         await using var ms = new MemoryStream(data, writable: false);
         await writer.AddStreamAsync(name, ms, null, type, meta, ct).ConfigureAwait(false);

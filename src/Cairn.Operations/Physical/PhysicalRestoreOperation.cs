@@ -63,11 +63,11 @@ public sealed class PhysicalRestoreOperation(OperationContext context)
             Directory.CreateDirectory(socketDir);
             PgProcess.GiveToServerUser(socketDir);
         }
-        await PhysicalRestorer.ConfigureRecoveryAsync(to, restoreCommand, target, request.Start ? request.StartPort : request.Port, request.Start ? socketDir : null, cancellationToken, request.KeepArchiving).ConfigureAwait(false);
+        await PhysicalRestorer.ConfigureRecoveryAsync(to, restoreCommand, target, request.Start ? request.StartPort : request.Port, request.Start ? socketDir : null, request.KeepArchiving, cancellationToken).ConfigureAwait(false);
         RecoveryResult? recovery = null;
         if (request.Start)
         {
-            recovery = await PhysicalRestorer.StartAndWaitAsync(to, request.StartPort, socketDir, target.Action, TimeSpan.FromMinutes(30), cancellationToken, context.Toolchain.PostgresBin).ConfigureAwait(false);
+            recovery = await PhysicalRestorer.StartAndWaitAsync(to, request.StartPort, socketDir, target.Action, TimeSpan.FromMinutes(30), context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
         }
         var settings = target.Settings().ToList();
         context.Evidence.Record(new PhysicalRestoreEvent(full, string.Join("; ", settings), recovery?.ReplayLsn, request.Start, request.Options.Delta, stats?.FilesReused)

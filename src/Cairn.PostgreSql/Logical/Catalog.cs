@@ -87,7 +87,10 @@ public static class Catalog
     /// a batch command is sent as one extended-protocol Parse message, which the server refuses if it
     /// holds more than one statement. So text built from catalog data can never smuggle in a second one.
     /// </summary>
-    public static async Task<int> ExecuteOneAsync(NpgsqlConnection connection, string sql, CancellationToken ct, NpgsqlTransaction? transaction = null)
+    public static Task<int> ExecuteOneAsync(NpgsqlConnection connection, string sql, CancellationToken ct) => ExecuteOneAsync(connection, sql, null, ct);
+
+    /// <summary>Like <see cref="ExecuteOneAsync(NpgsqlConnection, string, CancellationToken)"/>, inside <paramref name="transaction"/>.</summary>
+    public static async Task<int> ExecuteOneAsync(NpgsqlConnection connection, string sql, NpgsqlTransaction? transaction, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { new NpgsqlBatchCommand(sql) } };
         return await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);

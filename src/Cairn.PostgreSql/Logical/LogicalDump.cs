@@ -39,7 +39,7 @@ public sealed class LogicalDump : IAsyncDisposable
 
     public string DumpDirectory => Path.Combine(_work, "dump");
 
-    public static async Task<LogicalDump> BeginAsync(PgConnection connection, DumpOptions options, CancellationToken cancellationToken, string? postgresBin = null)
+    public static async Task<LogicalDump> BeginAsync(PgConnection connection, DumpOptions options, string? postgresBin, CancellationToken cancellationToken)
     {
         var holder = await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         try

@@ -218,7 +218,7 @@ public static partial class RoleRestorer
                 set.Parameters.AddWithValue("v", s.Value);
                 await set.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
-            await Catalog.ExecuteOneAsync(c, $"ALTER ROLE {Catalog.Quote(role)}{(database is null ? "" : " IN DATABASE " + Catalog.Quote(database))} SET {name} FROM CURRENT", ct, tx).ConfigureAwait(false);
+            await Catalog.ExecuteOneAsync(c, $"ALTER ROLE {Catalog.Quote(role)}{(database is null ? "" : " IN DATABASE " + Catalog.Quote(database))} SET {name} FROM CURRENT", tx, ct).ConfigureAwait(false);
             await tx.CommitAsync(ct).ConfigureAwait(false);
         }
         catch (PostgresException e)

@@ -204,7 +204,7 @@ public static partial class TableRestorer
             var cols = string.Join(", ", common.Select(Catalog.Quote));
             var match = string.Join(" AND ", key.Select(k => $"l.{Catalog.Quote(k)} = s.{Catalog.Quote(k)}"));
             var sql = $"INSERT INTO {Catalog.Qualified(schema, name)} ({cols}) OVERRIDING SYSTEM VALUE SELECT {string.Join(", ", common.Select(x => "s." + Catalog.Quote(x)))} FROM {Catalog.Qualified(stagingSchema, StagingName(schema, name))} s WHERE NOT EXISTS (SELECT 1 FROM {Catalog.Qualified(schema, name)} l WHERE {match})";
-            merged[$"{schema}.{name}"] = await Catalog.ExecuteOneAsync(c, sql, ct, tx).ConfigureAwait(false);
+            merged[$"{schema}.{name}"] = await Catalog.ExecuteOneAsync(c, sql, tx, ct).ConfigureAwait(false);
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
         var result = new List<TableDiff>();

@@ -54,7 +54,7 @@ public static class PhysicalRestorer
     /// handle on the data directory without following links (a restored or planted link named postgresql.auto.conf
     /// is refused, not appended through), and only what this writes is handed to the server's user.
     /// </summary>
-    public static async Task ConfigureRecoveryAsync(string target, string restoreCommand, RecoveryTarget recovery, int? port, string? socketDir, CancellationToken ct, bool keepArchiving = false)
+    public static async Task ConfigureRecoveryAsync(string target, string restoreCommand, RecoveryTarget recovery, int? port, string? socketDir, bool keepArchiving, CancellationToken ct)
     {
         var sb = new StringBuilder("\n# Written by cairn restore --physical\n");
         sb.Append(CultureInfo.InvariantCulture, $"restore_command = {ConfValue.Quote(restoreCommand)}\n");
@@ -134,16 +134,16 @@ public static class PhysicalRestorer
     }
 
     /// <summary>Starts the restored server and waits until recovery reached its target (or paused, or shut down).</summary>
-    public static async Task<RecoveryResult> StartAndWaitAsync(string target, int port, string socketDir, string action, TimeSpan timeout, CancellationToken ct, string? postgresBin = null)
+    public static async Task<RecoveryResult> StartAndWaitAsync(string target, int port, string socketDir, string action, TimeSpan timeout, string? postgresBin, CancellationToken ct)
     {
         var bin = PgBinaries.Find(null, postgresBin);
         var log = Path.Combine(socketDir, "server.log"); // the socket folder belongs to the server's user, so it may write its log there
-        var r = await PgProcess.RunAsync(bin["pg_ctl"], ["-D", target, "-l", log, "-W", "start"], null, ct, asServerUser: true).ConfigureAwait(false);
+        var r = await PgProcess.RunAsServerUserAsync(bin["pg_ctl"], ["-D", target, "-l", log, "-W", "start"], null, ct).ConfigureAwait(false);
         if (r.ExitCode != 0)
         {
             throw new PgToolException($"the restored server did not start: {PgProcess.Tail(r.StandardError + r.StandardOutput)}");
         }
-        var conn = PgConnection.Parse($"postgresql://postgres@/postgres?host={Uri.EscapeDataString(socketDir)}&port={port}");
+        var conn = PgConnection.Parse(SocketUrl.For(socketDir, port));
         var started = System.Diagnostics.Stopwatch.StartNew();
         var sawRunning = false;
         while (true)

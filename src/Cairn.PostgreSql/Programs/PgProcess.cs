@@ -60,7 +60,19 @@ public static class PgProcess
         return psi;
     }
 
-    public static async Task<ProcessResult> RunAsync(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, CancellationToken cancellationToken, bool asServerUser = false, TimeSpan? timeout = null)
+    /// <summary>Runs <paramref name="program"/> as this process's user and collects its output.</summary>
+    public static Task<ProcessResult> RunAsync(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, CancellationToken cancellationToken)
+        => RunAsync(program, args, env, asServerUser: false, timeout: null, cancellationToken);
+
+    /// <summary>Like <see cref="RunAsync(string, IEnumerable{string}, IReadOnlyDictionary{string, string}?, CancellationToken)"/>, killed after <paramref name="timeout"/>.</summary>
+    public static Task<ProcessResult> RunAsync(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, TimeSpan timeout, CancellationToken cancellationToken)
+        => RunAsync(program, args, env, asServerUser: false, timeout, cancellationToken);
+
+    /// <summary>Runs <paramref name="program"/> as the server's user (see <see cref="StartInfo"/>) and collects its output.</summary>
+    public static Task<ProcessResult> RunAsServerUserAsync(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, CancellationToken cancellationToken)
+        => RunAsync(program, args, env, asServerUser: true, timeout: null, cancellationToken);
+
+    private static async Task<ProcessResult> RunAsync(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env, bool asServerUser, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         var psi = StartInfo(program, args, env, asServerUser);
         using var p = Start(psi, program);

@@ -55,7 +55,7 @@ public sealed class ScratchServer : IAsyncDisposable
     }.ConnectionString;
 
     /// <summary>initdb + start. Extra settings (e.g. archive_command) go to postgresql.conf.</summary>
-    public static async Task<ScratchServer> StartAsync(PgBinaries? binaries = null, IReadOnlyDictionary<string, string>? settings = null, CancellationToken cancellationToken = default, string? initFrom = null)
+    public static async Task<ScratchServer> StartAsync(PgBinaries? binaries = null, IReadOnlyDictionary<string, string>? settings = null, string? initFrom = null, CancellationToken cancellationToken = default)
     {
         var bin = binaries ?? PgBinaries.Find();
         if (!bin.HasServer)
@@ -77,7 +77,7 @@ public sealed class ScratchServer : IAsyncDisposable
             PgProcess.GiveToServerUser(root);
             if (initFrom is null)
             {
-                var init = await PgProcess.RunAsync(bin["initdb"], ["-D", server.DataDirectory, "-U", Superuser, "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], null, cancellationToken, asServerUser: true).ConfigureAwait(false);
+                var init = await PgProcess.RunAsServerUserAsync(bin["initdb"], ["-D", server.DataDirectory, "-U", Superuser, "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], null, cancellationToken).ConfigureAwait(false);
                 if (init.ExitCode != 0)
                 {
                     throw new PgToolException($"initdb failed: {PgProcess.Tail(init.StandardError)}");
@@ -121,7 +121,7 @@ public sealed class ScratchServer : IAsyncDisposable
     private async Task StartProcessAsync(CancellationToken cancellationToken)
     {
         PgProcess.GiveToServerUser(Root);
-        var r = await PgProcess.RunAsync(Binaries["pg_ctl"], ["-D", DataDirectory, "-l", LogFile, "-w", "-t", "120", "start"], null, cancellationToken, asServerUser: true).ConfigureAwait(false);
+        var r = await PgProcess.RunAsServerUserAsync(Binaries["pg_ctl"], ["-D", DataDirectory, "-l", LogFile, "-w", "-t", "120", "start"], null, cancellationToken).ConfigureAwait(false);
         if (r.ExitCode != 0)
         {
             var log = File.Exists(LogFile) ? PgProcess.Tail(await File.ReadAllTextAsync(LogFile, cancellationToken).ConfigureAwait(false)) : "";
@@ -160,7 +160,7 @@ public sealed class ScratchServer : IAsyncDisposable
         _stopped = true;
         if (File.Exists(Path.Combine(DataDirectory, "postmaster.pid")))
         {
-            await PgProcess.RunAsync(Binaries["pg_ctl"], ["-D", DataDirectory, "-m", immediate ? "immediate" : "fast", "-w", "-t", "60", "stop"], null, CancellationToken.None, asServerUser: true).ConfigureAwait(false);
+            await PgProcess.RunAsServerUserAsync(Binaries["pg_ctl"], ["-D", DataDirectory, "-m", immediate ? "immediate" : "fast", "-w", "-t", "60", "stop"], null, CancellationToken.None).ConfigureAwait(false);
         }
     }
 

@@ -72,13 +72,17 @@ public sealed class RepositoryLock : IAsyncDisposable
     /// one sees the other's lock on its re-list and backs off. Both may see each other; each then deletes
     /// its own lock and tries again after a random wait, a few times, so one of them wins.
     /// </summary>
-    public static async Task<RepositoryLock> AcquireAsync(IStorage storage, TimeProvider time, bool exclusive, string operation, CancellationToken cancellationToken, IProcessTable? processes = null)
+    public static Task<RepositoryLock> AcquireAsync(IStorage storage, TimeProvider time, bool exclusive, string operation, CancellationToken cancellationToken)
+        => AcquireAsync(storage, time, exclusive, operation, null, cancellationToken);
+
+    /// <summary>Like <see cref="AcquireAsync(IStorage, TimeProvider, bool, string, CancellationToken)"/>, judging holders' liveness with <paramref name="processes"/> (Linux's /proc when null).</summary>
+    public static async Task<RepositoryLock> AcquireAsync(IStorage storage, TimeProvider time, bool exclusive, string operation, IProcessTable? processes, CancellationToken cancellationToken)
     {
         var table = processes ?? ProcessLiveness.Linux;
         var removed = new List<LockInfo>();
         for (var attempt = 1; ; attempt++)
         {
-            var existing = await ListAsync(storage, time, cancellationToken, table).ConfigureAwait(false);
+            var existing = await ListAsync(storage, time, table, cancellationToken).ConfigureAwait(false);
             foreach (var dead in existing.Where(l => l.ProvablyDead))
             {
                 await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, dead.Id), cancellationToken).ConfigureAwait(false);
@@ -102,7 +106,7 @@ public sealed class RepositoryLock : IAsyncDisposable
             List<LockInfo> after;
             try
             {
-                after = [.. (await ListAsync(storage, time, cancellationToken, table).ConfigureAwait(false)).Where(l => !l.ProvablyDead)];
+                after = [.. (await ListAsync(storage, time, table, cancellationToken).ConfigureAwait(false)).Where(l => !l.ProvablyDead)];
             }
             catch
             {
@@ -122,7 +126,11 @@ public sealed class RepositoryLock : IAsyncDisposable
         }
     }
 
-    public static async Task<List<LockInfo>> ListAsync(IStorage storage, TimeProvider time, CancellationToken cancellationToken, IProcessTable? processes = null)
+    public static Task<List<LockInfo>> ListAsync(IStorage storage, TimeProvider time, CancellationToken cancellationToken)
+        => ListAsync(storage, time, null, cancellationToken);
+
+    /// <summary>The locks in <paramref name="storage"/>, holders' liveness judged with <paramref name="processes"/> (Linux's /proc when null).</summary>
+    public static async Task<List<LockInfo>> ListAsync(IStorage storage, TimeProvider time, IProcessTable? processes, CancellationToken cancellationToken)
     {
         var table = processes ?? ProcessLiveness.Linux;
         var result = new List<LockInfo>();

@@ -11,7 +11,7 @@ namespace Cairn.Tests.Cli;
 public class ArchiverAccessTests
 {
     private static async Task<ProcessResult> AsPostgresAsync(Dictionary<string, string> env, params string[] args)
-        => await PgProcess.RunAsync("dotnet", [CairnProcess.Dll, .. args], env, default, asServerUser: true);
+        => await PgProcess.RunAsServerUserAsync("dotnet", [CairnProcess.Dll, .. args], env, default);
 
     [Fact]
     public async Task The_server_user_can_push_and_fetch_wal_and_read_nothing_else()
@@ -62,12 +62,12 @@ public class ArchiverAccessTests
         Assert.NotEqual(0, list.ExitCode);
         foreach (var path in new[] { "index", "data", "snapshots", "locks" })
         {
-            var ls = await PgProcess.RunAsync("ls", [Path.Combine(repo, path)], null, default, asServerUser: true);
+            var ls = await PgProcess.RunAsServerUserAsync("ls", [Path.Combine(repo, path)], null, default);
             Assert.True(ls.ExitCode != 0, $"postgres could list {path}: {ls.StandardOutput}");
         }
         var others = Directory.EnumerateFiles(Path.Combine(repo, "keys")).Where(k => File.GetUnixFileMode(k) == (UnixFileMode.UserRead | UnixFileMode.UserWrite)).ToList();
         Assert.Single(others);
-        var cat = await PgProcess.RunAsync("cat", [others[0]], null, default, asServerUser: true);
+        var cat = await PgProcess.RunAsServerUserAsync("cat", [others[0]], null, default);
         Assert.NotEqual(0, cat.ExitCode);
         // And no other local user gets anything.
         foreach (var path in new[] { "config", "wal/app@000000010000000000000001" })

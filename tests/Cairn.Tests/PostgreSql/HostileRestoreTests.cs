@@ -145,7 +145,7 @@ public class HostileRestoreTests
         File.Delete(Path.Combine(target, "postgresql.auto.conf"));
         File.CreateSymbolicLink(Path.Combine(target, "postgresql.auto.conf"), victim);
 
-        await Assert.ThrowsAnyAsync<IOException>(() => PhysicalRestorer.ConfigureRecoveryAsync(target, "cairn wal-fetch %f %p", new RecoveryTarget(), null, null, default));
+        await Assert.ThrowsAnyAsync<IOException>(() => PhysicalRestorer.ConfigureRecoveryAsync(target, "cairn wal-fetch %f %p", new RecoveryTarget(), null, null, keepArchiving: false, default));
 
         Assert.Equal("root's file\n", File.ReadAllText(victim));
     }

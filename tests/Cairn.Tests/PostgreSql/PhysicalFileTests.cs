@@ -54,14 +54,14 @@ public class PhysicalFileTests
         Assert.True(code == 0, json + err);
         Assert.False(File.Exists(Path.Combine(target, "tablespace_map")));
         Assert.StartsWith(target + "-tablespaces/", new FileInfo(Directory.EnumerateFileSystemEntries(Path.Combine(target, "pg_tblspc")).Single()).LinkTarget, StringComparison.Ordinal);
-        var verify = await PgProcess.RunAsync(server.Binaries["pg_verifybackup"], ["--no-parse-wal", target], null, default, asServerUser: true);
+        var verify = await PgProcess.RunAsServerUserAsync(server.Binaries["pg_verifybackup"], ["--no-parse-wal", target], null, default);
         Assert.True(verify.ExitCode == 0, verify.StandardOutput + verify.StandardError);
         // A damaged file is caught by pg_verifybackup (the check can fail).
         var victim = Directory.EnumerateFiles(Path.Combine(target, "base"), "*", SearchOption.AllDirectories).First(f => new FileInfo(f).Length > 8192);
         var bytes = await File.ReadAllBytesAsync(victim);
         bytes[100] ^= 0xFF;
         await File.WriteAllBytesAsync(victim, bytes);
-        verify = await PgProcess.RunAsync(server.Binaries["pg_verifybackup"], ["--no-parse-wal", target], null, default, asServerUser: true);
+        verify = await PgProcess.RunAsServerUserAsync(server.Binaries["pg_verifybackup"], ["--no-parse-wal", target], null, default);
         Assert.NotEqual(0, verify.ExitCode);
 
         // --delta into the same folder: the damaged file is rewritten, the rest is kept; the server recovers to the latest point.
@@ -143,7 +143,7 @@ public class PhysicalFileTests
         var port = 20000 + Random.Shared.Next(20000);
         (code, json, err) = await c.Cli.RunAsync("restore", "app", "--physical", "--snapshot", incr["snapshot_id"]!.GetValue<string>()[..8], "--target", "immediate", "--to", target, "--json");
         Assert.True(code == 0, json + err);
-        var verify = await PgProcess.RunAsync(c.Server.Binaries["pg_verifybackup"], ["--no-parse-wal", target], null, default, asServerUser: true);
+        var verify = await PgProcess.RunAsServerUserAsync(c.Server.Binaries["pg_verifybackup"], ["--no-parse-wal", target], null, default);
         Assert.True(verify.ExitCode == 0, verify.StandardOutput + verify.StandardError);
         (code, json, err) = await c.Cli.RunAsync("restore", "app", "--physical", "--snapshot", incr["snapshot_id"]!.GetValue<string>()[..8], "--target", "immediate", "--to", target, "--delta", "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
         Assert.True(code == 0, json + err);

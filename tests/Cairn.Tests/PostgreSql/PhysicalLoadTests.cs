@@ -46,7 +46,7 @@ public class PhysicalLoadTests
         }
         finally
         {
-            await PgProcess.RunAsync(server.Binaries["pg_ctl"], ["-D", target, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
+            await PgProcess.RunAsServerUserAsync(server.Binaries["pg_ctl"], ["-D", target, "-m", "immediate", "-w", "stop"], null, default);
         }
 
         // 2. A backup killed midway: nothing becomes visible; the next backup works.
@@ -91,7 +91,7 @@ public class PhysicalLoadTests
         }
         finally
         {
-            await PgProcess.RunAsync(server.Binaries["pg_ctl"], ["-D", latest, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
+            await PgProcess.RunAsServerUserAsync(server.Binaries["pg_ctl"], ["-D", latest, "-m", "immediate", "-w", "stop"], null, default);
         }
 
         // WAL freshness is watched: the newest archived segment is young, and the lag is a metric.

@@ -19,7 +19,7 @@ public class PhysicalTests
     }
 
     private static async Task StopAsync(PgBinaries bin, string dir)
-        => await PgProcess.RunAsync(bin["pg_ctl"], ["-D", dir, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
+        => await PgProcess.RunAsServerUserAsync(bin["pg_ctl"], ["-D", dir, "-m", "immediate", "-w", "stop"], null, default);
 
     [Fact]
     public async Task Point_in_time_recovery_by_time_name_xid_lsn_and_latest()

@@ -84,7 +84,7 @@ public class ProcessIsolationTests(PostgresFixture pg)
         }
         finally
         {
-            await PgProcess.RunAsync(pg.Server.Binaries["pg_ctl"], ["-D", kept, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
+            await PgProcess.RunAsServerUserAsync(pg.Server.Binaries["pg_ctl"], ["-D", kept, "-m", "immediate", "-w", "stop"], null, default);
             Directory.Delete(Path.GetDirectoryName(kept)!, recursive: true);
         }
     }

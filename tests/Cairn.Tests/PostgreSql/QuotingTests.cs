@@ -69,12 +69,12 @@ public class QuotingTests
         var restore = "CAIRN_PASSPHRASE_FILE='/etc/it'\\''s' cairn wal-fetch %f %p --database 'o''brien \\ x'";
         var target = new RecoveryTarget(Name: "before it's \\ gone", Action: "promote");
 
-        await PhysicalRestorer.ConfigureRecoveryAsync(data, restore, target, 5499, socket, default);
+        await PhysicalRestorer.ConfigureRecoveryAsync(data, restore, target, 5499, socket, keepArchiving: false, default);
 
         var bin = PgBinaries.Find();
         async Task<string> Show(string name)
         {
-            var r = await PgProcess.RunAsync(bin["postgres"], ["-D", data, "-C", name], null, default, asServerUser: true);
+            var r = await PgProcess.RunAsServerUserAsync(bin["postgres"], ["-D", data, "-C", name], null, default);
             Assert.True(r.ExitCode == 0, r.StandardError);
             return r.StandardOutput.TrimEnd('\n');
         }

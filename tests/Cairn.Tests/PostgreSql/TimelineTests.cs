@@ -68,7 +68,7 @@ public class TimelineTests
         }
         finally
         {
-            await PgProcess.RunAsync(server.Binaries["pg_ctl"], ["-D", promoted, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
+            await PgProcess.RunAsServerUserAsync(server.Binaries["pg_ctl"], ["-D", promoted, "-m", "immediate", "-w", "stop"], null, default);
         }
         Assert.True(File.Exists(dir.File("repo/wal/app@00000002.history")), "the promoted server archived its history file");
 
@@ -84,7 +84,7 @@ public class TimelineTests
         }
         finally
         {
-            await PgProcess.RunAsync(server.Binaries["pg_ctl"], ["-D", again, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
+            await PgProcess.RunAsServerUserAsync(server.Binaries["pg_ctl"], ["-D", again, "-m", "immediate", "-w", "stop"], null, default);
         }
     }
 }

@@ -64,7 +64,7 @@ public sealed class ArchivingCluster : IAsyncDisposable
     }
 
     public async Task StopRestoredAsync(string dataDirectory)
-        => await PgProcess.RunAsync(Server.Binaries["pg_ctl"], ["-D", dataDirectory, "-m", "immediate", "-w", "stop"], null, default, asServerUser: true);
+        => await PgProcess.RunAsServerUserAsync(Server.Binaries["pg_ctl"], ["-D", dataDirectory, "-m", "immediate", "-w", "stop"], null, default);
 
     public static async Task<T> ScalarAsync<T>(string socket, int port, string sql)
     {
