@@ -57,15 +57,25 @@ public static partial class BaseBackup
             {
                 throw new PgToolException("the base backup holds no backup_label or backup_manifest; is the server older than PostgreSQL 13?");
             }
-            var labelText = Encoding.UTF8.GetString(label);
-            var startMatch = LabelStart().Match(labelText);
-            var tliText = TarSniffer.Field(labelText, "START TIMELINE:");
-            using var doc = System.Text.Json.JsonDocument.Parse(manifest);
-            var range = doc.RootElement.GetProperty("WAL-Ranges")[0];
-            var startLsn = startMatch.Success ? startMatch.Groups[1].Value : range.GetProperty("Start-LSN").GetString()!;
-            var tli = tliText is not null ? TarSniffer.ParseUInt(tliText) : (uint)range.GetProperty("Timeline").GetInt32();
-            return new BaseBackupInfo(startLsn, range.GetProperty("End-LSN").GetString()!, tli, startMatch.Success ? startMatch.Groups[2].Value : WalNames.SegmentOf(tli, WalNames.ParseLsn(startLsn)), version, time.GetUtcNow());
+            return Describe(label, manifest, version, time.GetUtcNow());
         }
+    }
+
+    /// <summary>
+    /// Where the backup's WAL starts and ends, from its backup_label (START WAL LOCATION, START TIMELINE) and its
+    /// backup_manifest (WAL-Ranges). Both come from pg_basebackup's output: anything malformed is a
+    /// <see cref="PgToolException"/> naming the file, never a crash.
+    /// </summary>
+    public static BaseBackupInfo Describe(byte[] label, byte[] manifest, string version, DateTimeOffset stopTime)
+    {
+        var labelText = Encoding.UTF8.GetString(label);
+        var startMatch = LabelStart().Match(labelText);
+        var tliText = TarSniffer.Field(labelText, "START TIMELINE:");
+        using var doc = System.Text.Json.JsonDocument.Parse(manifest);
+        var range = doc.RootElement.GetProperty("WAL-Ranges")[0];
+        var startLsn = startMatch.Success ? startMatch.Groups[1].Value : range.GetProperty("Start-LSN").GetString()!;
+        var tli = tliText is not null ? TarSniffer.ParseUInt(tliText) : (uint)range.GetProperty("Timeline").GetInt32();
+        return new BaseBackupInfo(startLsn, range.GetProperty("End-LSN").GetString()!, tli, startMatch.Success ? startMatch.Groups[2].Value : WalNames.SegmentOf(tli, WalNames.ParseLsn(startLsn)), version, stopTime);
     }
 
     [GeneratedRegex(@"START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) \(file ([0-9A-F]{24})\)")]
