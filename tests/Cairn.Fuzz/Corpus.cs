@@ -59,6 +59,7 @@ public static class Corpus
         yield return ("config-object", "config.bin", config);
         var id = Convert.FromHexString(RepositoryTargets.RepoIdHex);
         yield return ("repo-config", "config.json", repo.Aead.Open(config.AsSpan(7 + 33), Aead.Concat(Aead.ConfigContext, id), "config"));
+        yield return ("fingerprint", "fingerprint.json", RepositoryFixture.FingerprintSeed);
         yield return ("key-file", "key.json", f.Objects.First(o => o.Key.Kind == ObjectKind.Key).Value);
         var names = new StringBuilder();
         foreach (var (k, _) in f.Objects.OrderBy(o => o.Key.Path, StringComparer.Ordinal))
@@ -75,6 +76,7 @@ public static class Corpus
         yield return ("backup-label", "backup_label", Label);
         yield return ("backup-manifest", "backup_manifest", PostgreSqlTargets.ValidManifest);
         yield return ("wal-names", "names.txt", "000000010000000000000001\n000000010000000000000002\n0000000100000000000000FF\n000000010000000100000000\n00000002.history\n000000010000000000000002.partial\n000000010000000000000002.00000028.backup\n0/2000028\nFFFFFFFF/FFFFFFFF\n16/B374D848\n"u8.ToArray());
+        yield return ("wal-history", "00000002.history", "1\t0/3000000\tno recovery target specified\n"u8.ToArray());
         yield return ("wal-history", "00000003.history", "1\t0/3000000\tno recovery target specified\n\n2\t0/5000000\tbefore 2025-01-01 00:00:00+00\n"u8.ToArray());
         yield return ("roles-json", "roles.json", new RoleSet
         {
@@ -111,7 +113,9 @@ public static class Corpus
         yield return ("expectation", "between.txt", "between -1.5 and 10"u8.ToArray());
         yield return ("expectation", "fingerprint.txt", "= fingerprint"u8.ToArray());
         yield return ("s3-key", "listing.txt", Encoding.UTF8.GetBytes(names.ToString().Replace("\ndata/", "\ndata/ab/", StringComparison.Ordinal) + "config\ndata/ab/abc\nlocks/1\n"));
-        yield return ("s3-location", "location.txt", "s3://backups/cairn/prod"u8.ToArray());
+        yield return ("repo-location", "s3.txt", "s3://backups/cairn/prod"u8.ToArray());
+        yield return ("repo-location", "folder.txt", "/var/lib/cairn/repo"u8.ToArray());
+        yield return ("repo-location", "relative.txt", "repo"u8.ToArray());
     }
 
     /// <summary>backup_label as PostgreSQL 15 writes it.</summary>

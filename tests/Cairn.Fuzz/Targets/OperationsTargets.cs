@@ -2,7 +2,6 @@ using System.Text;
 using Cairn.Operations.Checks;
 using Cairn.Operations.Configuration;
 using Cairn.Repository.Storage;
-using Cairn.Storage.S3;
 
 namespace Cairn.Fuzz.Targets;
 
@@ -25,7 +24,7 @@ internal static class OperationsTargets
         yield return new FuzzTarget("checks", "a database's checks: list (in a cairn.yaml) -> CairnConfig.Parse and the check parser", Checks, ConfigErrors) { Dictionary = ["tables_present:", "row_counts:", "rls_enabled:", "foreign_keys:", "audit_continuity:", "sql:", "amcheck:", "command:", "expect:", "query:", "min:", "tables:", "table:", "column:"] };
         yield return new FuzzTarget("expectation", "a check's expect: text -> Expectation.Parse and Holds", ExpectationTarget, [typeof(FormatException)]) { Dictionary = ["=", ">=", "<=", ">", "<", "==", "between", "and", "fingerprint", "-", ".", "e5"] };
         yield return new FuzzTarget("s3-key", "object keys an S3 listing returns (one per line, relative to the prefix) -> S3Storage.KeyFromObjectKey for every kind", S3Key, []) { Dictionary = ["data/", "index/", "snapshots/", "keys/", "wal/", "locks/", "config", "/"] };
-        yield return new FuzzTarget("s3-location", "an s3:// repository location -> S3Location.Parse", S3LocationTarget, [typeof(ArgumentException), typeof(FormatException), typeof(ConfigException)]) { Dictionary = ["s3://", "/", "..", "?", "#", "@", ":"] };
+        yield return new FuzzTarget("repo-location", "a repository location (--repo, CAIRN_REPOSITORY, repository: in cairn.yaml; a folder or s3://bucket/prefix) -> RepositoryLocation.Parse", RepoLocation, [typeof(Cairn.Repository.RepositoryException)]) { Dictionary = ["s3://", "/", "..", "?", "#", "@", ":"] };
     }
 
     private static void Config(byte[] input)
@@ -37,13 +36,13 @@ internal static class OperationsTargets
     /// <summary>What readers of the config do with it: schedules' next runs, thresholds, checks.</summary>
     private static void Use(CairnConfig config)
     {
-        var jobs = Cairn.Operations.Scheduling.ScheduledJob.FromConfig(config);
+        var jobs = config.Schedules;
         var t = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
         foreach (var j in jobs)
         {
             _ = j.Next(t);
             _ = j.LastSlotBetween(t, t.AddDays(40));
-            _ = j.Arguments;
+            _ = j.Key;
         }
         foreach (var (_, db) in config.Databases)
         {
@@ -78,18 +77,22 @@ internal static class OperationsTargets
     {
         foreach (var line in Encoding.UTF8.GetString(input).Split('\n').Take(256))
         {
-            foreach (var kind in Enum.GetValues<ObjectKind>())
+            foreach (var kind in Enum.GetValues<ObjectKind>().Where(k => k is not ObjectKind.Config))
             {
-                _ = S3Storage.KeyFromObjectKey(kind, line);
+                _ = Cairn.Storage.S3.S3Storage.KeyFromObjectKey(kind, line);
             }
         }
     }
 
-    private static void S3LocationTarget(byte[] input)
+    private static void RepoLocation(byte[] input)
     {
         var text = Encoding.UTF8.GetString(input);
         _ = S3Location.TryParse(text, out _, out _);
-        var l = S3Location.Parse(text);
-        _ = l.KeyOf("config");
+        var l = RepositoryLocation.Parse(text, "/var/lib/cairn");
+        _ = l.Display;
+        if (l is S3Location s3)
+        {
+            _ = s3.KeyOf("config");
+        }
     }
 }

@@ -28,11 +28,11 @@ internal static class PostgreSqlTargets
         yield return new FuzzTarget("backup-label", "backup_label text (with a valid backup_manifest) -> BaseBackup.Describe", Label, PgErrors) { Dictionary = ["START WAL LOCATION: ", "START TIMELINE: ", "(file ", ")", "0/", "FFFFFFFF/FFFFFFFF"] };
         yield return new FuzzTarget("backup-manifest", "PostgreSQL's backup_manifest JSON (with a backup_label naming no start) -> BaseBackup.Describe", ManifestJson, PgErrors) { Dictionary = ["\"WAL-Ranges\"", "\"Timeline\"", "\"Start-LSN\"", "\"End-LSN\"", "\"Files\"", "\"Path\"", "\"0/0\"", "[]", "{}"] };
         yield return new FuzzTarget("wal-names", "WAL file names and LSNs, one per line -> WalNames (IsValid, ParseLsn, SegmentOf), WalContinuity (Next, Missing)", WalNamesTarget, [typeof(FormatException)]) { Dictionary = ["000000010000000000000001", ".history", ".partial", ".backup", "/", "FFFFFFFF"] };
-        yield return new FuzzTarget("wal-history", "a timeline history file (archived by the server's user) -> WalContinuity.ParseHistory, RecoveryPath, Missing", WalHistory, [typeof(FormatException), typeof(RepositoryException)]) { Dictionary = ["\t", "0/3000000", "FFFFFFFF/FFFFFFFF", "no recovery target specified", "#"] };
+        yield return new FuzzTarget("wal-history", "a timeline history file archived by the server's user (wal/DB@00000002.history) -> RecoveryWindow.ComputeAsync, WalArchive.MissingAsync (WalContinuity.ParseHistory, RecoveryPath, Missing)", WalHistory, RestoreErrors) { Dictionary = ["\t", "0/3000000", "FFFFFFFF/FFFFFFFF", "no recovery target specified", "#"] };
         yield return new FuzzTarget("roles-json", "a backup's roles.json -> RoleSet.FromJson and every field the restore reads", RolesJsonTarget, PgErrors) { Dictionary = ["\"roles\"", "\"name\"", "\"member_of\"", "\"settings\"", "\"role\"", "\"value\"", "\"superuser\"", "\"version\"", "null"] };
         yield return new FuzzTarget("roles-sql", "an old backup's roles.sql -> LegacyRolesSql.Parse (read as data, never run)", RolesSql, PgErrors) { Dictionary = ["DO $cairn$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ", ") THEN CREATE ROLE ", "; END IF; END $cairn$;", "GRANT ", " TO ", "'", "\"", "E'", "CONNECTION LIMIT ", "PASSWORD "] };
         yield return new FuzzTarget("connection", "a connection string (URI or key=value, from cairn.yaml) -> PgConnection.Parse, Redacted, the program environment", Connection, PgErrors) { Dictionary = ["postgresql://", "host=", "port=", "user=", "dbname=", "password=", "@", ":", "?", "&", "%", "'", "\\"] };
-        yield return new FuzzTarget("physical-restore", "a file-level backup's manifest (sealed) -> PhysicalOperation.RestoreAsync into a scratch folder with a canary beside it", PhysicalRestore, RestoreErrors) { Timeout = TimeSpan.FromSeconds(10), Dictionary = ["\"@CANARY@\"", "\"pg_tblspc/1\"", "\"../canary/secret\"", "\"link\"", "\"dir\"", "\"file\"", "\"mode\"", "\"target\"", "\"04755\"", "\"evil/x\"", "\"evil\""] };
+        yield return new FuzzTarget("physical-restore", "a file-level backup's manifest (sealed) -> PhysicalBackups.RestoreAsync into a scratch folder with a canary beside it", PhysicalRestore, RestoreErrors) { Timeout = TimeSpan.FromSeconds(10), Dictionary = ["\"@CANARY@\"", "\"pg_tblspc/1\"", "\"../canary/secret\"", "\"link\"", "\"dir\"", "\"file\"", "\"mode\"", "\"target\"", "\"04755\"", "\"evil/x\"", "\"evil\""] };
     }
 
     private static void BaseBackupTarTarget(byte[] input)
@@ -96,12 +96,24 @@ internal static class PostgreSqlTargets
 
     private static void WalHistory(byte[] input)
     {
-        var text = Encoding.UTF8.GetString(input);
-        _ = WalContinuity.ParseHistory(text);
-        var histories = new Dictionary<uint, string> { [2] = text, [3] = text };
-        _ = WalContinuity.RecoveryPath(1, histories);
-        _ = WalContinuity.Missing(["000000010000000000000001", "000000010000000000000002", "000000020000000000000003", "000000030000000000000004"], "000000010000000000000001", histories);
+        var f = RepositoryFixture.Shared;
+        var storage = f.Copy();
+        foreach (var name in new[] { "app@00000002.history", "app@00000003.history" })
+        {
+            storage.PutAsync(new StorageKey(ObjectKind.Named, name), RepositoryTargets.SealNamed(name, NamedPlain(input)), CancellationToken.None).GetAwaiter().GetResult();
+        }
+        foreach (var segment in new[] { "app@000000020000000000000003", "app@000000030000000000000005" })
+        {
+            storage.PutAsync(new StorageKey(ObjectKind.Named, segment), f.Objects[new StorageKey(ObjectKind.Named, RepositoryTargets.WalName)], CancellationToken.None).GetAwaiter().GetResult();
+        }
+        using var repo = RepositoryFixture.Open(storage);
+        var snapshots = repo.ListSnapshotsAsync(CancellationToken.None).GetAwaiter().GetResult();
+        Cairn.Operations.Physical.RecoveryWindow.ComputeAsync(repo, snapshots, CancellationToken.None).GetAwaiter().GetResult();
+        new Cairn.Operations.Physical.WalArchive(repo, "app").MissingAsync("000000010000000000000002", CancellationToken.None).GetAwaiter().GetResult();
     }
+
+    /// <summary>A named file's plaintext: SHA-256 of the file, then the file compressed.</summary>
+    private static byte[] NamedPlain(byte[] file) => [.. System.Security.Cryptography.SHA256.HashData(file), .. Cairn.Repository.Compression.Zstd.Compress(file, 1)];
 
     private static void RolesJsonTarget(byte[] input)
     {
@@ -144,7 +156,7 @@ internal static class PostgreSqlTargets
         {
             var snap = repo.LoadSnapshotAsync(name, CancellationToken.None).GetAwaiter().GetResult();
             var map = new Dictionary<string, string> { ["1"] = Path.Combine(scratch.Folder, "ts1"), ["16384"] = Path.Combine(scratch.Folder, "ts16384") };
-            PhysicalOperation.RestoreAsync(repo, snap, scratch.Target, new FileRestoreOptions(Force: false, Delta: false, Jobs: 2, TablespaceMap: map), null, CancellationToken.None).GetAwaiter().GetResult();
+            PhysicalBackups.RestoreAsync(repo, snap, scratch.Target, new FileRestoreOptions(Force: false, Delta: false, Jobs: 2, TablespaceMap: map), null, CancellationToken.None).GetAwaiter().GetResult();
         }
         finally
         {

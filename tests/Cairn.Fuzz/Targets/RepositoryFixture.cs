@@ -63,6 +63,7 @@ internal sealed class RepositoryFixture
             await w.AddStreamAsync("toc.dat", new MemoryStream(Rows(20_000, 1)), null, CancellationToken.None);
             await w.AddStreamAsync("3001.dat", new MemoryStream(Rows(50_000, 2)), null, CancellationToken.None);
             await w.AddStreamAsync("empty.dat", new MemoryStream([]), null, CancellationToken.None);
+            await w.AddStreamAsync("fingerprint.json", new MemoryStream(FingerprintSeed), null, CancellationToken.None);
             stream = await w.CommitAsync("app", "logical", new() { ["format"] = "directory" }, CancellationToken.None);
         }
         Snapshot physical;
@@ -72,12 +73,16 @@ internal sealed class RepositoryFixture
             {
                 w.AddExistingItem(new ManifestItem { Name = dir, Type = "dir", Meta = new() { ["mode"] = "0700" } });
             }
-            await w.AddStreamAsync("PG_VERSION", new MemoryStream("15\n"u8.ToArray()), null, CancellationToken.None, "file", new() { ["mode"] = "0600" });
-            await w.AddStreamAsync("base/1/1259", new MemoryStream(Rows(40_000, 3)), null, CancellationToken.None, "file", new() { ["mode"] = "0600" });
-            await w.AddStreamAsync("global/pg_control", new MemoryStream(Rows(8192, 4)), null, CancellationToken.None, "file", new() { ["mode"] = "0600" });
+            await w.AddStreamAsync("PG_VERSION", new MemoryStream("15\n"u8.ToArray()), null, "file", new() { ["mode"] = "0600" }, CancellationToken.None);
+            await w.AddStreamAsync("base/1/1259", new MemoryStream(Rows(40_000, 3)), null, "file", new() { ["mode"] = "0600" }, CancellationToken.None);
+            await w.AddStreamAsync("global/pg_control", new MemoryStream(Rows(8192, 4)), null, "file", new() { ["mode"] = "0600" }, CancellationToken.None);
             w.AddExistingItem(new ManifestItem { Name = "server.crt", Type = "link", Meta = new() { ["target"] = "/etc/ssl/certs/ssl-cert-snakeoil.pem" } });
             w.AddExistingItem(new ManifestItem { Name = "pg_tblspc/16384", Type = "link", Meta = new() { ["target"] = "/srv/tablespace" } });
-            physical = await w.CommitAsync("app", "physical", new() { ["format"] = "files", ["start_wal"] = "000000010000000000000002" }, CancellationToken.None);
+            physical = await w.CommitAsync("app", "physical", new()
+            {
+                ["format"] = "files", ["start_wal"] = "000000010000000000000002", ["stop_wal"] = "000000010000000000000002", ["start_lsn"] = "0/2000028", ["stop_lsn"] = "0/2000100",
+                ["timeline"] = "1", ["start_time"] = "2025-01-10T03:00:00.0000000Z", ["stop_time"] = "2025-01-10T03:00:05.0000000Z", ["system_identifier"] = "7312345678901234567",
+            }, CancellationToken.None);
         }
         await NamedFiles.PutAsync(repo, "app@000000010000000000000002", Rows(16 * 1024, 5), CancellationToken.None);
         await NamedFiles.PutAsync(repo, "app@00000002.history", "1\t0/3000000\tno recovery target specified\n"u8.ToArray(), CancellationToken.None);
@@ -122,6 +127,20 @@ internal sealed class RepositoryFixture
         => Repository.Repository.OpenForNamedFilesAsync(storage, Passphrase, TimeProvider.System, CancellationToken.None).GetAwaiter().GetResult();
 
     public static byte[] Json<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info) => JsonSerializer.SerializeToUtf8Bytes(value, info);
+
+    /// <summary>A logical backup's fingerprint.json as the backup writes it.</summary>
+    public static readonly byte[] FingerprintSeed = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new Cairn.PostgreSql.Logical.Fingerprint
+    {
+        Database = "app",
+        BackupTime = new DateTimeOffset(2025, 1, 10, 3, 0, 0, TimeSpan.Zero),
+        ServerVersionNum = 150010,
+        ServerVersion = "15.10",
+        Snapshot = "00000003-00000002-1",
+        Tables = [new() { Schema = "public", Name = "orders", Rows = 1200, ContentHash = "123456789" }, new() { Schema = "public", Name = "profiles", Rows = 40 }],
+        Extensions = ["plpgsql"],
+        ForeignKeys = ["public.orders.orders_profile_fkey"],
+        CheckValues = new() { ["verified"] = "40" },
+    }, Cairn.Operations.Logical.FingerprintJson.Default.Fingerprint);
 
     public static byte[] Rows(int size, int seed)
     {

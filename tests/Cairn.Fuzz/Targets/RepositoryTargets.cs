@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
-using Cairn.Operations.Physical;
 using Cairn.Repository;
-using Cairn.Repository.Checking;
+using Cairn.Repository.Verification;
 using Cairn.Repository.Compression;
 using Cairn.Repository.Crypto;
 using Cairn.Repository.Packs;
@@ -30,14 +29,15 @@ internal static class RepositoryTargets
 
     public static IEnumerable<FuzzTarget> All()
     {
-        yield return new FuzzTarget("index", "index JSON (sealed with the key) -> Repository.OpenAsync (index load), restore reads, Checker (verify --read-data), Pruner", Index, Errors) { Dictionary = JsonTokens };
-        yield return new FuzzTarget("manifest", "manifest JSON (sealed) -> ListSnapshots, FindSnapshot, ReadItem of every item, Checker, Pruner", Manifest, Errors) { Dictionary = JsonTokens };
-        yield return new FuzzTarget("pack", "a stored pack's bytes -> restore reads (range reads), Checker --read-data (name, header, blobs)", Pack, Errors);
-        yield return new FuzzTarget("pack-header", "a pack header's plaintext (sealed) -> Checker --read-data", PackHeader, Errors);
+        yield return new FuzzTarget("index", "index JSON (sealed with the key) -> Repository.OpenAsync (index load), restore reads, Verifier (verify --read-data), Pruner", Index, Errors) { Dictionary = JsonTokens };
+        yield return new FuzzTarget("manifest", "manifest JSON (sealed) -> ListSnapshots, FindSnapshot, ReadItem of every item, Verifier, Pruner", Manifest, Errors) { Dictionary = JsonTokens };
+        yield return new FuzzTarget("pack", "a stored pack's bytes -> restore reads (range reads), Verifier --read-data (name, header, blobs)", Pack, Errors);
+        yield return new FuzzTarget("pack-header", "a pack header's plaintext (sealed) -> Verifier --read-data", PackHeader, Errors);
         yield return new FuzzTarget("named-file", "an archived WAL object's plaintext (hash + zstd, sealed) -> NamedFiles.GetAsync and GetToFileAsync", NamedFile, Errors);
         yield return new FuzzTarget("repo-config", "the config object's plaintext JSON (sealed) -> Repository.OpenAsync, a small backup and its restore", RepoConfig, Errors) { Dictionary = ["\"chunker\"", "\"min\"", "\"average\"", "\"max\"", "\"pack_size\"", "\"version\"", "\"cipher\"", "\"id\""] };
         yield return new FuzzTarget("config-object", "the stored config object (magic, id, sealed JSON) -> Repository.OpenAsync", ConfigObject, Errors);
         yield return new FuzzTarget("key-file", "a key file (keys/<id>) -> Repository.OpenAsync, key list", KeyFileTarget, Errors) { Dictionary = ["\"memory_kib\"", "\"iterations\"", "\"parallelism\"", "\"salt\"", "\"wrapped\"", "\"kdf\"", "\"version\"", "\"argon2id\""] };
+        yield return new FuzzTarget("fingerprint", "a logical backup's fingerprint.json (stored as its item) -> LogicalSnapshots.ReadFingerprintAsync and the fields drills compare", FingerprintTarget, Errors) { Dictionary = ["\"tables\"", "\"rows\"", "\"schema\"", "\"name\"", "\"check_values\"", "\"foreign_keys\"", "\"extensions\"", "\"backup_time\"", "null"] };
         yield return new FuzzTarget("storage-names", "object names a storage lists (one per line, as 'folder/name') -> open, list, verify, prune, WAL listing", StorageNames, Errors) { Dictionary = ["snapshots/", "index/", "data/", "keys/", "wal/", "locks/", "app@", ".tmp"] };
     }
 
@@ -72,12 +72,49 @@ internal static class RepositoryTargets
                 Step(() => repo.FindSnapshotAsync(s.Id[..Math.Min(s.Id.Length, 12)], None).GetAwaiter().GetResult());
             }
         });
-        Step(() => new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, None).GetAwaiter().GetResult());
-        Step(() => PhysicalOperation.WalFilesAsync(repo, "app", None).GetAwaiter().GetResult());
+        Step(() => new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, None).GetAwaiter().GetResult());
+        Step(() => NamedFiles.ListAsync(repo, "app@", None).GetAwaiter().GetResult());
+        Step(() => PhysicalReaders(repo));
         if (prune)
         {
             Step(() => new Pruner(repo).PruneAsync(dryRun: false, None).GetAwaiter().GetResult());
         }
+    }
+
+    /// <summary>What restores and monitoring do with physical backups' manifests: recovery window, PITR selection, fingerprints.</summary>
+    internal static void PhysicalReaders(Repository.Repository repo)
+    {
+        var snapshots = repo.ListSnapshotsAsync(None).GetAwaiter().GetResult();
+        Step(() => Cairn.Operations.Physical.RecoveryWindow.ComputeAsync(repo, snapshots, None).GetAwaiter().GetResult());
+        var physical = snapshots.Where(s => s.Manifest.Kind == "physical" && s.Manifest.Name == "app").ToList();
+        foreach (var target in new[] { new Cairn.PostgreSql.Physical.RecoveryTarget(Lsn: "0/3000000"), new Cairn.PostgreSql.Physical.RecoveryTarget(Time: "2030-01-01 00:00:00+00"), new Cairn.PostgreSql.Physical.RecoveryTarget(Immediate: "immediate") })
+        {
+            Step(() => Cairn.Operations.Snapshots.SnapshotSelector.NewestBefore(physical, target, "app"));
+        }
+        foreach (var s in snapshots.Where(s => s.Manifest.Kind == "logical"))
+        {
+            Step(() => Cairn.Operations.Logical.LogicalSnapshots.ReadFingerprintAsync(repo, s, None).GetAwaiter().GetResult());
+        }
+    }
+
+    private static void FingerprintTarget(byte[] input)
+    {
+        var storage = RepositoryFixture.Shared.Copy(k => k.Kind != ObjectKind.Snapshot);
+        using var repo = RepositoryFixture.Open(storage);
+        var w = repo.BeginWrite(RepositoryFixture.Options);
+        Cairn.Repository.Manifests.Snapshot snap;
+        try
+        {
+            w.AddStreamAsync("fingerprint.json", new MemoryStream(input), null, None).GetAwaiter().GetResult();
+            snap = w.CommitAsync("app", "logical", null, None).GetAwaiter().GetResult();
+        }
+        finally
+        {
+            w.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        var fp = Cairn.Operations.Logical.LogicalSnapshots.ReadFingerprintAsync(repo, snap, None).GetAwaiter().GetResult();
+        // What a drill compares: every table's name and rows, the extensions, foreign keys and check values.
+        _ = fp.TotalRows + fp.Tables.Sum(t => t.QualifiedName.Length) + fp.Extensions.Sum(e => e.Length) + fp.ForeignKeys.Sum(k => k.Length) + (fp.CheckValues?.Sum(c => c.Key.Length + c.Value.Length) ?? 0) + fp.Database.Length;
     }
 
     private static void Index(byte[] input)
@@ -131,7 +168,7 @@ internal static class RepositoryTargets
         BinaryPrimitives.WriteInt32LittleEndian(pack.AsSpan(pack.Length - 4), header.Length);
         storage.PutAsync(VictimPack, pack, None).GetAwaiter().GetResult();
         using var repo = RepositoryFixture.Open(storage);
-        Step(() => new Checker(repo).CheckAsync(new CheckOptions(ReadData: true), null, None).GetAwaiter().GetResult());
+        Step(() => new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, None).GetAwaiter().GetResult());
     }
 
     internal const string WalName = "app@000000010000000000000002";
