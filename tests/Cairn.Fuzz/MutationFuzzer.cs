@@ -48,8 +48,8 @@ public static class MutationFuzzer
                     refused++;
                     break;
                 case OutcomeKind.Crashed:
-                    // One report per distinct message (the first line names the exception and where).
-                    if (seen.Add(outcome.Message!.Split('\n')[0]))
+                    // One report per distinct place: the exception's type and the first frame in Cairn's code.
+                    if (seen.Add(outcome.Key!))
                     {
                         crashes.Add(new FuzzCrash(input, outcome.Message, Save(crashFolder, target.Name, input)));
                     }
@@ -60,6 +60,13 @@ public static class MutationFuzzer
             }
         }
         return new FuzzReport(target.Name, executions, clock.Elapsed, accepted, refused, crashes);
+    }
+
+    /// <summary>The exception's type and the first frame of Cairn's own code (not the fuzz harness): one bug, one key.</summary>
+    internal static string KeyOf(Exception e)
+    {
+        var frame = (e.StackTrace ?? "").Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("at Cairn.", StringComparison.Ordinal) && !l.StartsWith("at Cairn.Fuzz", StringComparison.Ordinal));
+        return $"{e.GetType().FullName} {frame?.Split(" in ")[0] ?? e.Message}";
     }
 
     private static string? Save(string? folder, string target, byte[] input)
@@ -82,13 +89,13 @@ public static class MutationFuzzer
         Hung,
     }
 
-    private readonly record struct Outcome(OutcomeKind Kind, string? Message = null)
+    private readonly record struct Outcome(OutcomeKind Kind, string? Message = null, string? Key = null)
     {
         public static readonly Outcome Accepted = new(OutcomeKind.Accepted);
         public static readonly Outcome Refused = new(OutcomeKind.Refused);
         public static readonly Outcome Hung = new(OutcomeKind.Hung);
 
-        public static Outcome Crashed(string message) => new(OutcomeKind.Crashed, message);
+        public static Outcome Crashed(string message, string key) => new(OutcomeKind.Crashed, message, key);
     }
 
     /// <summary>
@@ -134,11 +141,11 @@ public static class MutationFuzzer
                 }
                 catch (FuzzCrashException e)
                 {
-                    _outcome = Outcome.Crashed(e.InnerException is { } inner ? $"{e.Message}\n{inner}" : e.Message);
+                    _outcome = Outcome.Crashed(e.InnerException is { } inner ? $"{e.Message}\n{inner}" : e.Message, KeyOf(e.InnerException ?? e));
                 }
                 catch (Exception e)
                 {
-                    _outcome = Outcome.Crashed($"{_target.Name}: {e}");
+                    _outcome = Outcome.Crashed($"{_target.Name}: {e}", KeyOf(e));
                 }
                 _done.Release();
             }

@@ -11,7 +11,7 @@ return args switch
 {
     ["list"] => List(),
     ["run", var t, var s, .. var rest] => RunMutation(FuzzTargets.Get(t), double.Parse(s, CultureInfo.InvariantCulture), rest.Length > 0 ? rest[0] : Path.Combine(Corpus.DefaultRoot(), t), rest.Length > 1 ? rest[1] : null),
-    ["afl", var t] => Afl(FuzzTargets.Get(t)),
+    ["afl", var t] => Afl(t),
     ["repro", var t, .. var files] => Repro(FuzzTargets.Get(t), files),
     ["corpus", var folder] => WriteCorpus(folder),
     _ => Usage(),
@@ -38,17 +38,21 @@ static int RunMutation(FuzzTarget target, double seconds, string corpus, string?
     Console.WriteLine(report);
     foreach (var c in report.Crashes)
     {
-        Console.WriteLine($"CRASH {c.SavedAs}: {c.Message}");
+        Console.WriteLine($"CRASH {c.SavedAs}: {c.Message.Split('\n')[0]}");
     }
     // A hung worker thread cannot be stopped: leave at once rather than waiting on it.
     Environment.Exit(report.Crashes.Count == 0 ? 0 : 1);
     return 0;
 }
 
-static int Afl(FuzzTarget target)
+static int Afl(string name)
 {
+    // Instrumented code may run only inside Fuzzer.Run (before it, the coverage map does not exist): the target,
+    // whose static fields call into Cairn, is looked up on the first input.
+    FuzzTarget? target = null;
     SharpFuzz.Fuzzer.Run(stream =>
     {
+        target ??= FuzzTargets.Get(name);
         using var ms = new MemoryStream();
         stream.CopyTo(ms);
         // A crash must reach SharpFuzz as an exception it reports to AFL++; a typed error is a normal result.
