@@ -57,8 +57,9 @@ public sealed partial class Repository
     internal async Task<IndexFile> ReadIndexAsync(string name, CancellationToken cancellationToken)
     {
         var bytes = await Storage.GetAllAsync(new StorageKey(ObjectKind.Index, name), cancellationToken).ConfigureAwait(false);
-        var json = OpenObject(bytes, Aead.IndexContext, $"index {name[..Math.Min(8, name.Length)]}", name);
-        return JsonSerializer.Deserialize(json, RepositoryJson.Default.IndexFile) ?? throw new DataDamagedException($"index {name} is empty");
+        var json = OpenObject(bytes, Aead.IndexContext, $"index {ObjectNames.Short(name)}", name);
+        var what = $"index {ObjectNames.Short(name)}";
+        return StoredJson.Checked(StoredJson.Decode(json, RepositoryJson.Default.IndexFile, what), what);
     }
 
     /// <summary>Reloads the index when the set of index objects changed since it was loaded (indexes are immutable, so equal names mean equal content).</summary>

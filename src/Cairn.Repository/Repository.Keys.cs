@@ -26,9 +26,9 @@ public sealed partial class Repository
             {
                 try
                 {
-                    data = JsonSerializer.Deserialize(await Storage.GetAllAsync(o.Key, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData);
+                    data = JsonSerializer.Deserialize(await Storage.GetAllAsync(o.Key, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData) is { } d ? StoredJson.Checked(d) : null;
                 }
-                catch (JsonException)
+                catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or OverflowException)
                 {
                 }
                 catch (ObjectNotFoundException)

@@ -39,8 +39,9 @@ public sealed partial class Repository
     public async Task<Snapshot> LoadSnapshotAsync(string id, CancellationToken cancellationToken)
     {
         var bytes = await Storage.GetAllAsync(new StorageKey(ObjectKind.Snapshot, id), cancellationToken).ConfigureAwait(false);
-        var json = OpenObject(bytes, Aead.SnapshotContext, $"manifest {id[..Math.Min(8, id.Length)]}", id);
-        var m = JsonSerializer.Deserialize(json, RepositoryJson.Default.Manifest) ?? throw new DataDamagedException($"manifest {id} is empty");
+        var json = OpenObject(bytes, Aead.SnapshotContext, $"manifest {ObjectNames.Short(id)}", id);
+        var what = $"manifest {ObjectNames.Short(id)}";
+        var m = StoredJson.Checked(StoredJson.Decode(json, RepositoryJson.Default.Manifest, what), what);
         return new Snapshot(id, m);
     }
 

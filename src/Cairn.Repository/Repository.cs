@@ -134,6 +134,10 @@ public sealed partial class Repository : IDisposable
             throw new DataDamagedException($"the config object of {storage.Location} is damaged or not a Cairn repository");
         }
         var repoIdHex = Encoding.ASCII.GetString(configBytes, ConfigMagic.Length, 32);
+        if (!repoIdHex.All(char.IsAsciiHexDigit) || configBytes[ConfigMagic.Length + 32] != (byte)'\n')
+        {
+            throw new DataDamagedException($"the config object of {storage.Location} is damaged: its repository ID is not 32 hex digits");
+        }
         var repoId = Convert.FromHexString(repoIdHex);
         var sealedConfig = configBytes.AsMemory(ConfigMagic.Length + 33);
 
@@ -160,9 +164,9 @@ public sealed partial class Repository : IDisposable
             KeyFileData? data;
             try
             {
-                data = JsonSerializer.Deserialize(await storage.GetAsync(k.Key, 0, KeyFile.MaxFileSize, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData);
+                data = JsonSerializer.Deserialize(await storage.GetAsync(k.Key, 0, KeyFile.MaxFileSize, cancellationToken).ConfigureAwait(false), RepositoryJson.Default.KeyFileData) is { } d ? StoredJson.Checked(d) : null;
             }
-            catch (JsonException)
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or OverflowException)
             {
                 data = null;
             }
@@ -218,12 +222,13 @@ public sealed partial class Repository : IDisposable
                 {
                     throw new DataDamagedException($"the config object of {storage.Location} is damaged: {e.Message}", e);
                 }
-                config = JsonSerializer.Deserialize(plain, RepositoryJson.Default.RepositoryConfig)
-                    ?? throw new DataDamagedException("the repository config is empty");
-            }
-            if (config.Version != 1)
-            {
-                throw new RepositoryException(ErrorKind.General, $"repository format version {config.Version} is newer than this Cairn understands; upgrade Cairn");
+                var what = $"the config object of {storage.Location}";
+                config = StoredJson.Decode(plain, RepositoryJson.Default.RepositoryConfig, what);
+                if (config.Version != 1)
+                {
+                    throw new RepositoryException(ErrorKind.General, $"repository format version {config.Version} is newer than this Cairn understands; upgrade Cairn");
+                }
+                StoredJson.Checked(config, what);
             }
             var repo = new Repository(storage, time, config, keys, k.Key.Name) { Warnings = warnings };
             if (loadIndex)

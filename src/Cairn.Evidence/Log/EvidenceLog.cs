@@ -380,7 +380,12 @@ public sealed class EvidenceLog
                     }
                     catch (FormatException)
                     {
-                        problems.Add($"{name} line {i + 1}: not a leaf hash");
+                        h = [];
+                    }
+                    if (h.Length != 32)
+                    {
+                        // A stand-in of the right size: the tree root then differs from the checkpoint's, which verify reports.
+                        problems.Add($"{name} line {i + 1}: not a leaf hash (64 hex digits)");
                         h = new byte[32];
                     }
                     result.Add(new LogEntry(seq, h, null, null, name));
@@ -388,27 +393,31 @@ public sealed class EvidenceLog
                 }
                 var leaf = MerkleTree.LeafHash(Encoding.UTF8.GetBytes(line));
                 JsonObject? record = null;
+                var unreadable = "not a JSON object";
                 try
                 {
                     record = JsonNode.Parse(line) as JsonObject;
+                    if (record is not null)
+                    {
+                        // Materialises every property: a duplicated name fails here (ArgumentException), not later in a reader.
+                        if (JsonCanonicalizer.CanonicalString(record) != line)
+                        {
+                            problems.Add($"{name} line {i + 1}: record is not in canonical form (edited by hand?)");
+                        }
+                        if (record["seq"] is not { } s || s.GetValueKind() != JsonValueKind.Number || !s.AsValue().TryGetValue<long>(out var n) || n != seq)
+                        {
+                            problems.Add($"{name} line {i + 1}: sequence number {record["seq"]?.ToJsonString() ?? "missing"} where {seq} was expected (a record was removed, inserted or moved)");
+                        }
+                    }
                 }
-                catch (JsonException)
+                catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException or FormatException)
                 {
+                    unreadable = $"not a valid record ({e.Message})";
+                    record = null;
                 }
                 if (record is null)
                 {
-                    problems.Add($"{name} line {i + 1}: not a JSON object");
-                }
-                else
-                {
-                    if (JsonCanonicalizer.CanonicalString(record) != line)
-                    {
-                        problems.Add($"{name} line {i + 1}: record is not in canonical form (edited by hand?)");
-                    }
-                    if (record["seq"]?.GetValueKind() != JsonValueKind.Number || record["seq"]!.GetValue<long>() != seq)
-                    {
-                        problems.Add($"{name} line {i + 1}: sequence number {record["seq"]?.ToJsonString() ?? "missing"} where {seq} was expected (a record was removed, inserted or moved)");
-                    }
+                    problems.Add($"{name} line {i + 1}: {unreadable}");
                 }
                 result.Add(new LogEntry(seq, leaf, line, record, name));
             }

@@ -76,7 +76,16 @@ public sealed class NoteKey
         {
             throw new FormatException("the verifier key is not an Ed25519 key");
         }
-        var key = new NoteKey(parts[0], new Ed25519PublicKeyParameters(raw, 1), null);
+        NoteKey key;
+        try
+        {
+            key = new NoteKey(parts[0], new Ed25519PublicKeyParameters(raw, 1), null);
+        }
+        catch (ArgumentException e)
+        {
+            // BouncyCastle refuses a point that is not on the curve.
+            throw new FormatException($"the verifier key is not a valid Ed25519 public key ({e.Message})", e);
+        }
         if (Convert.ToHexStringLower(key.KeyHash) != parts[1].ToLowerInvariant())
         {
             throw new FormatException("the verifier key's hash does not match its key");

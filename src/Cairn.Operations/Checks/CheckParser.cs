@@ -21,7 +21,7 @@ internal static class CheckParser
                 throw new ConfigException($"{file}:{item.Start.Line}: databases.{database}.checks: each check is one key (tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command)");
             }
             var (k, v) = m.Children.First();
-            var kind = ((YamlScalarNode)k).Value ?? "";
+            var kind = (k as YamlScalarNode)?.Value ?? "";
             string Where(YamlNode n) => $"{file}:{n.Start.Line}: databases.{database}.checks.{kind}";
             YamlMappingNode Map() => v as YamlMappingNode ?? throw new ConfigException($"{Where(v)} must be a mapping, e.g. {{ key: value }}");
             string? Str(YamlMappingNode map, string key) => map.Children.TryGetValue(new YamlScalarNode(key), out var x) ? (x as YamlScalarNode)?.Value ?? throw new ConfigException($"{Where(x)}.{key} must be a single value") : null;

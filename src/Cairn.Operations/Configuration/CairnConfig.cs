@@ -116,6 +116,11 @@ public sealed record CairnConfig
         {
             throw new ConfigException($"{file}:{e.Start.Line}: invalid YAML: {e.InnerException?.Message ?? e.Message}");
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet's scanner and loader throw these for some malformed documents (found by fuzzing) instead of a YamlException.
+            throw new ConfigException($"{file}: invalid YAML ({e.Message}); check the indentation and quoting");
+        }
         if (stream.Documents.Count == 0)
         {
             return new CairnConfig { File = file };
@@ -213,6 +218,20 @@ public sealed record CairnConfig
             return false;
         }
         var n = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        var days = m.Groups[2].Value switch
+        {
+            "s" => n / 86400,
+            "m" => n / 1440,
+            "h" => n / 24,
+            "d" => n,
+            "w" => 7 * n,
+            _ => 365 * n,
+        };
+        // Beyond a thousand years a duration is a typo, and beyond TimeSpan.MaxValue it would overflow.
+        if (days > 366_000)
+        {
+            return false;
+        }
         value = m.Groups[2].Value switch
         {
             "s" => TimeSpan.FromSeconds(n),

@@ -159,7 +159,9 @@ public static class LogicalSnapshots
             ?? throw new DataDamagedException($"snapshot {s.ShortId} has no fingerprint");
         var ms = new MemoryStream();
         await repo.ReadItemAsync(item, ms, null, ct).ConfigureAwait(false);
-        return JsonSerializer.Deserialize(ms.ToArray(), FingerprintJson.Default.Fingerprint) ?? throw new DataDamagedException("empty fingerprint");
+        var what = $"the fingerprint of snapshot {s.ShortId}";
+        var fp = StoredJson.Decode(ms.ToArray(), FingerprintJson.Default.Fingerprint, what).Normalised();
+        return fp.Problem() is { } problem ? throw new DataDamagedException($"{what} is unusable: {problem}; run 'cairn verify'") : fp;
     }
 
     /// <summary>Writes the dump items (all, or those named) into a folder pg_restore can read.</summary>

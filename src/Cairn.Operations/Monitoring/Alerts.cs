@@ -24,7 +24,7 @@ public sealed record AlertSink(string Type, string Name, string? Format, string?
             }
             string? S(string k) => m.Children.TryGetValue(new YamlScalarNode(k), out var v) ? (v as YamlScalarNode)?.Value : null;
             var type = S("type") ?? throw new ConfigException($"{file}:{item.Start.Line}: alerts: 'type' is required (webhook, slack, pagerduty, command)");
-            foreach (var k in m.Children.Keys.Select(k => ((YamlScalarNode)k).Value))
+            foreach (var k in m.Children.Keys.Select(k => (k as YamlScalarNode)?.Value))
             {
                 if (k is not ("type" or "format" or "url_file" or "routing_key_file" or "run" or "endpoint" or "name"))
                 {

@@ -29,7 +29,7 @@ public sealed record Thresholds(TimeSpan BackupWarn, TimeSpan BackupCritical, Ti
         }
         foreach (var (k, v) in node.Children)
         {
-            var key = ((YamlScalarNode)k).Value ?? "";
+            var key = (k as YamlScalarNode)?.Value ?? "";
             var text = (v as YamlScalarNode)?.Value ?? "";
             if (!CairnConfig.TryParseDuration(text, out var d))
             {

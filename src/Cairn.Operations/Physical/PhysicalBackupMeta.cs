@@ -55,6 +55,9 @@ public sealed record PhysicalBackupMeta(string StartLsn, string StopLsn, uint Ti
             {
                 throw new DataDamagedException($"physical backup {snapshot.ShortId} names '{startWal}' as its first WAL segment, which is not a segment name");
             }
+            // Positions are parsed here, once, so a forged manifest is refused by name instead of failing later in a comparison.
+            _ = WalNames.ParseLsn(Required("start_lsn"));
+            _ = WalNames.ParseLsn(Required("stop_lsn"));
             return new PhysicalBackupMeta(Required("start_lsn"), Required("stop_lsn"), uint.Parse(Required("timeline"), NumberStyles.None, CultureInfo.InvariantCulture), startWal,
                 DateTimeOffset.Parse(Required("stop_time"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal), FormatOf(snapshot))
             {
@@ -65,7 +68,7 @@ public sealed record PhysicalBackupMeta(string StartLsn, string StopLsn, uint Ti
                 ServerVersion = m.GetValueOrDefault("server_version"),
             };
         }
-        catch (FormatException e)
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
         {
             throw new DataDamagedException($"physical backup {snapshot.ShortId} has unreadable WAL positions or times in its manifest: {e.Message}", e);
         }

@@ -64,7 +64,9 @@ public static class PhysicalBackups
         {
             throw new RepositoryException(ErrorKind.InvalidInput, $"backup {snap.ShortId} was streamed through pg_basebackup (one tar), so --delta cannot compare files; restore into an empty folder or use --force");
         }
-        var item = snap.Manifest.Items.Single(i => i.Name == BaseItem);
+        // A manifest with a format other than "files" names a pg_basebackup tar: exactly one item holds it.
+        var tars = snap.Manifest.Items.Where(i => i.Name == BaseItem).Take(2).ToList();
+        var item = tars.Count == 1 ? tars[0] : throw new DataDamagedException($"physical backup {snap.ShortId} has {(tars.Count == 0 ? "no" : "more than one")} '{BaseItem}' item (format '{PhysicalBackupMeta.FormatOf(snap)}'); it cannot be restored. Run 'cairn verify'");
         var pipe = new System.IO.Pipelines.Pipe();
         var write = Task.Run(async () =>
         {

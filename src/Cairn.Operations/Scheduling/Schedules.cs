@@ -34,7 +34,7 @@ public sealed record ScheduledJob(string Database, string Job, string Expression
         var result = new List<ScheduledJob>();
         foreach (var (k, v) in schedule.Children)
         {
-            var job = ((YamlScalarNode)k).Value ?? "";
+            var job = (k as YamlScalarNode)?.Value ?? "";
             var expr = (v as YamlScalarNode)?.Value ?? "";
             if (!Jobs.Contains(job))
             {
@@ -46,7 +46,7 @@ public sealed record ScheduledJob(string Database, string Job, string Expression
                 var format = expr.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard;
                 result.Add(new ScheduledJob(database, job, expr, CronExpression.Parse(expr, format)));
             }
-            catch (CronFormatException e)
+            catch (Exception e) when (e is CronFormatException or MissingSeedException or ArgumentException)
             {
                 throw new ConfigException($"{file}:{v.Start.Line}: databases.{database}.schedule.{job}: '{expr}' is not a cron expression ({e.Message}); e.g. \"0 0 * * *\" daily at 00:00 UTC, \"0 3 * * 0#1\" first Sunday 03:00");
             }

@@ -18,7 +18,7 @@ public sealed class SnapshotListOperation(OperationContext context)
     {
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         var unreadable = new List<string>();
-        var all = await repo.ListSnapshotsAsync((id, e) => unreadable.Add($"manifest {id[..8]} is unreadable: {e.Message}"), cancellationToken).ConfigureAwait(false);
+        var all = await repo.ListSnapshotsAsync((id, e) => unreadable.Add($"manifest {Cairn.Repository.ObjectNames.Short(id)} is unreadable: {e.Message}"), cancellationToken).ConfigureAwait(false);
         var shown = all.Where(s => (!request.BackupsOnly || s.Manifest.Kind != BackupKinds.File) && (request.Database is null || s.Manifest.Name == request.Database)).ToList();
         var windows = request.WithRecoveryWindows ? await RecoveryWindow.ComputeAsync(repo, shown, cancellationToken).ConfigureAwait(false) : [];
         return new SnapshotListResult(shown, unreadable, windows);

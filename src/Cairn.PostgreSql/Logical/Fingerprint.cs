@@ -38,5 +38,39 @@ public sealed record Fingerprint
     /// <summary>Values of the configured SQL checks that expect "= fingerprint", evaluated in the backup's snapshot.</summary>
     public Dictionary<string, string>? CheckValues { get; init; }
 
-    public long TotalRows => Tables.Sum(t => t.Rows);
+    /// <summary>Saturates instead of overflowing: a stored fingerprint is input, and its counts are checked non-negative (<see cref="Problem"/>).</summary>
+    public long TotalRows => Tables.Aggregate(0L, (sum, t) => t.Rows > long.MaxValue - sum ? long.MaxValue : sum + Math.Max(0, t.Rows));
+
+    /// <summary>
+    /// The stored form made whole: a field an older Cairn did not write (foreign_keys, extensions) is read as empty,
+    /// since the JSON source generator leaves an absent init-only property null.
+    /// </summary>
+    public Fingerprint Normalised() => this with
+    {
+        Database = Database ?? "",
+        ServerVersion = ServerVersion ?? "",
+        Snapshot = Snapshot ?? "",
+        Mode = Mode ?? "rows",
+        Encoding = Encoding ?? "UTF8",
+        Extensions = Extensions ?? [],
+        ForeignKeys = ForeignKeys ?? [],
+    };
+
+    /// <summary>What makes a stored fingerprint unusable (no tables list, a null or unnamed entry, a negative count), or null when it is whole.</summary>
+    public string? Problem()
+    {
+        if (Tables is null)
+        {
+            return "it has no tables list";
+        }
+        if (Tables.Any(t => t is null || t.Schema is null || t.Name is null || t.Rows < 0))
+        {
+            return "a table entry is null, unnamed or has a negative row count";
+        }
+        if ((Extensions?.Any(e => e is null) ?? false) || (ForeignKeys?.Any(k => k is null) ?? false) || (CheckValues is not null && CheckValues.Values.Any(v => v is null)))
+        {
+            return "an extension, foreign key or check value is null";
+        }
+        return null;
+    }
 }

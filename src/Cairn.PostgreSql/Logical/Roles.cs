@@ -28,9 +28,15 @@ public sealed record RoleSet
             {
                 throw new PgToolException($"roles.json has version {set.Version}; this Cairn reads version 1 (upgrade Cairn, or restore with --no-owner)");
             }
+            // Every name the restore quotes into a statement must be there: JSON null is not an empty name.
+            if (set.Roles is null || set.Roles.Any(r => r is null || r.Name is null || r.MemberOf is null || r.Settings is null
+                || r.MemberOf.Any(m => m is null || m.Role is null) || r.Settings.Any(s => s is null || s.Name is null || s.Value is null)))
+            {
+                throw new JsonException("a role, its name, a membership or a setting is null");
+            }
             return set;
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             throw new PgToolException($"the backup's roles.json is not valid ({e.Message}); restore with --no-owner to skip roles", e);
         }

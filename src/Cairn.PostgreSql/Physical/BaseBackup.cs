@@ -71,12 +71,51 @@ public static partial class BaseBackup
         var labelText = Encoding.UTF8.GetString(label);
         var startMatch = LabelStart().Match(labelText);
         var tliText = TarSniffer.Field(labelText, "START TIMELINE:");
-        using var doc = System.Text.Json.JsonDocument.Parse(manifest);
-        var range = doc.RootElement.GetProperty("WAL-Ranges")[0];
-        var startLsn = startMatch.Success ? startMatch.Groups[1].Value : range.GetProperty("Start-LSN").GetString()!;
-        var tli = tliText is not null ? TarSniffer.ParseUInt(tliText) : (uint)range.GetProperty("Timeline").GetInt32();
-        return new BaseBackupInfo(startLsn, range.GetProperty("End-LSN").GetString()!, tli, startMatch.Success ? startMatch.Groups[2].Value : WalNames.SegmentOf(tli, WalNames.ParseLsn(startLsn)), version, stopTime);
+        uint? labelTli = null;
+        if (tliText is not null)
+        {
+            labelTli = uint.TryParse(tliText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var t) && t > 0
+                ? t
+                : throw new PgToolException($"backup_label names START TIMELINE '{WalNames.Shorten(tliText)}', which is not a timeline number; the base backup is damaged and was not recorded");
+        }
+        string manifestStart, endLsn;
+        uint manifestTli;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(manifest);
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object
+                || !doc.RootElement.TryGetProperty("WAL-Ranges", out var ranges) || ranges.ValueKind != System.Text.Json.JsonValueKind.Array || ranges.GetArrayLength() == 0)
+            {
+                throw new PgToolException("backup_manifest has no WAL-Ranges; the base backup is damaged and was not recorded");
+            }
+            var range = ranges[0];
+            manifestStart = Text(range, "Start-LSN");
+            endLsn = Text(range, "End-LSN");
+            manifestTli = range.ValueKind == System.Text.Json.JsonValueKind.Object && range.TryGetProperty("Timeline", out var tl) && tl.ValueKind == System.Text.Json.JsonValueKind.Number && tl.TryGetUInt32(out var v) && v > 0
+                ? v
+                : throw new PgToolException("backup_manifest's WAL-Ranges has no valid Timeline; the base backup is damaged and was not recorded");
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or ArgumentException)
+        {
+            // Invalid UTF-8 in a string is an InvalidOperationException from GetString.
+            throw new PgToolException($"backup_manifest is not readable JSON ({e.Message}); the base backup is damaged and was not recorded", e);
+        }
+        var startLsn = startMatch.Success ? startMatch.Groups[1].Value : manifestStart;
+        foreach (var (what, lsn) in new[] { ("start", startLsn), ("end", endLsn) })
+        {
+            if (!WalNames.TryParseLsn(lsn, out _))
+            {
+                throw new PgToolException($"the base backup's {what} WAL location '{WalNames.Shorten(lsn)}' (backup_label / backup_manifest) is not an LSN; the base backup is damaged and was not recorded");
+            }
+        }
+        var tli = labelTli ?? manifestTli;
+        return new BaseBackupInfo(startLsn, endLsn, tli, startMatch.Success ? startMatch.Groups[2].Value : WalNames.SegmentOf(tli, WalNames.ParseLsn(startLsn)), version, stopTime);
     }
+
+    private static string Text(System.Text.Json.JsonElement range, string name)
+        => range.ValueKind == System.Text.Json.JsonValueKind.Object && range.TryGetProperty(name, out var p) && p.ValueKind == System.Text.Json.JsonValueKind.String
+            ? p.GetString()!
+            : throw new PgToolException($"backup_manifest's WAL-Ranges has no {name}; the base backup is damaged and was not recorded");
 
     [GeneratedRegex(@"START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) \(file ([0-9A-F]{24})\)")]
     private static partial Regex LabelStart();

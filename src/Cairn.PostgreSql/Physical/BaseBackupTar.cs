@@ -37,13 +37,15 @@ public static class BaseBackupTar
         var linkNames = new HashSet<string>(StringComparer.Ordinal);
         var files = new HashSet<string>(StringComparer.Ordinal);
         await using var reader = new TarReader(tar);
-        while (await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
+        var previous = "(the first entry)";
+        while (await NextAsync(reader, previous, ct).ConfigureAwait(false) is { } entry)
         {
             if (entry.EntryType is TarEntryType.GlobalExtendedAttributes)
             {
                 continue;
             }
             var name = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
+            previous = $"'{WalNames.Shorten(name)}'";
             name = name.TrimEnd('/');
             if (name.Length == 0 || name == ".")
             {
@@ -72,7 +74,14 @@ public static class BaseBackupTar
                     {
                         if (entry.DataStream is { } data)
                         {
-                            await data.CopyToAsync(s, 1 << 20, c).ConfigureAwait(false);
+                            try
+                            {
+                                await data.CopyToAsync(s, 1 << 20, c).ConfigureAwait(false);
+                            }
+                            catch (Exception e) when (e is EndOfStreamException or InvalidDataException)
+                            {
+                                throw Refused(name, $"ends before its {entry.Length} bytes of data ({e.Message}); the archive is truncated");
+                            }
                         }
                     }, ct).ConfigureAwait(false);
                     files.Add(name);
@@ -134,6 +143,19 @@ public static class BaseBackupTar
         if (problem is not null)
         {
             throw Refused(name, problem);
+        }
+    }
+
+    /// <summary>The next entry; a header TarReader cannot parse (a bad checksum or number, a truncated stream) is damage named by where it came.</summary>
+    private static async Task<TarEntry?> NextAsync(TarReader reader, string previous, CancellationToken ct)
+    {
+        try
+        {
+            return await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or ArgumentException or OverflowException)
+        {
+            throw new PgToolException($"the backup's tar is damaged after entry {previous}: {e.Message}. Restore another backup, and run 'cairn verify'", e);
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 
 namespace Cairn.PostgreSql.Physical;
@@ -68,14 +67,14 @@ internal sealed class TarSniffer(Stream inner, IReadOnlySet<string> wanted, long
                 continue; // end-of-archive blocks
             }
             var name = Encoding.ASCII.GetString(_header, 0, 100).TrimEnd('\0');
-            var sizeText = Encoding.ASCII.GetString(_header, 124, 12).Trim('\0', ' ');
-            var size = sizeText.Length == 0 ? 0 : Convert.ToInt64(sizeText, 8);
+            var size = SizeOf(_header.AsSpan(124, 12), name);
             _remaining = size;
             _padding = (512 - (size % 512)) % 512;
             if (wanted.Contains(name) && size <= maxEntry)
             {
                 _captureName = name;
-                _capture = new MemoryStream((int)size);
+                // Grown as the bytes arrive: a header's size is a claim, not a reason to allocate.
+                _capture = new MemoryStream();
                 if (size == 0)
                 {
                     Captured[name] = [];
@@ -108,5 +107,37 @@ internal sealed class TarSniffer(Stream inner, IReadOnlySet<string> wanted, long
 
     internal static string? Field(string text, string key) => text.Split('\n').FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal))?[key.Length..].Trim();
 
-    internal static uint ParseUInt(string s) => uint.Parse(s, CultureInfo.InvariantCulture);
+    /// <summary>
+    /// A tar header's size field: octal digits (NUL/space padded), or base-256 when the high bit of the first byte
+    /// is set (GNU; PostgreSQL writes it for files of 8 GiB and more). Anything else is a damaged stream.
+    /// </summary>
+    internal static long SizeOf(ReadOnlySpan<byte> field, string entry)
+    {
+        if ((field[0] & 0x80) != 0)
+        {
+            if (field[0] != 0x80 || field[1..4].ContainsAnyExcept((byte)0))
+            {
+                throw Damaged(entry);
+            }
+            long v = 0;
+            foreach (var b in field[4..])
+            {
+                v = (v << 8) | b;
+            }
+            return v >= 0 ? v : throw Damaged(entry);
+        }
+        var text = Encoding.ASCII.GetString(field).Trim('\0', ' ');
+        if (text.Length == 0)
+        {
+            return 0;
+        }
+        if (text.Length > 11 || text.Any(c => c is < '0' or > '7'))
+        {
+            throw Damaged(entry);
+        }
+        return Convert.ToInt64(text, 8);
+    }
+
+    private static PgToolException Damaged(string entry)
+        => new($"the tar stream from pg_basebackup has an unreadable size in the header of '{WalNames.Shorten(entry)}'; the stream is damaged and no backup was recorded");
 }

@@ -80,9 +80,10 @@ public static class WalContinuity
                 continue;
             }
             var parts = t.Split('\t', ' ');
-            if (parts.Length >= 2 && uint.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parent) && parts[1].Contains('/', StringComparison.Ordinal))
+            if (parts.Length >= 2 && uint.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parent) && WalNames.TryParseLsn(parts[1], out var switchLsn))
             {
-                result.Add((parent, WalNames.ParseLsn(parts[1])));
+                // Like a line whose parent is not a number, a switch point that is not an LSN is not an entry.
+                result.Add((parent, switchLsn));
             }
         }
         return result;

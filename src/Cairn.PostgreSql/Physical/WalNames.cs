@@ -26,9 +26,42 @@ public static partial class WalNames
         return $"{timeline:X8}{segno / perId:X8}{segno % perId:X8}";
     }
 
+    /// <summary>An LSN as PostgreSQL prints it (<c>16/B374D848</c>); anything else is a <see cref="FormatException"/> quoting it.</summary>
     public static ulong ParseLsn(string text)
+        => TryParseLsn(text, out var lsn) ? lsn : throw new FormatException($"'{Shorten(text)}' is not a WAL location (two hex numbers of up to 8 digits, e.g. 0/3000028)");
+
+    public static bool TryParseLsn(string text, out ulong lsn)
     {
-        var parts = text.Split('/');
-        return (Convert.ToUInt64(parts[0], 16) << 32) | Convert.ToUInt64(parts[1], 16);
+        lsn = 0;
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        if (slash < 0)
+        {
+            return false;
+        }
+        // Hex digits only (no sign, no spaces, no 0x): Convert.ToUInt64(_, 16) accepts a minus sign and throws three kinds of exception.
+        var hi = text.AsSpan(0, slash);
+        var lo = text.AsSpan(slash + 1);
+        if (hi.Length is < 1 or > 8 || lo.Length is < 1 or > 8 || !IsHex(hi) || !IsHex(lo))
+        {
+            return false;
+        }
+        lsn = (ulong.Parse(hi, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture) << 32)
+            | ulong.Parse(lo, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture);
+        return true;
     }
+
+    private static bool IsHex(ReadOnlySpan<char> s)
+    {
+        foreach (var c in s)
+        {
+            if (!char.IsAsciiHexDigit(c))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>At most 40 characters of untrusted text, for an error message.</summary>
+    internal static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
 }

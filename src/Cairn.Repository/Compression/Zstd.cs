@@ -153,12 +153,46 @@ internal static partial class Zstd
         return size <= int.MaxValue ? (int)size : throw new InvalidDataException($"zstd frame records an implausible size ({size})");
     }
 
+    /// <summary>Largest size a frame header may claim and have allocated at once; a larger claim is checked against real output.</summary>
+    public const int TrustedClaim = 64 * 1024 * 1024;
+
     /// <summary>Decompresses a frame whose size is recorded in its header (metadata objects, named files).</summary>
     public static byte[] Decompress(ReadOnlySpan<byte> source)
     {
-        var result = GC.AllocateUninitializedArray<byte>(FrameContentSize(source));
+        var size = FrameContentSize(source);
+        if (size > TrustedClaim)
+        {
+            // A header is a claim: a forged object of a few bytes can claim 2 GB. Memory grows with what the frame
+            // really holds, and output beyond the claim is refused.
+            return DecompressGrowing(source, size);
+        }
+        var result = GC.AllocateUninitializedArray<byte>(size);
         var n = Decompress(source, result);
         return n == result.Length ? result : throw new InvalidDataException($"zstd frame decompressed to {n} bytes, its header says {result.Length}");
+    }
+
+    private static byte[] DecompressGrowing(ReadOnlySpan<byte> source, int claimed)
+    {
+        using var output = new MemoryStream();
+        try
+        {
+            using var z = new ZstdSharp.DecompressionStream(new MemoryStream(source.ToArray()));
+            var buffer = new byte[1 << 20];
+            int n;
+            while ((n = z.Read(buffer)) > 0)
+            {
+                if (output.Length + n > claimed)
+                {
+                    throw new InvalidDataException($"zstd frame holds more than the {claimed} bytes its header says");
+                }
+                output.Write(buffer, 0, n);
+            }
+        }
+        catch (ZstdSharp.ZstdException e)
+        {
+            throw new InvalidDataException($"zstd data is damaged: {e.Message}", e);
+        }
+        return output.Length == claimed ? output.ToArray() : throw new InvalidDataException($"zstd frame decompressed to {output.Length} bytes, its header says {claimed}");
     }
 
     private static bool ProbeNative()

@@ -28,7 +28,7 @@ public sealed record Manifest
 /// <summary>A manifest with its storage ID.</summary>
 public sealed record Snapshot(string Id, Manifest Manifest)
 {
-    public string ShortId => Id[..8];
+    public string ShortId => ObjectNames.Short(Id);
 
     public long Size => Manifest.Items.Sum(i => i.Size);
 }

@@ -33,7 +33,7 @@ public sealed class Pruner(Repository repo)
     {
         var storage = repo.Storage;
         var snapshots = await repo.ListSnapshotsAsync((id, e) =>
-            throw new DataDamagedException($"manifest {id[..8]} is unreadable ({e.Message}); prune refuses to run because it cannot tell which data that backup needs. Run 'cairn verify' and remove or repair it first", e), cancellationToken).ConfigureAwait(false);
+            throw new DataDamagedException($"manifest {ObjectNames.Short(id)} is unreadable ({e.Message}); prune refuses to run because it cannot tell which data that backup needs. Run 'cairn verify' and remove or repair it first", e), cancellationToken).ConfigureAwait(false);
         var used = new HashSet<ContentId>();
         foreach (var s in snapshots)
         {
@@ -57,7 +57,7 @@ public sealed class Pruner(Repository repo)
             }
             catch (DataDamagedException e)
             {
-                throw new DataDamagedException($"index {o.Key.Name[..8]} is unreadable ({e.Message}); prune refuses to run. Run 'cairn verify'", e);
+                throw new DataDamagedException($"index {ObjectNames.Short(o.Key.Name)} is unreadable ({e.Message}); prune refuses to run. Run 'cairn verify'", e);
             }
             indexes.Add(o.Key.Name);
             foreach (var p in file.Packs)

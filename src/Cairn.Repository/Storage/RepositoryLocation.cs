@@ -21,6 +21,10 @@ public abstract partial record RepositoryLocation
         {
             throw new RepositoryException(ErrorKind.InvalidInput, "the repository location is empty: pass --repo PATH, set CAIRN_REPOSITORY, or set repository: in cairn.yaml");
         }
+        if (text.Contains('\0', StringComparison.Ordinal) || Uri.UnescapeDataString(text).Contains('\0', StringComparison.Ordinal))
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, "the repository location contains a NUL character; give a folder or s3://BUCKET/PREFIX");
+        }
         var scheme = Scheme().Match(text);
         if (!scheme.Success)
         {

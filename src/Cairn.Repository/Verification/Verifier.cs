@@ -70,7 +70,7 @@ public sealed class Verifier(Repository repo)
         snapshots.AddRange(await repo.ListSnapshotsAsync((id, e) => damagedSnapshots.Add((id, e)), cancellationToken).ConfigureAwait(false));
         foreach (var (id, e) in damagedSnapshots)
         {
-            findings.Add(new Finding(FindingKind.Tampered, $"snapshots/{id}", $"manifest does not authenticate: {e.Message}", [id[..8]]));
+            findings.Add(new Finding(FindingKind.Tampered, $"snapshots/{id}", $"manifest does not authenticate: {e.Message}", [ObjectNames.Short(id)]));
         }
         var blobsInPacks = new Dictionary<ContentId, string>();
         foreach (var p in packsInIndex.Values)

@@ -248,7 +248,7 @@ internal static class RepositoryTargets
         try
         {
             using var doc = System.Text.Json.JsonDocument.Parse(input);
-            long Get(string n) => doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && doc.RootElement.TryGetProperty(n, out var v) && v.TryGetInt64(out var x) ? x : 0;
+            long Get(string n) => doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && doc.RootElement.TryGetProperty(n, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number && v.TryGetInt64(out var x) ? x : 0;
             return Math.Max(1, Get("memory_kib")) * Math.Max(1, Get("iterations")) * Math.Max(1, Get("parallelism") > 8 ? Get("parallelism") : 1);
         }
         catch (System.Text.Json.JsonException)
