@@ -228,7 +228,7 @@ public sealed partial class Repository : IDisposable
                 {
                     throw new RepositoryException(ErrorKind.General, $"repository format version {config.Version} is newer than this Cairn understands; upgrade Cairn");
                 }
-                StoredJson.Checked(config, what);
+                config = StoredJson.Checked(config, what);
             }
             var repo = new Repository(storage, time, config, keys, k.Key.Name) { Warnings = warnings };
             if (loadIndex)

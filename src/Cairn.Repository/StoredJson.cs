@@ -20,6 +20,9 @@ public static class StoredJson
     /// <summary>Largest sealed blob: zstd's worst case for the largest raw blob plus the AEAD's nonce and tag, rounded up.</summary>
     public const int MaxBlobLength = MaxBlobRawLength + 1024 * 1024;
 
+    /// <summary>Largest pack size a config may set (4 × the default): writers allocate a buffer of it per worker.</summary>
+    public const int MaxPackSize = 128 * 1024 * 1024;
+
     public static T Decode<T>(ReadOnlySpan<byte> json, JsonTypeInfo<T> type, string what)
         where T : class
     {
@@ -98,6 +101,11 @@ public static class StoredJson
                     throw Damaged(what, $"lists a chunk of item {Quote(i.Name)} that is not a 64-digit hex ID");
                 }
             }
+            // A restore reserves an item's size on disk before reading it: the claim must fit its chunks.
+            if (i.Size > (long)i.Chunks.Count * MaxBlobRawLength)
+            {
+                throw Damaged(what, $"says item {Quote(i.Name)} holds {i.Size} bytes in {i.Chunks.Count} chunk(s) of at most {MaxBlobRawLength / 1024 / 1024} MiB each");
+            }
         }
         return m;
     }
@@ -117,9 +125,10 @@ public static class StoredJson
         {
             throw Damaged(what, e.Message);
         }
-        if (c.PackSize is < 1024 or > 1024 * 1024 * 1024)
+        // Every writer (backup, prune) allocates a pack buffer of this size per worker: found by fuzzing at 1 GiB.
+        if (c.PackSize is < 1024 or > MaxPackSize)
         {
-            throw Damaged(what, $"has a pack size of {c.PackSize} bytes (1 KiB to 1 GiB)");
+            throw Damaged(what, $"has a pack size of {c.PackSize} bytes (1 KiB to {MaxPackSize / 1024 / 1024} MiB)");
         }
         return c;
     }

@@ -410,8 +410,9 @@ public sealed class EvidenceLog
                         }
                     }
                 }
-                catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException or FormatException)
+                catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException or FormatException or InvalidDataException)
                 {
+                    // InvalidDataException: the canonicaliser refuses a number that overflows to infinity (1e400).
                     unreadable = $"not a valid record ({e.Message})";
                     record = null;
                 }

@@ -23,7 +23,7 @@ public readonly record struct StorageKey(ObjectKind Kind, string Name)
     public string Path => Kind switch
     {
         ObjectKind.Config => "config",
-        ObjectKind.Data => FolderOf(Kind) + "/" + Name[..2] + "/" + Name,
+        ObjectKind.Data => FolderOf(Kind) + "/" + Name[..Math.Min(2, Name.Length)] + "/" + Name, // a listed name may be shorter than an ID
         _ => FolderOf(Kind) + "/" + Name,
     };
 

@@ -113,10 +113,12 @@ public class FuzzRegressionTests
     [Fact]
     public async Task Object_names_shorter_than_eight_characters_in_a_listing_do_not_break_verify_or_prune()
     {
-        // storage-names: "snapshots/abc" made verify and prune take name[..8] (ArgumentOutOfRangeException).
+        // storage-names: "snapshots/abc" made verify and prune take name[..8], "data/z" StorageKey.Path take name[..2]
+        // (ArgumentOutOfRangeException).
         var (_, storage, _) = await RepoAsync();
         await storage.PutAsync(new StorageKey(ObjectKind.Snapshot, "abc"), "x"u8.ToArray(), default);
         await storage.PutAsync(new StorageKey(ObjectKind.Index, "ab"), "x"u8.ToArray(), default);
+        await storage.PutAsync(new StorageKey(ObjectKind.Data, "z"), "x"u8.ToArray(), default);
 
         var report = await VerifyAsync(storage);
         using var reopened = await Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
@@ -124,6 +126,7 @@ public class FuzzRegressionTests
 
         Assert.Contains(report.Findings, f => f.Object == "snapshots/abc" && f.Kind == FindingKind.Tampered);
         Assert.Contains(report.Findings, f => f.Object == "index/ab" && f.Kind == FindingKind.Tampered);
+        Assert.Contains(report.Findings, f => f.Object == "data/z/z" && f.Kind == FindingKind.Orphaned);
         Assert.Contains("refuses to run", prune.Message, StringComparison.Ordinal);
     }
 
@@ -134,6 +137,8 @@ public class FuzzRegressionTests
     [InlineData("{\"version\":1,\"chunker\":null}", "no chunker parameters")]
     // repo-config: average below min (InvalidDataException from ChunkerParameters.Validate)
     [InlineData("{\"version\":1,\"chunker\":{\"min\":1024,\"average\":1,\"max\":16384}}", "chunker parameters")]
+    // repo-config: "pack_size": 1073741824 (the next backup allocated a 1 GiB pack buffer per worker: past the allocation cap)
+    [InlineData("{\"version\":1,\"chunker\":{\"min\":1024,\"average\":4096,\"max\":16384},\"pack_size\":1073741824}", "pack size of 1073741824 bytes")]
     public async Task A_forged_repository_config_is_damage_naming_the_config_object(string json, string expected)
     {
         var (repo, storage, _) = await RepoAsync();
@@ -425,15 +430,18 @@ public class FuzzRegressionTests
 
     // ---- evidence log (targets evidence-segment, evidence-leaves, note-key)
 
-    [Fact]
-    public void A_record_line_with_a_duplicated_property_is_a_problem_not_a_crash()
+    [Theory]
+    // evidence-segment: JsonCanonicalizer hit "An item with the same key has already been added. Key: kind".
+    [InlineData("{\"kind\":\"backup\",\"kind\":\"drill\",\"seq\":0}")]
+    // evidence-segment: a number that overflows to infinity (InvalidDataException "NaN and infinity are not JSON").
+    [InlineData("{\"kind\":\"backup\",\"seq\":0,\"size\":1e400}")]
+    public void A_record_line_the_canonicaliser_cannot_write_is_a_problem_not_a_crash(string line)
     {
-        // evidence-segment: JsonCanonicalizer hit "An item with the same key has already been added. Key: kind".
         using var dir = new TempDir();
         var log = new EvidenceLog(dir.File("ev"), dir.File("ev.key"), TimeProvider.System);
         log.Init("cairn.evidence/test");
         Directory.CreateDirectory(log.LogFolder);
-        File.WriteAllText(Path.Combine(log.LogFolder, "0000000000.jsonl"), "{\"kind\":\"backup\",\"kind\":\"drill\",\"seq\":0}\n");
+        File.WriteAllText(Path.Combine(log.LogFolder, "0000000000.jsonl"), line + "\n");
 
         var entries = log.ReadEntries(out var problems);
 
