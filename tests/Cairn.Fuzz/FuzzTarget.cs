@@ -22,8 +22,11 @@ public sealed class FuzzTarget
 
     public IReadOnlyList<Type> TypedErrors { get; }
 
-    /// <summary>Longest one input may run (the fuzzer reports a hang beyond it).</summary>
-    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// Longest one input may run (the fuzzer reports a hang beyond it). Generous: on the shared machine (load 30+)
+    /// a repository target's input took over 5 s without hanging; a real hang (a loop) runs forever.
+    /// </summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(20);
 
     /// <summary>
     /// Most bytes one input may allocate. A length field must be checked before it sizes an allocation:

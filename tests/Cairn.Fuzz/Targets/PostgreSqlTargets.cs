@@ -23,7 +23,7 @@ internal static class PostgreSqlTargets
 
     public static IEnumerable<FuzzTarget> All()
     {
-        yield return new FuzzTarget("basebackup-tar", "a pg_basebackup tar -> BaseBackupTar.ExtractAsync into a scratch folder with a canary beside it", BaseBackupTarTarget, PgErrors) { Timeout = TimeSpan.FromSeconds(10) };
+        yield return new FuzzTarget("basebackup-tar", "a pg_basebackup tar -> BaseBackupTar.ExtractAsync into a scratch folder with a canary beside it", BaseBackupTarTarget, PgErrors) { Timeout = TimeSpan.FromSeconds(30) };
         yield return new FuzzTarget("tar-sniffer", "a tar stream -> TarSniffer (backup_label and backup_manifest captured as they pass)", TarSnifferTarget, PgErrors);
         yield return new FuzzTarget("backup-label", "backup_label text (with a valid backup_manifest) -> BaseBackup.Describe", Label, PgErrors) { Dictionary = ["START WAL LOCATION: ", "START TIMELINE: ", "(file ", ")", "0/", "FFFFFFFF/FFFFFFFF"] };
         yield return new FuzzTarget("backup-manifest", "PostgreSQL's backup_manifest JSON (with a backup_label naming no start) -> BaseBackup.Describe", ManifestJson, PgErrors) { Dictionary = ["\"WAL-Ranges\"", "\"Timeline\"", "\"Start-LSN\"", "\"End-LSN\"", "\"Files\"", "\"Path\"", "\"0/0\"", "[]", "{}"] };
@@ -32,7 +32,7 @@ internal static class PostgreSqlTargets
         yield return new FuzzTarget("roles-json", "a backup's roles.json -> RoleSet.FromJson and every field the restore reads", RolesJsonTarget, PgErrors) { Dictionary = ["\"roles\"", "\"name\"", "\"member_of\"", "\"settings\"", "\"role\"", "\"value\"", "\"superuser\"", "\"version\"", "null"] };
         yield return new FuzzTarget("roles-sql", "an old backup's roles.sql -> LegacyRolesSql.Parse (read as data, never run)", RolesSql, PgErrors) { Dictionary = ["DO $cairn$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ", ") THEN CREATE ROLE ", "; END IF; END $cairn$;", "GRANT ", " TO ", "'", "\"", "E'", "CONNECTION LIMIT ", "PASSWORD "] };
         yield return new FuzzTarget("connection", "a connection string (URI or key=value, from cairn.yaml) -> PgConnection.Parse, Redacted, the program environment", Connection, PgErrors) { Dictionary = ["postgresql://", "host=", "port=", "user=", "dbname=", "password=", "@", ":", "?", "&", "%", "'", "\\"] };
-        yield return new FuzzTarget("physical-restore", "a file-level backup's manifest (sealed) -> PhysicalBackups.RestoreAsync into a scratch folder with a canary beside it", PhysicalRestore, RestoreErrors) { Timeout = TimeSpan.FromSeconds(10), Dictionary = ["\"@CANARY@\"", "\"pg_tblspc/1\"", "\"../canary/secret\"", "\"link\"", "\"dir\"", "\"file\"", "\"mode\"", "\"target\"", "\"04755\"", "\"evil/x\"", "\"evil\""] };
+        yield return new FuzzTarget("physical-restore", "a file-level backup's manifest (sealed) -> PhysicalBackups.RestoreAsync into a scratch folder with a canary beside it", PhysicalRestore, RestoreErrors) { Timeout = TimeSpan.FromSeconds(30), Dictionary = ["\"@CANARY@\"", "\"pg_tblspc/1\"", "\"../canary/secret\"", "\"link\"", "\"dir\"", "\"file\"", "\"mode\"", "\"target\"", "\"04755\"", "\"evil/x\"", "\"evil\""] };
     }
 
     private static void BaseBackupTarTarget(byte[] input)
