@@ -42,6 +42,8 @@ internal static class EvidenceTargets
             Directory.Delete(folder, recursive: true);
         }
         File.Delete(folder + ".key");
+        // Made once per process and removed when it exits (each CI run would otherwise leave one in /dev/shm).
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Remove(folder);
         var clock = new Clock(new DateTimeOffset(2023, 1, 10, 3, 0, 0, TimeSpan.Zero));
         var log = new EvidenceLog(folder, null, clock);
         log.Init("cairn.evidence/fuzz");
@@ -67,6 +69,19 @@ internal static class EvidenceTargets
         log.Prune(new DateTimeOffset(2023, 2, 1, 0, 0, 0, TimeSpan.Zero), new JsonObject { ["kind"] = "evidence-prune" }, "cairn fuzz");
         log.Append(new JsonObject { ["kind"] = "backup", ["result"] = "ok", ["database"] = "app" }, "cairn fuzz");
         return (folder, key, against);
+    }
+
+    private static void Remove(string folder)
+    {
+        try
+        {
+            Directory.Delete(folder, recursive: true);
+            File.Delete(folder + ".key");
+            File.Delete(Path.Combine(Path.GetDirectoryName(folder)!, Path.GetFileName(folder) + ".against"));
+        }
+        catch (IOException)
+        {
+        }
     }
 
     /// <summary>A copy of the log in a scratch folder, with one file replaced, verified the ways readers do.</summary>
