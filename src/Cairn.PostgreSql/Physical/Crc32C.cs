@@ -6,7 +6,8 @@ namespace Cairn.PostgreSql.Physical;
 /// <summary>
 /// CRC-32C (Castagnoli), the checksum PostgreSQL's backup manifests use by default. Hand-written because
 /// System.IO.Hashing (10.0) has only CRC-32 and CRC-64; it uses the SSE 4.2 instruction (GB/s) and a
-/// table elsewhere. Checked against the RFC 3720 test vectors and against pg_verifybackup in the tests.
+/// table elsewhere. Checked against the RFC 3720 B.4 test vectors (BackupManifestTests) and against pg_verifybackup
+/// (PhysicalFileTests).
 /// </summary>
 public sealed class Crc32C
 {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Cairn.Repository.Locks;
 using Cairn.Repository.Verification;
 using Cairn.Repository.Pruning;
 using Cairn.Repository.Storage;
@@ -96,34 +97,58 @@ public class CrashTests
     }
 
     [Fact]
-    public async Task Prune_waits_for_a_running_put_and_put_is_refused_during_prune()
+    public async Task Prune_is_refused_while_a_put_holds_its_lock_and_put_is_refused_while_prune_holds_it()
     {
+        // The locks are held here, in the test, for as long as the test says: no race with a real put's speed decides the outcome.
         using var dir = new TempDir();
         var repoPath = dir.File("repo");
         var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = repoPath };
         Assert.Equal(0, (await CairnProcess.RunAsync(["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"], env)).Code);
         var input = dir.File("input.bin");
-        await File.WriteAllBytesAsync(input, TestData.Random(64 * 1024 * 1024, 6));
-        using var put = Process.Start(CairnProcess.StartInfo(["repo", "put", "big", input], env))!;
-        var putErr = put.StandardError.ReadToEndAsync();
-        // Wait until the put holds its lock.
-        var deadline = Stopwatch.StartNew();
-        while (!Directory.Exists(Path.Combine(repoPath, "locks")) || !Directory.EnumerateFiles(Path.Combine(repoPath, "locks")).Any())
+        await File.WriteAllBytesAsync(input, TestData.Random(1024 * 1024, 6));
+        var storage = new FileSystemStorage(repoPath);
+        Assert.Equal(0, (await CairnProcess.RunAsync(["repo", "put", "before", input], env)).Code);
+        using (var r = await Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default))
         {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "put never took its lock");
-            await Task.Delay(10);
+            await r.ForgetAsync(Assert.Single(await r.ListSnapshotsAsync(default)), default); // so a prune that ran would delete packs
         }
-        var (code, _, err) = await CairnProcess.RunAsync(["prune"], env);
-        await put.WaitForExitAsync();
-        Assert.True(put.ExitCode == 0, await putErr);
-        if (code != 0)
+        var tree = RepositoryTree(repoPath);
+
+        await using (var put = await RepositoryLock.AcquireAsync(storage, TimeProvider.System, exclusive: false, "put", default))
         {
-            Assert.Equal(Cairn.Cli.ExitCodes.Locked, code);
-            Assert.Contains("locked", err, StringComparison.Ordinal);
+            var (code, output, err) = await CairnProcess.RunAsync(["prune"], env);
+            Assert.True(code == Cairn.Cli.ExitCodes.Locked, $"exit {code}: {output}{err}");
+            Assert.Contains("locked by put", err, StringComparison.Ordinal);
+            Assert.Contains($"pid {Environment.ProcessId}", err, StringComparison.Ordinal);
+            Assert.Equal(tree, RepositoryTree(repoPath)); // prune deleted nothing
         }
-        using var repo = await Repo.OpenAsync(new FileSystemStorage(repoPath), TestData.Passphrase, TimeProvider.System, default);
+
+        await using (var prune = await RepositoryLock.AcquireAsync(storage, TimeProvider.System, exclusive: true, "prune", default))
+        {
+            var (code, output, err) = await CairnProcess.RunAsync(["repo", "put", "during", input], env);
+            Assert.True(code == Cairn.Cli.ExitCodes.Locked, $"exit {code}: {output}{err}");
+            Assert.Contains("locked exclusively by prune", err, StringComparison.Ordinal);
+            Assert.Equal(tree, RepositoryTree(repoPath)); // put wrote nothing
+        }
+
+        // Both locks are gone: both commands now run, and the repository holds exactly the one put.
+        Assert.Equal(0, (await CairnProcess.RunAsync(["prune"], env)).Code);
+        Assert.Equal(0, (await CairnProcess.RunAsync(["repo", "put", "after", input], env)).Code);
+        using var repo = await Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
         var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
-        Assert.False(report.HasDamage);
-        Assert.Single(await repo.ListSnapshotsAsync(default));
+        Assert.Empty(report.Findings);
+        Assert.Equal("after", Assert.Single(await repo.ListSnapshotsAsync(default)).Manifest.Name);
+    }
+
+    /// <summary>Every file of the repository but its locks, with its size: what a command changed.</summary>
+    private static List<string> RepositoryTree(string repoPath)
+    {
+        var r = Directory.EnumerateFiles(repoPath, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(repoPath, f))
+            .Where(f => !f.StartsWith("locks", StringComparison.Ordinal))
+            .Select(f => $"{f}:{new FileInfo(Path.Combine(repoPath, f)).Length}")
+            .ToList();
+        r.Sort(StringComparer.Ordinal);
+        return r;
     }
 }

@@ -64,7 +64,14 @@ public class MerkleTreeTests
         var proof = MerkleTree.InclusionProof(Leaves, index, size);
         Assert.Equal(expected, proof.Select(Convert.ToHexStringLower));
         Assert.True(MerkleTree.VerifyInclusion(Leaves[index], index, size, proof, H(Roots[size - 1])));
-        Assert.False(MerkleTree.VerifyInclusion(Leaves[(index + 1) % 8], index, size, proof, H(Roots[size - 1])) && size > 1);
+        Assert.False(MerkleTree.VerifyInclusion(Leaves[(index + 1) % 8], index, size, proof, H(Roots[size - 1])));
+        Assert.False(MerkleTree.VerifyInclusion(Leaves[index], index, size, proof, H(Roots[size % 8])));
+        for (var i = 0; i < proof.Count; i++)
+        {
+            var tampered = proof.Select(p => (byte[])p.Clone()).ToList();
+            tampered[i][0] ^= 1;
+            Assert.False(MerkleTree.VerifyInclusion(Leaves[index], index, size, tampered, H(Roots[size - 1])), $"proof element {i} flipped");
+        }
     }
 
     public static TheoryData<int, int, string[]> ConsistencyVectors => new()

@@ -18,4 +18,45 @@ public class BackupManifestTests
         var body = text[..text.IndexOf("\"Manifest-Checksum\"", StringComparison.Ordinal)];
         Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(body))), doc.RootElement.GetProperty("Manifest-Checksum").GetString());
     }
+
+    // RFC 3720 appendix B.4: the CRC field's bytes as sent, which is the little-endian order backup_manifest prints.
+    [Theory]
+    [InlineData("zeros", "aa36918a")]
+    [InlineData("ones", "43aba862")]
+    [InlineData("incrementing", "4e79dd46")]
+    [InlineData("decrementing", "5cdb3f11")]
+    [InlineData("scsi-read-pdu", "563a96d9")]
+    public void Crc32C_gives_the_RFC_3720_B4_test_vectors(string vector, string expected)
+    {
+        var data = vector switch
+        {
+            "zeros" => new byte[32],
+            "ones" => Enumerable.Repeat((byte)0xFF, 32).ToArray(),
+            "incrementing" => Enumerable.Range(0, 32).Select(i => (byte)i).ToArray(),
+            "decrementing" => Enumerable.Range(0, 32).Select(i => (byte)(31 - i)).ToArray(),
+            _ => Convert.FromHexString(
+                "01c00000000000000000000000000000" +
+                "14000000000004000000001400000018" +
+                "28000000000000000200000000000000"),
+        };
+        Assert.Equal(expected, Crc32C.Of(data));
+        // Fed in uneven pieces (the 8-byte and the 1-byte paths, and their seams) it gives the same.
+        foreach (var split in (int[])[1, 3, 7, 8, 9, 31])
+        {
+            var crc = new Crc32C();
+            for (var i = 0; i < data.Length; i += split)
+            {
+                crc.Append(data.AsSpan(i, Math.Min(split, data.Length - i)));
+            }
+            Assert.Equal(expected, crc.Hex);
+        }
+    }
+
+    [Fact]
+    public void Crc32C_gives_the_standard_check_value()
+    {
+        var crc = new Crc32C();
+        crc.Append("123456789"u8);
+        Assert.Equal(0xE3069283u, crc.Value);
+    }
 }

@@ -52,23 +52,51 @@ public class DrillTests(PostgresFixture pg)
 
     private static JsonObject CheckOf(JsonObject drill, string name) => drill["checks"]!.AsArray().Select(c => c!.AsObject()).Single(c => c["name"]!.GetValue<string>() == name);
 
-    private static string[] ScratchLeftovers() => [.. Directory.EnumerateDirectories(Path.GetTempPath(), "cairn-scratch-*")];
+    /// <summary>
+    /// Runs the drill as a child process whose TMPDIR is this test's own folder, so the scratch servers it starts are
+    /// there and nowhere else: "it left nothing" is a look at one folder, whatever other tests run meanwhile.
+    /// </summary>
+    private static Task<(int Code, string Out, string Err)> DrillProcessAsync(CliRunner cli, TempDir dir, params string[] args)
+        => CairnProcess.RunAsync(args, new Dictionary<string, string>(cli.Env) { ["TMPDIR"] = dir.Tmp });
+
+    private static string[] Leftovers(TempDir dir) => [.. Directory.EnumerateFileSystemEntries(dir.Tmp).Select(Path.GetFileName)!];
 
     [Fact]
     public async Task Drill_of_a_good_backup_passes_every_check_records_evidence_and_leaves_nothing()
     {
         var (cli, dir, _) = await SetUpAsync(RunbookChecks);
         using var _d = dir;
-        var before = ScratchLeftovers();
-        var (code, json, err) = await cli.RunAsync("drill", "app", "--json");
+        DateTimeOffset backupTime;
+        using (var repo = await Repo.OpenAsync(new FileSystemStorage(dir.File("repo")), TestData.Passphrase, TimeProvider.System, default))
+        {
+            backupTime = (await LogicalSnapshots.ReadFingerprintAsync(repo, (await repo.ListSnapshotsAsync(default)).Single(), default)).BackupTime;
+        }
+        var started = TimeProvider.System.GetUtcNow();
+        var wall = Stopwatch.StartNew();
+        var (code, json, err) = await DrillProcessAsync(cli, dir, "drill", "app", "--json");
+        wall.Stop();
+        var ended = TimeProvider.System.GetUtcNow();
         Assert.True(code == 0, json + err);
         var drill = ParseDrill(json);
         Assert.True(drill["ok"]!.GetValue<bool>());
-        Assert.Equal(9, drill["checks"]!.AsArray().Count);
-        Assert.True(drill["rto_seconds"]!.GetValue<double>() > 0);
-        Assert.True(drill["data_age_seconds"]!.GetValue<double>() >= 0);
-        Assert.Equal("pass", CheckOf(drill, "profile_rows")["result"]!.GetValue<string>());
-        Assert.Equal(before.Length, ScratchLeftovers().Length);
+        // Every configured check ran and passed: a skipped one is not a pass.
+        string[] expected = ["restore", "tables_present", "row_counts", "rls_enabled", "foreign_keys", "audit_continuity public.audit_log", "verified_emails", "recent_activity", "profile_rows"];
+        var checks = drill["checks"]!.AsArray().Select(c => c!.AsObject()).ToList();
+        Assert.Equal(expected.Order(StringComparer.Ordinal), checks.Select(c => c["name"]!.GetValue<string>()).Order(StringComparer.Ordinal));
+        Assert.All(checks, c => Assert.True(c["result"]!.GetValue<string>() == "pass", c.ToJsonString()));
+
+        // Data age is the drill's "now" minus the backup's time (whole seconds); RTO is the time to a restored server
+        // answering queries: more than the restore alone (it includes starting the server), at most the whole drill.
+        var dataAge = drill["data_age_seconds"]!.GetValue<double>();
+        Assert.InRange(dataAge, (started - backupTime).TotalSeconds - 1, (ended - backupTime).TotalSeconds + 1);
+        var rto = drill["rto_seconds"]!.GetValue<double>();
+        var total = drill["total_seconds"]!.GetValue<double>();
+        var restoreSeconds = CheckOf(drill, "restore")["duration_ms"]!.GetValue<long>() / 1000.0;
+        Assert.True(rto > restoreSeconds, $"RTO {rto} s is not more than the restore's {restoreSeconds} s");
+        Assert.True(rto <= total, $"RTO {rto} s is more than the drill's total {total} s");
+        Assert.True(total <= wall.Elapsed.TotalSeconds, $"total {total} s is more than the {wall.Elapsed.TotalSeconds} s the process ran");
+
+        Assert.Empty(Leftovers(dir));
         var (_, list, _) = await cli.RunAsync("evidence", "list", "--kind", "drill", "--json");
         var record = JsonNode.Parse(list)!.AsArray().Single()!;
         Assert.Equal("pass", record["result"]!.GetValue<string>());
@@ -197,45 +225,49 @@ public class DrillTests(PostgresFixture pg)
         var bytes = await File.ReadAllBytesAsync(pack);
         bytes[bytes.Length / 3] ^= 0xFF;
         await File.WriteAllBytesAsync(pack, bytes);
-        var before = ScratchLeftovers();
-        var (code, json, _) = await cli.RunAsync("drill", "app", "--json");
+        var (code, json, _) = await DrillProcessAsync(cli, dir, "drill", "app", "--json");
         Assert.Equal(ExitCodes.ChecksFailed, code);
         var restore = CheckOf(ParseDrill(json), "restore");
         Assert.Equal("fail", restore["result"]!.GetValue<string>());
         Assert.Contains("authentication", restore["detail"]!.GetValue<string>(), StringComparison.Ordinal);
-        Assert.Equal(before.Length, ScratchLeftovers().Length);
+        Assert.Empty(Leftovers(dir));
     }
 
     [Fact]
-    public async Task Drill_interrupted_with_ctrl_c_leaves_no_server_or_folder()
+    public async Task Drill_interrupted_with_ctrl_c_exits_130_and_leaves_no_server_process_or_folder()
     {
+        // A smoke command that writes its PID and then sleeps holds the drill provably mid-way (restored, checks
+        // running) for 60 s: the interrupt lands there, not at a guessed moment.
         var (cli, dir, _) = await SetUpAsync("      - tables_present: [public.profiles]");
         using var _d = dir;
-        var before = ScratchLeftovers();
-        using var p = Process.Start(CairnProcess.StartInfo(["drill", "app"], cli.Env))!;
-        var err = p.StandardError.ReadToEndAsync();
-        await Task.Delay(1200);
+        var started = dir.File("smoke.pid");
+        await File.AppendAllTextAsync(dir.File("cairn.yaml"), $"""
+                  - command: {"{"} name: hold, run: "echo $$ > {started}; exec sleep 60", timeout: 5m {"}"}
+
+            """);
+        var env = new Dictionary<string, string>(cli.Env) { ["TMPDIR"] = dir.Tmp };
+        using var p = Process.Start(CairnProcess.StartInfo(["drill", "app"], env))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await Eventually.UntilAsync(() => p.HasExited || (File.Exists(started) && File.ReadAllText(started).EndsWith('\n')), TimeSpan.FromMinutes(3), "the drill's smoke command starting");
+        Assert.False(p.HasExited, $"the drill ended before it was interrupted: {await stdout}{await stderr}");
+        var smokePid = int.Parse(File.ReadAllText(started).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        var scratch = Assert.Single(Directory.GetDirectories(dir.Tmp, "cairn-scratch-*"));
+        var postmasterPid = int.Parse(File.ReadLines(Path.Combine(scratch, "data", "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Eventually.IsRunning(postmasterPid), "the scratch server should be running while the drill runs its checks");
+
         using (var kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
             await kill!.WaitForExitAsync();
         }
-        await p.WaitForExitAsync();
-        Assert.True(p.ExitCode != 0, "the drill should have been interrupted");
-        await Task.Delay(500);
-        Assert.Equal(before.Length, ScratchLeftovers().Length);
-        var stray = Process.GetProcessesByName("postgres").Where(x =>
+        using (var limit = new CancellationTokenSource(TimeSpan.FromSeconds(45)))
         {
-            try
-            {
-                return File.ReadAllText($"/proc/{x.Id}/cmdline").Contains("cairn-scratch", StringComparison.Ordinal) && !File.ReadAllText($"/proc/{x.Id}/cmdline").Contains(pg.Server.Root, StringComparison.Ordinal);
-            }
-            catch (IOException)
-            {
-                return false;
-            }
-        }).ToList();
-        Assert.Empty(stray);
-        _ = await err;
+            await p.WaitForExitAsync(limit.Token); // well before the 60 s smoke command would have let it finish
+        }
+        Assert.True(p.ExitCode == ExitCodes.Interrupted, $"exit {p.ExitCode}: {await stdout}{await stderr}");
+        Assert.Empty(Leftovers(dir));
+        await Eventually.UntilAsync(() => !Eventually.IsRunning(postmasterPid), TimeSpan.FromSeconds(10), $"the scratch server (pid {postmasterPid}) stopping");
+        await Eventually.UntilAsync(() => !Eventually.IsRunning(smokePid), TimeSpan.FromSeconds(10), $"the smoke command (pid {smokePid}) stopping");
     }
 
     [Fact]

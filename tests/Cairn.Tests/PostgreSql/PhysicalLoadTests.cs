@@ -20,7 +20,7 @@ public class PhysicalLoadTests
 
         // 1. A backup while pgbench writes: the restored copy is transactionally consistent.
         var load = PgProcess.RunAsync(server.Binaries["pgbench"], ["-c", "2", "-T", "10", "-n"], pgEnv, default);
-        await Task.Delay(1500);
+        await Eventually.UntilAsync(async () => await server.ScalarAsync<long>("SELECT count(*) FROM pgbench_history") > 0, TimeSpan.FromSeconds(30), "pgbench writing");
         var (code, json, err) = await cli.RunAsync("backup", "app", "--physical", "--json");
         Assert.True(code == 0, err);
         var first = JsonNode.Parse(json)!["snapshot_id"]!.GetValue<string>();
@@ -51,12 +51,21 @@ public class PhysicalLoadTests
 
         // 2. A backup killed midway: nothing becomes visible; the next backup works.
         await server.ExecuteAsync("CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 1500000) g");
+        var packs = Path.Combine(dir.File("repo"), "data");
+        string[] Packs() => [.. Directory.EnumerateFiles(packs, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith(".tmp", StringComparison.Ordinal))];
+        var packsBefore = Packs().Length;
         using (var p = Process.Start(CairnProcess.StartInfo(["backup", "app", "--physical"], env))!)
         {
-            await Task.Delay(700);
+            var stderr = p.StandardError.ReadToEndAsync();
+            // Killed when it is provably mid-way: it has stored new packs of the data directory but not committed.
+            await Eventually.UntilAsync(() => p.HasExited || Packs().Length >= packsBefore + 3, TimeSpan.FromMinutes(2), "the backup storing three new packs");
+            Assert.False(p.HasExited, $"the backup ended (exit {(p.HasExited ? p.ExitCode : 0)}) before it could be killed mid-way: {(p.HasExited ? await stderr : "")}");
+            Assert.Contains(Directory.EnumerateFiles(Path.Combine(dir.File("repo"), "locks")), f => !Path.GetFileName(f).StartsWith('.')); // its lock: still running
             p.Kill(entireProcessTree: true);
             await p.WaitForExitAsync();
+            Assert.Equal(137, p.ExitCode); // 128 + SIGKILL: it did not finish on its own
         }
+        Assert.True(Packs().Length >= packsBefore + 3, "the killed backup's packs are still there (prune frees them), yet it is not a backup");
         var (_, snaps, _) = await cli.RunAsync("snapshots", "app", "--json");
         Assert.Single(JsonNode.Parse(snaps)!.AsArray());
         Assert.Equal(0, (await cli.RunAsync("unlock")).Code);

@@ -168,8 +168,9 @@ public class RestoreSafetyTests(PostgresFixture pg)
         foreach (var schema in new[] { "public", "pg_catalog", "information_schema", "pg_toast" })
         {
             var (code, output, err) = await cli.RunAsync("restore", pg.Server.Url(db), "--table", "public.orders", "--into-schema", schema, "--merge", "missing");
-            Assert.True(code == ExitCodes.Usage || code == ExitCodes.Database, $"{schema}: exit {code}: {output}{err}");
-            Assert.Contains("--into-schema", err, StringComparison.Ordinal);
+            // Refused before the repository is opened or the database touched: bad input, exit 2, naming why.
+            Assert.True(code == ExitCodes.Usage, $"{schema}: exit {code}: {output}{err}");
+            Assert.Contains(schema == "public" ? "--into-schema public holds the live table public.orders" : $"--into-schema {schema} is a system schema", err, StringComparison.Ordinal);
         }
         Assert.Equal(90L, await pg.Server.ScalarAsync<long>("SELECT count(*) FROM public.orders", db));
         Assert.Equal(1L, await pg.Server.ScalarAsync<long>("SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.orders'::regclass AND contype = 'p'", db));

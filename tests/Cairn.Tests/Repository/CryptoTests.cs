@@ -1,4 +1,6 @@
 using Cairn.Repository.Crypto;
+using Org.BouncyCastle.Crypto.Generators;
+using Argon2Parameters = Org.BouncyCastle.Crypto.Parameters.Argon2Parameters;
 
 namespace Cairn.Tests.Repository;
 
@@ -38,15 +40,37 @@ public class CryptoTests
     }
 
     [Fact]
-    public void Argon2id_matches_the_RFC_9106_shape_and_is_deterministic()
+    public void Argon2id_as_configured_gives_the_RFC_9106_section_5_3_test_vector()
     {
-        var salt = new byte[16];
-        var a = KdfParameters.Fast.Derive("pw", salt);
-        var b = KdfParameters.Fast.Derive("pw", salt);
-        var c = new KdfParameters(2048, 1, 1).Derive("pw", salt);
-        Assert.Equal(a, b);
-        Assert.NotEqual(a, c);
-        Assert.Equal(32, a.Length);
+        // RFC 9106 §5.3 uses a secret and associated data, which Cairn's passphrase KDF never sets, so the vector checks
+        // the primitive with Cairn's settings (Argon2id, version 0x13); the next test checks the wrapper itself.
+        var p = new Argon2Parameters.Builder(Argon2Parameters.Argon2id)
+            .WithVersion(Argon2Parameters.Version13)
+            .WithMemoryAsKB(32)
+            .WithIterations(3)
+            .WithParallelism(4)
+            .WithSalt(Enumerable.Repeat((byte)0x02, 16).ToArray())
+            .WithSecret(Enumerable.Repeat((byte)0x03, 8).ToArray())
+            .WithAdditional(Enumerable.Repeat((byte)0x04, 12).ToArray())
+            .Build();
+        var gen = new Argon2BytesGenerator();
+        gen.Init(p);
+        var tag = new byte[32];
+        gen.GenerateBytes(Enumerable.Repeat((byte)0x01, 32).ToArray(), tag);
+        Assert.Equal("0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659", Convert.ToHexStringLower(tag));
+    }
+
+    // Expected values from the reference implementation (libargon2 20171227, argon2_ctx with Argon2_id, version 0x13,
+    // a 32-byte tag), computed independently of BouncyCastle.
+    [Theory]
+    [InlineData(1024, 1, 1, "pw", "00000000000000000000000000000000", "cbc34dd08f282c0f50d3733767e57700c5bed7ba601724231bbb81a881f52b01")]
+    [InlineData(4096, 2, 2, "correct horse battery staple", "000102030405060708090a0b0c0d0e0f", "acad5eacd68e47665f0fde0c224f0118402ba4ba2c01769230903ce7293e452b")]
+    [InlineData(1024, 1, 1, "caf\u00e9", "00000000000000000000000000000000", "e77e8bade7d6a14235132471386be1328360a49cc3f832d2c8e742f485bda532")]
+    public void Passphrase_KDF_gives_the_reference_implementations_key(int memoryKib, int iterations, int parallelism, string passphrase, string saltHex, string expected)
+    {
+        // The passphrase is hashed as its UTF-8 bytes (the third row: a non-ASCII é, composed).
+        var key = new KdfParameters(memoryKib, iterations, parallelism).Derive(passphrase, Convert.FromHexString(saltHex));
+        Assert.Equal(expected, Convert.ToHexStringLower(key));
     }
 
     [Fact]

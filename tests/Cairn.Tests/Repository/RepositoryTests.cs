@@ -177,9 +177,28 @@ public class RepositoryTests
             Assert.Contains(report.Findings, f => f.Kind == FindingKind.Tampered && f.Object == index.Path);
         }
         var key = (await ListAsync(storage, ObjectKind.Key)).Single();
-        storage.Corrupt(key, b => { b[b.Length / 2] ^= 0x20; return b; });
+        var original = await storage.GetAllAsync(key, default);
+
+        // A key file that is no longer JSON is damaged, and the error names it.
+        storage.Corrupt(key, b => { b[0] = (byte)'['; return b; });
         var e = await Assert.ThrowsAnyAsync<RepositoryException>(() => Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default));
-        Assert.True(e.Kind is ErrorKind.Damaged or ErrorKind.WrongPassphrase);
+        Assert.Equal(ErrorKind.Damaged, e.Kind);
+        Assert.Contains($"key file {key.Name} is damaged", e.Message, StringComparison.Ordinal);
+
+        // A flipped bit in the wrapped key fails its AES-GCM tag exactly as a wrong passphrase does: the tag cannot
+        // tell the two apart, so the one honest answer is "no key opens with this passphrase".
+        storage.Corrupt(key, _ =>
+        {
+            var data = System.Text.Json.JsonSerializer.Deserialize(original, global::Cairn.Repository.RepositoryJson.Default.KeyFileData)!;
+            var wrapped = Convert.FromBase64String(data.Wrapped);
+            wrapped[20] ^= 0x01;
+            return System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(data with { Wrapped = Convert.ToBase64String(wrapped) }, global::Cairn.Repository.RepositoryJson.Default.KeyFileData);
+        });
+        e = await Assert.ThrowsAnyAsync<RepositoryException>(() => Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default));
+        Assert.Equal(ErrorKind.WrongPassphrase, e.Kind);
+
+        storage.Corrupt(key, _ => original);
+        using var intact = await Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
     }
 
     [Fact]
@@ -243,11 +262,14 @@ public class RepositoryTests
         var c = await TestData.PutAsync(repo, "c", shared);
         await repo.ForgetAsync(a, default);
         await repo.ForgetAsync(b, default);
+        var treeBefore = await TreeAsync(storage);
         var dry = await new Pruner(repo).PruneAsync(dryRun: true, default);
         Assert.True(dry.PacksDeleted > 0);
-        var packsBefore = await CountAsync(storage, ObjectKind.Data);
-        Assert.Equal(packsBefore, await CountAsync(storage, ObjectKind.Data));
+        // The dry run wrote, replaced and deleted nothing: every object of every kind is still there, unchanged in size.
+        Assert.Equal(treeBefore, await TreeAsync(storage));
         var real = await new Pruner(repo).PruneAsync(dryRun: false, default);
+        Assert.Equal(dry.PacksDeleted, real.PacksDeleted);
+        Assert.Equal(dry.BytesDeleted, real.BytesDeleted);
         Assert.True(real.BytesDeleted > 900_000, $"freed only {real.BytesDeleted}");
         Assert.Equal(shared, await TestData.GetAsync(repo, c));
         using var reopened = await Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
@@ -340,10 +362,13 @@ public class RepositoryTests
         using var reopened = await Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
         var report = await new Verifier(reopened).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
         Assert.False(report.HasDamage);
-        foreach (var s in await reopened.ListSnapshotsAsync(default))
+        var snapshots = await reopened.ListSnapshotsAsync(default);
+        // Both writers committed: exactly one snapshot each, each reading back the bytes its writer put.
+        Assert.Equal(["w1", "w2"], snapshots.Select(s => s.Manifest.Items[0].Name).Order(StringComparer.Ordinal));
+        foreach (var s in snapshots)
         {
-            var data = await TestData.GetAsync(reopened, s);
-            Assert.Equal(1_000_000, data.Length);
+            var tail = s.Manifest.Items[0].Name == "w1" ? 21 : 22;
+            Assert.Equal(common.Concat(TestData.Random(200_000, tail)).ToArray(), await TestData.GetAsync(reopened, s));
         }
     }
 
@@ -354,6 +379,21 @@ public class RepositoryTests
         {
             r.Add(o.Key);
         }
+        return r;
+    }
+
+    /// <summary>Every stored object of every kind with its size, in a stable order: a tree to compare before and after.</summary>
+    private static async Task<List<string>> TreeAsync(IStorage storage)
+    {
+        var r = new List<string>();
+        foreach (var kind in Enum.GetValues<ObjectKind>())
+        {
+            await foreach (var o in storage.ListAsync(kind, default))
+            {
+                r.Add($"{kind}/{o.Key.Name}:{o.Size}");
+            }
+        }
+        r.Sort(StringComparer.Ordinal);
         return r;
     }
 
