@@ -1,3 +1,3 @@
-// Scratch servers, temp folders and processes are machine-wide: tests that count them must not race
-// tests in other collections, so the suite runs one test class at a time.
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
+// Test classes run in parallel (xunit.runner.json sets how many at once). Each test has its own folder
+// (TempDir, under one folder per run) and each PostgreSQL test class its own scratch server; tests that
+// change process-wide state run alone (ProcessEnvironmentCollection).

@@ -20,7 +20,8 @@ public class CrashTests
         var input = dir.File("input.bin");
         // Incompressible data so the put takes long enough to be killed in the middle.
         await File.WriteAllBytesAsync(input, TestData.Random(96 * 1024 * 1024, 5));
-        var rng = new Random(42);
+        const int seed = 42; // the kill moments: a failure names the seed, round and delay, so it can be replayed
+        var rng = new Random(seed);
         var killedMidway = 0;
         for (var round = 0; round < 10; round++)
         {
@@ -35,14 +36,15 @@ public class CrashTests
             }
             using var repo = await Repo.OpenAsync(new FileSystemStorage(repoPath), TestData.Passphrase, TimeProvider.System, default);
             var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
-            Assert.False(report.HasDamage, string.Join("\n", report.Findings));
+            var moment = $"seed {seed}, round {round}, {(exited ? "finished within" : "killed after")} {delay} ms";
+            Assert.False(report.HasDamage, moment + "\n" + string.Join("\n", report.Findings));
             foreach (var s in await repo.ListSnapshotsAsync(default))
             {
                 // Any visible snapshot is complete.
-                Assert.Equal(new FileInfo(input).Length, s.Size);
+                Assert.True(new FileInfo(input).Length == s.Size, $"{moment}: snapshot {s.ShortId} holds {s.Size} bytes");
             }
         }
-        Assert.True(killedMidway >= 3, $"only {killedMidway} of 10 runs were killed midway; the test did not exercise crashes");
+        Assert.True(killedMidway >= 3, $"only {killedMidway} of 10 runs were killed midway (seed {seed}); the test did not exercise crashes");
 
         // The locks of killed processes are removed by the next command that takes a lock (no 'cairn unlock'); prune cleans up.
         var (code, _, err) = await CairnProcess.RunAsync(["repo", "put", "final", input], env);

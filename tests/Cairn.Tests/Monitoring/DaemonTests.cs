@@ -7,8 +7,7 @@ using Cairn.Tests.Support;
 
 namespace Cairn.Tests.Monitoring;
 
-[Collection("postgres")]
-public class DaemonTests(PostgresFixture pg)
+public class DaemonTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private static int FreePort()
     {
@@ -41,13 +40,50 @@ public class DaemonTests(PostgresFixture pg)
         await File.WriteAllTextAsync(dir.File("cairn.yaml"), Config(dir.File("repo"), pg.Server.Url(db), dir.File("url")));
         Assert.Equal(0, (await CairnProcess.RunAsync(["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"], env)).Code);
 
-        var port = FreePort();
-        using var daemon = Process.Start(CairnProcess.StartInfo(["daemon", "--listen", $"127.0.0.1:{port}", "--tick-seconds", "1"], env))!;
-        var log = new System.Text.StringBuilder();
-        daemon.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
-        daemon.BeginErrorReadLine();
-        _ = daemon.StandardOutput.ReadToEndAsync();
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        async Task<bool> AnswersAsync(int p)
+        {
+            try
+            {
+                using var _ = await http.GetAsync(new Uri($"http://127.0.0.1:{p}/healthz"));
+                return true;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }
+
+        // The port is found free a moment before the daemon binds it: if another process took it meanwhile, the
+        // daemon exits naming the address, and it starts again on another port.
+        var log = new System.Text.StringBuilder();
+        Process daemon;
+        int port;
+        for (var attempt = 1; ; attempt++)
+        {
+            port = FreePort();
+            daemon = Process.Start(CairnProcess.StartInfo(["daemon", "--listen", $"127.0.0.1:{port}", "--tick-seconds", "1"], env))!;
+            lock (log)
+            {
+                log.Clear();
+            }
+            daemon.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+            daemon.BeginErrorReadLine();
+            _ = daemon.StandardOutput.ReadToEndAsync();
+            var candidate = daemon;
+            var listening = port;
+            await Eventually.UntilAsync(async () => candidate.HasExited || await AnswersAsync(listening), TimeSpan.FromSeconds(60), "the daemon listening or exiting");
+            if (!daemon.HasExited)
+            {
+                break;
+            }
+            daemon.Dispose();
+            lock (log)
+            {
+                Assert.True(attempt < 3 && log.ToString().Contains("in use", StringComparison.OrdinalIgnoreCase), $"the daemon exited at start: {log}");
+            }
+        }
+        using var _daemon = daemon;
         try
         {
             // Backups happen on schedule and show in /metrics.
@@ -77,11 +113,7 @@ public class DaemonTests(PostgresFixture pg)
             // A bad config on SIGHUP is refused and the old one kept.
             await File.WriteAllTextAsync(dir.File("cairn.yaml"), "databases: [oops\n");
             using (var k = Process.Start("kill", ["-HUP", daemon.Id.ToString(CultureInfo.InvariantCulture)])) { await k!.WaitForExitAsync(); }
-            await Task.Delay(1500);
-            lock (log)
-            {
-                Assert.Contains("reload refused", log.ToString(), StringComparison.Ordinal);
-            }
+            await Eventually.UntilAsync(() => { lock (log) { return log.ToString().Contains("reload refused", StringComparison.Ordinal); } }, TimeSpan.FromSeconds(30), "the daemon refusing the bad config");
 
             // Now make backups fail (unreachable server): the check job raises CRITICAL and alerts once.
             int seen;
@@ -129,8 +161,7 @@ public class DaemonTests(PostgresFixture pg)
     }
 }
 
-[Collection("postgres")]
-public class CheckCommandTests(PostgresFixture pg)
+public class CheckCommandTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     [Fact]
     public async Task Check_exit_codes_nagios_line_and_prometheus_textfile()

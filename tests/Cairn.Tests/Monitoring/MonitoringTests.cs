@@ -122,21 +122,46 @@ public class ScheduleTests
 /// <summary>A real HTTP receiver on loopback that records what it is sent.</summary>
 public sealed class Receiver : IDisposable
 {
-    private readonly HttpListener _listener = new();
+    private readonly HttpListener _listener;
     private readonly CancellationTokenSource _cts = new();
 
     public Receiver()
     {
-        var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        Port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
-        _listener.Start();
+        // HttpListener cannot bind port 0: take a free port and, if another process takes it first, another one.
+        for (var attempt = 1; ; attempt++)
+        {
+            var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            Port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            _listener = new HttpListener();
+            _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
+            try
+            {
+                _listener.Start();
+                break;
+            }
+            catch (HttpListenerException) when (attempt < 5)
+            {
+                _listener.Close();
+            }
+        }
         _ = Task.Run(LoopAsync);
     }
 
     public int Port { get; }
+
+    /// <summary>How many deliveries arrived so far (read under the lock the receiving loop takes).</summary>
+    public int Count
+    {
+        get
+        {
+            lock (Received)
+            {
+                return Received.Count;
+            }
+        }
+    }
 
     public string Url => $"http://127.0.0.1:{Port}/hook";
 
@@ -207,7 +232,7 @@ public class AlertTests
         var alerter = new Alerter(dir.File("state.json"), new FakeTimeProvider(T0), TimeSpan.FromHours(4)) { RetryDelay = TimeSpan.Zero };
         var deliveries = await alerter.ProcessAsync([F(HealthState.Critical)], sinks, default);
         Assert.All(deliveries, d => Assert.True(d.Delivered, d.Error));
-        await Task.Delay(200);
+        await Eventually.UntilAsync(() => r.Count >= 4, TimeSpan.FromSeconds(10), "four webhook deliveries arriving");
         Assert.Equal(4, r.Received.Count);
         var siren = r.Received.Single(x => x.ContainsKey("incident_type"));
         Assert.Equal("backup_failure", siren["incident_type"]!.GetValue<string>());
@@ -242,7 +267,7 @@ public class AlertTests
         var reminder = Assert.Single(await alerter.ProcessAsync([F(HealthState.Critical)], sinks, default));
         Assert.True(reminder.Alert.Reminder);
         Assert.Single(await alerter.ProcessAsync([F(HealthState.Ok)], sinks, default));
-        await Task.Delay(200);
+        await Eventually.UntilAsync(() => r.Count >= 3, TimeSpan.FromSeconds(10), "three PagerDuty events arriving");
         Assert.Equal(["trigger", "trigger", "resolve"], r.Received.Select(x => x["event_action"]!.GetValue<string>()));
         Assert.Single(r.Received.Select(x => x["dedup_key"]!.GetValue<string>()).Distinct());
     }

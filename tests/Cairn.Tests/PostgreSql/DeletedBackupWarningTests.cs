@@ -5,8 +5,7 @@ using Cairn.Tests.Support;
 namespace Cairn.Tests.PostgreSql;
 
 /// <summary>A restore says so when the verified evidence knows newer backups than the repository still holds.</summary>
-[Collection("postgres")]
-public class DeletedBackupWarningTests(PostgresFixture pg)
+public class DeletedBackupWarningTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     [Fact]
     public async Task Restore_warns_when_the_newest_backups_manifest_was_deleted()

@@ -6,8 +6,7 @@ using Cairn.Tests.Support;
 
 namespace Cairn.Tests.PostgreSql;
 
-[Collection("postgres")]
-public class LogicalBackupTests(PostgresFixture pg)
+public class LogicalBackupTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private async Task<string> PlainDumpAsync(string database)
     {
@@ -195,8 +194,7 @@ public class LogicalBackupTests(PostgresFixture pg)
     }
 }
 
-[Collection("postgres")]
-public class RetentionPruneTests(PostgresFixture pg)
+public class RetentionPruneTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     [Fact]
     public async Task Prune_applies_keep_last_and_frees_the_data_of_forgotten_backups()

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Cairn.Cli;
 using Cairn.PostgreSql.Programs;
+using Cairn.PostgreSql.Servers;
 using Cairn.Tests.Support;
 
 namespace Cairn.Tests.PostgreSql;
@@ -66,7 +67,7 @@ public class PhysicalFileTests
 
         // --delta into the same folder: the damaged file is rewritten, the rest is kept; the server recovers to the latest point.
         File.WriteAllText(Path.Combine(target, "not-in-backup"), "stale");
-        var port = 20000 + Random.Shared.Next(20000);
+        var port = ScratchServer.FreePort();
         (code, json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", target, "--delta", "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
         Assert.True(code == 0, json + err);
         var delta = JsonNode.Parse(json)!;
@@ -130,7 +131,7 @@ public class PhysicalFileTests
 
         // pgbench changes scattered pages of pgbench_accounts while the incremental backup reads it.
         var load = PgProcess.RunAsync(c.Server.Binaries["pgbench"], ["-c", "2", "-T", "8", "-n"], c.PgEnv, default);
-        await Task.Delay(2500);
+        await Eventually.UntilAsync(async () => await c.Server.ScalarAsync<long>("SELECT count(*) FROM pgbench_history") > 0, TimeSpan.FromSeconds(30), "pgbench writing");
         (code, json, err) = await c.Cli.RunAsync("backup", "app", "--physical", "--json");
         Assert.True(code == 0, err);
         var incr = JsonNode.Parse(json)!;
@@ -140,7 +141,7 @@ public class PhysicalFileTests
         await c.ArchiveAllAsync();
 
         var target = c.Dir.File("restored");
-        var port = 20000 + Random.Shared.Next(20000);
+        var port = ScratchServer.FreePort();
         (code, json, err) = await c.Cli.RunAsync("restore", "app", "--physical", "--snapshot", incr["snapshot_id"]!.GetValue<string>()[..8], "--target", "immediate", "--to", target, "--json");
         Assert.True(code == 0, json + err);
         var verify = await PgProcess.RunAsServerUserAsync(c.Server.Binaries["pg_verifybackup"], ["--no-parse-wal", target], null, default);

@@ -29,7 +29,7 @@ public class PhysicalLoadTests
         await server.ExecuteAsync("SELECT pg_switch_wal()");
 
         var target = dir.File("under-load");
-        var port = 20000 + Random.Shared.Next(20000);
+        var port = ScratchServer.FreePort();
         (code, json, err) = await cli.RunAsync("restore", "app", "--physical", "--snapshot", first[..8], "--target", "immediate", "--to", target, "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
         Assert.True(code == 0, json + err);
         var socket = JsonNode.Parse(json)!["socket"]!.GetValue<string>();
@@ -50,22 +50,23 @@ public class PhysicalLoadTests
         }
 
         // 2. A backup killed midway: nothing becomes visible; the next backup works.
-        await server.ExecuteAsync("CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 1500000) g");
+        // About 100 MB that does not compress: several 32 MB packs, so a kill after the second is provably mid-way.
+        await server.ExecuteAsync("SELECT setseed(0.25); CREATE TABLE filler AS SELECT g, md5(g::text) AS h, decode(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 'hex') AS noise FROM generate_series(1, 1500000) g");
         var packs = Path.Combine(dir.File("repo"), "data");
         string[] Packs() => [.. Directory.EnumerateFiles(packs, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith(".tmp", StringComparison.Ordinal))];
         var packsBefore = Packs().Length;
         using (var p = Process.Start(CairnProcess.StartInfo(["backup", "app", "--physical"], env))!)
         {
             var stderr = p.StandardError.ReadToEndAsync();
-            // Killed when it is provably mid-way: it has stored new packs of the data directory but not committed.
-            await Eventually.UntilAsync(() => p.HasExited || Packs().Length >= packsBefore + 3, TimeSpan.FromMinutes(2), "the backup storing three new packs");
+            // Killed when it is provably mid-way: it has stored two new full packs of the data directory, not yet committed.
+            await Eventually.UntilAsync(() => p.HasExited || Packs().Length >= packsBefore + 2, TimeSpan.FromMinutes(3), "the backup storing two new packs");
             Assert.False(p.HasExited, $"the backup ended (exit {(p.HasExited ? p.ExitCode : 0)}) before it could be killed mid-way: {(p.HasExited ? await stderr : "")}");
             Assert.Contains(Directory.EnumerateFiles(Path.Combine(dir.File("repo"), "locks")), f => !Path.GetFileName(f).StartsWith('.')); // its lock: still running
             p.Kill(entireProcessTree: true);
             await p.WaitForExitAsync();
             Assert.Equal(137, p.ExitCode); // 128 + SIGKILL: it did not finish on its own
         }
-        Assert.True(Packs().Length >= packsBefore + 3, "the killed backup's packs are still there (prune frees them), yet it is not a backup");
+        Assert.True(Packs().Length >= packsBefore + 2, "the killed backup's packs are still there (prune frees them), yet it is not a backup");
         var (_, snaps, _) = await cli.RunAsync("snapshots", "app", "--json");
         Assert.Single(JsonNode.Parse(snaps)!.AsArray());
         Assert.Equal(0, (await cli.RunAsync("unlock")).Code);
@@ -87,7 +88,7 @@ public class PhysicalLoadTests
         (code, json, _) = await cli.RunAsync("verify", "--json");
         Assert.True(code == 0, json);
         var latest = dir.File("after-prune");
-        port = 20000 + Random.Shared.Next(20000);
+        port = ScratchServer.FreePort();
         (code, json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", latest, "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
         Assert.True(code == 0, json + err);
         socket = JsonNode.Parse(json)!["socket"]!.GetValue<string>();

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Cairn.PostgreSql.Servers;
 using Cairn.Tests.Support;
 
 namespace Cairn.Tests.PostgreSql;
@@ -18,7 +19,7 @@ public class PhysicalRestoreLockTests
 
         var target = c.Dir.File("restored");
         var locks = c.Dir.File("repo/locks");
-        var port = 20000 + Random.Shared.Next(20000);
+        var port = ScratchServer.FreePort();
         var restore = c.Cli.RunAsync("restore", "app", "--physical", "--to", target, "--start", "--port", port.ToString(CultureInfo.InvariantCulture));
         // The first moment the server runs (postmaster.pid exists), recovery is fetching WAL: a lock must be held.
         bool? lockedWhenServerStarted = null;

@@ -58,10 +58,8 @@ public class PhysicalTests
         await server.ExecuteAsync("INSERT INTO t VALUES (3, 'transaction B')");
         var last = await server.ScalarAsync<string>("SELECT pg_walfile_name(pg_current_wal_lsn())");
         await server.ExecuteAsync("SELECT pg_switch_wal()");
-        for (var i = 0; i < 100 && string.CompareOrdinal(await server.ScalarAsync<string>("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"), last) < 0; i++)
-        {
-            await Task.Delay(200);
-        }
+        await Eventually.UntilAsync(async () => string.CompareOrdinal(await server.ScalarAsync<string>("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"), last) >= 0,
+            TimeSpan.FromMinutes(2), $"WAL segment {last} being archived");
 
         var bin = server.Binaries;
         var cases = new (string Label, string[] Args, long Rows)[]
@@ -75,7 +73,7 @@ public class PhysicalTests
         foreach (var (label, args, rows) in cases)
         {
             var target = dir.File("restored-" + label);
-            var port = 20000 + Random.Shared.Next(20000);
+            var port = ScratchServer.FreePort();
             (code, json, err) = await cli.RunAsync(["restore", "app", "--physical", "--to", target, "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json", .. args]);
             Assert.True(code == 0, $"{label}: {json} {err}");
             var socket = JsonNode.Parse(json)!["socket"]!.GetValue<string>();
@@ -94,14 +92,16 @@ public class PhysicalTests
 
         // Physical drills: to a given time (the checks see the data as it was), and to a random point in the window.
         await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{server.Url()}\"\n    data_directory: {server.DataDirectory}\n    checks:\n      - tables_present: [public.t]\n      - row_counts: {{ equal_to: fingerprint }}\n");
-        (code, json, err) = await cli.RunAsync("drill", "app", "--physical", "--target-time", timeA.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", "--json");
+        // The drills run as child processes with this test's own TMPDIR: their leftovers could only be there.
+        var drillEnv = new Dictionary<string, string>(cli.Env) { ["TMPDIR"] = dir.Tmp };
+        (code, json, err) = await CairnProcess.RunAsync(["drill", "app", "--physical", "--target-time", timeA.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", "--json"], drillEnv, timeout: TimeSpan.FromMinutes(5));
         Assert.True(code == 0, json + err);
         var drill = JsonNode.Parse(json)!;
         Assert.Contains(drill["checks"]!.AsArray(), c => c!["name"]!.GetValue<string>() == "pitr_target" && c["result"]!.GetValue<string>() == "pass");
-        (code, json, err) = await cli.RunAsync("drill", "app", "--random-target", "--json");
+        (code, json, err) = await CairnProcess.RunAsync(["drill", "app", "--random-target", "--json"], drillEnv, timeout: TimeSpan.FromMinutes(5));
         Assert.True(code == 0, json + err);
         Assert.Contains(JsonNode.Parse(json)!["checks"]!.AsArray(), c => c!["name"]!.GetValue<string>() == "pitr_target" && c["result"]!.GetValue<string>() == "pass");
-        Assert.Empty(Directory.EnumerateDirectories(Path.GetTempPath(), "cairn-pdrill-*"));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Tmp));
 
         // A wrong passphrase in restore_command: PostgreSQL aborts recovery and the error names Cairn's reason, no hang.
         var wrong = dir.File("wrong-pass");
@@ -109,7 +109,7 @@ public class PhysicalTests
         File.SetUnixFileMode(wrong, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         env["CAIRN_RESTORE_PASSPHRASE_FILE"] = wrong;
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        (code, _, err) = await cli.RunAsync("restore", "app", "--physical", "--to", dir.File("restored-wrongpass"), "--start", "--port", (20000 + Random.Shared.Next(20000)).ToString(CultureInfo.InvariantCulture));
+        (code, _, err) = await cli.RunAsync("restore", "app", "--physical", "--to", dir.File("restored-wrongpass"), "--start", "--port", ScratchServer.FreePort().ToString(CultureInfo.InvariantCulture));
         env.Remove("CAIRN_RESTORE_PASSPHRASE_FILE");
         Assert.Equal(ExitCodes.Database, code);
         Assert.Contains("wrong passphrase", err, StringComparison.Ordinal);

@@ -10,7 +10,9 @@ namespace Cairn.Tests.PostgreSql;
 /// What other local users and child processes can see: scratch servers reachable only by Cairn's own
 /// OS user and the server's user, no secret in any child's environment, no password file left behind.
 /// </summary>
-[Collection("postgres")]
+// These tests set this process's environment (canary secrets) to prove children never inherit it: nothing else may
+// run meanwhile, or another test's children would inherit the canaries.
+[Collection(ProcessEnvironmentCollection.Name)]
 public class ProcessIsolationTests(PostgresFixture pg)
 {
     private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;

@@ -9,8 +9,7 @@ namespace Cairn.Tests.PostgreSql;
 /// Restores that a hostile source database cannot turn against the restoring server: role names are
 /// data, powerful role attributes are withheld unless asked for, table restores never touch live tables.
 /// </summary>
-[Collection("postgres")]
-public class RestoreSafetyTests(PostgresFixture pg)
+public class RestoreSafetyTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private static string Q(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 

@@ -15,8 +15,7 @@ using Npgsql;
 namespace Cairn.Tests.PostgreSql;
 
 /// <summary>The one quoting function and the one-statement rule every catalog-built statement goes through, against a real server.</summary>
-[Collection("postgres")]
-public class SqlQuotingTests(PostgresFixture pg)
+public class SqlQuotingTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     public static TheoryData<string> Nasty => new()
     {
@@ -89,8 +88,7 @@ public class SqlQuotingTests(PostgresFixture pg)
 }
 
 /// <summary>roles.sql from older Cairn versions: read as data in exactly the form they wrote, anything else refused.</summary>
-[Collection("postgres")]
-public class LegacyRolesTests(PostgresFixture pg)
+public class LegacyRolesTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     /// <summary>The roles.sql text Cairn wrote before roles.json (Catalog.RolesSqlAsync at 6791578), for the given roles.</summary>
     internal static string OldRolesSql(IEnumerable<(string Name, string Attributes)> roles, IEnumerable<(string Role, string Member)> grants)

@@ -19,10 +19,8 @@ public class TimelineTests
 
     private static async Task WaitArchivedAsync(string socket, int port, string segment)
     {
-        for (var i = 0; i < 150 && string.CompareOrdinal(await ScalarAsync<string>(socket, port, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"), segment) < 0; i++)
-        {
-            await Task.Delay(200);
-        }
+        await Eventually.UntilAsync(async () => string.CompareOrdinal(await ScalarAsync<string>(socket, port, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"), segment) >= 0,
+            TimeSpan.FromMinutes(2), $"WAL segment {segment} being archived");
     }
 
     [Fact]
@@ -52,7 +50,7 @@ public class TimelineTests
 
         // Promote a PITR copy: it starts timeline 2 and archives into the same place.
         var promoted = dir.File("promoted");
-        var port = 20000 + Random.Shared.Next(20000);
+        var port = ScratchServer.FreePort();
         var (code, json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", promoted, "--keep-archiving", "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
         Assert.True(code == 0, json + err);
         var socket = JsonNode.Parse(json)!["socket"]!.GetValue<string>();
@@ -74,7 +72,7 @@ public class TimelineTests
 
         // Recovery from the timeline-1 backup to the latest point follows the history onto timeline 2.
         var again = dir.File("again");
-        var port2 = 20000 + Random.Shared.Next(20000);
+        var port2 = ScratchServer.FreePort();
         (code, json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", again, "--target-timeline", "latest", "--start", "--port", port2.ToString(CultureInfo.InvariantCulture), "--json");
         Assert.True(code == 0, json + err);
         var socket2 = JsonNode.Parse(json)!["socket"]!.GetValue<string>();

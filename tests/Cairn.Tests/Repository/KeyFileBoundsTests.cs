@@ -33,12 +33,12 @@ public class KeyFileBoundsTests
     }
 
     [Fact]
-    public async Task A_key_file_with_a_billion_iterations_is_skipped_with_a_warning_and_the_good_key_opens_within_a_second()
+    public async Task A_key_file_with_a_billion_iterations_is_skipped_with_a_warning_and_the_good_key_opens_at_once()
     {
         var (storage, good) = await RepoWithPlantedKeyAsync(8, 1_000_000_000, 1);
         var sw = Stopwatch.StartNew();
         using var repo = await Task.Run(() => Repo.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default)).WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1), $"open took {sw.Elapsed}");
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"open took {sw.Elapsed}"); // a billion Argon2 passes would take hours; 5 s leaves room for a loaded machine
         Assert.Equal(good, repo.KeyId);
         var warning = Assert.Single(repo.Warnings);
         Assert.Contains("00000000000000000000000000000000", warning, StringComparison.Ordinal);
@@ -51,7 +51,7 @@ public class KeyFileBoundsTests
         var (storage, _) = await RepoWithPlantedKeyAsync(8, 1_000_000_000, 1);
         var sw = Stopwatch.StartNew();
         var e = await Assert.ThrowsAsync<WrongPassphraseException>(() => Task.Run(() => Repo.OpenAsync(storage, "wrong", TimeProvider.System, default)).WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1), $"open took {sw.Elapsed}");
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"open took {sw.Elapsed}"); // a billion Argon2 passes would take hours; 5 s leaves room for a loaded machine
         Assert.Contains("skipped", e.Message, StringComparison.Ordinal);
     }
 

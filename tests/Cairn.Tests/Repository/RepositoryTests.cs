@@ -345,7 +345,8 @@ public class RepositoryTests
         for (var i = 0; i < 12; i++)
         {
             clock.Advance(TimeSpan.FromMinutes(5));
-            await Task.Delay(20);
+            // The refresh runs on the timer's thread: wait for it to have written, rather than hoping 20 ms is enough.
+            await Eventually.UntilAsync(async () => (await RepositoryLock.ListAsync(storage, clock, default)).Single().Data.Refreshed == clock.GetUtcNow(), TimeSpan.FromSeconds(30), $"refresh {i + 1}");
         }
         Assert.False((await RepositoryLock.ListAsync(storage, clock, default)).Single().IsStale);
     }

@@ -12,8 +12,7 @@ namespace Cairn.Tests.Storage;
 /// refuse rather than emulate; the proxy stands in for a server that honours it (412 when the key exists),
 /// which is AWS's documented answer.
 /// </summary>
-[Collection("s3")]
-public sealed class S3CreateOnlyTests(S3rverFixture s3) : IAsyncLifetime
+public sealed class S3CreateOnlyTests(S3rverFixture s3) : IClassFixture<S3rverFixture>, IAsyncLifetime
 {
     private const int MiB = 1024 * 1024;
     private FaultProxy _proxy = null!;

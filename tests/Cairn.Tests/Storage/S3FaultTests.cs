@@ -11,8 +11,7 @@ namespace Cairn.Tests.Storage;
 /// Faults between Cairn and a real S3 server (s3rver behind <see cref="FaultProxy"/>): each ends in
 /// success after retries, or in a clear error with nothing half-visible.
 /// </summary>
-[Collection("s3")]
-public sealed class S3FaultTests(S3rverFixture s3) : IAsyncLifetime
+public sealed class S3FaultTests(S3rverFixture s3) : IClassFixture<S3rverFixture>, IAsyncLifetime
 {
     private const int MiB = 1024 * 1024;
 

@@ -157,8 +157,7 @@ public sealed class S3OptionsTests
 }
 
 /// <summary>What the server says about credentials and buckets, turned into errors that name the fix.</summary>
-[Collection("s3")]
-public sealed class S3CredentialTests(S3rverFixture s3)
+public sealed class S3CredentialTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
 {
     [Fact]
     public async Task Credentials_from_a_file_sign_requests_the_server_accepts_and_wrong_ones_get_a_clear_error()

@@ -9,8 +9,7 @@ using Cairn.Tests.Support;
 namespace Cairn.Tests.Storage;
 
 /// <summary>The repository engine on S3 (s3rver), through the library API: init, write, read, verify, prune, locks.</summary>
-[Collection("s3")]
-public sealed class S3RepositoryTests(S3rverFixture s3)
+public sealed class S3RepositoryTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
 {
     [Fact]
     public async Task Repository_on_S3_writes_reads_verifies_and_prunes()

@@ -11,8 +11,7 @@ namespace Cairn.Tests.Storage;
 /// answering conditional creates as AWS does (412 when the key exists, one at a time per key); on
 /// s3rver alone a create-only put is refused (<see cref="S3CreateOnlyTests"/>).
 /// </summary>
-[Collection("s3")]
-public sealed class S3StorageConformanceTests : StorageConformanceTests
+public sealed class S3StorageConformanceTests : StorageConformanceTests, IClassFixture<S3rverFixture>
 {
     private readonly FaultProxy _proxy;
     private readonly S3Storage _storage;

@@ -57,10 +57,8 @@ public sealed class ArchivingCluster : IAsyncDisposable
     {
         var last = await Server.ScalarAsync<string>("SELECT pg_walfile_name(pg_current_wal_insert_lsn())");
         await Server.ExecuteAsync("SELECT pg_switch_wal()");
-        for (var i = 0; i < 150 && string.CompareOrdinal(await Server.ScalarAsync<string>("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"), last) < 0; i++)
-        {
-            await Task.Delay(200);
-        }
+        await Eventually.UntilAsync(async () => string.CompareOrdinal(await Server.ScalarAsync<string>("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"), last) >= 0,
+            TimeSpan.FromMinutes(2), $"WAL segment {last} being archived");
     }
 
     public async Task StopRestoredAsync(string dataDirectory)

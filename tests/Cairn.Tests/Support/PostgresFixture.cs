@@ -4,7 +4,7 @@ using Cairn.PostgreSql.Servers;
 
 namespace Cairn.Tests.Support;
 
-/// <summary>One real PostgreSQL server (a Cairn scratch server) shared by the PostgreSQL tests. Databases get unique names.</summary>
+/// <summary>One real PostgreSQL server (a Cairn scratch server) shared by the tests of one class. Databases get unique names.</summary>
 public sealed class PostgresFixture : IAsyncLifetime
 {
     private int _counter;
@@ -13,8 +13,19 @@ public sealed class PostgresFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        // A test that cannot reach its server fails rather than skipping silently.
-        Server = await ScratchServer.StartAsync(settings: new Dictionary<string, string> { ["listen_addresses"] = "'127.0.0.1'" });
+        // A test that cannot reach its server fails rather than skipping silently. The server listens on TCP too, on a
+        // port found free a moment before: when another process took it meanwhile, start again on another.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                Server = await ScratchServer.StartAsync(settings: new Dictionary<string, string> { ["listen_addresses"] = "'127.0.0.1'" });
+                return;
+            }
+            catch (Cairn.PostgreSql.PgToolException e) when (attempt < 3 && (e.Message.Contains("already in use", StringComparison.Ordinal) || e.Message.Contains("could not bind", StringComparison.Ordinal)))
+            {
+            }
+        }
     }
 
     public async Task DisposeAsync() => await Server.DisposeAsync();
@@ -33,8 +44,16 @@ public sealed class PostgresFixture : IAsyncLifetime
     }
 }
 
-[CollectionDefinition("postgres")]
-public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>;
+/// <summary>
+/// Tests that change process-wide state (environment variables): they run alone, after the parallel ones, with a
+/// server of their own. Every other PostgreSQL test class takes <c>IClassFixture&lt;PostgresFixture&gt;</c>: a
+/// scratch server per class, so classes run in parallel without sharing a server's state.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessEnvironmentCollection : ICollectionFixture<PostgresFixture>
+{
+    public const string Name = "process environment";
+}
 
 /// <summary>Runs the CLI in-process with its own environment and captured output.</summary>
 public sealed class CliRunner(Dictionary<string, string> env)

@@ -140,6 +140,3 @@ public sealed partial class S3rverFixture : IAsyncLifetime
     [GeneratedRegex(@"S3rver listening on [^:]+:(\d+)")]
     private static partial Regex ListeningRegex();
 }
-
-[CollectionDefinition("s3")]
-public sealed class S3Collection : ICollectionFixture<S3rverFixture>;
