@@ -242,15 +242,21 @@ public class DrillTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
         var (cli, dir, _) = await SetUpAsync("      - tables_present: [public.profiles]");
         using var _d = dir;
         var started = dir.File("smoke.pid");
-        await File.AppendAllTextAsync(dir.File("cairn.yaml"), $"\n      - command: {{ name: hold, run: \"echo $$ > {started}; exec sleep 60\", timeout: 5m }}\n");
+        // It writes its PID and PGHOST (the restored server's socket folder, inside the scratch server's folder).
+        await File.AppendAllTextAsync(dir.File("cairn.yaml"), $"\n      - command: {{ name: hold, run: \"echo $$ $PGHOST > {started}; exec sleep 60\", timeout: 5m }}\n");
         var env = new Dictionary<string, string>(cli.Env) { ["TMPDIR"] = dir.Tmp };
         using var p = Process.Start(CairnProcess.StartInfo(["drill", "app"], env))!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         await Eventually.UntilAsync(() => p.HasExited || (File.Exists(started) && File.ReadAllText(started).EndsWith('\n')), TimeSpan.FromMinutes(3), "the drill's smoke command starting");
-        Assert.False(p.HasExited, $"the drill ended before it was interrupted: {await stdout}{await stderr}");
-        var smokePid = int.Parse(File.ReadAllText(started).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-        var scratch = Assert.Single(Directory.GetDirectories(dir.Tmp, "cairn-scratch-*"));
+        if (p.HasExited)
+        {
+            Assert.Fail($"the drill ended before it was interrupted: {await stdout}{await stderr}"); // (awaiting the output first would wait for the drill's end)
+        }
+        var said = File.ReadAllText(started).Trim().Split(' ');
+        var smokePid = int.Parse(said[0], System.Globalization.CultureInfo.InvariantCulture);
+        var scratch = Path.GetDirectoryName(said[1].TrimEnd('/'))!;
+        Assert.True(Path.GetDirectoryName(scratch) == dir.Tmp, $"the scratch server is in {scratch}, not in the drill's TMPDIR {dir.Tmp} ({string.Join(", ", Leftovers(dir))})");
         var postmasterPid = int.Parse(File.ReadLines(Path.Combine(scratch, "data", "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(Eventually.IsRunning(postmasterPid), "the scratch server should be running while the drill runs its checks");
 

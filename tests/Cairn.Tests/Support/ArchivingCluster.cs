@@ -55,8 +55,11 @@ public sealed class ArchivingCluster : IAsyncDisposable
     /// <summary>Switches to a new segment and waits until the one holding everything so far is archived.</summary>
     public async Task ArchiveAllAsync()
     {
-        var last = await Server.ScalarAsync<string>("SELECT pg_walfile_name(pg_current_wal_insert_lsn())");
-        await Server.ExecuteAsync("SELECT pg_switch_wal()");
+        // pg_switch_wal returns the end of the segment it closed, and pg_walfile_name of a segment boundary names the
+        // segment before it: the one holding everything so far. With nothing written since the last switch, no
+        // switch happens and that is the segment before the current one, archived already. (Naming the current
+        // segment before the switch waited for a segment that, when empty, is never archived.)
+        var last = await Server.ScalarAsync<string>("SELECT pg_walfile_name(pg_switch_wal())");
         await Eventually.UntilAsync(async () => string.CompareOrdinal(await Server.ScalarAsync<string>("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"), last) >= 0,
             TimeSpan.FromMinutes(2), $"WAL segment {last} being archived");
     }
