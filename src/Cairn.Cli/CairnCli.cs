@@ -42,6 +42,8 @@ public static class CairnCli
         root.Subcommands.Add(RepositoryCommands.Prune(ctx));
         root.Subcommands.Add(RepositoryCommands.Unlock(ctx));
         root.Subcommands.Add(EvidenceCommands.Build(ctx));
+        root.Subcommands.Add(LifecycleCommands.Cleanup(ctx));
+        root.Subcommands.Add(LifecycleCommands.Erase(ctx));
         root.Subcommands.Add(DemoCommand.Build(ctx));
         return root;
     }

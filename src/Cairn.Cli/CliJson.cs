@@ -40,7 +40,7 @@ public sealed record MismatchRow(string Table, long Expected, long? Actual, stri
 public sealed record RoleRow(string Name, IReadOnlyList<string> Attributes, IReadOnlyList<string> MemberOf, IReadOnlyList<string> Withheld);
 
 public sealed record RestoreOutput(string MessageType, bool Ok, string SnapshotId, string Database, int Tables, long Rows, double Seconds, IReadOnlyList<MismatchRow> Mismatches, IReadOnlyList<string> Warnings,
-    IReadOnlyList<RoleRow> RolesCreated);
+    IReadOnlyList<RoleRow> RolesCreated, int ErasuresInLedger, int ErasuresReapplied);
 
 public sealed record TableDiffRow(string Table, string StagingTable, string Key, long RowsInBackup, long? RowsLive, long OnlyInBackup, long OnlyLive, long Differ, long Merged);
 
@@ -88,4 +88,22 @@ public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Reco
 [JsonSerializable(typeof(List<JsonNode>))]
 [JsonSerializable(typeof(EvidenceShowOutput))]
 [JsonSerializable(typeof(EvidenceVerifyOutput))]
+[JsonSerializable(typeof(CleanupOutput))]
+[JsonSerializable(typeof(EraseOutput))]
+[JsonSerializable(typeof(EraseReplayOutput))]
 internal sealed partial class CliJson : JsonSerializerContext;
+
+public sealed record CleanupPartitionRow(string Partition, string Bound, long Rows);
+
+public sealed record CleanupCascadeRow(string Path, string Table, string Action, long Rows);
+
+public sealed record CleanupRuleRow(int Rule, string Table, string TimeColumn, string? Where, DateTimeOffset Cutoff, long RowsMatching, long RowsDeleted, int PartitionsDropped, bool Done, string? Refused,
+    IReadOnlyList<CleanupPartitionRow> Partitions, IReadOnlyList<CleanupCascadeRow> Cascades);
+
+public sealed record CleanupOutput(string MessageType, string Database, bool DryRun, DateTimeOffset ServerTime, long RowsDeleted, bool Partial, string? Error, double Seconds, IReadOnlyList<CleanupRuleRow> Rules);
+
+public sealed record ErasureStepRow(string Table, string Action, long Rows);
+
+public sealed record EraseOutput(string MessageType, string Database, bool DryRun, bool SubjectFound, long Rows, IReadOnlyList<ErasureStepRow> Steps, string? SubjectHmac, string? LedgerEntry, long? EvidenceSeq, double Seconds);
+
+public sealed record EraseReplayOutput(string MessageType, string Database, string Target, int Entries, int Reapplied, long Rows);

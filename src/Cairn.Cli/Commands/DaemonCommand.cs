@@ -68,7 +68,7 @@ internal static class DaemonCommand
         {
             var output = new StringWriter();
             var inv = new Invocation(new CliContext(new CliConsole(output, output, false, false), ctx.Time, ctx.Environment), options with { Json = false }, config);
-            var kind = job.Job switch { "prune" => "prune", "check" => null, "verify_live" => "verify", var k => k };
+            var kind = job.Job switch { "prune" => "prune", "check" => null, "cleanup" => null, "verify_live" => "verify", var k => k };
             var code = await CommandRunner.ExecuteAsync(inv, () => Run(inv, job, cancellationToken), kind, cancellationToken).ConfigureAwait(false);
             var summary = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(l => !l.StartsWith('\u250c') && !l.StartsWith('\u2502')) ?? "";
             return new JobOutcome(code, summary);
@@ -81,6 +81,7 @@ internal static class DaemonCommand
             "verify_live" => DrillCommands.VerifyLiveAsync(inv, new LiveVerifyRequest(inv.ResolveDatabase(job.Database)), ct),
             "prune" => RepositoryCommands.PruneAsync(inv, new PruneRequest(DryRun: false), ct),
             "check" => MonitoringCommands.CheckAsync(inv, new HealthRequest(job.Database), nagios: false, textfile: null, ct),
+            "cleanup" => LifecycleCommands.CleanupAsync(inv, new Operations.Lifecycle.Cleanup.CleanupRequest(inv.ResolveDatabase(job.Database)), ct),
             _ => throw new InvalidOperationException($"unknown job {job.Job}"),
         };
     }

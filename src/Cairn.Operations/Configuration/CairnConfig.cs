@@ -38,6 +38,15 @@ public sealed record DatabaseConfig
 
     /// <summary>Freshness thresholds (<c>monitoring:</c>); the defaults when the section is absent.</summary>
     public Thresholds Monitoring { get; init; } = Thresholds.Default;
+
+    /// <summary>The retention cleanup rules (<c>cleanup:</c>), numbered from 1 in the order written.</summary>
+    public IReadOnlyList<Lifecycle.CleanupRule> Cleanup { get; init; } = [];
+
+    /// <summary>Who a data subject is and how to erase one (<c>erasure:</c>), or null.</summary>
+    public Lifecycle.ErasureConfig? Erasure { get; init; }
+
+    /// <summary>Where the audit trail is and what its rows mean (<c>audit:</c>), or null.</summary>
+    public Lifecycle.AuditConfig? Audit { get; init; }
 }
 
 /// <summary>The evidence section. <see cref="PublicKey"/> pins the verifier key file monitoring checks the log with.</summary>
@@ -71,7 +80,7 @@ public sealed record CairnConfig
     public static CairnConfig Empty { get; } = new();
 
     private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "erasure", "audit"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
     // TODO(incidents issue): scheduling keys for physical backups and the daemon are designed there; refuse until then.
@@ -180,6 +189,9 @@ public sealed record CairnConfig
                     Checks = CheckParser.Parse(ctx.Get(d, "checks") is { } ch ? ch as YamlSequenceNode ?? throw new ConfigException($"{file}:{ch.Start.Line}: databases.{name}.checks must be a list") : null, file, name),
                     Schedule = ctx.Get(d, "schedule") is { } sc ? ScheduledJob.Parse(ctx.Mapping(sc, $"databases.{name}.schedule"), file, name) : [],
                     Monitoring = Thresholds.Parse(ctx.Get(d, "monitoring") is { } mo ? ctx.Mapping(mo, $"databases.{name}.monitoring") : null, file, name),
+                    Cleanup = Lifecycle.LifecycleConfigParser.Cleanup(ctx.Get(d, "cleanup"), file, name, ctx),
+                    Erasure = Lifecycle.LifecycleConfigParser.Erasure(ctx.Get(d, "erasure"), file, name, ctx),
+                    Audit = Lifecycle.LifecycleConfigParser.Audit(ctx.Get(d, "audit"), file, name, ctx),
                 };
             }
         }

@@ -55,6 +55,13 @@ public sealed class EvidenceDetails
     /// <summary>A figure that may be unknown: the empty string when it is (as the log has always written it).</summary>
     public EvidenceDetails NumberOrEmpty(string key, long? value) => value is { } v ? Number(key, v) : Text(key, "");
 
+    /// <summary>A list of objects (one per rule, per table, …).</summary>
+    public EvidenceDetails List(string key, IEnumerable<EvidenceDetails> items)
+    {
+        Node[key] = new JsonArray([.. items.Select(i => (JsonNode)i.Node)]);
+        return this;
+    }
+
     public EvidenceDetails YesNo(string key, bool value) => Text(key, value ? "yes" : "no");
 
     public EvidenceDetails Time(string key, DateTimeOffset value) => Text(key, value.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture));
@@ -124,8 +131,13 @@ public sealed record DatabaseRestoreEvent(string Target, long Tables, long Rows,
 {
     public override string Kind => "restore";
 
+    /// <summary>Erasures the ledger holds for the database, and those that changed rows of the restored copy.</summary>
+    public long ErasuresInLedger { get; init; }
+
+    public long ErasuresReapplied { get; init; }
+
     public override void Describe(EvidenceDetails details) => details.Text("type", "database").Text("target", Target).Number("tables", Tables).Number("rows", Rows).Number("mismatches", Mismatches)
-        .Text("roles_created", RolesCreated);
+        .Text("roles_created", RolesCreated).Number("erasures_in_ledger", ErasuresInLedger).Number("erasures_reapplied", ErasuresReapplied);
 }
 
 /// <summary>Tables restored beside the live data (<c>restore</c>, type table).</summary>
@@ -133,8 +145,19 @@ public sealed record TableRestoreEvent(IReadOnlyList<string> Tables, string Stag
 {
     public override string Kind => "restore";
 
-    public override void Describe(EvidenceDetails details) => details.Text("type", "table").Text("tables", string.Join(",", Tables)).Text("staging_schema", StagingSchema)
-        .Text("merge", Merge).Number("rows_merged", RowsMerged);
+    /// <summary>With a merge: erasures the ledger holds for the database, and those the merge's transaction applied again.</summary>
+    public long? ErasuresInLedger { get; init; }
+
+    public long? ErasuresReapplied { get; init; }
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("type", "table").Text("tables", string.Join(",", Tables)).Text("staging_schema", StagingSchema).Text("merge", Merge).Number("rows_merged", RowsMerged);
+        if (ErasuresInLedger is { } n)
+        {
+            details.Number("erasures_in_ledger", n).Number("erasures_reapplied", ErasuresReapplied ?? 0);
+        }
+    }
 }
 
 /// <summary>A physical restore into a data directory (<c>restore</c>, type physical).</summary>
@@ -247,4 +270,36 @@ public sealed record FailureEvent(string FailedKind, int ExitCode, string Error)
     public override string Kind => FailedKind;
 
     public override void Describe(EvidenceDetails details) => details.Number("exit_code", ExitCode).Text("error", Error);
+}
+
+/// <summary>A retention cleanup run on a live database (<c>cleanup</c>): per rule the cutoff, rows deleted, partitions dropped.</summary>
+public sealed record CleanupEvent(string Source, IReadOnlyList<Lifecycle.Cleanup.CleanupRuleReport> Rules, bool Partial, string? Error) : EvidenceEvent
+{
+    public override string Kind => "cleanup";
+
+    public override void Describe(EvidenceDetails details) => details.Text("source", Source).Number("rows_deleted", Rules.Sum(r => r.RowsDeleted))
+        .Number("partitions_dropped", Rules.Sum(r => r.PartitionsDropped)).YesNo("partial", Partial).Text("error", Error ?? "")
+        .List("rules", Rules.Select(r => new EvidenceDetails().Number("rule", r.Rule).Text("table", r.Table).Time("cutoff", r.Cutoff).Number("rows_matching", r.RowsMatching)
+            .Number("rows_deleted", r.RowsDeleted).Number("partitions_dropped", r.PartitionsDropped).YesNo("done", r.Done)));
+}
+
+/// <summary>
+/// A data subject erased (<c>erasure</c>): the receipt. It holds a keyed hash of the subject (HMAC under a repository key),
+/// never the identifier; the identifier is in the repository's encrypted erasure ledger.
+/// </summary>
+public sealed record ErasureEvent(string SubjectHash, string? Reference, string Mode, string LedgerEntry, bool SubjectFound, IReadOnlyList<PostgreSql.Lifecycle.ErasureStep> Steps) : EvidenceEvent
+{
+    public override string Kind => "erasure";
+
+    public override void Describe(EvidenceDetails details) => details.Text("subject_hmac", SubjectHash).Text("reference", Reference ?? "").Text("mode", Mode).Text("ledger_entry", LedgerEntry)
+        .YesNo("subject_found", SubjectFound).Number("rows", Steps.Sum(s => s.Rows))
+        .List("tables", Steps.Select(s => new EvidenceDetails().Text("table", s.Table).Text("action", s.Action).Number("rows", s.Rows)));
+}
+
+/// <summary>The erasure ledger re-applied to a database by <c>cairn erase --replay</c> (<c>erasure-replay</c>).</summary>
+public sealed record ErasureReplayEvent(string Target, long Entries, long Reapplied, long Rows) : EvidenceEvent
+{
+    public override string Kind => "erasure-replay";
+
+    public override void Describe(EvidenceDetails details) => details.Text("target", Target).Number("entries", Entries).Number("reapplied", Reapplied).Number("rows", Rows);
 }

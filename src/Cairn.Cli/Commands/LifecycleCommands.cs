@@ -1,0 +1,150 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Cairn.Cli.Terminal;
+using Cairn.Operations.Configuration;
+using Cairn.Operations.Lifecycle.Cleanup;
+using Cairn.Operations.Lifecycle.Erasure;
+using Spectre.Console;
+
+namespace Cairn.Cli.Commands;
+
+/// <summary>The data lifecycle commands: cleanup, erase, recover. Each binds, calls one operation, renders its result.</summary>
+internal static class LifecycleCommands
+{
+    public static Command Cleanup(CliContext ctx)
+    {
+        var db = new Argument<string>("DATABASE") { Description = "A database from cairn.yaml with a cleanup: list" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print each rule's cutoff, the rows that would go, partitions that would be dropped and foreign keys that would cascade or block; change nothing" };
+        var rule = new Option<int?>("--rule") { Description = "Only rule N (numbered from 1 in cairn.yaml's order)" };
+        var pause = new Option<string?>("--pause") { Description = "Sleep between batches so replication and vacuum keep up, e.g. 200ms or 1s" };
+        var cmd = new Command("cleanup", "Delete rows older than each cleanup rule's cutoff (computed once from the server's clock), in short batches; whole partitions before the cutoff are dropped; one evidence record per run")
+        {
+            db, dryRun, rule, pause,
+        };
+        cmd.SetAction(ctx, (inv, p, ct) =>
+        {
+            var target = inv.ResolveDatabase(p.GetValue(db)!);
+            return CleanupAsync(inv, new CleanupRequest(target, p.GetValue(dryRun), p.GetValue(rule), ParsePause(p.GetValue(pause))), ct);
+        });
+        return cmd;
+    }
+
+    private static TimeSpan ParsePause(string? text)
+    {
+        if (text is null)
+        {
+            return TimeSpan.Zero;
+        }
+        if (text.EndsWith("ms", StringComparison.Ordinal) && int.TryParse(text[..^2], NumberStyles.None, CultureInfo.InvariantCulture, out var ms))
+        {
+            return TimeSpan.FromMilliseconds(ms);
+        }
+        return CairnConfig.TryParseDuration(text, out var d) ? d : throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, $"--pause '{text}' is not a duration; use e.g. 200ms, 1s or 1m");
+    }
+
+    public static async Task<int> CleanupAsync(Invocation inv, CleanupRequest request, CancellationToken ct)
+    {
+        var name = request.Database.Name;
+        var r = await inv.Console.WithProgressAsync($"cleanup {name}", null, sink => new CleanupOperation(inv.Operations).RunAsync(request,
+            new Progress<CleanupProgress>(x => sink.Describe($"cleanup {name} rule {x.Rule} {x.Table}: {x.Deleted:N0} of {x.Expected:N0} rows")), ct)).ConfigureAwait(false);
+        if (inv.Json)
+        {
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new CleanupOutput("cleanup", r.Database, r.DryRun, r.ServerTime, r.RowsDeleted, r.Partial, r.Error, Math.Round(r.Duration.TotalSeconds, 3),
+                [.. r.Rules.Select(x => new CleanupRuleRow(x.Rule, x.Table, x.TimeColumn, x.Where, x.Cutoff, x.RowsMatching, x.RowsDeleted, x.PartitionsDropped, x.Done, x.Refused,
+                    [.. x.Partitions.Select(pp => new CleanupPartitionRow(pp.Partition, pp.Bound, pp.Rows))], [.. x.Cascades.Select(cc => new CleanupCascadeRow(cc.Path, cc.Table, cc.Action, cc.Rows))]))]),
+                CliJson.Default.CleanupOutput));
+        }
+        else
+        {
+            foreach (var x in r.Rules)
+            {
+                var head = $"rule {x.Rule}: {x.Table} where {x.TimeColumn} < {Format.Time(x.Cutoff)}{(x.Where is null ? "" : $" and ({x.Where})")}";
+                inv.Console.Out.WriteLine(r.DryRun
+                    ? $"{head}: {x.RowsMatching:N0} rows would go"
+                    : $"{head}: {x.RowsDeleted:N0} rows deleted{(x.PartitionsDropped > 0 ? $" ({x.PartitionsDropped} partitions dropped)" : "")}{(x.Done ? "" : " (not finished)")}");
+                foreach (var pp in x.Partitions)
+                {
+                    inv.Console.Out.WriteLine($"  partition {pp.Partition} ({pp.Rows:N0} rows) lies wholly before the cutoff: {(r.DryRun ? "would be detached and dropped" : "detached and dropped")}");
+                }
+                foreach (var cc in x.Cascades)
+                {
+                    inv.Console.Out.WriteLine($"  foreign key {cc.Path}: {cc.Action}, {cc.Rows:N0} rows now");
+                }
+                if (x.Refused is { } why)
+                {
+                    inv.Console.Out.WriteLine($"  REFUSED: {why}");
+                }
+            }
+            if (!r.DryRun)
+            {
+                inv.Console.Out.WriteLine($"cleanup of {r.Database}: {r.RowsDeleted:N0} rows deleted in {Format.Duration(r.Duration)}{(r.Partial ? $"; stopped early: {r.Error}" : "")}");
+            }
+        }
+        if (r.Partial)
+        {
+            return ct.IsCancellationRequested ? ExitCodes.Interrupted : ExitCodes.Database;
+        }
+        return r.DryRun && r.Rules.Any(x => x.Refused is not null) ? ExitCodes.Usage : ExitCodes.Ok;
+    }
+
+    public static Command Erase(CliContext ctx)
+    {
+        var db = new Argument<string>("DATABASE") { Description = "A database from cairn.yaml with an erasure: section" };
+        var subject = new Argument<string?>("SUBJECT") { Description = "The data subject's identifier (the subject table's key), e.g. a profile's id", Arity = ArgumentArity.ZeroOrOne };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Run the erasure in a transaction that is rolled back and print its plan: table, action, rows" };
+        var reference = new Option<string?>("--reference") { Description = "A ticket or request number for the receipt (no personal data)" };
+        var replay = new Option<bool>("--replay") { Description = "Apply the erasure ledger to the database (or --to): after a physical restore started by hand" };
+        var to = new Option<string?>("--to") { Description = "With --replay: the database to apply the ledger to (a connection string); default the configured one" };
+        var cmd = new Command("erase", "Erase a data subject in one transaction (rows that reference it through foreign keys, named references, the subject), on record in the repository's encrypted erasure ledger that every restore applies again")
+        {
+            db, subject, dryRun, reference, replay, to,
+        };
+        cmd.SetAction(ctx, (inv, p, ct) =>
+        {
+            var target = inv.ResolveDatabase(p.GetValue(db)!);
+            if (p.GetValue(replay))
+            {
+                return ReplayAsync(inv, new EraseReplayRequest(target, p.GetValue(to) is { } url ? inv.Operations.ParseConnection(url) : null), ct);
+            }
+            var id = p.GetValue(subject) ?? throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, "give the subject's identifier: cairn erase DATABASE SUBJECT (or --replay)");
+            return EraseAsync(inv, new EraseRequest(target, id, p.GetValue(dryRun), p.GetValue(reference)), ct);
+        }, "erasure");
+        return cmd;
+    }
+
+    public static async Task<int> EraseAsync(Invocation inv, EraseRequest request, CancellationToken ct)
+    {
+        var r = await new EraseOperation(inv.Operations).RunAsync(request, ct).ConfigureAwait(false);
+        if (inv.Json)
+        {
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EraseOutput("erase", r.Database, r.DryRun, r.SubjectFound, r.Steps.Sum(s => s.Rows), [.. r.Steps.Select(s => new ErasureStepRow(s.Table, s.Action, s.Rows))],
+                r.SubjectHash, r.LedgerEntry, r.EvidenceSeq, Math.Round(r.Duration.TotalSeconds, 3)), CliJson.Default.EraseOutput));
+            return ExitCodes.Ok;
+        }
+        foreach (var s in r.Steps)
+        {
+            inv.Console.Out.WriteLine($"{s.Table}: {s.Action}: {s.Rows:N0} rows");
+        }
+        if (!r.SubjectFound)
+        {
+            inv.Console.Error.WriteLine("cairn: warning: the subject's own row was not found (already deleted?)");
+        }
+        inv.Console.Out.WriteLine(r.DryRun
+            ? $"dry run: {r.Steps.Sum(s => s.Rows):N0} rows would change; the transaction was rolled back"
+            : $"erased: {r.Steps.Sum(s => s.Rows):N0} rows in one transaction; on record in the erasure ledger ({r.LedgerEntry}) and as evidence #{r.EvidenceSeq} (subject hmac {r.SubjectHash![..16]}…)");
+        return ExitCodes.Ok;
+    }
+
+    public static async Task<int> ReplayAsync(Invocation inv, EraseReplayRequest request, CancellationToken ct)
+    {
+        var r = await new EraseReplayOperation(inv.Operations).RunAsync(request, ct).ConfigureAwait(false);
+        if (inv.Json)
+        {
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EraseReplayOutput("erase-replay", r.Database, r.Target, r.Replay.Entries, r.Replay.Reapplied, r.Replay.Rows), CliJson.Default.EraseReplayOutput));
+            return ExitCodes.Ok;
+        }
+        inv.Console.Out.WriteLine($"erasure ledger of {r.Database} applied to {r.Target}: {r.Replay.Entries} erasure(s), {r.Replay.Reapplied} found data again ({r.Replay.Rows:N0} rows)");
+        return ExitCodes.Ok;
+    }
+}
