@@ -240,7 +240,7 @@ internal static class DatabaseCommands
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new RestoreOutput("summary", result.Ok, r.Snapshot.Id, to, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, Math.Round(result.Duration.TotalSeconds, 3),
-                [.. result.Mismatches.Select(m => new MismatchRow(m.Table, m.Expected, m.Actual, m.What))], result.Warnings, RolesText.Rows(result.Roles.Created)), CliJson.Default.RestoreOutput));
+                [.. result.Mismatches.Select(m => new MismatchRow(m.Table, m.Expected, m.Actual, m.What))], result.Warnings, RolesText.Rows(result.Roles.Created), r.Erasures.Entries, r.Erasures.Reapplied), CliJson.Default.RestoreOutput));
         }
         else
         {
@@ -259,6 +259,10 @@ internal static class DatabaseCommands
             inv.Console.Out.WriteLine(result.Ok
                 ? $"restored {r.Snapshot.ShortId} into {to}: {result.Fingerprint.Tables.Count} tables, {result.Fingerprint.TotalRows:N0} rows, every row count equals the fingerprint ({Format.Duration(result.Duration)})"
                 : $"restored {r.Snapshot.ShortId} into {to}, but {result.Mismatches.Count} table(s) differ from the fingerprint");
+            if (r.Erasures.Entries > 0)
+            {
+                inv.Console.Out.WriteLine($"erasure ledger: {r.Erasures.Entries} erasure(s) of {request.Database.Name} applied again to {to}; {r.Erasures.Reapplied} found their subject's data in the backup ({r.Erasures.Rows:N0} rows)");
+            }
         }
         return result.Ok ? ExitCodes.Ok : ExitCodes.RestoreCheckFailed;
     }
@@ -287,6 +291,10 @@ internal static class DatabaseCommands
             t.AddRow([.. row]);
         }
         inv.Console.Ansi.Write(t);
+        if (r.Erasures is { Entries: > 0 } e)
+        {
+            inv.Console.Out.WriteLine($"erasure ledger: {e.Entries} erasure(s) applied again in the merge's transaction; {e.Reapplied} removed merged rows of an erased subject ({e.Rows:N0} rows)");
+        }
         inv.Console.Out.WriteLine(r.Merged
             ? $"merged {r.Diffs.Sum(d => d.Merged):N0} row(s) that existed only in the backup, in one transaction"
             : "nothing live was changed; add --merge missing to insert the rows that exist only in the backup; drop the staging schema when done");

@@ -26,7 +26,8 @@ public sealed record RestoreResult(string Database, Fingerprint Fingerprint, IRe
 public sealed record DatabaseRestoreRequest(DatabaseTarget Database, string? SnapshotId, string ToDatabase, PgConnection? Server = null, bool Clean = false, int Jobs = 2, bool NoOwner = false,
     bool WithRoleAttributes = false);
 
-public sealed record DatabaseRestoreResult(Snapshot Snapshot, string ToDatabase, string Target, RestoreResult Restore);
+/// <param name="Erasures">The erasure ledger re-applied to the restored database before the restore reported success.</param>
+public sealed record DatabaseRestoreResult(Snapshot Snapshot, string ToDatabase, string Target, RestoreResult Restore, Lifecycle.Erasure.ReplayResult Erasures);
 
 /// <summary><c>restore DATABASE --to-database NEW</c>: restore a logical backup and check every table against its fingerprint.</summary>
 public sealed class LogicalRestoreOperation(OperationContext context)
@@ -42,15 +43,19 @@ public sealed class LogicalRestoreOperation(OperationContext context)
         var result = await RestoreDatabaseAsync(repo, snap, server, request.ToDatabase, request.Clean, Math.Max(1, request.Jobs), request.NoOwner, request.WithRoleAttributes,
             progress, context.Toolchain, cancellationToken).ConfigureAwait(false);
         var target = server.WithDatabase(request.ToDatabase).Redacted;
+        // Every erasure since the backup is applied again before the restore says it succeeded (docs/repository-format.md).
+        var erasures = await Lifecycle.Erasure.ErasureReplay.ApplyAsync(repo, db.Name, server.WithDatabase(request.ToDatabase), cancellationToken).ConfigureAwait(false);
         context.Evidence.Record(new DatabaseRestoreEvent(target, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, result.Mismatches.Count, RoleSummary.Of(result.Roles.Created))
         {
+            ErasuresInLedger = erasures.Entries,
+            ErasuresReapplied = erasures.Reapplied,
             Repository = repo.Storage.Location,
             Result = EvidenceEvent.Outcome(result.Ok),
             Database = db.Name,
             Snapshot = snap.Id,
             DurationMs = (long)result.Duration.TotalMilliseconds,
         });
-        return new DatabaseRestoreResult(snap, request.ToDatabase, target, result);
+        return new DatabaseRestoreResult(snap, request.ToDatabase, target, result, erasures);
     }
 
     /// <summary>Full restore into a new database on <paramref name="server"/>, then checks every table against the fingerprint.</summary>
@@ -91,7 +96,8 @@ public sealed class LogicalRestoreOperation(OperationContext context)
 /// </summary>
 public sealed record TableRestoreRequest(DatabaseTarget Database, string? SnapshotId, IReadOnlyList<string> Tables, string StagingSchema, bool MergeMissing, PgConnection? Server = null);
 
-public sealed record TableRestoreResult(Snapshot Snapshot, IReadOnlyList<TableDiff> Diffs, bool Merged);
+/// <param name="Erasures">With a merge: the erasure ledger re-applied in the merge's transaction (erased rows are never merged back).</param>
+public sealed record TableRestoreResult(Snapshot Snapshot, IReadOnlyList<TableDiff> Diffs, bool Merged, Lifecycle.Erasure.ReplayResult? Erasures);
 
 /// <summary><c>restore DATABASE --table T --into-schema S</c>: only the table of contents and the named tables' files are read from the repository.</summary>
 public sealed class TableRestoreOperation(OperationContext context)
@@ -111,6 +117,7 @@ public sealed class TableRestoreOperation(OperationContext context)
         var target = request.Server ?? db.Connection;
         var work = context.Toolchain.NewWorkFolder("cairn-tables");
         List<TableDiff> diffs;
+        Lifecycle.Erasure.ReplayResult? erasures = null;
         try
         {
             var dir = Path.Combine(work, "dump");
@@ -129,7 +136,9 @@ public sealed class TableRestoreOperation(OperationContext context)
             diffs = await TableRestorer.RestoreAsync(target, dir, tables, request.StagingSchema, work, context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
             if (request.MergeMissing)
             {
-                diffs = await TableRestorer.MergeMissingAsync(target, tables, request.StagingSchema, cancellationToken).ConfigureAwait(false);
+                var entries = await Lifecycle.Erasure.ErasureLedgerEntries.ReadAsync(repo, db.Name, cancellationToken).ConfigureAwait(false);
+                diffs = await TableRestorer.MergeMissingAsync(target, tables, request.StagingSchema,
+                    async (c, tx) => erasures = await Lifecycle.Erasure.ErasureReplay.ApplyAsync(c, tx, entries, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             }
         }
         finally
@@ -138,11 +147,13 @@ public sealed class TableRestoreOperation(OperationContext context)
         }
         context.Evidence.Record(new TableRestoreEvent(request.Tables, request.StagingSchema, request.MergeMissing ? "missing" : "none", diffs.Sum(d => d.Merged))
         {
+            ErasuresInLedger = erasures?.Entries,
+            ErasuresReapplied = erasures?.Reapplied,
             Repository = repo.Storage.Location,
             Database = db.Name,
             Snapshot = snap.Id,
         });
-        return new TableRestoreResult(snap, diffs, request.MergeMissing);
+        return new TableRestoreResult(snap, diffs, request.MergeMissing, erasures);
     }
 }
 

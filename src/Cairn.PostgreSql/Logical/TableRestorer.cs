@@ -187,7 +187,9 @@ public static partial class TableRestorer
     }
 
     /// <summary>Inserts the rows that exist only in the staging copies, parents before children, in one transaction.</summary>
-    public static async Task<List<TableDiff>> MergeMissingAsync(PgConnection target, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, CancellationToken ct)
+    /// <param name="beforeCommit">Runs in the merge's transaction after the inserts (the erasure ledger is re-applied there, so erased rows never commit).</param>
+    public static async Task<List<TableDiff>> MergeMissingAsync(PgConnection target, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema,
+        Func<NpgsqlConnection, NpgsqlTransaction, Task>? beforeCommit, CancellationToken ct)
     {
         if (StagingSchemaProblem(stagingSchema, tables) is { } problem)
         {
@@ -205,6 +207,10 @@ public static partial class TableRestorer
             var match = string.Join(" AND ", key.Select(k => $"l.{Catalog.Quote(k)} = s.{Catalog.Quote(k)}"));
             var sql = $"INSERT INTO {Catalog.Qualified(schema, name)} ({cols}) OVERRIDING SYSTEM VALUE SELECT {string.Join(", ", common.Select(x => "s." + Catalog.Quote(x)))} FROM {Catalog.Qualified(stagingSchema, StagingName(schema, name))} s WHERE NOT EXISTS (SELECT 1 FROM {Catalog.Qualified(schema, name)} l WHERE {match})";
             merged[$"{schema}.{name}"] = await Catalog.ExecuteOneAsync(c, sql, tx, ct).ConfigureAwait(false);
+        }
+        if (beforeCommit is not null)
+        {
+            await beforeCommit(c, tx).ConfigureAwait(false);
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
         var result = new List<TableDiff>();

@@ -11,8 +11,9 @@ public sealed class KeyMaterial
 {
     public const int MasterSize = 32;
 
-    private KeyMaterial(byte[] master, byte[] encryption, byte[] chunkId, byte[] chunkerSeed)
+    private KeyMaterial(byte[] master, byte[] encryption, byte[] chunkId, byte[] chunkerSeed, byte[] erasure)
     {
+        ErasureKey = erasure;
         Master = master;
         EncryptionKey = encryption;
         ChunkIdKey = chunkId;
@@ -27,6 +28,9 @@ public sealed class KeyMaterial
 
     public byte[] ChunkerSeed { get; }
 
+    /// <summary>The key of the erasure receipts' keyed subject hashes (<c>cairn/v1/erasure-subject</c>): its own purpose, so a hash reveals nothing about other keys.</summary>
+    public byte[] ErasureKey { get; }
+
     public static KeyMaterial Derive(ReadOnlySpan<byte> master, ReadOnlySpan<byte> repositoryId)
     {
         if (master.Length != MasterSize)
@@ -36,7 +40,7 @@ public sealed class KeyMaterial
         var ikm = master.ToArray();
         var salt = repositoryId.ToArray();
         byte[] Hk(string info) => HKDF.DeriveKey(HashAlgorithmName.SHA256, ikm, 32, salt, Encoding.ASCII.GetBytes(info));
-        return new KeyMaterial(master.ToArray(), Hk("cairn/v1/encryption"), Hk("cairn/v1/chunk-id"), Hk("cairn/v1/chunker"));
+        return new KeyMaterial(master.ToArray(), Hk("cairn/v1/encryption"), Hk("cairn/v1/chunk-id"), Hk("cairn/v1/chunker"), Hk("cairn/v1/erasure-subject"));
     }
 
     /// <summary>
