@@ -45,7 +45,7 @@ public sealed record RestoreOutput(string MessageType, bool Ok, string SnapshotI
 public sealed record TableDiffRow(string Table, string StagingTable, string Key, long RowsInBackup, long? RowsLive, long OnlyInBackup, long OnlyLive, long Differ, long Merged);
 
 public sealed record PhysicalRestoreOutput(string MessageType, string SnapshotId, string DataDirectory, bool Started, int? Files, long? BytesWritten, int? FilesReused, long? BytesReused, int? Removed,
-    bool? InRecovery, string? ReplayLsn, string? Paused, string? LastReplayedTransaction, string? Socket, int? Port);
+    bool? InRecovery, string? ReplayLsn, string? Paused, string? LastReplayedTransaction, string? Socket, int? Port, int? ErasuresReapplied = null, int ErasuresPending = 0, string? ReplayCommand = null);
 
 public sealed record CheckRow(string Name, string Kind, string Expected, string Actual, string Result, long DurationMs, string? Detail);
 
@@ -91,6 +91,7 @@ public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Reco
 [JsonSerializable(typeof(CleanupOutput))]
 [JsonSerializable(typeof(EraseOutput))]
 [JsonSerializable(typeof(EraseReplayOutput))]
+[JsonSerializable(typeof(RecoverOutput))]
 internal sealed partial class CliJson : JsonSerializerContext;
 
 public sealed record CleanupPartitionRow(string Partition, string Bound, long Rows);
@@ -107,3 +108,8 @@ public sealed record ErasureStepRow(string Table, string Action, long Rows);
 public sealed record EraseOutput(string MessageType, string Database, bool DryRun, bool SubjectFound, long Rows, IReadOnlyList<ErasureStepRow> Steps, string? SubjectHmac, string? LedgerEntry, long? EvidenceSeq, double Seconds);
 
 public sealed record EraseReplayOutput(string MessageType, string Database, string Target, int Entries, int Reapplied, long Rows);
+
+public sealed record RecoveredRow(string Table, string? EntityId, string Event, DateTimeOffset Time, string Outcome, string? Why);
+
+public sealed record RecoverOutput(string MessageType, string Database, bool DryRun, DateTimeOffset Since, int Inserted, int SkippedExisting, int SkippedErased, int NotApplied, int Updated,
+    IReadOnlyList<RecoveredRow> Rows, Dictionary<string, IReadOnlyList<string>> UnknownColumns, double Seconds);

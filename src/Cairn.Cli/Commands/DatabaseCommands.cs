@@ -309,7 +309,7 @@ internal static class DatabaseCommands
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new PhysicalRestoreOutput("summary", r.Snapshot.Id, r.DataDirectory, r.Started, stats?.Files, stats?.Bytes, stats?.FilesReused, stats?.BytesReused, stats?.Removed,
-                rec?.InRecovery, rec?.ReplayLsn, rec?.PausedState, rec?.LastReplayedTransaction?.UtcDateTime.ToString("O", CultureInfo.InvariantCulture), r.SocketDirectory, r.Port), CliJson.Default.PhysicalRestoreOutput));
+                rec?.InRecovery, rec?.ReplayLsn, rec?.PausedState, rec?.LastReplayedTransaction?.UtcDateTime.ToString("O", CultureInfo.InvariantCulture), r.SocketDirectory, r.Port, r.Erasures?.Reapplied, r.ErasuresPending, r.ReplayCommand), CliJson.Default.PhysicalRestoreOutput));
             return ExitCodes.Ok;
         }
         inv.Console.Out.WriteLine($"restored physical backup {r.Snapshot.ShortId} into {r.DataDirectory} with recovery settings ({string.Join(", ", r.RecoverySettings)})");
@@ -324,6 +324,14 @@ internal static class DatabaseCommands
         else
         {
             inv.Console.Out.WriteLine($"start it with: pg_ctl -D {r.DataDirectory} start (as the postgres user); recovery fetches WAL with cairn wal-fetch");
+        }
+        if (r.Erasures is { Entries: > 0 } e)
+        {
+            inv.Console.Out.WriteLine($"erasure ledger: {e.Entries} erasure(s) of {request.Database.Name} applied again after promotion; {e.Reapplied} found their subject's data ({e.Rows:N0} rows)");
+        }
+        if (r.ReplayCommand is { } replay)
+        {
+            inv.Console.Out.WriteLine($"erasure ledger: {r.ErasuresPending} erasure(s) NOT applied yet; once the server is promoted run: {replay}");
         }
         return ExitCodes.Ok;
     }

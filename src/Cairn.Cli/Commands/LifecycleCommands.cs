@@ -5,6 +5,8 @@ using Cairn.Cli.Terminal;
 using Cairn.Operations.Configuration;
 using Cairn.Operations.Lifecycle.Cleanup;
 using Cairn.Operations.Lifecycle.Erasure;
+using Cairn.Operations.Lifecycle.Recovery;
+using Cairn.Operations.Recording;
 using Spectre.Console;
 
 namespace Cairn.Cli.Commands;
@@ -96,13 +98,18 @@ internal static class LifecycleCommands
         var reference = new Option<string?>("--reference") { Description = "A ticket or request number for the receipt (no personal data)" };
         var replay = new Option<bool>("--replay") { Description = "Apply the erasure ledger to the database (or --to): after a physical restore started by hand" };
         var to = new Option<string?>("--to") { Description = "With --replay: the database to apply the ledger to (a connection string); default the configured one" };
+        var receipt = new Option<long?>("--receipt") { Description = "Print the signed receipt of the erasure recorded as evidence record SEQ (record, inclusion proof, signed checkpoint)" };
         var cmd = new Command("erase", "Erase a data subject in one transaction (rows that reference it through foreign keys, named references, the subject), on record in the repository's encrypted erasure ledger that every restore applies again")
         {
-            db, subject, dryRun, reference, replay, to,
+            db, subject, dryRun, reference, replay, to, receipt,
         };
         cmd.SetAction(ctx, (inv, p, ct) =>
         {
             var target = inv.ResolveDatabase(p.GetValue(db)!);
+            if (p.GetValue(receipt) is { } seq)
+            {
+                return Task.FromResult(Receipt(inv, seq));
+            }
             if (p.GetValue(replay))
             {
                 return ReplayAsync(inv, new EraseReplayRequest(target, p.GetValue(to) is { } url ? inv.Operations.ParseConnection(url) : null), ct);
@@ -145,6 +152,100 @@ internal static class LifecycleCommands
             return ExitCodes.Ok;
         }
         inv.Console.Out.WriteLine($"erasure ledger of {r.Database} applied to {r.Target}: {r.Replay.Entries} erasure(s), {r.Replay.Reapplied} found data again ({r.Replay.Rows:N0} rows)");
+        return ExitCodes.Ok;
+    }
+
+    public static Command Recover(CliContext ctx)
+    {
+        var db = new Argument<string>("DATABASE") { Description = "A database from cairn.yaml with an audit: section" };
+        var fromAudit = new Option<bool>("--from-audit") { Description = "Bring back rows deleted in the window from the audit trail's old images" };
+        var since = new Option<string>("--since") { Description = "How far back to read the audit trail, e.g. 1h, 30m, 2d" };
+        var table = new Option<string?>("--table") { Description = "Only rows of this table" };
+        var pattern = new Option<string?>("--event") { Description = "SQL LIKE pattern of the delete events (default %_deleted)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "List what would come back; change nothing (runs in a transaction that is rolled back)" };
+        var undo = new Option<bool>("--undo-updates") { Description = "Also put updated rows back to their old images (with the columns that differed)" };
+        var cmd = new Command("recover", "Bring back deleted rows from the audit trail (meta->'old' images), in foreign-key order, in one transaction; erased subjects never come back")
+        {
+            db, fromAudit, since, table, pattern, dryRun, undo,
+        };
+        cmd.SetAction(ctx, (inv, p, ct) =>
+        {
+            var target = inv.ResolveDatabase(p.GetValue(db)!);
+            if (!p.GetValue(fromAudit))
+            {
+                throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, "give --from-audit --since DURATION (recovery from the audit trail)");
+            }
+            var text = p.GetValue(since) ?? throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, "--from-audit needs --since DURATION, e.g. --since 1h");
+            if (!CairnConfig.TryParseDuration(text, out var window) || window <= TimeSpan.Zero)
+            {
+                throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, $"--since '{text}' is not a duration; use e.g. 30m, 1h or 2d");
+            }
+            return RecoverAsync(inv, new RecoverRequest(target, window, p.GetValue(table), p.GetValue(pattern), p.GetValue(dryRun), p.GetValue(undo)), ct);
+        }, "recover");
+        return cmd;
+    }
+
+    public static async Task<int> RecoverAsync(Invocation inv, RecoverRequest request, CancellationToken ct)
+    {
+        var r = await new RecoverOperation(inv.Operations).RunAsync(request, ct).ConfigureAwait(false);
+        if (inv.Json)
+        {
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new RecoverOutput("recover", r.Database, r.DryRun, r.Since, r.Count(RecoverOperation.Inserted), r.Count(RecoverOperation.Exists),
+                r.Count(RecoverOperation.Erased), r.Count(RecoverOperation.NotApplied), r.Count(RecoverOperation.Updated),
+                [.. r.Rows.Select(x => new RecoveredRow(x.Table, x.EntityId, x.Event, x.Time, x.Outcome, x.Why))], new Dictionary<string, IReadOnlyList<string>>(r.UnknownColumns), Math.Round(r.Duration.TotalSeconds, 3)),
+                CliJson.Default.RecoverOutput));
+            return ExitCodes.Ok;
+        }
+        foreach (var x in r.Rows.Where(x => x.Outcome != RecoverOperation.Inserted || r.DryRun))
+        {
+            inv.Console.Out.WriteLine($"{Format.Time(x.Time)} {x.Event} {x.Table} {x.EntityId}: {x.Outcome}{(x.Why is null ? "" : $" ({x.Why})")}");
+        }
+        foreach (var (t, cols) in r.UnknownColumns)
+        {
+            inv.Console.Out.WriteLine($"{t}: image keys that are no longer columns were left out: {string.Join(", ", cols)}");
+        }
+        inv.Console.Out.WriteLine($"{(r.DryRun ? "dry run: would recover" : "recovered")} {r.Count(RecoverOperation.Inserted):N0} row(s) of events since {Format.Time(r.Since)}; " +
+            $"{r.Count(RecoverOperation.Exists):N0} exist again, {r.Count(RecoverOperation.Erased):N0} belong to erased subjects, {r.Count(RecoverOperation.NotApplied):N0} could not be applied" +
+            (request.UndoUpdates ? $", {r.Count(RecoverOperation.Updated):N0} updated back" : ""));
+        return ExitCodes.Ok;
+    }
+
+    private static int Receipt(Invocation inv, long seq)
+    {
+        var r = new ErasureReceiptOperation(inv.Operations).Run(seq);
+        var e = r.Entry;
+        if (inv.Json)
+        {
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EvidenceShowOutput(e.Line is null ? null : System.Text.Json.Nodes.JsonNode.Parse(e.Line), Convert.ToHexStringLower(e.LeafHash), r.TreeSize,
+                Convert.ToBase64String(r.Root), [.. r.InclusionProof.Select(Convert.ToBase64String)], r.Checkpoint), CliJson.Default.EvidenceShowOutput));
+            return ExitCodes.Ok;
+        }
+        var w = inv.Console.Out;
+        var rec = e.Record!;
+        var d = rec["details"]!;
+        w.WriteLine("=== Erasure receipt ===");
+        w.WriteLine($"Database:        {rec["database"]}");
+        w.WriteLine($"Time (UTC):      {rec["time"]}");
+        w.WriteLine($"Reference:       {d["reference"]}");
+        w.WriteLine($"Subject (HMAC):  {d["subject_hmac"]}   (keyed hash under the repository's erasure key; the identifier itself is only in the encrypted ledger)");
+        w.WriteLine($"Ledger entry:    {d["ledger_entry"]}");
+        w.WriteLine($"Mode:            {d["mode"]}");
+        foreach (var t in d["tables"]?.AsArray() ?? [])
+        {
+            w.WriteLine($"  {t!["table"]}: {t["action"]}: {t["rows"]} rows");
+        }
+        w.WriteLine();
+        w.WriteLine($"Evidence record {e.Seq}, leaf hash {Convert.ToHexStringLower(e.LeafHash)}, in a log of {r.TreeSize} records with root {Convert.ToBase64String(r.Root)}");
+        w.WriteLine("Inclusion proof (RFC 9162):");
+        foreach (var h in r.InclusionProof)
+        {
+            w.WriteLine("  " + Convert.ToBase64String(h));
+        }
+        w.WriteLine("Record (canonical JSON, the exact bytes of the Merkle leaf):");
+        w.WriteLine(e.Line);
+        w.WriteLine();
+        w.WriteLine("Signed checkpoint (C2SP signed note, Ed25519 with the evidence log's key; verify with 'cairn evidence public-key' or docs/evidence.md):");
+        w.Write(r.Checkpoint);
         return ExitCodes.Ok;
     }
 }

@@ -32,4 +32,7 @@ public sealed record SqlCheck(string CheckName, string Query, Expectation Expect
 
 public sealed record AmcheckCheck(bool HeapAllIndexed) : CheckSpec("amcheck", "amcheck");
 
+/// <summary>No subject of the erasure ledger is present in the database (drills, restores, <c>verify --live</c>).</summary>
+public sealed record ErasuresAppliedCheck() : CheckSpec("erasures_applied", "erasures_applied");
+
 public sealed record CommandCheck(string CheckName, string Run, TimeSpan Timeout) : CheckSpec(CheckName, "command");

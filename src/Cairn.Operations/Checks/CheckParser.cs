@@ -18,7 +18,7 @@ internal static class CheckParser
         {
             if (item is not YamlMappingNode m || m.Children.Count != 1)
             {
-                throw new ConfigException($"{file}:{item.Start.Line}: databases.{database}.checks: each check is one key (tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command)");
+                throw new ConfigException($"{file}:{item.Start.Line}: databases.{database}.checks: each check is one key (tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied)");
             }
             var (k, v) = m.Children.First();
             var kind = (k as YamlScalarNode)?.Value ?? "";
@@ -68,6 +68,9 @@ internal static class CheckParser
                     case "foreign_keys":
                         result.Add(new ForeignKeysCheck());
                         break;
+                    case "erasures_applied":
+                        result.Add(new ErasuresAppliedCheck());
+                        break;
                     case "audit_continuity":
                     {
                         var map = Map();
@@ -106,7 +109,7 @@ internal static class CheckParser
                         break;
                     }
                     default:
-                        throw new ConfigException($"{file}:{k.Start.Line}: databases.{database}.checks: unknown check kind '{kind}' (known: tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command)");
+                        throw new ConfigException($"{file}:{k.Start.Line}: databases.{database}.checks: unknown check kind '{kind}' (known: tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied)");
                 }
             }
             catch (FormatException e)

@@ -16,7 +16,8 @@ public sealed record CheckTarget(
     Fingerprint? PreviousFingerprint,
     bool IsScratchCopy,
     string Url,
-    IReadOnlyDictionary<string, string>? CommandEnvironment = null);
+    IReadOnlyDictionary<string, string>? CommandEnvironment = null,
+    IReadOnlyList<Lifecycle.Erasure.ErasureEntry>? Erasures = null);
 
 /// <summary>
 /// Runs declared checks. A check that errors (bad SQL, missing table, timeout) fails and says why;
@@ -59,8 +60,41 @@ public static partial class CheckRunner
         SqlCheck c => SqlAsync(c, s, t, ct),
         AmcheckCheck c => AmcheckAsync(c, s, t, ct),
         CommandCheck c => CommandAsync(c, t, ct),
+        ErasuresAppliedCheck c => ErasuresAppliedAsync(c, s, t, ct),
         _ => throw new InvalidOperationException($"unknown check {check.Kind}"),
     };
+
+    /// <summary>
+    /// Every subject of the erasure ledger is absent: its row in the subject table, and rows holding its identifier in the
+    /// named delete and anonymize tables. Without the ledger the check errors (a skipped check is never a pass).
+    /// </summary>
+    private static async Task<CheckResult> ErasuresAppliedAsync(ErasuresAppliedCheck c, CheckSession s, CheckTarget t, CancellationToken ct)
+    {
+        if (t.Erasures is not { } entries)
+        {
+            return new CheckResult(c.Name, c.Kind, "no erased subject present", "ledger not read", CheckStatus.Error, default, "the erasure ledger could not be read (this run has no repository); the check cannot tell");
+        }
+        var present = new List<string>();
+        foreach (var e in entries)
+        {
+            var places = new List<(string Schema, string Table, string Column)> { (e.Spec.SubjectSchema, e.Spec.SubjectTable, e.Spec.KeyColumn) };
+            places.AddRange(e.Spec.Delete.Select(d => (d.Schema, d.Table, d.Column)));
+            places.AddRange(e.Spec.Anonymize.Select(a => (a.Schema, a.Table, a.MatchColumn)));
+            foreach (var (schema, table, column) in places)
+            {
+                var rows = await s.QueryAsync($"SELECT count(*) FROM {Catalog.Qualified(schema, table)} WHERE {Catalog.Quote(column)}::text = @id",
+                    new Dictionary<string, object?> { ["id"] = e.Subject }, ct).ConfigureAwait(false);
+                var n = Convert.ToInt64(rows[0][0], CultureInfo.InvariantCulture);
+                if (n > 0)
+                {
+                    // The keyed hash, never the identifier: check details reach the evidence log.
+                    present.Add($"{e.SubjectHash[..12]}… ({n} rows in {Catalog.Display(schema)}.{Catalog.Display(table)})");
+                }
+            }
+        }
+        return new CheckResult(c.Name, c.Kind, $"none of {entries.Count} erased subjects present", present.Count == 0 ? "none present" : $"{present.Count} present",
+            present.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail, default, present.Count == 0 ? null : "erased subjects found again: " + string.Join("; ", present));
+    }
 
     private static async Task<CheckResult> TablesPresentAsync(TablesPresentCheck c, CheckSession s, CancellationToken ct)
     {

@@ -128,6 +128,23 @@ public static class DemoSchema
 
         INSERT INTO billing."Rechnungen_ü" ("Betrag €", "Notiz") SELECT round((random() * 900)::numeric, 2), 'Zahlung für Bestellung ' || g FROM generate_series(1, 500) g;
 
+        -- The audit trail the runbook's "Data Loss Recovery" reads: every update and delete of an application row, with
+        -- its old (and new) image in meta. An erasure (Cairn sets cairn.erasure) is not logged: that would copy the
+        -- erased person's data into the log.
+        CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql AS $a$
+        BEGIN
+          IF current_setting('cairn.erasure', true) = 'on' THEN RETURN NULL; END IF;
+          INSERT INTO audit_log (actor, event, entity, entity_id, meta, created_at)
+          VALUES (coalesce(nullif(current_setting('app.actor', true), ''), 'system'),
+                  TG_TABLE_NAME || CASE TG_OP WHEN 'DELETE' THEN '_deleted' ELSE '_updated' END, TG_TABLE_NAME, OLD.id::text,
+                  CASE TG_OP WHEN 'DELETE' THEN jsonb_build_object('old', to_jsonb(OLD)) ELSE jsonb_build_object('old', to_jsonb(OLD), 'new', to_jsonb(NEW)) END,
+                  clock_timestamp());
+          RETURN NULL;
+        END $a$;
+        CREATE TRIGGER profiles_audit AFTER UPDATE OR DELETE ON profiles FOR EACH ROW EXECUTE FUNCTION audit_row();
+        CREATE TRIGGER orders_audit AFTER UPDATE OR DELETE ON orders FOR EACH ROW EXECUTE FUNCTION audit_row();
+        CREATE TRIGGER wa_messages_audit AFTER UPDATE OR DELETE ON wa_messages FOR EACH ROW EXECUTE FUNCTION audit_row();
+
         CREATE MATERIALIZED VIEW order_totals AS SELECT profile_id, count(*) AS orders, sum(amount) AS total FROM orders GROUP BY profile_id;
         SELECT lo_from_bytea(0, convert_to('Cairn demo large object: signed contract PDF stand-in', 'UTF8'));
 

@@ -102,10 +102,18 @@ public sealed class DrillOperation(OperationContext context)
             var rto = total.Elapsed;
             results.Add(new CheckResult("restore", "restore", $"{fp.Tables.Count} tables, {fp.TotalRows} rows restored", restore.Ok ? "restored" : $"{restore.Mismatches.Count} table(s) differ",
                 restore.Ok ? CheckStatus.Pass : CheckStatus.Fail, restoreClock.Elapsed, restore.Ok ? null : string.Join("; ", restore.Mismatches.Select(m => $"{m.Table}: {m.What} expected {m.Expected}, found {m.Actual?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no table"}"))));
+            // The checks run on the erased state: the ledger is applied again first, and the fingerprint expects its deletes.
+            progress?.Report("re-applying the erasure ledger");
+            var erasures = await Lifecycle.Erasure.ErasureReplay.ApplyAsync(repo, name, target, ct).ConfigureAwait(false);
+            if (erasures.Entries > 0)
+            {
+                results.Add(new CheckResult("erasure ledger", "erasure_replay", $"{erasures.Entries} erasure(s) applied again", $"{erasures.Reapplied} found data ({erasures.Rows} rows)", CheckStatus.Pass, default));
+            }
+            var checkFingerprint = Lifecycle.Erasure.ErasureReplay.AdjustFingerprint(fp, erasures);
             progress?.Report("running checks");
             // Commands see the restored copy as their default server (PGHOST...), never the live one.
             using var commandEnvironment = target.ProgramEnvironment();
-            var checkTarget = new CheckTarget(target, fp.BackupTime, fp, previous, IsScratchCopy: true, server.Url(fp.Database), commandEnvironment.Variables);
+            var checkTarget = new CheckTarget(target, fp.BackupTime, checkFingerprint, previous, IsScratchCopy: true, server.Url(fp.Database), commandEnvironment.Variables, erasures.Ledger);
             results.AddRange(await CheckRunner.RunAsync(checks.Count > 0 ? checks : DefaultChecks, checkTarget, TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
             var dataAge = time.GetUtcNow() - fp.BackupTime;
             string? keptUrl = null;

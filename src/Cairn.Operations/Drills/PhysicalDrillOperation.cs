@@ -88,7 +88,13 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             }
             var url = SocketUrl.For(sock, port, request.Database.Connection.Database);
             var backupTime = target ?? PhysicalBackupMeta.Of(snap).StopTime;
-            results.AddRange(await CheckRunner.RunAsync(request.Database.Checks, new CheckTarget(PgConnection.Parse(url), backupTime, null, null, IsScratchCopy: true, url), TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
+            // The checks run on the erased state: the server was promoted, so the ledger can be applied first.
+            var erasures = await Lifecycle.Erasure.ErasureReplay.ApplyAsync(repo, name, PgConnection.Parse(url), ct).ConfigureAwait(false);
+            if (erasures.Entries > 0)
+            {
+                results.Add(new CheckResult("erasure ledger", "erasure_replay", $"{erasures.Entries} erasure(s) applied again", $"{erasures.Reapplied} found data ({erasures.Rows} rows)", CheckStatus.Pass, default));
+            }
+            results.AddRange(await CheckRunner.RunAsync(request.Database.Checks, new CheckTarget(PgConnection.Parse(url), backupTime, null, null, IsScratchCopy: true, url, null, erasures.Ledger), TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
             if (request.Keep)
             {
                 kept = new KeptServer(url, data, root);

@@ -21,8 +21,10 @@ public sealed record PhysicalRestoreRequest(DatabaseTarget Database, string? Sna
     public int StartPort => Port ?? DefaultPort;
 }
 
+/// <param name="Erasures">The erasure ledger applied after promotion (with --start), or null.</param>
+/// <param name="ErasuresPending">Erasures not yet applied (no --start, or the server stayed in recovery): the note file says how.</param>
 public sealed record PhysicalRestoreResult(Snapshot Snapshot, string DataDirectory, IReadOnlyList<string> RecoverySettings, FileRestoreStats? Files, RecoveryResult? Recovery,
-    bool Started, int? Port, string? SocketDirectory, bool Delta);
+    bool Started, int? Port, string? SocketDirectory, bool Delta, Lifecycle.Erasure.ReplayResult? Erasures = null, int ErasuresPending = 0, string? ReplayCommand = null);
 
 /// <summary>
 /// <c>restore DATABASE --physical</c>: choose the backup, refuse a WAL gap recovery could not pass (a gap would make
@@ -70,14 +72,41 @@ public sealed class PhysicalRestoreOperation(OperationContext context)
             recovery = await PhysicalRestorer.StartAndWaitAsync(to, request.StartPort, socketDir, target.Action, TimeSpan.FromMinutes(30), context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
         }
         var settings = target.Settings().ToList();
+        // The erasure ledger: applied once the server is promoted; otherwise a note in the folder says how to apply it.
+        var ledger = await Lifecycle.Erasure.ErasureLedgerEntries.ReadAsync(repo, name, cancellationToken).ConfigureAwait(false);
+        Lifecycle.Erasure.ReplayResult? erasures = null;
+        var pending = 0;
+        string? replayCommand = null;
+        if (ledger.Count > 0)
+        {
+            var url = Cairn.PostgreSql.Connections.SocketUrl.For(socketDir, request.StartPort, request.Database.Connection.Database);
+            if (recovery is { InRecovery: false })
+            {
+                erasures = await Lifecycle.Erasure.ErasureReplay.ApplyAsync(repo, name, Cairn.PostgreSql.Connections.PgConnection.Parse(url), cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                pending = ledger.Count;
+                replayCommand = $"cairn erase {name} --replay --to {WalCommands.Sh(url)}";
+                var note = $"This copy of {name} was restored by Cairn from backup {snap.ShortId} before {ledger.Count} erasure(s) in the repository's erasure ledger.\n" +
+                    $"Once the server is up and promoted (not in recovery), apply them before anyone uses the copy:\n\n    {replayCommand}\n\n(give the port and socket the server really uses).\n";
+                // CreateNew is O_CREAT|O_EXCL: a link planted under this name is never followed.
+                await using var f = new FileStream(Path.Combine(full, "CAIRN-ERASURES-PENDING.txt"), new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite });
+                await f.WriteAsync(System.Text.Encoding.UTF8.GetBytes(note), cancellationToken).ConfigureAwait(false);
+                context.Warn($"{ledger.Count} erasure(s) are not applied to this copy yet: once the server is promoted run {replayCommand} (note: {Path.Combine(full, "CAIRN-ERASURES-PENDING.txt")})");
+            }
+        }
         context.Evidence.Record(new PhysicalRestoreEvent(full, string.Join("; ", settings), recovery?.ReplayLsn, request.Start, request.Options.Delta, stats?.FilesReused)
         {
+            ErasuresReapplied = erasures?.Reapplied,
+            ErasuresPending = pending,
             Repository = repo.Storage.Location,
             Database = name,
             Snapshot = snap.Id,
             DurationMs = sw.ElapsedMilliseconds,
         });
-        return new PhysicalRestoreResult(snap, full, settings, stats, recovery, request.Start, request.Start ? request.StartPort : null, request.Start ? socketDir : null, request.Options.Delta);
+        return new PhysicalRestoreResult(snap, full, settings, stats, recovery, request.Start, request.Start ? request.StartPort : null, request.Start ? socketDir : null, request.Options.Delta,
+            erasures, pending, replayCommand);
     }
 
     /// <summary>The backup given by ID, else the newest physical backup of <paramref name="database"/> that can reach <paramref name="target"/>.</summary>

@@ -165,8 +165,14 @@ public sealed record PhysicalRestoreEvent(string TargetDirectory, string Recover
 {
     public override string Kind => "restore";
 
+    /// <summary>Erasures applied after promotion (null when none were), and those left for 'cairn erase --replay'.</summary>
+    public long? ErasuresReapplied { get; init; }
+
+    public long ErasuresPending { get; init; }
+
     public override void Describe(EvidenceDetails details) => details.Text("type", "physical").Text("target_dir", TargetDirectory).Text("recovery_target", RecoveryTarget)
-        .Text("reached_lsn", ReachedLsn ?? "").YesNo("started", Started).YesNo("delta", Delta).NumberOrEmpty("files_reused", FilesReused);
+        .Text("reached_lsn", ReachedLsn ?? "").YesNo("started", Started).YesNo("delta", Delta).NumberOrEmpty("files_reused", FilesReused)
+        .NumberOrEmpty("erasures_reapplied", ErasuresReapplied).Number("erasures_pending", ErasuresPending);
 }
 
 /// <summary>A restore drill of a logical backup (<c>drill</c>, type logical).</summary>
@@ -302,4 +308,20 @@ public sealed record ErasureReplayEvent(string Target, long Entries, long Reappl
     public override string Kind => "erasure-replay";
 
     public override void Describe(EvidenceDetails details) => details.Text("target", Target).Number("entries", Entries).Number("reapplied", Reapplied).Number("rows", Rows);
+}
+
+/// <summary>Rows brought back (<c>recover</c>): from the audit trail's images, or a table rebuilt as it was at a time.</summary>
+public sealed record RecoverEvent(string Source, DateTimeOffset Since, DateTimeOffset? At, long Inserted, long SkippedExisting, long SkippedErased, long NotApplied, long Updated, IReadOnlyList<string> Tables) : EvidenceEvent
+{
+    public override string Kind => "recover";
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("source", Source).Time("since", Since).Number("inserted", Inserted).Number("skipped_existing", SkippedExisting).Number("skipped_erased", SkippedErased)
+            .Number("not_applied", NotApplied).Number("updated", Updated).Text("tables", string.Join(",", Tables));
+        if (At is { } at)
+        {
+            details.Time("at", at);
+        }
+    }
 }

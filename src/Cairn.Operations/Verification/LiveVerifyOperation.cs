@@ -27,10 +27,17 @@ public sealed class LiveVerifyOperation(OperationContext context)
         }
         var sw = Stopwatch.StartNew();
         var connection = db.Connection;
+        // erasures_applied needs the ledger; without a repository the check errors rather than passes.
+        IReadOnlyList<Lifecycle.Erasure.ErasureEntry>? erasures = null;
+        if (db.Checks.Any(c => c is ErasuresAppliedCheck) && context.RepositoryText is not null)
+        {
+            using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+            erasures = await Lifecycle.Erasure.ErasureLedgerEntries.ReadAsync(repo, db.Name, cancellationToken).ConfigureAwait(false);
+        }
         List<CheckResult> results;
         using (var commandEnvironment = connection.ProgramEnvironment())
         {
-            var target = new CheckTarget(connection, context.Time.GetUtcNow(), null, null, IsScratchCopy: false, connection.Redacted, commandEnvironment.Variables);
+            var target = new CheckTarget(connection, context.Time.GetUtcNow(), null, null, IsScratchCopy: false, connection.Redacted, commandEnvironment.Variables, erasures);
             results = await CheckRunner.RunAsync(db.Checks, target, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
         }
         var passed = results.All(r => r.Passed);

@@ -36,6 +36,8 @@ public static class ErasureSql
     {
         var subject = await LiveTables.FindAsync(c, spec.SubjectSchema, spec.SubjectTable, ct).ConfigureAwait(false);
         await LiveTables.RequireColumnAsync(c, subject, spec.KeyColumn, "erasure subject", ct).ConfigureAwait(false);
+        // Tells the application's audit triggers that this is an erasure (so they can skip copying the erased data into a log).
+        await Catalog.ExecuteOneAsync(c, "SELECT set_config('cairn.erasure', 'on', true)", tx, ct).ConfigureAwait(false);
         object? key;
         await using (var find = new NpgsqlCommand($"SELECT {Catalog.Quote(spec.KeyColumn)} FROM {subject.Sql} WHERE {Catalog.Quote(spec.KeyColumn)}::text = @id", c, tx))
         {

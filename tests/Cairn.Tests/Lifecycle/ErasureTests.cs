@@ -170,7 +170,7 @@ public class ErasureTests(PostgresFixture pg)
         Assert.True(code == 0, run + err);
         var steps = JsonNode.Parse(run)!["steps"]!.AsArray().Select(s => s!["table"]!.GetValue<string>()).ToList();
         Assert.Contains("public.profiles", steps);
-        Assert.Contains("public.audit_log", steps);
+        Assert.Contains("public.audit_log_current", steps);
         Assert.Equal(0, await pg.Server.ScalarAsync<long>($"SELECT count(*) FROM profiles WHERE id = '{id}'", db));
         Assert.Equal(0, await pg.Server.ScalarAsync<long>($"SELECT count(*) FROM audit_log WHERE actor = '{id}'", db));
         var copy = pg.NewName("erase_fn_copy");

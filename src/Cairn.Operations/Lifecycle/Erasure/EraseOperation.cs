@@ -83,7 +83,8 @@ public sealed class EraseOperation(OperationContext context)
 /// <summary>What re-applying the ledger did to one database.</summary>
 /// <param name="Entries">Erasures in the ledger for the database.</param>
 /// <param name="Reapplied">Erasures that changed rows (their subject's data was back).</param>
-public sealed record ReplayResult(int Entries, int Reapplied, long Rows);
+/// <param name="DeletedByTable">Rows deleted per table ("schema.table" as displayed), so checks against a fingerprint can expect them gone.</param>
+public sealed record ReplayResult(int Entries, int Reapplied, long Rows, IReadOnlyDictionary<string, long>? DeletedByTable = null, IReadOnlyList<ErasureEntry>? Ledger = null);
 
 /// <summary>
 /// Re-applies the erasure ledger of a database to a copy of it (a restore, a drill, a merge): every entry, oldest first,
@@ -96,20 +97,28 @@ public static class ErasureReplay
         var entries = await ErasureLedgerEntries.ReadAsync(repo, database, ct).ConfigureAwait(false);
         if (entries.Count == 0)
         {
-            return new ReplayResult(0, 0, 0);
+            return new ReplayResult(0, 0, 0, null, entries);
         }
         await using var c = await target.OpenAsync(ct).ConfigureAwait(false);
         await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
         var result = await ApplyAsync(c, tx, entries, ct).ConfigureAwait(false);
         await tx.CommitAsync(ct).ConfigureAwait(false);
-        return result;
+        return result with { Ledger = entries };
     }
+
+    /// <summary>The fingerprint a check should compare the erased copy with: each table's rows minus those the replay deleted.</summary>
+    public static PostgreSql.Logical.Fingerprint AdjustFingerprint(PostgreSql.Logical.Fingerprint fp, ReplayResult replay)
+        => replay.DeletedByTable is not { Count: > 0 } deleted ? fp : fp with
+        {
+            Tables = [.. fp.Tables.Select(t => deleted.TryGetValue($"{PostgreSql.Logical.Catalog.Display(t.Schema)}.{PostgreSql.Logical.Catalog.Display(t.Name)}", out var n) ? t with { Rows = t.Rows - n } : t)],
+        };
 
     /// <summary>Applies <paramref name="entries"/> inside the caller's transaction (a merge commits them with its rows).</summary>
     public static async Task<ReplayResult> ApplyAsync(NpgsqlConnection c, NpgsqlTransaction tx, IReadOnlyList<ErasureEntry> entries, CancellationToken ct)
     {
         var reapplied = 0;
         long rows = 0;
+        var deleted = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var e in entries)
         {
             ErasureOutcome o;
@@ -121,13 +130,17 @@ public static class ErasureReplay
             {
                 throw new PgToolException($"re-applying the erasure of {e.SubjectHash[..12]}… (ledger, {e.Time:yyyy-MM-dd}) failed, so the copy is not reported restored: {ex.MessageText} ({ex.SqlState}); run 'cairn erase DATABASE --replay' once it is fixed");
             }
+            foreach (var step in o.Steps.Where(x => x.Action.StartsWith("delete", StringComparison.Ordinal)))
+            {
+                deleted[step.Table] = deleted.GetValueOrDefault(step.Table) + step.Rows;
+            }
             if (o.Rows > 0)
             {
                 reapplied++;
                 rows += o.Rows;
             }
         }
-        return new ReplayResult(entries.Count, reapplied, rows);
+        return new ReplayResult(entries.Count, reapplied, rows, deleted, entries);
     }
 }
 
@@ -155,5 +168,22 @@ public sealed class EraseReplayOperation(OperationContext context)
             DurationMs = (long)sw.Elapsed.TotalMilliseconds,
         });
         return new EraseReplayResult(request.Database.Name, target.Redacted, replay);
+    }
+}
+
+/// <summary>
+/// <c>cairn erase DATABASE --receipt SEQ</c>: the erasure's evidence record with its inclusion proof and the log's signed
+/// checkpoint (Ed25519, the evidence log's own key): what a data-protection officer files, verifiable without Cairn.
+/// </summary>
+public sealed class ErasureReceiptOperation(OperationContext context)
+{
+    public EvidenceShowResult Run(long seq)
+    {
+        var r = new EvidenceShowOperation(context).Run(new EvidenceShowRequest(seq));
+        if (r.Entry.Record?["kind"]?.GetValue<string>() != "erasure")
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"evidence record {seq} is not an erasure (find them with 'cairn evidence list --kind erasure')");
+        }
+        return r;
     }
 }

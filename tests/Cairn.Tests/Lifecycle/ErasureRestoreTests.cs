@@ -1,0 +1,113 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Cairn.Operations.Demo;
+using Cairn.Tests.Support;
+
+namespace Cairn.Tests.Lifecycle;
+
+/// <summary>An erasure made after a backup survives a physical PITR restore started with --start, a restore without it (the note), and drills.</summary>
+public class ErasurePhysicalTests
+{
+    private const string Yaml = """
+            erasure:
+              subject: { table: public.profiles, key: id }
+            checks:
+              - erasures_applied: {}
+              - row_counts: { equal_to: fingerprint }
+
+        """;
+
+    [Fact]
+    public async Task A_physical_backup_from_before_an_erasure_restored_with_start_or_drilled_never_shows_the_subject()
+    {
+        await using var cluster = await ArchivingCluster.StartAsync(extraYaml: Yaml);
+        var cli = cluster.Cli;
+        await cluster.Server.ExecuteAsync("""
+            CREATE TABLE profiles (id int PRIMARY KEY, email text NOT NULL);
+            CREATE TABLE orders (id int PRIMARY KEY, profile_id int NOT NULL REFERENCES profiles(id), amount int);
+            INSERT INTO profiles SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 5) g;
+            INSERT INTO orders SELECT g, 1 + g % 5, g FROM generate_series(1, 20) g;
+            """);
+        var (code, _, err) = await cli.RunAsync("backup", "app", "--physical");
+        Assert.True(code == 0, err);
+        (code, _, err) = await cli.RunAsync("erase", "app", "3", "--reference", "DSR-7");
+        Assert.True(code == 0, err);
+        await cluster.Server.ExecuteAsync("INSERT INTO profiles VALUES (6, 'late@example.com')");
+        await cluster.ArchiveAllAsync();
+
+        // With --start: replayed to the end, promoted, then the ledger is applied.
+        var target = cluster.Dir.File("restored");
+        var port = 20000 + Random.Shared.Next(20000);
+        (code, var json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", target, "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
+        Assert.True(code == 0, json + err);
+        var socket = JsonNode.Parse(json)!["socket"]!.GetValue<string>();
+        try
+        {
+            Assert.Equal(1, JsonNode.Parse(json)!["erasures_reapplied"]!.GetValue<int>());
+            Assert.Equal(0L, await ArchivingCluster.ScalarAsync<long>(socket, port, "SELECT count(*) FROM profiles WHERE id = 3"));
+            Assert.Equal(0L, await ArchivingCluster.ScalarAsync<long>(socket, port, "SELECT count(*) FROM orders WHERE profile_id = 3"));
+            Assert.Equal(5L, await ArchivingCluster.ScalarAsync<long>(socket, port, "SELECT count(*) FROM profiles"));
+        }
+        finally
+        {
+            await cluster.StopRestoredAsync(target);
+        }
+
+        // A backup restored to a point before the erasure, without --start: the note, and the command that applies the ledger.
+        var paused = cluster.Dir.File("restored-later");
+        (code, json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", paused, "--json");
+        Assert.True(code == 0, json + err);
+        Assert.Equal(1, JsonNode.Parse(json)!["erasures_pending"]!.GetValue<int>());
+        Assert.Contains("cairn erase app --replay --to", JsonNode.Parse(json)!["replay_command"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("--replay", await File.ReadAllTextAsync(Path.Combine(paused, "CAIRN-ERASURES-PENDING.txt")), StringComparison.Ordinal);
+
+        // A physical drill: the checks run on the erased state and erasures_applied passes.
+        (code, json, err) = await cli.RunAsync("drill", "app", "--physical", "--json");
+        Assert.True(code == 0, json + err);
+        var checks = JsonNode.Parse(json)!["checks"]!.AsArray();
+        Assert.Contains(checks, c => c!["name"]!.GetValue<string>() == "erasure ledger" && c["result"]!.GetValue<string>() == "pass");
+        Assert.Contains(checks, c => c!["name"]!.GetValue<string>() == "erasures_applied" && c["result"]!.GetValue<string>() == "pass");
+    }
+}
+
+[Collection("postgres")]
+public class ErasureDrillTests(PostgresFixture pg)
+{
+    [Fact]
+    public async Task A_logical_drill_of_a_backup_from_before_an_erasure_runs_its_checks_on_the_erased_state_and_erasures_applied_passes()
+    {
+        var db = await pg.CreateDatabaseAsync("erase_drill", DemoSchema.Sql(40));
+        using var dir = new TempDir();
+        var cli = await CliRunner.WithRepositoryAsync(dir);
+        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"""
+            databases:
+              app:
+                connection: "{pg.Server.Url(db)}"
+                erasure:
+                  subject: {"{"} table: public.profiles, key: id {"}"}
+                checks:
+                  - erasures_applied: {"{"}{"}"}
+                  - row_counts: {"{"} tables: [public.profiles, public.orders], equal_to: fingerprint {"}"}
+            """);
+        cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
+        var id = await pg.Server.ScalarAsync<string>("SELECT id::text FROM profiles ORDER BY id LIMIT 1", db);
+        var (code, _, err) = await cli.RunAsync("backup", "app");
+        Assert.True(code == 0, err);
+        (code, _, err) = await cli.RunAsync("erase", "app", id);
+        Assert.True(code == 0, err);
+        (code, var json, err) = await cli.RunAsync("drill", "app", "--json");
+        Assert.True(code == 0, json + err);
+        var checks = JsonNode.Parse(json)!["checks"]!.AsArray();
+        Assert.Contains(checks, c => c!["name"]!.GetValue<string>() == "erasure ledger" && c["actual"]!.GetValue<string>().StartsWith("1 found data", StringComparison.Ordinal));
+        Assert.Contains(checks, c => c!["name"]!.GetValue<string>() == "erasures_applied" && c["result"]!.GetValue<string>() == "pass");
+
+        // verify --live proves the live database too; without a repository the check errors, it never passes.
+        (code, json, err) = await cli.RunAsync("verify", "app", "--live", "--json");
+        Assert.True(code == 0, json + err);
+        cli.Env.Remove("CAIRN_REPOSITORY");
+        cli.Env["CAIRN_EVIDENCE"] = dir.File("evidence-2");
+        (code, json, _) = await cli.RunAsync("verify", "app", "--live", "--json");
+        Assert.NotEqual(0, code);
+        Assert.Contains("ledger not read", json, StringComparison.Ordinal);
+    }
+}
