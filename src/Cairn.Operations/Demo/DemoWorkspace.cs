@@ -52,6 +52,17 @@ public sealed record DemoWorkspace(string Folder)
               - sql: {"{"} name: recent_activity, query: "SELECT count(*) FROM audit_log WHERE created_at > :backup_time - interval '24 hours'", expect: "> 0" {"}"}
               - sql: {"{"} name: verified_emails, query: "SELECT count(*) FROM profiles WHERE email_verified", expect: ">= 1" {"}"}
               - amcheck: {"{"} heapallindexed: true {"}"}
+            cleanup:   # the runbook's "Automated Cleanup" (the audit log's rule shortened so the demo has rows to delete)
+              - {"{"} table: public.audit_log, time_column: created_at, older_than: 30m {"}"}
+              - {"{"} table: public.wa_media_signatures, time_column: expires_at, older_than: 1d {"}"}
+              - {"{"} table: public.wa_automation_flows, time_column: updated_at, older_than: 30d, where: "status = 'completed'" {"}"}
+              - {"{"} table: public.siren_events, time_column: created_at, older_than: 90d, where: "status IN ('sent','failed','cancelled')" {"}"}
+            erasure:   # the runbook's "Legal Compliance"
+              subject: {"{"} table: public.profiles, key: id {"}"}
+              delete: [ {"{"} table: public.wa_messages, column: profile_id {"}"} ]
+              anonymize: [ {"{"} table: public.audit_log, match_column: actor, set: {"{"} actor: deleted_user {"}"}, remove_json_keys: {"{"} meta: [email, phone, name] {"}"} {"}"} ]
+            audit: {"{"} table: public.audit_log, time_column: created_at, entity_column: entity, id_column: entity_id, event_column: event, old_image: "meta->'old'", new_image: "meta->'new'" {"}"}
+            schedule: {"{"} cleanup: "15 0 * * *" {"}"}
         """, cancellationToken);
 
     /// <summary>Lets the server's group read the archiver's passphrase file and enter the folder (never through a link).</summary>

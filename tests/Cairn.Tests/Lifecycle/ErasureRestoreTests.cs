@@ -30,15 +30,19 @@ public class ErasurePhysicalTests
             """);
         var (code, _, err) = await cli.RunAsync("backup", "app", "--physical");
         Assert.True(code == 0, err);
+        await cluster.Server.ExecuteAsync("INSERT INTO orders VALUES (100, 3, 100)");
+        // A point in time after the backup and before the erasure: the WAL up to it still holds the subject.
+        var beforeErasure = (await cluster.Server.ScalarAsync<DateTime>("SELECT clock_timestamp()")).ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00";
+        await Task.Delay(1200);
         (code, _, err) = await cli.RunAsync("erase", "app", "3", "--reference", "DSR-7");
         Assert.True(code == 0, err);
         await cluster.Server.ExecuteAsync("INSERT INTO profiles VALUES (6, 'late@example.com')");
         await cluster.ArchiveAllAsync();
 
-        // With --start: replayed to the end, promoted, then the ledger is applied.
+        // With --start: recovered to the point before the erasure, promoted, then the ledger is applied.
         var target = cluster.Dir.File("restored");
         var port = 20000 + Random.Shared.Next(20000);
-        (code, var json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", target, "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--json");
+        (code, var json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", target, "--start", "--port", port.ToString(CultureInfo.InvariantCulture), "--target-time", beforeErasure, "--json");
         Assert.True(code == 0, json + err);
         var socket = JsonNode.Parse(json)!["socket"]!.GetValue<string>();
         try
@@ -46,14 +50,15 @@ public class ErasurePhysicalTests
             Assert.Equal(1, JsonNode.Parse(json)!["erasures_reapplied"]!.GetValue<int>());
             Assert.Equal(0L, await ArchivingCluster.ScalarAsync<long>(socket, port, "SELECT count(*) FROM profiles WHERE id = 3"));
             Assert.Equal(0L, await ArchivingCluster.ScalarAsync<long>(socket, port, "SELECT count(*) FROM orders WHERE profile_id = 3"));
-            Assert.Equal(5L, await ArchivingCluster.ScalarAsync<long>(socket, port, "SELECT count(*) FROM profiles"));
+            Assert.Equal(4L, await ArchivingCluster.ScalarAsync<long>(socket, port, "SELECT count(*) FROM profiles"));
+            Assert.Equal(16L, await ArchivingCluster.ScalarAsync<long>(socket, port, "SELECT count(*) FROM orders"));
         }
         finally
         {
             await cluster.StopRestoredAsync(target);
         }
 
-        // A backup restored to a point before the erasure, without --start: the note, and the command that applies the ledger.
+        // Without --start: the note in the folder, and the command that applies the ledger once the server is up.
         var paused = cluster.Dir.File("restored-later");
         (code, json, err) = await cli.RunAsync("restore", "app", "--physical", "--to", paused, "--json");
         Assert.True(code == 0, json + err);
@@ -62,10 +67,10 @@ public class ErasurePhysicalTests
         Assert.Contains("--replay", await File.ReadAllTextAsync(Path.Combine(paused, "CAIRN-ERASURES-PENDING.txt")), StringComparison.Ordinal);
 
         // A physical drill: the checks run on the erased state and erasures_applied passes.
-        (code, json, err) = await cli.RunAsync("drill", "app", "--physical", "--json");
+        (code, json, err) = await cli.RunAsync("drill", "app", "--physical", "--target-time", beforeErasure, "--json");
         Assert.True(code == 0, json + err);
         var checks = JsonNode.Parse(json)!["checks"]!.AsArray();
-        Assert.Contains(checks, c => c!["name"]!.GetValue<string>() == "erasure ledger" && c["result"]!.GetValue<string>() == "pass");
+        Assert.Contains(checks, c => c!["name"]!.GetValue<string>() == "erasure ledger" && c["actual"]!.GetValue<string>().StartsWith("1 found data", StringComparison.Ordinal));
         Assert.Contains(checks, c => c!["name"]!.GetValue<string>() == "erasures_applied" && c["result"]!.GetValue<string>() == "pass");
     }
 }
