@@ -191,7 +191,9 @@ public static partial class CleanupSql
     /// <summary>
     /// Deletes one batch from <paramref name="leaf"/> in its own short transaction (one autocommitted statement): the next
     /// <paramref name="batchSize"/> rows in primary-key order after <paramref name="after"/> (keyset), or by ctid when the
-    /// table has no primary key. The condition is checked again by the DELETE itself, so a row changed meanwhile stays.
+    /// table has no primary key. The batch's rows are deleted by their tuple ids (a TID scan: a join on the key can make
+    /// the planner scan the whole table once per batch), and the condition is checked again by the DELETE itself, so a
+    /// row changed meanwhile (a new tuple version) is deleted only if it still matches.
     /// Returns the rows deleted and the key to continue after (null when nothing was left).
     /// </summary>
     public static async Task<(long Deleted, object[]? Next)> DeleteBatchAsync(NpgsqlConnection c, CleanupTarget t, LiveTable leaf, int batchSize, object[]? after, CancellationToken ct)
@@ -209,8 +211,8 @@ public static partial class CleanupSql
         var keyset = after is null ? "" : $" AND ({keys}) > ({string.Join(", ", after.Select((_, i) => $"@k{i}"))})";
         var desc = string.Join(", ", leaf.Key.Select(k => Catalog.Quote(k) + " DESC"));
         var sql = $"""
-            WITH batch AS MATERIALIZED (SELECT {keys} FROM ONLY {leaf.Sql} WHERE {cond}{keyset} ORDER BY {keys} LIMIT {batchSize}),
-                 gone AS (DELETE FROM ONLY {leaf.Sql} WHERE ({keys}) IN (SELECT {keys} FROM batch) AND {cond} RETURNING 1)
+            WITH batch AS MATERIALIZED (SELECT ctid AS cairn_tid, {keys} FROM ONLY {leaf.Sql} WHERE {cond}{keyset} ORDER BY {keys} LIMIT {batchSize}),
+                 gone AS (DELETE FROM ONLY {leaf.Sql} WHERE ctid = ANY (ARRAY(SELECT cairn_tid FROM batch)) AND {cond} RETURNING 1)
             SELECT (SELECT count(*) FROM gone), {keys} FROM batch ORDER BY {desc} LIMIT 1
             """;
         await using var cmd = new NpgsqlCommand(sql, c);
