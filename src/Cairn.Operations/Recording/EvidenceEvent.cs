@@ -136,8 +136,14 @@ public sealed record DatabaseRestoreEvent(string Target, long Tables, long Rows,
 
     public long ErasuresReapplied { get; init; }
 
-    public override void Describe(EvidenceDetails details) => details.Text("type", "database").Text("target", Target).Number("tables", Tables).Number("rows", Rows).Number("mismatches", Mismatches)
-        .Text("roles_created", RolesCreated).Number("erasures_in_ledger", ErasuresInLedger).Number("erasures_reapplied", ErasuresReapplied);
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("type", "database").Text("target", Target).Number("tables", Tables).Number("rows", Rows).Number("mismatches", Mismatches).Text("roles_created", RolesCreated);
+        if (ErasuresInLedger > 0)
+        {
+            details.Number("erasures_in_ledger", ErasuresInLedger).Number("erasures_reapplied", ErasuresReapplied);
+        }
+    }
 }
 
 /// <summary>Tables restored beside the live data (<c>restore</c>, type table).</summary>
@@ -153,7 +159,7 @@ public sealed record TableRestoreEvent(IReadOnlyList<string> Tables, string Stag
     public override void Describe(EvidenceDetails details)
     {
         details.Text("type", "table").Text("tables", string.Join(",", Tables)).Text("staging_schema", StagingSchema).Text("merge", Merge).Number("rows_merged", RowsMerged);
-        if (ErasuresInLedger is { } n)
+        if (ErasuresInLedger is { } n and > 0)
         {
             details.Number("erasures_in_ledger", n).Number("erasures_reapplied", ErasuresReapplied ?? 0);
         }
@@ -170,9 +176,16 @@ public sealed record PhysicalRestoreEvent(string TargetDirectory, string Recover
 
     public long ErasuresPending { get; init; }
 
-    public override void Describe(EvidenceDetails details) => details.Text("type", "physical").Text("target_dir", TargetDirectory).Text("recovery_target", RecoveryTarget)
-        .Text("reached_lsn", ReachedLsn ?? "").YesNo("started", Started).YesNo("delta", Delta).NumberOrEmpty("files_reused", FilesReused)
-        .NumberOrEmpty("erasures_reapplied", ErasuresReapplied).Number("erasures_pending", ErasuresPending);
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("type", "physical").Text("target_dir", TargetDirectory).Text("recovery_target", RecoveryTarget)
+            .Text("reached_lsn", ReachedLsn ?? "").YesNo("started", Started).YesNo("delta", Delta).NumberOrEmpty("files_reused", FilesReused);
+        // Only when the ledger holds erasures of the database: records of databases that never erased anyone keep their shape.
+        if (ErasuresReapplied is not null || ErasuresPending > 0)
+        {
+            details.NumberOrEmpty("erasures_reapplied", ErasuresReapplied).Number("erasures_pending", ErasuresPending);
+        }
+    }
 }
 
 /// <summary>A restore drill of a logical backup (<c>drill</c>, type logical).</summary>
