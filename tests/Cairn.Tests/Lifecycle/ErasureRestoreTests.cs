@@ -6,6 +6,8 @@ using Cairn.Tests.Support;
 namespace Cairn.Tests.Lifecycle;
 
 /// <summary>An erasure made after a backup survives a physical PITR restore started with --start, a restore without it (the note), and drills.</summary>
+/// <remarks>In PhysicalTests' collection: both run physical drills, and PhysicalTests counts cairn-pdrill-* folders.</remarks>
+[Collection("physical drills")]
 public class ErasurePhysicalTests
 {
     private const string Yaml = """

@@ -8,6 +8,7 @@ using Cairn.Tests.Support;
 namespace Cairn.Tests.PostgreSql;
 
 /// <summary>Physical backups with WAL archived through cairn wal-push, restored to points in time with cairn wal-fetch.</summary>
+[Collection("physical drills")]
 public class PhysicalTests
 {
     private static async Task<long> CountAsync(string socketDir, int port, string sql)
