@@ -9,8 +9,7 @@ using Cairn.Tests.Support;
 
 namespace Cairn.Tests.Lifecycle;
 
-[Collection("postgres")]
-public class CleanupTests(PostgresFixture pg)
+public class CleanupTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private const string RunbookRules = """
             cleanup:

@@ -77,8 +77,7 @@ public class ErasurePhysicalTests
     }
 }
 
-[Collection("postgres")]
-public class ErasureDrillTests(PostgresFixture pg)
+public class ErasureDrillTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     [Fact]
     public async Task A_logical_drill_of_a_backup_from_before_an_erasure_runs_its_checks_on_the_erased_state_and_erasures_applied_passes()

@@ -5,8 +5,7 @@ using Cairn.Tests.Support;
 
 namespace Cairn.Tests.Lifecycle;
 
-[Collection("postgres")]
-public class ErasureTests(PostgresFixture pg)
+public class ErasureTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private const string PlanConfig = """
             erasure:

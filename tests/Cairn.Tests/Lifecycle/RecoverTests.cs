@@ -5,8 +5,7 @@ using Cairn.Tests.Support;
 
 namespace Cairn.Tests.Lifecycle;
 
-[Collection("postgres")]
-public class RecoverTests(PostgresFixture pg)
+public class RecoverTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     [Fact]
     public async Task Rows_deleted_by_an_audited_delete_come_back_in_foreign_key_order_conflicts_skipped_and_erased_subjects_stay_erased()
