@@ -94,7 +94,9 @@ public class NativeBinaryTests
         {
             await Ok("restore", "app", "--physical", "--to", to, "--start", "--port", port.ToString(CultureInfo.InvariantCulture));
             var recovery = await File.ReadAllTextAsync(Path.Combine(to, "postgresql.auto.conf"));
-            Assert.Contains($"{cairn} --repo", recovery, StringComparison.Ordinal); // restore_command runs this very binary
+            var restoreCommand = recovery.Split('\n').Single(l => l.StartsWith("restore_command", StringComparison.Ordinal));
+            Assert.Contains(cairn, restoreCommand, StringComparison.Ordinal); // restore_command runs this very binary, not dotnet
+            Assert.DoesNotContain("dotnet", restoreCommand, StringComparison.Ordinal);
             Assert.Equal(150L, await ArchivingCluster.ScalarAsync<long>(to + ".sock", port, "SELECT count(*) FROM t"));
         }
         finally
