@@ -26,6 +26,10 @@ public class ClaimTests(PostgresFixture pg)
         return (cli, dir, db);
     }
 
+    /// <summary>roles.json as plain text: System.Text.Json escapes '+' (\u002B), which would hide a hash from a substring search.</summary>
+    private static async Task<string> RolesTextAsync(TempDir dir)
+        => JsonNode.Parse(await ReadItemAsync(dir, LogicalBackupOperation.RolesItem))!.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+
     private static async Task<byte[]> ReadItemAsync(TempDir dir, string item)
     {
         using var repo = await Repo.OpenAsync(new FileSystemStorage(dir.File("repo")), TestData.Passphrase, TimeProvider.System, default);
@@ -72,7 +76,7 @@ public class ClaimTests(PostgresFixture pg)
         using var _d = dir;
         var (code, _, err) = await cli.RunAsync("backup", "app");
         Assert.True(code == 0, err);
-        var roles = Encoding.UTF8.GetString(await ReadItemAsync(dir, LogicalBackupOperation.RolesItem));
+        var roles = await RolesTextAsync(dir);
         Assert.Contains(role, roles, StringComparison.Ordinal);
         Assert.DoesNotContain("SCRAM-SHA-256$", roles, StringComparison.Ordinal);
         Assert.DoesNotContain("correct horse", roles, StringComparison.Ordinal);
@@ -82,7 +86,7 @@ public class ClaimTests(PostgresFixture pg)
         // The control: with the flag the hash is there, so the search above can find one.
         (code, _, err) = await cli.RunAsync("backup", "app", "--with-role-passwords");
         Assert.True(code == 0, err);
-        Assert.Contains(hash, Encoding.UTF8.GetString(await ReadItemAsync(dir, LogicalBackupOperation.RolesItem)), StringComparison.Ordinal);
+        Assert.Contains(hash, await RolesTextAsync(dir), StringComparison.Ordinal);
         _ = db;
     }
 
