@@ -7,8 +7,7 @@ using Cairn.Tests.Support;
 namespace Cairn.Tests.Cli;
 
 /// <summary>Real cairn processes racing on one repository.</summary>
-[Collection("postgres")]
-public class RacingProcessTests(PostgresFixture pg)
+public class RacingProcessTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     [Fact]
     public async Task Two_wal_push_processes_racing_with_different_content_never_both_win()

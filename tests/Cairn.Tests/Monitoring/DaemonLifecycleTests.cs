@@ -12,8 +12,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace Cairn.Tests.Monitoring;
 
 /// <summary>A real 'cairn daemon' process: SIGTERM while idle and during a job, one run of missed slots, /healthz on a stalled loop.</summary>
-[Collection("postgres")]
-public class DaemonLifecycleTests(PostgresFixture pg)
+public class DaemonLifecycleTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private sealed class Daemon : IAsyncDisposable
     {

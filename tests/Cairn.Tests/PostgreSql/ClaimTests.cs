@@ -13,8 +13,7 @@ using Cairn.Tests.Support;
 namespace Cairn.Tests.PostgreSql;
 
 /// <summary>Claims users rely on, each tested through the real CLI and real components.</summary>
-[Collection("postgres")]
-public class ClaimTests(PostgresFixture pg)
+public class ClaimTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private async Task<(CliRunner Cli, TempDir Dir, string Db)> DatabaseAsync(string sql)
     {

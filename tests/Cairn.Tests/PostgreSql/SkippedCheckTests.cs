@@ -8,8 +8,7 @@ using Cairn.Tests.Support;
 namespace Cairn.Tests.PostgreSql;
 
 /// <summary>A check that cannot run is SKIPPED, never a pass; a check that errs says why (timeout, lost connection, query error).</summary>
-[Collection("postgres")]
-public class SkippedCheckTests(PostgresFixture pg)
+public class SkippedCheckTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private async Task<(CliRunner Cli, TempDir Dir)> LiveAsync(string checks)
     {
