@@ -53,7 +53,10 @@ public static class CairnCli
     {
         var root = Build(ctx);
         var parse = root.Parse(args);
-        var config = new InvocationConfiguration { Output = ctx.Console.Out, Error = ctx.Console.Error };
+        // On SIGINT/SIGTERM the command's token is cancelled and it gets this long to clean up (remove its lock and temp
+        // files, end a running job) and return its own exit code; System.CommandLine's default of 2 s cut cleanup short on a
+        // busy machine and returned 143 from an idle daemon.
+        var config = new InvocationConfiguration { Output = ctx.Console.Out, Error = ctx.Console.Error, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
         return await parse.InvokeAsync(config).ConfigureAwait(false);
     }
 }

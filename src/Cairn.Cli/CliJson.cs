@@ -47,10 +47,19 @@ public sealed record TableDiffRow(string Table, string StagingTable, string Key,
 public sealed record PhysicalRestoreOutput(string MessageType, string SnapshotId, string DataDirectory, bool Started, int? Files, long? BytesWritten, int? FilesReused, long? BytesReused, int? Removed,
     bool? InRecovery, string? ReplayLsn, string? Paused, string? LastReplayedTransaction, string? Socket, int? Port, int? ErasuresReapplied = null, int ErasuresPending = 0, string? ReplayCommand = null);
 
-public sealed record CheckRow(string Name, string Kind, string Expected, string Actual, string Result, long DurationMs, string? Detail);
+public sealed record CheckRow(string Name, string Kind, string Expected, string Actual, string Result, bool Optional, long DurationMs, string? Detail);
 
 public sealed record DrillOutput(string MessageType, bool Ok, string? SnapshotId, double? RtoSeconds, double? DataAgeSeconds, double TotalSeconds, IReadOnlyList<CheckRow> Checks,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<RoleRow>? RolesCreated = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<RoleRow>? RolesCreated = null)
+{
+    public int ChecksPassed { get; init; }
+
+    public int ChecksFailed { get; init; }
+
+    public int ChecksSkipped { get; init; }
+
+    public bool AllowSkipped { get; init; }
+}
 
 public sealed record HealthFindingRow(string Database, string Check, string State, string Message, double? AgeSeconds, string? Last);
 

@@ -37,7 +37,7 @@ public static class ErrorClassifier
     {
         for (var x = e; x is not null; x = x.InnerException)
         {
-            if (x is IOException io && ((io.HResult & 0xFFFF) == ENOSPC || (io.HResult & 0xFFFF) == EDQUOT || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) || io.Message.Contains("Disk quota", StringComparison.OrdinalIgnoreCase)))
+            if (x is IOException io && ((io.HResult & 0xFFFF) == ENOSPC || (io.HResult & 0xFFFF) == EDQUOT || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) || io.Message.Contains("disk was full", StringComparison.OrdinalIgnoreCase) || io.Message.Contains("Disk quota", StringComparison.OrdinalIgnoreCase)))
             {
                 return true;
             }

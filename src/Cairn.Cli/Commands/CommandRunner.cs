@@ -25,10 +25,13 @@ internal static class CommandRunner
 
     /// <summary>Sets the action; when <paramref name="evidenceKind"/> is given, a failure is recorded as evidence too.</summary>
     public static void SetAction(this Command command, CliContext ctx, Func<Invocation, ParseResult, CancellationToken, Task<int>> action, string? evidenceKind = null)
-        => command.SetAction((ParseResult parse, CancellationToken ct) =>
+        => command.SetAction(async (ParseResult parse, CancellationToken ct) =>
         {
+            // System.CommandLine registers its SIGINT/SIGTERM handlers only once the action has returned its task: yield
+            // first, so a signal during synchronous start-up work (reading the evidence log, say) cancels instead of killing.
+            await Task.Yield();
             var inv = new Invocation(ctx, Globals(parse));
-            return ExecuteAsync(inv, () => action(inv, parse, ct), evidenceKind, ct);
+            return await ExecuteAsync(inv, () => action(inv, parse, ct), evidenceKind, ct).ConfigureAwait(false);
         });
 
     /// <summary>

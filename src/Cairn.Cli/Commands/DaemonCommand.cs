@@ -10,6 +10,7 @@ using Cairn.Operations.Monitoring;
 using Cairn.Operations.Retention;
 using Cairn.Operations.Scheduling;
 using Cairn.Operations.Verification;
+using Cairn.Repository;
 
 namespace Cairn.Cli.Commands;
 
@@ -24,9 +25,14 @@ internal static class DaemonCommand
     {
         var listen = new Option<string>("--listen") { Description = "Address for /metrics and /healthz", DefaultValueFactory = _ => "127.0.0.1:9187" };
         var tick = new Option<int>("--tick-seconds") { Description = "How often to look for due jobs", DefaultValueFactory = _ => 5 };
-        var cmd = new Command("daemon", "Run the schedules, serve /metrics (Prometheus) and /healthz; stop with SIGTERM, reload with SIGHUP") { listen, tick };
+        var stale = new Option<string>("--healthz-stale-after") { Description = "/healthz answers 503 when the scheduler loop has not looked for due jobs for this long (a job that hangs stalls it)", DefaultValueFactory = _ => "2m" };
+        var cmd = new Command("daemon", "Run the schedules, serve /metrics (Prometheus) and /healthz; stop with SIGTERM, reload with SIGHUP") { listen, tick, stale };
         cmd.SetAction(ctx, async (inv, p, ct) =>
         {
+            if (!CairnConfig.TryParseDuration(p.GetValue(stale)!, out var staleAfter) || staleAfter <= TimeSpan.Zero)
+            {
+                throw new RepositoryException(ErrorKind.InvalidInput, $"--healthz-stale-after wants a duration like 2m or 30s, not '{p.GetValue(stale)}'");
+            }
             var log = new Action<string, string>((level, msg) => ctx.Console.Error.WriteLine($"ts={ctx.Time.GetUtcNow().UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ} level={level} {msg}"));
             var config = inv.Config;
             var scheduler = new Scheduler(ctx.Time, new JobRunner(ctx, inv.Options), log);
@@ -47,7 +53,7 @@ internal static class DaemonCommand
                 }
             });
             // Scrapes use the daemon's current configuration, like its jobs.
-            using var http = StartHttp(p.GetValue(listen)!, () => new Invocation(ctx, inv.Options, config), () => scheduler.LastTick, ctx.Time, log, ct);
+            using var http = StartHttp(p.GetValue(listen)!, () => new Invocation(ctx, inv.Options, config), () => scheduler.LastTick, staleAfter, ctx.Time, log, ct);
             log("info", $"msg=\"daemon started\" jobs={config.Schedules.Count} listen={p.GetValue(listen)}");
             // Only records a verified checkpoint covers decide whether a slot was missed.
             var history = inv.Operations.Evidence.ReadVerified().Entries;
@@ -86,7 +92,7 @@ internal static class DaemonCommand
         };
     }
 
-    private static HttpListener StartHttp(string listen, Func<Invocation> invocation, Func<DateTimeOffset> lastTick, TimeProvider time, Action<string, string> log, CancellationToken ct)
+    private static HttpListener StartHttp(string listen, Func<Invocation> invocation, Func<DateTimeOffset> lastTick, TimeSpan staleAfter, TimeProvider time, Action<string, string> log, CancellationToken ct)
     {
         var listener = new HttpListener();
         listener.Prefixes.Add($"http://{listen}/");
@@ -118,7 +124,7 @@ internal static class DaemonCommand
                     else if (path == "/healthz")
                     {
                         var age = time.GetUtcNow() - lastTick();
-                        c.Response.StatusCode = age < TimeSpan.FromMinutes(2) ? 200 : 503;
+                        c.Response.StatusCode = age < staleAfter ? 200 : 503;
                         body = c.Response.StatusCode == 200 ? "ok\n" : $"scheduler loop stalled for {age.TotalSeconds:0}s\n";
                     }
                     else

@@ -191,8 +191,9 @@ internal static class RepositoryCommands
         var readData = new Option<bool>("--read-data") { Description = "Also read and authenticate every pack (slow; reads the whole repository)" };
         var subset = new Option<string?>("--read-data-subset") { Description = "Read a random share of packs, e.g. 10% (spread the cost over days)" };
         var database = new Argument<string?>("DATABASE") { Description = "With --live: run this database's configured checks against the live database", Arity = ArgumentArity.ZeroOrOne };
-        var live = new Option<bool>("--live") { Description = "Run the database's checks against the live database (read-only, with a statement timeout); exit 12 when one fails" };
-        var cmd = new Command("verify", "Check the repository: structure always; with --read-data every byte (exit 5 when damage is found). With DATABASE --live: the checks against the live database") { database, readData, subset, live };
+        var live = new Option<bool>("--live") { Description = "Run the database's checks against the live database (read-only, with a statement timeout); exit 12 when one fails or cannot run" };
+        var allowSkipped = DrillCommands.AllowSkippedOption();
+        var cmd = new Command("verify", "Check the repository: structure always; with --read-data every byte (exit 5 when damage is found). With DATABASE --live: the checks against the live database") { database, readData, subset, live, allowSkipped };
         cmd.SetAction(ctx, (inv, p, ct) =>
         {
             if (p.GetValue(live) || p.GetValue(database) is not null)
@@ -202,7 +203,11 @@ internal static class RepositoryCommands
                 {
                     throw new RepositoryException(ErrorKind.InvalidInput, $"to check the live database {name}, add --live; to check the repository, leave out the database");
                 }
-                return DrillCommands.VerifyLiveAsync(inv, new LiveVerifyRequest(inv.ResolveDatabase(name)), ct);
+                return DrillCommands.VerifyLiveAsync(inv, new LiveVerifyRequest(inv.ResolveDatabase(name), p.GetValue(allowSkipped)), ct);
+            }
+            if (p.GetValue(allowSkipped))
+            {
+                throw new RepositoryException(ErrorKind.InvalidInput, "--allow-skipped applies to checks: use it with DATABASE --live");
             }
             var request = new VerifyRequest(p.GetValue(readData));
             if (p.GetValue(subset) is { } s)

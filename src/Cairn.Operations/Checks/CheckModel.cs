@@ -8,14 +8,56 @@ public enum CheckStatus
     Skip,
 }
 
-/// <summary>One check's outcome: what was expected, what was found, and why it failed.</summary>
+/// <summary>One check's outcome: what was expected, what was found, and why it failed or could not run.</summary>
 public sealed record CheckResult(string Name, string Kind, string Expected, string Actual, CheckStatus Status, TimeSpan Duration, string? Detail = null)
 {
-    public bool Passed => Status is CheckStatus.Pass or CheckStatus.Skip;
+    /// <summary>The check said <c>optional: true</c>: a skip of it does not fail the run.</summary>
+    public bool Optional { get; init; }
+
+    /// <summary>Only a check that ran and held passed; a skipped check did not.</summary>
+    public bool Passed => Status == CheckStatus.Pass;
+
+    public bool Skipped => Status == CheckStatus.Skip;
+
+    public bool Failed => Status is CheckStatus.Fail or CheckStatus.Error;
+
+    /// <summary>Whether this result fails the run: a failure always, a skip unless the check is optional or skips are allowed.</summary>
+    public bool Blocks(bool allowSkipped) => Failed || (Skipped && !Optional && !allowSkipped);
+}
+
+/// <summary>
+/// The verdict over a run's checks. A run passes only when every check passed, except skips that are allowed
+/// (the check is <c>optional: true</c> or the command got <c>--allow-skipped</c>).
+/// </summary>
+public sealed record CheckTally(int Passed, int Failed, int Skipped, int SkippedNotAllowed)
+{
+    public bool Ok => Failed == 0 && SkippedNotAllowed == 0;
+
+    public static CheckTally Of(IReadOnlyCollection<CheckResult> results, bool allowSkipped) => new(
+        results.Count(r => r.Passed), results.Count(r => r.Failed), results.Count(r => r.Skipped), results.Count(r => r.Skipped && r.Blocks(allowSkipped)));
+
+    /// <summary>The summary line's counts: "9 passed, 1 skipped" (and the failures when there are some).</summary>
+    public override string ToString()
+    {
+        var parts = new List<string> { $"{Passed} passed" };
+        if (Failed > 0)
+        {
+            parts.Add($"{Failed} failed");
+        }
+        if (Skipped > 0)
+        {
+            parts.Add(SkippedNotAllowed > 0 ? $"{Skipped} skipped ({SkippedNotAllowed} not optional)" : $"{Skipped} skipped");
+        }
+        return string.Join(", ", parts);
+    }
 }
 
 /// <summary>A declared check. Identifiers in its SQL are quoted; its SQL runs read-only.</summary>
-public abstract record CheckSpec(string Name, string Kind);
+public abstract record CheckSpec(string Name, string Kind)
+{
+    /// <summary><c>optional: true</c> in cairn.yaml: the check may be skipped (when it cannot run) without failing the run.</summary>
+    public bool Optional { get; init; }
+}
 
 public sealed record TablesPresentCheck(IReadOnlyList<string> Tables) : CheckSpec("tables_present", "tables_present");
 

@@ -40,7 +40,8 @@ internal static class CheckParser
                 switch (kind)
                 {
                     case "tables_present":
-                        result.Add(new TablesPresentCheck(List(null, "tables", v) ?? []));
+                        // [a, b] or { tables: [a, b], optional: true }
+                        result.Add(new TablesPresentCheck((v is YamlMappingNode tm ? List(tm, "tables") : List(null, "tables", v)) ?? throw new ConfigException($"{Where(v)}: 'tables' is required, e.g. [public.orders]")));
                         break;
                     case "row_counts":
                     {
@@ -115,6 +116,18 @@ internal static class CheckParser
             catch (FormatException e)
             {
                 throw new ConfigException($"{Where(v)}: {e.Message}");
+            }
+            if (v is YamlMappingNode options && Str(options, "optional") is { } optional)
+            {
+                result[^1] = result[^1] with
+                {
+                    Optional = optional switch
+                    {
+                        "true" or "yes" => true,
+                        "false" or "no" => false,
+                        _ => throw new ConfigException($"{Where(v)}.optional must be true or false, not '{optional}'"),
+                    },
+                };
             }
         }
         return result;

@@ -43,11 +43,11 @@ public sealed record DemoWorkspace(string Folder)
             retention: {"{"} keep_last: 7, keep_daily: 30, keep_within: 30d {"}"}
             checks:   # the runbook's verification checklist and its four daily tests
               - tables_present: [public.profiles, public.orders, public.audit_log, public.wa_messages]
-              - row_counts: {"{"} equal_to: fingerprint {"}"}
+              - row_counts: {"{"} equal_to: fingerprint, optional: true {"}"}   # optional: the live verification cannot compare with a fingerprint (a drill can)
               - rls_enabled: {"{"} schema: public {"}"}
               - foreign_keys: {"{"}{"}"}
               - audit_continuity: {"{"} table: public.audit_log, time_column: created_at, max_gap: 6h {"}"}
-              - sql: {"{"} name: critical_table_rows, query: "SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM wa_messages)", expect: "= fingerprint" {"}"}
+              - sql: {"{"} name: critical_table_rows, query: "SELECT (SELECT count(*) FROM profiles) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM wa_messages)", expect: "= fingerprint", optional: true {"}"}
               - sql: {"{"} name: rls_enabled_tables, query: "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON c.relnamespace = n.oid WHERE c.relrowsecurity AND n.nspname = 'public' AND NOT c.relispartition", expect: ">= 7" {"}"}
               - sql: {"{"} name: recent_activity, query: "SELECT count(*) FROM audit_log WHERE created_at > :backup_time - interval '24 hours'", expect: "> 0" {"}"}
               - sql: {"{"} name: verified_emails, query: "SELECT count(*) FROM profiles WHERE email_verified", expect: ">= 1" {"}"}

@@ -13,15 +13,19 @@ using Cairn.Repository.Manifests;
 namespace Cairn.Operations.Drills;
 
 /// <summary>A drill of the logical backup <see cref="SnapshotId"/> (default: the latest) of <see cref="Database"/>; <see cref="Keep"/> leaves the scratch server running.</summary>
-public sealed record DrillRequest(DatabaseTarget Database, string? SnapshotId = null, bool Keep = false);
+/// <see cref="AllowSkipped"/> (<c>--allow-skipped</c>): a check that could not run does not fail the drill.
+public sealed record DrillRequest(DatabaseTarget Database, string? SnapshotId = null, bool Keep = false, bool AllowSkipped = false);
 
 /// <param name="RolesCreated">The roles the restore created on the scratch server, with what it withheld.</param>
 public sealed record DrillResult(Snapshot Snapshot, Fingerprint? Fingerprint, IReadOnlyList<CheckResult> Checks, TimeSpan? Rto, TimeSpan? DataAge, TimeSpan Total, string? KeptUrl, string? KeptDataDirectory,
     IReadOnlyList<CreatedRole>? RolesCreated = null)
 {
-    public bool Passed => Checks.All(c => c.Passed);
+    /// <summary>Skipped checks are accepted (<c>--allow-skipped</c>).</summary>
+    public bool AllowSkipped { get; init; }
 
-    public IEnumerable<CheckResult> Failed => Checks.Where(c => !c.Passed);
+    public CheckTally Tally => CheckTally.Of(Checks, AllowSkipped);
+
+    public bool Passed => Tally.Ok;
 
     /// <summary>Problems that did not fail the drill (the mirror table could not be written).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
@@ -46,8 +50,9 @@ public sealed class DrillOperation(OperationContext context)
         {
             result = await DrillAsync(repo, db.Name, request.SnapshotId, db.Checks, request.Keep, progress, cancellationToken).ConfigureAwait(false);
         }
+        result = result with { AllowSkipped = request.AllowSkipped };
         var seq = context.Evidence.Record(new LogicalDrillEvent((long?)result.Rto?.TotalMilliseconds, (long?)result.DataAge?.TotalSeconds, result.Fingerprint?.BackupTime,
-            result.Checks.Count(c => c.Passed), result.Failed.Count(), RoleSummary.Of(result.RolesCreated ?? []))
+            result.Tally, request.AllowSkipped, RoleSummary.Of(result.RolesCreated ?? []))
         {
             Repository = repo.Storage.Location,
             Result = EvidenceEvent.Outcome(result.Passed),

@@ -20,14 +20,16 @@ namespace Cairn.Operations.Drills;
 /// the window (<see cref="RandomTarget"/>; the same <see cref="Seed"/> picks the same point), or to the end of the
 /// archive. <see cref="Keep"/> leaves the restored server running.
 /// </summary>
-public sealed record PhysicalDrillRequest(DatabaseTarget Database, string? SnapshotId = null, DateTimeOffset? TargetTime = null, bool RandomTarget = false, bool Keep = false, int? Seed = null);
+public sealed record PhysicalDrillRequest(DatabaseTarget Database, string? SnapshotId = null, DateTimeOffset? TargetTime = null, bool RandomTarget = false, bool Keep = false, int? Seed = null, bool AllowSkipped = false);
 
 /// <summary>Where a kept server is and how to stop it.</summary>
 public sealed record KeptServer(string Url, string DataDirectory, string Root);
 
-public sealed record PhysicalDrillResult(Snapshot Snapshot, DateTimeOffset? Target, IReadOnlyList<CheckResult> Checks, TimeSpan? Rto, TimeSpan? DataAge, TimeSpan Total, KeptServer? Kept)
+public sealed record PhysicalDrillResult(Snapshot Snapshot, DateTimeOffset? Target, IReadOnlyList<CheckResult> Checks, TimeSpan? Rto, TimeSpan? DataAge, TimeSpan Total, KeptServer? Kept, bool AllowSkipped = false)
 {
-    public bool Passed => Checks.All(c => c.Passed);
+    public CheckTally Tally => CheckTally.Of(Checks, AllowSkipped);
+
+    public bool Passed => Tally.Ok;
 }
 
 /// <summary>
@@ -84,7 +86,7 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             var log = await File.ReadAllTextAsync(Path.Combine(sock, "server.log"), ct).ConfigureAwait(false);
             if (target is { } t)
             {
-                results.Add(StopPointProof(t, rr, log, rto.Value));
+                results.Add(StopPointProof(t, rr.LastReplayedTransaction, log, rto.Value));
             }
             var url = SocketUrl.For(sock, port, request.Database.Connection.Database);
             var backupTime = target ?? PhysicalBackupMeta.Of(snap).StopTime;
@@ -105,6 +107,11 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
         catch (Exception e) when (e is PgToolException or RepositoryException or IOException)
         {
             results.Add(new CheckResult("restore", "restore", "the backup restores and recovers", "failed", CheckStatus.Fail, total.Elapsed, e.Message));
+            if (target is { } t && started && !results.Exists(r => r.Kind == "pitr"))
+            {
+                // Recovery that stops short (PostgreSQL ≥ 13 refuses to promote when the archive ends before the target) proves nothing about the target.
+                results.Add(new CheckResult("pitr_target", "pitr", $"recovery stops at {Stamp(t)}", "recovery did not reach the target", CheckStatus.Fail, total.Elapsed, e.Message));
+            }
         }
         finally
         {
@@ -117,8 +124,8 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
                 Directory.Delete(root, recursive: true);
             }
         }
-        var result = new PhysicalDrillResult(snap, target, results, rto, dataAge, total.Elapsed, kept);
-        context.Evidence.Record(new PhysicalDrillEvent(target, request.RandomTarget, (long?)rto?.TotalMilliseconds, (long?)dataAge?.TotalSeconds, results.Count(c => c.Passed), results.Count(c => !c.Passed))
+        var result = new PhysicalDrillResult(snap, target, results, rto, dataAge, total.Elapsed, kept, request.AllowSkipped);
+        context.Evidence.Record(new PhysicalDrillEvent(target, request.RandomTarget, (long?)rto?.TotalMilliseconds, (long?)dataAge?.TotalSeconds, result.Tally, request.AllowSkipped)
         {
             Repository = repo.Storage.Location,
             Result = EvidenceEvent.Outcome(result.Passed),
@@ -131,19 +138,43 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
     }
 
     /// <summary>
-    /// Proof that recovery stopped at <paramref name="target"/>: the last replayed transaction is not after it, and the
-    /// first later transaction (named in the server log) is after it and was not applied.
+    /// Proof that recovery stopped at <paramref name="target"/>. Both facts are required: the last replayed transaction
+    /// (from the server) is not after the target, and the first transaction recovery did not apply (PostgreSQL's "recovery
+    /// stopping before …" line in the server log) is after it. A missing fact fails the proof with the reason, because
+    /// recovery that ended early (at the end of the available WAL) leaves exactly those facts out.
     /// </summary>
-    private static CheckResult StopPointProof(DateTimeOffset target, RecoveryResult rr, string log, TimeSpan elapsed)
+    internal static CheckResult StopPointProof(DateTimeOffset target, DateTimeOffset? lastReplayed, string log, TimeSpan elapsed)
     {
         var stop = StoppingBefore().Match(log);
-        var lastOk = rr.LastReplayedTransaction is null || rr.LastReplayedTransaction <= target;
-        var nextAfter = stop.Success ? DateTimeOffset.Parse(stop.Groups[2].Value.Trim(), CultureInfo.InvariantCulture) : (DateTimeOffset?)null;
-        var proven = lastOk && (nextAfter is null || nextAfter > target);
-        return new CheckResult("pitr_target", "pitr", $"recovery stops at {target.UtcDateTime:yyyy-MM-dd HH:mm:ss.fff}Z",
-            $"last replayed transaction {rr.LastReplayedTransaction?.UtcDateTime.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "none"}; {(stop.Success ? $"first later transaction {stop.Groups[1].Value} at {nextAfter?.UtcDateTime:HH:mm:ss.fff} not applied" : "no later transaction in the archive")}",
-            proven ? CheckStatus.Pass : CheckStatus.Fail, elapsed);
+        DateTimeOffset? notApplied = stop.Success && DateTimeOffset.TryParse(stop.Groups[3].Value.Trim(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed) ? parsed : null;
+        var problems = new List<string>();
+        if (lastReplayed is not { } last)
+        {
+            problems.Add("the server reports no replayed transaction, so nothing shows recovery reached the target");
+        }
+        else if (last > target)
+        {
+            problems.Add($"the last replayed transaction ({Stamp(last)}) is after the target: recovery went too far");
+        }
+        if (!stop.Success)
+        {
+            problems.Add("the server log has no 'recovery stopping before' line: recovery did not stop at the target (it may have ended early, at the end of the archived WAL)");
+        }
+        else if (notApplied is not { } next)
+        {
+            problems.Add($"the server log's stop line has a time that cannot be read: '{stop.Value.Trim()}'");
+        }
+        else if (next <= target)
+        {
+            problems.Add($"the first transaction not applied ({stop.Groups[2].Value} at {Stamp(next)}) is not after the target: recovery stopped too early");
+        }
+        var actual = $"last replayed transaction {(lastReplayed is { } l ? Stamp(l) : "unknown")}; "
+            + (notApplied is { } n ? $"first later {stop.Groups[1].Value} of transaction {stop.Groups[2].Value} at {Stamp(n)} not applied" : "no 'recovery stopping before' line in the server log");
+        return new CheckResult("pitr_target", "pitr", $"recovery stops at {Stamp(target)}", actual,
+            problems.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail, elapsed, problems.Count == 0 ? null : string.Join("; ", problems));
     }
+
+    private static string Stamp(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>A point halfway between two consecutive commits after <paramref name="oldest"/> ended, among the newest 16 archived segments.</summary>
     private async Task<DateTimeOffset> RandomTargetAsync(Repository.Repository repo, string name, Snapshot oldest, int seed, CancellationToken ct)
@@ -187,7 +218,7 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
         return commits[i] + ((commits[i + 1] - commits[i]) / 2);
     }
 
-    [GeneratedRegex(@"recovery stopping before commit of transaction (\d+), time (.+)")]
+    [GeneratedRegex(@"recovery stopping before (commit|abort) of transaction (\d+), time (.+)")]
     private static partial Regex StoppingBefore();
 
     [GeneratedRegex(@"desc: COMMIT (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC")]

@@ -57,7 +57,8 @@ public static class Metrics
                 Add("cairn_verify_age_seconds", "gauge", "Seconds since the last live verification", L(db), (now - vt).TotalSeconds);
             }
             var checks = mine.Where(e => e.Kind is "drill" or "verify").SelectMany(e => e.Record?["checks"]?.AsArray() ?? []).ToList();
-            Add("cairn_checks_total", "counter", "Check results recorded by drills and live verifications", $"{L(db)},result=\"pass\"", checks.Count(c => c?["result"]?.GetValue<string>() is "pass" or "skip"));
+            Add("cairn_checks_total", "counter", "Check results recorded by drills and live verifications", $"{L(db)},result=\"pass\"", checks.Count(c => c?["result"]?.GetValue<string>() is "pass"));
+            Add("cairn_checks_total", "counter", "Check results recorded by drills and live verifications", $"{L(db)},result=\"skip\"", checks.Count(c => c?["result"]?.GetValue<string>() is "skip"));
             Add("cairn_checks_total", "counter", "Check results recorded by drills and live verifications", $"{L(db)},result=\"fail\"", checks.Count(c => c?["result"]?.GetValue<string>() is "fail" or "error"));
         }
         foreach (var (db, lag) in walLagSeconds ?? new Dictionary<string, double>())

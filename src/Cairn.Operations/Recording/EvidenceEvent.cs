@@ -64,6 +64,10 @@ public sealed class EvidenceDetails
 
     public EvidenceDetails YesNo(string key, bool value) => Text(key, value ? "yes" : "no");
 
+    /// <summary>A run's check counts: passed, failed (failures and errors), skipped, and whether skips were allowed (<c>--allow-skipped</c>).</summary>
+    public EvidenceDetails Checks(CheckTally tally, bool allowSkipped) => Number("checks_passed", tally.Passed).Number("checks_failed", tally.Failed)
+        .Number("checks_skipped", tally.Skipped).YesNo("allow_skipped", allowSkipped);
+
     public EvidenceDetails Time(string key, DateTimeOffset value) => Text(key, value.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture));
 }
 
@@ -189,7 +193,7 @@ public sealed record PhysicalRestoreEvent(string TargetDirectory, string Recover
 }
 
 /// <summary>A restore drill of a logical backup (<c>drill</c>, type logical).</summary>
-public sealed record LogicalDrillEvent(long? RtoMs, long? DataAgeSeconds, DateTimeOffset? BackupTime, long ChecksPassed, long ChecksFailed, string RolesCreated) : EvidenceEvent
+public sealed record LogicalDrillEvent(long? RtoMs, long? DataAgeSeconds, DateTimeOffset? BackupTime, CheckTally Tally, bool AllowSkipped, string RolesCreated) : EvidenceEvent
 {
     public override string Kind => "drill";
 
@@ -204,18 +208,18 @@ public sealed record LogicalDrillEvent(long? RtoMs, long? DataAgeSeconds, DateTi
         {
             details.Text("backup_time", "");
         }
-        details.Number("checks_passed", ChecksPassed).Number("checks_failed", ChecksFailed).Text("roles_created", RolesCreated);
+        details.Checks(Tally, AllowSkipped).Text("roles_created", RolesCreated);
     }
 }
 
 /// <summary>A restore drill of a physical backup to a point in time (<c>drill</c>, type physical).</summary>
-public sealed record PhysicalDrillEvent(DateTimeOffset? TargetTime, bool RandomTarget, long? RtoMs, long? DataAgeSeconds, long ChecksPassed, long ChecksFailed) : EvidenceEvent
+public sealed record PhysicalDrillEvent(DateTimeOffset? TargetTime, bool RandomTarget, long? RtoMs, long? DataAgeSeconds, CheckTally Tally, bool AllowSkipped) : EvidenceEvent
 {
     public override string Kind => "drill";
 
     public override void Describe(EvidenceDetails details) => details.Text("type", "physical")
         .Text("target_time", TargetTime?.UtcDateTime.ToString("O", CultureInfo.InvariantCulture) ?? "latest").YesNo("random_target", RandomTarget)
-        .NumberOrEmpty("rto_ms", RtoMs).NumberOrEmpty("data_age_s", DataAgeSeconds).Number("checks_passed", ChecksPassed).Number("checks_failed", ChecksFailed);
+        .NumberOrEmpty("rto_ms", RtoMs).NumberOrEmpty("data_age_s", DataAgeSeconds).Checks(Tally, AllowSkipped);
 }
 
 /// <summary>A verification of the repository's structure or data (<c>verify</c>).</summary>
@@ -228,11 +232,11 @@ public sealed record RepositoryVerifyEvent(string Scope, long Snapshots, long Pa
 }
 
 /// <summary>The configured checks run against the live database (<c>verify</c>, scope live).</summary>
-public sealed record LiveVerifyEvent(string Source, long ChecksPassed, long ChecksFailed) : EvidenceEvent
+public sealed record LiveVerifyEvent(string Source, CheckTally Tally, bool AllowSkipped) : EvidenceEvent
 {
     public override string Kind => "verify";
 
-    public override void Describe(EvidenceDetails details) => details.Text("scope", "live").Text("source", Source).Number("checks_passed", ChecksPassed).Number("checks_failed", ChecksFailed);
+    public override void Describe(EvidenceDetails details) => details.Text("scope", "live").Text("source", Source).Checks(Tally, AllowSkipped);
 }
 
 /// <summary>Retention applied and unused data deleted (<c>prune</c>).</summary>

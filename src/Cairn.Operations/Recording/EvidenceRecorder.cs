@@ -132,6 +132,7 @@ public sealed class EvidenceRecorder(string? folder, string? signingKey, Func<Re
         ["actual"] = r.Actual,
         ["result"] = r.Status.ToString().ToLowerInvariant(),
         ["duration_ms"] = (long)r.Duration.TotalMilliseconds,
+        ["optional"] = r.Optional,
         ["detail"] = r.Detail,
     })]);
 }

@@ -26,7 +26,8 @@ public sealed class Scheduler(TimeProvider time, IJobRunner runner, Action<strin
     private CairnConfig _config = CairnConfig.Empty;
     private IReadOnlyList<ScheduledJob> _jobs = [];
     private DateTimeOffset _started;
-    private long _lastTickTicks;
+    // Start-up counts as a tick: /healthz must not answer 503 before the loop's first look at the jobs.
+    private long _lastTickTicks = time.GetUtcNow().UtcTicks;
 
     /// <summary>When the loop last looked for due jobs (for /healthz).</summary>
     public DateTimeOffset LastTick => new(Interlocked.Read(ref _lastTickTicks), TimeSpan.Zero);

@@ -5,11 +5,14 @@ using Cairn.Repository;
 
 namespace Cairn.Operations.Verification;
 
-public sealed record LiveVerifyRequest(DatabaseTarget Database);
+/// <see cref="AllowSkipped"/> (<c>--allow-skipped</c>): a check that could not run does not fail the verification.
+public sealed record LiveVerifyRequest(DatabaseTarget Database, bool AllowSkipped = false);
 
-public sealed record LiveVerifyResult(string Database, IReadOnlyList<CheckResult> Checks, TimeSpan Elapsed, IReadOnlyList<string> Warnings)
+public sealed record LiveVerifyResult(string Database, IReadOnlyList<CheckResult> Checks, TimeSpan Elapsed, IReadOnlyList<string> Warnings, bool AllowSkipped = false)
 {
-    public bool Passed => Checks.All(c => c.Passed);
+    public CheckTally Tally => CheckTally.Of(Checks, AllowSkipped);
+
+    public bool Passed => Tally.Ok;
 }
 
 /// <summary>
@@ -40,8 +43,9 @@ public sealed class LiveVerifyOperation(OperationContext context)
             var target = new CheckTarget(connection, context.Time.GetUtcNow(), null, null, IsScratchCopy: false, connection.Redacted, commandEnvironment.Variables, erasures);
             results = await CheckRunner.RunAsync(db.Checks, target, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
         }
-        var passed = results.All(r => r.Passed);
-        var seq = context.Evidence.Record(new LiveVerifyEvent(connection.Redacted, results.Count(c => c.Passed), results.Count(c => !c.Passed))
+        var tally = CheckTally.Of(results, request.AllowSkipped);
+        var passed = tally.Ok;
+        var seq = context.Evidence.Record(new LiveVerifyEvent(connection.Redacted, tally, request.AllowSkipped)
         {
             Repository = context.RepositoryText ?? "",
             Result = EvidenceEvent.Outcome(passed),
@@ -50,6 +54,6 @@ public sealed class LiveVerifyOperation(OperationContext context)
             Checks = results,
         });
         var warning = await ResultMirror.WriteAsync(context, connection, results, seq, cancellationToken).ConfigureAwait(false);
-        return new LiveVerifyResult(db.Name, results, sw.Elapsed, warning is null ? [] : [warning]);
+        return new LiveVerifyResult(db.Name, results, sw.Elapsed, warning is null ? [] : [warning], request.AllowSkipped);
     }
 }

@@ -93,7 +93,7 @@ public static class PgProcess
             Kill(p);
             if (!cancellationToken.IsCancellationRequested)
             {
-                throw new PgToolException($"{Path.GetFileName(program)} did not finish within {timeout}");
+                throw new PgToolException($"{Path.GetFileName(program)} did not finish within {timeout}") { TimedOut = true };
             }
             throw;
         }

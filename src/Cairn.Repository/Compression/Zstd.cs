@@ -20,20 +20,43 @@ internal static partial class Zstd
 
     public static string Implementation => Native ? "libzstd" : "ZstdSharp";
 
+    /// <summary>Whether the system's libzstd loaded (tests check that both implementations read each other's frames).</summary>
+    internal static bool NativeAvailable => Native;
+
+    /// <summary>Compresses with the implementation chosen by <paramref name="native"/>, whatever the probe found (a test seam).</summary>
+    internal static byte[] CompressWith(bool native, ReadOnlySpan<byte> source, int level)
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(CompressBound(source.Length));
+        var n = native ? CompressNative(source, buffer, level) : CompressManaged(source, buffer, level);
+        return buffer[..n];
+    }
+
+    /// <summary>Decompresses with the implementation chosen by <paramref name="native"/> (a test seam).</summary>
+    internal static byte[] DecompressWith(bool native, ReadOnlySpan<byte> source, int size)
+    {
+        var result = new byte[size];
+        var n = native ? DecompressNative(source, result) : DecompressManaged(source, result);
+        return n == size ? result : throw new InvalidDataException($"zstd frame decompressed to {n} bytes, expected {size}");
+    }
+
+    public static int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+        => Native ? CompressNative(source, destination, level) : CompressManaged(source, destination, level);
+
     public static int CompressBound(int length) => length + (length >> 8) + 64 + (length < (128 << 10) ? ((128 << 10) - length) >> 11 : 0);
 
-    public static unsafe int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    private static int CompressManaged(ReadOnlySpan<byte> source, Span<byte> destination, int level)
     {
-        if (!Native)
+        if (t_managedCompressor is null || t_managedLevel != level)
         {
-            if (t_managedCompressor is null || t_managedLevel != level)
-            {
-                t_managedCompressor?.Dispose();
-                t_managedCompressor = new ZstdSharp.Compressor(level);
-                t_managedLevel = level;
-            }
-            return t_managedCompressor.Wrap(source, destination);
+            t_managedCompressor?.Dispose();
+            t_managedCompressor = new ZstdSharp.Compressor(level);
+            t_managedLevel = level;
         }
+        return t_managedCompressor.Wrap(source, destination);
+    }
+
+    private static unsafe int CompressNative(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    {
         if (t_cctx == IntPtr.Zero)
         {
             t_cctx = ZSTD_createCCtx();
@@ -58,20 +81,24 @@ internal static partial class Zstd
     }
 
     /// <summary>Decompresses into <paramref name="destination"/>; throws <see cref="InvalidDataException"/> on damaged input.</summary>
-    public static unsafe int Decompress(ReadOnlySpan<byte> source, Span<byte> destination)
+    public static int Decompress(ReadOnlySpan<byte> source, Span<byte> destination)
+        => Native ? DecompressNative(source, destination) : DecompressManaged(source, destination);
+
+    private static int DecompressManaged(ReadOnlySpan<byte> source, Span<byte> destination)
     {
-        if (!Native)
+        t_managedDecompressor ??= new ZstdSharp.Decompressor();
+        try
         {
-            t_managedDecompressor ??= new ZstdSharp.Decompressor();
-            try
-            {
-                return t_managedDecompressor.Unwrap(source, destination);
-            }
-            catch (ZstdSharp.ZstdException e)
-            {
-                throw new InvalidDataException($"zstd data is damaged: {e.Message}", e);
-            }
+            return t_managedDecompressor.Unwrap(source, destination);
         }
+        catch (ZstdSharp.ZstdException e)
+        {
+            throw new InvalidDataException($"zstd data is damaged: {e.Message}", e);
+        }
+    }
+
+    private static unsafe int DecompressNative(ReadOnlySpan<byte> source, Span<byte> destination)
+    {
         if (t_dctx == IntPtr.Zero)
         {
             t_dctx = ZSTD_createDCtx();
