@@ -26,7 +26,7 @@ internal sealed class CliStorageFactory(TimeProvider time, S3Options? s3, Func<s
     {
         try
         {
-            return new S3Storage(location, s3 ?? new S3Options(), environment, time);
+            return new S3Storage(location, (s3 ?? new S3Options()) with { AppendOnly = appendOnly }, environment, time);
         }
         catch (S3ConfigurationException e)
         {

@@ -227,7 +227,10 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
         {
             try
             {
-                await _retry.RunAsync("DELETE probe", ct => _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _location.Bucket, Key = probe }, ct), CancellationToken.None).ConfigureAwait(false);
+                if (!_options.AppendOnly)
+                {
+                    await _retry.RunAsync("DELETE probe", ct => _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _location.Bucket, Key = probe }, ct), CancellationToken.None).ConfigureAwait(false);
+                }
             }
             catch (S3StorageException)
             {

@@ -159,11 +159,14 @@ public sealed class S3CycleTests(S3rverFixture s3)
         (code, output, err) = await cli.RunAsync("check", "app", "--json");
         Assert.True(code is 0 or 1, $"check: {code} {output} {err}");
 
-        // prune keeps the newest backup (keep_last: 1) and what it needs; the repository still verifies.
+        // A second logical backup; prune keeps the newest of each kind (keep_last: 1) and what it needs, and the
+        // repository still verifies.
+        (code, output, err) = await cli.RunAsync("backup", "app", "--json");
+        Assert.True(code == 0, output + err);
         (code, output, err) = await cli.RunAsync("prune", "--json");
         Assert.True(code == 0, output + err);
         (code, output, err) = await cli.RunAsync("snapshots", "--json");
-        Assert.Single(JsonNode.Parse(output)!.AsArray());
+        Assert.Equal(2, JsonNode.Parse(output)!.AsArray().Count);
         (code, output, err) = await cli.RunAsync("verify", "--read-data", "--json");
         Assert.True(code == 0, output + err);
 
