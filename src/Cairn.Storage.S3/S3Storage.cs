@@ -18,7 +18,7 @@ namespace Cairn.Storage.S3;
 /// <see cref="RemoveLeftoversAsync"/> aborts the ones a crash left behind. Every request carries
 /// Content-MD5 (so a server refuses a body damaged in transit) and is retried by <see cref="S3Retrier"/>.
 /// </summary>
-public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
+public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
 {
     /// <summary>
     /// Multipart uploads younger than this are never aborted, whatever the caller asks: WAL pushes take
