@@ -41,6 +41,7 @@ public static class CairnCli
         root.Subcommands.Add(RepositoryCommands.Verify(ctx));
         root.Subcommands.Add(RepositoryCommands.Prune(ctx));
         root.Subcommands.Add(RepositoryCommands.Unlock(ctx));
+        root.Subcommands.Add(RepositoryCommands.Doctor(ctx));
         root.Subcommands.Add(EvidenceCommands.Build(ctx));
         root.Subcommands.Add(LifecycleCommands.Cleanup(ctx));
         root.Subcommands.Add(LifecycleCommands.Erase(ctx));

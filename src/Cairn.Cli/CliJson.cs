@@ -25,6 +25,10 @@ public sealed record PruneSnapshotRow(string Id, string Database, string Time, b
 public sealed record PruneOutput(string MessageType, bool DryRun, IReadOnlyList<PruneSnapshotRow> Snapshots, int PacksDeleted, int PacksRepacked, long BytesDeleted, long BytesKept, int OrphanPacks,
     IReadOnlyList<string> WalDeleted, IReadOnlyList<string> DeletedObjects);
 
+public sealed record DoctorCheckRow(string Name, string State, string Detail);
+
+public sealed record DoctorOutput(string MessageType, bool Ok, string Repository, bool AppendOnly, bool RepositoryExists, IReadOnlyList<DoctorCheckRow> Checks);
+
 public sealed record LockRow(string Id, string Host, int Pid, bool Exclusive, string Operation, DateTimeOffset Created, DateTimeOffset Refreshed, bool Stale,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StaleReason);
 
@@ -101,6 +105,7 @@ public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Reco
 [JsonSerializable(typeof(EraseOutput))]
 [JsonSerializable(typeof(EraseReplayOutput))]
 [JsonSerializable(typeof(RecoverOutput))]
+[JsonSerializable(typeof(DoctorOutput))]
 internal sealed partial class CliJson : JsonSerializerContext;
 
 public sealed record CleanupPartitionRow(string Partition, string Bound, long Rows);

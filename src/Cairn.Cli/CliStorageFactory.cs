@@ -1,15 +1,36 @@
 using Cairn.Repository;
 using Cairn.Repository.Storage;
+using Cairn.Storage.S3;
 
 namespace Cairn.Cli;
 
-/// <summary>The storage backends this binary is built with: a local folder. (The S3 backend plugs in here.)</summary>
-internal sealed class CliStorageFactory(TimeProvider time) : IStorageFactory
+/// <summary>
+/// The storage backends this binary is built with: a local folder and S3 (the <c>s3:</c> block of cairn.yaml
+/// and the standard AWS environment variables). With <paramref name="appendOnly"/> every storage is wrapped
+/// in <see cref="AppendOnlyStorage"/>: this client creates objects and never deletes or replaces one.
+/// </summary>
+internal sealed class CliStorageFactory(TimeProvider time, S3Options? s3, Func<string, string?> environment, bool appendOnly = false) : IStorageFactory
 {
-    public IStorage Create(RepositoryLocation location) => location switch
+    public IStorage Create(RepositoryLocation location)
     {
-        LocalLocation local => new FileSystemStorage(local.Path, time),
-        S3Location s3 => throw new RepositoryException(ErrorKind.InvalidInput, $"the repository {s3.Display} is in S3, but the S3 backend is not built into this binary yet; use a local folder"),
-        _ => throw new RepositoryException(ErrorKind.InvalidInput, $"no storage backend for the repository {location.Display}"),
-    };
+        IStorage storage = location switch
+        {
+            LocalLocation local => new FileSystemStorage(local.Path, time),
+            S3Location bucket => CreateS3(bucket),
+            _ => throw new RepositoryException(ErrorKind.InvalidInput, $"no storage backend for the repository {location.Display}"),
+        };
+        return appendOnly ? new AppendOnlyStorage(storage) : storage;
+    }
+
+    private S3Storage CreateS3(S3Location location)
+    {
+        try
+        {
+            return new S3Storage(location, (s3 ?? new S3Options()) with { AppendOnly = appendOnly }, environment, time);
+        }
+        catch (S3ConfigurationException e)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"the repository {location.Display}: {e.Message}", e);
+        }
+    }
 }

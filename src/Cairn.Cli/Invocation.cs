@@ -48,8 +48,11 @@ internal sealed class Invocation
         return path is null ? CairnConfig.Empty : CairnConfig.Load(path);
     }
 
+    /// <summary><c>append_only: true</c> in cairn.yaml, or CAIRN_APPEND_ONLY=1: this client never deletes or replaces an object.</summary>
+    public bool AppendOnly => Config.AppendOnly || Cli.Env("CAIRN_APPEND_ONLY") is "1" or "true" or "yes";
+
     /// <summary>What every operation of this run gets.</summary>
-    public OperationContext Operations => _operations ??= new OperationContext(Config, Cli.Time, new CliSecrets(Cli), new CliStorageFactory(Cli.Time), Cli.Environment,
+    public OperationContext Operations => _operations ??= new OperationContext(Config, Cli.Time, new CliSecrets(Cli), new CliStorageFactory(Cli.Time, Config.S3, Cli.Environment, AppendOnly), Cli.Environment,
         Options.Repository, Options.Evidence, ToolVersion, Console.Info, SelfCommand(Cli));
 
     /// <summary>Resolves the DATABASE argument and remembers it as what this run is about.</summary>

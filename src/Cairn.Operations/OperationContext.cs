@@ -132,6 +132,18 @@ public sealed class OperationContext
         return await Repository.Repository.OpenForNamedFilesAsync(storage, Secrets.Passphrase(), Time, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Refuses, before anything changes, an operation that deletes (prune, forget, unlock, key removal) on an
+    /// append-only client: it runs on a host whose credentials may delete.
+    /// </summary>
+    public static void RequireDeleteRights(IStorage storage, string operation)
+    {
+        if (AppendOnlyStorage.Is(storage))
+        {
+            throw new AppendOnlyViolationException($"{operation} deletes objects, and this client is append-only (append_only: true in cairn.yaml or CAIRN_APPEND_ONLY); run it from a host whose credentials may delete (docs/security.md)");
+        }
+    }
+
     /// <summary>A database from cairn.yaml by name, or a connection string given on the command line for one-off use.</summary>
     public DatabaseTarget ResolveDatabase(string nameOrUrl)
     {

@@ -53,9 +53,32 @@ public static class NamedFiles
     /// </summary>
     private static async Task<NamedPutResult> StoreAsync(Repository repo, string name, StorageKey key, bool exists, byte[] hash, byte[]? sealedBytes, CancellationToken ct)
     {
-        if (!exists && await repo.Storage.PutIfAbsentAsync(key, sealedBytes!, ct).ConfigureAwait(false))
+        if (!exists)
         {
-            return NamedPutResult.Stored;
+            bool created;
+            try
+            {
+                created = await repo.Storage.PutIfAbsentAsync(key, sealedBytes!, ct).ConfigureAwait(false);
+            }
+            catch (NotSupportedException)
+            {
+                // A server that ignores conditional writes (s3rver, older MinIO and Ceph): the storage says so and never
+                // pretends. Here, and only here, the fallback: the stat above found nothing, so put, then read back and
+                // compare the hash. Two servers archiving one name at the same instant can still overwrite each other
+                // in the window between stat and put; the later push or verify of a different file detects it
+                // (docs/security.md; 'cairn doctor' warns about such a server).
+                await repo.Storage.PutAsync(key, sealedBytes!, ct).ConfigureAwait(false);
+                created = true;
+                var back = await GetWithHashAsync(repo, name, ct).ConfigureAwait(false);
+                if (!back.Hash.AsSpan().SequenceEqual(hash))
+                {
+                    throw new RepositoryException(ErrorKind.AlreadyExists, $"{name} was archived with different content by another writer at the same moment (this S3 server ignores conditional writes; archive each server into its own prefix)");
+                }
+            }
+            if (created)
+            {
+                return NamedPutResult.Stored;
+            }
         }
         var existing = await GetWithHashAsync(repo, name, ct).ConfigureAwait(false);
         if (existing.Hash.AsSpan().SequenceEqual(hash))

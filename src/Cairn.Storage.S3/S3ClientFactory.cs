@@ -147,9 +147,11 @@ internal static class S3ClientFactory
         if (!OperatingSystem.IsWindows())
         {
             var mode = File.GetUnixFileMode(file);
-            if ((mode & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
+            // 0640 is allowed (as libpq allows for a root-owned key): the server's user reads it through its group for
+            // archive_command and restore_command; anything others can read, or a group can write, is refused.
+            if ((mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != 0)
             {
-                throw new S3ConfigurationException($"the S3 credentials file {file} can be read or written by other users; run: chmod 600 {file}");
+                throw new S3ConfigurationException($"the S3 credentials file {file} can be read or written by other users; run: chmod 600 {file} (or 640 with a group only the server's user is in)");
             }
         }
     }

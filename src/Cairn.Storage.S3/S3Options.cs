@@ -47,6 +47,12 @@ public sealed record S3Options
     /// <summary><c>storage_class</c>, e.g. STANDARD_IA; null leaves the bucket's default.</summary>
     public string? StorageClass { get; init; }
 
+    /// <summary>
+    /// This client never deletes (append-only, see AppendOnlyStorage): the one delete S3Storage makes by itself, of
+    /// its conditional-write probe object, is skipped (the probe runs once per prefix; its few bytes stay).
+    /// </summary>
+    public bool AppendOnly { get; init; }
+
     /// <summary>Objects larger than this go up in parts (packs are about 32 MiB, WAL segments 16 MiB at most).</summary>
     public int MultipartThreshold { get; init; } = 16 * 1024 * 1024;
 

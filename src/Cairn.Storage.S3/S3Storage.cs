@@ -18,7 +18,7 @@ namespace Cairn.Storage.S3;
 /// <see cref="RemoveLeftoversAsync"/> aborts the ones a crash left behind. Every request carries
 /// Content-MD5 (so a server refuses a body damaged in transit) and is retried by <see cref="S3Retrier"/>.
 /// </summary>
-public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
+public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
 {
     /// <summary>
     /// Multipart uploads younger than this are never aborted, whatever the caller asks: WAL pushes take
@@ -131,18 +131,77 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
         }
     }
 
+    /// <summary>
+    /// The object (outside the repository layout: <see cref="ListAsync"/> never returns it) that remembers whether
+    /// this server honours conditional writes, so a wal-push process does not probe every time.
+    /// </summary>
+    public const string ConditionalWritesMarker = ".cairn-conditional-writes";
+
     /// <summary>Once per storage: does the server refuse a second <c>If-None-Match: *</c> put of one key?</summary>
     private async Task EnsureConditionalWritesAsync(CancellationToken cancellationToken)
     {
-        if (_conditionalWrites is { } known)
+        var supported = _conditionalWrites ?? await RememberedConditionalWritesAsync(cancellationToken).ConfigureAwait(false);
+        if (supported is null)
         {
-            if (!known)
-            {
-                throw ConditionalWritesMissing();
-            }
-            return;
+            supported = await ProbeConditionalWritesAsync(cancellationToken).ConfigureAwait(false);
+            await RememberConditionalWritesAsync(supported.Value, cancellationToken).ConfigureAwait(false);
         }
-        // Outside the repository layout (ListAsync never returns it), deleted right after.
+        _conditionalWrites = supported;
+        if (supported != true)
+        {
+            throw ConditionalWritesMissing();
+        }
+    }
+
+    /// <summary>What an earlier probe of this prefix found (the marker object), or null when none was made.</summary>
+    public async Task<bool?> RememberedConditionalWritesAsync(CancellationToken cancellationToken)
+    {
+        var key = _location.KeyOf(ConditionalWritesMarker);
+        return await _retry.RunAsync<bool?>("GET conditional-writes marker", async ct =>
+        {
+            try
+            {
+                using var response = await _client.GetObjectAsync(new GetObjectRequest { BucketName = _location.Bucket, Key = key }, ct).ConfigureAwait(false);
+                using var reader = new StreamReader(response.ResponseStream);
+                return (await reader.ReadToEndAsync(ct).ConfigureAwait(false)).Trim() switch
+                {
+                    "supported" => true,
+                    "ignored" => false,
+                    _ => null,
+                };
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode != "NoSuchBucket")
+            {
+                return null;
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Best effort: a client that may not write the marker (or a race with another prober) just probes again next time.</summary>
+    private async Task RememberConditionalWritesAsync(bool supported, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _retry.RunAsync("PUT conditional-writes marker", ct => _client.PutObjectAsync(new PutObjectRequest
+            {
+                BucketName = _location.Bucket,
+                Key = _location.KeyOf(ConditionalWritesMarker),
+                ContentBody = supported ? "supported\n" : "ignored\n",
+                UseChunkEncoding = false,
+                IfNoneMatch = "*",
+            }, ct), cancellationToken).ConfigureAwait(false);
+        }
+        catch (S3StorageException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Asks the server now (ignoring the marker): a probe object put twice with <c>If-None-Match: *</c>, expected
+    /// 412 the second time, then deleted when this client may delete (an append-only client leaves the few bytes).
+    /// </summary>
+    public async Task<bool> ProbeConditionalWritesAsync(CancellationToken cancellationToken)
+    {
         var probe = _location.KeyOf(".cairn-probe-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)));
         async Task<bool> TryCreateAsync(CancellationToken ct)
         {
@@ -162,15 +221,20 @@ public sealed class S3Storage : IStorage, ICleanableStorage, IDisposable
             {
                 throw new S3StorageException($"the probe object {probe} for conditional writes already existed", false);
             }
-            _conditionalWrites = !await _retry.RunAsync("PUT probe again (conditional write)", TryCreateAsync, cancellationToken).ConfigureAwait(false);
+            return !await _retry.RunAsync("PUT probe again (conditional write)", TryCreateAsync, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            await _retry.RunAsync("DELETE probe", ct => _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _location.Bucket, Key = probe }, ct), CancellationToken.None).ConfigureAwait(false);
-        }
-        if (_conditionalWrites != true)
-        {
-            throw ConditionalWritesMissing();
+            try
+            {
+                if (!_options.AppendOnly)
+                {
+                    await _retry.RunAsync("DELETE probe", ct => _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _location.Bucket, Key = probe }, ct), CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+            catch (S3StorageException)
+            {
+            }
         }
     }
 

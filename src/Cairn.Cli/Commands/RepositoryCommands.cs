@@ -186,6 +186,30 @@ internal static class RepositoryCommands
         return ExitCodes.Ok;
     }
 
+    public static Command Doctor(CliContext ctx)
+    {
+        var cmd = new Command("doctor", "Check a repository location before first use: reachable, credentials, bucket, a write-read-delete probe (write-read when append-only), clock skew, conditional writes, versioning and Object Lock. Needs no passphrase; exit 1 when a check fails");
+        cmd.SetAction(ctx, async (inv, p, ct) =>
+        {
+            var r = await new DoctorOperation(inv.Operations).RunAsync(new DoctorRequest(), ct).ConfigureAwait(false);
+            if (inv.Json)
+            {
+                var rows = r.Checks.Select(c => new DoctorCheckRow(c.Name, c.State.ToString().ToLowerInvariant(), c.Detail)).ToList();
+                inv.Console.Out.WriteLine(JsonSerializer.Serialize(new DoctorOutput("summary", r.Ok, r.Location, r.AppendOnly, r.RepositoryExists, rows), CliJson.Default.DoctorOutput));
+            }
+            else
+            {
+                foreach (var c in r.Checks)
+                {
+                    inv.Console.Out.WriteLine($"{c.State.ToString().ToLowerInvariant(),-7} {c.Name}: {c.Detail}");
+                }
+                inv.Console.Out.WriteLine(r.Ok ? $"{r.Location}: ready{(r.AppendOnly ? " (append-only client)" : "")}" : $"{r.Location}: not usable; fix what failed above");
+            }
+            return r.Ok ? ExitCodes.Ok : ExitCodes.Failure;
+        });
+        return cmd;
+    }
+
     public static Command Verify(CliContext ctx)
     {
         var readData = new Option<bool>("--read-data") { Description = "Also read and authenticate every pack (slow; reads the whole repository)" };

@@ -60,6 +60,12 @@ public sealed record CairnConfig
 {
     public string? File { get; init; }
     public string? Repository { get; init; }
+
+    /// <summary>
+    /// <c>append_only: true</c>: this host's client creates objects and never deletes or replaces one (a database
+    /// host whose S3 credentials have no s3:DeleteObject); prune and unlock run elsewhere. See docs/security.md.
+    /// </summary>
+    public bool AppendOnly { get; init; }
     public EvidenceConfig Evidence { get; init; } = new(null, null, false);
     public string? PostgresBin { get; init; }
     public string? WorkDirectory { get; init; }
@@ -79,7 +85,7 @@ public sealed record CairnConfig
 
     public static CairnConfig Empty { get; } = new();
 
-    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3"];
+    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only"];
     private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "erasure", "audit"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
@@ -217,6 +223,7 @@ public sealed record CairnConfig
                 var other => throw new ConfigException($"{file}:{other.Start.Line}: 'alerts' must be a list of receivers, e.g. - {{ type: slack, url_file: /etc/cairn/slack.url }}"),
             }, file),
             S3 = ctx.Get(root, "s3") is { } s3 ? S3ConfigSection.Parse(s3, file, baseDir) : null,
+            AppendOnly = ctx.OptBool(root, "append_only", "") ?? false,
         };
     }
 

@@ -106,6 +106,7 @@ public sealed class ForgetOperation(OperationContext context)
     public async Task<ForgetResult> RunAsync(ForgetRequest request, CancellationToken cancellationToken)
     {
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        OperationContext.RequireDeleteRights(repo.Storage, "forgetting a snapshot");
         await using var l = await repo.LockAsync(exclusive: false, "forget", cancellationToken).ConfigureAwait(false);
         var s = await repo.FindSnapshotAsync(request.IdOrPrefix, cancellationToken).ConfigureAwait(false);
         await repo.ForgetAsync(s, cancellationToken).ConfigureAwait(false);

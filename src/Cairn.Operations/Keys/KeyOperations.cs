@@ -45,6 +45,7 @@ public sealed class KeyRemoveOperation(OperationContext context)
     public async Task<KeyRemoveResult> RunAsync(KeyRemoveRequest request, CancellationToken cancellationToken)
     {
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        OperationContext.RequireDeleteRights(repo.Storage, "key remove");
         await using var l = await repo.LockAsync(exclusive: true, "key remove", cancellationToken).ConfigureAwait(false);
         await repo.RemoveKeyAsync(request.IdOrPrefix, cancellationToken).ConfigureAwait(false);
         var id = request.IdOrPrefix;

@@ -16,6 +16,7 @@ public sealed class UnlockOperation(OperationContext context)
     public async Task<UnlockResult> RunAsync(UnlockRequest request, CancellationToken cancellationToken)
     {
         var storage = context.OpenStorage();
+        OperationContext.RequireDeleteRights(storage, "unlock");
         var before = await RepositoryLock.ListAsync(storage, context.Time, cancellationToken).ConfigureAwait(false);
         var removed = await RepositoryLock.RemoveAsync(storage, context.Time, request.Force, cancellationToken).ConfigureAwait(false);
         if (removed.Count > 0)

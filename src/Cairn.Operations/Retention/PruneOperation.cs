@@ -32,6 +32,7 @@ public sealed class PruneOperation(OperationContext context)
     public async Task<PruneResult> RunAsync(PruneRequest request, CancellationToken cancellationToken)
     {
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        OperationContext.RequireDeleteRights(repo.Storage, "prune");
         await using var l = await repo.LockAsync(exclusive: true, "prune", cancellationToken).ConfigureAwait(false);
         var snapshots = await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false);
         var decisions = Plan(snapshots, context.Config);

@@ -17,7 +17,7 @@ public static class ChildEnvironment
 {
     /// <summary>Variables Cairn reads once at start and then removes from its own environment.</summary>
     public static IReadOnlyList<string> SecretVariables { get; } =
-        ["CAIRN_PASSPHRASE", "CAIRN_NEW_PASSPHRASE", "CAIRN_RESTORE_PASSPHRASE", "CAIRN_DB_PASSWORD", "PGPASSWORD"];
+        ["CAIRN_PASSPHRASE", "CAIRN_NEW_PASSPHRASE", "CAIRN_RESTORE_PASSPHRASE", "CAIRN_DB_PASSWORD", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
     private static readonly HashSet<string> Basic = new(StringComparer.Ordinal) { "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME" };
 

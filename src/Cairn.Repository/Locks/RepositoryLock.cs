@@ -22,7 +22,11 @@ public sealed record LockData
 /// lock is removed by the next process that takes a lock. Other stale locks (another host not
 /// refreshing, an unreadable lock file) need <c>cairn unlock</c>.
 /// </summary>
-public sealed record LockInfo(string Id, LockData Data, bool IsStale, string? StaleReason, bool ProvablyDead = false);
+public sealed record LockInfo(string Id, LockData Data, bool IsStale, string? StaleReason, bool ProvablyDead = false)
+{
+    /// <summary>The lock's objects: <c>ID</c>, and an append-only holder's refreshes <c>ID.N</c> (all removed together).</summary>
+    public IReadOnlyList<string> Objects { get; init; } = [Id];
+}
 
 /// <summary>Locks of dead processes that acquiring a lock removed; the caller records them (e.g. as evidence).</summary>
 public sealed record StaleLockRemoval(IReadOnlyList<LockInfo> Removed, string RemovedBy);
@@ -31,6 +35,14 @@ public sealed record StaleLockRemoval(IReadOnlyList<LockInfo> Removed, string Re
 /// Shared/exclusive repository locks with stale detection. A held lock is refreshed every
 /// <see cref="RefreshInterval"/>; one not refreshed for <see cref="StaleAfter"/> is stale on any host.
 /// </summary>
+/// <remarks>
+/// On an <see cref="AppendOnlyStorage"/> (a client whose credentials may not delete or overwrite) a lock never
+/// changes an object: it is <c>locks/ID</c>, each refresh is a new object <c>locks/ID.N</c> that supersedes the
+/// older ones (the highest N is read), and release is a new object <c>locks/ID.released</c> (a tombstone: every
+/// client treats the lock as gone). The objects of released locks are garbage that a client with delete rights
+/// removes (the next lock it takes, prune, unlock). The stale rules are the same: a lock whose newest refresh is
+/// older than <see cref="StaleAfter"/> is stale, and one of a provably dead process on this host is released.
+/// </remarks>
 public sealed class RepositoryLock : IAsyncDisposable
 {
     public static readonly TimeSpan RefreshInterval = TimeSpan.FromMinutes(5);
@@ -46,6 +58,7 @@ public sealed class RepositoryLock : IAsyncDisposable
     private LockData _data;
     private bool _released;
     private Task _refresh = Task.CompletedTask;
+    private int _generation;
 
     private RepositoryLock(IStorage storage, TimeProvider time, string id, LockData data)
     {
@@ -85,7 +98,7 @@ public sealed class RepositoryLock : IAsyncDisposable
             var existing = await ListAsync(storage, time, table, cancellationToken).ConfigureAwait(false);
             foreach (var dead in existing.Where(l => l.ProvablyDead))
             {
-                await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, dead.Id), cancellationToken).ConfigureAwait(false);
+                await EndAsync(storage, dead.Id, dead.Objects, cancellationToken).ConfigureAwait(false);
                 removed.Add(dead);
             }
             ThrowIfConflict([.. existing.Where(l => !l.ProvablyDead)], exclusive, null);
@@ -110,14 +123,18 @@ public sealed class RepositoryLock : IAsyncDisposable
             }
             catch
             {
-                await storage.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
+                await EndAsync(storage, id, [id], CancellationToken.None).ConfigureAwait(false);
                 throw;
             }
             if (FindConflict(after, exclusive, id) is null)
             {
+                if (attempt == 1)
+                {
+                    await CollectReleasedAsync(storage, time, table, cancellationToken).ConfigureAwait(false);
+                }
                 return new RepositoryLock(storage, time, id, data) { RemovedStale = removed };
             }
-            await storage.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
+            await EndAsync(storage, id, [id], CancellationToken.None).ConfigureAwait(false);
             if (attempt >= RaceAttempts)
             {
                 ThrowIfConflict(after, exclusive, id);
@@ -131,22 +148,49 @@ public sealed class RepositoryLock : IAsyncDisposable
 
     /// <summary>The locks in <paramref name="storage"/>, holders' liveness judged with <paramref name="processes"/> (Linux's /proc when null).</summary>
     public static async Task<List<LockInfo>> ListAsync(IStorage storage, TimeProvider time, IProcessTable? processes, CancellationToken cancellationToken)
+        => [.. (await ListAllAsync(storage, time, processes, cancellationToken).ConfigureAwait(false)).Where(l => !l.Released).Select(l => l.Info)];
+
+    /// <summary>Every lock's objects grouped by lock, released ones included (their objects are garbage for a deleting client).</summary>
+    private static async Task<List<(LockInfo Info, bool Released)>> ListAllAsync(IStorage storage, TimeProvider time, IProcessTable? processes, CancellationToken cancellationToken)
     {
         var table = processes ?? ProcessLiveness.Linux;
-        var result = new List<LockInfo>();
+        var groups = new Dictionary<string, List<ObjectInfo>>(StringComparer.Ordinal);
         await foreach (var o in storage.ListAsync(ObjectKind.Lock, cancellationToken).ConfigureAwait(false))
         {
+            var id = BaseId(o.Key.Name);
+            if (!groups.TryGetValue(id, out var list))
+            {
+                groups[id] = list = [];
+            }
+            list.Add(o);
+        }
+        var result = new List<(LockInfo, bool)>();
+        foreach (var (id, objects) in groups)
+        {
+            var names = objects.Select(o => o.Key.Name).Order(StringComparer.Ordinal).ToList();
+            if (names.Contains(id + ReleasedSuffix, StringComparer.Ordinal))
+            {
+                result.Add((new LockInfo(id, new LockData(), true, "released") { Objects = names }, true));
+                continue;
+            }
+            // The newest refresh (highest N) is the lock's state; the others are what it superseded.
+            var newest = objects.Where(o => Generation(o.Key.Name) >= 0).MaxBy(o => Generation(o.Key.Name));
+            if (newest.Key.Name is null)
+            {
+                result.Add((new LockInfo(id, new LockData(), true, "the lock file is unreadable") { Objects = names }, false));
+                continue;
+            }
             LockData? data;
             try
             {
                 // A lock is a few hundred bytes; a huge one is not read (it could only be an attack).
-                if (o.Size > 64 * 1024)
+                if (newest.Size > 64 * 1024)
                 {
                     data = null;
                 }
                 else
                 {
-                    var bytes = await storage.GetAllAsync(o.Key, cancellationToken).ConfigureAwait(false);
+                    var bytes = await storage.GetAllAsync(newest.Key, cancellationToken).ConfigureAwait(false);
                     data = JsonSerializer.Deserialize(bytes, RepositoryJson.Default.LockData);
                 }
             }
@@ -160,24 +204,79 @@ public sealed class RepositoryLock : IAsyncDisposable
             }
             if (data is null)
             {
-                result.Add(new LockInfo(o.Key.Name, new LockData(), true, "the lock file is unreadable"));
+                result.Add((new LockInfo(id, new LockData(), true, "the lock file is unreadable") { Objects = names }, false));
                 continue;
             }
             var (stale, reason, dead) = Judge(data, time.GetUtcNow(), table);
-            result.Add(new LockInfo(o.Key.Name, data, stale, reason, dead));
+            result.Add((new LockInfo(id, data, stale, reason, dead) { Objects = names }, false));
         }
         return result;
+    }
+
+    private const string ReleasedSuffix = ".released";
+
+    /// <summary>The lock an object belongs to: <c>ID</c>, <c>ID.N</c> and <c>ID.released</c> all belong to <c>ID</c>.</summary>
+    private static string BaseId(string name) => name.IndexOf('.', StringComparison.Ordinal) is var dot and > 0 ? name[..dot] : name;
+
+    /// <summary>0 for <c>ID</c>, N for <c>ID.N</c>, -1 for anything else.</summary>
+    private static long Generation(string name)
+    {
+        var dot = name.IndexOf('.', StringComparison.Ordinal);
+        return dot < 0 ? 0 : long.TryParse(name.AsSpan(dot + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1;
+    }
+
+    /// <summary>
+    /// Ends a lock: deletes its objects, or on an append-only storage writes its tombstone (a tombstone that is
+    /// already there, written by another client, is fine).
+    /// </summary>
+    private static async Task EndAsync(IStorage storage, string id, IReadOnlyList<string> objects, CancellationToken cancellationToken)
+    {
+        if (AppendOnlyStorage.Is(storage))
+        {
+            try
+            {
+                await storage.PutAsync(new StorageKey(ObjectKind.Lock, id + ReleasedSuffix), "{}"u8.ToArray(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (AppendOnlyViolationException)
+            {
+            }
+            return;
+        }
+        foreach (var name in objects)
+        {
+            await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, name), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Deletes the objects of locks released by append-only clients (a client that may delete does this in passing).</summary>
+    private static async Task CollectReleasedAsync(IStorage storage, TimeProvider time, IProcessTable? processes, CancellationToken cancellationToken)
+    {
+        if (AppendOnlyStorage.Is(storage))
+        {
+            return;
+        }
+        foreach (var (info, released) in await ListAllAsync(storage, time, processes, cancellationToken).ConfigureAwait(false))
+        {
+            if (released)
+            {
+                await EndAsync(storage, info.Id, info.Objects, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>Removes stale locks (or every lock with <paramref name="all"/>); returns the removed ones.</summary>
     public static async Task<List<LockInfo>> RemoveAsync(IStorage storage, TimeProvider time, bool all, CancellationToken cancellationToken)
     {
         var removed = new List<LockInfo>();
-        foreach (var l in await ListAsync(storage, time, cancellationToken).ConfigureAwait(false))
+        foreach (var (l, released) in await ListAllAsync(storage, time, null, cancellationToken).ConfigureAwait(false))
         {
-            if (l.IsStale || all)
+            if (released)
             {
-                await storage.DeleteAsync(new StorageKey(ObjectKind.Lock, l.Id), cancellationToken).ConfigureAwait(false);
+                await EndAsync(storage, l.Id, l.Objects, cancellationToken).ConfigureAwait(false);
+            }
+            else if (l.IsStale || all)
+            {
+                await EndAsync(storage, l.Id, l.Objects, cancellationToken).ConfigureAwait(false);
                 removed.Add(l);
             }
         }
@@ -200,7 +299,7 @@ public sealed class RepositoryLock : IAsyncDisposable
         // A refresh still in flight (slow or retried on object storage) would write the lock again after
         // the delete below and leave a live-looking lock behind for 30 minutes: let it land first.
         await refresh.ConfigureAwait(false);
-        await _storage.DeleteAsync(new StorageKey(ObjectKind.Lock, Id), CancellationToken.None).ConfigureAwait(false);
+        await EndAsync(_storage, Id, [.. Enumerable.Range(0, _generation + 1).Select(g => g == 0 ? Id : $"{Id}.{g}")], CancellationToken.None).ConfigureAwait(false);
     }
 
     private void StartRefresh()
@@ -219,9 +318,19 @@ public sealed class RepositoryLock : IAsyncDisposable
         try
         {
             _data = _data with { Refreshed = _time.GetUtcNow() };
-            await _storage.PutAsync(new StorageKey(ObjectKind.Lock, Id), JsonSerializer.SerializeToUtf8Bytes(_data, RepositoryJson.Default.LockData), CancellationToken.None).ConfigureAwait(false);
+            var bytes = JsonSerializer.SerializeToUtf8Bytes(_data, RepositoryJson.Default.LockData);
+            if (AppendOnlyStorage.Is(_storage))
+            {
+                // A new object supersedes the older ones; nothing is overwritten.
+                // (The number moves on even when the put fails: a lost answer may have stored it.)
+                await _storage.PutAsync(new StorageKey(ObjectKind.Lock, $"{Id}.{++_generation}"), bytes, CancellationToken.None).ConfigureAwait(false);
+            }
+            else
+            {
+                await _storage.PutAsync(new StorageKey(ObjectKind.Lock, Id), bytes, CancellationToken.None).ConfigureAwait(false);
+            }
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or AppendOnlyViolationException)
         {
             // A failed refresh is retried at the next tick; the lock only turns stale after 30 minutes.
         }

@@ -140,13 +140,21 @@ public sealed class S3OptionsTests
         using var dir = new TempDir();
         var file = dir.File("s3.credentials");
         File.WriteAllText(file, "[backup]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = wJalrXUtnFEMI\n");
-        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
         var options = new S3Options { Endpoint = new Uri("http://127.0.0.1:1"), CredentialsFile = file, Profile = "backup" };
         var env = new Dictionary<string, string>();
 
         var e = Assert.Throws<S3ConfigurationException>(() => new S3Storage(S3Location.Parse("s3://bucket"), options, env.GetValueOrDefault, TimeProvider.System));
         Assert.Contains($"chmod 600 {file}", e.Message, StringComparison.Ordinal);
 
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupWrite);
+        Assert.Throws<S3ConfigurationException>(() => new S3Storage(S3Location.Parse("s3://bucket"), options, env.GetValueOrDefault, TimeProvider.System));
+
+        // 0640: the server's user reads it through its group (archive_command, restore_command).
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        using (new S3Storage(S3Location.Parse("s3://bucket"), options, env.GetValueOrDefault, TimeProvider.System))
+        {
+        }
         File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         using var storage = new S3Storage(S3Location.Parse("s3://bucket"), options, env.GetValueOrDefault, TimeProvider.System);
         Assert.Contains("[backup]", storage.Endpoint.CredentialSource, StringComparison.Ordinal);

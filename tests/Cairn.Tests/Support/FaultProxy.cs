@@ -199,9 +199,21 @@ public sealed class FaultProxy : IAsyncDisposable
             body[body.Length / 2] ^= 0x55;
         }
 
+        // The append-only bucket policy of docs/security.md, as AWS enforces it: no DeleteObject, and every object
+        // PUT (and CompleteMultipartUpload) must carry If-None-Match: * (condition key s3:if-none-match).
+        var objectWrite = (request.Method == "PUT" && !request.IsPartUpload) || (request.Method == "POST" && request.Query.Contains("uploadId=", StringComparison.Ordinal));
+        if (AppendOnlyPolicy && (request.Method == "DELETE" || (objectWrite && !(headers.TryGetValue("If-None-Match", out var star) && star == "*"))))
+        {
+            Interlocked.Increment(ref _denied);
+            var xml = Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied (append-only policy in the test proxy)</Message><RequestId>proxy</RequestId></Error>");
+            await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {xml.Length}\r\nConnection: close\r\n\r\n"), ct);
+            await stream.WriteAsync(xml, ct);
+            return;
+        }
+
         // A server that honours If-None-Match: * (s3rver ignores it): one conditional create per key at a
         // time, refused with 412 when the key exists upstream.
-        var conditionalCreate = EmulateConditionalWrites && headers.TryGetValue("If-None-Match", out var inm) && inm == "*"
+        var conditionalCreate = (EmulateConditionalWrites || AppendOnlyPolicy) && headers.TryGetValue("If-None-Match", out var inm) && inm == "*"
             && ((request.Method == "PUT" && !request.IsPartUpload) || (request.Method == "POST" && request.Query.Contains("uploadId=", StringComparison.Ordinal)));
         SemaphoreSlim? gate = null;
         if (conditionalCreate)
@@ -225,6 +237,17 @@ public sealed class FaultProxy : IAsyncDisposable
             gate?.Release();
         }
     }
+
+    /// <summary>
+    /// Stand in for an append-only IAM/bucket policy (s3rver cannot enforce one): DELETE and any object PUT without
+    /// If-None-Match: * are refused with 403 AccessDenied, as AWS refuses them; conditional creates are emulated.
+    /// </summary>
+    public bool AppendOnlyPolicy { get; set; }
+
+    /// <summary>Requests the append-only policy refused.</summary>
+    public int Denied => _denied;
+
+    private int _denied;
 
     /// <summary>Answer conditional creates the way AWS does (412 when the key exists), atomically per key.</summary>
     public bool EmulateConditionalWrites { get; set; }
