@@ -19,7 +19,10 @@ public sealed record RetentionPolicy
     public int? KeepMonthly { get; init; }
     public TimeSpan? KeepWithin { get; init; }
 
-    public bool IsEmpty => KeepLast is null && KeepDaily is null && KeepWeekly is null && KeepMonthly is null && KeepWithin is null;
+    /// <summary>Backups carrying any of these tags (<c>backup --tag</c>) are kept.</summary>
+    public IReadOnlyList<string> KeepTag { get; init; } = [];
+
+    public bool IsEmpty => KeepLast is null && KeepDaily is null && KeepWeekly is null && KeepMonthly is null && KeepWithin is null && KeepTag.Count == 0;
 }
 
 public sealed record DatabaseConfig
@@ -84,7 +87,7 @@ public sealed record CairnConfig
     {
         ["physical"] = "physical backups need no section: set data_directory for file-level backups, run 'cairn backup NAME --physical', and archive WAL with archive_command = 'cairn wal-push %p --database NAME'",
     };
-    private static readonly HashSet<string> RetentionKeys = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within"];
+    private static readonly HashSet<string> RetentionKeys = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within", "keep_tag"];
     private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table", "public_key"];
 
     public static CairnConfig Load(string path)
@@ -168,6 +171,13 @@ public sealed record CairnConfig
                         KeepWeekly = ctx.OptInt(rm, "keep_weekly", $"databases.{name}.retention"),
                         KeepMonthly = ctx.OptInt(rm, "keep_monthly", $"databases.{name}.retention"),
                         KeepWithin = ctx.Get(rm, "keep_within") is { } kw ? ctx.Duration(kw, $"databases.{name}.retention.keep_within") : null,
+                        KeepTag = ctx.Get(rm, "keep_tag") switch
+                        {
+                            null => [],
+                            YamlScalarNode one => [ctx.Scalar(one, $"databases.{name}.retention.keep_tag")],
+                            YamlSequenceNode many => [.. many.Children.Select(c => ctx.Scalar(c, $"databases.{name}.retention.keep_tag"))],
+                            var other => throw new ConfigException($"{file}:{other.Start.Line}: databases.{name}.retention.keep_tag must be a tag or a list of tags, e.g. keep_tag: [pre-migration]"),
+                        },
                     };
                 }
                 dbs[name] = new DatabaseConfig

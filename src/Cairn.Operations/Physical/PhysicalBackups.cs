@@ -30,7 +30,7 @@ public static class PhysicalBackups
 {
     public const string BaseItem = "base.tar";
 
-    public static async Task<PhysicalBackupResult> BaseBackupAsync(Repository.Repository repo, string name, PgConnection connection, TimeProvider time, string? postgresBin, CancellationToken ct)
+    public static async Task<PhysicalBackupResult> BaseBackupAsync(Repository.Repository repo, string name, PgConnection connection, TimeProvider time, string? postgresBin, IReadOnlyList<string>? tags, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         await using var writer = repo.BeginWrite();
@@ -49,6 +49,7 @@ public static class PhysicalBackups
             ["stop_time"] = info.StopTime.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
             ["format"] = PhysicalBackupMeta.BaseBackupFormat,
         };
+        Pins.BackupTags.AddTo(meta, tags);
         var snap = await writer.CommitAsync(name, BackupKinds.Physical, meta, ct).ConfigureAwait(false);
         return new PhysicalBackupResult(snap, info, writer.Stats, sw.Elapsed);
     }

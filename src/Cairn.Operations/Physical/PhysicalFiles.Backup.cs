@@ -12,7 +12,11 @@ using Cairn.Repository.Manifests;
 namespace Cairn.Operations.Physical;
 
 /// <summary>Options of a file-level physical backup.</summary>
-public sealed record FileBackupOptions(int Jobs, TimeSpan ArchiveWait, bool Full = false);
+public sealed record FileBackupOptions(int Jobs, TimeSpan ArchiveWait, bool Full = false)
+{
+    /// <summary>Tags for the manifest (<c>--tag</c>).</summary>
+    public IReadOnlyList<string> Tags { get; init; } = [];
+}
 
 public static partial class PhysicalFiles
 {
@@ -160,6 +164,7 @@ public static partial class PhysicalFiles
             ["reused_bytes"] = reusedBytes.ToString(CultureInfo.InvariantCulture),
             ["reused_page_bytes"] = reusedPageBytes.ToString(CultureInfo.InvariantCulture),
         };
+        Pins.BackupTags.AddTo(meta, options.Tags);
         var snap = await writer.CommitAsync(name, BackupKinds.Physical, meta, ct).ConfigureAwait(false);
         var info = new BaseBackupInfo(start.StartLsn, stop.StopLsn, start.Timeline, start.StartWal, start.ServerVersion, stop.StopTime);
         return new PhysicalBackupResult(snap, info, writer.Stats, sw.Elapsed) { ReusedBytes = reusedBytes, ReusedFiles = reusedFiles, ReusedPageBytes = reusedPageBytes, IncrementalFrom = previous };

@@ -198,8 +198,18 @@ public sealed record PruneEvent(long SnapshotsForgotten, long WalSegmentsDeleted
 {
     public override string Kind => "prune";
 
-    public override void Describe(EvidenceDetails details) => details.Number("snapshots_forgotten", SnapshotsForgotten).Number("wal_segments_deleted", WalSegmentsDeleted)
-        .Number("snapshots_kept", SnapshotsKept).Number("packs_deleted", PacksDeleted).Number("packs_repacked", PacksRepacked).Number("bytes_deleted", BytesDeleted).Number("bytes_kept", BytesKept);
+    /// <summary>Recovery-window gaps pruned over with --accept-gap (written only when there are some).</summary>
+    public IReadOnlyList<string> AcceptedGaps { get; init; } = [];
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Number("snapshots_forgotten", SnapshotsForgotten).Number("wal_segments_deleted", WalSegmentsDeleted)
+            .Number("snapshots_kept", SnapshotsKept).Number("packs_deleted", PacksDeleted).Number("packs_repacked", PacksRepacked).Number("bytes_deleted", BytesDeleted).Number("bytes_kept", BytesKept);
+        if (AcceptedGaps.Count > 0)
+        {
+            details.Text("accepted_window_gaps", string.Join("; ", AcceptedGaps));
+        }
+    }
 }
 
 /// <summary>An alert sent (or not delivered) to a receiver (<c>alert</c>).</summary>
@@ -247,4 +257,19 @@ public sealed record FailureEvent(string FailedKind, int ExitCode, string Error)
     public override string Kind => FailedKind;
 
     public override void Describe(EvidenceDetails details) => details.Number("exit_code", ExitCode).Text("error", Error);
+}
+
+/// <summary>A snapshot pinned or unpinned (<c>pin</c>; action pin or unpin).</summary>
+public sealed record PinEvent(string Action, string Reason, DateTimeOffset? Until, string? Incident) : EvidenceEvent
+{
+    public override string Kind => "pin";
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("action", Action).Text("reason", Reason).Text("until", Until is { } u ? u.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture) : "");
+        if (Incident is not null)
+        {
+            details.Text("incident", Incident);
+        }
+    }
 }

@@ -12,6 +12,9 @@ public enum ObjectKind
 
     /// <summary>Files stored whole under their own name (PostgreSQL WAL segments and history files).</summary>
     Named,
+
+    /// <summary>Holds on snapshots (<c>pins/&lt;snapshot ID&gt;</c>): a pinned snapshot is never pruned.</summary>
+    Pin,
 }
 
 /// <summary>Addresses one stored object. <see cref="Name"/> is a plain file name without slashes.</summary>
@@ -36,6 +39,7 @@ public readonly record struct StorageKey(ObjectKind Kind, string Name)
         ObjectKind.Snapshot => "snapshots",
         ObjectKind.Lock => "locks",
         ObjectKind.Named => "wal",
+        ObjectKind.Pin => "pins",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

@@ -76,7 +76,18 @@ public class RetentionPlannerTests
     {
         var old = Daily(40).Select(b => (b.Item1, b.Item2.AddDays(-100))).ToList();
         var plan = RetentionPlanner.Plan(old, new RetentionPolicy { KeepWithin = TimeSpan.FromDays(30) });
-        Assert.Equal(31, plan.Count(p => p.Keep));
+        // 31 days inside the window (both ends) and the base before it.
+        Assert.Equal(32, plan.Count(p => p.Keep));
+    }
+
+    [Fact]
+    public void Keep_within_keeps_the_newest_backup_before_the_window_start_and_nothing_older()
+    {
+        // Backups every 10 days; a 25-day window from the newest starts between day 20 and day 30.
+        var backups = Enumerable.Range(0, 6).Select(i => ($"b{i}", Now.AddDays(-10 * i))).ToList();
+        var plan = RetentionPlanner.Plan(backups, new RetentionPolicy { KeepWithin = TimeSpan.FromDays(25) });
+        Assert.Equal(["b0", "b1", "b2", "b3"], plan.Where(p => p.Keep).Select(p => p.Id));
+        Assert.Contains(plan.Single(p => p.Id == "b3").Reasons, r => r.StartsWith("base of the 25d window", StringComparison.Ordinal));
     }
 
     [Fact]
