@@ -79,6 +79,15 @@ public static class Freshness
             var lastBackupAny = Last("backup", passOnly: false);
             findings.Add(Judge(db, "backup", backup, now, t.BackupWarn, t.BackupCritical, "successful backup",
                 lastBackupAny is not null && lastBackupAny != backup ? $"; the latest attempt at {Stamp(lastBackupAny.Time)} {lastBackupAny.Record?["result"]?.GetValue<string>()}" : ""));
+            // A failed backup is an alert at once, not when freshness runs out; only databases with a failure on record
+            // get the finding, so it resolves (OK) after the next success and stays silent before any failure.
+            if (mine.LastOrDefault(e => e.Kind == "backup" && e.Record?["result"]?.GetValue<string>() is "fail" or "error") is { } failed)
+            {
+                var recovered = backup is not null && backup.Seq > failed.Seq;
+                findings.Add(new HealthFinding(db, "backup_failed", recovered ? HealthState.Ok : HealthState.Critical,
+                    recovered ? $"backups succeed again (last failure {Stamp(failed.Time)})" : $"the latest backup attempt ({Stamp(failed.Time)}) failed: {failed.Record?["details"]?["error"]?.GetValue<string>() ?? "see 'cairn evidence show " + failed.Seq + "'"}",
+                    null, failed.Time));
+            }
 
             var drill = Last("drill", passOnly: false);
             if (drill is null)
