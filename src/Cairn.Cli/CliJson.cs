@@ -31,7 +31,8 @@ public sealed record LockRow(string Id, string Host, int Pid, bool Exclusive, st
 public sealed record BackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string BackupTime, long SizeBytes, long AddedBytes, int Tables, long Rows, double Seconds);
 
 public sealed record PhysicalBackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string StartLsn, string StopLsn, uint Timeline, long SizeBytes, long AddedBytes, long ReadBytes,
-    long ReusedBytes, long ReusedFiles, long ReusedPageBytes, string? IncrementalFrom, string Method, double Seconds);
+    long ReusedBytes, long ReusedFiles, long ReusedPageBytes, string? IncrementalFrom, string Method, double Seconds,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? BadPages = null);
 
 public sealed record BackupRow(string Id, string ShortId, string Database, string Kind, string Time, long SizeBytes, long AddedBytes, long StoredBytes, long DurationMs, Dictionary<string, string> Meta,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PinRow? Pin = null);

@@ -63,10 +63,14 @@ internal static class DatabaseCommands
         var name = request.Database.Name;
         var o = await inv.Console.WithProgressAsync($"physical backup {name}", null, sink => new PhysicalBackupOperation(inv.Operations).RunAsync(request, sink, ct)).ConfigureAwait(false);
         var r = o.Backup;
+        foreach (var b in r.BadPages)
+        {
+            inv.Console.Error.WriteLine($"cairn: warning: bad page checksum in {b.File} block {b.Block}: the backup completed and is marked as holding damage");
+        }
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new PhysicalBackupOutput("summary", r.Snapshot.Id, name, BackupKinds.Physical, r.Info.StartLsn, r.Info.StopLsn, r.Info.Timeline,
-                r.Stats.BytesRead, r.Stats.BytesAdded, r.Stats.BytesRead, r.ReusedBytes, r.ReusedFiles, r.ReusedPageBytes, r.IncrementalFrom?.Id, o.Method, Math.Round(r.Duration.TotalSeconds, 3)), CliJson.Default.PhysicalBackupOutput));
+                r.Stats.BytesRead, r.Stats.BytesAdded, r.Stats.BytesRead, r.ReusedBytes, r.ReusedFiles, r.ReusedPageBytes, r.IncrementalFrom?.Id, o.Method, Math.Round(r.Duration.TotalSeconds, 3), r.BadPages.Count > 0 ? [.. r.BadPages.Select(b => $"{b.File}:{b.Block}")] : null), CliJson.Default.PhysicalBackupOutput));
             return ExitCodes.Ok;
         }
         var reused = r.IncrementalFrom is { } prev ? $", {Format.Bytes(r.ReusedBytes)} in {r.ReusedFiles} unchanged files carried over from {prev.ShortId} unread, {Format.Bytes(r.ReusedPageBytes)} of unchanged pages carried over without hashing" : "";

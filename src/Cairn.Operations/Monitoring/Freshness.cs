@@ -89,6 +89,17 @@ public static class Freshness
                     null, failed.Time));
             }
 
+            // A backup that read pages with bad checksums completed but holds damage: WARNING until a physical backup reads clean.
+            if (mine.Any(e => e.Kind == "backup" && e.Record?["details"]?["bad_pages"] is not null))
+            {
+                var lastPhysical = Last("backup", r => r["details"]?["type"]?.GetValue<string>() == "physical");
+                var bad = lastPhysical?.Record?["details"]?["bad_pages"];
+                findings.Add(new HealthFinding(db, "page_checksums", bad is null ? HealthState.Ok : HealthState.Warning,
+                    bad is null ? "the latest physical backup read every page with a valid checksum"
+                        : $"the latest physical backup ({Stamp(lastPhysical!.Time)}) read {bad} page(s) with bad checksums: {lastPhysical.Record?["details"]?["bad_page_list"]?.GetValue<string>()}; run 'cairn assess {db}'",
+                    null, lastPhysical?.Time));
+            }
+
             var drill = Last("drill", passOnly: false);
             if (drill is null)
             {

@@ -33,6 +33,7 @@ public sealed class PhysicalBackupOperation(OperationContext context)
             Database = db.Name,
             Snapshot = r.Snapshot.Id,
             DurationMs = (long)r.Duration.TotalMilliseconds,
+            BadPages = [.. r.BadPages.Select(b => $"{b.File}:{b.Block}")],
         });
         return outcome;
     }

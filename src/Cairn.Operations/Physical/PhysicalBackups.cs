@@ -19,6 +19,9 @@ public sealed record PhysicalBackupResult(Snapshot Snapshot, BaseBackupInfo Info
     /// <summary>Bytes of changed relation files whose blocks were proven unchanged (page LSNs and checksums) and carried over without hashing.</summary>
     public long ReusedPageBytes { get; init; }
 
+    /// <summary>Pages whose checksum did not match while read (clusters with data checksums, file-level backups): the backup holds damage.</summary>
+    public IReadOnlyList<BadPage> BadPages { get; init; } = [];
+
     public Snapshot? IncrementalFrom { get; init; }
 }
 

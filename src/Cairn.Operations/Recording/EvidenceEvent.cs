@@ -106,9 +106,19 @@ public sealed record PhysicalBackupEvent(string Source, long SizeBytes, long Add
 {
     public override string Kind => "backup";
 
-    public override void Describe(EvidenceDetails details) => details.Text("type", "physical").Text("source", Source).Number("size_bytes", SizeBytes).Number("added_bytes", AddedBytes)
-        .Text("start_lsn", StartLsn).Text("stop_lsn", StopLsn).Number("timeline", Timeline).Text("method", Method).Number("reused_bytes", ReusedBytes)
-        .Text("incremental_from", IncrementalFrom ?? "").Text("encrypted", "AES-256-GCM");
+    /// <summary>Pages with bad checksums (<c>FILE:BLOCK</c>); written only when there are some (the backup holds damage).</summary>
+    public IReadOnlyList<string> BadPages { get; init; } = [];
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("type", "physical").Text("source", Source).Number("size_bytes", SizeBytes).Number("added_bytes", AddedBytes)
+            .Text("start_lsn", StartLsn).Text("stop_lsn", StopLsn).Number("timeline", Timeline).Text("method", Method).Number("reused_bytes", ReusedBytes)
+            .Text("incremental_from", IncrementalFrom ?? "").Text("encrypted", "AES-256-GCM");
+        if (BadPages.Count > 0)
+        {
+            details.Number("bad_pages", BadPages.Count).Text("bad_page_list", string.Join(' ', BadPages.Take(200)));
+        }
+    }
 }
 
 /// <summary>A file or stream read back with <c>repo get</c> (<c>restore</c>).</summary>
