@@ -35,9 +35,16 @@ public sealed record LockRow(string Id, string Host, int Pid, bool Exclusive, st
 public sealed record BackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string BackupTime, long SizeBytes, long AddedBytes, int Tables, long Rows, double Seconds);
 
 public sealed record PhysicalBackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string StartLsn, string StopLsn, uint Timeline, long SizeBytes, long AddedBytes, long ReadBytes,
-    long ReusedBytes, long ReusedFiles, long ReusedPageBytes, string? IncrementalFrom, string Method, double Seconds);
+    long ReusedBytes, long ReusedFiles, long ReusedPageBytes, string? IncrementalFrom, string Method, double Seconds,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? BadPages = null);
 
-public sealed record BackupRow(string Id, string ShortId, string Database, string Kind, string Time, long SizeBytes, long AddedBytes, long StoredBytes, long DurationMs, Dictionary<string, string> Meta);
+public sealed record BackupRow(string Id, string ShortId, string Database, string Kind, string Time, long SizeBytes, long AddedBytes, long StoredBytes, long DurationMs, Dictionary<string, string> Meta,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PinRow? Pin = null);
+
+/// <summary>A snapshot's pin (<c>snapshots --json</c>, <c>pin --json</c>); <c>holds</c> is false once <c>until</c> has passed.</summary>
+public sealed record PinRow(string Snapshot, string Reason, string Created, string Host, string? Until, string? Incident, bool Holds);
+
+public sealed record PinOutput(string MessageType, string Action, PinRow Pin, long EvidenceSeq);
 
 public sealed record MismatchRow(string Table, long Expected, long? Actual, string What);
 
@@ -81,6 +88,7 @@ public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Reco
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(ErrorOutput))]
+[JsonSerializable(typeof(PinOutput))]
 [JsonSerializable(typeof(ArchiverOutput))]
 [JsonSerializable(typeof(PutOutput))]
 [JsonSerializable(typeof(List<SnapshotRow>))]

@@ -12,4 +12,5 @@ namespace Cairn.Repository;
 [JsonSerializable(typeof(IndexFile))]
 [JsonSerializable(typeof(Manifest))]
 [JsonSerializable(typeof(LockData))]
+[JsonSerializable(typeof(Pin))]
 internal sealed partial class RepositoryJson : JsonSerializerContext;

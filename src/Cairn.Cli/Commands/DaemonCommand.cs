@@ -7,6 +7,7 @@ using Cairn.Operations.Configuration;
 using Cairn.Operations.Drills;
 using Cairn.Operations.Logical;
 using Cairn.Operations.Monitoring;
+using Cairn.Operations.Physical;
 using Cairn.Operations.Retention;
 using Cairn.Operations.Scheduling;
 using Cairn.Operations.Verification;
@@ -23,8 +24,8 @@ internal static class DaemonCommand
 {
     public static Command Build(CliContext ctx)
     {
-        var listen = new Option<string>("--listen") { Description = "Address for /metrics and /healthz", DefaultValueFactory = _ => "127.0.0.1:9187" };
-        var tick = new Option<int>("--tick-seconds") { Description = "How often to look for due jobs", DefaultValueFactory = _ => 5 };
+        var listen = new Option<string?>("--listen") { Description = "Address for /metrics and /healthz (default: daemon.listen in cairn.yaml, else 127.0.0.1:9187)" };
+        var tick = new Option<int?>("--tick-seconds") { Description = "How often to look for due jobs (default: daemon.tick in cairn.yaml, else 5 s)" };
         var stale = new Option<string>("--healthz-stale-after") { Description = "/healthz answers 503 when the scheduler loop has not looked for due jobs for this long (a job that hangs stalls it)", DefaultValueFactory = _ => "2m" };
         var cmd = new Command("daemon", "Run the schedules, serve /metrics (Prometheus) and /healthz; stop with SIGTERM, reload with SIGHUP") { listen, tick, stale };
         cmd.SetAction(ctx, async (inv, p, ct) =>
@@ -35,6 +36,8 @@ internal static class DaemonCommand
             }
             var log = new Action<string, string>((level, msg) => ctx.Console.Error.WriteLine($"ts={ctx.Time.GetUtcNow().UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ} level={level} {msg}"));
             var config = inv.Config;
+            var address = p.GetValue(listen) ?? config.Daemon.Listen;
+            var interval = p.GetValue(tick) is { } seconds ? TimeSpan.FromSeconds(Math.Max(1, seconds)) : config.Daemon.TickOrDefault;
             var scheduler = new Scheduler(ctx.Time, new JobRunner(ctx, inv.Options), log);
             var configPath = config.File;
             using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
@@ -53,11 +56,11 @@ internal static class DaemonCommand
                 }
             });
             // Scrapes use the daemon's current configuration, like its jobs.
-            using var http = StartHttp(p.GetValue(listen)!, () => new Invocation(ctx, inv.Options, config), () => scheduler.LastTick, staleAfter, ctx.Time, log, ct);
-            log("info", $"msg=\"daemon started\" jobs={config.Schedules.Count} listen={p.GetValue(listen)}");
+            using var http = StartHttp(address, () => new Invocation(ctx, inv.Options, config), () => scheduler.LastTick, staleAfter, ctx.Time, log, ct);
+            log("info", $"msg=\"daemon started\" jobs={config.Schedules.Count} listen={address}");
             // Only records a verified checkpoint covers decide whether a slot was missed.
             var history = inv.Operations.Evidence.ReadVerified().Entries;
-            await scheduler.RunAsync(config, history, TimeSpan.FromSeconds(Math.Max(1, p.GetValue(tick))), ct).ConfigureAwait(false);
+            await scheduler.RunAsync(config, history, interval, ct).ConfigureAwait(false);
             log("info", "msg=\"daemon stopped\"");
             return ExitCodes.Ok;
         });
@@ -74,20 +77,31 @@ internal static class DaemonCommand
         {
             var output = new StringWriter();
             var inv = new Invocation(new CliContext(new CliConsole(output, output, false, false), ctx.Time, ctx.Environment), options with { Json = false }, config);
-            var kind = job.Job switch { "prune" => "prune", "check" => null, "cleanup" => null, "verify_live" => "verify", var k => k };
+            var kind = job.Job is "check" or "cleanup" ? null : job.EvidenceKind;
             var code = await CommandRunner.ExecuteAsync(inv, () => Run(inv, job, cancellationToken), kind, cancellationToken).ConfigureAwait(false);
             var summary = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(l => !l.StartsWith('\u250c') && !l.StartsWith('\u2502')) ?? "";
+            if (code != ExitCodes.Ok && job.Job is "backup" or "backup_physical" && !cancellationToken.IsCancellationRequested)
+            {
+                // A failed backup alerts now (the backup_failed finding), through the sinks and their deduplication, not when freshness runs out.
+                var quiet = new Invocation(new CliContext(new CliConsole(new StringWriter(), new StringWriter(), false, false), ctx.Time, ctx.Environment), options with { Json = false }, config);
+                await CommandRunner.ExecuteAsync(quiet, () => MonitoringCommands.CheckAsync(quiet, new HealthRequest(job.Database), nagios: false, textfile: null, cancellationToken), null, cancellationToken).ConfigureAwait(false);
+            }
             return new JobOutcome(code, summary);
         }
 
-        private static Task<int> Run(Invocation inv, ScheduledJob job, CancellationToken ct) => job.Job switch
+        private static async Task<int> Run(Invocation inv, ScheduledJob job, CancellationToken ct) => job.Job switch
         {
-            "backup" => DatabaseCommands.BackupAsync(inv, new LogicalBackupRequest(inv.ResolveDatabase(job.Database)), ct),
-            "drill" => DrillCommands.DrillAsync(inv, new DrillRequest(inv.ResolveDatabase(job.Database)), ct),
-            "verify_live" => DrillCommands.VerifyLiveAsync(inv, new LiveVerifyRequest(inv.ResolveDatabase(job.Database)), ct),
-            "prune" => RepositoryCommands.PruneAsync(inv, new PruneRequest(DryRun: false), ct),
-            "check" => MonitoringCommands.CheckAsync(inv, new HealthRequest(job.Database), nagios: false, textfile: null, ct),
-            "cleanup" => LifecycleCommands.CleanupAsync(inv, new Operations.Lifecycle.Cleanup.CleanupRequest(inv.ResolveDatabase(job.Database)), ct),
+            "backup" => await DatabaseCommands.BackupAsync(inv, new LogicalBackupRequest(inv.ResolveDatabase(job.Database)), ct).ConfigureAwait(false),
+            "backup_physical" => await DatabaseCommands.PhysicalBackupAsync(inv, new PhysicalBackupRequest(inv.ResolveDatabase(job.Database), new FileBackupOptions(Environment.ProcessorCount, TimeSpan.FromMinutes(5))), ct).ConfigureAwait(false),
+            "drill" when await ScheduledDrill.PhysicalOnlyAsync(inv.Operations, job.Database, ct).ConfigureAwait(false)
+                => await DrillCommands.PhysicalDrillAsync(inv, new PhysicalDrillRequest(inv.ResolveDatabase(job.Database), RandomTarget: true), ct).ConfigureAwait(false),
+            "drill" => await DrillCommands.DrillAsync(inv, new DrillRequest(inv.ResolveDatabase(job.Database)), ct).ConfigureAwait(false),
+            "drill_physical" => await DrillCommands.PhysicalDrillAsync(inv, new PhysicalDrillRequest(inv.ResolveDatabase(job.Database), RandomTarget: true), ct).ConfigureAwait(false),
+            "verify" => await RepositoryCommands.VerifyAsync(inv, new VerifyRequest(ReadData: true, Fraction: job.ReadDataSubset), ct).ConfigureAwait(false),
+            "verify_live" => await DrillCommands.VerifyLiveAsync(inv, new LiveVerifyRequest(inv.ResolveDatabase(job.Database)), ct).ConfigureAwait(false),
+            "prune" => await RepositoryCommands.PruneAsync(inv, new PruneRequest(DryRun: false), ct).ConfigureAwait(false),
+            "check" => await MonitoringCommands.CheckAsync(inv, new HealthRequest(job.Database), nagios: false, textfile: null, ct).ConfigureAwait(false),
+            "cleanup" => await LifecycleCommands.CleanupAsync(inv, new Operations.Lifecycle.Cleanup.CleanupRequest(inv.ResolveDatabase(job.Database)), ct).ConfigureAwait(false),
             _ => throw new InvalidOperationException($"unknown job {job.Job}"),
         };
     }

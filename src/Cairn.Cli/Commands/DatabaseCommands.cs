@@ -25,16 +25,17 @@ internal static class DatabaseCommands
         var archiveTimeout = new Option<int>("--archive-timeout") { Description = "With --physical: seconds to wait for the server to archive the WAL the backup needs (default 300)", DefaultValueFactory = _ => 300 };
         var withPasswords = new Option<bool>("--with-role-passwords") { Description = "Also store role password hashes (needs superuser; off by default)" };
         var physical = new Option<bool>("--physical") { Description = "Physical backup for point-in-time recovery; reads data_directory directly when it is configured (incremental, parallel), else streams pg_basebackup. The server must archive WAL with 'cairn wal-push'" };
-        var cmd = new Command("backup", "Back up a database: pg_dump in one snapshot, deduplicated and encrypted, with its roles and a fingerprint of every table; or, with --physical, the whole cluster for point-in-time recovery") { db, fingerprint, jobs, withPasswords, physical, full, archiveTimeout };
+        var tag = new Option<string[]>("--tag") { Description = "Tag the backup (repeatable), e.g. --tag pre-migration; retention's keep_tag keeps tagged backups", AllowMultipleArgumentsPerToken = false };
+        var cmd = new Command("backup", "Back up a database: pg_dump in one snapshot, deduplicated and encrypted, with its roles and a fingerprint of every table; or, with --physical, the whole cluster for point-in-time recovery") { db, fingerprint, jobs, withPasswords, physical, full, archiveTimeout, tag };
         cmd.SetAction(ctx, (inv, p, ct) =>
         {
             var target = inv.ResolveDatabase(p.GetValue(db)!);
             if (p.GetValue(physical))
             {
-                var options = new FileBackupOptions(p.GetValue(jobs) ?? Environment.ProcessorCount, TimeSpan.FromSeconds(p.GetValue(archiveTimeout)), p.GetValue(full));
+                var options = new FileBackupOptions(p.GetValue(jobs) ?? Environment.ProcessorCount, TimeSpan.FromSeconds(p.GetValue(archiveTimeout)), p.GetValue(full)) { Tags = p.GetValue(tag) ?? [] };
                 return PhysicalBackupAsync(inv, new PhysicalBackupRequest(target, options), ct);
             }
-            return BackupAsync(inv, new LogicalBackupRequest(target, p.GetValue(fingerprint) == "content", p.GetValue(withPasswords), p.GetValue(jobs) ?? 2), ct);
+            return BackupAsync(inv, new LogicalBackupRequest(target, p.GetValue(fingerprint) == "content", p.GetValue(withPasswords), p.GetValue(jobs) ?? 2) { Tags = p.GetValue(tag) ?? [] }, ct);
         }, "backup");
         return cmd;
     }
@@ -62,10 +63,14 @@ internal static class DatabaseCommands
         var name = request.Database.Name;
         var o = await inv.Console.WithProgressAsync($"physical backup {name}", null, sink => new PhysicalBackupOperation(inv.Operations).RunAsync(request, sink, ct)).ConfigureAwait(false);
         var r = o.Backup;
+        foreach (var b in r.BadPages)
+        {
+            inv.Console.Error.WriteLine($"cairn: warning: bad page checksum in {b.File} block {b.Block}: the backup completed and is marked as holding damage");
+        }
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new PhysicalBackupOutput("summary", r.Snapshot.Id, name, BackupKinds.Physical, r.Info.StartLsn, r.Info.StopLsn, r.Info.Timeline,
-                r.Stats.BytesRead, r.Stats.BytesAdded, r.Stats.BytesRead, r.ReusedBytes, r.ReusedFiles, r.ReusedPageBytes, r.IncrementalFrom?.Id, o.Method, Math.Round(r.Duration.TotalSeconds, 3)), CliJson.Default.PhysicalBackupOutput));
+                r.Stats.BytesRead, r.Stats.BytesAdded, r.Stats.BytesRead, r.ReusedBytes, r.ReusedFiles, r.ReusedPageBytes, r.IncrementalFrom?.Id, o.Method, Math.Round(r.Duration.TotalSeconds, 3), r.BadPages.Count > 0 ? [.. r.BadPages.Select(b => $"{b.File}:{b.Block}")] : null), CliJson.Default.PhysicalBackupOutput));
             return ExitCodes.Ok;
         }
         var reused = r.IncrementalFrom is { } prev ? $", {Format.Bytes(r.ReusedBytes)} in {r.ReusedFiles} unchanged files carried over from {prev.ShortId} unread, {Format.Bytes(r.ReusedPageBytes)} of unchanged pages carried over without hashing" : "";
@@ -91,8 +96,9 @@ internal static class DatabaseCommands
         var snaps = r.Snapshots;
         if (inv.Json)
         {
+            var now = inv.Operations.Time.GetUtcNow();
             var rows = snaps.Select(s => new BackupRow(s.Id, s.ShortId, s.Manifest.Name, s.Manifest.Kind, s.Manifest.Time.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
-                s.Size, s.Manifest.AddedBytes, s.Manifest.StoredBytes, s.Manifest.DurationMs, s.Manifest.Meta)).ToList();
+                s.Size, s.Manifest.AddedBytes, s.Manifest.StoredBytes, s.Manifest.DurationMs, s.Manifest.Meta, r.Pins.TryGetValue(s.Id, out var pin) ? PinCommands.Row(pin, now) : null)).ToList();
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(rows, CliJson.Default.ListBackupRow));
             return ExitCodes.Ok;
         }
@@ -107,13 +113,21 @@ internal static class DatabaseCommands
             inv.Console.Out.WriteLine($"recovery window of {w.Database}: from {w.OldestMeta.StopTime.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)}Z (end of backup {w.Oldest.ShortId}, LSN {w.OldestMeta.StopLsn}) " +
                 $"to WAL {newest?.Name ?? "none"} (archived {(newest is null ? "?" : Format.Time(newest.LastModified))}); " +
                 (w.HasGap ? $"GAP: {w.Missing.Count} segment(s) missing, first {w.Missing[0]} — recovery cannot pass it" : "no gap"));
+            var promise = w.Promised is { } within ? $" (keep_within {Format.Duration(within)}{(w.GuaranteedFrom is { } from && newest is not null && newest.LastModified - from < within ? ": NOT yet covered" : "")})" : "";
+            inv.Console.Out.WriteLine(w.GuaranteedFrom is { } g
+                ? $"guaranteed recovery window of {w.Database}: any point from {g.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)}Z to the newest archived WAL{promise}"
+                : $"guaranteed recovery window of {w.Database}: NONE — no backup's WAL runs without a gap to the newest archived segment{promise}");
         }
-        var t = new Table().AddColumns("ID", "Time (UTC)", "Database", "Kind", "Size", "Added", "Duration", "Fingerprint");
+        var t = new Table().AddColumns("ID", "Time (UTC)", "Database", "Kind", "Size", "Added", "Duration", "Fingerprint", "Tags / pin");
+        var at = inv.Operations.Time.GetUtcNow();
         foreach (var s in snaps)
         {
+            var tags = string.Join(", ", Cairn.Operations.Pins.BackupTags.Of(s));
+            var pinText = r.Pins.TryGetValue(s.Id, out var p) ? $"{(p.HoldsAt(at) ? "PINNED" : "pin expired")}{(p.Until is { } u ? $" until {u:yyyy-MM-dd}" : "")}: {p.Reason}" : "";
+            var label = string.Join("; ", new[] { tags, pinText }.Where(x => x.Length > 0));
             var m = s.Manifest.Meta;
             var fp = m.TryGetValue("tables", out var tables) ? $"{tables} tables, {(long.TryParse(m.GetValueOrDefault("rows"), CultureInfo.InvariantCulture, out var rows) ? rows.ToString("N0", CultureInfo.InvariantCulture) : "?")} rows ({m.GetValueOrDefault("fingerprint")})" : "";
-            t.AddRow(s.ShortId, Format.Time(s.Manifest.Time), Markup.Escape(s.Manifest.Name), s.Manifest.Kind, Format.Bytes(s.Size), Format.Bytes(s.Manifest.AddedBytes), Format.Duration(TimeSpan.FromMilliseconds(s.Manifest.DurationMs)), Markup.Escape(fp));
+            t.AddRow(s.ShortId, Format.Time(s.Manifest.Time), Markup.Escape(s.Manifest.Name), s.Manifest.Kind, Format.Bytes(s.Size), Format.Bytes(s.Manifest.AddedBytes), Format.Duration(TimeSpan.FromMilliseconds(s.Manifest.DurationMs)), Markup.Escape(fp), Markup.Escape(label));
         }
         inv.Console.Ansi.Write(t);
         return ExitCodes.Ok;

@@ -70,7 +70,7 @@ internal static class DrillCommands
         return Verdict(inv, "drill failed", result.Checks, request.AllowSkipped);
     }
 
-    private static async Task<int> PhysicalDrillAsync(Invocation inv, PhysicalDrillRequest request, CancellationToken ct)
+    public static async Task<int> PhysicalDrillAsync(Invocation inv, PhysicalDrillRequest request, CancellationToken ct)
     {
         var result = await new PhysicalDrillOperation(inv.Operations).RunAsync(request, ct).ConfigureAwait(false);
         if (result.Kept is { } k)

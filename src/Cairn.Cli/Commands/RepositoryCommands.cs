@@ -280,8 +280,9 @@ internal static class RepositoryCommands
     public static Command Prune(CliContext ctx)
     {
         var dry = new Option<bool>("--dry-run", "-n") { Description = "Print what would go and what stays, and why; change nothing" };
-        var cmd = new Command("prune", "Apply each database's retention (keep_last/daily/weekly/monthly/within in cairn.yaml), then delete data no snapshot references, under an exclusive lock") { dry };
-        cmd.SetAction(ctx, (inv, p, ct) => PruneAsync(inv, new PruneRequest(p.GetValue(dry)), ct), "prune");
+        var acceptGap = new Option<bool>("--accept-gap") { Description = "Prune even when WAL is missing inside a keep_within recovery window (the loss is recorded in the evidence log)" };
+        var cmd = new Command("prune", "Apply each database's retention (keep_last/daily/weekly/monthly/within in cairn.yaml), then delete data no snapshot references, under an exclusive lock") { dry, acceptGap };
+        cmd.SetAction(ctx, (inv, p, ct) => PruneAsync(inv, new PruneRequest(p.GetValue(dry), p.GetValue(acceptGap)), ct), "prune");
         return cmd;
     }
 
@@ -290,6 +291,10 @@ internal static class RepositoryCommands
         var r = await new PruneOperation(inv.Operations).RunAsync(request, ct).ConfigureAwait(false);
         var dryRun = r.DryRun;
         var data = r.Data;
+        foreach (var gap in r.AcceptedGaps)
+        {
+            inv.Console.Info($"warning: accepted a gap: {gap}");
+        }
         foreach (var w in r.Windows)
         {
             inv.Console.Info($"recovery window of {w.Database}: before prune from WAL position {w.OldestBefore}, after from {w.OldestAfter} ({w.SegmentsDeleted.Count} WAL segment(s) {(dryRun ? "would go" : "removed")}; nothing after the oldest kept backup is touched)");

@@ -19,7 +19,10 @@ public sealed record RetentionPolicy
     public int? KeepMonthly { get; init; }
     public TimeSpan? KeepWithin { get; init; }
 
-    public bool IsEmpty => KeepLast is null && KeepDaily is null && KeepWeekly is null && KeepMonthly is null && KeepWithin is null;
+    /// <summary>Backups carrying any of these tags (<c>backup --tag</c>) are kept.</summary>
+    public IReadOnlyList<string> KeepTag { get; init; } = [];
+
+    public bool IsEmpty => KeepLast is null && KeepDaily is null && KeepWeekly is null && KeepMonthly is null && KeepWithin is null && KeepTag.Count == 0;
 }
 
 public sealed record DatabaseConfig
@@ -47,6 +50,12 @@ public sealed record DatabaseConfig
 
     /// <summary>Where the audit trail is and what its rows mean (<c>audit:</c>), or null.</summary>
     public Lifecycle.AuditConfig? Audit { get; init; }
+}
+
+/// <summary><c>daemon: { listen: "127.0.0.1:9187", tick: 5s }</c>: where /metrics and /healthz are served and how often due jobs are looked for.</summary>
+public sealed record DaemonConfig(string Listen = "127.0.0.1:9187", TimeSpan? Tick = null)
+{
+    public TimeSpan TickOrDefault => Tick ?? TimeSpan.FromSeconds(5);
 }
 
 /// <summary>The evidence section. <see cref="PublicKey"/> pins the verifier key file monitoring checks the log with.</summary>
@@ -83,23 +92,23 @@ public sealed record CairnConfig
     /// <summary>The <c>s3:</c> block, or null when absent (the environment alone can configure S3).</summary>
     public Cairn.Storage.S3.S3Options? S3 { get; init; }
 
+    /// <summary>The <c>daemon:</c> block: its HTTP address and loop interval (command-line options win).</summary>
+    public DaemonConfig Daemon { get; init; } = new();
+
     public static CairnConfig Empty { get; } = new();
 
-    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only"];
+    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon"];
     private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "erasure", "audit"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
-    // TODO(incidents issue): scheduling keys for physical backups and the daemon are designed there; refuse until then.
-    private static readonly Dictionary<string, string> RefusedTopKeys = new(StringComparer.Ordinal)
-    {
-        ["daemon"] = "the daemon has no settings in cairn.yaml: give its address with 'cairn daemon --listen HOST:PORT' and its jobs under databases.NAME.schedule",
-    };
+    private static readonly Dictionary<string, string> RefusedTopKeys = new(StringComparer.Ordinal);
 
     private static readonly Dictionary<string, string> RefusedDbKeys = new(StringComparer.Ordinal)
     {
-        ["physical"] = "physical backups need no section: set data_directory for file-level backups, run 'cairn backup NAME --physical', and archive WAL with archive_command = 'cairn wal-push %p --database NAME'",
+        ["physical"] = "physical backups need no section: set data_directory for file-level backups, schedule them with 'backup_physical: \"CRON\"' (and 'drill_physical') under databases.NAME.schedule, and archive WAL with archive_command = 'cairn wal-push %p --database NAME'",
     };
-    private static readonly HashSet<string> RetentionKeys = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within"];
+    private static readonly HashSet<string> DaemonKeys = ["listen", "tick"];
+    private static readonly HashSet<string> RetentionKeys = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within", "keep_tag"];
     private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table", "public_key"];
 
     public static CairnConfig Load(string path)
@@ -183,6 +192,13 @@ public sealed record CairnConfig
                         KeepWeekly = ctx.OptInt(rm, "keep_weekly", $"databases.{name}.retention"),
                         KeepMonthly = ctx.OptInt(rm, "keep_monthly", $"databases.{name}.retention"),
                         KeepWithin = ctx.Get(rm, "keep_within") is { } kw ? ctx.Duration(kw, $"databases.{name}.retention.keep_within") : null,
+                        KeepTag = ctx.Get(rm, "keep_tag") switch
+                        {
+                            null => [],
+                            YamlScalarNode one => [ctx.Scalar(one, $"databases.{name}.retention.keep_tag")],
+                            YamlSequenceNode many => [.. many.Children.Select(c => ctx.Scalar(c, $"databases.{name}.retention.keep_tag"))],
+                            var other => throw new ConfigException($"{file}:{other.Start.Line}: databases.{name}.retention.keep_tag must be a tag or a list of tags, e.g. keep_tag: [pre-migration]"),
+                        },
                     };
                 }
                 dbs[name] = new DatabaseConfig
@@ -224,7 +240,25 @@ public sealed record CairnConfig
             }, file),
             S3 = ctx.Get(root, "s3") is { } s3 ? S3ConfigSection.Parse(s3, file, baseDir) : null,
             AppendOnly = ctx.OptBool(root, "append_only", "") ?? false,
+            Daemon = ctx.Get(root, "daemon") is { } dn ? ParseDaemon(ctx, ctx.Mapping(dn, "daemon"), file) : new DaemonConfig(),
         };
+    }
+
+    private static DaemonConfig ParseDaemon(Ctx ctx, YamlMappingNode m, string file)
+    {
+        ctx.CheckKeys(m, DaemonKeys, "daemon.");
+        var listen = ctx.OptString(m, "listen", "daemon") ?? "127.0.0.1:9187";
+        var colon = listen.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(listen[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            throw new ConfigException($"{file}:{ctx.Get(m, "listen")!.Start.Line}: daemon.listen must be HOST:PORT, e.g. 127.0.0.1:9187; got '{listen}'");
+        }
+        TimeSpan? tick = ctx.Get(m, "tick") is { } t ? ctx.Duration(t, "daemon.tick") : null;
+        if (tick is { } tv && (tv < TimeSpan.FromSeconds(1) || tv > TimeSpan.FromMinutes(10)))
+        {
+            throw new ConfigException($"{file}:{ctx.Get(m, "tick")!.Start.Line}: daemon.tick must be between 1s and 10m, e.g. 5s");
+        }
+        return new DaemonConfig(listen, tick);
     }
 
     /// <summary>Parses durations such as 90s, 15m, 6h, 30d, 2w, 1y.</summary>

@@ -224,3 +224,14 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
     [GeneratedRegex(@"desc: COMMIT (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC")]
     private static partial Regex CommitTime();
 }
+
+/// <summary>What a scheduled <c>drill</c> drills: the logical backups, or the physical ones when a database has only those.</summary>
+public static class ScheduledDrill
+{
+    public static async Task<bool> PhysicalOnlyAsync(OperationContext context, string database, CancellationToken cancellationToken)
+    {
+        using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        var mine = (await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false)).Where(s => s.Manifest.Name == database).ToList();
+        return mine.Any(s => s.Manifest.Kind == Snapshots.BackupKinds.Physical) && !mine.Any(s => s.Manifest.Kind == Snapshots.BackupKinds.Logical);
+    }
+}

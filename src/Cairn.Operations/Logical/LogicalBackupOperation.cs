@@ -12,7 +12,11 @@ using Cairn.Repository.Manifests;
 namespace Cairn.Operations.Logical;
 
 /// <summary>A logical backup of <see cref="Database"/>: row counts (or also content hashes) as its fingerprint, <see cref="Jobs"/> pg_dump workers.</summary>
-public sealed record LogicalBackupRequest(DatabaseTarget Database, bool ContentFingerprint = false, bool WithRolePasswords = false, int Jobs = 2);
+public sealed record LogicalBackupRequest(DatabaseTarget Database, bool ContentFingerprint = false, bool WithRolePasswords = false, int Jobs = 2)
+{
+    /// <summary>Tags for the manifest (<c>--tag</c>); retention's keep_tag keeps tagged backups.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = [];
+}
 
 public sealed record LogicalBackupResult(string Database, Snapshot Snapshot, Fingerprint Fingerprint, WriteStats Stats, TimeSpan Duration, int Files);
 
@@ -38,12 +42,13 @@ public sealed class LogicalBackupOperation(OperationContext context)
 
     public async Task<LogicalBackupResult> RunAsync(LogicalBackupRequest request, IProgress<BackupProgress>? progress, CancellationToken cancellationToken)
     {
+        Pins.BackupTags.Validate(request.Tags); // a bad tag is refused before the dump, not after it
         var db = request.Database;
         var queries = db.Checks.OfType<SqlCheck>().Where(c => c.Expect.Fingerprint).Select(c => (c.Name, CheckRunner.BindBackupTime(c.Query))).ToList();
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name}", cancellationToken).ConfigureAwait(false);
         var options = new DumpOptions(request.ContentFingerprint, request.WithRolePasswords, Math.Max(1, request.Jobs), context.Toolchain.WorkDirectory, queries);
-        var result = await WriteAsync(repo, db.Name, db.Connection, options, progress, context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
+        var result = await WriteAsync(repo, db.Name, db.Connection, options, progress, context.Toolchain.PostgresBin, request.Tags, cancellationToken).ConfigureAwait(false);
         var fp = result.Fingerprint;
         context.Evidence.Record(new LogicalBackupEvent(db.Connection.Redacted, result.Stats.BytesRead, result.Stats.BytesAdded, fp.Tables.Count, fp.TotalRows, fp.BackupTime, fp.ServerVersion, fp.Mode)
         {
@@ -57,7 +62,7 @@ public sealed class LogicalBackupOperation(OperationContext context)
 
     /// <summary>The dump into the repository (the caller holds a shared lock).</summary>
     private static async Task<LogicalBackupResult> WriteAsync(Repository.Repository repo, string name, PgConnection connection, DumpOptions options,
-        IProgress<BackupProgress>? progress, string? postgresBin, CancellationToken cancellationToken)
+        IProgress<BackupProgress>? progress, string? postgresBin, IReadOnlyList<string> tags, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();
         await using var dump = await LogicalDump.BeginAsync(connection, options, postgresBin, cancellationToken).ConfigureAwait(false);
@@ -102,6 +107,7 @@ public sealed class LogicalBackupOperation(OperationContext context)
             ["rows"] = fp.TotalRows.ToString(CultureInfo.InvariantCulture),
             ["fingerprint"] = fp.Mode,
         };
+        Pins.BackupTags.AddTo(meta, tags);
         var snapshot = await writer.CommitAsync(name, Kind, meta, cancellationToken).ConfigureAwait(false);
         return new LogicalBackupResult(name, snapshot, fp, writer.Stats, sw.Elapsed, files);
     }

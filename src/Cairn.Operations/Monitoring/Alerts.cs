@@ -214,7 +214,7 @@ public sealed class Alerter(string stateFile, TimeProvider time, TimeSpan remind
     /// <summary>The runbook's Siren incident: incident_type, severity, source, policy_name, context, variables, created_by.</summary>
     public static JsonObject SirenPayload(Alert a) => new()
     {
-        ["incident_type"] = a.Aspect switch { "backup" => "backup_failure", "drill" => "restore_drill_failure", "verify_live" => "verification_failure", _ => a.Aspect + "_failure" },
+        ["incident_type"] = a.Aspect switch { "backup" or "backup_failed" => "backup_failure", "drill" => "restore_drill_failure", "verify_live" => "verification_failure", _ => a.Aspect + "_failure" },
         ["severity"] = a.State switch { HealthState.Critical => 1, HealthState.Warning => 2, HealthState.Unknown => 2, _ => 3 },
         ["source"] = "backup_monitor",
         ["policy_name"] = a.State switch { HealthState.Critical => "Critical", HealthState.Ok => "Resolved", _ => "Warning" },

@@ -79,6 +79,26 @@ public static class Freshness
             var lastBackupAny = Last("backup", passOnly: false);
             findings.Add(Judge(db, "backup", backup, now, t.BackupWarn, t.BackupCritical, "successful backup",
                 lastBackupAny is not null && lastBackupAny != backup ? $"; the latest attempt at {Stamp(lastBackupAny.Time)} {lastBackupAny.Record?["result"]?.GetValue<string>()}" : ""));
+            // A failed backup is an alert at once, not when freshness runs out; only databases with a failure on record
+            // get the finding, so it resolves (OK) after the next success and stays silent before any failure.
+            if (mine.LastOrDefault(e => e.Kind == "backup" && e.Record?["result"]?.GetValue<string>() is "fail" or "error") is { } failed)
+            {
+                var recovered = backup is not null && backup.Seq > failed.Seq;
+                findings.Add(new HealthFinding(db, "backup_failed", recovered ? HealthState.Ok : HealthState.Critical,
+                    recovered ? $"backups succeed again (last failure {Stamp(failed.Time)})" : $"the latest backup attempt ({Stamp(failed.Time)}) failed: {failed.Record?["details"]?["error"]?.GetValue<string>() ?? "see 'cairn evidence show " + failed.Seq + "'"}",
+                    null, failed.Time));
+            }
+
+            // A backup that read pages with bad checksums completed but holds damage: WARNING until a physical backup reads clean.
+            if (mine.Any(e => e.Kind == "backup" && e.Record?["details"]?["bad_pages"] is not null))
+            {
+                var lastPhysical = Last("backup", r => r["details"]?["type"]?.GetValue<string>() == "physical");
+                var bad = lastPhysical?.Record?["details"]?["bad_pages"];
+                findings.Add(new HealthFinding(db, "page_checksums", bad is null ? HealthState.Ok : HealthState.Warning,
+                    bad is null ? "the latest physical backup read every page with a valid checksum"
+                        : $"the latest physical backup ({Stamp(lastPhysical!.Time)}) read {bad} page(s) with bad checksums: {lastPhysical.Record?["details"]?["bad_page_list"]?.GetValue<string>()}; run 'cairn assess {db}'",
+                    null, lastPhysical?.Time));
+            }
 
             var drill = Last("drill", passOnly: false);
             if (drill is null)

@@ -78,6 +78,19 @@ public sealed class HealthEvaluator(OperationContext context)
                 findings.Add(new HealthFinding(db, "wal", age > thresholds.WalCritical ? HealthState.Critical : HealthState.Ok,
                     $"newest archived WAL {newest.Name} {Freshness.Ago(age)} ago (critical after {Freshness.Ago(thresholds.WalCritical)})", age.TotalSeconds, newest.LastModified));
             }
+            if (storage is not null && config.Databases[db].Retention.KeepWithin is { } within)
+            {
+                var present = new HashSet<string>(StringComparer.Ordinal);
+                await foreach (var o in storage.ListAsync(ObjectKind.Snapshot, cancellationToken).ConfigureAwait(false))
+                {
+                    present.Add(o.Key.Name);
+                }
+                var archived = (await new WalArchive(storage, db).ListAsync(cancellationToken).ConfigureAwait(false)).Select(w => w.Name).ToList();
+                if (WindowHealth.Evaluate(db, within, entries, present, archived, now) is { } windowFinding)
+                {
+                    findings.Add(windowFinding);
+                }
+            }
             // An unreachable database is itself a CRITICAL finding, not a crash.
             var conn = context.ResolveDatabase(db).Connection;
             try

@@ -18,13 +18,14 @@ public sealed class PhysicalBackupOperation(OperationContext context)
 {
     public async Task<PhysicalBackupOutcome> RunAsync(PhysicalBackupRequest request, IByteProgress? progress, CancellationToken cancellationToken)
     {
+        Pins.BackupTags.Validate(request.Options.Tags); // a bad tag is refused before the backup, not after it
         var db = request.Database;
         var dataDirectory = db.Config?.DataDirectory;
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name} --physical", cancellationToken).ConfigureAwait(false);
         var r = dataDirectory is not null
             ? await PhysicalFiles.BackupAsync(repo, db.Name, db.Connection, dataDirectory, request.Options, context.Time, progress is null ? null : progress.SetTotal, progress, cancellationToken).ConfigureAwait(false)
-            : await PhysicalBackups.BaseBackupAsync(repo, db.Name, db.Connection, context.Time, context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
+            : await PhysicalBackups.BaseBackupAsync(repo, db.Name, db.Connection, context.Time, context.Toolchain.PostgresBin, request.Options.Tags, cancellationToken).ConfigureAwait(false);
         var outcome = new PhysicalBackupOutcome(db.Name, r, dataDirectory is not null);
         context.Evidence.Record(new PhysicalBackupEvent(db.Connection.Redacted, r.Stats.BytesRead, r.Stats.BytesAdded, r.Info.StartLsn, r.Info.StopLsn, r.Info.Timeline, outcome.Method, r.ReusedBytes, r.IncrementalFrom?.Id)
         {
@@ -32,6 +33,7 @@ public sealed class PhysicalBackupOperation(OperationContext context)
             Database = db.Name,
             Snapshot = r.Snapshot.Id,
             DurationMs = (long)r.Duration.TotalMilliseconds,
+            BadPages = [.. r.BadPages.Select(b => $"{b.File}:{b.Block}")],
         });
         return outcome;
     }

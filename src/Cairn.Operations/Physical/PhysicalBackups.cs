@@ -19,6 +19,9 @@ public sealed record PhysicalBackupResult(Snapshot Snapshot, BaseBackupInfo Info
     /// <summary>Bytes of changed relation files whose blocks were proven unchanged (page LSNs and checksums) and carried over without hashing.</summary>
     public long ReusedPageBytes { get; init; }
 
+    /// <summary>Pages whose checksum did not match while read (clusters with data checksums, file-level backups): the backup holds damage.</summary>
+    public IReadOnlyList<BadPage> BadPages { get; init; } = [];
+
     public Snapshot? IncrementalFrom { get; init; }
 }
 
@@ -30,7 +33,7 @@ public static class PhysicalBackups
 {
     public const string BaseItem = "base.tar";
 
-    public static async Task<PhysicalBackupResult> BaseBackupAsync(Repository.Repository repo, string name, PgConnection connection, TimeProvider time, string? postgresBin, CancellationToken ct)
+    public static async Task<PhysicalBackupResult> BaseBackupAsync(Repository.Repository repo, string name, PgConnection connection, TimeProvider time, string? postgresBin, IReadOnlyList<string>? tags, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         await using var writer = repo.BeginWrite();
@@ -49,6 +52,7 @@ public static class PhysicalBackups
             ["stop_time"] = info.StopTime.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
             ["format"] = PhysicalBackupMeta.BaseBackupFormat,
         };
+        Pins.BackupTags.AddTo(meta, tags);
         var snap = await writer.CommitAsync(name, BackupKinds.Physical, meta, ct).ConfigureAwait(false);
         return new PhysicalBackupResult(snap, info, writer.Stats, sw.Elapsed);
     }

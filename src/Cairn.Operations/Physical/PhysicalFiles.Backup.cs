@@ -12,7 +12,14 @@ using Cairn.Repository.Manifests;
 namespace Cairn.Operations.Physical;
 
 /// <summary>Options of a file-level physical backup.</summary>
-public sealed record FileBackupOptions(int Jobs, TimeSpan ArchiveWait, bool Full = false);
+/// <summary>A page whose checksum did not match when a physical backup read it: the file (relative to the data directory) and the block number in its fork.</summary>
+public sealed record BadPage(string File, uint Block);
+
+public sealed record FileBackupOptions(int Jobs, TimeSpan ArchiveWait, bool Full = false)
+{
+    /// <summary>Tags for the manifest (<c>--tag</c>).</summary>
+    public IReadOnlyList<string> Tags { get; init; } = [];
+}
 
 public static partial class PhysicalFiles
 {
@@ -25,6 +32,9 @@ public static partial class PhysicalFiles
 
     /// <summary>Relation files are stored in fixed, page-aligned blocks of this size, so unchanged pages line up with the previous backup's.</summary>
     public const int BlockSize = 256 * 1024;
+
+    /// <summary>The snapshot meta key listing pages with bad checksums (<c>FILE:BLOCK</c>, space-separated): the backup holds damage.</summary>
+    public const string BadPagesMetaKey = "bad_pages";
 
     public static async Task<PhysicalBackupResult> BackupAsync(Repository.Repository repo, string name, PgConnection connection, string dataDirectory, FileBackupOptions options, TimeProvider time, Action<long>? total, IProgress<long>? done, CancellationToken ct)
     {
@@ -48,6 +58,8 @@ public static partial class PhysicalFiles
         var queue = new ConcurrentQueue<DataEntry>(entries.Where(e => e.Type == DataEntryType.File).OrderByDescending(e => e.Size));
         var manifestFiles = new ConcurrentBag<ManifestFile>();
         long processed = 0, reusedBytes = 0, reusedFiles = 0, reusedPageBytes = 0;
+        var badPages = new ConcurrentBag<BadPage>();
+        var startLsn = WalNames.ParseLsn(start.StartLsn);
         var jobs = Math.Max(1, options.Jobs);
         await Task.WhenAll(Enumerable.Range(0, jobs).Select(_ => Task.Run(async () =>
         {
@@ -96,8 +108,17 @@ public static partial class PhysicalFiles
                     var oldCrcs = before?.Meta!["block_crcs"];
                     var crcs = new System.Text.StringBuilder();
                     long carried = 0;
+                    var segmentFirst = PageChecksum.SegmentOf(e.Path) * PageChecksum.BlocksPerSegment;
                     added = await writer.AddBlocksAsync(e.Path, crc, BlockSize, (i, block) =>
                     {
+                        if (start.DataChecksums)
+                        {
+                            // Checked while read (as pg_basebackup and pgBackRest do): the backup completes, marked as holding damage.
+                            foreach (var n in PageChecksum.BadPages(block, start.PageSize, segmentFirst + (uint)((long)i * BlockSize / start.PageSize), startLsn))
+                            {
+                                badPages.Add(new BadPage(e.Path, n));
+                            }
+                        }
                         var blockCrc = Crc32C.Of(block);
                         crcs.Append(blockCrc);
                         if (before is null || oldCrcs is null || (i + 1) * 8 > oldCrcs.Length || i >= before.Chunks.Count || block.Length != Math.Min(BlockSize, before.Size - ((long)i * BlockSize))
@@ -159,10 +180,16 @@ public static partial class PhysicalFiles
             ["reused_files"] = reusedFiles.ToString(CultureInfo.InvariantCulture),
             ["reused_bytes"] = reusedBytes.ToString(CultureInfo.InvariantCulture),
             ["reused_page_bytes"] = reusedPageBytes.ToString(CultureInfo.InvariantCulture),
+            ["data_checksums"] = start.DataChecksums ? "on" : "off",
         };
+        if (!badPages.IsEmpty)
+        {
+            meta[BadPagesMetaKey] = string.Join(' ', badPages.OrderBy(b => b.File, StringComparer.Ordinal).ThenBy(b => b.Block).Select(b => $"{b.File}:{b.Block}"));
+        }
+        Pins.BackupTags.AddTo(meta, options.Tags);
         var snap = await writer.CommitAsync(name, BackupKinds.Physical, meta, ct).ConfigureAwait(false);
         var info = new BaseBackupInfo(start.StartLsn, stop.StopLsn, start.Timeline, start.StartWal, start.ServerVersion, stop.StopTime);
-        return new PhysicalBackupResult(snap, info, writer.Stats, sw.Elapsed) { ReusedBytes = reusedBytes, ReusedFiles = reusedFiles, ReusedPageBytes = reusedPageBytes, IncrementalFrom = previous };
+        return new PhysicalBackupResult(snap, info, writer.Stats, sw.Elapsed) { ReusedBytes = reusedBytes, ReusedFiles = reusedFiles, ReusedPageBytes = reusedPageBytes, IncrementalFrom = previous, BadPages = [.. badPages.OrderBy(b => b.File, StringComparer.Ordinal).ThenBy(b => b.Block)] };
     }
 
     /// <summary>The newest file-level backup of the same server, timeline and data directory.</summary>

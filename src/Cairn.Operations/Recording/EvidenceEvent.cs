@@ -117,9 +117,19 @@ public sealed record PhysicalBackupEvent(string Source, long SizeBytes, long Add
 {
     public override string Kind => "backup";
 
-    public override void Describe(EvidenceDetails details) => details.Text("type", "physical").Text("source", Source).Number("size_bytes", SizeBytes).Number("added_bytes", AddedBytes)
-        .Text("start_lsn", StartLsn).Text("stop_lsn", StopLsn).Number("timeline", Timeline).Text("method", Method).Number("reused_bytes", ReusedBytes)
-        .Text("incremental_from", IncrementalFrom ?? "").Text("encrypted", "AES-256-GCM");
+    /// <summary>Pages with bad checksums (<c>FILE:BLOCK</c>); written only when there are some (the backup holds damage).</summary>
+    public IReadOnlyList<string> BadPages { get; init; } = [];
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("type", "physical").Text("source", Source).Number("size_bytes", SizeBytes).Number("added_bytes", AddedBytes)
+            .Text("start_lsn", StartLsn).Text("stop_lsn", StopLsn).Number("timeline", Timeline).Text("method", Method).Number("reused_bytes", ReusedBytes)
+            .Text("incremental_from", IncrementalFrom ?? "").Text("encrypted", "AES-256-GCM");
+        if (BadPages.Count > 0)
+        {
+            details.Number("bad_pages", BadPages.Count).Text("bad_page_list", string.Join(' ', BadPages.Take(200)));
+        }
+    }
 }
 
 /// <summary>A file or stream read back with <c>repo get</c> (<c>restore</c>).</summary>
@@ -244,8 +254,18 @@ public sealed record PruneEvent(long SnapshotsForgotten, long WalSegmentsDeleted
 {
     public override string Kind => "prune";
 
-    public override void Describe(EvidenceDetails details) => details.Number("snapshots_forgotten", SnapshotsForgotten).Number("wal_segments_deleted", WalSegmentsDeleted)
-        .Number("snapshots_kept", SnapshotsKept).Number("packs_deleted", PacksDeleted).Number("packs_repacked", PacksRepacked).Number("bytes_deleted", BytesDeleted).Number("bytes_kept", BytesKept);
+    /// <summary>Recovery-window gaps pruned over with --accept-gap (written only when there are some).</summary>
+    public IReadOnlyList<string> AcceptedGaps { get; init; } = [];
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Number("snapshots_forgotten", SnapshotsForgotten).Number("wal_segments_deleted", WalSegmentsDeleted)
+            .Number("snapshots_kept", SnapshotsKept).Number("packs_deleted", PacksDeleted).Number("packs_repacked", PacksRepacked).Number("bytes_deleted", BytesDeleted).Number("bytes_kept", BytesKept);
+        if (AcceptedGaps.Count > 0)
+        {
+            details.Text("accepted_window_gaps", string.Join("; ", AcceptedGaps));
+        }
+    }
 }
 
 /// <summary>An alert sent (or not delivered) to a receiver (<c>alert</c>).</summary>
@@ -339,6 +359,21 @@ public sealed record RecoverEvent(string Source, DateTimeOffset Since, DateTimeO
         if (At is { } at)
         {
             details.Time("at", at);
+        }
+    }
+}
+
+/// <summary>A snapshot pinned or unpinned (<c>pin</c>; action pin or unpin).</summary>
+public sealed record PinEvent(string Action, string Reason, DateTimeOffset? Until, string? Incident) : EvidenceEvent
+{
+    public override string Kind => "pin";
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("action", Action).Text("reason", Reason).Text("until", Until is { } u ? u.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture) : "");
+        if (Incident is not null)
+        {
+            details.Text("incident", Incident);
         }
     }
 }

@@ -1,12 +1,14 @@
 using Cairn.Operations.Physical;
 using Cairn.Operations.Recording;
 using Cairn.Operations.Snapshots;
+using Cairn.Repository;
 using Cairn.Repository.Manifests;
 using Cairn.Repository.Pruning;
 
 namespace Cairn.Operations.Retention;
 
-public sealed record PruneRequest(bool DryRun);
+/// <summary><paramref name="AcceptGap"/>: prune even when a kept recovery window has a gap (the gap is then on the record).</summary>
+public sealed record PruneRequest(bool DryRun, bool AcceptGap = false);
 
 /// <summary>A backup the retention planner judged, and the database it belongs to.</summary>
 public sealed record PruneDecision(string Database, RetentionDecision Decision);
@@ -16,6 +18,9 @@ public sealed record PruneWindow(string Database, string OldestBefore, string Ol
 
 public sealed record PruneResult(bool DryRun, IReadOnlyList<PruneDecision> Decisions, IReadOnlyList<PruneWindow> Windows, IReadOnlyList<string> WalObjectsDeleted, PruneReport Data)
 {
+    /// <summary>Recovery windows with a part no kept backup reaches (only with <see cref="PruneRequest.AcceptGap"/>; otherwise prune refuses).</summary>
+    public IReadOnlyList<string> AcceptedGaps { get; init; } = [];
+
     public int Forgotten => Decisions.Count(d => !d.Decision.Keep);
 
     public int Kept => Decisions.Count - Forgotten;
@@ -25,7 +30,9 @@ public sealed record PruneResult(bool DryRun, IReadOnlyList<PruneDecision> Decis
 /// Applies each database's retention, then deletes the data no snapshot references, under an exclusive lock.
 /// Logical and physical backups of a database are judged separately (each kind keeps its own history). WAL
 /// MUST NOT be deleted from or after the start of the oldest physical backup that stays: every restorable
-/// point inside the kept window keeps the WAL it needs, so prune never creates a gap.
+/// point inside the kept window keeps the WAL it needs, so prune never creates a gap. With keep_within, the
+/// window's start must stay recoverable: older physical backups are kept when that bridges it
+/// (<see cref="WindowCoverage"/>), and prune refuses, naming the missing WAL, when a gap inside the window remains.
 /// </summary>
 public sealed class PruneOperation(OperationContext context)
 {
@@ -35,15 +42,48 @@ public sealed class PruneOperation(OperationContext context)
         OperationContext.RequireDeleteRights(repo.Storage, "prune");
         await using var l = await repo.LockAsync(exclusive: true, "prune", cancellationToken).ConfigureAwait(false);
         var snapshots = await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false);
-        var decisions = Plan(snapshots, context.Config);
+        var pins = await repo.ListPinsAsync(cancellationToken).ConfigureAwait(false);
+        var decisions = Plan(snapshots, context.Config, pins, context.Time.GetUtcNow());
+
+        var physical = snapshots.Where(s => s.Manifest.Kind == BackupKinds.Physical).GroupBy(s => s.Manifest.Name).ToList();
+        var archives = new Dictionary<string, (WalArchive Archive, List<WalObject> Objects)>(StringComparer.Ordinal);
+        var gaps = new List<string>();
+        foreach (var group in physical)
+        {
+            var archive = new WalArchive(repo, group.Key);
+            var objects = await archive.ListAsync(cancellationToken).ConfigureAwait(false);
+            archives[group.Key] = (archive, objects);
+            var policy = context.Config.Databases.TryGetValue(group.Key, out var db) ? db.Retention : new Configuration.RetentionPolicy();
+            if (policy.KeepWithin is not { } within)
+            {
+                continue;
+            }
+            var histories = await archive.HistoriesAsync(objects, cancellationToken).ConfigureAwait(false);
+            var mine = decisions.Where(d => d.Database == group.Key && group.Any(s => s.Id == d.Decision.Id)).ToList();
+            var bases = group.Select(s => (s.Id, Meta: PhysicalBackupMeta.Of(s))).Select(x => new RestoreBase(x.Id, x.Meta.StartWal, x.Meta.StopTime)).ToList();
+            var plan = WindowCoverage.Bridge(group.Key, [.. mine.Select(d => d.Decision)], bases, policy, [.. objects.Select(o => o.Name)], histories);
+            foreach (var d in plan.Decisions)
+            {
+                decisions[decisions.FindIndex(x => x.Decision.Id == d.Id)] = new PruneDecision(group.Key, d);
+            }
+            if (plan.Gap is { } gap)
+            {
+                gaps.Add(gap.Describe(within));
+            }
+        }
+        if (gaps.Count > 0 && !request.AcceptGap)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"prune refused: {string.Join("; ", gaps)}. Nothing was deleted. " +
+                "Find the missing WAL (another copy of the archive, the server's pg_wal) and push it with 'cairn wal-push', or accept that those points are lost with 'cairn prune --accept-gap' (recorded in the evidence log)");
+        }
         var forgotten = decisions.Where(d => !d.Decision.Keep).Select(d => d.Decision.Id).ToHashSet(StringComparer.Ordinal);
 
         var windows = new List<PruneWindow>();
         var walDeleted = new List<(WalArchive Archive, string Segment)>();
-        foreach (var group in snapshots.Where(s => s.Manifest.Kind == BackupKinds.Physical).GroupBy(s => s.Manifest.Name))
+        foreach (var group in physical)
         {
-            var archive = new WalArchive(repo, group.Key);
-            var window = WalWindow(group.Key, [.. group], forgotten, await archive.ListAsync(cancellationToken).ConfigureAwait(false));
+            var (archive, objects) = archives[group.Key];
+            var window = WalWindow(group.Key, [.. group], forgotten, objects);
             if (window is null)
             {
                 continue;
@@ -63,25 +103,40 @@ public sealed class PruneOperation(OperationContext context)
             }
         }
         var data = await new Pruner(repo).PruneAsync(request.DryRun, cancellationToken).ConfigureAwait(false);
-        var result = new PruneResult(request.DryRun, decisions, windows, [.. walDeleted.Select(w => w.Archive.ObjectName(w.Segment))], data);
+        var result = new PruneResult(request.DryRun, decisions, windows, [.. walDeleted.Select(w => w.Archive.ObjectName(w.Segment))], data) { AcceptedGaps = gaps };
         if (!request.DryRun)
         {
             context.Evidence.Record(new PruneEvent(result.Forgotten, walDeleted.Count, result.Kept, data.PacksDeleted, data.PacksRepacked, data.BytesDeleted, data.BytesKept)
             {
                 Repository = repo.Storage.Location,
+                AcceptedGaps = gaps,
             });
         }
         return result;
     }
 
-    /// <summary>Retention decisions for every database backup (files stored with <c>repo put</c> are not judged).</summary>
-    public static List<PruneDecision> Plan(IEnumerable<Snapshot> snapshots, Configuration.CairnConfig config)
+    /// <summary>
+    /// Retention decisions for every database backup (files stored with <c>repo put</c> are not judged). A snapshot whose
+    /// pin holds at <paramref name="now"/> stays whatever the policy says, and so does one tagged with a keep_tag tag.
+    /// </summary>
+    public static List<PruneDecision> Plan(IEnumerable<Snapshot> snapshots, Configuration.CairnConfig config, IReadOnlyDictionary<string, Pin>? pins = null, DateTimeOffset? now = null)
     {
         var decisions = new List<PruneDecision>();
-        foreach (var group in snapshots.Where(s => s.Manifest.Kind != BackupKinds.File).GroupBy(s => (s.Manifest.Name, s.Manifest.Kind)))
+        var all = snapshots.ToDictionary(s => s.Id, StringComparer.Ordinal);
+        foreach (var group in all.Values.Where(s => s.Manifest.Kind != BackupKinds.File).GroupBy(s => (s.Manifest.Name, s.Manifest.Kind)))
         {
             var policy = config.Databases.TryGetValue(group.Key.Name, out var db) ? db.Retention : new Configuration.RetentionPolicy();
-            decisions.AddRange(RetentionPlanner.Plan(group.Select(s => (s.Id, s.Manifest.Time)), policy).Select(d => new PruneDecision(group.Key.Name, d)));
+            foreach (var d in RetentionPlanner.Plan(group.Select(s => (s.Id, s.Manifest.Time)), policy))
+            {
+                var extra = new List<string>();
+                if (pins is not null && pins.TryGetValue(d.Id, out var pin) && (now is null || pin.HoldsAt(now.Value)))
+                {
+                    extra.Add($"pinned{(pin.Until is { } u ? $" until {u:yyyy-MM-dd}" : "")}: {pin.Reason}");
+                }
+                extra.AddRange(Pins.BackupTags.Of(all[d.Id]).Where(policy.KeepTag.Contains).Select(t => $"tag {t}"));
+                var reasons = d.Reasons.Count == 1 && d.Reasons[0] == "newest backup" && extra.Count > 0 ? extra : [.. d.Reasons, .. extra];
+                decisions.Add(new PruneDecision(group.Key.Name, d with { Keep = d.Keep || extra.Count > 0, Reasons = reasons }));
+            }
         }
         return decisions;
     }

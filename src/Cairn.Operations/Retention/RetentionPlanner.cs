@@ -10,7 +10,9 @@ public sealed record RetentionDecision(string Id, DateTimeOffset Time, bool Keep
 /// keep_last / keep_daily / keep_weekly / keep_monthly / keep_within, as restic and pgBackRest users
 /// expect: a backup stays when any rule keeps it. Days, ISO weeks and months are UTC. keep_within
 /// counts back from the newest backup (not from now), so a schedule that stopped never expires the
-/// last good backups; and the newest backup always stays.
+/// last good backups; and the newest backup always stays. keep_within also keeps the newest backup taken
+/// at or before the window's start (as Barman's RECOVERY WINDOW and pgBackRest's time retention do):
+/// without it, recovery to the window's first minutes would have no base to start from.
 /// </summary>
 public static class RetentionPlanner
 {
@@ -56,9 +58,14 @@ public static class RetentionPlanner
         if (policy.KeepWithin is { } within)
         {
             var newest = list[0].Time;
-            foreach (var b in list.Where(b => b.Time >= newest - within))
+            var start = newest - within;
+            foreach (var b in list.Where(b => b.Time >= start))
             {
                 reasons[b.Id].Add($"within {FormatSpan(within)} of the newest");
+            }
+            if (list.FirstOrDefault(b => b.Time < start) is { } before)
+            {
+                reasons[before.Id].Add($"base of the {FormatSpan(within)} window (the newest backup before its start)");
             }
         }
         if (reasons[list[0].Id].Count == 0)
@@ -68,5 +75,5 @@ public static class RetentionPlanner
         return [.. list.Select(b => new RetentionDecision(b.Id, b.Time, reasons[b.Id].Count > 0, reasons[b.Id]))];
     }
 
-    private static string FormatSpan(TimeSpan t) => t.TotalDays >= 1 ? $"{t.TotalDays:0.#}d" : $"{t.TotalHours:0.#}h";
+    internal static string FormatSpan(TimeSpan t) => t.TotalDays >= 1 ? $"{t.TotalDays:0.#}d" : $"{t.TotalHours:0.#}h";
 }

@@ -7,7 +7,17 @@ namespace Cairn.Operations.Scheduling;
 /// <summary>A scheduled job of one database: cron in UTC (5 fields, with Cronos' "#" nth-weekday form, e.g. "0 3 * * 0#1").</summary>
 public sealed record ScheduledJob(string Database, string Job, string Expression, CronExpression Cron)
 {
-    public static readonly string[] Jobs = ["backup", "drill", "verify_live", "prune", "check", "cleanup"];
+    public static readonly string[] Jobs = ["backup", "backup_physical", "drill", "drill_physical", "verify", "verify_live", "prune", "check", "cleanup"];
+
+    /// <summary>Jobs the runbook schedules whose command this build does not have: refused at load with the reason, never ignored.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Refused = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["copy"] = "this build has no 'cairn copy' command (copying the repository to a second location) yet; schedule the copy with your own tool (e.g. a cron job running rclone or aws s3 sync on the repository folder) until it lands",
+        ["report"] = "this build has no 'cairn report' command yet; schedule 'cairn evidence export' or 'cairn check --json' from cron until it lands",
+    };
+
+    /// <summary>The share of packs a scheduled <c>verify</c> reads (<c>read_data_subset</c>, default 5%): a stable rotating subset spreads the cost over days.</summary>
+    public double ReadDataSubset { get; init; } = 0.05;
 
     public DateTimeOffset? Next(DateTimeOffset after) => Cron.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is { } n ? new DateTimeOffset(n, TimeSpan.Zero) : null;
 
@@ -23,7 +33,28 @@ public sealed record ScheduledJob(string Database, string Job, string Expression
     }
 
     /// <summary>The evidence kind a run of this job records (for finding its last run).</summary>
-    public string EvidenceKind => Job == "verify_live" ? "verify" : Job;
+    public string EvidenceKind => Job switch
+    {
+        "verify_live" => "verify",
+        "backup_physical" => "backup",
+        "drill_physical" => "drill",
+        _ => Job,
+    };
+
+    /// <summary>Whether an evidence record is a run of this job (a physical backup is not a run of the logical backup job, and so on).</summary>
+    public bool IsRun(System.Text.Json.Nodes.JsonObject? record)
+    {
+        var type = record?["details"]?["type"]?.GetValue<string>();
+        var scope = record?["details"]?["scope"]?.GetValue<string>();
+        return Job switch
+        {
+            "backup" or "drill" => type != "physical",
+            "backup_physical" or "drill_physical" => type == "physical",
+            "verify" => scope != "live",
+            "verify_live" => scope == "live",
+            _ => true,
+        };
+    }
 
     /// <summary>The job's key in the scheduler's state: one state per database and job.</summary>
     public string Key => $"{Database}/{Job}";
@@ -35,16 +66,50 @@ public sealed record ScheduledJob(string Database, string Job, string Expression
         foreach (var (k, v) in schedule.Children)
         {
             var job = (k as YamlScalarNode)?.Value ?? "";
-            var expr = (v as YamlScalarNode)?.Value ?? "";
+            if (Refused.TryGetValue(job, out var why))
+            {
+                throw new ConfigException($"{file}:{k.Start.Line}: databases.{database}.schedule.{job} cannot be scheduled: {why}");
+            }
             if (!Jobs.Contains(job))
             {
                 throw new ConfigException($"{file}:{k.Start.Line}: unknown job 'databases.{database}.schedule.{job}' (known: {string.Join(", ", Jobs)})");
+            }
+            double subset = 0.05;
+            string expr;
+            if (v is YamlMappingNode options)
+            {
+                // Only verify takes options: { cron: "…", read_data_subset: "10%" }.
+                if (job != "verify")
+                {
+                    throw new ConfigException($"{file}:{v.Start.Line}: databases.{database}.schedule.{job} takes a cron expression, not a mapping (only verify takes {{ cron, read_data_subset }})");
+                }
+                foreach (var (ok, _) in options.Children)
+                {
+                    if ((ok as YamlScalarNode)?.Value is not ("cron" or "read_data_subset"))
+                    {
+                        throw new ConfigException($"{file}:{ok.Start.Line}: unknown key 'databases.{database}.schedule.verify.{(ok as YamlScalarNode)?.Value}' (known: cron, read_data_subset)");
+                    }
+                }
+                expr = options.Children.TryGetValue(new YamlScalarNode("cron"), out var c) ? (c as YamlScalarNode)?.Value ?? "" : "";
+                if (options.Children.TryGetValue(new YamlScalarNode("read_data_subset"), out var sn))
+                {
+                    var text = ((sn as YamlScalarNode)?.Value ?? "").Trim().TrimEnd('%');
+                    if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var pct) || pct <= 0 || pct > 100)
+                    {
+                        throw new ConfigException($"{file}:{sn.Start.Line}: databases.{database}.schedule.verify.read_data_subset must be a percentage between 0 and 100, like 10%");
+                    }
+                    subset = pct / 100;
+                }
+            }
+            else
+            {
+                expr = (v as YamlScalarNode)?.Value ?? "";
             }
             try
             {
                 // Six fields put seconds first (for tests and fast loops); five are standard cron.
                 var format = expr.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard;
-                result.Add(new ScheduledJob(database, job, expr, CronExpression.Parse(expr, format)));
+                result.Add(new ScheduledJob(database, job, expr, CronExpression.Parse(expr, format)) { ReadDataSubset = subset });
             }
             catch (Exception e) when (e is CronFormatException or MissingSeedException or ArgumentException)
             {

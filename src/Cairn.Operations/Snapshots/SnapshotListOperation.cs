@@ -10,7 +10,11 @@ namespace Cairn.Operations.Snapshots;
 public sealed record SnapshotListRequest(bool BackupsOnly, string? Database = null, bool WithRecoveryWindows = false);
 
 /// <summary>Snapshots oldest first; <see cref="Unreadable"/> names manifests that could not be read.</summary>
-public sealed record SnapshotListResult(IReadOnlyList<Snapshot> Snapshots, IReadOnlyList<string> Unreadable, IReadOnlyList<RecoveryWindow> RecoveryWindows);
+public sealed record SnapshotListResult(IReadOnlyList<Snapshot> Snapshots, IReadOnlyList<string> Unreadable, IReadOnlyList<RecoveryWindow> RecoveryWindows)
+{
+    /// <summary>The pins of the listed snapshots, by snapshot ID (expired ones included: the listing says so).</summary>
+    public IReadOnlyDictionary<string, Cairn.Repository.Pin> Pins { get; init; } = new Dictionary<string, Cairn.Repository.Pin>();
+}
 
 public sealed class SnapshotListOperation(OperationContext context)
 {
@@ -20,7 +24,8 @@ public sealed class SnapshotListOperation(OperationContext context)
         var unreadable = new List<string>();
         var all = await repo.ListSnapshotsAsync((id, e) => unreadable.Add($"manifest {Cairn.Repository.ObjectNames.Short(id)} is unreadable: {e.Message}"), cancellationToken).ConfigureAwait(false);
         var shown = all.Where(s => (!request.BackupsOnly || s.Manifest.Kind != BackupKinds.File) && (request.Database is null || s.Manifest.Name == request.Database)).ToList();
-        var windows = request.WithRecoveryWindows ? await RecoveryWindow.ComputeAsync(repo, shown, cancellationToken).ConfigureAwait(false) : [];
-        return new SnapshotListResult(shown, unreadable, windows);
+        var windows = request.WithRecoveryWindows ? await RecoveryWindow.ComputeAsync(repo, shown, cancellationToken, context.Config).ConfigureAwait(false) : [];
+        var pins = await repo.ListPinsAsync(cancellationToken).ConfigureAwait(false);
+        return new SnapshotListResult(shown, unreadable, windows) { Pins = pins };
     }
 }

@@ -5,7 +5,11 @@ using Npgsql;
 namespace Cairn.PostgreSql.Physical;
 
 /// <summary>What the server said when the backup started.</summary>
-public sealed record BackupStart(string StartLsn, uint Timeline, string StartWal, string ServerVersion, string SystemIdentifier, string DataDirectory, string TablespaceVersionDirectory, bool FromStandby, DateTimeOffset StartTime, int PageSize);
+public sealed record BackupStart(string StartLsn, uint Timeline, string StartWal, string ServerVersion, string SystemIdentifier, string DataDirectory, string TablespaceVersionDirectory, bool FromStandby, DateTimeOffset StartTime, int PageSize)
+{
+    /// <summary>Whether the cluster has data checksums (initdb --data-checksums or pg_checksums --enable): only then are pages checked while read.</summary>
+    public bool DataChecksums { get; init; }
+}
 
 /// <summary>What pg_backup_stop returned: the files a restore needs besides the data directory.</summary>
 public sealed record BackupStop(string StopLsn, string StopWal, string BackupLabel, string TablespaceMap, DateTimeOffset StopTime);
@@ -41,7 +45,7 @@ public sealed class BackupSession : IAsyncDisposable
             var rows = await QueryAsync(c, """
                 SELECT current_setting('server_version_num'), current_setting('archive_mode'), current_setting('archive_command'),
                        current_setting('data_directory'), pg_is_in_recovery(), (SELECT system_identifier::text FROM pg_control_system()),
-                       (SELECT catalog_version_no::text FROM pg_control_system()), current_setting('block_size')
+                       (SELECT catalog_version_no::text FROM pg_control_system()), current_setting('block_size'), current_setting('data_checksums')
                 """, ct).ConfigureAwait(false);
             var r = rows[0];
             var versionNum = int.Parse(r[0], CultureInfo.InvariantCulture);
@@ -66,7 +70,10 @@ public sealed class BackupSession : IAsyncDisposable
             var info = await QueryAsync(c, "SELECT timeline_id::text FROM pg_control_checkpoint()", ct).ConfigureAwait(false);
             var tli = uint.Parse(info[0][0], CultureInfo.InvariantCulture);
             var lsn = WalNames.ParseLsn(lsnText);
-            var start = new BackupStart(lsnText, tli, WalNames.SegmentOf(tli, lsn), r[0], r[5], expected, $"PG_{versionNum / 10000}_{r[6]}", standby, startTime, int.Parse(r[7], CultureInfo.InvariantCulture));
+            var start = new BackupStart(lsnText, tli, WalNames.SegmentOf(tli, lsn), r[0], r[5], expected, $"PG_{versionNum / 10000}_{r[6]}", standby, startTime, int.Parse(r[7], CultureInfo.InvariantCulture))
+            {
+                DataChecksums = r[8] == "on",
+            };
             return new BackupSession(c, versionNum, time, start);
         }
         catch (NpgsqlException e)

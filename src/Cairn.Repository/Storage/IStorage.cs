@@ -15,6 +15,8 @@ public enum ObjectKind
 
     /// <summary>The erasure ledger: one sealed object per erasure, append-only, never pruned (docs/repository-format.md).</summary>
     Ledger,
+    /// <summary>Holds on snapshots (<c>pins/&lt;snapshot ID&gt;</c>): a pinned snapshot is never pruned.</summary>
+    Pin,
 }
 
 /// <summary>Addresses one stored object. <see cref="Name"/> is a plain file name without slashes.</summary>
@@ -40,6 +42,7 @@ public readonly record struct StorageKey(ObjectKind Kind, string Name)
         ObjectKind.Lock => "locks",
         ObjectKind.Named => "wal",
         ObjectKind.Ledger => "ledger",
+        ObjectKind.Pin => "pins",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

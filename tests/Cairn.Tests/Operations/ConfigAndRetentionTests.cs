@@ -76,7 +76,18 @@ public class RetentionPlannerTests
     {
         var old = Daily(40).Select(b => (b.Item1, b.Item2.AddDays(-100))).ToList();
         var plan = RetentionPlanner.Plan(old, new RetentionPolicy { KeepWithin = TimeSpan.FromDays(30) });
-        Assert.Equal(31, plan.Count(p => p.Keep));
+        // 31 days inside the window (both ends) and the base before it.
+        Assert.Equal(32, plan.Count(p => p.Keep));
+    }
+
+    [Fact]
+    public void Keep_within_keeps_the_newest_backup_before_the_window_start_and_nothing_older()
+    {
+        // Backups every 10 days; a 25-day window from the newest starts between day 20 and day 30.
+        var backups = Enumerable.Range(0, 6).Select(i => ($"b{i}", Now.AddDays(-10 * i))).ToList();
+        var plan = RetentionPlanner.Plan(backups, new RetentionPolicy { KeepWithin = TimeSpan.FromDays(25) });
+        Assert.Equal(["b0", "b1", "b2", "b3"], plan.Where(p => p.Keep).Select(p => p.Id));
+        Assert.Contains(plan.Single(p => p.Id == "b3").Reasons, r => r.StartsWith("base of the 25d window", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -109,12 +120,33 @@ public class ConfigRefusalTests
     }
 
     [Fact]
-    public void Daemon_section_is_refused_naming_file_line_and_what_to_use()
+    public void Daemon_section_holds_listen_and_tick_and_bad_values_name_file_line_and_key()
     {
-        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("repository: /r\ndaemon:\n  listen: 0.0.0.0:9187\n", "c.yaml"));
-        Assert.Contains("c.yaml:2", e.Message, StringComparison.Ordinal);
-        Assert.Contains("'daemon' is not supported", e.Message, StringComparison.Ordinal);
-        Assert.Contains("--listen", e.Message, StringComparison.Ordinal);
+        var c = CairnConfig.Parse("repository: /r\ndaemon:\n  listen: 0.0.0.0:9190\n  tick: 10s\n", "c.yaml");
+        Assert.Equal("0.0.0.0:9190", c.Daemon.Listen);
+        Assert.Equal(TimeSpan.FromSeconds(10), c.Daemon.TickOrDefault);
+        Assert.Equal(TimeSpan.FromSeconds(5), CairnConfig.Parse("repository: /r\n", "c.yaml").Daemon.TickOrDefault);
+        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("repository: /r\ndaemon:\n  listen: nowhere\n", "c.yaml"));
+        Assert.Contains("c.yaml:3: daemon.listen must be HOST:PORT", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("daemon:\n  port: 1\n", "c.yaml"));
+        Assert.Contains("daemon.port", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Physical_jobs_verify_with_a_subset_and_refused_jobs_parse_or_fail_with_the_reason()
+    {
+        var c = CairnConfig.Parse("databases:\n  app:\n    connection: x\n    schedule:\n      backup_physical: \"0 1 * * *\"\n      drill_physical: \"0 2 * * 0\"\n      verify: { cron: \"0 4 * * *\", read_data_subset: 10% }\n", "c.yaml");
+        var jobs = c.Databases["app"].Schedule;
+        Assert.Equal(["backup_physical", "drill_physical", "verify"], jobs.Select(j => j.Job));
+        Assert.Equal(0.10, jobs[2].ReadDataSubset, 6);
+        Assert.Equal("backup", jobs[0].EvidenceKind);
+        var physicalRecord = new System.Text.Json.Nodes.JsonObject { ["details"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "physical" } };
+        Assert.True(jobs[0].IsRun(physicalRecord));
+        Assert.False((jobs[0] with { Job = "backup" }).IsRun(physicalRecord)); // a physical backup is not a run of the logical backup job
+        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("databases:\n  app:\n    connection: x\n    schedule:\n      copy: \"0 5 * * *\"\n", "c.yaml"));
+        Assert.Contains("c.yaml:5: databases.app.schedule.copy cannot be scheduled: this build has no 'cairn copy'", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("databases:\n  app:\n    connection: x\n    schedule:\n      verify: { cron: \"0 4 * * *\", read_data_subset: 0% }\n", "c.yaml"));
+        Assert.Contains("read_data_subset must be a percentage", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -13,8 +13,7 @@ namespace Cairn.Tests.Storage;
 /// may not delete or overwrite (s3rver cannot enforce IAM, so the proxy stands in for the policy of docs/security.md:
 /// DELETE and any object PUT without If-None-Match: * are refused with 403, as AWS refuses them).
 /// </summary>
-[Collection("s3")]
-public sealed class S3AppendOnlyTests(S3rverFixture s3)
+public sealed class S3AppendOnlyTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
 {
     [Fact]
     public async Task Append_only_client_backs_up_and_archives_is_refused_at_delete_and_the_repository_stays_intact()

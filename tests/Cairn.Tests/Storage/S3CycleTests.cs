@@ -14,8 +14,7 @@ namespace Cairn.Tests.Storage;
 /// is wal-fetch from the bucket, drills, verify --read-data, snapshots, check, prune. The S3 settings are in
 /// cairn.yaml's s3: block with a credentials file; the server's commands get only file names.
 /// </summary>
-[Collection("s3")]
-public sealed class S3CycleTests(S3rverFixture s3)
+public sealed class S3CycleTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
 {
     /// <summary>A repository prefix in the bucket with cairn.yaml, a credentials file and a passphrase file the postgres user can read.</summary>
     internal sealed class S3Setup : IDisposable

@@ -7,8 +7,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace Cairn.Tests.Storage;
 
 /// <summary><c>cairn doctor</c> against a real S3 server (s3rver), a missing bucket, a dead endpoint, a skewed clock and an append-only policy.</summary>
-[Collection("s3")]
-public sealed class S3DoctorTests(S3rverFixture s3)
+public sealed class S3DoctorTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
 {
     private static async Task<(int Code, JsonNode Json, string Err)> DoctorAsync(Dictionary<string, string> env, TimeProvider? time = null)
     {
