@@ -42,6 +42,7 @@ public static class CairnCli
         root.Subcommands.Add(RepositoryCommands.Prune(ctx));
         root.Subcommands.Add(RepositoryCommands.Unlock(ctx));
         root.Subcommands.Add(EvidenceCommands.Build(ctx));
+        root.Subcommands.Add(ReportCommands.Build(ctx));
         root.Subcommands.Add(DemoCommand.Build(ctx));
         return root;
     }

@@ -66,6 +66,10 @@ public sealed record EvidenceShowOutput(JsonNode? Record, string LeafHash, int T
 
 public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Records, long Pruned, string RootHash, long CheckpointSize, bool AgainstChecked, IReadOnlyList<string> Problems);
 
+public sealed record ReportOutput(string MessageType, string Path, string Format, string Sha256, long EvidenceSeq, string Status, long TreeSize);
+
+public sealed record ReportVerifyOutput(string MessageType, bool Ok, string File, string Format, long TreeSize, int SectionsChecked, IReadOnlyList<string> Problems);
+
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(ErrorOutput))]
 [JsonSerializable(typeof(ArchiverOutput))]
@@ -88,4 +92,6 @@ public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Reco
 [JsonSerializable(typeof(List<JsonNode>))]
 [JsonSerializable(typeof(EvidenceShowOutput))]
 [JsonSerializable(typeof(EvidenceVerifyOutput))]
+[JsonSerializable(typeof(ReportOutput))]
+[JsonSerializable(typeof(ReportVerifyOutput))]
 internal sealed partial class CliJson : JsonSerializerContext;

@@ -38,6 +38,18 @@ public sealed record DatabaseConfig
 
     /// <summary>Freshness thresholds (<c>monitoring:</c>); the defaults when the section is absent.</summary>
     public Thresholds Monitoring { get; init; } = Thresholds.Default;
+
+    /// <summary>The recovery time objective drills are judged against in reports (<c>rto_target:</c>); none when not set.</summary>
+    public TimeSpan? RtoTarget { get; init; }
+
+    /// <summary>The recovery point objective (the data age a restore may have) drills are judged against (<c>rpo_target:</c>).</summary>
+    public TimeSpan? RpoTarget { get; init; }
+}
+
+/// <summary>The <c>reports:</c> section: where the daemon's <c>report</c> job writes monthly reports, and in which format.</summary>
+public sealed record ReportsConfig(string? Directory, string Format)
+{
+    public static readonly string[] Formats = ["html", "md", "json"];
 }
 
 /// <summary>The evidence section. <see cref="PublicKey"/> pins the verifier key file monitoring checks the log with.</summary>
@@ -59,6 +71,9 @@ public sealed record CairnConfig
     /// <summary>The alert receivers (<c>alerts:</c>).</summary>
     public IReadOnlyList<AlertSink> Alerts { get; init; } = [];
 
+    /// <summary>The <c>reports:</c> section (the daemon's monthly reports).</summary>
+    public ReportsConfig Reports { get; init; } = new(null, "html");
+
     /// <summary>Every database's scheduled jobs, in the order of the file.</summary>
     public IReadOnlyList<ScheduledJob> Schedules => [.. Databases.Values.SelectMany(d => d.Schedule)];
 
@@ -70,8 +85,8 @@ public sealed record CairnConfig
 
     public static CairnConfig Empty { get; } = new();
 
-    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring"];
+    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "reports"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "rto_target", "rpo_target"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
     // TODO(incidents issue): scheduling keys for physical backups and the daemon are designed there; refuse until then.
@@ -180,6 +195,8 @@ public sealed record CairnConfig
                     Checks = CheckParser.Parse(ctx.Get(d, "checks") is { } ch ? ch as YamlSequenceNode ?? throw new ConfigException($"{file}:{ch.Start.Line}: databases.{name}.checks must be a list") : null, file, name),
                     Schedule = ctx.Get(d, "schedule") is { } sc ? ScheduledJob.Parse(ctx.Mapping(sc, $"databases.{name}.schedule"), file, name) : [],
                     Monitoring = Thresholds.Parse(ctx.Get(d, "monitoring") is { } mo ? ctx.Mapping(mo, $"databases.{name}.monitoring") : null, file, name),
+                    RtoTarget = ctx.Get(d, "rto_target") is { } rto ? ctx.Duration(rto, $"databases.{name}.rto_target") : null,
+                    RpoTarget = ctx.Get(d, "rpo_target") is { } rpo ? ctx.Duration(rpo, $"databases.{name}.rpo_target") : null,
                 };
             }
         }
@@ -190,9 +207,22 @@ public sealed record CairnConfig
             ctx.CheckKeys(em, EvidenceKeys, "evidence.");
             evidence = new EvidenceConfig(Resolve(ctx.OptString(em, "path", "evidence")), Resolve(ctx.OptString(em, "signing_key", "evidence")), ctx.OptBool(em, "mirror_table", "evidence") ?? false, Resolve(ctx.OptString(em, "public_key", "evidence")));
         }
+        var reports = new ReportsConfig(null, "html");
+        if (ctx.Get(root, "reports") is { } rn2)
+        {
+            var rm2 = ctx.Mapping(rn2, "reports");
+            ctx.CheckKeys(rm2, ["dir", "format"], "reports.");
+            var format = ctx.OptString(rm2, "format", "reports") ?? "html";
+            if (!ReportsConfig.Formats.Contains(format))
+            {
+                throw new ConfigException($"{file}:{rn2.Start.Line}: reports.format must be one of {string.Join(", ", ReportsConfig.Formats)}, not '{format}'");
+            }
+            reports = new ReportsConfig(Resolve(ctx.OptString(rm2, "dir", "reports")), format);
+        }
         return new CairnConfig
         {
             File = file,
+            Reports = reports,
             Repository = ResolveLocation(ctx.OptString(root, "repository", "")),
             Evidence = evidence,
             PostgresBin = Resolve(ctx.OptString(root, "postgres_bin", "")),

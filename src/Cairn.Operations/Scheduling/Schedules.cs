@@ -7,7 +7,7 @@ namespace Cairn.Operations.Scheduling;
 /// <summary>A scheduled job of one database: cron in UTC (5 fields, with Cronos' "#" nth-weekday form, e.g. "0 3 * * 0#1").</summary>
 public sealed record ScheduledJob(string Database, string Job, string Expression, CronExpression Cron)
 {
-    public static readonly string[] Jobs = ["backup", "drill", "verify_live", "prune", "check"];
+    public static readonly string[] Jobs = ["backup", "drill", "verify_live", "prune", "check", "report"];
 
     public DateTimeOffset? Next(DateTimeOffset after) => Cron.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is { } n ? new DateTimeOffset(n, TimeSpan.Zero) : null;
 
