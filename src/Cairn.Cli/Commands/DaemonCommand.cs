@@ -7,6 +7,7 @@ using Cairn.Operations.Configuration;
 using Cairn.Operations.Drills;
 using Cairn.Operations.Logical;
 using Cairn.Operations.Monitoring;
+using Cairn.Operations.Reports;
 using Cairn.Operations.Retention;
 using Cairn.Operations.Scheduling;
 using Cairn.Operations.Verification;
@@ -39,6 +40,7 @@ internal static class DaemonCommand
                     var fresh = configPath is null ? CairnConfig.Empty : CairnConfig.Load(configPath);
                     config = fresh;
                     scheduler.Reload(fresh);
+                    RecordConfig(new Invocation(ctx, inv.Options, fresh), "reload", log);
                     log("info", $"msg=\"configuration reloaded\" jobs={scheduler.JobCount}");
                 }
                 catch (ConfigException e)
@@ -49,6 +51,7 @@ internal static class DaemonCommand
             // Scrapes use the daemon's current configuration, like its jobs.
             using var http = StartHttp(p.GetValue(listen)!, () => new Invocation(ctx, inv.Options, config), () => scheduler.LastTick, ctx.Time, log, ct);
             log("info", $"msg=\"daemon started\" jobs={config.Schedules.Count} listen={p.GetValue(listen)}");
+            RecordConfig(inv, "load", log);
             // Only records a verified checkpoint covers decide whether a slot was missed.
             var history = inv.Operations.Evidence.ReadVerified().Entries;
             await scheduler.RunAsync(config, history, TimeSpan.FromSeconds(Math.Max(1, p.GetValue(tick))), ct).ConfigureAwait(false);
@@ -56,6 +59,22 @@ internal static class DaemonCommand
             return ExitCodes.Ok;
         });
         return cmd;
+    }
+
+    /// <summary>The configuration the daemon runs with goes on the record (its SHA-256); a log that cannot be written is logged, not fatal.</summary>
+    private static void RecordConfig(Invocation inv, string action, Action<string, string> log)
+    {
+        try
+        {
+            if (new ConfigRecordOperation(inv.Operations).Record(action) is { } sha)
+            {
+                log("info", $"msg=\"configuration recorded\" action={action} sha256={sha}");
+            }
+        }
+        catch (Exception e) when (e is Cairn.Evidence.Log.EvidenceException or IOException or UnauthorizedAccessException)
+        {
+            log("error", $"msg=\"could not record the configuration\" error=\"{Scheduler.Logfmt(e.Message)}\"");
+        }
     }
 
     /// <summary>
@@ -68,7 +87,7 @@ internal static class DaemonCommand
         {
             var output = new StringWriter();
             var inv = new Invocation(new CliContext(new CliConsole(output, output, false, false), ctx.Time, ctx.Environment), options with { Json = false }, config);
-            var kind = job.Job switch { "prune" => "prune", "check" => null, "verify_live" => "verify", var k => k };
+            var kind = job.Job switch { "prune" => "prune", "check" => null, "verify_live" => "verify", "report" => "report", var k => k };
             var code = await CommandRunner.ExecuteAsync(inv, () => Run(inv, job, cancellationToken), kind, cancellationToken).ConfigureAwait(false);
             var summary = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(l => !l.StartsWith('\u250c') && !l.StartsWith('\u2502')) ?? "";
             return new JobOutcome(code, summary);
@@ -81,6 +100,7 @@ internal static class DaemonCommand
             "verify_live" => DrillCommands.VerifyLiveAsync(inv, new LiveVerifyRequest(inv.ResolveDatabase(job.Database)), ct),
             "prune" => RepositoryCommands.PruneAsync(inv, new PruneRequest(DryRun: false), ct),
             "check" => MonitoringCommands.CheckAsync(inv, new HealthRequest(job.Database), nagios: false, textfile: null, ct),
+            "report" => Task.FromResult(ReportCommands.Write(inv, ReportSchedule.JobRequest(inv.Config, job.Database, inv.Operations.Time.GetUtcNow()))),
             _ => throw new InvalidOperationException($"unknown job {job.Job}"),
         };
     }

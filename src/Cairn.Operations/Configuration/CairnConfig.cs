@@ -52,8 +52,9 @@ public sealed record ReportsConfig(string? Directory, string Format)
     public static readonly string[] Formats = ["html", "md", "json"];
 }
 
-/// <summary>The evidence section. <see cref="PublicKey"/> pins the verifier key file monitoring checks the log with.</summary>
-public sealed record EvidenceConfig(string? Path, string? SigningKey, bool MirrorTable, string? PublicKey = null);
+/// <summary>The evidence section. <see cref="PublicKey"/> pins the verifier key file monitoring checks the log with;
+/// <see cref="MirrorSchema"/> is the schema of the runbook's table (default <c>cairn</c>).</summary>
+public sealed record EvidenceConfig(string? Path, string? SigningKey, bool MirrorTable, string? PublicKey = null, string? MirrorSchema = null);
 
 /// <summary>
 /// cairn.yaml: the path comes from --config, CAIRN_CONFIG, else ./cairn.yaml. Secrets are never in
@@ -100,7 +101,7 @@ public sealed record CairnConfig
         ["physical"] = "physical backups need no section: set data_directory for file-level backups, run 'cairn backup NAME --physical', and archive WAL with archive_command = 'cairn wal-push %p --database NAME'",
     };
     private static readonly HashSet<string> RetentionKeys = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within"];
-    private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table", "public_key"];
+    private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table", "public_key", "mirror_schema"];
 
     public static CairnConfig Load(string path)
     {
@@ -205,7 +206,12 @@ public sealed record CairnConfig
         {
             var em = ctx.Mapping(en, "evidence");
             ctx.CheckKeys(em, EvidenceKeys, "evidence.");
-            evidence = new EvidenceConfig(Resolve(ctx.OptString(em, "path", "evidence")), Resolve(ctx.OptString(em, "signing_key", "evidence")), ctx.OptBool(em, "mirror_table", "evidence") ?? false, Resolve(ctx.OptString(em, "public_key", "evidence")));
+            evidence = new EvidenceConfig(Resolve(ctx.OptString(em, "path", "evidence")), Resolve(ctx.OptString(em, "signing_key", "evidence")), ctx.OptBool(em, "mirror_table", "evidence") ?? false, Resolve(ctx.OptString(em, "public_key", "evidence")),
+                ctx.OptString(em, "mirror_schema", "evidence"));
+            if (evidence.MirrorSchema is { } ms && !Regex.IsMatch(ms, "^[a-z_][a-z0-9_]{0,62}$"))
+            {
+                throw new ConfigException($"{file}:{en.Start.Line}: evidence.mirror_schema '{ms}' must be a lower-case SQL name (letters, digits, '_'), e.g. cairn");
+            }
         }
         var reports = new ReportsConfig(null, "html");
         if (ctx.Get(root, "reports") is { } rn2)
@@ -218,6 +224,10 @@ public sealed record CairnConfig
                 throw new ConfigException($"{file}:{rn2.Start.Line}: reports.format must be one of {string.Join(", ", ReportsConfig.Formats)}, not '{format}'");
             }
             reports = new ReportsConfig(Resolve(ctx.OptString(rm2, "dir", "reports")), format);
+        }
+        if (reports.Directory is null && dbs.Values.SelectMany(d => d.Schedule).FirstOrDefault(j => j.Job == "report") is { } reportJob)
+        {
+            throw new ConfigException($"{file}: databases.{reportJob.Database}.schedule.report needs reports.dir, the folder the monthly reports are written into (reports: {{ dir: /var/lib/cairn/reports, format: html }})");
         }
         return new CairnConfig
         {

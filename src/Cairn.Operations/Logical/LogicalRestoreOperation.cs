@@ -42,7 +42,7 @@ public sealed class LogicalRestoreOperation(OperationContext context)
         var result = await RestoreDatabaseAsync(repo, snap, server, request.ToDatabase, request.Clean, Math.Max(1, request.Jobs), request.NoOwner, request.WithRoleAttributes,
             progress, context.Toolchain, cancellationToken).ConfigureAwait(false);
         var target = server.WithDatabase(request.ToDatabase).Redacted;
-        context.Evidence.Record(new DatabaseRestoreEvent(target, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, result.Mismatches.Count, RoleSummary.Of(result.Roles.Created))
+        var seq = context.Evidence.Record(new DatabaseRestoreEvent(target, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, result.Mismatches.Count, RoleSummary.Of(result.Roles.Created))
         {
             Repository = repo.Storage.Location,
             Result = EvidenceEvent.Outcome(result.Ok),
@@ -50,6 +50,10 @@ public sealed class LogicalRestoreOperation(OperationContext context)
             Snapshot = snap.Id,
             DurationMs = (long)result.Duration.TotalMilliseconds,
         });
+        if (await Checks.ResultMirror.WriteAsync(context, db.Connection, [Checks.ResultMirror.EventRow("restore", db.Name, result.Ok, null, context.Time.GetUtcNow(), result.Duration, seq, $"to {target}")], cancellationToken).ConfigureAwait(false) is { } warning)
+        {
+            context.Warn(warning);
+        }
         return new DatabaseRestoreResult(snap, request.ToDatabase, target, result);
     }
 

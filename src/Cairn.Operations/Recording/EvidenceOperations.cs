@@ -57,7 +57,8 @@ public sealed class EvidenceInitOperation(OperationContext context)
     }
 }
 
-public sealed record EvidenceListRequest(string? Since = null, string? Kind = null, string? Database = null);
+/// <param name="Bodies">The records' bodies are shown (<c>--json</c>): the read goes on the record. Without, only kinds and times are shown.</param>
+public sealed record EvidenceListRequest(string? Since = null, string? Kind = null, string? Database = null, bool Bodies = false);
 
 public sealed record EvidenceListResult(IReadOnlyList<LogEntry> Entries);
 
@@ -67,7 +68,13 @@ public sealed class EvidenceListOperation(OperationContext context)
     public EvidenceListResult Run(EvidenceListRequest request)
     {
         var log = context.Evidence.OpenExisting();
-        return new EvidenceListResult(EvidenceTime.Filter(log.ReadEntries(out _), EvidenceTime.Parse(request.Since), null, request.Kind, request.Database));
+        var entries = EvidenceTime.Filter(log.ReadEntries(out _), EvidenceTime.Parse(request.Since), null, request.Kind, request.Database);
+        if (request.Bodies)
+        {
+            var filters = string.Join(" ", new[] { request.Since is { } s ? $"since {s}" : null, request.Kind is { } k ? $"kind {k}" : null, request.Database is { } d ? $"database {d}" : null }.OfType<string>());
+            EvidenceReads.Record(context, log, "list --json", (entries.Count > 0 ? $"{entries[0].Seq}..{entries[^1].Seq}" : "none") + (filters.Length > 0 ? $" ({filters})" : ""));
+        }
+        return new EvidenceListResult(entries);
     }
 }
 

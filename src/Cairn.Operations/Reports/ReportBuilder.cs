@@ -216,7 +216,7 @@ public static class ReportBuilder
         foreach (var e in period.Where(e => e.Kind == "alert" && Detail(e, "reminder") != "yes"))
         {
             var key = (Text(e, "database") ?? "-", Detail(e, "check") ?? "?");
-            var state = Detail(e, "state") ?? "";
+            var state = (Detail(e, "state") ?? "").ToLowerInvariant();
             if (state == "ok")
             {
                 if (open.Remove(key, out var o))

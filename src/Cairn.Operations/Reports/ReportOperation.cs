@@ -82,9 +82,10 @@ public sealed class ReportOperation(OperationContext context)
                 (long?)d.RtoTarget?.TotalSeconds, (long?)d.RpoTarget?.TotalSeconds))]);
         var report = ReportBuilder.Build(entries, inputs, log.Origin, now, ControlMapping.Load());
 
-        // Reports chain: the newest earlier report's checkpoint, and the proof that this log extends it.
+        // Reports chain: the newest earlier report's checkpoint, and the proof that this log extends it. Its record may come
+        // after this report's checkpoint (a report is recorded after the period it covers); its checkpoint may not.
         PreviousReport? previous = null;
-        var prior = entries.LastOrDefault(e => e.Seq < size && e.Kind == "report" && ReportEvidence.DetailNumber(e, "tree_size") is { } s && s <= size && s > 0);
+        var prior = entries.LastOrDefault(e => e.Kind == "report" && ReportEvidence.DetailNumber(e, "tree_size") is { } s && s <= size && s > 0);
         if (prior is not null)
         {
             var oldText = ReportEvidence.DetailText(prior, "checkpoint") ?? "";
