@@ -18,6 +18,7 @@ internal static class HtmlReport
         h1{font-size:22px;margin:0 0 12px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
         .banner{border-radius:8px;padding:12px 16px;color:#fff;margin:8px 0 16px}
         .banner.ok{background:var(--ok)}.banner.warning{background:var(--warn)}.banner.critical{background:var(--crit)}
+        .banner.ok,.banner.warning,.banner.critical{color:#fff;font-weight:normal}
         .banner strong{font-size:16px;letter-spacing:.04em}.banner ul{margin:6px 0 0 18px;padding:0}
         .meta{color:var(--mute);font-size:12px}
         .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:8px;margin:8px 0}

@@ -31,7 +31,7 @@ public class ReportTests(PostgresFixture pg)
                 connection: "{pg.Server.Url(db)}"
                 schedule:
                   backup: "30 0 * * *"
-                rto_target: 5m
+                rto_target: 30s
                 rpo_target: 3d
                 checks:
                   - row_counts: {"{"} equal_to: fingerprint {"}"}
@@ -116,7 +116,7 @@ public class ReportTests(PostgresFixture pg)
         var rtos = drills.Select(r => r["details"]!["rto_ms"]!.GetValue<long>()).Order().ToList();
         Assert.Equal(rtos[1], app["drills"]!["rto"]!["median"]!.GetValue<long>());
         Assert.Equal(rtos[2], app["drills"]!["rto"]!["worst"]!.GetValue<long>());
-        Assert.Equal(300, app["drills"]!["rto_target_seconds"]!.GetValue<long>());
+        Assert.Equal(30, app["drills"]!["rto_target_seconds"]!.GetValue<long>());
         var sqlChecks = app["checks"]!.AsArray().Single(c => c!["source"]!.GetValue<string>() == "drill" && c["kind"]!.GetValue<string>() == "sql")!;
         Assert.Equal(2, sqlChecks["pass"]!.GetValue<long>());
         Assert.Equal(1, sqlChecks["fail"]!.GetValue<long>());
@@ -147,6 +147,17 @@ public class ReportTests(PostgresFixture pg)
             Assert.True(code == 0, $"{format}: {o}{e}");
             Assert.StartsWith("OK:", o, StringComparison.Ordinal);
         }
+
+        // An auditor's export of the month: verify.py checks the JSON report against its records without Cairn.
+        var (ec, eo, ee) = await cli.RunAsync("evidence", "export", "--from", "2026-11-01", "--until", "2026-12-01", "--to", dir.File("export"));
+        Assert.True(ec == 0, eo + ee);
+        Assert.Equal(0, (await Python(dir.File("export"), dir.File("report.json"))).Code);
+        var tampered = JsonNode.Parse(await File.ReadAllTextAsync(dir.File("report.json")))!.AsObject();
+        tampered["databases"]![0]!["drills"]!["failed"] = 0;
+        await File.WriteAllTextAsync(dir.File("tampered.json"), tampered.ToJsonString());
+        var (pc, po) = await Python(dir.File("export"), dir.File("tampered.json"));
+        Assert.Equal(1, pc);
+        Assert.Contains("BAD report: app: drills failed", po, StringComparison.Ordinal);
 
         await RendersInChromiumAsync(dir, dir.File("report.html"));
 
@@ -220,6 +231,18 @@ public class ReportTests(PostgresFixture pg)
         File.Copy(png, Path.Combine(artifacts, "report.png"), overwrite: true);
         File.Copy(pdf, Path.Combine(artifacts, "report.pdf"), overwrite: true);
         File.Copy(html, Path.Combine(artifacts, "report.html"), overwrite: true);
+    }
+
+    private static async Task<(int Code, string Out)> Python(string folder, string report)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add("verify.py");
+        psi.ArgumentList.Add(report);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var o = await p.StandardOutput.ReadToEndAsync();
+        var e = await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, o + e);
     }
 
     internal static List<JsonObject> ReadLog(string folder)
