@@ -84,4 +84,27 @@ public class ReportRenderingTests
         Assert.Contains("databases.app.rto_target", e.Message, StringComparison.Ordinal);
         Assert.Throws<ConfigException>(() => CairnConfig.Parse("reports: { format: pdf }\n", "c.yaml"));
     }
+
+    [Fact]
+    public void The_report_job_writes_last_month_into_the_reports_folder_and_check_warns_only_when_that_report_is_missing()
+    {
+        var config = CairnConfig.Parse("reports: { dir: /srv/reports }\ndatabases:\n  app:\n    connection: \"host=/tmp dbname=app\"\n    schedule: { report: \"0 6 1 * *\" }\n  other:\n    connection: \"host=/tmp dbname=other\"\n", "/etc/cairn/cairn.yaml");
+        var now = DateTimeOffset.Parse("2026-12-01T08:00:00Z", CultureInfo.InvariantCulture);
+        var job = ReportSchedule.JobRequest(config, "app", now);
+        Assert.Equal((From, From.AddMonths(1)), (job.From, job.Until));
+        Assert.Equal("/srv/reports/cairn-report-app-2026-11.html", job.Out);
+        Assert.Equal(ReportFormat.Html, job.Format);
+
+        string[] both = ["app", "other"];
+        var missing = Assert.Single(ReportSchedule.MissingReports([], config, both, now));
+        Assert.Equal(("app", Cairn.Operations.Monitoring.HealthState.Warning), (missing.Database, missing.State));
+        Assert.Empty(ReportSchedule.MissingReports([], config, both, DateTimeOffset.Parse("2026-12-01T06:30:00Z", CultureInfo.InvariantCulture)));
+        var recorded = Entry(9, "2026-12-01T06:00:05.000Z", "report", "pass", "app", new JsonObject { ["from"] = "2026-11-01T00:00:00.0000000+00:00", ["until"] = "2026-12-01T00:00:00.0000000+00:00" });
+        Assert.Equal(Cairn.Operations.Monitoring.HealthState.Ok, Assert.Single(ReportSchedule.MissingReports([recorded], config, both, now)).State);
+        var october = Entry(9, "2026-11-01T06:00:05.000Z", "report", "pass", "app", new JsonObject { ["from"] = "2026-10-01T00:00:00.0000000+00:00" });
+        Assert.Equal(Cairn.Operations.Monitoring.HealthState.Warning, Assert.Single(ReportSchedule.MissingReports([october], config, both, now)).State);
+
+        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/tmp dbname=app\"\n    schedule: { report: \"0 6 1 * *\" }\n", "c.yaml"));
+        Assert.Contains("reports.dir", e.Message, StringComparison.Ordinal);
+    }
 }
