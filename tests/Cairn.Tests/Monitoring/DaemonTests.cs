@@ -154,6 +154,9 @@ public class DaemonTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
         var records = JsonNode.Parse(list)!.AsArray();
         Assert.Contains(records, r => r!["kind"]!.GetValue<string>() == "backup" && r["result"]!.GetValue<string>() == "error");
         Assert.Contains(records, r => r!["kind"]!.GetValue<string>() == "alert");
+        // The configuration the daemon ran with is on the record, by its SHA-256.
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(dir.File("cairn.yaml"))));
+        Assert.Contains(records, r => r!["kind"]!.GetValue<string>() == "config-change" && r["details"]!["sha256"]!.GetValue<string>() == sha && r["details"]!["action"]!.GetValue<string>() == "load");
         lock (log)
         {
             Assert.Contains("daemon stopped", log.ToString(), StringComparison.Ordinal);
