@@ -278,6 +278,10 @@ public static class ReportBuilder
         {
             critical.Add($"{r.Verifications.Failed} repository verification(s) found damage");
         }
+        if (r.Databases.Count == 0)
+        {
+            warning.Add("no database in this report: none is configured and none is on record in the period");
+        }
         var unresolved = r.Alerts.Count(a => a.Resolved is null);
         if (unresolved > 0)
         {
