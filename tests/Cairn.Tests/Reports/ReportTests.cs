@@ -11,8 +11,7 @@ namespace Cairn.Tests.Reports;
 /// A month of history made by real commands on a real server, driven by a fake clock; then the report of that month
 /// is compared with what the evidence log holds, rendered in Chromium, verified, and verified again after an edit.
 /// </summary>
-[Collection("postgres")]
-public class ReportTests(PostgresFixture pg)
+public class ReportTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     private static readonly DateTimeOffset November = DateTimeOffset.Parse("2026-11-01T00:00:00Z", CultureInfo.InvariantCulture);
 
@@ -261,8 +260,7 @@ public class ReportTests(PostgresFixture pg)
 }
 
 /// <summary>The runbook's table, honest: a row per backup, in its own schema, closed to the application roles.</summary>
-[Collection("postgres")]
-public class VerificationMirrorTests(PostgresFixture pg)
+public class VerificationMirrorTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
     // The runbook's queries, verbatim but for the schema name in front of the table.
     private const string FreshnessQuery = """
