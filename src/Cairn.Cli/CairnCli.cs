@@ -48,6 +48,7 @@ public static class CairnCli
         root.Subcommands.Add(LifecycleCommands.Cleanup(ctx));
         root.Subcommands.Add(LifecycleCommands.Erase(ctx));
         root.Subcommands.Add(LifecycleCommands.Recover(ctx));
+        root.Subcommands.Add(ReportCommands.Build(ctx));
         root.Subcommands.Add(DemoCommand.Build(ctx));
         return root;
     }

@@ -86,6 +86,10 @@ public sealed record EvidenceShowOutput(JsonNode? Record, string LeafHash, int T
 
 public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Records, long Pruned, string RootHash, long CheckpointSize, bool AgainstChecked, IReadOnlyList<string> Problems);
 
+public sealed record ReportOutput(string MessageType, string Path, string Format, string Sha256, long EvidenceSeq, string Status, long TreeSize);
+
+public sealed record ReportVerifyOutput(string MessageType, bool Ok, string File, string Format, long TreeSize, int SectionsChecked, IReadOnlyList<string> Problems);
+
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(ErrorOutput))]
 [JsonSerializable(typeof(PinOutput))]
@@ -114,6 +118,8 @@ public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Reco
 [JsonSerializable(typeof(EraseReplayOutput))]
 [JsonSerializable(typeof(RecoverOutput))]
 [JsonSerializable(typeof(DoctorOutput))]
+[JsonSerializable(typeof(ReportOutput))]
+[JsonSerializable(typeof(ReportVerifyOutput))]
 internal sealed partial class CliJson : JsonSerializerContext;
 
 public sealed record CleanupPartitionRow(string Partition, string Bound, long Rows);

@@ -8,6 +8,7 @@ using Cairn.Operations.Drills;
 using Cairn.Operations.Logical;
 using Cairn.Operations.Monitoring;
 using Cairn.Operations.Physical;
+using Cairn.Operations.Reports;
 using Cairn.Operations.Retention;
 using Cairn.Operations.Scheduling;
 using Cairn.Operations.Verification;
@@ -48,6 +49,7 @@ internal static class DaemonCommand
                     var fresh = configPath is null ? CairnConfig.Empty : CairnConfig.Load(configPath);
                     config = fresh;
                     scheduler.Reload(fresh);
+                    RecordConfig(new Invocation(ctx, inv.Options, fresh), "reload", log);
                     log("info", $"msg=\"configuration reloaded\" jobs={scheduler.JobCount}");
                 }
                 catch (ConfigException e)
@@ -58,6 +60,7 @@ internal static class DaemonCommand
             // Scrapes use the daemon's current configuration, like its jobs.
             using var http = StartHttp(address, () => new Invocation(ctx, inv.Options, config), () => scheduler.LastTick, staleAfter, ctx.Time, log, ct);
             log("info", $"msg=\"daemon started\" jobs={config.Schedules.Count} listen={address}");
+            RecordConfig(inv, "load", log);
             // Only records a verified checkpoint covers decide whether a slot was missed.
             var history = inv.Operations.Evidence.ReadVerified().Entries;
             await scheduler.RunAsync(config, history, interval, ct).ConfigureAwait(false);
@@ -65,6 +68,22 @@ internal static class DaemonCommand
             return ExitCodes.Ok;
         });
         return cmd;
+    }
+
+    /// <summary>The configuration the daemon runs with goes on the record (its SHA-256); a log that cannot be written is logged, not fatal.</summary>
+    private static void RecordConfig(Invocation inv, string action, Action<string, string> log)
+    {
+        try
+        {
+            if (new ConfigRecordOperation(inv.Operations).Record(action) is { } sha)
+            {
+                log("info", $"msg=\"configuration recorded\" action={action} sha256={sha}");
+            }
+        }
+        catch (Exception e) when (e is Cairn.Evidence.Log.EvidenceException or IOException or UnauthorizedAccessException)
+        {
+            log("error", $"msg=\"could not record the configuration\" error=\"{Scheduler.Logfmt(e.Message)}\"");
+        }
     }
 
     /// <summary>
@@ -102,6 +121,7 @@ internal static class DaemonCommand
             "prune" => await RepositoryCommands.PruneAsync(inv, new PruneRequest(DryRun: false), ct).ConfigureAwait(false),
             "check" => await MonitoringCommands.CheckAsync(inv, new HealthRequest(job.Database), nagios: false, textfile: null, ct).ConfigureAwait(false),
             "cleanup" => await LifecycleCommands.CleanupAsync(inv, new Operations.Lifecycle.Cleanup.CleanupRequest(inv.ResolveDatabase(job.Database)), ct).ConfigureAwait(false),
+            "report" => ReportCommands.Write(inv, ReportSchedule.JobRequest(inv.Config, job.Database, inv.Operations.Time.GetUtcNow())),
             _ => throw new InvalidOperationException($"unknown job {job.Job}"),
         };
     }

@@ -7,6 +7,7 @@ using Cairn.Operations.Drills;
 using Cairn.Operations.Keys;
 using Cairn.Operations.Logical;
 using Cairn.Operations.Physical;
+using Cairn.Operations.Reports;
 using Cairn.Operations.Recording;
 using Cairn.Operations.Retention;
 using Cairn.Operations.Setup;
@@ -35,14 +36,16 @@ internal static class DemoCommand
     {
         var keep = new Option<bool>("--keep") { Description = "Keep the scratch server and folder afterwards (prints how to connect)" };
         var profiles = new Option<int>("--profiles") { Description = "Demo size: profiles to generate (orders, messages and audit rows scale with it)", DefaultValueFactory = _ => 5000 };
-        var cmd = new Command("demo", "Run Cairn end to end on a scratch PostgreSQL server with a demo database (nothing is left behind)") { keep, profiles };
-        cmd.SetAction(ctx, (inv, p, ct) => RunAsync(ctx, p.GetValue(keep), p.GetValue(profiles), ct));
+        var report = new Option<string>("--report") { Description = "Where to write the compliance report of the demo's own run (HTML)", DefaultValueFactory = _ => "cairn-demo-report.html" };
+        var cmd = new Command("demo", "Run Cairn end to end on a scratch PostgreSQL server with a demo database (nothing is left behind but the report of the run)") { keep, profiles, report };
+        cmd.SetAction(ctx, (inv, p, ct) => RunAsync(ctx, p.GetValue(keep), p.GetValue(profiles), Path.GetFullPath(p.GetValue(report)!), ct));
         return cmd;
     }
 
-    private static async Task<int> RunAsync(CliContext ctx, bool keep, int profiles, CancellationToken ct)
+    private static async Task<int> RunAsync(CliContext ctx, bool keep, int profiles, string reportPath, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
+        var started = ctx.Time.GetUtcNow();
         var console = ctx.Console;
         var workspace = await DemoWorkspace.CreateAsync(ct).ConfigureAwait(false);
         DemoProduction? production = null;
@@ -148,10 +151,15 @@ internal static class DemoCommand
             await Run("prune --dry-run", "prune", inv => RepositoryCommands.PruneAsync(inv, new PruneRequest(DryRun: true), ct)).ConfigureAwait(false);
             await Run("evidence list", null, inv => Task.FromResult(EvidenceCommands.ListEntries(inv, new EvidenceListRequest()))).ConfigureAwait(false);
             await Run("evidence verify", null, inv => Task.FromResult(EvidenceCommands.VerifyLog(inv, new EvidenceVerifyRequest(null, null)))).ConfigureAwait(false);
+            var from = started.AddTicks(-(started.Ticks % TimeSpan.TicksPerSecond));
+            var until = ctx.Time.GetUtcNow().AddSeconds(1);
+            await Run($"report --from {from.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)} --format html --out {reportPath}", "report",
+                inv => Task.FromResult(ReportCommands.Write(inv, new ReportRequest(from, until, null, ReportFormat.Html, reportPath)))).ConfigureAwait(false);
 
             Title(console, "Summary");
             var repoBytes = await Step().Operations.OpenStorage().TotalBytesAsync(ct).ConfigureAwait(false);
             console.Out.WriteLine($"   repository on disk: {Format.Bytes(repoBytes)} for three backups (two logical: the second added only what changed; one physical) and the archived WAL");
+            console.Out.WriteLine($"   the compliance report of this run: {reportPath} (check it with: cairn report verify, while the demo's evidence log exists: --keep)");
             console.Out.WriteLine($"   demo finished in {Format.Duration(sw.Elapsed)}");
             if (keep)
             {

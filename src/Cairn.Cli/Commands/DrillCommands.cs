@@ -87,6 +87,10 @@ internal static class DrillCommands
         var result = await new LiveVerifyOperation(inv.Operations).RunAsync(request, ct).ConfigureAwait(false);
         Warn(inv, result.Warnings);
         Print(inv, $"live verification of {result.Database}", result.Checks, request.AllowSkipped, null, null, result.Elapsed, null);
+        if (result.EvidenceFile is { } file)
+        {
+            inv.Console.Error.WriteLine($"evidence file: {file}");
+        }
         return Verdict(inv, "verification failed", result.Checks, request.AllowSkipped);
     }
 

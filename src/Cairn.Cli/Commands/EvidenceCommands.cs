@@ -46,7 +46,7 @@ internal static class EvidenceCommands
 
     public static int ListEntries(Invocation inv, EvidenceListRequest request)
     {
-        var entries = new EvidenceListOperation(inv.Operations).Run(request).Entries;
+        var entries = new EvidenceListOperation(inv.Operations).Run(request with { Bodies = inv.Json }).Entries;
         if (inv.Json)
         {
             // Records as they are in the log; a pruned one by its leaf hash.
@@ -56,20 +56,14 @@ internal static class EvidenceCommands
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(rows, CliJson.Default.ListJsonNode));
             return ExitCodes.Ok;
         }
-        var t = new Table().AddColumns("Seq", "Time (UTC)", "Kind", "Result", "Database", "Snapshot", "Summary");
+        // Without --json only kinds and times: reading bodies is an audited read (--json, show, export, report).
+        var t = new Table().AddColumns("Seq", "Time (UTC)", "Kind");
         foreach (var e in entries)
         {
-            if (e.Record is null)
-            {
-                t.AddRow(e.Seq.ToString(CultureInfo.InvariantCulture), "", "(pruned)", "", "", "", Convert.ToHexStringLower(e.LeafHash)[..16]);
-                continue;
-            }
-            var r = e.Record;
-            t.AddRow(e.Seq.ToString(CultureInfo.InvariantCulture), Markup.Escape(Text(r["time"])), Markup.Escape(Text(r["kind"])), ResultMarkup(Text(r["result"])),
-                Markup.Escape(Text(r["database"])), Markup.Escape(Text(r["snapshot"]) is { Length: > 8 } s ? s[..8] : Text(r["snapshot"])), Markup.Escape(Summary(r)));
+            t.AddRow(e.Seq.ToString(CultureInfo.InvariantCulture), e.Record is null ? "" : Markup.Escape(Text(e.Record["time"])), e.Record is null ? "(pruned)" : Markup.Escape(Text(e.Record["kind"])));
         }
         inv.Console.Ansi.Write(t);
-        inv.Console.Out.WriteLine($"{entries.Count} record(s)");
+        inv.Console.Out.WriteLine($"{entries.Count} record(s); their bodies: 'cairn evidence show SEQ' or 'evidence list --json' (each read is recorded)");
         return ExitCodes.Ok;
     }
 
@@ -234,13 +228,4 @@ internal static class EvidenceCommands
         _ => v.ToJsonString(),
     };
 
-    private static string ResultMarkup(string result) => result switch
-    {
-        "pass" => "[green]pass[/]",
-        "fail" => "[red]fail[/]",
-        "error" => "[red]error[/]",
-        _ => Markup.Escape(result),
-    };
-
-    private static string Summary(JsonObject r) => r["details"] is JsonObject d ? string.Join(", ", d.Take(4).Select(p => $"{p.Key}={Text(p.Value)}")) : "";
 }

@@ -217,7 +217,8 @@ internal static class RepositoryCommands
         var database = new Argument<string?>("DATABASE") { Description = "With --live: run this database's configured checks against the live database", Arity = ArgumentArity.ZeroOrOne };
         var live = new Option<bool>("--live") { Description = "Run the database's checks against the live database (read-only, with a statement timeout); exit 12 when one fails or cannot run" };
         var allowSkipped = DrillCommands.AllowSkippedOption();
-        var cmd = new Command("verify", "Check the repository: structure always; with --read-data every byte (exit 5 when damage is found). With DATABASE --live: the checks against the live database") { database, readData, subset, live, allowSkipped };
+        var evidenceFile = new Option<string?>("--evidence-file") { Description = "With --live: also write the runbook's backup_verify_TIMESTAMP.log into this folder, with the record's leaf hash as its 'Verification Hash:'" };
+        var cmd = new Command("verify", "Check the repository: structure always; with --read-data every byte (exit 5 when damage is found). With DATABASE --live: the checks against the live database") { database, readData, subset, live, allowSkipped, evidenceFile };
         cmd.SetAction(ctx, (inv, p, ct) =>
         {
             if (p.GetValue(live) || p.GetValue(database) is not null)
@@ -227,7 +228,7 @@ internal static class RepositoryCommands
                 {
                     throw new RepositoryException(ErrorKind.InvalidInput, $"to check the live database {name}, add --live; to check the repository, leave out the database");
                 }
-                return DrillCommands.VerifyLiveAsync(inv, new LiveVerifyRequest(inv.ResolveDatabase(name), p.GetValue(allowSkipped)), ct);
+                return DrillCommands.VerifyLiveAsync(inv, new LiveVerifyRequest(inv.ResolveDatabase(name), p.GetValue(allowSkipped), p.GetValue(evidenceFile)), ct);
             }
             if (p.GetValue(allowSkipped))
             {

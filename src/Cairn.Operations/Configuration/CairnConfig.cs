@@ -42,6 +42,12 @@ public sealed record DatabaseConfig
     /// <summary>Freshness thresholds (<c>monitoring:</c>); the defaults when the section is absent.</summary>
     public Thresholds Monitoring { get; init; } = Thresholds.Default;
 
+    /// <summary>The recovery time objective drills are judged against in reports (<c>rto_target:</c>); none when not set.</summary>
+    public TimeSpan? RtoTarget { get; init; }
+
+    /// <summary>The recovery point objective (the data age a restore may have) drills are judged against (<c>rpo_target:</c>).</summary>
+    public TimeSpan? RpoTarget { get; init; }
+
     /// <summary>The retention cleanup rules (<c>cleanup:</c>), numbered from 1 in the order written.</summary>
     public IReadOnlyList<Lifecycle.CleanupRule> Cleanup { get; init; } = [];
 
@@ -58,8 +64,15 @@ public sealed record DaemonConfig(string Listen = "127.0.0.1:9187", TimeSpan? Ti
     public TimeSpan TickOrDefault => Tick ?? TimeSpan.FromSeconds(5);
 }
 
-/// <summary>The evidence section. <see cref="PublicKey"/> pins the verifier key file monitoring checks the log with.</summary>
-public sealed record EvidenceConfig(string? Path, string? SigningKey, bool MirrorTable, string? PublicKey = null);
+/// <summary>The <c>reports:</c> section: where the daemon's <c>report</c> job writes monthly reports, and in which format.</summary>
+public sealed record ReportsConfig(string? Directory, string Format)
+{
+    public static readonly string[] Formats = ["html", "md", "json"];
+}
+
+/// <summary>The evidence section. <see cref="PublicKey"/> pins the verifier key file monitoring checks the log with;
+/// <see cref="MirrorSchema"/> is the schema of the runbook's table (default <c>cairn</c>).</summary>
+public sealed record EvidenceConfig(string? Path, string? SigningKey, bool MirrorTable, string? PublicKey = null, string? MirrorSchema = null);
 
 /// <summary>
 /// cairn.yaml: the path comes from --config, CAIRN_CONFIG, else ./cairn.yaml. Secrets are never in
@@ -83,6 +96,9 @@ public sealed record CairnConfig
     /// <summary>The alert receivers (<c>alerts:</c>).</summary>
     public IReadOnlyList<AlertSink> Alerts { get; init; } = [];
 
+    /// <summary>The <c>reports:</c> section (the daemon's monthly reports).</summary>
+    public ReportsConfig Reports { get; init; } = new(null, "html");
+
     /// <summary>Every database's scheduled jobs, in the order of the file.</summary>
     public IReadOnlyList<ScheduledJob> Schedules => [.. Databases.Values.SelectMany(d => d.Schedule)];
 
@@ -97,8 +113,8 @@ public sealed record CairnConfig
 
     public static CairnConfig Empty { get; } = new();
 
-    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "erasure", "audit"];
+    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "erasure", "audit", "rto_target", "rpo_target"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
     private static readonly Dictionary<string, string> RefusedTopKeys = new(StringComparer.Ordinal);
@@ -109,7 +125,7 @@ public sealed record CairnConfig
     };
     private static readonly HashSet<string> DaemonKeys = ["listen", "tick"];
     private static readonly HashSet<string> RetentionKeys = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_within", "keep_tag"];
-    private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table", "public_key"];
+    private static readonly HashSet<string> EvidenceKeys = ["path", "signing_key", "mirror_table", "public_key", "mirror_schema"];
 
     public static CairnConfig Load(string path)
     {
@@ -214,6 +230,8 @@ public sealed record CairnConfig
                     Cleanup = Lifecycle.LifecycleConfigParser.Cleanup(ctx.Get(d, "cleanup"), file, name, ctx),
                     Erasure = Lifecycle.LifecycleConfigParser.Erasure(ctx.Get(d, "erasure"), file, name, ctx),
                     Audit = Lifecycle.LifecycleConfigParser.Audit(ctx.Get(d, "audit"), file, name, ctx),
+                    RtoTarget = ctx.Get(d, "rto_target") is { } rto ? ctx.Duration(rto, $"databases.{name}.rto_target") : null,
+                    RpoTarget = ctx.Get(d, "rpo_target") is { } rpo ? ctx.Duration(rpo, $"databases.{name}.rpo_target") : null,
                 };
             }
         }
@@ -222,11 +240,33 @@ public sealed record CairnConfig
         {
             var em = ctx.Mapping(en, "evidence");
             ctx.CheckKeys(em, EvidenceKeys, "evidence.");
-            evidence = new EvidenceConfig(Resolve(ctx.OptString(em, "path", "evidence")), Resolve(ctx.OptString(em, "signing_key", "evidence")), ctx.OptBool(em, "mirror_table", "evidence") ?? false, Resolve(ctx.OptString(em, "public_key", "evidence")));
+            evidence = new EvidenceConfig(Resolve(ctx.OptString(em, "path", "evidence")), Resolve(ctx.OptString(em, "signing_key", "evidence")), ctx.OptBool(em, "mirror_table", "evidence") ?? false, Resolve(ctx.OptString(em, "public_key", "evidence")),
+                ctx.OptString(em, "mirror_schema", "evidence"));
+            if (evidence.MirrorSchema is { } ms && !Regex.IsMatch(ms, "^[a-z_][a-z0-9_]{0,62}$"))
+            {
+                throw new ConfigException($"{file}:{en.Start.Line}: evidence.mirror_schema '{ms}' must be a lower-case SQL name (letters, digits, '_'), e.g. cairn");
+            }
+        }
+        var reports = new ReportsConfig(null, "html");
+        if (ctx.Get(root, "reports") is { } rn2)
+        {
+            var rm2 = ctx.Mapping(rn2, "reports");
+            ctx.CheckKeys(rm2, ["dir", "format"], "reports.");
+            var format = ctx.OptString(rm2, "format", "reports") ?? "html";
+            if (!ReportsConfig.Formats.Contains(format))
+            {
+                throw new ConfigException($"{file}:{rn2.Start.Line}: reports.format must be one of {string.Join(", ", ReportsConfig.Formats)}, not '{format}'");
+            }
+            reports = new ReportsConfig(Resolve(ctx.OptString(rm2, "dir", "reports")), format);
+        }
+        if (reports.Directory is null && dbs.Values.SelectMany(d => d.Schedule).FirstOrDefault(j => j.Job == "report") is { } reportJob)
+        {
+            throw new ConfigException($"{file}: databases.{reportJob.Database}.schedule.report needs reports.dir, the folder the monthly reports are written into (reports: {{ dir: /var/lib/cairn/reports, format: html }})");
         }
         return new CairnConfig
         {
             File = file,
+            Reports = reports,
             Repository = ResolveLocation(ctx.OptString(root, "repository", "")),
             Evidence = evidence,
             PostgresBin = Resolve(ctx.OptString(root, "postgres_bin", "")),

@@ -61,7 +61,7 @@ public sealed class DrillOperation(OperationContext context)
             DurationMs = (long)result.Total.TotalMilliseconds,
             Checks = result.Checks,
         });
-        var warning = await ResultMirror.WriteAsync(context, db.Connection, result.Checks, seq, cancellationToken).ConfigureAwait(false);
+        var warning = await ResultMirror.WriteAsync(context, db.Connection, ResultMirror.CheckRows("drill", db.Name, result.Checks, context.Time.GetUtcNow(), result.Total, seq), cancellationToken).ConfigureAwait(false);
         return warning is null ? result : result with { Warnings = [warning] };
     }
 

@@ -125,7 +125,7 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             }
         }
         var result = new PhysicalDrillResult(snap, target, results, rto, dataAge, total.Elapsed, kept, request.AllowSkipped);
-        context.Evidence.Record(new PhysicalDrillEvent(target, request.RandomTarget, (long?)rto?.TotalMilliseconds, (long?)dataAge?.TotalSeconds, result.Tally, request.AllowSkipped)
+        var seq = context.Evidence.Record(new PhysicalDrillEvent(target, request.RandomTarget, (long?)rto?.TotalMilliseconds, (long?)dataAge?.TotalSeconds, result.Tally, request.AllowSkipped)
         {
             Repository = repo.Storage.Location,
             Result = EvidenceEvent.Outcome(result.Passed),
@@ -134,6 +134,10 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             DurationMs = total.ElapsedMilliseconds,
             Checks = results,
         });
+        if (await ResultMirror.WriteAsync(context, request.Database.Connection, ResultMirror.CheckRows("drill_physical", name, results, context.Time.GetUtcNow(), total.Elapsed, seq), ct).ConfigureAwait(false) is { } warning)
+        {
+            context.Warn(warning);
+        }
         return result;
     }
 

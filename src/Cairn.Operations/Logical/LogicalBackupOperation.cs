@@ -50,13 +50,17 @@ public sealed class LogicalBackupOperation(OperationContext context)
         var options = new DumpOptions(request.ContentFingerprint, request.WithRolePasswords, Math.Max(1, request.Jobs), context.Toolchain.WorkDirectory, queries);
         var result = await WriteAsync(repo, db.Name, db.Connection, options, progress, context.Toolchain.PostgresBin, request.Tags, cancellationToken).ConfigureAwait(false);
         var fp = result.Fingerprint;
-        context.Evidence.Record(new LogicalBackupEvent(db.Connection.Redacted, result.Stats.BytesRead, result.Stats.BytesAdded, fp.Tables.Count, fp.TotalRows, fp.BackupTime, fp.ServerVersion, fp.Mode)
+        var seq = context.Evidence.Record(new LogicalBackupEvent(db.Connection.Redacted, result.Stats.BytesRead, result.Stats.BytesAdded, fp.Tables.Count, fp.TotalRows, fp.BackupTime, fp.ServerVersion, fp.Mode)
         {
             Repository = repo.Storage.Location,
             Database = db.Name,
             Snapshot = result.Snapshot.Id,
             DurationMs = (long)result.Duration.TotalMilliseconds,
         });
+        if (await Checks.ResultMirror.WriteAsync(context, db.Connection, [Checks.ResultMirror.EventRow("backup", db.Name, true, context.Time.GetUtcNow(), context.Time.GetUtcNow(), result.Duration, seq, $"logical, {fp.Tables.Count} tables, {fp.TotalRows} rows")], cancellationToken).ConfigureAwait(false) is { } warning)
+        {
+            context.Warn(warning);
+        }
         return result;
     }
 

@@ -45,7 +45,7 @@ public sealed class LogicalRestoreOperation(OperationContext context)
         var target = server.WithDatabase(request.ToDatabase).Redacted;
         // Every erasure since the backup is applied again before the restore says it succeeded (docs/repository-format.md).
         var erasures = await Lifecycle.Erasure.ErasureReplay.ApplyAsync(repo, db.Name, server.WithDatabase(request.ToDatabase), cancellationToken).ConfigureAwait(false);
-        context.Evidence.Record(new DatabaseRestoreEvent(target, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, result.Mismatches.Count, RoleSummary.Of(result.Roles.Created))
+        var seq = context.Evidence.Record(new DatabaseRestoreEvent(target, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, result.Mismatches.Count, RoleSummary.Of(result.Roles.Created))
         {
             ErasuresInLedger = erasures.Entries,
             ErasuresReapplied = erasures.Reapplied,
@@ -55,6 +55,10 @@ public sealed class LogicalRestoreOperation(OperationContext context)
             Snapshot = snap.Id,
             DurationMs = (long)result.Duration.TotalMilliseconds,
         });
+        if (await Checks.ResultMirror.WriteAsync(context, db.Connection, [Checks.ResultMirror.EventRow("restore", db.Name, result.Ok, null, context.Time.GetUtcNow(), result.Duration, seq, $"to {target}")], cancellationToken).ConfigureAwait(false) is { } warning)
+        {
+            context.Warn(warning);
+        }
         return new DatabaseRestoreResult(snap, request.ToDatabase, target, result, erasures);
     }
 

@@ -44,6 +44,7 @@ public sealed class HealthEvaluator(OperationContext context)
         }
         var now = context.Time.GetUtcNow();
         var findings = Freshness.Evaluate(entries, databases, config.ThresholdsOf, now, expectDrills: true);
+        findings.AddRange(Reports.ReportSchedule.MissingReports(entries, config, databases, now));
         findings.AddRange(evidence.Findings);
         if (databases.Count == 0)
         {

@@ -27,7 +27,7 @@ public sealed class PhysicalBackupOperation(OperationContext context)
             ? await PhysicalFiles.BackupAsync(repo, db.Name, db.Connection, dataDirectory, request.Options, context.Time, progress is null ? null : progress.SetTotal, progress, cancellationToken).ConfigureAwait(false)
             : await PhysicalBackups.BaseBackupAsync(repo, db.Name, db.Connection, context.Time, context.Toolchain.PostgresBin, request.Options.Tags, cancellationToken).ConfigureAwait(false);
         var outcome = new PhysicalBackupOutcome(db.Name, r, dataDirectory is not null);
-        context.Evidence.Record(new PhysicalBackupEvent(db.Connection.Redacted, r.Stats.BytesRead, r.Stats.BytesAdded, r.Info.StartLsn, r.Info.StopLsn, r.Info.Timeline, outcome.Method, r.ReusedBytes, r.IncrementalFrom?.Id)
+        var seq = context.Evidence.Record(new PhysicalBackupEvent(db.Connection.Redacted, r.Stats.BytesRead, r.Stats.BytesAdded, r.Info.StartLsn, r.Info.StopLsn, r.Info.Timeline, outcome.Method, r.ReusedBytes, r.IncrementalFrom?.Id)
         {
             Repository = repo.Storage.Location,
             Database = db.Name,
@@ -35,6 +35,11 @@ public sealed class PhysicalBackupOperation(OperationContext context)
             DurationMs = (long)r.Duration.TotalMilliseconds,
             BadPages = [.. r.BadPages.Select(b => $"{b.File}:{b.Block}")],
         });
+        var now = context.Time.GetUtcNow();
+        if (await Checks.ResultMirror.WriteAsync(context, db.Connection, [Checks.ResultMirror.EventRow("backup", db.Name, true, now, now, r.Duration, seq, $"physical ({outcome.Method}), {r.Info.StartLsn} to {r.Info.StopLsn}")], cancellationToken).ConfigureAwait(false) is { } warning)
+        {
+            context.Warn(warning);
+        }
         return outcome;
     }
 }

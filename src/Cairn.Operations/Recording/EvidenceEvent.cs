@@ -377,3 +377,23 @@ public sealed record PinEvent(string Action, string Reason, DateTimeOffset? Unti
         }
     }
 }
+
+/// <summary>
+/// A compliance report was written (<c>report</c>): its period, format, SHA-256 and the signed checkpoint it proves
+/// against, so the next report can prove that the log still extends this one (reports chain month to month).
+/// </summary>
+public sealed record ReportEvent(DateTimeOffset From, DateTimeOffset Until, string Format, string Sha256, string FileName, long TreeSize, string Checkpoint) : EvidenceEvent
+{
+    public override string Kind => "report";
+
+    public override void Describe(EvidenceDetails details) => details.Time("from", From).Time("until", Until).Text("format", Format).Text("sha256", Sha256)
+        .Text("file", FileName).Number("tree_size", TreeSize).Text("checkpoint", Checkpoint);
+}
+
+/// <summary>The configuration a long-running process (the daemon) loaded or reloaded (<c>config-change</c>): its file and SHA-256.</summary>
+public sealed record ConfigLoadedEvent(string Action, string File, string Sha256) : EvidenceEvent
+{
+    public override string Kind => "config-change";
+
+    public override void Describe(EvidenceDetails details) => details.Text("action", Action).Text("file", File).Text("sha256", Sha256);
+}

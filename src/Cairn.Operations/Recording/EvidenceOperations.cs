@@ -57,7 +57,8 @@ public sealed class EvidenceInitOperation(OperationContext context)
     }
 }
 
-public sealed record EvidenceListRequest(string? Since = null, string? Kind = null, string? Database = null);
+/// <param name="Bodies">The records' bodies are shown (<c>--json</c>): the read goes on the record. Without, only kinds and times are shown.</param>
+public sealed record EvidenceListRequest(string? Since = null, string? Kind = null, string? Database = null, bool Bodies = false);
 
 public sealed record EvidenceListResult(IReadOnlyList<LogEntry> Entries);
 
@@ -67,7 +68,13 @@ public sealed class EvidenceListOperation(OperationContext context)
     public EvidenceListResult Run(EvidenceListRequest request)
     {
         var log = context.Evidence.OpenExisting();
-        return new EvidenceListResult(EvidenceTime.Filter(log.ReadEntries(out _), EvidenceTime.Parse(request.Since), null, request.Kind, request.Database));
+        var entries = EvidenceTime.Filter(log.ReadEntries(out _), EvidenceTime.Parse(request.Since), null, request.Kind, request.Database);
+        if (request.Bodies)
+        {
+            var filters = string.Join(" ", new[] { request.Since is { } s ? $"since {s}" : null, request.Kind is { } k ? $"kind {k}" : null, request.Database is { } d ? $"database {d}" : null }.OfType<string>());
+            EvidenceReads.Record(context, log, "list --json", (entries.Count > 0 ? $"{entries[0].Seq}..{entries[^1].Seq}" : "none") + (filters.Length > 0 ? $" ({filters})" : ""));
+        }
+        return new EvidenceListResult(entries);
     }
 }
 
@@ -226,6 +233,7 @@ public sealed class EvidenceExportOperation(OperationContext context)
 
         ```sh
         python3 verify.py          # uses only the standard library for the tree; prints OK per record
+        python3 verify.py report-2026-11.json   # also checks a compliance report (cairn report --format json) against these records
         ```
 
         One record by hand: `head -1 records.jsonl | tr -d '\n' | (printf '\0'; cat) | sha256sum`
@@ -289,6 +297,50 @@ public sealed class EvidenceExportOperation(OperationContext context)
                   and rec.get("details", {}).get("pruned_below") == pruning["pruned_below"] <= pruning["statement_seq"])
             print(("OK  " if ok else "BAD ") + "pruning: records below %d were pruned by signed record %d" % (pruning["pruned_below"], pruning["statement_seq"]))
             bad += not ok
+
+        # A compliance report (its JSON: 'cairn report --format json'), given as an argument: its drills' inclusion proofs
+        # lead to its checkpoint's root, every record it cites is in this export and proven, and its counts are the records'.
+        def check_report(path):
+            rep = json.load(open(path))
+            problems = []
+            cp = rep["proof"]["checkpoint"].split("\n")
+            rsize, rroot = int(cp[1]), base64.b64decode(cp[2])
+            if rsize != rep["inputs"]["tree_size"] or rroot.hex() != rep["proof"]["root_hex"]:
+                problems.append("the report's checkpoint is not the tree it states")
+            for inc in rep["proof"]["inclusions"]:
+                leaf = bytes.fromhex(inc["leaf_hash"])
+                if root_from_path(leaf, inc["seq"], rsize, [bytes.fromhex(h) for h in inc["audit_path"]]) != rroot:
+                    problems.append("the inclusion proof of record %d does not lead to the report's root" % inc["seq"])
+                elif inc["seq"] in proven and hashlib.sha256(b"\x00" + proven[inc["seq"]]).hexdigest() != inc["leaf_hash"]:
+                    problems.append("record %d in this export is not the record the report proved" % inc["seq"])
+            recs = {s: json.loads(l) for s, l in proven.items()}
+            t0, t1, size = rep["inputs"]["from"], rep["inputs"]["as_of"], rep["inputs"]["tree_size"]
+            def when(r): return r["time"].replace("Z", "+00:00")
+            from datetime import datetime
+            lo, hi = datetime.fromisoformat(t0), datetime.fromisoformat(t1)
+            def period(kind, db):
+                return [r for s, r in sorted(recs.items()) if s < size and r.get("kind") == kind and r.get("database") == db
+                        and lo <= datetime.fromisoformat(when(r)) < hi]
+            for d in rep["databases"]:
+                name = d["name"]
+                backups = period("backup", name)
+                taken = [r["seq"] for r in backups if r["result"] == "pass"]
+                failed = [r["seq"] for r in backups if r["result"] != "pass"]
+                drills = period("drill", name)
+                for label, want, got in [("backups taken", d["backups"]["taken_seqs"], taken), ("backups failed", d["backups"]["failed_seqs"], failed),
+                                         ("drills", [x["seq"] for x in d["drills"]["rows"]], [r["seq"] for r in drills]),
+                                         ("drills passed", d["drills"]["passed"], sum(r["result"] == "pass" for r in drills)),
+                                         ("drills failed", d["drills"]["failed"], sum(r["result"] != "pass" for r in drills))]:
+                    if want != got:
+                        problems.append("%s: %s: the report says %s, the records give %s" % (name, label, want, got))
+                    if isinstance(want, list):
+                        problems += ["%s: %s: record %d is not in this export (export the report's period)" % (name, label, s) for s in want if s not in recs]
+            for p in problems: print("BAD report: " + p)
+            if not problems: print("OK  report: %s (the drills' proofs hold and the counts equal the records)" % rep["title"])
+            return len(problems)
+
+        for path in sys.argv[1:]:
+            bad += check_report(path)
         sys.exit(1 if bad else 0)
         """;
 }

@@ -19,6 +19,9 @@ namespace Cairn.Operations.Recording;
 /// <param name="publicKey">A verifier key file pinned for reading the log (CAIRN_EVIDENCE_PUBLIC_KEY or evidence.public_key).</param>
 public sealed class EvidenceRecorder(string? folder, string? signingKey, Func<RepositoryLocation?> repository, TimeProvider time, string tool, Action<string>? notice = null, string? publicKey = null)
 {
+    /// <summary>The verifier key file pinned for reading the log, if any (see <see cref="EvidenceLog.TrustedPublicKey"/>).</summary>
+    public string? PinnedPublicKey => publicKey;
+
     /// <summary>The log (which may not exist yet).</summary>
     public EvidenceLog Open()
     {

@@ -7,13 +7,12 @@ namespace Cairn.Operations.Scheduling;
 /// <summary>A scheduled job of one database: cron in UTC (5 fields, with Cronos' "#" nth-weekday form, e.g. "0 3 * * 0#1").</summary>
 public sealed record ScheduledJob(string Database, string Job, string Expression, CronExpression Cron)
 {
-    public static readonly string[] Jobs = ["backup", "backup_physical", "drill", "drill_physical", "verify", "verify_live", "prune", "check", "cleanup"];
+    public static readonly string[] Jobs = ["backup", "backup_physical", "drill", "drill_physical", "verify", "verify_live", "prune", "check", "cleanup", "report"];
 
     /// <summary>Jobs the runbook schedules whose command this build does not have: refused at load with the reason, never ignored.</summary>
     public static readonly IReadOnlyDictionary<string, string> Refused = new Dictionary<string, string>(StringComparer.Ordinal)
     {
         ["copy"] = "this build has no 'cairn copy' command (copying the repository to a second location) yet; schedule the copy with your own tool (e.g. a cron job running rclone or aws s3 sync on the repository folder) until it lands",
-        ["report"] = "this build has no 'cairn report' command yet; schedule 'cairn evidence export' or 'cairn check --json' from cron until it lands",
     };
 
     /// <summary>The share of packs a scheduled <c>verify</c> reads (<c>read_data_subset</c>, default 5%): a stable rotating subset spreads the cost over days.</summary>

@@ -315,9 +315,14 @@ public class EvidenceConcurrencyTests
         Assert.Equal([("key-change", "pass"), ("backup", "pass"), ("verify", "pass"), ("restore", "pass"), ("prune", "pass"), ("backup", "error")], records);
         var (vcode, vout, _) = await CairnProcess.RunAsync(["evidence", "verify"], env);
         Assert.True(vcode == 0, vout);
-        // show appends an evidence-read record
+        // list --json and show each append an evidence-read record (the list after the records it showed)
         Assert.Equal(0, (await CairnProcess.RunAsync(["evidence", "show", "1"], env)).Code);
         var (_, json2, _) = await CairnProcess.RunAsync(["evidence", "list", "--kind", "evidence-read", "--json"], env);
-        Assert.Single(JsonNode.Parse(json2)!.AsArray());
+        Assert.Equal(["list --json", "show"], JsonNode.Parse(json2)!.AsArray().Select(r => r!["details"]!["command"]!.GetValue<string>()));
+        // Without --json, bodies are not shown and nothing is recorded.
+        var (_, table, _) = await CairnProcess.RunAsync(["evidence", "list"], env);
+        Assert.DoesNotContain("pass", table, StringComparison.Ordinal);
+        var (_, json3, _) = await CairnProcess.RunAsync(["evidence", "list", "--kind", "evidence-read", "--json"], env);
+        Assert.Equal(3, JsonNode.Parse(json3)!.AsArray().Count);
     }
 }

@@ -154,6 +154,10 @@ public class DaemonTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
         var records = JsonNode.Parse(list)!.AsArray();
         Assert.Contains(records, r => r!["kind"]!.GetValue<string>() == "backup" && r["result"]!.GetValue<string>() == "error");
         Assert.Contains(records, r => r!["kind"]!.GetValue<string>() == "alert");
+        // The configurations the daemon ran with are on the record by their SHA-256: the first at start, the last on its reload.
+        static string Sha(string text) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
+        var configs = records.Where(r => r!["kind"]!.GetValue<string>() == "config-change").Select(r => (r!["details"]!["action"]!.GetValue<string>(), r["details"]!["sha256"]!.GetValue<string>())).ToList();
+        Assert.Equal([("load", Sha(Config(dir.File("repo"), pg.Server.Url(db), dir.File("url")))), ("reload", Sha(await File.ReadAllTextAsync(dir.File("cairn.yaml"))))], configs);
         lock (log)
         {
             Assert.Contains("daemon stopped", log.ToString(), StringComparison.Ordinal);

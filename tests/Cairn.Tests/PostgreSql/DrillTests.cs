@@ -324,7 +324,7 @@ public class DrillTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
         cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
         var (code, _, err) = await cli.RunAsync("verify", "app", "--live");
         Assert.True(code == 0, err);
-        Assert.Equal(2L, await pg.Server.ScalarAsync<long>("SELECT count(*) FROM backup_verification_log WHERE backup_status = 'pass' AND verified_at > now() - interval '1 hour' AND evidence_seq IS NOT NULL", db));
+        Assert.Equal(2L, await pg.Server.ScalarAsync<long>("SELECT count(*) FROM cairn.backup_verification_log WHERE backup_status = 'pass' AND verified_at > now() - interval '1 hour' AND evidence_seq IS NOT NULL", db));
     }
 }
 

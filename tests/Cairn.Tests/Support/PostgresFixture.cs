@@ -60,18 +60,21 @@ public sealed class CliRunner(Dictionary<string, string> env)
 {
     public Dictionary<string, string> Env { get; } = env;
 
+    /// <summary>The clock the commands run with (a FakeTimeProvider drives a month of history in seconds).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
     public async Task<(int Code, string Out, string Err)> RunAsync(params string[] args)
     {
         var o = new StringWriter();
         var e = new StringWriter();
-        var ctx = new CliContext(new CliConsole(o, e, false, false), TimeProvider.System, k => Env.GetValueOrDefault(k));
+        var ctx = new CliContext(new CliConsole(o, e, false, false), Time, k => Env.GetValueOrDefault(k));
         var code = await CairnCli.RunAsync(args, ctx);
         return (code, o.ToString(), e.ToString());
     }
 
-    public static async Task<CliRunner> WithRepositoryAsync(TempDir dir)
+    public static async Task<CliRunner> WithRepositoryAsync(TempDir dir, TimeProvider? time = null)
     {
-        var r = new CliRunner(new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE"] = TestData.Passphrase });
+        var r = new CliRunner(new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE"] = TestData.Passphrase }) { Time = time ?? TimeProvider.System };
         var (code, _, err) = await r.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1");
         Assert.True(code == 0, err);
         return r;
