@@ -15,7 +15,7 @@ public class ErasurePhysicalTests
               subject: { table: public.profiles, key: id }
             checks:
               - erasures_applied: {}
-              - row_counts: { equal_to: fingerprint }
+              - row_counts: { equal_to: fingerprint, optional: true }
 
         """;
 
@@ -93,7 +93,7 @@ public class ErasureDrillTests(PostgresFixture pg) : IClassFixture<PostgresFixtu
                   subject: {"{"} table: public.profiles, key: id {"}"}
                 checks:
                   - erasures_applied: {"{"}{"}"}
-                  - row_counts: {"{"} tables: [public.profiles, public.orders], equal_to: fingerprint {"}"}
+                  - row_counts: {"{"} tables: [public.profiles, public.orders], equal_to: fingerprint, optional: true {"}"}
             """);
         cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
         var id = await pg.Server.ScalarAsync<string>("SELECT id::text FROM profiles ORDER BY id LIMIT 1", db);

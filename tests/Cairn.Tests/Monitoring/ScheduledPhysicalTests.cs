@@ -47,7 +47,8 @@ public class ScheduledPhysicalTests
                 await Task.Delay(2000);
                 var (_, list, _) = await c.Cli.RunAsync("evidence", "list", "--json");
                 records = JsonNode.Parse(list)!.AsArray();
-                if (records.Any(r => r!["kind"]!.GetValue<string>() == "drill"))
+                // A drill slot that comes before the first physical backup has finished drills nothing physical: wait for a physical one.
+                if (records.Any(r => r!["kind"]!.GetValue<string>() == "drill" && r["details"]?["type"]?.GetValue<string>() == "physical"))
                 {
                     break;
                 }
@@ -60,7 +61,7 @@ public class ScheduledPhysicalTests
                 }
             }
             Assert.True(records.Any(r => r!["kind"]!.GetValue<string>() == "backup" && r["result"]!.GetValue<string>() == "pass" && r["details"]?["type"]?.GetValue<string>() == "physical"), Dump());
-            var drill = records.LastOrDefault(r => r!["kind"]!.GetValue<string>() == "drill");
+            var drill = records.LastOrDefault(r => r!["kind"]!.GetValue<string>() == "drill" && r["details"]?["type"]?.GetValue<string>() == "physical");
             Assert.True(drill is not null, Dump());
             Assert.Equal("physical", drill!["details"]!["type"]!.GetValue<string>());
             Assert.True(drill["result"]!.GetValue<string>() == "pass", Dump());

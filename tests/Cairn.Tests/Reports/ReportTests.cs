@@ -33,7 +33,7 @@ public class ReportTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
                 rto_target: 30s
                 rpo_target: 3d
                 checks:
-                  - row_counts: {"{"} equal_to: fingerprint {"}"}
+                  - row_counts: {"{"} equal_to: fingerprint, optional: true {"}"}
                   - sql: {"{"} name: profile_rows, query: "SELECT count(*) FROM profiles", expect: ">= 1" {"}"}
             alerts:
               - {"{"} type: command, run: "cat > /dev/null" {"}"}
