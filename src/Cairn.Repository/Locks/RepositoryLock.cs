@@ -130,7 +130,16 @@ public sealed class RepositoryLock : IAsyncDisposable
             {
                 if (attempt == 1)
                 {
-                    await CollectReleasedAsync(storage, time, table, cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        await CollectReleasedAsync(storage, time, table, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        // Cancelled (SIGTERM) or failed while tidying others' leftovers: our lock is already written; end it.
+                        await EndAsync(storage, id, [id], CancellationToken.None).ConfigureAwait(false);
+                        throw;
+                    }
                 }
                 return new RepositoryLock(storage, time, id, data) { RemovedStale = removed };
             }
