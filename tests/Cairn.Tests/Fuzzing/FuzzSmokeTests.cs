@@ -9,6 +9,9 @@ namespace Cairn.Tests.Fuzzing;
 /// exception, a hang past the target's timeout, an allocation past its cap, a write beside the restore target —
 /// fails the test with the input saved under artifacts/fuzz/smoke-crashes. The long runs are scripts/fuzz.
 /// </summary>
+// Alone, not beside the parallel classes: the allocation cap reads the process-wide allocation counter,
+// which other tests' allocations would inflate (seen once: 256 MiB charged to a one-line parser).
+[Collection(Cairn.Tests.Support.ProcessEnvironmentCollection.Name)]
 public class FuzzSmokeTests
 {
     /// <summary>About a minute across the 30 targets (the seeds always run in full, even past the budget).</summary>
