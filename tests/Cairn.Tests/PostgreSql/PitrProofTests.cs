@@ -39,11 +39,20 @@ public class PitrProofTests
     }
 
     [Fact]
-    public void An_unknown_last_replayed_transaction_fails_the_proof()
+    public void No_replayed_transaction_passes_with_the_stop_line_when_nothing_committed_between_backup_and_target()
     {
+        // Seen in CI: the random target fell between the last commit inside the backup and the first one after it.
         var r = PhysicalDrillOperation.StopPointProof(Target, null, StopLine, default);
+        Assert.True(r.Status == CheckStatus.Pass, r.Detail);
+        Assert.Contains("no transaction replayed", r.Actual, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void No_replayed_transaction_and_no_stop_line_fails_the_proof()
+    {
+        var r = PhysicalDrillOperation.StopPointProof(Target, null, "LOG:  redo done at 0/3000148\nLOG:  archive recovery complete\n", default);
         Assert.Equal(CheckStatus.Fail, r.Status);
-        Assert.Contains("no replayed transaction", r.Detail, StringComparison.Ordinal);
+        Assert.Contains("no 'recovery stopping before' line", r.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
