@@ -73,8 +73,8 @@ public sealed class EvidenceLog
             throw new EvidenceException($"a signing key already exists at {SigningKeyPath}; move it away or point the log at it");
         }
         origin ??= $"cairn.evidence/{Environment.MachineName.ToLowerInvariant()}/{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
-        Directory.CreateDirectory(LogFolder);
-        Directory.CreateDirectory(Path.Combine(Folder, "checkpoints"));
+        Directory.CreateDirectory(LogFolder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Directory.CreateDirectory(Path.Combine(Folder, "checkpoints"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var key = NoteKey.Generate(origin.Replace('/', '-'));
         WriteAtomic(SigningKeyPath, key.SignerKey + "\n", privateFile: true);
         WriteAtomic(PublicKeyPath, key.VerifierKey + "\n", privateFile: false);
@@ -539,7 +539,7 @@ public sealed class EvidenceLog
 
     private IDisposable AcquireLock()
     {
-        Directory.CreateDirectory(Folder);
+        Directory.CreateDirectory(Folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var path = Path.Combine(Folder, ".lock");
         var deadline = _time.GetTimestamp();
         for (var attempt = 0; ; attempt++)
@@ -562,7 +562,7 @@ public sealed class EvidenceLog
     internal static void WriteAtomic(string path, string content, bool privateFile)
     {
         var dir = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(dir);
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var temp = Path.Combine(dir, $".tmp-{Guid.NewGuid():N}");
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (privateFile && !OperatingSystem.IsWindows())

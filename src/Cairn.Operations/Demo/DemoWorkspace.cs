@@ -25,7 +25,7 @@ public sealed record DemoWorkspace(string Folder)
     public static async Task<DemoWorkspace> CreateAsync(CancellationToken cancellationToken)
     {
         var w = new DemoWorkspace(Path.Combine(Path.GetTempPath(), $"cairn-demo-{Guid.NewGuid():N}"[..22]));
-        Directory.CreateDirectory(w.Folder);
+        Directory.CreateDirectory(w.Folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         await File.WriteAllTextAsync(w.PassphraseFile, Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)) + "\n", cancellationToken).ConfigureAwait(false);
         File.SetUnixFileMode(w.PassphraseFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         await File.WriteAllTextAsync(w.ArchiverPassphraseFile, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) + "\n", cancellationToken).ConfigureAwait(false);

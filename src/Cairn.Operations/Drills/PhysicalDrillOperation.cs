@@ -65,7 +65,7 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
         var root = Path.Combine(Path.GetTempPath(), $"cairn-pdrill-{Guid.NewGuid():N}"[..26]);
         var data = Path.Combine(root, "data");
         var sock = Path.Combine(root, "sock");
-        Directory.CreateDirectory(sock);
+        Directory.CreateDirectory(sock, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var results = new List<CheckResult>();
         TimeSpan? rto = null;
         TimeSpan? dataAge = null;
@@ -189,7 +189,7 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             .Where(w => w.IsSegment && string.CompareOrdinal(w.Name, meta.StartWal) >= 0).TakeLast(16).Select(w => w.Name).ToList();
         var bin = context.Toolchain.Binaries();
         var temp = Path.Combine(Path.GetTempPath(), $"cairn-waldump-{Guid.NewGuid():N}"[..27]);
-        Directory.CreateDirectory(temp);
+        Directory.CreateDirectory(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var commits = new List<DateTimeOffset>();
         try
         {

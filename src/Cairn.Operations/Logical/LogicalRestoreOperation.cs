@@ -182,7 +182,7 @@ public static class LogicalSnapshots
     /// <summary>Writes the dump items (all, or those named) into a folder pg_restore can read.</summary>
     public static async Task MaterializeAsync(Repository.Repository repo, Snapshot s, string folder, Func<string, bool>? which, CancellationToken ct)
     {
-        Directory.CreateDirectory(folder);
+        Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var items = s.Manifest.Items.Where(i => i.Name.StartsWith(LogicalBackupOperation.DumpPrefix, StringComparison.Ordinal))
             .Where(i => which is null || which(i.Name[LogicalBackupOperation.DumpPrefix.Length..])).ToList();
         await Parallel.ForEachAsync(items, new ParallelOptions { MaxDegreeOfParallelism = 2, CancellationToken = ct }, async (item, token) =>

@@ -263,7 +263,7 @@ public sealed class Alerter(string stateFile, TimeProvider time, TimeSpan remind
 
     private void Save(JsonObject state)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(stateFile))!);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(stateFile))!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var temp = stateFile + ".tmp";
         File.WriteAllText(temp, state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         File.Move(temp, stateFile, overwrite: true);

@@ -62,7 +62,7 @@ public sealed class PhysicalRestoreOperation(OperationContext context)
         var socketDir = Path.Combine(Path.GetDirectoryName(full)!, Path.GetFileName(full) + ".sock");
         if (request.Start)
         {
-            Directory.CreateDirectory(socketDir);
+            Directory.CreateDirectory(socketDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             PgProcess.GiveToServerUser(socketDir);
         }
         await PhysicalRestorer.ConfigureRecoveryAsync(to, restoreCommand, target, request.Start ? request.StartPort : request.Port, request.Start ? socketDir : null, request.KeepArchiving, cancellationToken).ConfigureAwait(false);

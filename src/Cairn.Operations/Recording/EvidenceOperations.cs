@@ -159,7 +159,7 @@ public sealed class EvidenceExportOperation(OperationContext context)
         var leaves = entries.Select(e => e.LeafHash).ToList();
         var selected = EvidenceTime.Filter(entries, EvidenceTime.Parse(request.From), EvidenceTime.Parse(request.Until), null, null).Where(e => !e.Pruned).ToList();
         var dir = request.To;
-        Directory.CreateDirectory(dir);
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var checkpoint = File.ReadAllText(log.CheckpointPath);
         var cp = Checkpoint.Parse(SignedNote.Open(checkpoint, log.LoadPublicKey()));
         var verified = LogVerifier.Verify(log, log.LoadPublicKey(), null);

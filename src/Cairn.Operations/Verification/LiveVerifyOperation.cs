@@ -94,7 +94,7 @@ public static class RunbookEvidenceFile
         }
         w.Append($"{section}. Evidence:\n database {database}: record {seq} ({(results.All(r => r.Passed) ? "PASS" : "FAIL")}); prove it with: cairn evidence show {seq}\n\n");
         w.Append($"Verification Hash: {Convert.ToHexStringLower(leafHash)}\n");
-        Directory.CreateDirectory(directory);
+        Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var path = Path.Combine(directory, $"backup_verify_{stamp}.log");
         Reports.ReportFiles.Write(path, System.Text.Encoding.UTF8.GetBytes(w.ToString()));
         return path;

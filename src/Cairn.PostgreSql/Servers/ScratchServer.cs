@@ -67,9 +67,9 @@ public sealed class ScratchServer : IAsyncDisposable
         {
             throw new PgToolException($"{root} already exists; refusing to start a scratch server in it");
         }
-        Directory.CreateDirectory(root);
+        Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         ServerAccess.MakePrivate(root);
-        Directory.CreateDirectory(Path.Combine(root, "sock"));
+        Directory.CreateDirectory(Path.Combine(root, "sock"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         ServerAccess.MakePrivate(Path.Combine(root, "sock"));
         var server = new ScratchServer(bin, root, FreePort());
         try
