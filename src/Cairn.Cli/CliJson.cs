@@ -117,6 +117,7 @@ public sealed record ReportVerifyOutput(string MessageType, bool Ok, string File
 [JsonSerializable(typeof(EraseOutput))]
 [JsonSerializable(typeof(EraseReplayOutput))]
 [JsonSerializable(typeof(RecoverOutput))]
+[JsonSerializable(typeof(RecoverTableOutput))]
 [JsonSerializable(typeof(DoctorOutput))]
 [JsonSerializable(typeof(ReportOutput))]
 [JsonSerializable(typeof(ReportVerifyOutput))]
@@ -141,3 +142,8 @@ public sealed record RecoveredRow(string Table, string? EntityId, string Event, 
 
 public sealed record RecoverOutput(string MessageType, string Database, bool DryRun, DateTimeOffset Since, int Inserted, int SkippedExisting, int SkippedErased, int NotApplied, int Updated,
     IReadOnlyList<RecoveredRow> Rows, Dictionary<string, IReadOnlyList<string>> UnknownColumns, double Seconds);
+
+/// <param name="StagingTable">Where the copy as of <c>at</c> stays (null on a dry run: it was dropped).</param>
+/// <param name="ErasedRows">Rows of erased subjects the ledger removed from the copy before it was read.</param>
+public sealed record RecoverTableOutput(string MessageType, string Database, string Table, DateTimeOffset At, string Snapshot, bool DryRun, bool Merge, string? StagingTable, string Key, long RowsThen, long? RowsNow,
+    long OnlyThen, long OnlyNow, long Differ, long Merged, int ErasuresInLedger, int ErasuresReapplied, long ErasedRows, int? ErasuresReappliedInMerge, string StopPoint, double Seconds);

@@ -133,18 +133,16 @@ internal static class DemoCommand
             Title(console, "8. The data lifecycle: retention cleanup, an erasure that survives a restore, rows brought back from the audit trail");
             await Run("cleanup app --dry-run", null, inv => LifecycleCommands.CleanupAsync(inv, new Operations.Lifecycle.Cleanup.CleanupRequest(inv.ResolveDatabase("app"), DryRun: true), ct)).ConfigureAwait(false);
             await Run("cleanup app", null, inv => LifecycleCommands.CleanupAsync(inv, new Operations.Lifecycle.Cleanup.CleanupRequest(inv.ResolveDatabase("app")), ct)).ConfigureAwait(false);
-            var subject = await production.Server.ScalarAsync<string>("SELECT id::text FROM profiles ORDER BY created_at LIMIT 1", DemoProduction.Database, ct).ConfigureAwait(false);
+            var subject = await production.OldestProfileAsync(ct).ConfigureAwait(false);
             await Run($"erase app {subject} --reference DSR-0001", "erasure", inv => LifecycleCommands.EraseAsync(inv, new Operations.Lifecycle.Erasure.EraseRequest(inv.ResolveDatabase("app"), subject, Reference: "DSR-0001"), ct)).ConfigureAwait(false);
             await Run("restore app --to-database app_after_erasure   # the latest logical backup still holds the subject", "restore", inv => DatabaseCommands.DatabaseRestoreAsync(inv,
                 new DatabaseRestoreRequest(inv.ResolveDatabase("app"), null, "app_after_erasure"), ct)).ConfigureAwait(false);
-            var back = await production.Server.ScalarAsync<long>($"SELECT count(*) FROM profiles WHERE id::text = '{subject}'", "app_after_erasure", ct).ConfigureAwait(false);
+            var back = await production.ProfileRowsAsync("app_after_erasure", subject, ct).ConfigureAwait(false);
             console.Out.WriteLine($"   the erased subject in the restored copy: {back} row(s) — the ledger was applied before the restore reported success");
-            var accident = await production.Server.ScalarAsync<DateTime>("SELECT clock_timestamp()", DemoProduction.Database, ct).ConfigureAwait(false);
-            await production.Server.ExecuteAsync("DELETE FROM orders WHERE id IN (SELECT id FROM orders ORDER BY id DESC LIMIT 5)", DemoProduction.Database, ct).ConfigureAwait(false);
-            var window = $"{(int)Math.Ceiling((await production.Server.ScalarAsync<DateTime>("SELECT clock_timestamp()", DemoProduction.Database, ct).ConfigureAwait(false) - accident).TotalSeconds) + 2}s";
+            var window = await production.DeleteNewestOrdersByMistakeAsync(ct).ConfigureAwait(false);
             console.Out.WriteLine("   someone deletes the 5 newest orders; the audit trigger kept their old images in audit_log.meta");
-            await Run($"recover app --from-audit --since {window}", "recover", inv => LifecycleCommands.RecoverAsync(inv, new Operations.Lifecycle.Recovery.RecoverRequest(inv.ResolveDatabase("app"),
-                TimeSpan.FromSeconds(int.Parse(window[..^1], CultureInfo.InvariantCulture))), ct)).ConfigureAwait(false);
+            await Run($"recover app --from-audit --since {(long)window.TotalSeconds}s", "recover", inv => LifecycleCommands.RecoverAsync(inv, new Operations.Lifecycle.Recovery.RecoverRequest(inv.ResolveDatabase("app"),
+                window), ct)).ConfigureAwait(false);
 
             Title(console, "9. Prove it: verify every byte of the repository, apply retention, check the evidence log");
             await Run("verify --read-data", "verify", inv => RepositoryCommands.VerifyAsync(inv, new VerifyRequest(ReadData: true), ct)).ConfigureAwait(false);

@@ -114,7 +114,7 @@ public sealed record CairnConfig
     public static CairnConfig Empty { get; } = new();
 
     private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "erasure", "audit", "rto_target", "rpo_target"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
     private static readonly Dictionary<string, string> RefusedTopKeys = new(StringComparer.Ordinal);
@@ -227,7 +227,7 @@ public sealed record CairnConfig
                     Checks = CheckParser.Parse(ctx.Get(d, "checks") is { } ch ? ch as YamlSequenceNode ?? throw new ConfigException($"{file}:{ch.Start.Line}: databases.{name}.checks must be a list") : null, file, name),
                     Schedule = ctx.Get(d, "schedule") is { } sc ? ScheduledJob.Parse(ctx.Mapping(sc, $"databases.{name}.schedule"), file, name) : [],
                     Monitoring = Thresholds.Parse(ctx.Get(d, "monitoring") is { } mo ? ctx.Mapping(mo, $"databases.{name}.monitoring") : null, file, name),
-                    Cleanup = Lifecycle.LifecycleConfigParser.Cleanup(ctx.Get(d, "cleanup"), file, name, ctx),
+                    Cleanup = Lifecycle.LifecycleConfigParser.Cleanup(ctx.Get(d, "cleanup"), ctx.Get(d, "cleanup_timeouts"), file, name, ctx),
                     Erasure = Lifecycle.LifecycleConfigParser.Erasure(ctx.Get(d, "erasure"), file, name, ctx),
                     Audit = Lifecycle.LifecycleConfigParser.Audit(ctx.Get(d, "audit"), file, name, ctx),
                     RtoTarget = ctx.Get(d, "rto_target") is { } rto ? ctx.Duration(rto, $"databases.{name}.rto_target") : null,

@@ -58,6 +58,30 @@ public sealed class DemoProduction : IAsyncDisposable
     public Task DeleteOrdersByMistakeAsync(CancellationToken cancellationToken)
         => Server.ExecuteAsync("DELETE FROM orders WHERE id IN (SELECT id FROM orders ORDER BY id LIMIT 25)", Database, cancellationToken);
 
+    /// <summary>The data subject the demo erases: the oldest profile's id.</summary>
+    public Task<string> OldestProfileAsync(CancellationToken cancellationToken)
+        => Server.ScalarAsync<string>("SELECT id::text FROM profiles ORDER BY created_at, id LIMIT 1", Database, cancellationToken);
+
+    /// <summary>How many profiles rows of <paramref name="database"/> (a restored copy) hold <paramref name="subject"/>: 0 once the erasure ledger was applied.</summary>
+    public Task<long> ProfileRowsAsync(string database, string subject, CancellationToken cancellationToken)
+    {
+        // The id goes into SQL text only as a parsed UUID: nothing else can be in it.
+        var id = Guid.Parse(subject).ToString("D", CultureInfo.InvariantCulture);
+        return Server.ScalarAsync<long>($"SELECT count(*) FROM profiles WHERE id = '{id}'::uuid", database, cancellationToken);
+    }
+
+    /// <summary>
+    /// Someone deletes the 5 newest orders (the audit trigger keeps their old images); returns a window that covers the
+    /// accident, measured on the server's clock, for <c>recover --from-audit --since</c>.
+    /// </summary>
+    public async Task<TimeSpan> DeleteNewestOrdersByMistakeAsync(CancellationToken cancellationToken)
+    {
+        var start = await Server.ScalarAsync<DateTime>("SELECT clock_timestamp()", Database, cancellationToken).ConfigureAwait(false);
+        await Server.ExecuteAsync("DELETE FROM orders WHERE id IN (SELECT id FROM orders ORDER BY id DESC LIMIT 5)", Database, cancellationToken).ConfigureAwait(false);
+        var end = await Server.ScalarAsync<DateTime>("SELECT clock_timestamp()", Database, cancellationToken).ConfigureAwait(false);
+        return TimeSpan.FromSeconds(Math.Ceiling((end - start).TotalSeconds) + 2);
+    }
+
     /// <summary>
     /// Transaction A, then about a second later transaction B, both archived; returns a recovery target time between
     /// them (the form restore --target-time takes).

@@ -20,7 +20,19 @@ public sealed record TableName(string Schema, string Name)
 /// One <c>cleanup:</c> rule: rows of <see cref="Table"/> whose <see cref="TimeColumn"/> is older than <see cref="OlderThan"/>
 /// (and that match <see cref="Where"/>, user SQL run only inside the rule's DELETE). <see cref="Number"/> counts from 1.
 /// </summary>
-public sealed record CleanupRule(int Number, TableName Table, string TimeColumn, TimeSpan OlderThan, string? Where, bool Cascade, int BatchSize);
+public sealed record CleanupRule(int Number, TableName Table, string TimeColumn, TimeSpan OlderThan, string? Where, bool Cascade, int BatchSize, CleanupTimeouts Timeouts);
+
+/// <summary>
+/// The <c>lock_timeout</c> and <c>statement_timeout</c> a cleanup rule's batches run under, and the cairn.yaml key each came
+/// from (the rule's own, the database's <c>cleanup_timeouts:</c>, or the default), so an error can name the key to change.
+/// </summary>
+public sealed record CleanupTimeouts(TimeSpan Lock, TimeSpan Statement, string LockKey, string StatementKey)
+{
+    public static readonly TimeSpan DefaultLock = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan DefaultStatement = TimeSpan.FromMinutes(5);
+
+    public static CleanupTimeouts Default(string db) => new(DefaultLock, DefaultStatement, $"databases.{db}.cleanup_timeouts.lock_timeout", $"databases.{db}.cleanup_timeouts.statement_timeout");
+}
 
 /// <summary>Who a data subject is: the row of <see cref="Table"/> whose <see cref="Key"/> is the identifier.</summary>
 public sealed record ErasureSubject(TableName Table, string Key);
@@ -40,15 +52,24 @@ public sealed record AuditConfig(TableName Table, string TimeColumn, string Enti
 /// <summary>Reads the lifecycle sections of one database at config load; errors name the file, line and key.</summary>
 internal static class LifecycleConfigParser
 {
-    private static readonly HashSet<string> RuleKeys = ["table", "time_column", "older_than", "where", "cascade", "batch_size"];
+    private static readonly HashSet<string> RuleKeys = ["table", "time_column", "older_than", "where", "cascade", "batch_size", "lock_timeout", "statement_timeout"];
+    private static readonly HashSet<string> TimeoutKeys = ["lock_timeout", "statement_timeout"];
     private static readonly HashSet<string> ErasureKeys = ["subject", "delete", "anonymize", "function"];
     private static readonly HashSet<string> SubjectKeys = ["table", "key"];
     private static readonly HashSet<string> DeleteKeys = ["table", "column"];
     private static readonly HashSet<string> AnonymizeKeys = ["table", "match_column", "set", "remove_json_keys"];
     private static readonly HashSet<string> AuditKeys = ["table", "time_column", "entity_column", "id_column", "event_column", "old_image", "new_image"];
 
-    public static IReadOnlyList<CleanupRule> Cleanup(YamlNode? node, string file, string db, CairnConfig.Ctx ctx)
+    public static IReadOnlyList<CleanupRule> Cleanup(YamlNode? node, YamlNode? timeoutsNode, string file, string db, CairnConfig.Ctx ctx)
     {
+        var defaults = CleanupTimeouts.Default(db);
+        if (timeoutsNode is not null)
+        {
+            var tk = $"databases.{db}.cleanup_timeouts";
+            var tm = ctx.Mapping(timeoutsNode, tk);
+            ctx.CheckKeys(tm, TimeoutKeys, tk + ".");
+            defaults = Timeouts(ctx, tm, tk, file, defaults);
+        }
         if (node is null)
         {
             return [];
@@ -77,7 +98,8 @@ internal static class LifecycleConfigParser
             {
                 throw new ConfigException($"{file}:{m.Start.Line}: {key}.batch_size must be at least 1");
             }
-            rules.Add(new CleanupRule(rules.Count + 1, TableName.Parse(table), time, older, string.IsNullOrWhiteSpace(where) ? null : where, ctx.OptBool(m, "cascade", key) ?? false, batch));
+            rules.Add(new CleanupRule(rules.Count + 1, TableName.Parse(table), time, older, string.IsNullOrWhiteSpace(where) ? null : where, ctx.OptBool(m, "cascade", key) ?? false, batch,
+                Timeouts(ctx, m, key, file, defaults)));
         }
         return rules;
     }
@@ -149,6 +171,32 @@ internal static class LifecycleConfigParser
         ctx.CheckKeys(m, AuditKeys, key + ".");
         return new AuditConfig(TableName.Parse(Required(ctx, m, "table", key, file)), Required(ctx, m, "time_column", key, file), Required(ctx, m, "entity_column", key, file),
             Required(ctx, m, "id_column", key, file), Required(ctx, m, "event_column", key, file), Required(ctx, m, "old_image", key, file), ctx.OptString(m, "new_image", key));
+    }
+
+    /// <summary>The timeouts <paramref name="m"/> sets (each remembers its key), else those of <paramref name="inherited"/>.</summary>
+    private static CleanupTimeouts Timeouts(CairnConfig.Ctx ctx, YamlMappingNode m, string key, string file, CleanupTimeouts inherited)
+    {
+        TimeSpan? Read(string name)
+        {
+            if (ctx.Get(m, name) is not { } n)
+            {
+                return null;
+            }
+            var text = ctx.Scalar(n, $"{key}.{name}");
+            // PostgreSQL takes milliseconds; 0 would mean "no timeout", which a batch on a live table must never run without.
+            var parsed = text.EndsWith("ms", StringComparison.Ordinal) && int.TryParse(text[..^2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ms)
+                ? TimeSpan.FromMilliseconds(ms)
+                : CairnConfig.TryParseDuration(text, out var d) ? d : (TimeSpan?)null;
+            if (parsed is not { } v || v < TimeSpan.FromMilliseconds(1) || v > TimeSpan.FromDays(1))
+            {
+                throw new ConfigException($"{file}:{n.Start.Line}: {key}.{name} must be a duration from 1ms to 1d, like 500ms, 5s or 10m, not '{text}'");
+            }
+            return v;
+        }
+        var lockTimeout = Read("lock_timeout");
+        var statementTimeout = Read("statement_timeout");
+        return new CleanupTimeouts(lockTimeout ?? inherited.Lock, statementTimeout ?? inherited.Statement,
+            lockTimeout is null ? inherited.LockKey : $"{key}.lock_timeout", statementTimeout is null ? inherited.StatementKey : $"{key}.statement_timeout");
     }
 
     private static IEnumerable<YamlNode> Seq(YamlNode? node, string key, string file) => node switch

@@ -146,43 +146,71 @@ public static partial class TableRestorer
                     throw new PgToolException($"restoring the rows of {schema}.{name} from the backup failed: {PgProcess.Tail(r.StandardError)}");
                 }
             }
-            await using var from = await stage.OpenAsync(ct).ConfigureAwait(false);
-            await using var to = await target.OpenAsync(ct).ConfigureAwait(false);
-            await PrepareStagingAsync(to, tables, stagingSchema, ct).ConfigureAwait(false);
-            var result = new List<TableDiff>();
-            foreach (var (schema, name) in tables)
-            {
-                // Generated columns are derived data (and cannot be listed in COPY): the staging copy leaves them out.
-                var columns = (await ColumnsAsync(from, schema, name, ct).ConfigureAwait(false)).Where(c => !c.Generated).ToList();
-                if (columns.Count == 0)
-                {
-                    throw new PgToolException($"table {schema}.{name} is not in this backup");
-                }
-                // PrepareStagingAsync made sure a table under this name is Cairn's own copy of this very table.
-                var staging = Catalog.Qualified(stagingSchema, StagingName(schema, name));
-                await Exec(to, $"DROP TABLE IF EXISTS {staging}", ct).ConfigureAwait(false);
-                await Exec(to, $"CREATE TABLE {staging} ({string.Join(", ", columns.Select(c => $"{Catalog.Quote(c.Name)} {c.Type}"))})", ct).ConfigureAwait(false);
-                await Exec(to, $"COMMENT ON TABLE {staging} IS {Catalog.Literal(StagingMarker(schema, name))}", ct).ConfigureAwait(false);
-                var colList = string.Join(", ", columns.Select(c => Catalog.Quote(c.Name)));
-                using (var reader = await from.BeginTextExportAsync($"COPY {Catalog.Qualified(schema, name)} ({colList}) TO STDOUT", ct).ConfigureAwait(false))
-                await using (var writer = await to.BeginTextImportAsync($"COPY {staging} ({colList}) FROM STDIN", ct).ConfigureAwait(false))
-                {
-                    var buffer = new char[1 << 16];
-                    int n;
-                    while ((n = await reader.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-                    {
-                        await writer.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                    }
-                }
-                result.Add(await DiffAsync(to, schema, name, stagingSchema, ct).ConfigureAwait(false));
-            }
-            return result;
+            return await StageFromAsync(stage, target, tables, stagingSchema, ct).ConfigureAwait(false);
         }
         finally
         {
             await using var c = await maintenance.OpenAsync(CancellationToken.None).ConfigureAwait(false);
             await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Catalog.Quote(stageDb)} WITH (FORCE)", c);
             await drop.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Copies <paramref name="tables"/> from <paramref name="source"/> (a copy of the database: a staging database, a
+    /// scratch point-in-time restore) into staging copies in <paramref name="stagingSchema"/> of the target, and diffs
+    /// each with its live table.
+    /// </summary>
+    public static async Task<List<TableDiff>> StageFromAsync(PgConnection source, PgConnection target, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, CancellationToken ct)
+    {
+        await using var from = await source.OpenAsync(ct).ConfigureAwait(false);
+        await using var to = await target.OpenAsync(ct).ConfigureAwait(false);
+        await PrepareStagingAsync(to, tables, stagingSchema, ct).ConfigureAwait(false);
+        var result = new List<TableDiff>();
+        foreach (var (schema, name) in tables)
+        {
+            // Generated columns are derived data (and cannot be listed in COPY): the staging copy leaves them out.
+            var columns = (await ColumnsAsync(from, schema, name, ct).ConfigureAwait(false)).Where(c => !c.Generated).ToList();
+            if (columns.Count == 0)
+            {
+                throw new PgToolException($"table {schema}.{name} is not in this backup");
+            }
+            // PrepareStagingAsync made sure a table under this name is Cairn's own copy of this very table.
+            var staging = Catalog.Qualified(stagingSchema, StagingName(schema, name));
+            await Exec(to, $"DROP TABLE IF EXISTS {staging}", ct).ConfigureAwait(false);
+            await Exec(to, $"CREATE TABLE {staging} ({string.Join(", ", columns.Select(c => $"{Catalog.Quote(c.Name)} {c.Type}"))})", ct).ConfigureAwait(false);
+            await Exec(to, $"COMMENT ON TABLE {staging} IS {Catalog.Literal(StagingMarker(schema, name))}", ct).ConfigureAwait(false);
+            var colList = string.Join(", ", columns.Select(c => Catalog.Quote(c.Name)));
+            using (var reader = await from.BeginTextExportAsync($"COPY {Catalog.Qualified(schema, name)} ({colList}) TO STDOUT", ct).ConfigureAwait(false))
+            await using (var writer = await to.BeginTextImportAsync($"COPY {staging} ({colList}) FROM STDIN", ct).ConfigureAwait(false))
+            {
+                var buffer = new char[1 << 16];
+                int n;
+                while ((n = await reader.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+                {
+                    await writer.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                }
+            }
+            result.Add(await DiffAsync(to, schema, name, stagingSchema, ct).ConfigureAwait(false));
+        }
+        return result;
+    }
+
+    /// <summary>Drops the staging copies of <paramref name="tables"/> (a dry run keeps none); only Cairn's own copies, as PrepareStagingAsync checked.</summary>
+    public static async Task DropStagingAsync(PgConnection target, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, CancellationToken ct)
+    {
+        await using var to = await target.OpenAsync(ct).ConfigureAwait(false);
+        foreach (var (schema, name) in tables)
+        {
+            await using var cmd = new NpgsqlCommand(
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = @s AND c.relname = @t AND c.relkind = 'r' AND obj_description(c.oid, 'pg_class') = @m", to);
+            cmd.Parameters.AddWithValue("s", stagingSchema);
+            cmd.Parameters.AddWithValue("t", StagingName(schema, name));
+            cmd.Parameters.AddWithValue("m", StagingMarker(schema, name));
+            if (await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is not null)
+            {
+                await Exec(to, $"DROP TABLE {Catalog.Qualified(stagingSchema, StagingName(schema, name))}", ct).ConfigureAwait(false);
+            }
         }
     }
 

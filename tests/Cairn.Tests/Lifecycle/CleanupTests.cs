@@ -21,16 +21,8 @@ public class CleanupTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 
     private async Task<(CliRunner Cli, TempDir Dir)> CliAsync(string db, string rules)
     {
-        var dir = new TempDir();
-        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_EVIDENCE"] = dir.File("evidence"), ["CAIRN_REPOSITORY"] = dir.File("repo") });
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"""
-            databases:
-              app:
-                connection: "{pg.Server.Url(db)}"
-            {rules}
-            """);
-        cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
-        return (cli, dir);
+        var setup = await AppSetup.ForDatabaseAsync(pg, db, rules, withRepository: false);
+        return (setup.Cli, setup.Dir);
     }
 
     private static JsonObject Rule(JsonNode output, int n) => output["rules"]!.AsArray().Single(r => r!["rule"]!.GetValue<int>() == n)!.AsObject();
@@ -184,6 +176,54 @@ public class CleanupTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
         Assert.Equal("yes", record["details"]!["partial"]!.GetValue<string>());
         Assert.Equal(3000, record["details"]!["rows_deleted"]!.GetValue<long>());
         Assert.Equal("error", record["result"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_batch_that_cannot_get_its_lock_stops_on_the_configured_lock_timeout_and_the_error_names_the_value_and_the_key_to_raise()
+    {
+        var db = await pg.CreateDatabaseAsync("cleanup_locked", """
+            CREATE TABLE events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL);
+            INSERT INTO events (created_at) SELECT now() - interval '3 days' - g * interval '1 second' FROM generate_series(1, 100) g;
+            """);
+        var (cli, dir) = await CliAsync(db, """
+                cleanup_timeouts: { lock_timeout: 400ms, statement_timeout: 2m }
+                cleanup:
+                  - { table: events, time_column: created_at, older_than: 1d, lock_timeout: 300ms }
+                  - { table: events, time_column: created_at, older_than: 2d }
+            """);
+        using var _d = dir;
+        // Another session holds a lock that lets the plan read (ACCESS SHARE) but blocks every DELETE (ROW EXCLUSIVE).
+        await using var holder = await pg.Server.OpenAsync(db);
+        await using var tx = await holder.BeginTransactionAsync();
+        await using (var lockCmd = new Npgsql.NpgsqlCommand("LOCK TABLE events IN SHARE MODE", holder, tx))
+        {
+            await lockCmd.ExecuteNonQueryAsync();
+        }
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var (code, json, err) = await cli.RunAsync("cleanup", "app", "--rule", "1", "--json");
+        Assert.True(code == ExitCodes.Database, json + err);
+        var error = JsonNode.Parse(json)!["error"]!.GetValue<string>();
+        Assert.Contains("lock_timeout 300ms", error, StringComparison.Ordinal);
+        Assert.Contains("raise databases.app.cleanup[1].lock_timeout", error, StringComparison.Ordinal);
+        // The rule without its own timeout takes the database's.
+        (code, json, err) = await cli.RunAsync("cleanup", "app", "--rule", "2", "--json");
+        Assert.True(code == ExitCodes.Database, json + err);
+        error = JsonNode.Parse(json)!["error"]!.GetValue<string>();
+        Assert.Contains("lock_timeout 400ms", error, StringComparison.Ordinal);
+        Assert.Contains("raise databases.app.cleanup_timeouts.lock_timeout", error, StringComparison.Ordinal);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(4), $"both runs stopped on their short timeouts, not the 5 s default ({sw.Elapsed})");
+        await tx.RollbackAsync();
+        Assert.Equal(100, await pg.Server.ScalarAsync<long>("SELECT count(*) FROM events", db));
+
+        // A timeout of zero would mean none at all: refused at load, naming the key.
+        var bad = Assert.Throws<ConfigException>(() => CairnConfig.Parse($"""
+            databases:
+              app:
+                connection: "{pg.Server.Url(db)}"
+                cleanup:
+                  - {"{"} table: events, time_column: created_at, older_than: 1d, statement_timeout: 0s {"}"}
+            """, dir.File("bad.yaml")));
+        Assert.Contains("databases.app.cleanup[1].statement_timeout must be a duration from 1ms to 1d", bad.Message, StringComparison.Ordinal);
     }
 
     private sealed class CancelAfter(CancellationTokenSource cts, int batches) : IProgress<CleanupProgress>

@@ -82,20 +82,14 @@ public class ErasureDrillTests(PostgresFixture pg) : IClassFixture<PostgresFixtu
     [Fact]
     public async Task A_logical_drill_of_a_backup_from_before_an_erasure_runs_its_checks_on_the_erased_state_and_erasures_applied_passes()
     {
-        var db = await pg.CreateDatabaseAsync("erase_drill", DemoSchema.Sql(40));
-        using var dir = new TempDir();
-        var cli = await CliRunner.WithRepositoryAsync(dir);
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"""
-            databases:
-              app:
-                connection: "{pg.Server.Url(db)}"
+        using var setup = await AppSetup.CreateAsync(pg, "erase_drill", DemoSchema.Sql(40), """
                 erasure:
-                  subject: {"{"} table: public.profiles, key: id {"}"}
+                  subject: { table: public.profiles, key: id }
                 checks:
-                  - erasures_applied: {"{"}{"}"}
-                  - row_counts: {"{"} tables: [public.profiles, public.orders], equal_to: fingerprint, optional: true {"}"}
+                  - erasures_applied: {}
+                  - row_counts: { tables: [public.profiles, public.orders], equal_to: fingerprint, optional: true }
             """);
-        cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
+        var (cli, dir, db) = setup;
         var id = await pg.Server.ScalarAsync<string>("SELECT id::text FROM profiles ORDER BY id LIMIT 1", db);
         var (code, _, err) = await cli.RunAsync("backup", "app");
         Assert.True(code == 0, err);

@@ -33,16 +33,7 @@ public class ErasureTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 
     private async Task<(CliRunner Cli, TempDir Dir, string Db, string Subject)> SetUpAsync(string erasure, string? extraSql = null)
     {
-        var db = await pg.CreateDatabaseAsync("erase", DemoSchema.Sql(60) + (extraSql ?? ""));
-        var dir = new TempDir();
-        var cli = await CliRunner.WithRepositoryAsync(dir);
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"""
-            databases:
-              app:
-                connection: "{pg.Server.Url(db)}"
-            {erasure}
-            """);
-        cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
+        var (cli, dir, db) = await AppSetup.CreateAsync(pg, "erase", DemoSchema.Sql(60) + (extraSql ?? ""), erasure);
         // A subject with rows in every related table: orders, messages, media signatures, automation flows, the audit log.
         var subject = await pg.Server.ScalarAsync<string>("""
             SELECT p.id::text FROM profiles p
@@ -94,6 +85,61 @@ public class ErasureTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
         var record = JsonNode.Parse(list)!.AsArray().Single()!;
         Assert.Equal(hmac, record["details"]!["subject_hmac"]!.GetValue<string>());
         Assert.Equal("DSR-2026-042", record["details"]!["reference"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task The_receipt_holds_only_the_keyed_hash_reference_rows_and_time_and_verifies_against_the_signed_checkpoint()
+    {
+        var (cli, dir, db, id) = await SetUpAsync(PlanConfig);
+        using var _d = dir;
+        var personal = (await pg.Server.ScalarAsync<string>($"SELECT concat_ws('|', email::text, full_name, phone) FROM profiles WHERE id = '{id}'", db)).Split('|').Append(id).ToList();
+        var (code, run, err) = await cli.RunAsync("erase", "app", id, "--reference", "DSR-2026-077", "--json");
+        Assert.True(code == 0, run + err);
+        var erased = JsonNode.Parse(run)!;
+        var seq = erased["evidence_seq"]!.GetValue<long>().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var hmac = erased["subject_hmac"]!.GetValue<string>();
+
+        (code, var text, err) = await cli.RunAsync("erase", "app", "--receipt", seq);
+        Assert.True(code == 0, text + err);
+        Assert.Contains("=== Erasure receipt ===", text, StringComparison.Ordinal);
+        Assert.Contains("Reference:       DSR-2026-077", text, StringComparison.Ordinal);
+        Assert.Contains($"Subject (HMAC):  {hmac}", text, StringComparison.Ordinal);
+        Assert.Matches(@"public\.profiles: delete[^\n]*: 1 rows", text);
+        (code, var json, err) = await cli.RunAsync("erase", "app", "--receipt", seq, "--json");
+        Assert.True(code == 0, json + err);
+        foreach (var value in personal.Where(v => v.Length > 0))
+        {
+            Assert.DoesNotContain(value, text, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain(value, json, StringComparison.OrdinalIgnoreCase);
+        }
+        // What the issue allows and nothing else: the keyed hash, the reference, rows per table, the time (and how it was erased, where it is on record).
+        var receipt = JsonNode.Parse(json)!;
+        var record = receipt["record"]!;
+        Assert.Equal(["ledger_entry", "mode", "reference", "rows", "subject_found", "subject_hmac", "tables"], record["details"]!.AsObject().Select(p => p.Key).Order(StringComparer.Ordinal));
+        Assert.All(record["details"]!["tables"]!.AsArray(), t => Assert.Equal(["action", "rows", "table"], t!.AsObject().Select(p => p.Key).Order(StringComparer.Ordinal)));
+        Assert.Equal("erasure", record["kind"]!.GetValue<string>());
+        Assert.False(string.IsNullOrEmpty(record["time"]?.GetValue<string>()));
+
+        // It verifies: the record is the leaf, the leaf is in the tree, the tree's root is in a checkpoint signed by the log's key.
+        var leaf = Cairn.Evidence.Merkle.MerkleTree.LeafHash(Cairn.Evidence.Canonical.JsonCanonicalizer.Canonicalize(record));
+        Assert.Equal(receipt["leaf_hash"]!.GetValue<string>(), Convert.ToHexStringLower(leaf));
+        var size = receipt["tree_size"]!.GetValue<int>();
+        var root = Convert.FromBase64String(receipt["root_hash"]!.GetValue<string>());
+        var proof = receipt["inclusion_proof"]!.AsArray().Select(p => Convert.FromBase64String(p!.GetValue<string>())).ToList();
+        Assert.True(Cairn.Evidence.Merkle.MerkleTree.VerifyInclusion(leaf, long.Parse(seq, System.Globalization.CultureInfo.InvariantCulture), size, proof, root));
+        var (_, publicKey, _) = await cli.RunAsync("evidence", "public-key");
+        var checkpoint = Cairn.Evidence.Notes.Checkpoint.Parse(Cairn.Evidence.Notes.SignedNote.Open(receipt["checkpoint"]!.GetValue<string>(), Cairn.Evidence.Notes.NoteKey.ParseVerifier(publicKey.Trim())));
+        Assert.Equal(root, checkpoint.Root);
+        Assert.Equal(size, checkpoint.Size);
+        // A receipt whose record was edited (another reference) no longer verifies.
+        record["details"]!["reference"] = "DSR-2026-078";
+        var forged = Cairn.Evidence.Merkle.MerkleTree.LeafHash(Cairn.Evidence.Canonical.JsonCanonicalizer.Canonicalize(record));
+        Assert.False(Cairn.Evidence.Merkle.MerkleTree.VerifyInclusion(forged, long.Parse(seq, System.Globalization.CultureInfo.InvariantCulture), size, proof, root));
+
+        // Only erasures have receipts.
+        (code, _, err) = await cli.RunAsync("erase", "app", "--receipt", "0");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("is not an erasure", err, StringComparison.Ordinal);
     }
 
     [Fact]

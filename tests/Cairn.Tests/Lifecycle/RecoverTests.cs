@@ -10,18 +10,12 @@ public class RecoverTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
     [Fact]
     public async Task Rows_deleted_by_an_audited_delete_come_back_in_foreign_key_order_conflicts_skipped_and_erased_subjects_stay_erased()
     {
-        var db = await pg.CreateDatabaseAsync("recover", DemoSchema.Sql(30));
-        using var dir = new TempDir();
-        var cli = await CliRunner.WithRepositoryAsync(dir);
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"""
-            databases:
-              app:
-                connection: "{pg.Server.Url(db)}"
+        using var setup = await AppSetup.CreateAsync(pg, "recover", DemoSchema.Sql(30), """
                 erasure:
-                  subject: {"{"} table: public.profiles, key: id {"}"}
-                audit: {"{"} table: public.audit_log, time_column: created_at, entity_column: entity, id_column: entity_id, event_column: event, old_image: "meta->'old'", new_image: "meta->'new'" {"}"}
+                  subject: { table: public.profiles, key: id }
+                audit: { table: public.audit_log, time_column: created_at, entity_column: entity, id_column: entity_id, event_column: event, old_image: "meta->'old'", new_image: "meta->'new'" }
             """);
-        cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
+        var (cli, db) = (setup.Cli, setup.Database);
         var ids = (await pg.Server.ScalarAsync<string>("SELECT string_agg(id::text, ',' ORDER BY id) FROM (SELECT id FROM profiles ORDER BY id LIMIT 3) x", db)).Split(',');
         var (p, q, e) = (ids[0], ids[1], ids[2]);
         var pOrders = await pg.Server.ScalarAsync<long>($"SELECT count(*) FROM orders WHERE profile_id = '{p}'", db);
@@ -69,16 +63,10 @@ public class RecoverTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
     [Fact]
     public async Task Undo_updates_puts_rows_back_to_their_old_image_and_names_the_columns_that_differed()
     {
-        var db = await pg.CreateDatabaseAsync("recover_upd", DemoSchema.Sql(10));
-        using var dir = new TempDir();
-        var cli = await CliRunner.WithRepositoryAsync(dir);
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"""
-            databases:
-              app:
-                connection: "{pg.Server.Url(db)}"
-                audit: {"{"} table: public.audit_log, time_column: created_at, entity_column: entity, id_column: entity_id, event_column: event, old_image: "meta->'old'" {"}"}
+        using var setup = await AppSetup.CreateAsync(pg, "recover_upd", DemoSchema.Sql(10), """
+                audit: { table: public.audit_log, time_column: created_at, entity_column: entity, id_column: entity_id, event_column: event, old_image: "meta->'old'" }
             """);
-        cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
+        var (cli, db) = (setup.Cli, setup.Database);
         var before = await pg.Server.ScalarAsync<string>("SELECT string_agg(id || ':' || amount, ',' ORDER BY id) FROM orders", db);
         await pg.Server.ExecuteAsync("UPDATE orders SET amount = 0 WHERE id % 2 = 0; UPDATE orders SET amount = 1 WHERE id % 4 = 0", db);
         var (code, run, err) = await cli.RunAsync("recover", "app", "--from-audit", "--since", "1h", "--undo-updates", "--json");

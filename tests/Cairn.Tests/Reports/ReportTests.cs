@@ -294,20 +294,14 @@ public class VerificationMirrorTests(PostgresFixture pg) : IClassFixture<Postgre
         // As on Supabase: whatever this role creates is granted to the application roles by default.
         await pg.Server.ExecuteAsync("ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO anon, authenticated", db);
         await pg.Server.ExecuteAsync("ALTER DEFAULT PRIVILEGES GRANT ALL ON SEQUENCES TO anon, authenticated", db);
-        using var dir = new TempDir();
         var now = TimeProvider.System.GetUtcNow(); // the server's NOW() is real time
         var clock = new FakeTimeProvider(now.AddDays(-2));
-        var cli = await CliRunner.WithRepositoryAsync(dir, clock);
-        await File.WriteAllTextAsync(dir.File("cairn.yaml"), $"""
-            evidence: {"{"} mirror_table: true {"}"}
-            databases:
-              app:
-                connection: "{pg.Server.Url(db)}"
+        using var setup = await AppSetup.ForDatabaseAsync(pg, db, """
                 checks:
                   - tables_present: [public.profiles]
-                  - sql: {"{"} name: verified_emails, query: "SELECT count(*) FROM profiles WHERE email_verified", expect: ">= 1" {"}"}
-            """);
-        cli.Env["CAIRN_CONFIG"] = dir.File("cairn.yaml");
+                  - sql: { name: verified_emails, query: "SELECT count(*) FROM profiles WHERE email_verified", expect: ">= 1" }
+            """, clock, topLevel: "evidence: { mirror_table: true }\n");
+        var (cli, dir, _) = setup;
 
         // A backup two days ago, then only verifications: the runbook's freshness query must not read them as backups.
         var (code, _, err) = await cli.RunAsync("backup", "app");

@@ -37,9 +37,6 @@ public sealed record CleanupProgress(int Rule, string Table, long Deleted, long 
 /// </summary>
 public sealed class CleanupOperation(OperationContext context)
 {
-    public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(5);
-    public static readonly TimeSpan StatementTimeout = TimeSpan.FromMinutes(5);
-
     public async Task<CleanupResult> RunAsync(CleanupRequest request, IProgress<CleanupProgress>? progress, CancellationToken cancellationToken)
     {
         var db = request.Database;
@@ -92,10 +89,11 @@ public sealed class CleanupOperation(OperationContext context)
         var partial = false;
         try
         {
-            await LiveTables.SetTimeoutsAsync(c, LockTimeout, StatementTimeout, cancellationToken).ConfigureAwait(false);
             foreach (var plan in plans)
             {
-                var (report, interrupted) = await RunRuleAsync(c, plan.Target, plan.Report, plan.Drop, plan.Rule.BatchSize, request.Pause, progress, cancellationToken).ConfigureAwait(false);
+                var t = plan.Rule.Timeouts;
+                await LiveTables.SetTimeoutsAsync(c, t.Lock, t.Statement, cancellationToken).ConfigureAwait(false);
+                var (report, interrupted) = await RunRuleOrExplainAsync(c, plan, request.Pause, progress, done, cancellationToken).ConfigureAwait(false);
                 done.Add(report);
                 if (interrupted)
                 {
@@ -120,6 +118,55 @@ public sealed class CleanupOperation(OperationContext context)
             DurationMs = (long)sw.Elapsed.TotalMilliseconds,
         });
         return result;
+    }
+
+    /// <summary>
+    /// Runs one rule; a timeout becomes an error that names the timeout, its value, the cairn.yaml key that set it and the
+    /// fix (the batches before it stay deleted: each is its own transaction). The rule's figures so far are added to <paramref name="done"/>.
+    /// </summary>
+    private async Task<(CleanupRuleReport, bool)> RunRuleOrExplainAsync(NpgsqlConnection c, (CleanupRule Rule, CleanupTarget Target, CleanupRuleReport Report, List<DroppablePartition> Drop) plan, TimeSpan pause,
+        IProgress<CleanupProgress>? progress, List<CleanupRuleReport> done, CancellationToken ct)
+    {
+        var sofar = plan.Report;
+        try
+        {
+            return await RunRuleAsync(c, plan.Target, plan.Report, plan.Drop, plan.Rule.BatchSize, pause, new Tracking(progress, p => sofar = plan.Report with { RowsDeleted = p.Deleted }), ct).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (TimeoutMessage(plan.Rule, e) is { } message)
+        {
+            done.Add(sofar);
+            throw new PgToolException(message);
+        }
+    }
+
+    /// <summary>Why a batch stopped when it was one of the rule's timeouts (lock_not_available 55P03, or a statement timeout 57014), else null.</summary>
+    internal static string? TimeoutMessage(CleanupRule rule, PostgresException e)
+    {
+        var t = rule.Timeouts;
+        var what = $"cleanup rule {rule.Number} ({rule.Table})";
+        return e.SqlState switch
+        {
+            PostgresErrorCodes.LockNotAvailable =>
+                $"{what} stopped: lock_timeout {Duration(t.Lock)} ran out waiting for a lock on the table (another session holds it); raise {t.LockKey} in cairn.yaml, " +
+                "or run when the table is less busy. Batches before it stay deleted",
+            PostgresErrorCodes.QueryCanceled when e.MessageText.Contains("statement timeout", StringComparison.Ordinal) =>
+                $"{what} stopped: a batch ran longer than statement_timeout {Duration(t.Statement)}; lower the rule's batch_size, add an index on its time column, " +
+                $"or raise {t.StatementKey} in cairn.yaml. Batches before it stay deleted",
+            _ => null,
+        };
+    }
+
+    private static string Duration(TimeSpan d) => d.TotalMilliseconds < 1000 || d.Milliseconds != 0 ? $"{(long)d.TotalMilliseconds}ms"
+        : d.TotalSeconds < 60 || d.Seconds != 0 ? $"{(long)d.TotalSeconds}s" : d.TotalMinutes < 60 || d.Minutes != 0 ? $"{(long)d.TotalMinutes}m" : $"{(long)d.TotalHours}h";
+
+    /// <summary>Passes progress on and remembers the last figures (what a rule that stops on a timeout had done).</summary>
+    private sealed class Tracking(IProgress<CleanupProgress>? inner, Action<CleanupProgress> last) : IProgress<CleanupProgress>
+    {
+        public void Report(CleanupProgress value)
+        {
+            last(value);
+            inner?.Report(value);
+        }
     }
 
     private static async Task<(CleanupRule, CleanupTarget, CleanupRuleReport, List<DroppablePartition>)> PlanAsync(NpgsqlConnection c, CleanupRule rule, DateTimeOffset now, CancellationToken ct)
