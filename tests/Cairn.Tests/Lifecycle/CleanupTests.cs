@@ -199,19 +199,22 @@ public class CleanupTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
         {
             await lockCmd.ExecuteNonQueryAsync();
         }
+        // Each run must stop on its own short timeout, before the 5 s default could have run out.
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var (code, json, err) = await cli.RunAsync("cleanup", "app", "--rule", "1", "--json");
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(4.8), $"rule 1 stopped on its 300ms lock_timeout, not the 5 s default ({sw.Elapsed})");
         Assert.True(code == ExitCodes.Database, json + err);
         var error = JsonNode.Parse(json)!["error"]!.GetValue<string>();
         Assert.Contains("lock_timeout 300ms", error, StringComparison.Ordinal);
         Assert.Contains("raise databases.app.cleanup[1].lock_timeout", error, StringComparison.Ordinal);
         // The rule without its own timeout takes the database's.
+        sw.Restart();
         (code, json, err) = await cli.RunAsync("cleanup", "app", "--rule", "2", "--json");
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(4.8), $"rule 2 stopped on the database's 400ms lock_timeout, not the 5 s default ({sw.Elapsed})");
         Assert.True(code == ExitCodes.Database, json + err);
         error = JsonNode.Parse(json)!["error"]!.GetValue<string>();
         Assert.Contains("lock_timeout 400ms", error, StringComparison.Ordinal);
         Assert.Contains("raise databases.app.cleanup_timeouts.lock_timeout", error, StringComparison.Ordinal);
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(4), $"both runs stopped on their short timeouts, not the 5 s default ({sw.Elapsed})");
         await tx.RollbackAsync();
         Assert.Equal(100, await pg.Server.ScalarAsync<long>("SELECT count(*) FROM events", db));
 
