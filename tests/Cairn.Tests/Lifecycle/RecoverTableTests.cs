@@ -60,8 +60,8 @@ public class RecoverTableTests
         // Deleted since TIME: back, with their values as of TIME (101 existed only in the WAL).
         Assert.Equal("1:1,4:4,101:101", await cluster.Server.ScalarAsync<string>("SELECT string_agg(id || ':' || amount, ',' ORDER BY id) FROM orders WHERE id IN (1, 4, 101)"));
         // Written since TIME: untouched.
-        Assert.Equal(200L, await cluster.Server.ScalarAsync<long>("SELECT amount FROM orders WHERE id = 200"));
-        Assert.Equal(-5L, await cluster.Server.ScalarAsync<long>("SELECT amount FROM orders WHERE id = 5"));
+        Assert.Equal(200L, await cluster.Server.ScalarAsync<long>("SELECT amount::bigint FROM orders WHERE id = 200"));
+        Assert.Equal(-5L, await cluster.Server.ScalarAsync<long>("SELECT amount::bigint FROM orders WHERE id = 5"));
         // The erased subject's orders existed at TIME and stay erased.
         Assert.Equal(0L, await cluster.Server.ScalarAsync<long>("SELECT count(*) FROM orders WHERE profile_id = 3"));
         Assert.Equal(0L, await cluster.Server.ScalarAsync<long>("SELECT count(*) FROM cairn_recover.\"public.orders\" WHERE profile_id = 3"));
