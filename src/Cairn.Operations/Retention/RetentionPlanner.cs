@@ -63,9 +63,11 @@ public static class RetentionPlanner
             {
                 reasons[b.Id].Add($"within {FormatSpan(within)} of the newest");
             }
-            if (list.FirstOrDefault(b => b.Time < start) is { } before)
+            // An index, not FirstOrDefault: the default of a value tuple is a match for "is { }" (with a null Id) when every backup lies inside the window.
+            var beforeIndex = list.FindIndex(b => b.Time < start);
+            if (beforeIndex >= 0)
             {
-                reasons[before.Id].Add($"base of the {FormatSpan(within)} window (the newest backup before its start)");
+                reasons[list[beforeIndex].Id].Add($"base of the {FormatSpan(within)} window (the newest backup before its start)");
             }
         }
         if (reasons[list[0].Id].Count == 0)

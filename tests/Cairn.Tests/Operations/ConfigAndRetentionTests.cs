@@ -81,6 +81,16 @@ public class RetentionPlannerTests
     }
 
     [Fact]
+    public void Keep_within_with_every_backup_inside_the_window_keeps_them_all_and_names_no_base()
+    {
+        // The demo's case: three backups minutes apart and a window of days (this threw on a null key before).
+        var backups = Enumerable.Range(0, 3).Select(i => ($"m{i}", Now.AddMinutes(-5 * i))).ToList();
+        var plan = RetentionPlanner.Plan(backups, new RetentionPolicy { KeepWithin = TimeSpan.FromDays(7) });
+        Assert.Equal(["m0", "m1", "m2"], plan.Where(p => p.Keep).Select(p => p.Id));
+        Assert.DoesNotContain(plan.SelectMany(p => p.Reasons), r => r.StartsWith("base of", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Keep_within_keeps_the_newest_backup_before_the_window_start_and_nothing_older()
     {
         // Backups every 10 days; a 25-day window from the newest starts between day 20 and day 30.
