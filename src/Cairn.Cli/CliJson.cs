@@ -121,6 +121,7 @@ public sealed record ReportVerifyOutput(string MessageType, bool Ok, string File
 [JsonSerializable(typeof(DoctorOutput))]
 [JsonSerializable(typeof(ReportOutput))]
 [JsonSerializable(typeof(ReportVerifyOutput))]
+[JsonSerializable(typeof(AssessOutput))]
 internal sealed partial class CliJson : JsonSerializerContext;
 
 public sealed record CleanupPartitionRow(string Partition, string Bound, long Rows);
@@ -147,3 +148,22 @@ public sealed record RecoverOutput(string MessageType, string Database, bool Dry
 /// <param name="ErasedRows">Rows of erased subjects the ledger removed from the copy before it was read.</param>
 public sealed record RecoverTableOutput(string MessageType, string Database, string Table, DateTimeOffset At, string Snapshot, bool DryRun, bool Merge, string? StagingTable, string Key, long RowsThen, long? RowsNow,
     long OnlyThen, long OnlyNow, long Differ, long Merged, int ErasuresInLedger, int ErasuresReapplied, long ErasedRows, int? ErasuresReappliedInMerge, string StopPoint, double Seconds);
+public sealed record AssessTableRow(string Table, string Kind, long TotalBytes, long HeapBytes);
+
+public sealed record AssessFindingRow(string Relation, string Kind, string Table, long? Block, string Message);
+
+public sealed record AssessMissingRow(string Relation, string Path);
+
+public sealed record AssessArchiverRow(long FailedCount, string? LastFailedWal, string? LastFailedTime, bool Failing);
+
+public sealed record AssessSlotRow(string Name, string Type, bool Active, string? Database, long? RetainedBytes, string? WalStatus);
+
+public sealed record AssessOptionRow(int Rank, string Method, bool Available, string? Snapshot, string? SnapshotTime, long? DrillSeq, IReadOnlyList<string> Commands, string Why);
+
+public sealed record AssessPlanRow(string Relation, string Kind, string Table, bool IndexOnly, IReadOnlyList<string> Sources, IReadOnlyList<string> Details, string FirstSeen, string FirstSeenSource,
+    IReadOnlyList<AssessOptionRow> Options);
+
+public sealed record AssessOutput(string MessageType, string Database, bool Damaged, long DatabaseBytes, bool DataChecksums, long? ChecksumFailures, string? ChecksumLastFailure, int IndexesChecked,
+    int HeapsChecked, IReadOnlyList<AssessTableRow> Tables, IReadOnlyList<AssessFindingRow> AmcheckFindings, IReadOnlyList<string> InvalidIndexes, IReadOnlyList<AssessMissingRow> MissingFiles,
+    AssessArchiverRow? Archiver, IReadOnlyList<AssessSlotRow> ReplicationSlots, string? NewestWal, string? NewestWalArchived, IReadOnlyList<string> BackupsReachingNewestWal,
+    IReadOnlyList<AssessPlanRow> Plans, IReadOnlyList<string> Incomplete, IReadOnlyList<string> Warnings, double Seconds, long EvidenceSeq);

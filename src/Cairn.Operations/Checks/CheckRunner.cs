@@ -363,8 +363,7 @@ public static partial class CheckRunner
 
     private static async Task<CheckResult> AmcheckAsync(AmcheckCheck c, CheckSession s, CheckTarget t, CancellationToken ct)
     {
-        var ext = await s.QueryAsync("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'", null, ct).ConfigureAwait(false);
-        if (ext.Count == 0)
+        if (!await Amcheck.InstalledAsync(s, ct).ConfigureAwait(false))
         {
             if (!t.IsScratchCopy)
             {
@@ -372,38 +371,14 @@ public static partial class CheckRunner
             }
             await s.ExecuteWritableAsync("CREATE EXTENSION IF NOT EXISTS amcheck", ct).ConfigureAwait(false);
         }
-        var indexes = await s.QueryAsync(
-            "SELECT c.oid::int8, n.nspname || '.' || c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'btree' AND c.relkind = 'i' AND c.relpersistence <> 't' AND i.indisvalid AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
-            null, ct).ConfigureAwait(false);
+        var targets = await Amcheck.TargetsAsync(s, ct).ConfigureAwait(false);
         var problems = new List<string>();
-        foreach (var ix in indexes)
+        foreach (var target in targets)
         {
-            try
-            {
-                await s.QueryAsync($"SELECT bt_index_check(index => @oid::oid, heapallindexed => {(c.HeapAllIndexed ? "true" : "false")})", new Dictionary<string, object?> { ["oid"] = ix[0] }, ct).ConfigureAwait(false);
-            }
-            catch (CheckQueryException e)
-            {
-                problems.Add($"index {ix[1]}: {e.Message}");
-            }
+            problems.AddRange((await Amcheck.CheckAsync(s, target, c.HeapAllIndexed, ct).ConfigureAwait(false)).Select(f => f.Line));
         }
-        var tables = await s.QueryAsync("SELECT c.oid::int8, n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','m','t') AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog','information_schema')", null, ct).ConfigureAwait(false);
-        foreach (var tb in tables)
-        {
-            try
-            {
-                var bad = await s.QueryAsync("SELECT blkno, msg FROM verify_heapam(@oid::oid) LIMIT 3", new Dictionary<string, object?> { ["oid"] = tb[0] }, ct).ConfigureAwait(false);
-                foreach (var b in bad)
-                {
-                    problems.Add($"table {tb[1]} block {b[0]}: {b[1]}");
-                }
-            }
-            catch (CheckQueryException e)
-            {
-                problems.Add($"table {tb[1]}: {e.Message}");
-            }
-        }
-        return new CheckResult(c.Name, c.Kind, "no corruption", $"{indexes.Count} indexes, {tables.Count} tables checked{(problems.Count > 0 ? $", {problems.Count} problem(s)" : "")}",
+        var indexes = targets.Count(x => x.IsIndex);
+        return new CheckResult(c.Name, c.Kind, "no corruption", $"{indexes} indexes, {targets.Count - indexes} tables checked{(problems.Count > 0 ? $", {problems.Count} problem(s)" : "")}",
             problems.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail, default, problems.Count == 0 ? null : string.Join("; ", problems.Take(10)));
     }
 

@@ -96,7 +96,11 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             {
                 results.Add(new CheckResult("erasure ledger", "erasure_replay", $"{erasures.Entries} erasure(s) applied again", $"{erasures.Reapplied} found data ({erasures.Rows} rows)", CheckStatus.Pass, default));
             }
-            results.AddRange(await CheckRunner.RunAsync(request.Database.Checks, new CheckTarget(PgConnection.Parse(url), backupTime, null, null, IsScratchCopy: true, url, null, erasures.Ledger), TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
+            // Command checks see the recovered copy as their default server (PGHOST...), never the live one, as in logical drills.
+            using (var commandEnvironment = PgConnection.Parse(url).ProgramEnvironment())
+            {
+                results.AddRange(await CheckRunner.RunAsync(request.Database.Checks, new CheckTarget(PgConnection.Parse(url), backupTime, null, null, IsScratchCopy: true, url, commandEnvironment.Variables, erasures.Ledger), TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
+            }
             if (request.Keep)
             {
                 kept = new KeptServer(url, data, root);
@@ -115,14 +119,7 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
         }
         finally
         {
-            if (started)
-            {
-                await PgProcess.RunAsServerUserAsync(context.Toolchain.Binaries()["pg_ctl"], ["-D", data, "-m", "immediate", "-w", "stop"], null, CancellationToken.None).ConfigureAwait(false);
-            }
-            if (root.Length > 0 && Directory.Exists(root))
-            {
-                Directory.Delete(root, recursive: true);
-            }
+            await TearDownAsync(started ? data : null, root).ConfigureAwait(false);
         }
         var result = new PhysicalDrillResult(snap, target, results, rto, dataAge, total.Elapsed, kept, request.AllowSkipped);
         var seq = context.Evidence.Record(new PhysicalDrillEvent(target, request.RandomTarget, (long?)rto?.TotalMilliseconds, (long?)dataAge?.TotalSeconds, result.Tally, request.AllowSkipped)
@@ -139,6 +136,60 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             context.Warn(warning);
         }
         return result;
+    }
+
+    /// <summary>
+    /// Stops the drill's server and removes its folder, however the drill ended (a failure, Ctrl-C, SIGTERM). It never throws:
+    /// an exception here would replace the one that ended the drill (a cancellation would no longer exit 130) and skip the
+    /// removal. pg_ctl start -W returns before the server writes postmaster.pid, so a stop that finds no pid file looks again
+    /// once before trusting it; the removal is retried while files still appear (a restore_command child finishing its write).
+    /// A folder that still cannot be removed is a warning that names it.
+    /// </summary>
+    private async Task TearDownAsync(string? data, string root)
+    {
+        if (data is not null)
+        {
+            var pidFile = Path.Combine(data, "postmaster.pid");
+            for (var attempt = 0; attempt < 10; attempt++)
+            {
+                try
+                {
+                    await PgProcess.RunAsServerUserAsync(context.Toolchain.Binaries()["pg_ctl"], ["-D", data, "-m", "immediate", "-w", "stop"], null, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is PgToolException or IOException or System.ComponentModel.Win32Exception)
+                {
+                    context.Warn($"stopping the drill's server failed: {e.Message}");
+                }
+                if (!File.Exists(pidFile))
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None).ConfigureAwait(false);
+                    if (!File.Exists(pidFile))
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        for (var attempt = 1; root.Length > 0; attempt++)
+        {
+            try
+            {
+                if (Directory.Exists(root))
+                {
+                    Directory.Delete(root, recursive: true);
+                }
+                return;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                if (attempt >= 10)
+                {
+                    context.Warn($"could not remove the drill's folder {root}: {e.Message}; remove it by hand");
+                    return;
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(300), CancellationToken.None).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>

@@ -397,3 +397,30 @@ public sealed record ConfigLoadedEvent(string Action, string File, string Sha256
 
     public override void Describe(EvidenceDetails details) => details.Text("action", Action).Text("file", File).Text("sha256", Sha256);
 }
+
+/// <summary>
+/// A damage assessment of a live database (<c>assess</c>): result fail when something is damaged, error when a probe could not
+/// run and nothing was found. Each damaged relation with when it was first seen and the backup the plan's first option uses,
+/// so a later assess (and an auditor) knows the damage's age.
+/// </summary>
+public sealed record AssessEvent(Cairn.Operations.Assessment.AssessResult Found) : EvidenceEvent
+{
+    public override string Kind => Cairn.Operations.Assessment.AssessOperation.Kind;
+
+    public override void Describe(EvidenceDetails details)
+    {
+        var a = Found;
+        details.Number("database_bytes", a.Facts.SizeBytes).YesNo("data_checksums", a.Facts.DataChecksums)
+            .NumberOrEmpty("checksum_failures", a.Facts.ChecksumFailures).Text("checksum_last_failure", a.Facts.ChecksumLastFailure is { } t ? t.UtcDateTime.ToString("O", CultureInfo.InvariantCulture) : "")
+            .Number("indexes_checked", a.IndexesChecked).Number("heaps_checked", a.HeapsChecked).Number("amcheck_findings", a.AmcheckFindings.Count)
+            .Number("invalid_indexes", a.InvalidIndexes.Count).Number("missing_files", a.MissingFiles.Count).Number("incomplete", a.Incomplete.Count)
+            .Text("newest_wal", a.Wal?.NewestSegment ?? "")
+            .List("damaged", a.Plans.Select(p =>
+            {
+                var first = p.Options.FirstOrDefault(o => o.Available);
+                var d = new EvidenceDetails().Text("relation", p.Relation.Display).Text("sources", string.Join(' ', p.Relation.Sources)).Time("first_seen", p.FirstSeen.Time)
+                    .Text("first_option", first?.Method ?? "none").Text("backup", first?.SnapshotId ?? "");
+                return first?.DrillSeq is { } seq ? d.Number("drill_seq", seq) : d;
+            }));
+    }
+}

@@ -54,8 +54,8 @@ public sealed class ScratchServer : IAsyncDisposable
         CommandTimeout = 0,
     }.ConnectionString;
 
-    /// <summary>initdb + start. Extra settings (e.g. archive_command) go to postgresql.conf.</summary>
-    public static async Task<ScratchServer> StartAsync(PgBinaries? binaries = null, IReadOnlyDictionary<string, string>? settings = null, string? initFrom = null, CancellationToken cancellationToken = default)
+    /// <summary>initdb + start. Extra settings (e.g. archive_command) go to postgresql.conf; <paramref name="dataChecksums"/> runs initdb with --data-checksums.</summary>
+    public static async Task<ScratchServer> StartAsync(PgBinaries? binaries = null, IReadOnlyDictionary<string, string>? settings = null, string? initFrom = null, bool dataChecksums = false, CancellationToken cancellationToken = default)
     {
         var bin = binaries ?? PgBinaries.Find();
         if (!bin.HasServer)
@@ -77,7 +77,7 @@ public sealed class ScratchServer : IAsyncDisposable
             PgProcess.GiveToServerUser(root);
             if (initFrom is null)
             {
-                var init = await PgProcess.RunAsServerUserAsync(bin["initdb"], ["-D", server.DataDirectory, "-U", Superuser, "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], null, cancellationToken).ConfigureAwait(false);
+                var init = await PgProcess.RunAsServerUserAsync(bin["initdb"], ["-D", server.DataDirectory, "-U", Superuser, "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", .. (dataChecksums ? new[] { "--data-checksums" } : [])], null, cancellationToken).ConfigureAwait(false);
                 if (init.ExitCode != 0)
                 {
                     throw new PgToolException($"initdb failed: {PgProcess.Tail(init.StandardError)}");
