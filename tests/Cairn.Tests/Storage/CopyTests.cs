@@ -194,6 +194,57 @@ public sealed class CopyTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
         Assert.Equal(before, Directory.EnumerateFiles(dir.File("other"), "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList());
     }
 
+    [Fact]
+    public async Task Daemon_runs_the_copy_job_of_a_copies_entry_and_records_it_with_its_target()
+    {
+        using var dir = new TempDir();
+        var copy = dir.File("copy");
+        var config = dir.File("cairn.yaml");
+        // Every second (six fields put seconds first): the first tick runs it.
+        await File.WriteAllTextAsync(config, $"repository: {dir.File("repo")}\ncopies:\n  - repository: {copy}\n    schedule: \"* * * * * *\"\n");
+        var env = new Dictionary<string, string> { ["CAIRN_CONFIG"] = config, ["CAIRN_PASSPHRASE"] = TestData.Passphrase };
+        var cli = new CliRunner(env);
+        Assert.Equal(0, (await cli.RunAsync(Init)).Code);
+        await File.WriteAllBytesAsync(dir.File("data.bin"), TestData.Random(400_000, 51));
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "one", dir.File("data.bin"))).Code);
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        using var daemon = Process.Start(CairnProcess.StartInfo(["daemon", "--listen", $"127.0.0.1:{port}", "--tick-seconds", "1"], env))!;
+        var log = new StringBuilder();
+        daemon.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        daemon.BeginErrorReadLine();
+        _ = daemon.StandardOutput.ReadToEndAsync();
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            while (!Snapshot(log).Contains("job=copy exit=0", StringComparison.Ordinal))
+            {
+                Assert.True(sw.Elapsed < TimeSpan.FromSeconds(90) && !daemon.HasExited, "no successful copy job in the daemon's log:\n" + Snapshot(log));
+                Assert.DoesNotMatch("job=copy exit=[1-9]", Snapshot(log));
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            daemon.Kill(entireProcessTree: true);
+            await daemon.WaitForExitAsync();
+        }
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(copy, "snapshots")));
+        var record = (await CopyRecordsAsync(cli))[0];
+        Assert.Equal(copy, record["details"]!["target"]!.GetValue<string>());
+        Assert.Equal("pass", record["result"]!.GetValue<string>());
+    }
+
+    private static string Snapshot(StringBuilder log)
+    {
+        lock (log)
+        {
+            return log.ToString();
+        }
+    }
+
     private static async Task<List<System.Text.Json.Nodes.JsonNode>> CopyRecordsAsync(CliRunner cli)
     {
         var (code, output, err) = await cli.RunAsync("evidence", "list", "--json");
