@@ -61,7 +61,7 @@ public static class CopiesConfigSection
             if (ctx.Get(m, "schedule") is { } sn)
             {
                 var expr = ctx.Scalar(sn, where + ".schedule");
-                job = new ScheduledJob("", ScheduledJob.CopyJob, expr, ScheduledJob.ParseCron(expr, $"{file}:{sn.Start.Line}: {where}.schedule")) { CopyTarget = repository };
+                job = new ScheduledJob("-", ScheduledJob.CopyJob, expr, ScheduledJob.ParseCron(expr, $"{file}:{sn.Start.Line}: {where}.schedule")) { CopyTarget = repository };
             }
             var maxAge = ctx.Get(m, "max_age") is { } an ? ctx.Duration(an, where + ".max_age") : CopyConfig.DefaultMaxAge;
             if (maxAge <= TimeSpan.Zero)
