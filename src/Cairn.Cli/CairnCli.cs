@@ -41,6 +41,7 @@ public static class CairnCli
         root.Subcommands.Add(RepositoryCommands.Verify(ctx));
         root.Subcommands.Add(RepositoryCommands.Prune(ctx));
         root.Subcommands.Add(AssessCommand.Build(ctx));
+        root.Subcommands.Add(CopyCommands.Build(ctx));
         root.Subcommands.Add(PinCommands.Pin(ctx));
         root.Subcommands.Add(PinCommands.Unpin(ctx));
         root.Subcommands.Add(RepositoryCommands.Unlock(ctx));

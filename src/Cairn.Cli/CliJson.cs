@@ -29,6 +29,11 @@ public sealed record DoctorCheckRow(string Name, string State, string Detail);
 
 public sealed record DoctorOutput(string MessageType, bool Ok, string Repository, bool AppendOnly, bool RepositoryExists, IReadOnlyList<DoctorCheckRow> Checks);
 
+public sealed record CopyTargetRow(string Target, bool Ok, bool NewCopy, long ObjectsCopied, long BytesCopied, long ObjectsPresent, int EvidenceFiles, int SnapshotsInCopy, string Scope,
+    IReadOnlyList<string> Damage, string? Error);
+
+public sealed record CopyOutput(string MessageType, bool Ok, IReadOnlyList<CopyTargetRow> Targets);
+
 public sealed record LockRow(string Id, string Host, int Pid, bool Exclusive, string Operation, DateTimeOffset Created, DateTimeOffset Refreshed, bool Stale,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StaleReason);
 
@@ -119,6 +124,7 @@ public sealed record ReportVerifyOutput(string MessageType, bool Ok, string File
 [JsonSerializable(typeof(RecoverOutput))]
 [JsonSerializable(typeof(RecoverTableOutput))]
 [JsonSerializable(typeof(DoctorOutput))]
+[JsonSerializable(typeof(CopyOutput))]
 [JsonSerializable(typeof(ReportOutput))]
 [JsonSerializable(typeof(ReportVerifyOutput))]
 [JsonSerializable(typeof(AssessOutput))]

@@ -10,7 +10,10 @@ namespace Cairn.Cli;
 /// </summary>
 internal sealed class CliSecrets(CliContext cli) : ISecretSource
 {
-    public string Passphrase(bool confirm = false) => Read("CAIRN_PASSPHRASE", "repository passphrase", confirm);
+    // Read once per run: 'copy' opens the primary and its copy (same keys), and a prompt must not ask three times.
+    private string? _passphrase;
+
+    public string Passphrase(bool confirm = false) => confirm ? Read("CAIRN_PASSPHRASE", "repository passphrase", confirm) : _passphrase ??= Read("CAIRN_PASSPHRASE", "repository passphrase", confirm);
 
     public string NewPassphrase() => Read("CAIRN_NEW_PASSPHRASE", "new passphrase", confirm: true);
 

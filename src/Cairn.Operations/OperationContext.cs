@@ -17,6 +17,12 @@ public interface ISecretSource
     string NewPassphrase();
 }
 
+/// <summary>A storage factory that can also build S3 storage with settings other than its own (a copy in another account or region).</summary>
+public interface IS3StorageFactory : IStorageFactory
+{
+    IStorage Create(RepositoryLocation location, Cairn.Storage.S3.S3Options? s3);
+}
+
 /// <summary>PostgreSQL's programs and the scratch space they write to: <c>postgres_bin</c> and <c>work_dir</c> in cairn.yaml.</summary>
 public sealed record PgToolchain(string? PostgresBin = null, string? WorkDirectory = null)
 {
@@ -91,6 +97,17 @@ public sealed class OperationContext
 
     /// <summary>The storage the repository lives on (which may hold no repository yet).</summary>
     public IStorage OpenStorage() => StorageFactory.Create(RepositoryLocation);
+
+    /// <summary>
+    /// The storage of another location (a copy) with its own S3 settings and credentials; null settings take the
+    /// factory's own (the top-level <c>s3:</c> block).
+    /// </summary>
+    public IStorage OpenStorage(RepositoryLocation location, Cairn.Storage.S3.S3Options? s3) => StorageFactory switch
+    {
+        IS3StorageFactory f => f.Create(location, s3),
+        var f when s3 is null || location is not S3Location => f.Create(location),
+        _ => throw new RepositoryException(ErrorKind.InvalidInput, $"this program cannot reach {location.Display} with its own S3 settings"),
+    };
 
     /// <summary>Opens the repository with the passphrase; a missing repository is a clear error that names the fix.</summary>
     public async Task<Repository.Repository> OpenRepositoryAsync(CancellationToken cancellationToken)

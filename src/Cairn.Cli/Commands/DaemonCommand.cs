@@ -121,6 +121,7 @@ internal static class DaemonCommand
             "prune" => await RepositoryCommands.PruneAsync(inv, new PruneRequest(DryRun: false), ct).ConfigureAwait(false),
             "check" => await MonitoringCommands.CheckAsync(inv, new HealthRequest(job.Database), nagios: false, textfile: null, ct).ConfigureAwait(false),
             "cleanup" => await LifecycleCommands.CleanupAsync(inv, new Operations.Lifecycle.Cleanup.CleanupRequest(inv.ResolveDatabase(job.Database)), ct).ConfigureAwait(false),
+            ScheduledJob.CopyJob => await CopyCommands.CopyAsync(inv, new Operations.Copying.CopyRequest(job.CopyTarget), ct).ConfigureAwait(false),
             "report" => ReportCommands.Write(inv, ReportSchedule.JobRequest(inv.Config, job.Database, inv.Operations.Time.GetUtcNow())),
             _ => throw new InvalidOperationException($"unknown job {job.Job}"),
         };

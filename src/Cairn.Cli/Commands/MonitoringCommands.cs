@@ -113,7 +113,7 @@ internal static class MonitoringCommands
             var t = new Table().AddColumns("Database", "Job", "Cron (UTC)", "Next runs (UTC)");
             foreach (var x in r.Runs)
             {
-                t.AddRow(Markup.Escape(x.Job.Database), x.Job.Job, Markup.Escape(x.Job.Expression), string.Join(", ", x.Next.Select(Format.Time)));
+                t.AddRow(Markup.Escape(x.Job.Database), Markup.Escape(x.Job.CopyTarget is { } target ? $"copy to {target}" : x.Job.Job), Markup.Escape(x.Job.Expression), string.Join(", ", x.Next.Select(Format.Time)));
             }
             inv.Console.Ansi.Write(t);
             return Task.FromResult(ExitCodes.Ok);

@@ -100,7 +100,7 @@ public sealed record CairnConfig
     public ReportsConfig Reports { get; init; } = new(null, "html");
 
     /// <summary>Every database's scheduled jobs, in the order of the file.</summary>
-    public IReadOnlyList<ScheduledJob> Schedules => [.. Databases.Values.SelectMany(d => d.Schedule)];
+    public IReadOnlyList<ScheduledJob> Schedules => [.. Databases.Values.SelectMany(d => d.Schedule), .. Copies.Select(c => c.Job).OfType<ScheduledJob>()];
 
     /// <summary>The thresholds of <paramref name="database"/>: its monitoring section, or the defaults when it is not configured.</summary>
     public Thresholds ThresholdsOf(string database) => Databases.TryGetValue(database, out var d) ? d.Monitoring : Thresholds.Default;
@@ -111,9 +111,12 @@ public sealed record CairnConfig
     /// <summary>The <c>daemon:</c> block: its HTTP address and loop interval (command-line options win).</summary>
     public DaemonConfig Daemon { get; init; } = new();
 
+    /// <summary>The second repositories <c>cairn copy</c> keeps up to date (<c>copies:</c>), in the order written.</summary>
+    public IReadOnlyList<CopyConfig> Copies { get; init; } = [];
+
     public static CairnConfig Empty { get; } = new();
 
-    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports"];
+    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports", "copies"];
     private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
@@ -263,11 +266,13 @@ public sealed record CairnConfig
         {
             throw new ConfigException($"{file}: databases.{reportJob.Database}.schedule.report needs reports.dir, the folder the monthly reports are written into (reports: {{ dir: /var/lib/cairn/reports, format: html }})");
         }
+        var repository = ResolveLocation(ctx.OptString(root, "repository", ""));
         return new CairnConfig
         {
             File = file,
+            Copies = CopiesConfigSection.Parse(ctx.Get(root, "copies"), file, baseDir, repository),
             Reports = reports,
-            Repository = ResolveLocation(ctx.OptString(root, "repository", "")),
+            Repository = repository,
             Evidence = evidence,
             PostgresBin = Resolve(ctx.OptString(root, "postgres_bin", "")),
             WorkDirectory = Resolve(ctx.OptString(root, "work_dir", "")),

@@ -16,19 +16,19 @@ public static partial class S3ConfigSection
     private static readonly HashSet<string> SecretKeys = ["access_key", "access_key_id", "aws_access_key_id", "secret_key", "secret_access_key", "aws_secret_access_key", "session_token", "aws_session_token", "password", "secret"];
 
     /// <summary>Parses the block; relative paths are resolved against <paramref name="baseDirectory"/> (the config file's folder).</summary>
-    public static S3Options Parse(YamlNode node, string file, string baseDirectory)
+    public static S3Options Parse(YamlNode node, string file, string baseDirectory, string key = "s3")
     {
         ArgumentNullException.ThrowIfNull(node);
         var ctx = new CairnConfig.Ctx(file);
-        var map = ctx.Mapping(node, "s3");
+        var map = ctx.Mapping(node, key);
         foreach (var k in map.Children.Keys)
         {
             if (k is YamlScalarNode { Value: { } name } && SecretKeys.Contains(name))
             {
-                throw new ConfigException($"{file}:{k.Start.Line}: s3.{name}: credentials never go in cairn.yaml; name a credentials file (s3.credentials_file, mode 0600, AWS format) or use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or instance credentials");
+                throw new ConfigException($"{file}:{k.Start.Line}: {key}.{name}: credentials never go in cairn.yaml; name a credentials file (s3.credentials_file, mode 0600, AWS format) or use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or instance credentials");
             }
         }
-        ctx.CheckKeys(map, Keys, "s3.");
+        ctx.CheckKeys(map, Keys, key + ".");
 
         Uri? endpoint = null;
         if (ctx.Get(map, "endpoint") is { } en)

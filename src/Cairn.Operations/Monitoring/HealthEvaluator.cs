@@ -46,6 +46,7 @@ public sealed class HealthEvaluator(OperationContext context)
         var findings = Freshness.Evaluate(entries, databases, config.ThresholdsOf, now, expectDrills: true);
         findings.AddRange(Reports.ReportSchedule.MissingReports(entries, config, databases, now));
         findings.AddRange(evidence.Findings);
+        findings.AddRange(CopyHealth.Evaluate(entries, config.Copies, now));
         if (databases.Count == 0)
         {
             findings.Add(new HealthFinding("-", "config", HealthState.Unknown, "no databases configured and none on record; nothing to check", null, null));

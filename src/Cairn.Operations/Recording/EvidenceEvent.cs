@@ -424,3 +424,23 @@ public sealed record AssessEvent(Cairn.Operations.Assessment.AssessResult Found)
             }));
     }
 }
+
+/// <summary>The repository copied to a second repository and the copy verified (<c>copy</c>); <c>check</c> judges a copy's age by the last passing one.</summary>
+public sealed record CopyEvent(string Target, long ObjectsCopied, long BytesCopied, long ObjectsPresent, long EvidenceFiles, long SnapshotsInCopy, string Scope, long DamageFindings, IReadOnlyList<string> FirstFindings, string? Error) : EvidenceEvent
+{
+    public override string Kind => "copy";
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("target", Target).Number("objects_copied", ObjectsCopied).Number("bytes_copied", BytesCopied).Number("objects_present", ObjectsPresent)
+            .Number("evidence_files", EvidenceFiles).Number("snapshots_in_copy", SnapshotsInCopy).Text("scope", Scope).Number("damage_findings", DamageFindings);
+        if (FirstFindings.Count > 0)
+        {
+            details.Text("findings", string.Join("; ", FirstFindings));
+        }
+        if (Error is not null)
+        {
+            details.Text("error", Error);
+        }
+    }
+}

@@ -53,7 +53,7 @@ public sealed class Scheduler(TimeProvider time, IJobRunner runner, Action<strin
         SetTick(_started);
         foreach (var j in _jobs)
         {
-            var last = history.LastOrDefault(e => e.Kind == j.EvidenceKind && (j.Job is "prune" or "verify" || e.Record?["database"]?.GetValue<string>() == j.Database) && j.IsRun(e.Record))?.Time;
+            var last = history.LastOrDefault(e => e.Kind == j.EvidenceKind && (j.Job is "prune" or "verify" or ScheduledJob.CopyJob || e.Record?["database"]?.GetValue<string>() == j.Database) && j.IsRun(e.Record))?.Time;
             // The first tick then runs the latest slot since that run once (not once per missed slot).
             _last[j.Key] = last ?? _started;
             if (last is { } l && j.LastSlotBetween(l, _started) is { } missed)

@@ -9,11 +9,17 @@ public sealed record ScheduledJob(string Database, string Job, string Expression
 {
     public static readonly string[] Jobs = ["backup", "backup_physical", "drill", "drill_physical", "verify", "verify_live", "prune", "check", "cleanup", "report"];
 
+    /// <summary>The job a <c>copies:</c> entry with a schedule runs (not a database's job: <see cref="CopyTarget"/> names the copy).</summary>
+    public const string CopyJob = "copy";
+
     /// <summary>Jobs the runbook schedules whose command this build does not have: refused at load with the reason, never ignored.</summary>
     public static readonly IReadOnlyDictionary<string, string> Refused = new Dictionary<string, string>(StringComparer.Ordinal)
     {
-        ["copy"] = "this build has no 'cairn copy' command (copying the repository to a second location) yet; schedule the copy with your own tool (e.g. a cron job running rclone or aws s3 sync on the repository folder) until it lands",
+        ["copy"] = "a copy is of the whole repository, not of one database: schedule it under copies: (copies: [ { repository: s3://other/cairn, schedule: \"30 1 * * *\" } ])",
     };
+
+    /// <summary>A copy job's target (<c>copies[].repository</c>); null for a database's job.</summary>
+    public string? CopyTarget { get; init; }
 
     /// <summary>The share of packs a scheduled <c>verify</c> reads (<c>read_data_subset</c>, default 5%): a stable rotating subset spreads the cost over days.</summary>
     public double ReadDataSubset { get; init; } = 0.05;
@@ -51,12 +57,13 @@ public sealed record ScheduledJob(string Database, string Job, string Expression
             "backup_physical" or "drill_physical" => type == "physical",
             "verify" => scope != "live",
             "verify_live" => scope == "live",
+            "copy" => record?["details"]?["target"]?.GetValue<string>() == CopyTarget,
             _ => true,
         };
     }
 
     /// <summary>The job's key in the scheduler's state: one state per database and job.</summary>
-    public string Key => $"{Database}/{Job}";
+    public string Key => CopyTarget is { } t ? $"copy/{t}" : $"{Database}/{Job}";
 
     /// <summary>Reads a database's <c>schedule:</c> section (at config load); errors name the file, line and job.</summary>
     internal static List<ScheduledJob> Parse(YamlMappingNode schedule, string file, string database)
@@ -104,17 +111,22 @@ public sealed record ScheduledJob(string Database, string Job, string Expression
             {
                 expr = (v as YamlScalarNode)?.Value ?? "";
             }
-            try
-            {
-                // Six fields put seconds first (for tests and fast loops); five are standard cron.
-                var format = expr.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard;
-                result.Add(new ScheduledJob(database, job, expr, CronExpression.Parse(expr, format)) { ReadDataSubset = subset });
-            }
-            catch (Exception e) when (e is CronFormatException or MissingSeedException or ArgumentException)
-            {
-                throw new ConfigException($"{file}:{v.Start.Line}: databases.{database}.schedule.{job}: '{expr}' is not a cron expression ({e.Message}); e.g. \"0 0 * * *\" daily at 00:00 UTC, \"0 3 * * 0#1\" first Sunday 03:00");
-            }
+            result.Add(new ScheduledJob(database, job, expr, ParseCron(expr, $"{file}:{v.Start.Line}: databases.{database}.schedule.{job}")) { ReadDataSubset = subset });
         }
         return result;
+    }
+
+    /// <summary>A cron expression (five fields; six put seconds first, for tests and fast loops); the error starts with <paramref name="where"/>.</summary>
+    internal static CronExpression ParseCron(string expr, string where)
+    {
+        try
+        {
+            var format = expr.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard;
+            return CronExpression.Parse(expr, format);
+        }
+        catch (Exception e) when (e is CronFormatException or MissingSeedException or ArgumentException)
+        {
+            throw new ConfigException($"{where}: '{expr}' is not a cron expression ({e.Message}); e.g. \"0 0 * * *\" daily at 00:00 UTC, \"0 3 * * 0#1\" first Sunday 03:00");
+        }
     }
 }

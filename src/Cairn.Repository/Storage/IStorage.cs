@@ -17,6 +17,9 @@ public enum ObjectKind
     Ledger,
     /// <summary>Holds on snapshots (<c>pins/&lt;snapshot ID&gt;</c>): a pinned snapshot is never pruned.</summary>
     Pin,
+
+    /// <summary>A copy's copy of the evidence log (<c>evidence/</c>): sealed files named by path and SHA-256, written by <c>cairn copy</c>.</summary>
+    Evidence,
 }
 
 /// <summary>Addresses one stored object. <see cref="Name"/> is a plain file name without slashes.</summary>
@@ -43,6 +46,7 @@ public readonly record struct StorageKey(ObjectKind Kind, string Name)
         ObjectKind.Named => "wal",
         ObjectKind.Ledger => "ledger",
         ObjectKind.Pin => "pins",
+        ObjectKind.Evidence => "evidence",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

@@ -154,7 +154,7 @@ public class ConfigRefusalTests
         Assert.True(jobs[0].IsRun(physicalRecord));
         Assert.False((jobs[0] with { Job = "backup" }).IsRun(physicalRecord)); // a physical backup is not a run of the logical backup job
         var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("databases:\n  app:\n    connection: x\n    schedule:\n      copy: \"0 5 * * *\"\n", "c.yaml"));
-        Assert.Contains("c.yaml:5: databases.app.schedule.copy cannot be scheduled: this build has no 'cairn copy'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("c.yaml:5: databases.app.schedule.copy cannot be scheduled: a copy is of the whole repository, not of one database: schedule it under copies:", e.Message, StringComparison.Ordinal);
         e = Assert.Throws<ConfigException>(() => CairnConfig.Parse("databases:\n  app:\n    connection: x\n    schedule:\n      verify: { cron: \"0 4 * * *\", read_data_subset: 0% }\n", "c.yaml"));
         Assert.Contains("read_data_subset must be a percentage", e.Message, StringComparison.Ordinal);
     }

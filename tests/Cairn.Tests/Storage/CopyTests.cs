@@ -1,0 +1,254 @@
+using System.Diagnostics;
+using System.Text;
+using Cairn.Cli;
+using Cairn.Repository.Copying;
+using Cairn.Repository.Storage;
+using Cairn.Repository.Verification;
+using Cairn.Tests.Support;
+
+namespace Cairn.Tests.Storage;
+
+/// <summary>
+/// <c>cairn copy</c> (3-2-1): a local repository copied to s3rver with the copy's own S3 settings, incrementally; a copy
+/// killed midway and resumed; a tampered object in the copy found; the daemon's copy job.
+/// </summary>
+public sealed class CopyTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
+{
+    private static readonly string[] Init = ["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"];
+
+    [Fact]
+    public async Task Copy_to_s3_with_its_own_settings_copies_only_what_is_missing_and_the_copy_opens_as_the_same_repository()
+    {
+        using var dir = new TempDir();
+        var target = "s3://" + S3rverFixture.Bucket + "/" + s3.NewLocation("copy").Prefix;
+        var credentials = dir.File("copy.credentials");
+        await File.WriteAllTextAsync(credentials, $"[default]\naws_access_key_id = {S3rverFixture.AccessKey}\naws_secret_access_key = {S3rverFixture.AccessKey}\n");
+        File.SetUnixFileMode(credentials, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        // The top-level s3: block points at a closed port: the copy reaches the bucket only through its own block.
+        var config = dir.File("cairn.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            repository: {dir.File("repo")}
+            s3: {"{"} endpoint: "http://127.0.0.1:1", credentials_file: {dir.File("nowhere.credentials")} {"}"}
+            copies:
+              - repository: {target}
+                max_age: 1d
+                s3: {"{"} endpoint: "{s3.Endpoint}", credentials_file: {credentials} {"}"}
+            """);
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_CONFIG"] = config, ["CAIRN_PASSPHRASE"] = TestData.Passphrase });
+        Assert.Equal(0, (await cli.RunAsync(Init)).Code);
+        var data = dir.File("data.bin");
+        await File.WriteAllBytesAsync(data, TestData.Random(3_000_000, 21));
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "one", data)).Code);
+        var segment = dir.File("000000010000000000000004");
+        await File.WriteAllBytesAsync(segment, TestData.Random(1_000_000, 22));
+        var (code, output, err) = await cli.RunAsync("wal-push", segment, "--database", "app");
+        Assert.True(code == 0, output + err);
+
+        (code, output, err) = await cli.RunAsync("copy");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("(new copy)", output, StringComparison.Ordinal);
+        Assert.Contains("the copy holds 1 snapshot(s)", output, StringComparison.Ordinal);
+
+        // Nothing new: nothing copied. A second backup: only its objects go.
+        (code, output, err) = await cli.RunAsync("copy", "--json");
+        Assert.True(code == 0, output + err);
+        Assert.Equal(0, System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("targets")[0].GetProperty("objects_copied").GetInt64());
+        await File.WriteAllBytesAsync(dir.File("two.bin"), TestData.Random(500_000, 23));
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "two", dir.File("two.bin"))).Code);
+        (code, output, err) = await cli.RunAsync("copy", "--json", "--read-data");
+        Assert.True(code == 0, output + err);
+        var copied = System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("targets")[0];
+        Assert.InRange(copied.GetProperty("objects_copied").GetInt64(), 3, 4); // one pack, one index, one snapshot (and no WAL)
+        Assert.Equal(2, copied.GetProperty("snapshots_in_copy").GetInt32());
+
+        // The copy is the repository: the same passphrase opens it, and it gives back the same bytes.
+        var copyCli = new CliRunner(new Dictionary<string, string> { ["CAIRN_CONFIG"] = config, ["CAIRN_PASSPHRASE"] = TestData.Passphrase, ["CAIRN_REPOSITORY"] = target, ["CAIRN_EVIDENCE"] = dir.File("reader-evidence") });
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config)).Replace("\"http://127.0.0.1:1\"", $"\"{s3.Endpoint}\"", StringComparison.Ordinal).Replace(dir.File("nowhere.credentials"), credentials, StringComparison.Ordinal));
+        (code, output, err) = await copyCli.RunAsync("repo", "get", "one", dir.File("back.bin"));
+        Assert.True(code == 0, output + err);
+        Assert.Equal(await File.ReadAllBytesAsync(data), await File.ReadAllBytesAsync(dir.File("back.bin")));
+        (code, output, err) = await copyCli.RunAsync("wal-fetch", "000000010000000000000004", dir.File("seg"), "--database", "app");
+        Assert.True(code == 0, output + err);
+        Assert.Equal(await File.ReadAllBytesAsync(segment), await File.ReadAllBytesAsync(dir.File("seg")));
+
+        // The evidence log went along (its signing key did not), and reads back as the primary's log was then.
+        using var storage = s3.NewStorage(S3Location.Parse(target));
+        using var repo = await Cairn.Repository.Repository.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
+        var latest = await EvidenceCopies.LatestAsync(storage, default);
+        Assert.Contains("origin", latest.Keys);
+        Assert.Contains("evidence.pub", latest.Keys);
+        Assert.DoesNotContain(latest.Keys, k => k.EndsWith(".key", StringComparison.Ordinal));
+        var origin = await EvidenceCopies.GetAsync(repo, storage, latest["origin"], default);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(dir.File("repo-evidence"), "origin")), origin);
+        var segmentName = Assert.Single(latest.Keys, k => k.StartsWith("log/", StringComparison.Ordinal));
+        Assert.Contains("\"kind\":\"copy\"", Encoding.UTF8.GetString(await EvidenceCopies.GetAsync(repo, storage, latest[segmentName], default)), StringComparison.Ordinal);
+
+        // Each run is on the record with its target; check finds the copy current.
+        Assert.Equal(3, (await CopyRecordsAsync(cli)).Count);
+        (code, output, err) = await cli.RunAsync("check");
+        Assert.Contains("copy to " + target + " holds every backup on record", output + err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Copy_killed_midway_leaves_a_smaller_copy_and_the_next_run_completes_it()
+    {
+        using var dir = new TempDir();
+        var primary = dir.File("repo");
+        var copy = dir.File("copy");
+        var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = primary, ["CAIRN_PASSPHRASE"] = TestData.Passphrase };
+        var cli = new CliRunner(env);
+        Assert.Equal(0, (await cli.RunAsync(Init)).Code);
+        var data = dir.File("data.bin");
+        await File.WriteAllBytesAsync(data, TestData.Random(100 * 1024 * 1024, 31)); // incompressible: about four packs
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "big", data)).Code);
+
+        using (var p = Process.Start(CairnProcess.StartInfo(["copy", "--to", copy], env))!)
+        {
+            var sw = Stopwatch.StartNew();
+            while (!(Directory.Exists(Path.Combine(copy, "data")) && Directory.EnumerateFiles(Path.Combine(copy, "data"), "*", SearchOption.AllDirectories).Any(f => !Path.GetFileName(f).StartsWith('.'))))
+            {
+                Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60) && !p.HasExited, "the copy never wrote a pack: " + (p.HasExited ? await p.StandardError.ReadToEndAsync() : "still running"));
+                await Task.Delay(5);
+            }
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+        }
+        // Killed after its first pack: no index or snapshot is there yet, and what is there is not damage.
+        Assert.Empty(Directory.Exists(Path.Combine(copy, "snapshots")) ? Directory.EnumerateFiles(Path.Combine(copy, "snapshots")) : []);
+        using (var partial = await Cairn.Repository.Repository.OpenAsync(new FileSystemStorage(copy), TestData.Passphrase, TimeProvider.System, default))
+        {
+            var report = await new Verifier(partial).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
+            Assert.False(report.HasDamage, string.Join("\n", report.Findings));
+            Assert.Equal(0, report.Snapshots);
+        }
+        var packsBefore = Directory.EnumerateFiles(Path.Combine(copy, "data"), "*", SearchOption.AllDirectories).Count(f => !Path.GetFileName(f).StartsWith('.'));
+
+        // The next run (the dead process's locks are removed by the stale-lock rules) copies the rest only.
+        var (code, output, err) = await cli.RunAsync("copy", "--to", copy, "--json", "--read-data");
+        Assert.True(code == 0, output + err);
+        var t = System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("targets")[0];
+        Assert.True(t.GetProperty("objects_present").GetInt64() >= packsBefore + 2, output); // the packs, the key and the config were there
+        Assert.Equal(1, t.GetProperty("snapshots_in_copy").GetInt32());
+        var copyCli = new CliRunner(new Dictionary<string, string>(env) { ["CAIRN_REPOSITORY"] = copy });
+        (code, output, err) = await copyCli.RunAsync("repo", "get", "big", dir.File("back.bin"));
+        Assert.True(code == 0, output + err);
+        var expected = await File.ReadAllBytesAsync(data);
+        var actual = await File.ReadAllBytesAsync(dir.File("back.bin"));
+        Assert.True(expected.AsSpan().SequenceEqual(actual));
+    }
+
+    [Fact]
+    public async Task Copy_finds_a_tampered_pack_with_read_data_and_a_cut_WAL_object_always_and_never_copies_over_them()
+    {
+        using var dir = new TempDir();
+        var primary = dir.File("repo");
+        var copy = dir.File("copy");
+        var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = primary, ["CAIRN_PASSPHRASE"] = TestData.Passphrase };
+        var cli = new CliRunner(env);
+        Assert.Equal(0, (await cli.RunAsync(Init)).Code);
+        await File.WriteAllBytesAsync(dir.File("data.bin"), TestData.Random(2_000_000, 41));
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "one", dir.File("data.bin"))).Code);
+        var segment = dir.File("000000010000000000000007");
+        await File.WriteAllBytesAsync(segment, TestData.Random(300_000, 42));
+        Assert.Equal(0, (await cli.RunAsync("wal-push", segment, "--database", "app")).Code);
+        var (code, output, err) = await cli.RunAsync("copy", "--to", copy);
+        Assert.True(code == 0, output + err);
+
+        // One byte of a pack in the copy changed (same size): sizes agree, so only reading finds it.
+        var pack = Directory.EnumerateFiles(Path.Combine(copy, "data"), "*", SearchOption.AllDirectories).Single(f => !Path.GetFileName(f).StartsWith('.'));
+        var bytes = await File.ReadAllBytesAsync(pack);
+        bytes[bytes.Length / 2] ^= 0x40;
+        await File.WriteAllBytesAsync(pack, bytes);
+        (code, output, err) = await cli.RunAsync("copy", "--to", copy, "--read-data");
+        Assert.True(code == ExitCodes.Damaged, output + err);
+        Assert.Contains("DAMAGE  " + copy + ": data/", output, StringComparison.Ordinal);
+        Assert.Contains(Path.GetFileName(pack) + ": differs from the primary in the copy (same size, other bytes)", output, StringComparison.Ordinal);
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(pack)); // reported, not overwritten
+
+        // A WAL object in the copy cut short: found on every run, by its size.
+        var wal = Path.Combine(copy, "wal", "app@000000010000000000000007");
+        await File.WriteAllBytesAsync(wal, (await File.ReadAllBytesAsync(wal))[..1000]);
+        (code, output, err) = await cli.RunAsync("copy", "--to", copy);
+        Assert.True(code == ExitCodes.Damaged, output + err);
+        Assert.Contains("wal/app@000000010000000000000007: differs from the primary in the copy (1000 bytes", output, StringComparison.Ordinal);
+
+        // The run failed on the record; the primary itself is intact.
+        var last = (await CopyRecordsAsync(cli))[^1];
+        Assert.Equal("fail", last["result"]!.GetValue<string>());
+        Assert.Equal(1, last["details"]!["damage_findings"]!.GetValue<long>());
+        Assert.Equal(0, (await cli.RunAsync("verify", "--read-data")).Code);
+    }
+
+    [Fact]
+    public async Task Copy_refuses_a_location_holding_another_repository_and_writes_nothing_there()
+    {
+        using var dir = new TempDir();
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE"] = TestData.Passphrase });
+        Assert.Equal(0, (await cli.RunAsync(Init)).Code);
+        var other = new CliRunner(new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("other"), ["CAIRN_PASSPHRASE"] = TestData.Passphrase });
+        Assert.Equal(0, (await other.RunAsync(Init)).Code);
+        var before = Directory.EnumerateFiles(dir.File("other"), "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+        var (code, output, err) = await cli.RunAsync("copy", "--to", dir.File("other"));
+        Assert.True(code == ExitCodes.Failure, output + err);
+        Assert.Contains("holds another repository", output + err, StringComparison.Ordinal);
+        Assert.Equal(before, Directory.EnumerateFiles(dir.File("other"), "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList());
+    }
+
+    [Fact]
+    public async Task Daemon_runs_the_copy_job_of_a_copies_entry_and_records_it_with_its_target()
+    {
+        using var dir = new TempDir();
+        var copy = dir.File("copy");
+        var config = dir.File("cairn.yaml");
+        // Every second (six fields put seconds first): the first tick runs it.
+        await File.WriteAllTextAsync(config, $"repository: {dir.File("repo")}\ncopies:\n  - repository: {copy}\n    schedule: \"* * * * * *\"\n");
+        var env = new Dictionary<string, string> { ["CAIRN_CONFIG"] = config, ["CAIRN_PASSPHRASE"] = TestData.Passphrase };
+        var cli = new CliRunner(env);
+        Assert.Equal(0, (await cli.RunAsync(Init)).Code);
+        await File.WriteAllBytesAsync(dir.File("data.bin"), TestData.Random(400_000, 51));
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "one", dir.File("data.bin"))).Code);
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        using var daemon = Process.Start(CairnProcess.StartInfo(["daemon", "--listen", $"127.0.0.1:{port}", "--tick-seconds", "1"], env))!;
+        var log = new StringBuilder();
+        daemon.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        daemon.BeginErrorReadLine();
+        _ = daemon.StandardOutput.ReadToEndAsync();
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            while (!Snapshot(log).Contains("job=copy exit=0", StringComparison.Ordinal))
+            {
+                Assert.True(sw.Elapsed < TimeSpan.FromSeconds(90) && !daemon.HasExited, "no successful copy job in the daemon's log:\n" + Snapshot(log));
+                Assert.DoesNotMatch("job=copy exit=[1-9]", Snapshot(log));
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            daemon.Kill(entireProcessTree: true);
+            await daemon.WaitForExitAsync();
+        }
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(copy, "snapshots")));
+        var record = (await CopyRecordsAsync(cli))[0];
+        Assert.Equal(copy, record["details"]!["target"]!.GetValue<string>());
+        Assert.Equal("pass", record["result"]!.GetValue<string>());
+    }
+
+    private static string Snapshot(StringBuilder log)
+    {
+        lock (log)
+        {
+            return log.ToString();
+        }
+    }
+
+    private static async Task<List<System.Text.Json.Nodes.JsonNode>> CopyRecordsAsync(CliRunner cli)
+    {
+        var (code, output, err) = await cli.RunAsync("evidence", "list", "--json");
+        Assert.True(code == 0, output + err);
+        return [.. System.Text.Json.Nodes.JsonNode.Parse(output)!.AsArray().OfType<System.Text.Json.Nodes.JsonNode>().Where(r => r["kind"]?.GetValue<string>() == "copy")];
+    }
+}
