@@ -162,6 +162,16 @@ public sealed class PgConnection
         {
             return $"{Redacted}: {pe.MessageText}";
         }
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is System.Security.Authentication.AuthenticationException tls)
+            {
+                var ca = _params.GetValueOrDefault("sslrootcert");
+                return $"cannot connect to {Redacted}: the TLS handshake failed ({tls.Message}): the server's certificate was not accepted " +
+                    (ca is null ? "" : $"with the CA file {ca} ") + $"under sslmode={_params.GetValueOrDefault("sslmode", "prefer")}. " +
+                    "Give sslrootcert the CA that signed the server's certificate (Supabase: the CA certificate from the project's Database settings) and connect by the name the certificate holds";
+            }
+        }
         if (Ipv6Only(e) is { } v6)
         {
             return $"cannot connect to {Redacted}: {v6} has only IPv6 addresses and this machine cannot reach it over IPv6 (an IPv4-only network?). " +

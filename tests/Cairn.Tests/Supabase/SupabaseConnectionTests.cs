@@ -127,7 +127,8 @@ public class SupabaseConnectionTests(SupabaseFixture supa) : IClassFixture<Supab
             var cli = await CliWithAsync(dir, $"postgresql://tls@localhost:{port}/tls?sslmode=verify-full&sslrootcert={certs.File("other.crt")}");
             var (code, _, err) = await cli.RunAsync("backup", "app");
             Assert.Equal(ExitCodes.Database, code);
-            Assert.Contains("certificate", err, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains("TLS handshake failed", err, StringComparison.Ordinal);
+            Assert.Contains("sslrootcert", err, StringComparison.Ordinal);
         }
     }
 
