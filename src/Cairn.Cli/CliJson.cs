@@ -37,6 +37,10 @@ public sealed record CopyOutput(string MessageType, bool Ok, IReadOnlyList<CopyT
 public sealed record LockRow(string Id, string Host, int Pid, bool Exclusive, string Operation, DateTimeOffset Created, DateTimeOffset Refreshed, bool Stale,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StaleReason);
 
+public sealed record SchemaPlanRow(string Schema, string Backup, string Reason);
+
+public sealed record BackupPlanOutput(string MessageType, string Database, string Source, string? Preset, List<SchemaPlanRow> Schemas, string Roles, List<string> ManagedRoles, bool RolePasswords);
+
 public sealed record BackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string BackupTime, long SizeBytes, long AddedBytes, int Tables, long Rows, double Seconds);
 
 public sealed record PhysicalBackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string StartLsn, string StopLsn, uint Timeline, long SizeBytes, long AddedBytes, long ReadBytes,
@@ -106,6 +110,7 @@ public sealed record ReportVerifyOutput(string MessageType, bool Ok, string File
 [JsonSerializable(typeof(PruneOutput))]
 [JsonSerializable(typeof(List<LockRow>))]
 [JsonSerializable(typeof(BackupOutput))]
+[JsonSerializable(typeof(BackupPlanOutput))]
 [JsonSerializable(typeof(PhysicalBackupOutput))]
 [JsonSerializable(typeof(List<BackupRow>))]
 [JsonSerializable(typeof(RestoreOutput))]

@@ -25,8 +25,9 @@ internal static class DatabaseCommands
         var archiveTimeout = new Option<int>("--archive-timeout") { Description = "With --physical: seconds to wait for the server to archive the WAL the backup needs (default 300)", DefaultValueFactory = _ => 300 };
         var withPasswords = new Option<bool>("--with-role-passwords") { Description = "Also store role password hashes (needs superuser; off by default)" };
         var physical = new Option<bool>("--physical") { Description = "Physical backup for point-in-time recovery; reads data_directory directly when it is configured (incremental, parallel), else streams pg_basebackup. The server must archive WAL with 'cairn wal-push'" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Show what a logical backup would hold (each schema in full, data only or skipped, and why; which roles) and write nothing" };
         var tag = new Option<string[]>("--tag") { Description = "Tag the backup (repeatable), e.g. --tag pre-migration; retention's keep_tag keeps tagged backups", AllowMultipleArgumentsPerToken = false };
-        var cmd = new Command("backup", "Back up a database: pg_dump in one snapshot, deduplicated and encrypted, with its roles and a fingerprint of every table; or, with --physical, the whole cluster for point-in-time recovery") { db, fingerprint, jobs, withPasswords, physical, full, archiveTimeout, tag };
+        var cmd = new Command("backup", "Back up a database: pg_dump in one snapshot, deduplicated and encrypted, with its roles and a fingerprint of every table; or, with --physical, the whole cluster for point-in-time recovery") { db, fingerprint, jobs, withPasswords, physical, full, archiveTimeout, tag, dryRun };
         cmd.SetAction(ctx, (inv, p, ct) =>
         {
             var target = inv.ResolveDatabase(p.GetValue(db)!);
@@ -35,9 +36,37 @@ internal static class DatabaseCommands
                 var options = new FileBackupOptions(p.GetValue(jobs) ?? Environment.ProcessorCount, TimeSpan.FromSeconds(p.GetValue(archiveTimeout)), p.GetValue(full)) { Tags = p.GetValue(tag) ?? [] };
                 return PhysicalBackupAsync(inv, new PhysicalBackupRequest(target, options), ct);
             }
+            if (p.GetValue(dryRun))
+            {
+                return BackupPlanAsync(inv, target, p.GetValue(withPasswords), ct);
+            }
             return BackupAsync(inv, new LogicalBackupRequest(target, p.GetValue(fingerprint) == "content", p.GetValue(withPasswords), p.GetValue(jobs) ?? 2) { Tags = p.GetValue(tag) ?? [] }, ct);
         }, "backup");
         return cmd;
+    }
+
+    public static async Task<int> BackupPlanAsync(Invocation inv, Cairn.Operations.DatabaseTarget target, bool withRolePasswords, CancellationToken ct)
+    {
+        var plan = await new LogicalBackupOperation(inv.Operations).PlanAsync(target, withRolePasswords, probePooler: true, ct).ConfigureAwait(false);
+        static string Word(SchemaChoice c) => c switch { SchemaChoice.Full => "full", SchemaChoice.DataOnly => "data only", _ => "skipped" };
+        if (inv.Json)
+        {
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new BackupPlanOutput("plan", plan.Database, plan.Source, plan.Preset, [.. plan.Schemas.Select(s => new SchemaPlanRow(s.Schema, Word(s.Choice).Replace(' ', '_'), s.Reason))],
+                plan.Roles.ToString(), [.. plan.ManagedRoles], plan.WithRolePasswords), CliJson.Default.BackupPlanOutput));
+            return ExitCodes.Ok;
+        }
+        var o = inv.Console.Out;
+        o.WriteLine($"backup plan for {plan.Database} ({plan.Source}){(plan.Preset is { } p ? ", preset " + p : "")}; the connection is direct or session-mode (no transaction-mode pooler)");
+        var width = Math.Max(6, plan.Schemas.Select(s => s.Schema.Length).DefaultIfEmpty(0).Max());
+        o.WriteLine($"{"SCHEMA".PadRight(width)}  {"BACKUP",-9}  WHY");
+        foreach (var s in plan.Schemas)
+        {
+            o.WriteLine($"{s.Schema.PadRight(width)}  {Word(s.Choice),-9}  {s.Reason}");
+        }
+        o.WriteLine($"roles: {plan.Roles}{(plan.ManagedRoles.Count > 0 ? $"; managed by {plan.Preset} (stored, never created or altered on restore): {string.Join(", ", plan.ManagedRoles)}" : "")}");
+        o.WriteLine($"role password hashes: {(plan.WithRolePasswords ? "stored (--with-role-passwords)" : "not stored (add --with-role-passwords, needs superuser)")}");
+        o.WriteLine("dry run: nothing was written");
+        return ExitCodes.Ok;
     }
 
     public static async Task<int> BackupAsync(Invocation inv, LogicalBackupRequest request, CancellationToken ct)

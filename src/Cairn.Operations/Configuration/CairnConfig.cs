@@ -56,6 +56,18 @@ public sealed record DatabaseConfig
 
     /// <summary>Where the audit trail is and what its rows mean (<c>audit:</c>), or null.</summary>
     public Lifecycle.AuditConfig? Audit { get; init; }
+
+    /// <summary>A managed platform's choices (<c>preset: supabase</c>): schemas in full, data only or skipped, and its managed roles; or null.</summary>
+    public Logical.BackupPreset? Preset { get; init; }
+
+    /// <summary>Schemas backed up in full whatever the preset says (<c>include_schemas:</c>).</summary>
+    public IReadOnlyList<string> IncludeSchemas { get; init; } = [];
+
+    /// <summary>Schemas never backed up (<c>exclude_schemas:</c>).</summary>
+    public IReadOnlyList<string> ExcludeSchemas { get; init; } = [];
+
+    /// <summary>Which roles a backup stores (<c>roles: referenced | all | [list]</c>).</summary>
+    public Logical.RoleSelection Roles { get; init; } = Logical.RoleSelection.Referenced;
 }
 
 /// <summary><c>daemon: { listen: "127.0.0.1:9187", tick: 5s }</c>: where /metrics and /healthz are served and how often due jobs are looked for.</summary>
@@ -117,7 +129,7 @@ public sealed record CairnConfig
     public static CairnConfig Empty { get; } = new();
 
     private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports", "copies"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target", "preset", "include_schemas", "exclude_schemas", "roles"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
     private static readonly Dictionary<string, string> RefusedTopKeys = new(StringComparer.Ordinal);
@@ -235,6 +247,12 @@ public sealed record CairnConfig
                     Audit = Lifecycle.LifecycleConfigParser.Audit(ctx.Get(d, "audit"), file, name, ctx),
                     RtoTarget = ctx.Get(d, "rto_target") is { } rto ? ctx.Duration(rto, $"databases.{name}.rto_target") : null,
                     RpoTarget = ctx.Get(d, "rpo_target") is { } rpo ? ctx.Duration(rpo, $"databases.{name}.rpo_target") : null,
+                    Preset = ctx.OptString(d, "preset", $"databases.{name}") is { } preset
+                        ? Logical.BackupPreset.Find(preset) ?? throw new ConfigException($"{file}:{ctx.Get(d, "preset")!.Start.Line}: databases.{name}.preset '{preset}' is not known; presets: {string.Join(", ", Logical.BackupPreset.Names)}")
+                        : null,
+                    IncludeSchemas = SchemaList(ctx, d, "include_schemas", file, name),
+                    ExcludeSchemas = SchemaList(ctx, d, "exclude_schemas", file, name),
+                    Roles = ParseRoles(ctx, d, file, name),
                 };
             }
         }
@@ -288,6 +306,30 @@ public sealed record CairnConfig
             Daemon = ctx.Get(root, "daemon") is { } dn ? ParseDaemon(ctx, ctx.Mapping(dn, "daemon"), file) : new DaemonConfig(),
         };
     }
+
+    private static List<string> SchemaList(Ctx ctx, YamlMappingNode d, string key, string file, string db)
+    {
+        var names = ctx.Get(d, key) switch
+        {
+            null => [],
+            YamlSequenceNode seq => seq.Children.Select(c => ctx.Scalar(c, $"databases.{db}.{key}")).ToList(),
+            var other => throw new ConfigException($"{file}:{other.Start.Line}: databases.{db}.{key} must be a list of schema names, e.g. {key}: [billing]"),
+        };
+        if (names.FirstOrDefault(n => n.Length is 0 or > 63 || n.Contains('\0', StringComparison.Ordinal)) is { } bad)
+        {
+            throw new ConfigException($"{file}:{ctx.Get(d, key)!.Start.Line}: databases.{db}.{key}: '{bad}' is not a schema name (1 to 63 characters)");
+        }
+        return names;
+    }
+
+    private static Logical.RoleSelection ParseRoles(Ctx ctx, YamlMappingNode d, string file, string db) => ctx.Get(d, "roles") switch
+    {
+        null => Logical.RoleSelection.Referenced,
+        YamlScalarNode { Value: "referenced" } => Logical.RoleSelection.Referenced,
+        YamlScalarNode { Value: "all" } => Logical.RoleSelection.Everyone,
+        YamlSequenceNode seq => new Logical.RoleSelection(false, [.. seq.Children.Select(c => ctx.Scalar(c, $"databases.{db}.roles"))]),
+        var other => throw new ConfigException($"{file}:{other.Start.Line}: databases.{db}.roles must be referenced, all, or a list of role names stored besides the referenced ones, e.g. roles: [authenticator]"),
+    };
 
     private static DaemonConfig ParseDaemon(Ctx ctx, YamlMappingNode m, string file)
     {

@@ -18,6 +18,14 @@ public sealed record LogicalBackupRequest(DatabaseTarget Database, bool ContentF
     public IReadOnlyList<string> Tags { get; init; } = [];
 }
 
+/// <summary>What a backup of a database would hold: one decision per schema, which roles, which of them the platform manages.</summary>
+public sealed record LogicalBackupPlan(string Database, string Source, string? Preset, IReadOnlyList<SchemaDecision> Schemas, RoleSelection Roles, IReadOnlyList<string> ManagedRoles, bool WithRolePasswords)
+{
+    public IReadOnlyList<string> Skipped => [.. Schemas.Where(s => s.Choice == SchemaChoice.Skipped).Select(s => s.Schema)];
+
+    public IReadOnlyList<string> DataOnly => [.. Schemas.Where(s => s.Choice == SchemaChoice.DataOnly).Select(s => s.Schema)];
+}
+
 public sealed record LogicalBackupResult(string Database, Snapshot Snapshot, Fingerprint Fingerprint, WriteStats Stats, TimeSpan Duration, int Files);
 
 /// <summary>Progress of a logical backup: bytes stored so far and tables fingerprinted.</summary>
@@ -47,8 +55,13 @@ public sealed class LogicalBackupOperation(OperationContext context)
         var queries = db.Checks.OfType<SqlCheck>().Where(c => c.Expect.Fingerprint).Select(c => (c.Name, CheckRunner.BindBackupTime(c.Query))).ToList();
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name}", cancellationToken).ConfigureAwait(false);
-        var options = new DumpOptions(request.ContentFingerprint, request.WithRolePasswords, Math.Max(1, request.Jobs), context.Toolchain.WorkDirectory, queries);
-        var result = await WriteAsync(repo, db.Name, db.Connection, options, progress, context.Toolchain.PostgresBin, request.Tags, cancellationToken).ConfigureAwait(false);
+        var plan = await PlanAsync(db, request.WithRolePasswords, probePooler: false, cancellationToken).ConfigureAwait(false);
+        var options = new DumpOptions(request.ContentFingerprint, request.WithRolePasswords, Math.Max(1, request.Jobs), context.Toolchain.WorkDirectory, queries)
+        {
+            ExcludeSchemas = plan.Skipped,
+            Roles = new RoleScope(plan.Roles.All, plan.Roles.Extra, plan.ManagedRoles),
+        };
+        var result = await WriteAsync(repo, db.Name, db.Connection, options, plan, progress, context.Toolchain.PostgresBin, request.Tags, cancellationToken).ConfigureAwait(false);
         var fp = result.Fingerprint;
         var seq = context.Evidence.Record(new LogicalBackupEvent(db.Connection.Redacted, result.Stats.BytesRead, result.Stats.BytesAdded, fp.Tables.Count, fp.TotalRows, fp.BackupTime, fp.ServerVersion, fp.Mode)
         {
@@ -64,8 +77,30 @@ public sealed class LogicalBackupOperation(OperationContext context)
         return result;
     }
 
+    /// <summary>
+    /// What a backup of <paramref name="db"/> would hold, read from the live database (its schemas) and the configuration
+    /// (preset, include_schemas, exclude_schemas, roles); <c>cairn backup --dry-run</c> shows it. With <paramref name="probePooler"/>,
+    /// a transaction-mode pooler is refused here as the backup would refuse it.
+    /// </summary>
+    public async Task<LogicalBackupPlan> PlanAsync(DatabaseTarget db, bool withRolePasswords, bool probePooler, CancellationToken cancellationToken)
+    {
+        if (probePooler)
+        {
+            await PoolerProbe.RefuseTransactionPoolerAsync(db.Connection, cancellationToken).ConfigureAwait(false);
+        }
+        List<string> schemas;
+        await using (var c = await db.Connection.OpenAsync(cancellationToken).ConfigureAwait(false))
+        {
+            schemas = await Catalog.SchemasAsync(c, cancellationToken).ConfigureAwait(false);
+        }
+        var cfg = db.Config;
+        var preset = cfg?.Preset;
+        var decisions = SchemaPlanner.Plan(schemas, preset, cfg?.IncludeSchemas ?? [], cfg?.ExcludeSchemas ?? []);
+        return new LogicalBackupPlan(db.Name, db.Connection.Redacted, preset?.Name, decisions, cfg?.Roles ?? RoleSelection.Referenced, preset?.ManagedRoles ?? [], withRolePasswords);
+    }
+
     /// <summary>The dump into the repository (the caller holds a shared lock).</summary>
-    private static async Task<LogicalBackupResult> WriteAsync(Repository.Repository repo, string name, PgConnection connection, DumpOptions options,
+    private static async Task<LogicalBackupResult> WriteAsync(Repository.Repository repo, string name, PgConnection connection, DumpOptions options, LogicalBackupPlan plan,
         IProgress<BackupProgress>? progress, string? postgresBin, IReadOnlyList<string> tags, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();
@@ -111,6 +146,18 @@ public sealed class LogicalBackupOperation(OperationContext context)
             ["rows"] = fp.TotalRows.ToString(CultureInfo.InvariantCulture),
             ["fingerprint"] = fp.Mode,
         };
+        if (plan.Preset is { } preset)
+        {
+            meta["preset"] = preset;
+        }
+        if (plan.Skipped.Count > 0)
+        {
+            meta["schemas_skipped"] = string.Join(',', plan.Skipped);
+        }
+        if (plan.DataOnly.Count > 0)
+        {
+            meta["schemas_data_only"] = string.Join(',', plan.DataOnly);
+        }
         Pins.BackupTags.AddTo(meta, tags);
         var snapshot = await writer.CommitAsync(name, Kind, meta, cancellationToken).ConfigureAwait(false);
         return new LogicalBackupResult(name, snapshot, fp, writer.Stats, sw.Elapsed, files);

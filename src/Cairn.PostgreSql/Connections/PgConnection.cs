@@ -99,6 +99,18 @@ public sealed class PgConnection
         {
             b.Passfile = pf;
         }
+        if (_params.TryGetValue("sslrootcert", out var rootCert))
+        {
+            b.RootCertificate = rootCert;
+        }
+        if (_params.TryGetValue("sslcert", out var clientCert))
+        {
+            b.SslCertificate = clientCert;
+        }
+        if (_params.TryGetValue("sslkey", out var clientKey))
+        {
+            b.SslKey = clientKey;
+        }
         if (_params.TryGetValue("sslmode", out var ssl))
         {
             b.SslMode = ssl switch
@@ -150,7 +162,54 @@ public sealed class PgConnection
         {
             return $"{Redacted}: {pe.MessageText}";
         }
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is System.Security.Authentication.AuthenticationException tls)
+            {
+                var ca = _params.GetValueOrDefault("sslrootcert");
+                return $"cannot connect to {Redacted}: the TLS handshake failed ({tls.Message}): the server's certificate was not accepted " +
+                    (ca is null ? "" : $"with the CA file {ca} ") + $"under sslmode={_params.GetValueOrDefault("sslmode", "prefer")}. " +
+                    "Give sslrootcert the CA that signed the server's certificate (Supabase: the CA certificate from the project's Database settings) and connect by the name the certificate holds";
+            }
+        }
+        if (Ipv6Only(e) is { } v6)
+        {
+            return $"cannot connect to {Redacted}: {v6} has only IPv6 addresses and this machine cannot reach it over IPv6 (an IPv4-only network?). " +
+                "Use an IPv4 route: on Supabase, the session pooler URL (the pooler host on port 5432, user postgres.<project-ref>) instead of db.<project-ref>.supabase.co, " +
+                "or buy the IPv4 add-on; elsewhere, give the machine IPv6 connectivity";
+        }
         return $"cannot connect to {Redacted}: {e.Message.Replace(Password ?? "\u0000", "***", StringComparison.Ordinal)}; is the server running and reachable?";
+    }
+
+    /// <summary>
+    /// The host, when the failure was the network refusing an IPv6 route and the host has no IPv4 address:
+    /// Supabase's direct hosts are IPv6-only, and an IPv4-only network fails them with a bare socket error.
+    /// </summary>
+    private string? Ipv6Only(Exception e)
+    {
+        var socket = e as System.Net.Sockets.SocketException;
+        for (var inner = e; socket is null && inner is not null; inner = inner.InnerException)
+        {
+            socket = inner as System.Net.Sockets.SocketException;
+        }
+        if (socket?.SocketErrorCode is not (System.Net.Sockets.SocketError.NetworkUnreachable or System.Net.Sockets.SocketError.HostUnreachable
+            or System.Net.Sockets.SocketError.AddressFamilyNotSupported or System.Net.Sockets.SocketError.TimedOut))
+        {
+            return null;
+        }
+        if (Host is not { } host || host.StartsWith('/'))
+        {
+            return null;
+        }
+        try
+        {
+            var addresses = System.Net.IPAddress.TryParse(host, out var ip) ? [ip] : System.Net.Dns.GetHostAddresses(host);
+            return addresses.Length > 0 && addresses.All(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) ? host : null;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

@@ -146,6 +146,29 @@ public static class Catalog
         ORDER BY 1, 2
         """;
 
+    /// <summary>The database's schemas, PostgreSQL's own (pg_catalog, information_schema, pg_toast, temporary) left out.</summary>
+    /// <summary>Tables and sequences (outside @excluded schemas) the current role may not read: no SELECT, or no USAGE on the schema.</summary>
+    public const string UnreadableTablesQuery = """
+        SELECT n.nspname::text, c.relname::text
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'm', 'S') AND NOT (n.nspname = ANY(@excluded))
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+          AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))
+        ORDER BY 1, 2
+        """;
+
+    public static async Task<List<string>> SchemasAsync(NpgsqlConnection c, CancellationToken ct)
+    {
+        var result = new List<string>();
+        await using var cmd = new NpgsqlCommand("SELECT nspname::text FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_)' ORDER BY 1", c);
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            result.Add(r.GetString(0));
+        }
+        return result;
+    }
+
     public static async Task<List<(string Schema, string Name, string Kind)>> TablesAsync(NpgsqlConnection c, CancellationToken ct)
     {
         var result = new List<(string, string, string)>();

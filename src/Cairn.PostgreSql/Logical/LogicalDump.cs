@@ -6,7 +6,14 @@ using Npgsql;
 namespace Cairn.PostgreSql.Logical;
 
 /// <param name="FingerprintQueries">Named scalar queries evaluated in the backup's snapshot (parameter @backup_time) and kept in the fingerprint.</param>
-public sealed record DumpOptions(bool ContentFingerprint = false, bool WithRolePasswords = false, int Jobs = 2, string? WorkDirectory = null, IReadOnlyList<(string Name, string Query)>? FingerprintQueries = null);
+public sealed record DumpOptions(bool ContentFingerprint = false, bool WithRolePasswords = false, int Jobs = 2, string? WorkDirectory = null, IReadOnlyList<(string Name, string Query)>? FingerprintQueries = null)
+{
+    /// <summary>Schemas left out of the dump and the fingerprint (pg_dump --exclude-schema, each name quoted as a pattern).</summary>
+    public IReadOnlyList<string> ExcludeSchemas { get; init; } = [];
+
+    /// <summary>Which roles roles.json holds besides the referenced ones, and which of them the platform manages.</summary>
+    public RoleScope Roles { get; init; } = RoleScope.Referenced;
+}
 
 /// <summary>
 /// One logical backup of one database, consistent in one snapshot: a REPEATABLE READ transaction
@@ -41,6 +48,7 @@ public sealed class LogicalDump : IAsyncDisposable
 
     public static async Task<LogicalDump> BeginAsync(PgConnection connection, DumpOptions options, string? postgresBin, CancellationToken cancellationToken)
     {
+        await PoolerProbe.RefuseTransactionPoolerAsync(connection, cancellationToken).ConfigureAwait(false);
         var holder = await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -54,6 +62,7 @@ public sealed class LogicalDump : IAsyncDisposable
             Directory.CreateDirectory(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var dump = new LogicalDump(connection, bin, options, holder, work);
             await dump.OpenSnapshotAsync(versionNum, cancellationToken).ConfigureAwait(false);
+            await dump.RefuseUnreadableAsync(cancellationToken).ConfigureAwait(false);
             return dump;
         }
         catch
@@ -93,6 +102,34 @@ public sealed class LogicalDump : IAsyncDisposable
     }
 
     /// <summary>
+    /// Refuses, before pg_dump starts, a dump the role cannot read whole: a table it may not SELECT (or whose schema it
+    /// may not use) would abort the snapshot's transaction half-way, and pg_dump would then fail with "could not import
+    /// the requested snapshot … the source process is not running anymore", which names nothing the user can fix.
+    /// </summary>
+    private async Task RefuseUnreadableAsync(CancellationToken ct)
+    {
+        var unreadable = new List<string>();
+        await using (var cmd = new NpgsqlCommand(Catalog.UnreadableTablesQuery, _holder))
+        {
+            cmd.Parameters.AddWithValue("excluded", _options.ExcludeSchemas.ToArray());
+            await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await r.ReadAsync(ct).ConfigureAwait(false))
+            {
+                unreadable.Add(Catalog.Display(r.GetString(0)) + "." + Catalog.Display(r.GetString(1)));
+            }
+        }
+        if (unreadable.Count == 0)
+        {
+            return;
+        }
+        var schemas = unreadable.Select(t => t[..t.IndexOf('.', StringComparison.Ordinal)]).Distinct(StringComparer.Ordinal).ToList();
+        throw new PgToolException(
+            $"{_connection.User} cannot read {unreadable.Count} table(s) or sequence(s) of {_connection.Redacted} (permission denied): {string.Join(", ", unreadable.Take(8))}{(unreadable.Count > 8 ? ", …" : "")}. " +
+            $"Back up as a role that can read them, or leave their schemas out: exclude_schemas: [{string.Join(", ", schemas)}] in cairn.yaml " +
+            "(a Supabase project: preset: supabase); no backup was recorded");
+    }
+
+    /// <summary>
     /// Runs pg_dump and the fingerprint in parallel; calls <paramref name="onFile"/> with each file
     /// (relative name, full path) once complete, <c>toc.dat</c> last. Throws with pg_dump's own words on failure.
     /// </summary>
@@ -104,6 +141,11 @@ public sealed class LogicalDump : IAsyncDisposable
             "--format=directory", "--compress=0", "--no-sync", $"--jobs={Math.Max(1, _options.Jobs)}",
             $"--snapshot={Fingerprint.Snapshot}", "--file", DumpDirectory, "--dbname", _connection.Database,
         };
+        foreach (var schema in _options.ExcludeSchemas)
+        {
+            // A pattern in double quotes matches the name literally (no *, ?, . or case folding); a quote is doubled.
+            args.Add("--exclude-schema=\"" + schema.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"");
+        }
         var psi = PgProcess.StartInfo(_bin["pg_dump"], args, env.Variables);
         using var pgDump = PgProcess.Start(psi, "pg_dump");
         pgDump.StandardInput.Close();
@@ -137,7 +179,7 @@ public sealed class LogicalDump : IAsyncDisposable
                 await onFile(f, Path.Combine(DumpDirectory, f)).ConfigureAwait(false);
             }
             Fingerprint = await fingerprint.ConfigureAwait(false);
-            Roles = await RoleCatalog.ReadAsync(_holder, _options.WithRolePasswords, cancellationToken).ConfigureAwait(false);
+            Roles = await RoleCatalog.ReadAsync(_holder, _options.WithRolePasswords, _options.Roles, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -157,7 +199,7 @@ public sealed class LogicalDump : IAsyncDisposable
 
     private async Task<Fingerprint> FingerprintAsync(IProgress<string>? progress, CancellationToken ct)
     {
-        var tables = await Catalog.TablesAsync(_holder, ct).ConfigureAwait(false);
+        var tables = (await Catalog.TablesAsync(_holder, ct).ConfigureAwait(false)).Where(t => !_options.ExcludeSchemas.Contains(t.Schema, StringComparer.Ordinal)).ToList();
         var list = new List<TableFingerprint>(tables.Count);
         foreach (var (schema, name, kind) in tables)
         {

@@ -21,7 +21,8 @@ public sealed record RoleReport(List<CreatedRole> Created, List<string> Existing
 /// <summary>
 /// Creates the roles a backup references on the restore target, building every statement from data
 /// (names as quoted identifiers, values as literals, one statement per command). The rules:
-/// a role that exists is never changed (no attributes, memberships, settings or comment);
+/// a role that exists is never changed (no attributes, memberships, settings or comment); a role the backup marks as
+/// managed by the platform (a preset) is never created;
 /// SUPERUSER, CREATEROLE, CREATEDB, REPLICATION and BYPASSRLS, and memberships in roles this restore did
 /// not create (PostgreSQL's predefined pg_* roles included), are granted only when asked for
 /// (<c>--with-role-attributes</c>); everything withheld is reported.
@@ -62,6 +63,12 @@ public static partial class RoleRestorer
             if (existing.Contains(role.Name) || created.ContainsKey(role.Name))
             {
                 report.Existing.Add(role.Name);
+                continue;
+            }
+            if (role.Managed)
+            {
+                // The platform creates its own roles with attributes and grants a copy could not match; a restore into one of its projects finds them there.
+                report.Warnings.Add($"role {Catalog.Display(role.Name)} not created: the platform manages it (preset); restore into a project that has it, or create it first");
                 continue;
             }
             var (sql, attributes, withheld) = CreateStatement(role, withAttributes);

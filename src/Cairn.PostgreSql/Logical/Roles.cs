@@ -60,6 +60,9 @@ public sealed record RoleDefinition
     public string? ValidUntil { get; init; }
 
     public string? Password { get; init; }
+
+    /// <summary>The platform manages this role (a preset said so): captured, never created or altered by a restore.</summary>
+    public bool Managed { get; init; }
     public string? Comment { get; init; }
     public List<RoleMembership> MemberOf { get; init; } = [];
     public List<RoleSetting> Settings { get; init; } = [];
@@ -70,6 +73,16 @@ public sealed record RoleMembership(string Role, bool Admin = false, bool? Inher
 
 /// <summary>A per-role setting (ALTER ROLE ... SET); <see cref="InDatabase"/> when it held only in the backed-up database.</summary>
 public sealed record RoleSetting(string Name, string Value, bool InDatabase = false);
+
+/// <summary>
+/// Which roles a backup stores: those the database references (and their memberships' roles), plus every role when
+/// <paramref name="All"/>, plus <paramref name="Extra"/> by name (a role that owns nothing but logs in, e.g. authenticator).
+/// <paramref name="Managed"/> roles are stored marked as managed.
+/// </summary>
+public sealed record RoleScope(bool All, IReadOnlyList<string> Extra, IReadOnlyList<string> Managed)
+{
+    public static RoleScope Referenced { get; } = new(false, [], []);
+}
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(RoleSet))]
@@ -84,7 +97,9 @@ public static class RoleCatalog
     /// pg_* roles appear only as memberships. Password hashes only when <paramref name="withPasswords"/>
     /// (needs superuser: pg_authid).
     /// </summary>
-    public static async Task<RoleSet> ReadAsync(NpgsqlConnection c, bool withPasswords, CancellationToken ct)
+    public static Task<RoleSet> ReadAsync(NpgsqlConnection c, bool withPasswords, CancellationToken ct) => ReadAsync(c, withPasswords, RoleScope.Referenced, ct);
+
+    public static async Task<RoleSet> ReadAsync(NpgsqlConnection c, bool withPasswords, RoleScope scope, CancellationToken ct)
     {
         int version;
         await using (var v = new NpgsqlCommand("SELECT current_setting('server_version_num')::int", c))
@@ -104,6 +119,7 @@ public static class RoleCatalog
               UNION SELECT datdba FROM pg_database WHERE datname = current_database()
               UNION SELECT defaclrole FROM pg_default_acl
               UNION SELECT (aclexplode(defaclacl)).grantee FROM pg_default_acl
+              UNION SELECT oid FROM pg_roles WHERE @all OR rolname = ANY(@extra)
             ), closure(oid) AS (
               SELECT oid FROM refs
               UNION SELECT m.roleid FROM pg_auth_members m JOIN closure c ON m.member = c.oid
@@ -116,8 +132,10 @@ public static class RoleCatalog
             """;
         var roles = new Dictionary<uint, RoleDefinition>();
         await using (var cmd = new NpgsqlCommand(sql, c))
-        await using (var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
         {
+            cmd.Parameters.AddWithValue("all", scope.All);
+            cmd.Parameters.AddWithValue("extra", scope.Extra.ToArray());
+            await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
             while (await r.ReadAsync(ct).ConfigureAwait(false))
             {
                 roles[r.GetFieldValue<uint>(0)] = new RoleDefinition
@@ -134,6 +152,7 @@ public static class RoleCatalog
                     ValidUntil = r.IsDBNull(10) ? null : r.GetString(10),
                     Comment = r.IsDBNull(11) ? null : r.GetString(11),
                     Password = r.IsDBNull(12) ? null : r.GetString(12),
+                    Managed = scope.Managed.Contains(r.GetString(1), StringComparer.Ordinal),
                 };
             }
         }
