@@ -78,3 +78,15 @@ public sealed record AmcheckCheck(bool HeapAllIndexed) : CheckSpec("amcheck", "a
 public sealed record ErasuresAppliedCheck() : CheckSpec("erasures_applied", "erasures_applied");
 
 public sealed record CommandCheck(string CheckName, string Run, TimeSpan Timeout) : CheckSpec(CheckName, "command");
+
+/// <summary>
+/// Whether objects a restore left out (the target lacks an extension; event triggers without a superuser) fail the run:
+/// only those whose cause is in <see cref="AllowSkipped"/> (<c>extension NAME</c>, <c>event trigger</c>) are accepted.
+/// Runs after a logical restore only (drills); elsewhere it is skipped, never passed.
+/// </summary>
+public sealed record RestoreCompleteCheck(IReadOnlyList<string> AllowSkipped) : CheckSpec("restore_complete", "restore_complete")
+{
+    /// <summary>The causes a restore skips objects for (<see cref="Cairn.PostgreSql.Logical.SkippedObject.Cause"/>).</summary>
+    public static bool IsCause(string text) => text == "event trigger"
+        || (text.StartsWith("extension ", StringComparison.Ordinal) && text.Length > "extension ".Length && !text["extension ".Length..].Contains(' ', StringComparison.Ordinal));
+}

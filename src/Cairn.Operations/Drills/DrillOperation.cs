@@ -41,6 +41,13 @@ public sealed class DrillOperation(OperationContext context)
     /// <summary>The checks a drill runs when none are configured: the restored rows equal the fingerprint, foreign keys intact.</summary>
     public static IReadOnlyList<CheckSpec> DefaultChecks { get; } = [new RowCountsCheck(null, true, null, null, null), new ForeignKeysCheck()];
 
+    /// <summary>
+    /// The checks to run: when the restore left objects out and no <c>restore_complete</c> check is configured, one that
+    /// allows nothing is added, so a left-out object fails the drill until the configuration names its cause.
+    /// </summary>
+    internal static IReadOnlyList<CheckSpec> WithRestoreComplete(IReadOnlyList<CheckSpec> checks, IReadOnlyList<SkippedObject> skipped)
+        => skipped.Count > 0 && !checks.Any(c => c is RestoreCompleteCheck) ? [.. checks, new RestoreCompleteCheck([])] : checks;
+
     public async Task<DrillResult> RunAsync(DrillRequest request, IProgress<string>? progress, CancellationToken cancellationToken)
     {
         var db = request.Database;
@@ -105,7 +112,8 @@ public sealed class DrillOperation(OperationContext context)
                 await probe.QueryAsync("SELECT 1", null, ct).ConfigureAwait(false);
             }
             var rto = total.Elapsed;
-            results.Add(new CheckResult("restore", "restore", $"{fp.Tables.Count} tables, {fp.TotalRows} rows restored", restore.Ok ? "restored" : $"{restore.Mismatches.Count} table(s) differ",
+            var skippedNote = restore.Skipped.Count == 0 ? "" : $" ({restore.Skipped.Count} object(s) the server could not hold left out: restore_complete judges them)";
+            results.Add(new CheckResult("restore", "restore", $"{fp.Tables.Count} tables, {fp.TotalRows} rows restored", (restore.Ok ? "restored" : $"{restore.Mismatches.Count} table(s) differ") + skippedNote,
                 restore.Ok ? CheckStatus.Pass : CheckStatus.Fail, restoreClock.Elapsed, restore.Ok ? null : string.Join("; ", restore.Mismatches.Select(m => $"{m.Table}: {m.What} expected {m.Expected}, found {m.Actual?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no table"}"))));
             // The checks run on the erased state: the ledger is applied again first, and the fingerprint expects its deletes.
             progress?.Report("re-applying the erasure ledger");
@@ -118,8 +126,8 @@ public sealed class DrillOperation(OperationContext context)
             progress?.Report("running checks");
             // Commands see the restored copy as their default server (PGHOST...), never the live one.
             using var commandEnvironment = target.ProgramEnvironment();
-            var checkTarget = new CheckTarget(target, fp.BackupTime, checkFingerprint, previous, IsScratchCopy: true, server.Url(fp.Database), commandEnvironment.Variables, erasures.Ledger);
-            results.AddRange(await CheckRunner.RunAsync(checks.Count > 0 ? checks : DefaultChecks, checkTarget, TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
+            var checkTarget = new CheckTarget(target, fp.BackupTime, checkFingerprint, previous, IsScratchCopy: true, server.Url(fp.Database), commandEnvironment.Variables, erasures.Ledger, restore.Skipped);
+            results.AddRange(await CheckRunner.RunAsync(WithRestoreComplete(checks.Count > 0 ? checks : DefaultChecks, restore.Skipped), checkTarget, TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
             var dataAge = time.GetUtcNow() - fp.BackupTime;
             string? keptUrl = null;
             string? keptDir = null;
