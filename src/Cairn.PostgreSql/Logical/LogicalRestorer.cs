@@ -80,6 +80,7 @@ public static class LogicalRestorer
             throw new PgToolException($"pg_restore could not read the backup's table of contents: {PgProcess.Tail(listing.StandardError)}");
         }
         var available = new HashSet<string>(StringComparer.Ordinal);
+        var superusers = new HashSet<string>(StringComparer.Ordinal);
         bool superuser;
         await using (var c = await database.OpenAsync(ct).ConfigureAwait(false))
         {
@@ -91,10 +92,19 @@ public static class LogicalRestorer
                     available.Add(r.GetString(0));
                 }
             }
-            await using var su = new NpgsqlCommand("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", c);
-            superuser = await su.ExecuteScalarAsync(ct).ConfigureAwait(false) is true;
+            await using (var su = new NpgsqlCommand("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", c))
+            {
+                superuser = await su.ExecuteScalarAsync(ct).ConfigureAwait(false) is true;
+            }
+            await using var all = new NpgsqlCommand("SELECT rolname FROM pg_roles WHERE rolsuper", c);
+            await using var rs = await all.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await rs.ReadAsync(ct).ConfigureAwait(false))
+            {
+                superusers.Add(rs.GetString(0));
+            }
         }
-        var plan = RestorePlan.Decide(listing.StandardOutput, available, superuser);
+        // With --no-owner every object belongs to the restoring role: the owners in the list do not matter then.
+        var plan = RestorePlan.Decide(listing.StandardOutput, available, superuser, noOwner ? null : superusers);
         var listFile = Path.Combine(privateParent, "restore.list");
         await File.WriteAllTextAsync(listFile, plan.List, ct).ConfigureAwait(false);
         // pg_restore runs as the invoking user (the list file is ours, 0600 under a private folder).

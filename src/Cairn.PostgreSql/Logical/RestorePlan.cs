@@ -61,7 +61,14 @@ public static partial class RestorePlan
     /// Decides what to leave out. <paramref name="availableExtensions"/> are the extensions the target can create
     /// (pg_available_extensions); <paramref name="superuser"/> whether the restoring role may create event triggers.
     /// </summary>
-    public static Plan Decide(string listing, IReadOnlySet<string> availableExtensions, bool superuser)
+    public static Plan Decide(string listing, IReadOnlySet<string> availableExtensions, bool superuser) => Decide(listing, availableExtensions, superuser, null);
+
+    /// <summary>
+    /// Like <see cref="Decide(string, IReadOnlySet{string}, bool)"/>; with <paramref name="superusers"/> (the target's
+    /// superuser roles, when owners are restored) an event trigger whose owner is not one of them is left out too:
+    /// PostgreSQL refuses to give an event trigger to a role that is not a superuser.
+    /// </summary>
+    public static Plan Decide(string listing, IReadOnlySet<string> availableExtensions, bool superuser, IReadOnlySet<string>? superusers)
     {
         var entries = Parse(listing);
         // Why each skipped entry is skipped: the root cause it inherits from the entry it depends on.
@@ -75,6 +82,11 @@ public static partial class RestorePlan
             else if (!superuser && e.Description.StartsWith("EVENT TRIGGER ", StringComparison.Ordinal))
             {
                 cause[e.Id] = ("event trigger", "creating an event trigger needs a superuser, and the restoring role is not one");
+            }
+            else if (superusers is not null && e.Description.StartsWith("EVENT TRIGGER ", StringComparison.Ordinal)
+                && e.Description.Split(' ')[^1] is { Length: > 0 } owner && !superusers.Contains(owner))
+            {
+                cause[e.Id] = ("event trigger", $"its owner {owner} is not a superuser on the target (the restore withholds SUPERUSER unless --with-role-attributes)");
             }
         }
         // Dependencies point back to earlier entries mostly, but not always (pg_dump sorts by type too): repeat until nothing changes.
