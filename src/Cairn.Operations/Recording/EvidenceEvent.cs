@@ -227,7 +227,15 @@ public sealed record LogicalDrillEvent(long? RtoMs, long? DataAgeSeconds, DateTi
             details.Text("backup_time", "");
         }
         details.Checks(Tally, AllowSkipped).Text("roles_created", RolesCreated);
+        // Only for drills on a server the user chose: scratch-server drills keep their shape.
+        if (On is not null)
+        {
+            details.Text("on", On);
+        }
     }
+
+    /// <summary>The database the drill restored into on a server the user chose (<c>drill: { on: URL }</c>), redacted; null for a scratch server.</summary>
+    public string? On { get; init; }
 }
 
 /// <summary>A restore drill of a physical backup to a point in time (<c>drill</c>, type physical).</summary>

@@ -174,5 +174,12 @@ public static class LogicalRestorer
         return result;
     }
 
+    /// <summary>Drops <paramref name="database"/> on the server, ending its sessions; nothing when it does not exist.</summary>
+    public static async Task DropDatabaseAsync(PgConnection server, string database, CancellationToken ct)
+    {
+        await using var c = await server.WithDatabase(MaintenanceDb(server)).OpenAsync(ct).ConfigureAwait(false);
+        await Catalog.ExecuteOneAsync(c, $"DROP DATABASE IF EXISTS {Catalog.Quote(database)} WITH (FORCE)", ct).ConfigureAwait(false);
+    }
+
     public static string MaintenanceDb(PgConnection server) => server.Database == "template1" ? "template1" : "postgres";
 }
