@@ -60,7 +60,10 @@ public sealed record MismatchRow(string Table, long Expected, long? Actual, stri
 public sealed record RoleRow(string Name, IReadOnlyList<string> Attributes, IReadOnlyList<string> MemberOf, IReadOnlyList<string> Withheld);
 
 public sealed record RestoreOutput(string MessageType, bool Ok, string SnapshotId, string Database, int Tables, long Rows, double Seconds, IReadOnlyList<MismatchRow> Mismatches, IReadOnlyList<string> Warnings,
-    IReadOnlyList<RoleRow> RolesCreated, int ErasuresInLedger, int ErasuresReapplied);
+    IReadOnlyList<RoleRow> RolesCreated, int ErasuresInLedger, int ErasuresReapplied, IReadOnlyList<SkippedRow> Skipped);
+
+/// <summary>An object the restore left out (the target lacks an extension it depends on, …): what, the cause allow_skipped names, why.</summary>
+public sealed record SkippedRow(string Object, string Cause, string Detail);
 
 public sealed record TableDiffRow(string Table, string StagingTable, string Key, long RowsInBackup, long? RowsLive, long OnlyInBackup, long OnlyLive, long Differ, long Merged);
 

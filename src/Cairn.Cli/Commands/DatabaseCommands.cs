@@ -283,7 +283,8 @@ internal static class DatabaseCommands
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new RestoreOutput("summary", result.Ok, r.Snapshot.Id, to, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, Math.Round(result.Duration.TotalSeconds, 3),
-                [.. result.Mismatches.Select(m => new MismatchRow(m.Table, m.Expected, m.Actual, m.What))], result.Warnings, RolesText.Rows(result.Roles.Created), r.Erasures.Entries, r.Erasures.Reapplied), CliJson.Default.RestoreOutput));
+                [.. result.Mismatches.Select(m => new MismatchRow(m.Table, m.Expected, m.Actual, m.What))], result.Warnings, RolesText.Rows(result.Roles.Created), r.Erasures.Entries, r.Erasures.Reapplied,
+                [.. result.Skipped.Select(x => new SkippedRow(x.Entry, x.Cause, x.Detail))]), CliJson.Default.RestoreOutput));
         }
         else
         {
@@ -295,12 +296,17 @@ internal static class DatabaseCommands
             {
                 inv.Console.Out.WriteLine(line);
             }
+            foreach (var x in result.Skipped)
+            {
+                inv.Console.Out.WriteLine($"SKIPPED {x.Entry} ({x.Cause}: {x.Detail})");
+            }
             foreach (var m in result.Mismatches)
             {
                 inv.Console.Out.WriteLine($"MISMATCH {m.Table}: {m.What}: expected {m.Expected}, found {(m.Actual?.ToString(CultureInfo.InvariantCulture) ?? "no table")}");
             }
             inv.Console.Out.WriteLine(result.Ok
                 ? $"restored {r.Snapshot.ShortId} into {to}: {result.Fingerprint.Tables.Count} tables, {result.Fingerprint.TotalRows:N0} rows, every row count equals the fingerprint ({Format.Duration(result.Duration)})"
+                    + (result.Skipped.Count > 0 ? $"; {result.Skipped.Count} object(s) the target could not hold were left out (SKIPPED above)" : "")
                 : $"restored {r.Snapshot.ShortId} into {to}, but {result.Mismatches.Count} table(s) differ from the fingerprint");
             if (r.Erasures.Entries > 0)
             {

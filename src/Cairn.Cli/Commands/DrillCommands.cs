@@ -63,7 +63,11 @@ internal static class DrillCommands
             new DrillOperation(inv.Operations).RunAsync(request, new Progress<string>(x => sink.Describe($"drill {name}: {x}")), ct)).ConfigureAwait(false);
         Warn(inv, result.Warnings);
         Print(inv, $"drill of {name} (backup {result.Snapshot.ShortId})", result.Checks, request.AllowSkipped, result.Rto, result.DataAge, result.Total, result.Snapshot.Id, result.RolesCreated);
-        if (result.KeptUrl is not null)
+        if (result.KeptUrl is not null && result.KeptDataDirectory is null)
+        {
+            inv.Console.Error.WriteLine($"kept the restored database {result.On}: psql \"{result.KeptUrl}\"; drop it with DROP DATABASE when done (drills on a chosen server leave no other database behind)");
+        }
+        else if (result.KeptUrl is not null)
         {
             inv.Console.Error.WriteLine($"kept the restored server: psql \"{result.KeptUrl}\" as root or the postgres user (peer authentication on a private socket; no password); stop it with: pg_ctl -D {result.KeptDataDirectory} stop (as the postgres user when root), then remove {Path.GetDirectoryName(result.KeptDataDirectory)}");
         }

@@ -78,3 +78,25 @@ public sealed record AmcheckCheck(bool HeapAllIndexed) : CheckSpec("amcheck", "a
 public sealed record ErasuresAppliedCheck() : CheckSpec("erasures_applied", "erasures_applied");
 
 public sealed record CommandCheck(string CheckName, string Run, TimeSpan Timeout) : CheckSpec(CheckName, "command");
+
+/// <summary>
+/// Whether objects a restore left out (the target lacks an extension; event triggers without a superuser) fail the run:
+/// only those whose cause is in <see cref="AllowSkipped"/> (<c>extension NAME</c>, <c>event trigger</c>) are accepted.
+/// Runs after a logical restore only (drills); elsewhere it is skipped, never passed.
+/// </summary>
+public sealed record RestoreCompleteCheck(IReadOnlyList<string> AllowSkipped) : CheckSpec("restore_complete", "restore_complete")
+{
+    /// <summary>The causes a restore skips objects for (<see cref="Cairn.PostgreSql.Logical.SkippedObject.Cause"/>).</summary>
+    public static bool IsCause(string text) => text == "event trigger"
+        || (text.StartsWith("extension ", StringComparison.Ordinal) && text.Length > "extension ".Length && !text["extension ".Length..].Contains(' ', StringComparison.Ordinal));
+}
+
+/// <summary>
+/// A Supabase project's auth survived: the <c>auth</c> schema and <c>auth.users</c> present, as many users as the backup
+/// had, no row of <see cref="Profiles"/> whose <see cref="UserColumn"/> names a user that is not there, the functions
+/// <c>auth.uid()</c> and <c>auth.jwt()</c> present, and as many RLS policies calling them as the backup had.
+/// </summary>
+public sealed record SupabaseAuthCheck(string Profiles, string UserColumn) : CheckSpec("supabase_auth", "supabase_auth");
+
+/// <summary>A Supabase project's Storage metadata survived: the buckets, and each bucket's <c>storage.objects</c> rows, as the backup had them.</summary>
+public sealed record StorageObjectsCheck() : CheckSpec("storage_objects", "storage_objects");

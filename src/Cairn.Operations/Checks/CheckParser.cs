@@ -18,7 +18,7 @@ internal static class CheckParser
         {
             if (item is not YamlMappingNode m || m.Children.Count != 1)
             {
-                throw new ConfigException($"{file}:{item.Start.Line}: databases.{database}.checks: each check is one key (tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied)");
+                throw new ConfigException($"{file}:{item.Start.Line}: databases.{database}.checks: each check is one key (tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied, restore_complete, supabase_auth, storage_objects)");
             }
             var (k, v) = m.Children.First();
             var kind = (k as YamlScalarNode)?.Value ?? "";
@@ -69,6 +69,26 @@ internal static class CheckParser
                     case "foreign_keys":
                         result.Add(new ForeignKeysCheck());
                         break;
+                    case "restore_complete":
+                    {
+                        // restore_complete: {} or { allow_skipped: [extension pg_graphql, event trigger] }
+                        var allowed = v is YamlMappingNode rm ? List(rm, "allow_skipped") ?? [] : v is YamlScalarNode { Value: null or "" } ? [] : throw new ConfigException($"{Where(v)} must be a mapping, e.g. {{ allow_skipped: [extension pg_graphql] }}");
+                        foreach (var a in allowed.Where(a => !RestoreCompleteCheck.IsCause(a)))
+                        {
+                            throw new ConfigException($"{Where(v)}.allow_skipped: '{a}' is not a cause a restore skips for; write 'extension NAME' (e.g. extension pg_graphql) or 'event trigger'");
+                        }
+                        result.Add(new RestoreCompleteCheck(allowed));
+                        break;
+                    }
+                    case "supabase_auth":
+                    {
+                        var map = v is YamlMappingNode sm ? sm : new YamlMappingNode();
+                        result.Add(new SupabaseAuthCheck(Str(map, "profiles") ?? "public.profiles", Str(map, "user_column") ?? "id"));
+                        break;
+                    }
+                    case "storage_objects":
+                        result.Add(new StorageObjectsCheck());
+                        break;
                     case "erasures_applied":
                         result.Add(new ErasuresAppliedCheck());
                         break;
@@ -110,7 +130,7 @@ internal static class CheckParser
                         break;
                     }
                     default:
-                        throw new ConfigException($"{file}:{k.Start.Line}: databases.{database}.checks: unknown check kind '{kind}' (known: tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied)");
+                        throw new ConfigException($"{file}:{k.Start.Line}: databases.{database}.checks: unknown check kind '{kind}' (known: tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied, restore_complete, supabase_auth, storage_objects)");
                 }
             }
             catch (FormatException e)

@@ -51,6 +51,9 @@ public sealed record DatabaseConfig
     /// <summary>The retention cleanup rules (<c>cleanup:</c>), numbered from 1 in the order written.</summary>
     public IReadOnlyList<Lifecycle.CleanupRule> Cleanup { get; init; } = [];
 
+    /// <summary>Where logical drills restore (<c>drill: { on: URL }</c>), or null: a scratch server Cairn starts.</summary>
+    public DrillTargetConfig? Drill { get; init; }
+
     /// <summary>Who a data subject is and how to erase one (<c>erasure:</c>), or null.</summary>
     public Lifecycle.ErasureConfig? Erasure { get; init; }
 
@@ -69,6 +72,12 @@ public sealed record DatabaseConfig
     /// <summary>Which roles a backup stores (<c>roles: referenced | all | [list]</c>).</summary>
     public Logical.RoleSelection Roles { get; init; } = Logical.RoleSelection.Referenced;
 }
+
+/// <summary>
+/// <c>drill: { on: URL, password_file: FILE }</c>: logical drills restore into a new, uniquely named database on the
+/// server of <see cref="On"/> (its database part is where Cairn connects to create and drop it) instead of a scratch server.
+/// </summary>
+public sealed record DrillTargetConfig(string On, string? PasswordFile);
 
 /// <summary><c>daemon: { listen: "127.0.0.1:9187", tick: 5s }</c>: where /metrics and /healthz are served and how often due jobs are looked for.</summary>
 public sealed record DaemonConfig(string Listen = "127.0.0.1:9187", TimeSpan? Tick = null)
@@ -129,7 +138,8 @@ public sealed record CairnConfig
     public static CairnConfig Empty { get; } = new();
 
     private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports", "copies"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target", "preset", "include_schemas", "exclude_schemas", "roles"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target", "preset", "include_schemas", "exclude_schemas", "roles", "drill"];
+    private static readonly HashSet<string> DrillKeys = ["on", "password_file"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
     private static readonly Dictionary<string, string> RefusedTopKeys = new(StringComparer.Ordinal);
@@ -232,8 +242,21 @@ public sealed record CairnConfig
                         },
                     };
                 }
+                DrillTargetConfig? drill = null;
+                if (ctx.Get(d, "drill") is { } drn)
+                {
+                    var dm = ctx.Mapping(drn, $"databases.{name}.drill");
+                    ctx.CheckKeys(dm, DrillKeys, $"databases.{name}.drill.");
+                    var on = ctx.OptString(dm, "on", $"databases.{name}.drill") ?? throw new ConfigException($"{file}:{drn.Start.Line}: databases.{name}.drill: 'on' is required (the URL of the server drills restore into, e.g. postgresql://drill@restore-host:5432/postgres)");
+                    if (on.Contains("password=", StringComparison.OrdinalIgnoreCase) || Regex.IsMatch(on, "^postgres(ql)?://[^/@]*:[^/@]*@"))
+                    {
+                        throw new ConfigException($"{file}:{drn.Start.Line}: databases.{name}.drill.on holds a password; put it in a file and name it with drill.password_file");
+                    }
+                    drill = new DrillTargetConfig(on, Resolve(ctx.OptString(dm, "password_file", $"databases.{name}.drill")));
+                }
                 dbs[name] = new DatabaseConfig
                 {
+                    Drill = drill,
                     Name = name,
                     Connection = connection,
                     PasswordFile = Resolve(ctx.OptString(d, "password_file", $"databases.{name}")),

@@ -27,6 +27,9 @@ public sealed record DrillResult(Snapshot Snapshot, Fingerprint? Fingerprint, IR
 
     public bool Passed => Tally.Ok;
 
+    /// <summary>Where a drill with <c>drill: { on: URL }</c> restored (redacted), or null for a scratch server.</summary>
+    public string? On { get; init; }
+
     /// <summary>Problems that did not fail the drill (the mirror table could not be written).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 }
@@ -41,6 +44,26 @@ public sealed class DrillOperation(OperationContext context)
     /// <summary>The checks a drill runs when none are configured: the restored rows equal the fingerprint, foreign keys intact.</summary>
     public static IReadOnlyList<CheckSpec> DefaultChecks { get; } = [new RowCountsCheck(null, true, null, null, null), new ForeignKeysCheck()];
 
+    /// <summary>The restored copy's URL for command checks (no password: it reaches them through PGPASSFILE).</summary>
+    private static string RestoredUrl(PgConnection target) => target.UrlWithoutPassword();
+
+    /// <summary>
+    /// Drops the drill's database on the user's server, even when the drill was cancelled (no token: a Ctrl-C must
+    /// not leave it behind), with sessions still connected to it ended (FORCE).
+    /// </summary>
+    private static async Task DropAsync(PgConnection server, string database)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await LogicalRestorer.DropDatabaseAsync(server, database, cts.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The checks to run: when the restore left objects out and no <c>restore_complete</c> check is configured, one that
+    /// allows nothing is added, so a left-out object fails the drill until the configuration names its cause.
+    /// </summary>
+    internal static IReadOnlyList<CheckSpec> WithRestoreComplete(IReadOnlyList<CheckSpec> checks, IReadOnlyList<SkippedObject> skipped)
+        => skipped.Count > 0 && !checks.Any(c => c is RestoreCompleteCheck) ? [.. checks, new RestoreCompleteCheck([])] : checks;
+
     public async Task<DrillResult> RunAsync(DrillRequest request, IProgress<string>? progress, CancellationToken cancellationToken)
     {
         var db = request.Database;
@@ -48,7 +71,7 @@ public sealed class DrillOperation(OperationContext context)
         DrillResult result;
         await using (var l = await repo.LockAsync(exclusive: false, $"drill {db.Name}", cancellationToken).ConfigureAwait(false))
         {
-            result = await DrillAsync(repo, db.Name, request.SnapshotId, db.Checks, request.Keep, progress, cancellationToken).ConfigureAwait(false);
+            result = await DrillAsync(repo, db.Name, request.SnapshotId, db.Checks, request.Keep, db.Config?.Drill, progress, cancellationToken).ConfigureAwait(false);
         }
         result = result with { AllowSkipped = request.AllowSkipped };
         var seq = context.Evidence.Record(new LogicalDrillEvent((long?)result.Rto?.TotalMilliseconds, (long?)result.DataAge?.TotalSeconds, result.Fingerprint?.BackupTime,
@@ -60,12 +83,14 @@ public sealed class DrillOperation(OperationContext context)
             Snapshot = result.Snapshot.Id,
             DurationMs = (long)result.Total.TotalMilliseconds,
             Checks = result.Checks,
+            On = result.On,
         });
         var warning = await ResultMirror.WriteAsync(context, db.Connection, ResultMirror.CheckRows("drill", db.Name, result.Checks, context.Time.GetUtcNow(), result.Total, seq), cancellationToken).ConfigureAwait(false);
         return warning is null ? result : result with { Warnings = [warning] };
     }
 
-    private async Task<DrillResult> DrillAsync(Repository.Repository repo, string name, string? snapshotId, IReadOnlyList<CheckSpec> checks, bool keep, IProgress<string>? progress, CancellationToken ct)
+    private async Task<DrillResult> DrillAsync(Repository.Repository repo, string name, string? snapshotId, IReadOnlyList<CheckSpec> checks, bool keep, Configuration.DrillTargetConfig? on,
+        IProgress<string>? progress, CancellationToken ct)
     {
         var time = context.Time;
         var total = Stopwatch.StartNew();
@@ -82,30 +107,48 @@ public sealed class DrillOperation(OperationContext context)
         }
         var results = new List<CheckResult>();
         ScratchServer? server = null;
+        // On the user's server: a database of our own, dropped afterwards (also on failure and Ctrl-C), never one that existed.
+        PgConnection? chosen = null;
+        string? created = null;
         try
         {
-            progress?.Report("starting a scratch server");
-            server = await ScratchServer.StartAsync(context.Toolchain.Binaries(fp.ServerVersionNum / 10000), cancellationToken: ct).ConfigureAwait(false);
-            var serverConn = PgConnection.Parse(server.Url()).WithoutPassword();
+            PgConnection serverConn;
+            string database;
+            if (on is not null)
+            {
+                chosen = PgConnection.Parse(on.On, on.PasswordFile);
+                serverConn = chosen;
+                database = $"cairn_drill_{Guid.NewGuid():N}"[..28];
+                created = database;
+            }
+            else
+            {
+                progress?.Report("starting a scratch server");
+                server = await ScratchServer.StartAsync(context.Toolchain.Binaries(fp.ServerVersionNum / 10000), cancellationToken: ct).ConfigureAwait(false);
+                serverConn = PgConnection.Parse(server.Url()).WithoutPassword();
+                database = fp.Database;
+            }
+            var where = on is null ? "a scratch server" : serverConn.WithDatabase(database).Redacted;
             var restoreClock = Stopwatch.StartNew();
             RestoreResult restore;
             try
             {
-                progress?.Report("restoring");
-                restore = await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, serverConn, fp.Database, clean: false, jobs: 2, noOwner: false, withRoleAttributes: false, progress, context.Toolchain, ct).ConfigureAwait(false);
+                progress?.Report($"restoring into {where}");
+                restore = await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, serverConn, database, clean: false, jobs: 2, noOwner: false, withRoleAttributes: false, progress, context.Toolchain, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is PgToolException or Repository.RepositoryException or IOException)
+            catch (Exception e) when (e is PgToolException or Repository.RepositoryException or IOException or Npgsql.NpgsqlException)
             {
-                results.Add(new CheckResult("restore", "restore", "the backup restores", "failed", CheckStatus.Fail, restoreClock.Elapsed, e.Message));
-                return new DrillResult(snap, fp, results, null, time.GetUtcNow() - fp.BackupTime, total.Elapsed, null, null);
+                results.Add(new CheckResult("restore", "restore", $"the backup restores into {where}", "failed", CheckStatus.Fail, restoreClock.Elapsed, e.Message));
+                return new DrillResult(snap, fp, results, null, time.GetUtcNow() - fp.BackupTime, total.Elapsed, null, null) { On = on is null ? null : where };
             }
-            var target = serverConn.WithDatabase(fp.Database);
+            var target = serverConn.WithDatabase(database);
             await using (var probe = await Cairn.PostgreSql.Sessions.CheckSession.OpenAsync(target, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false))
             {
                 await probe.QueryAsync("SELECT 1", null, ct).ConfigureAwait(false);
             }
             var rto = total.Elapsed;
-            results.Add(new CheckResult("restore", "restore", $"{fp.Tables.Count} tables, {fp.TotalRows} rows restored", restore.Ok ? "restored" : $"{restore.Mismatches.Count} table(s) differ",
+            var skippedNote = restore.Skipped.Count == 0 ? "" : $" ({restore.Skipped.Count} object(s) the server could not hold left out: restore_complete judges them)";
+            results.Add(new CheckResult("restore", "restore", $"{fp.Tables.Count} tables, {fp.TotalRows} rows restored into {where}", (restore.Ok ? "restored" : $"{restore.Mismatches.Count} table(s) differ") + skippedNote,
                 restore.Ok ? CheckStatus.Pass : CheckStatus.Fail, restoreClock.Elapsed, restore.Ok ? null : string.Join("; ", restore.Mismatches.Select(m => $"{m.Table}: {m.What} expected {m.Expected}, found {m.Actual?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no table"}"))));
             // The checks run on the erased state: the ledger is applied again first, and the fingerprint expects its deletes.
             progress?.Report("re-applying the erasure ledger");
@@ -118,24 +161,33 @@ public sealed class DrillOperation(OperationContext context)
             progress?.Report("running checks");
             // Commands see the restored copy as their default server (PGHOST...), never the live one.
             using var commandEnvironment = target.ProgramEnvironment();
-            var checkTarget = new CheckTarget(target, fp.BackupTime, checkFingerprint, previous, IsScratchCopy: true, server.Url(fp.Database), commandEnvironment.Variables, erasures.Ledger);
-            results.AddRange(await CheckRunner.RunAsync(checks.Count > 0 ? checks : DefaultChecks, checkTarget, TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
+            var checkTarget = new CheckTarget(target, fp.BackupTime, checkFingerprint, previous, IsScratchCopy: true, server?.Url(fp.Database) ?? RestoredUrl(target), commandEnvironment.Variables, erasures.Ledger, restore.Skipped);
+            results.AddRange(await CheckRunner.RunAsync(WithRestoreComplete(checks.Count > 0 ? checks : DefaultChecks, restore.Skipped), checkTarget, TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
             var dataAge = time.GetUtcNow() - fp.BackupTime;
             string? keptUrl = null;
             string? keptDir = null;
-            if (keep)
+            if (keep && server is not null)
             {
                 keptUrl = server.Url(fp.Database);
                 keptDir = server.DataDirectory;
                 server = null; // the caller asked to keep it
             }
-            return new DrillResult(snap, fp, results, rto, dataAge, total.Elapsed, keptUrl, keptDir, restore.Roles.Created);
+            else if (keep)
+            {
+                keptUrl = RestoredUrl(target);
+                created = null; // kept on the chosen server: the user drops it
+            }
+            return new DrillResult(snap, fp, results, rto, dataAge, total.Elapsed, keptUrl, keptDir, restore.Roles.Created) { On = on is null ? null : where };
         }
         finally
         {
             if (server is not null)
             {
                 await server.DisposeAsync().ConfigureAwait(false);
+            }
+            if (chosen is not null && created is not null)
+            {
+                await DropAsync(chosen, created).ConfigureAwait(false);
             }
         }
     }

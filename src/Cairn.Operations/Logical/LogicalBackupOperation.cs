@@ -52,7 +52,7 @@ public sealed class LogicalBackupOperation(OperationContext context)
     {
         Pins.BackupTags.Validate(request.Tags); // a bad tag is refused before the dump, not after it
         var db = request.Database;
-        var queries = db.Checks.OfType<SqlCheck>().Where(c => c.Expect.Fingerprint).Select(c => (c.Name, CheckRunner.BindBackupTime(c.Query))).ToList();
+        var queries = CheckRunner.FingerprintQueries(db.Checks);
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name}", cancellationToken).ConfigureAwait(false);
         var plan = await PlanAsync(db, request.WithRolePasswords, probePooler: false, cancellationToken).ConfigureAwait(false);

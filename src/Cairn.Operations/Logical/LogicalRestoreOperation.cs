@@ -12,7 +12,10 @@ using Cairn.Repository.Manifests;
 namespace Cairn.Operations.Logical;
 
 /// <param name="Roles">The roles the restore created (with what it withheld) and those it found and left alone.</param>
-public sealed record RestoreResult(string Database, Fingerprint Fingerprint, IReadOnlyList<CountMismatch> Mismatches, IReadOnlyList<string> Warnings, TimeSpan Duration, RoleReport Roles)
+/// <param name="Skipped">Objects the target could not hold (an extension it lacks and what depends on it; event triggers
+/// without a superuser), left out and listed; tables among them are not <see cref="Mismatches"/>.</param>
+public sealed record RestoreResult(string Database, Fingerprint Fingerprint, IReadOnlyList<CountMismatch> Mismatches, IReadOnlyList<string> Warnings, TimeSpan Duration, RoleReport Roles,
+    IReadOnlyList<SkippedObject> Skipped)
 {
     public bool Ok => Mismatches.Count == 0;
 }
@@ -47,6 +50,7 @@ public sealed class LogicalRestoreOperation(OperationContext context)
         var erasures = await Lifecycle.Erasure.ErasureReplay.ApplyAsync(repo, db.Name, server.WithDatabase(request.ToDatabase), cancellationToken).ConfigureAwait(false);
         var seq = context.Evidence.Record(new DatabaseRestoreEvent(target, result.Fingerprint.Tables.Count, result.Fingerprint.TotalRows, result.Mismatches.Count, RoleSummary.Of(result.Roles.Created))
         {
+            Skipped = result.Skipped,
             ErasuresInLedger = erasures.Entries,
             ErasuresReapplied = erasures.Reapplied,
             Repository = repo.Storage.Location,
@@ -81,10 +85,11 @@ public sealed class LogicalRestoreOperation(OperationContext context)
             await LogicalSnapshots.MaterializeAsync(repo, s, Path.Combine(work, "dump"), null, ct).ConfigureAwait(false);
             progress?.Report("pg_restore");
             var target = server.WithDatabase(database);
-            warnings.AddRange(await LogicalRestorer.PgRestoreAsync(target, Path.Combine(work, "dump"), jobs, noOwner, work, toolchain.PostgresBin, ct).ConfigureAwait(false));
+            var outcome = await LogicalRestorer.PgRestoreAsync(target, Path.Combine(work, "dump"), jobs, noOwner, work, toolchain.PostgresBin, ct).ConfigureAwait(false);
+            warnings.AddRange(outcome.Warnings);
             progress?.Report("checking rows against the fingerprint");
-            var mismatches = await LogicalRestorer.CheckAsync(target, fp, ct).ConfigureAwait(false);
-            return new RestoreResult(database, fp, mismatches, warnings, sw.Elapsed, report);
+            var mismatches = await LogicalRestorer.CheckRestoredAsync(target, fp, outcome.Skipped, ct).ConfigureAwait(false);
+            return new RestoreResult(database, fp, mismatches, warnings, sw.Elapsed, report, outcome.Skipped);
         }
         finally
         {

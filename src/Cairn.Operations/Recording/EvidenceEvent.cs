@@ -150,9 +150,17 @@ public sealed record DatabaseRestoreEvent(string Target, long Tables, long Rows,
 
     public long ErasuresReapplied { get; init; }
 
+    /// <summary>Objects left out because the target could not hold them (an extension it lacks, and what depends on it).</summary>
+    public IReadOnlyList<Cairn.PostgreSql.Logical.SkippedObject> Skipped { get; init; } = [];
+
     public override void Describe(EvidenceDetails details)
     {
         details.Text("type", "database").Text("target", Target).Number("tables", Tables).Number("rows", Rows).Number("mismatches", Mismatches).Text("roles_created", RolesCreated);
+        // Only when something was left out: records of complete restores keep their shape.
+        if (Skipped.Count > 0)
+        {
+            details.Number("skipped_objects", Skipped.Count).Text("skipped_causes", string.Join(",", Skipped.Select(s => s.Cause).Distinct().Order(StringComparer.Ordinal)));
+        }
         if (ErasuresInLedger > 0)
         {
             details.Number("erasures_in_ledger", ErasuresInLedger).Number("erasures_reapplied", ErasuresReapplied);
@@ -219,7 +227,15 @@ public sealed record LogicalDrillEvent(long? RtoMs, long? DataAgeSeconds, DateTi
             details.Text("backup_time", "");
         }
         details.Checks(Tally, AllowSkipped).Text("roles_created", RolesCreated);
+        // Only for drills on a server the user chose: scratch-server drills keep their shape.
+        if (On is not null)
+        {
+            details.Text("on", On);
+        }
     }
+
+    /// <summary>The database the drill restored into on a server the user chose (<c>drill: { on: URL }</c>), redacted; null for a scratch server.</summary>
+    public string? On { get; init; }
 }
 
 /// <summary>A restore drill of a physical backup to a point in time (<c>drill</c>, type physical).</summary>

@@ -75,6 +75,15 @@ public sealed class PgConnection
 
     private string? EffectivePassword => _noPassword ? null : Password ?? EnvironmentPassword;
 
+    /// <summary>
+    /// A libpq URI of this connection without any password (a program given it finds the password through PGPASSFILE
+    /// in <see cref="ProgramEnvironment"/>): every parameter but the password, escaped, the host in the query part.
+    /// </summary>
+    public string UrlWithoutPassword()
+        => $"postgresql://{Uri.EscapeDataString(User)}@/{Uri.EscapeDataString(Database)}"
+            + string.Concat(_params.Where(p => p.Key is not ("user" or "dbname" or "password")).OrderBy(p => p.Key, StringComparer.Ordinal)
+                .Select((p, i) => $"{(i == 0 ? '?' : '&')}{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}"));
+
     /// <summary>For messages and evidence: user@host:port/db, never the password.</summary>
     public string Redacted => $"{User}@{(Host is { } h && h.StartsWith('/') ? "[socket " + h + "]" : Host ?? "localhost")}:{Port}/{Database}";
 

@@ -62,34 +62,86 @@ public static class LogicalRestorer
         return report;
     }
 
-    /// <summary>Runs pg_restore -Fd -j into the database. Throws with pg_restore's own words when it reports errors.</summary>
-    /// <param name="privateParent">An existing private folder for the password file pg_restore may need (deleted when it exits).</param>
-    public static async Task<List<string>> PgRestoreAsync(PgConnection database, string dumpDirectory, int jobs, bool noOwner, string privateParent, string? postgresBin, CancellationToken ct)
+    /// <summary>What pg_restore reported (its non-fatal error lines) and what it was told to leave out.</summary>
+    public sealed record PgRestoreOutcome(IReadOnlyList<string> Warnings, IReadOnlyList<SkippedObject> Skipped);
+
+    /// <summary>
+    /// Runs pg_restore -Fd -j into the database, leaving out what the target cannot hold (<see cref="RestorePlan"/>:
+    /// extensions it lacks and every object depending on them; event triggers unless the role is a superuser), which is
+    /// returned, never silently lost. Throws with pg_restore's own words when it reports errors.
+    /// </summary>
+    /// <param name="privateParent">An existing private folder for the password file pg_restore may need and the list file (deleted when it exits).</param>
+    public static async Task<PgRestoreOutcome> PgRestoreAsync(PgConnection database, string dumpDirectory, int jobs, bool noOwner, string privateParent, string? postgresBin, CancellationToken ct)
     {
         var bin = PgBinaries.Find(null, postgresBin);
-        var args = new List<string> { "--format=directory", $"--jobs={Math.Max(1, jobs)}", "--dbname", database.Database };
+        var listing = await PgProcess.RunAsync(bin["pg_restore"], ["--list", "--verbose", dumpDirectory], null, ct).ConfigureAwait(false);
+        if (listing.ExitCode != 0)
+        {
+            throw new PgToolException($"pg_restore could not read the backup's table of contents: {PgProcess.Tail(listing.StandardError)}");
+        }
+        var available = new HashSet<string>(StringComparer.Ordinal);
+        var superusers = new HashSet<string>(StringComparer.Ordinal);
+        bool superuser;
+        await using (var c = await database.OpenAsync(ct).ConfigureAwait(false))
+        {
+            await using (var cmd = new NpgsqlCommand("SELECT name FROM pg_available_extensions", c))
+            await using (var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            {
+                while (await r.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    available.Add(r.GetString(0));
+                }
+            }
+            await using (var su = new NpgsqlCommand("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", c))
+            {
+                superuser = await su.ExecuteScalarAsync(ct).ConfigureAwait(false) is true;
+            }
+            await using var all = new NpgsqlCommand("SELECT rolname FROM pg_roles WHERE rolsuper", c);
+            await using var rs = await all.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await rs.ReadAsync(ct).ConfigureAwait(false))
+            {
+                superusers.Add(rs.GetString(0));
+            }
+        }
+        // With --no-owner every object belongs to the restoring role: the owners in the list do not matter then.
+        var plan = RestorePlan.Decide(listing.StandardOutput, available, superuser, noOwner ? null : superusers);
+        var listFile = Path.Combine(privateParent, "restore.list");
+        await File.WriteAllTextAsync(listFile, plan.List, ct).ConfigureAwait(false);
+        // pg_restore runs as the invoking user (the list file is ours, 0600 under a private folder).
+        var args = new List<string> { "--format=directory", $"--jobs={Math.Max(1, jobs)}", "--dbname", database.Database, "--use-list", listFile };
         if (noOwner)
         {
             args.Add("--no-owner");
             args.Add("--no-acl");
         }
         args.Add(dumpDirectory);
-        ProcessResult r;
+        ProcessResult r2;
         using (var env = database.ProgramEnvironment(privateParent))
         {
-            r = await PgProcess.RunAsync(bin["pg_restore"], args, env.Variables, ct).ConfigureAwait(false);
+            r2 = await PgProcess.RunAsync(bin["pg_restore"], args, env.Variables, ct).ConfigureAwait(false);
         }
-        var errors = r.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        var errors = r2.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Where(l => l.Contains("error:", StringComparison.Ordinal) || l.StartsWith("pg_restore: error", StringComparison.Ordinal)).ToList();
-        if (r.ExitCode != 0)
+        if (r2.ExitCode != 0)
         {
-            throw new PgToolException($"pg_restore into {database.Redacted} reported errors (exit {r.ExitCode}): {PgProcess.Tail(string.Join('\n', errors.Count > 0 ? errors : [r.StandardError]))}");
+            throw new PgToolException($"pg_restore into {database.Redacted} reported errors (exit {r2.ExitCode}): {PgProcess.Tail(string.Join('\n', errors.Count > 0 ? errors : [r2.StandardError]))}");
         }
-        return errors;
+        return new PgRestoreOutcome(errors, plan.Skipped);
     }
 
     /// <summary>Compares the restored database with the fingerprint: every table present with the same rows (and content hash, if taken).</summary>
-    public static Task<List<CountMismatch>> CheckAsync(PgConnection database, Fingerprint fingerprint, CancellationToken ct) => CheckAsync(database, fingerprint, null, ct);
+    public static Task<List<CountMismatch>> CheckAsync(PgConnection database, Fingerprint fingerprint, CancellationToken ct) => CheckAsync(database, fingerprint, (IEnumerable<string>?)null, ct);
+
+    /// <summary>
+    /// Like <see cref="CheckAsync(PgConnection, Fingerprint, CancellationToken)"/>, except tables the restore was told to
+    /// leave out (<paramref name="skipped"/>): those are reported as skipped objects, and <c>restore_complete</c> judges them.
+    /// </summary>
+    public static async Task<List<CountMismatch>> CheckRestoredAsync(PgConnection database, Fingerprint fingerprint, IReadOnlyList<SkippedObject> skipped, CancellationToken ct)
+    {
+        var all = await CheckAsync(database, fingerprint, (IEnumerable<string>?)null, ct).ConfigureAwait(false);
+        var left = fingerprint.Tables.Where(t => skipped.Any(s => s.IsTable(t.Schema, t.Name))).Select(t => t.QualifiedName).ToHashSet(StringComparer.Ordinal);
+        return [.. all.Where(m => !(m.What == "missing" && left.Contains(m.Table)))];
+    }
 
     /// <summary>Like <see cref="CheckAsync(PgConnection, Fingerprint, CancellationToken)"/>, for <paramref name="onlyTables"/> only (schema.table).</summary>
     public static async Task<List<CountMismatch>> CheckAsync(PgConnection database, Fingerprint fingerprint, IEnumerable<string>? onlyTables, CancellationToken ct)
@@ -120,6 +172,13 @@ public static class LogicalRestorer
             }
         }
         return result;
+    }
+
+    /// <summary>Drops <paramref name="database"/> on the server, ending its sessions; nothing when it does not exist.</summary>
+    public static async Task DropDatabaseAsync(PgConnection server, string database, CancellationToken ct)
+    {
+        await using var c = await server.WithDatabase(MaintenanceDb(server)).OpenAsync(ct).ConfigureAwait(false);
+        await Catalog.ExecuteOneAsync(c, $"DROP DATABASE IF EXISTS {Catalog.Quote(database)} WITH (FORCE)", ct).ConfigureAwait(false);
     }
 
     public static string MaintenanceDb(PgConnection server) => server.Database == "template1" ? "template1" : "postgres";
