@@ -56,6 +56,26 @@ public sealed record DatabaseConfig
 
     /// <summary>Where the audit trail is and what its rows mean (<c>audit:</c>), or null.</summary>
     public Lifecycle.AuditConfig? Audit { get; init; }
+
+    /// <summary>How wal-push and wal-fetch work for this database (<c>wal:</c>); synchronous, no prefetch when absent.</summary>
+    public WalConfig Wal { get; init; } = WalConfig.Synchronous;
+}
+
+/// <summary>
+/// <c>wal: { async: true, spool: DIR, push_ahead: N, fetch_ahead: N }</c>. With <see cref="Async"/>, wal-push starts
+/// a background pusher that stores the following <c>.ready</c> segments (at most <see cref="PushAhead"/> ahead of
+/// PostgreSQL, in parallel) and acknowledges a segment at once when the pusher already stored it. With
+/// <see cref="FetchAhead"/> above 0, wal-fetch has the next N segments fetched in parallel into the spool.
+/// The spool is a folder the server's user owns (0700); it never holds the only copy of anything.
+/// </summary>
+public sealed record WalConfig(bool Async, string? Spool, int PushAhead, int FetchAhead)
+{
+    public const int DefaultPushAhead = 4;
+    public const int MaxAhead = 64;
+
+    public static WalConfig Synchronous { get; } = new(false, null, DefaultPushAhead, 0);
+
+    public bool Prefetch => FetchAhead > 0;
 }
 
 /// <summary><c>daemon: { listen: "127.0.0.1:9187", tick: 5s }</c>: where /metrics and /healthz are served and how often due jobs are looked for.</summary>
@@ -114,7 +134,7 @@ public sealed record CairnConfig
     public static CairnConfig Empty { get; } = new();
 
     private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "erasure", "audit", "rto_target", "rpo_target"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "erasure", "audit", "rto_target", "rpo_target", "wal"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
     private static readonly Dictionary<string, string> RefusedTopKeys = new(StringComparer.Ordinal);
@@ -232,6 +252,7 @@ public sealed record CairnConfig
                     Audit = Lifecycle.LifecycleConfigParser.Audit(ctx.Get(d, "audit"), file, name, ctx),
                     RtoTarget = ctx.Get(d, "rto_target") is { } rto ? ctx.Duration(rto, $"databases.{name}.rto_target") : null,
                     RpoTarget = ctx.Get(d, "rpo_target") is { } rpo ? ctx.Duration(rpo, $"databases.{name}.rpo_target") : null,
+                    Wal = ctx.Get(d, "wal") is { } wn ? ParseWal(ctx, ctx.Mapping(wn, $"databases.{name}.wal"), file, name, Resolve) : WalConfig.Synchronous,
                 };
             }
         }
@@ -282,6 +303,30 @@ public sealed record CairnConfig
             AppendOnly = ctx.OptBool(root, "append_only", "") ?? false,
             Daemon = ctx.Get(root, "daemon") is { } dn ? ParseDaemon(ctx, ctx.Mapping(dn, "daemon"), file) : new DaemonConfig(),
         };
+    }
+
+    private static readonly HashSet<string> WalKeys = ["async", "spool", "push_ahead", "fetch_ahead"];
+
+    private static WalConfig ParseWal(Ctx ctx, YamlMappingNode m, string file, string database, Func<string?, string?> resolve)
+    {
+        var prefix = $"databases.{database}.wal";
+        ctx.CheckKeys(m, WalKeys, prefix + ".");
+        var isAsync = ctx.OptBool(m, "async", prefix) ?? false;
+        var pushAhead = ctx.OptInt(m, "push_ahead", prefix) ?? WalConfig.DefaultPushAhead;
+        var fetchAhead = ctx.OptInt(m, "fetch_ahead", prefix) ?? 0;
+        foreach (var (key, value) in new[] { ("push_ahead", pushAhead), ("fetch_ahead", fetchAhead) })
+        {
+            if (value > WalConfig.MaxAhead || (key == "push_ahead" && value < 1))
+            {
+                throw new ConfigException($"{file}:{ctx.Get(m, key)!.Start.Line}: {prefix}.{key} must be between {(key == "push_ahead" ? 1 : 0)} and {WalConfig.MaxAhead} segments, not {value}");
+            }
+        }
+        var spool = resolve(ctx.OptString(m, "spool", prefix));
+        if (spool is null && (isAsync || fetchAhead > 0))
+        {
+            throw new ConfigException($"{file}:{m.Start.Line}: {prefix} needs spool: a folder the PostgreSQL server's user owns (e.g. spool: /var/spool/cairn), where the background pusher and prefetcher keep their state");
+        }
+        return new WalConfig(isAsync, spool, pushAhead, fetchAhead);
     }
 
     private static DaemonConfig ParseDaemon(Ctx ctx, YamlMappingNode m, string file)

@@ -266,6 +266,22 @@ public sealed class SafeDirectory : IDisposable
         return handle;
     }
 
+    /// <summary>
+    /// Takes an exclusive flock on a lock file of this folder (created 0600, never through a link); null when another
+    /// process holds it. The kernel releases it when the holder dies, however it dies.
+    /// </summary>
+    public IDisposable? TryLock(string name)
+    {
+        var handle = OpenOrCreateForAppend(name, UnixFileMode.UserRead | UnixFileMode.UserWrite, out _);
+        if (Native.Flock((int)handle.DangerousGetHandle(), Native.LOCK_EX | Native.LOCK_NB) == 0)
+        {
+            return handle;
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        handle.Dispose();
+        return errno == Native.EWOULDBLOCK ? null : throw Error("lock", Child(name), errno);
+    }
+
     /// <summary>Renames within this folder, replacing what <paramref name="to"/> names (a link is replaced, never followed).</summary>
     public void Rename(string from, string to)
     {
