@@ -67,6 +67,15 @@ public sealed class SafeDirectory : IDisposable
                     continue;
                 }
                 var next = Native.OpenAt(fd, name, Native.O_RDONLY | Native.O_DIRECTORY | Native.O_NOFOLLOW | Native.O_CLOEXEC, 0);
+                if (next < 0 && Marshal.GetLastPInvokeError() == Native.EACCES && pending.Count > 0 && name != "..")
+                {
+                    // A folder on the way this user may enter but not list (0711): a path handle is enough to go through it.
+                    next = Native.OpenAt(fd, name, Native.O_PATH | Native.O_DIRECTORY | Native.O_NOFOLLOW | Native.O_CLOEXEC, 0);
+                    if (next < 0)
+                    {
+                        throw Error("open", shown + "/" + name, Marshal.GetLastPInvokeError());
+                    }
+                }
                 if (next >= 0)
                 {
                     _ = Native.Close(fd);

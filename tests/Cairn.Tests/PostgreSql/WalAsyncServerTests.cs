@@ -29,7 +29,7 @@ public sealed class WalAsyncServerTests
         Assert.True(init.ExitCode == 0, init.StandardError);
         await c.Server.ExecuteAsync("CHECKPOINT");
         var (code, json, err) = await c.Cli.RunAsync("backup", "app", "--physical", "--json");
-        Assert.True(code == 0, json + err);
+        Assert.True(code == 0, json + err + PgProcess.Tail(await File.ReadAllTextAsync(c.Server.LogFile)));
 
         var statusDir = Path.Combine(c.Server.DataDirectory, "pg_wal", "archive_status");
         var load = PgProcess.RunAsync(c.Server.Binaries["pgbench"], ["-c", "2", "-T", "10", "-n"], c.PgEnv, default);
