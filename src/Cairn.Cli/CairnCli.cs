@@ -31,6 +31,8 @@ public static class CairnCli
         root.Subcommands.Add(DrillCommands.Drill(ctx));
         root.Subcommands.Add(PhysicalCommands.WalPush(ctx));
         root.Subcommands.Add(PhysicalCommands.WalFetch(ctx));
+        root.Subcommands.Add(PhysicalCommands.WalPushAhead(ctx));
+        root.Subcommands.Add(PhysicalCommands.WalFetchAhead(ctx));
         root.Subcommands.Add(ArchiverCommand.Build(ctx));
         root.Subcommands.Add(MonitoringCommands.Check(ctx));
         root.Subcommands.Add(MonitoringCommands.Alert(ctx));

@@ -29,6 +29,34 @@ internal static class PhysicalCommands
         return cmd;
     }
 
+    /// <summary>The background pusher of asynchronous archiving (wal.async); wal-push starts it, people do not.</summary>
+    public static Command WalPushAhead(CliContext ctx)
+    {
+        var dir = new Argument<string>("WALDIR") { Description = "The server's pg_wal folder (its archive_status lists the ready segments)" };
+        var skip = new Option<string?>("--skip") { Description = "A segment the starting wal-push stores itself" };
+        var cmd = new Command("wal-push-ahead", "Background half of asynchronous archiving: stores ready WAL segments ahead of archive_command (started by wal-push)") { dir, Database, skip };
+        cmd.Hidden = true;
+        cmd.SetAction(ctx, async (inv, p, ct) =>
+        {
+            await new WalPushAheadOperation(inv.Operations).RunAsync(new WalPushAheadRequest(p.GetValue(dir)!, p.GetValue(Database), p.GetValue(skip)), ct).ConfigureAwait(false);
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    /// <summary>The background prefetcher of wal-fetch (wal.fetch_ahead); wal-fetch starts it, people do not.</summary>
+    public static Command WalFetchAhead(CliContext ctx)
+    {
+        var cmd = new Command("wal-fetch-ahead", "Background half of WAL prefetch: fetches the segments after the one recovery asked for (started by wal-fetch)") { Database };
+        cmd.Hidden = true;
+        cmd.SetAction(ctx, async (inv, p, ct) =>
+        {
+            await new WalFetchAheadOperation(inv.Operations).RunAsync(new WalFetchAheadRequest(p.GetValue(Database)), ct).ConfigureAwait(false);
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
     public static Command WalFetch(CliContext ctx)
     {
         var name = new Argument<string>("NAME") { Description = "The WAL file name PostgreSQL asks for (%f)" };

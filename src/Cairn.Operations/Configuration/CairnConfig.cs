@@ -71,6 +71,25 @@ public sealed record DatabaseConfig
 
     /// <summary>Which roles a backup stores (<c>roles: referenced | all | [list]</c>).</summary>
     public Logical.RoleSelection Roles { get; init; } = Logical.RoleSelection.Referenced;
+    /// <summary>How wal-push and wal-fetch work for this database (<c>wal:</c>); synchronous, no prefetch when absent.</summary>
+    public WalConfig Wal { get; init; } = WalConfig.Synchronous;
+}
+
+/// <summary>
+/// <c>wal: { async: true, spool: DIR, push_ahead: N, fetch_ahead: N }</c>. With <see cref="Async"/>, wal-push starts
+/// a background pusher that stores the following <c>.ready</c> segments (at most <see cref="PushAhead"/> ahead of
+/// PostgreSQL, in parallel) and acknowledges a segment at once when the pusher already stored it. With
+/// <see cref="FetchAhead"/> above 0, wal-fetch has the next N segments fetched in parallel into the spool.
+/// The spool is a folder the server's user owns (0700); it never holds the only copy of anything.
+/// </summary>
+public sealed record WalConfig(bool Async, string? Spool, int PushAhead, int FetchAhead)
+{
+    public const int DefaultPushAhead = 4;
+    public const int MaxAhead = 64;
+
+    public static WalConfig Synchronous { get; } = new(false, null, DefaultPushAhead, 0);
+
+    public bool Prefetch => FetchAhead > 0;
 }
 
 /// <summary>
@@ -138,7 +157,7 @@ public sealed record CairnConfig
     public static CairnConfig Empty { get; } = new();
 
     private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports", "copies"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target", "preset", "include_schemas", "exclude_schemas", "roles", "drill"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target", "preset", "include_schemas", "exclude_schemas", "roles", "drill", "wal"];
     private static readonly HashSet<string> DrillKeys = ["on", "password_file"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
@@ -276,6 +295,7 @@ public sealed record CairnConfig
                     IncludeSchemas = SchemaList(ctx, d, "include_schemas", file, name),
                     ExcludeSchemas = SchemaList(ctx, d, "exclude_schemas", file, name),
                     Roles = ParseRoles(ctx, d, file, name),
+                    Wal = ctx.Get(d, "wal") is { } wn ? ParseWal(ctx, ctx.Mapping(wn, $"databases.{name}.wal"), file, name, Resolve) : WalConfig.Synchronous,
                 };
             }
         }
@@ -353,6 +373,30 @@ public sealed record CairnConfig
         YamlSequenceNode seq => new Logical.RoleSelection(false, [.. seq.Children.Select(c => ctx.Scalar(c, $"databases.{db}.roles"))]),
         var other => throw new ConfigException($"{file}:{other.Start.Line}: databases.{db}.roles must be referenced, all, or a list of role names stored besides the referenced ones, e.g. roles: [authenticator]"),
     };
+
+    private static readonly HashSet<string> WalKeys = ["async", "spool", "push_ahead", "fetch_ahead"];
+
+    private static WalConfig ParseWal(Ctx ctx, YamlMappingNode m, string file, string database, Func<string?, string?> resolve)
+    {
+        var prefix = $"databases.{database}.wal";
+        ctx.CheckKeys(m, WalKeys, prefix + ".");
+        var isAsync = ctx.OptBool(m, "async", prefix) ?? false;
+        var pushAhead = ctx.OptInt(m, "push_ahead", prefix) ?? WalConfig.DefaultPushAhead;
+        var fetchAhead = ctx.OptInt(m, "fetch_ahead", prefix) ?? 0;
+        foreach (var (key, value) in new[] { ("push_ahead", pushAhead), ("fetch_ahead", fetchAhead) })
+        {
+            if (value > WalConfig.MaxAhead || (key == "push_ahead" && value < 1))
+            {
+                throw new ConfigException($"{file}:{ctx.Get(m, key)!.Start.Line}: {prefix}.{key} must be between {(key == "push_ahead" ? 1 : 0)} and {WalConfig.MaxAhead} segments, not {value}");
+            }
+        }
+        var spool = resolve(ctx.OptString(m, "spool", prefix));
+        if (spool is null && (isAsync || fetchAhead > 0))
+        {
+            throw new ConfigException($"{file}:{m.Start.Line}: {prefix} needs spool: a folder the PostgreSQL server's user owns (e.g. spool: /var/spool/cairn), where the background pusher and prefetcher keep their state");
+        }
+        return new WalConfig(isAsync, spool, pushAhead, fetchAhead);
+    }
 
     private static DaemonConfig ParseDaemon(Ctx ctx, YamlMappingNode m, string file)
     {

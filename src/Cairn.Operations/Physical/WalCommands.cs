@@ -15,15 +15,15 @@ public static class WalCommands
         // The server's restore_command may use its own key file (e.g. a machine key readable by postgres).
         var passFile = context.Environment("CAIRN_RESTORE_PASSPHRASE_FILE") ?? context.Environment("CAIRN_PASSPHRASE_FILE") ?? throw new RepositoryException(ErrorKind.InvalidInput,
             "restore_command needs the passphrase from a file: set CAIRN_PASSPHRASE_FILE (or CAIRN_RESTORE_PASSPHRASE_FILE) to a file the postgres user can read (a passphrase is never written into the server's configuration)");
-        return $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {ObjectStoreSettings(context, repository)}{context.SelfCommand} --repo {Sh(repository)} wal-fetch %f %p --database {Sh(database)}";
+        return $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {ObjectStoreSettings(context, repository, database)}{context.SelfCommand} --repo {Sh(repository)} wal-fetch %f %p --database {Sh(database)}";
     }
 
     /// <summary>archive_command pushing WAL into <paramref name="repository"/> with the passphrase read from <paramref name="passFile"/>.</summary>
     public static string ArchiveCommand(OperationContext context, string repository, string passFile, string database)
-        => $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {ObjectStoreSettings(context, repository)}{context.SelfCommand} --repo {Sh(repository)} wal-push %p --database {Sh(database)}";
+        => $"CAIRN_PASSPHRASE_FILE={Sh(Path.GetFullPath(passFile))} {ObjectStoreSettings(context, repository, database)}{context.SelfCommand} --repo {Sh(repository)} wal-push %p --database {Sh(database)}";
 
     /// <summary>The AWS variables that name where and how to reach S3 (never a key or a secret).</summary>
-    private static readonly string[] NonSecretS3Variables = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"];
+    public static readonly IReadOnlyList<string> NonSecretS3Variables = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"];
 
     /// <summary>
     /// For a repository in S3, what the server's process needs to reach it, as file names and non-secret settings: the
@@ -31,11 +31,13 @@ public static class WalCommands
     /// server keeps its environment for life and its superusers can read it, so a key never goes there: credentials
     /// that exist only in Cairn's environment are refused with the fix.
     /// </summary>
-    private static string ObjectStoreSettings(OperationContext context, string repository)
+    private static string ObjectStoreSettings(OperationContext context, string repository, string database)
     {
         if (!repository.StartsWith(Repository.Storage.S3Location.Scheme, StringComparison.Ordinal))
         {
-            return "";
+            // Asynchronous archiving and prefetch are configured in cairn.yaml: the server's call must find it.
+            return WalBackground.SettingsOf(context, database) is { Async: false, Prefetch: false } || context.Config.File is not { } config
+                ? "" : $"CAIRN_CONFIG={Sh(Path.GetFullPath(config))} ";
         }
         var words = new List<string>();
         if (context.Config.File is { } file)

@@ -67,6 +67,15 @@ public sealed class SafeDirectory : IDisposable
                     continue;
                 }
                 var next = Native.OpenAt(fd, name, Native.O_RDONLY | Native.O_DIRECTORY | Native.O_NOFOLLOW | Native.O_CLOEXEC, 0);
+                if (next < 0 && Marshal.GetLastPInvokeError() == Native.EACCES && pending.Count > 0 && name != "..")
+                {
+                    // A folder on the way this user may enter but not list (0711): a path handle is enough to go through it.
+                    next = Native.OpenAt(fd, name, Native.O_PATH | Native.O_DIRECTORY | Native.O_NOFOLLOW | Native.O_CLOEXEC, 0);
+                    if (next < 0)
+                    {
+                        throw Error("open", shown + "/" + name, Marshal.GetLastPInvokeError());
+                    }
+                }
                 if (next >= 0)
                 {
                     _ = Native.Close(fd);
@@ -264,6 +273,22 @@ public sealed class SafeDirectory : IDisposable
         }
         _ = Native.Fcntl(fd, Native.F_SETFL, Native.Fcntl(fd, Native.F_GETFL, 0) & ~Native.O_NONBLOCK);
         return handle;
+    }
+
+    /// <summary>
+    /// Takes an exclusive flock on a lock file of this folder (created 0600, never through a link); null when another
+    /// process holds it. The kernel releases it when the holder dies, however it dies.
+    /// </summary>
+    public IDisposable? TryLock(string name)
+    {
+        var handle = OpenOrCreateForAppend(name, UnixFileMode.UserRead | UnixFileMode.UserWrite, out _);
+        if (Native.Flock((int)handle.DangerousGetHandle(), Native.LOCK_EX | Native.LOCK_NB) == 0)
+        {
+            return handle;
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        handle.Dispose();
+        return errno == Native.EWOULDBLOCK ? null : throw Error("lock", Child(name), errno);
     }
 
     /// <summary>Renames within this folder, replacing what <paramref name="to"/> names (a link is replaced, never followed).</summary>

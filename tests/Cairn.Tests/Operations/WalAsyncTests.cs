@@ -1,0 +1,252 @@
+using System.Diagnostics;
+using Cairn.Cli;
+using Cairn.Operations;
+using Cairn.Operations.Configuration;
+using Cairn.Operations.Physical;
+using Cairn.Tests.Support;
+
+namespace Cairn.Tests.Operations;
+
+/// <summary>
+/// Asynchronous wal-push and wal-fetch's prefetch on a local repository and a fake pg_wal (no server): what a spool
+/// entry may and may not stand for, and a kill -9 of the background pusher losing nothing.
+/// </summary>
+public sealed class WalAsyncTests : IDisposable
+{
+    private const string Passphrase = "wal async passphrase 7c1d";
+    private readonly TempDir _dir = new();
+
+    private string Repo => _dir.File("repo");
+
+    private string WalDir => _dir.File("pg_wal");
+
+    private string Spool => _dir.File("spool");
+
+    public void Dispose() => _dir.Dispose();
+
+    private async Task<OperationContext> SetUpAsync(string walYaml)
+    {
+        var pass = _dir.File("pass");
+        await File.WriteAllTextAsync(pass, Passphrase + "\n");
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = Repo, ["CAIRN_PASSPHRASE_FILE"] = pass });
+        var init = await cli.RunAsync("init", "--kdf-memory-mib", "1", "--kdf-iterations", "1");
+        Assert.True(init.Code == 0, init.Err);
+        var yaml = _dir.File("cairn.yaml");
+        await File.WriteAllTextAsync(yaml, $"databases:\n  app:\n    connection: \"host=/nonexistent dbname=app\"\n    wal:\n{walYaml}");
+        var config = CairnConfig.Load(yaml);
+        var env = new Dictionary<string, string> { ["CAIRN_PASSPHRASE_FILE"] = pass, ["CAIRN_CONFIG"] = yaml };
+        return new OperationContext(config, TimeProvider.System, new FileSecrets(pass), new CliStorageFactory(TimeProvider.System, null, env.GetValueOrDefault), env.GetValueOrDefault,
+            Repo, _dir.File("evidence"), selfCommand: $"{WalCommands.Sh(Environment.ProcessPath!)} {WalCommands.Sh(CairnProcess.Dll)}");
+    }
+
+    private sealed class FileSecrets(string file) : ISecretSource
+    {
+        public string Passphrase(bool confirm = false) => File.ReadAllText(file).TrimEnd('\n');
+
+        public string NewPassphrase() => throw new NotSupportedException();
+    }
+
+    /// <summary>Segments 1..count of 1 MiB, distinct content, each marked ready as PostgreSQL does.</summary>
+    private List<string> MakeSegments(int count)
+    {
+        Directory.CreateDirectory(Path.Combine(WalDir, "archive_status"));
+        var names = new List<string>();
+        for (var i = 1; i <= count; i++)
+        {
+            var name = OperationsHarness.Segment(i);
+            var data = new byte[1024 * 1024];
+            new Random(i).NextBytes(data.AsSpan(0, 300_000));
+            File.WriteAllBytes(Path.Combine(WalDir, name), data);
+            File.WriteAllText(Path.Combine(WalDir, "archive_status", name + ".ready"), "");
+            names.Add(name);
+        }
+        return names;
+    }
+
+    /// <summary>What PostgreSQL's archiver does after archive_command succeeded.</summary>
+    private void Done(string name) => File.Move(Path.Combine(WalDir, "archive_status", name + ".ready"), Path.Combine(WalDir, "archive_status", name + ".done"));
+
+    private string PushSpool => Path.Combine(Spool, "app", "push");
+
+    private static async Task<bool> InRepositoryAsync(OperationContext context, string name)
+        => await new WalArchive(context.OpenStorage(), "app").ExistsAsync(name, default);
+
+    /// <summary>The pusher processes working on this test's pg_wal (found by its unique path, never by a program name).</summary>
+    private List<int> PusherPids()
+    {
+        var pids = new List<int>();
+        foreach (var proc in Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => n!.All(char.IsAsciiDigit)))
+        {
+            try
+            {
+                var cmdline = File.ReadAllText($"/proc/{proc}/cmdline").Replace('\0', ' ');
+                if (cmdline.Contains("wal-push-ahead", StringComparison.Ordinal) && cmdline.Contains(WalDir, StringComparison.Ordinal) && !cmdline.StartsWith("/bin/sh", StringComparison.Ordinal))
+                {
+                    pids.Add(int.Parse(proc!, System.Globalization.CultureInfo.InvariantCulture));
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return pids;
+    }
+
+    [Fact]
+    public async Task Async_push_acknowledges_what_the_pusher_stored_and_a_kill_9_of_the_pusher_loses_nothing()
+    {
+        var context = await SetUpAsync($"      async: true\n      spool: {Spool}\n      push_ahead: 3\n");
+        var names = MakeSegments(12);
+        var push = new WalPushOperation(context);
+
+        // The first call stores its segment itself and starts the pusher on the ones after it.
+        var first = await push.RunAsync(new WalPushRequest(Path.Combine(WalDir, names[0]), "app"), default);
+        Assert.False(first.Acknowledged);
+        Done(names[0]);
+        await Eventually.UntilAsync(() => File.Exists(Path.Combine(PushSpool, names[1] + ".ok")), TimeSpan.FromSeconds(60), "the pusher marking the next segment");
+        // The queue is bounded: never more than push_ahead marked ahead of the archiver.
+        await Task.Delay(500);
+        Assert.InRange(Directory.EnumerateFiles(PushSpool, "*.ok").Count(), 1, 3);
+
+        var acknowledged = 0;
+        for (var i = 1; i < 5; i++)
+        {
+            var r = await push.RunAsync(new WalPushRequest(Path.Combine(WalDir, names[i]), "app"), default);
+            acknowledged += r.Acknowledged ? 1 : 0;
+            Done(names[i]);
+        }
+        Assert.True(acknowledged >= 1, "no segment was acknowledged from the background pusher's marker");
+
+        // kill -9 of the pusher in the middle of its work.
+        await Eventually.UntilAsync(() => PusherPids().Count > 0, TimeSpan.FromSeconds(30), "the pusher running");
+        foreach (var pid in PusherPids())
+        {
+            using var p = Process.GetProcessById(pid);
+            p.Kill();
+            await p.WaitForExitAsync();
+        }
+        // Every marker left behind stands for a segment durably in the repository; everything else is still .ready.
+        foreach (var marker in Directory.EnumerateFiles(PushSpool, "*.ok"))
+        {
+            Assert.True(await InRepositoryAsync(context, Path.GetFileNameWithoutExtension(marker)), $"{marker} marks a segment that is not in the repository");
+        }
+        foreach (var name in names)
+        {
+            Assert.True(File.Exists(Path.Combine(WalDir, "archive_status", name + ".ready")) || await InRepositoryAsync(context, name), $"{name} is neither ready nor archived");
+        }
+
+        // The archiver goes on; every call succeeds (a new pusher or the call itself stores what is missing).
+        for (var i = 5; i < names.Count; i++)
+        {
+            await push.RunAsync(new WalPushRequest(Path.Combine(WalDir, names[i]), "app"), default);
+            Done(names[i]);
+        }
+        using var repo = await context.OpenRepositoryForWalAsync(default);
+        foreach (var name in names)
+        {
+            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(WalDir, name)), await new WalArchive(repo, "app").GetAsync(name, default));
+        }
+        await Eventually.UntilAsync(() => PusherPids().Count == 0, TimeSpan.FromSeconds(60), "the pusher exiting when nothing is ready");
+    }
+
+    [Fact]
+    public async Task A_marker_whose_object_is_not_in_the_repository_is_no_acknowledgement()
+    {
+        var context = await SetUpAsync($"      async: true\n      spool: {Spool}\n");
+        var names = MakeSegments(1);
+        var path = Path.Combine(WalDir, names[0]);
+        using (var spool = WalSpool.Open(Spool, "app", "push", context.RepositoryLocation.Display))
+        {
+            spool.MarkPushed(names[0], WalSpool.FileIdentity.Of(path)!);
+        }
+        var r = await new WalPushOperation(context).RunAsync(new WalPushRequest(path, "app"), default);
+        Assert.False(r.Acknowledged);
+        Assert.True(await InRepositoryAsync(context, names[0]));
+    }
+
+    [Fact]
+    public async Task A_marker_for_another_file_of_the_same_name_is_no_acknowledgement()
+    {
+        var context = await SetUpAsync($"      async: true\n      spool: {Spool}\n");
+        var names = MakeSegments(1);
+        var path = Path.Combine(WalDir, names[0]);
+        using var spool = WalSpool.Open(Spool, "app", "push", context.RepositoryLocation.Display);
+        var before = WalSpool.FileIdentity.Of(path)!;
+        spool.MarkPushed(names[0], before);
+        Assert.True(spool.IsMarkedPushed(names[0], before));
+        // The same name rewritten (a new inode): the marker was for the old file.
+        File.Copy(path, path + ".new");
+        File.Move(path + ".new", path, overwrite: true);
+        Assert.False(spool.IsMarkedPushed(names[0], WalSpool.FileIdentity.Of(path)!));
+        using var other = WalSpool.Open(Spool, "app", "push", "/another/repository");
+        Assert.False(other.IsMarkedPushed(names[0], before));
+    }
+
+    [Fact]
+    public async Task Prefetch_delivers_the_next_segments_from_the_spool_and_never_a_corrupted_one()
+    {
+        var context = await SetUpAsync($"      spool: {Spool}\n      fetch_ahead: 3\n");
+        var names = MakeSegments(6);
+        using (var repo = await context.OpenRepositoryForWalAsync(default))
+        {
+            foreach (var name in names)
+            {
+                await new WalArchive(repo, "app").PutFileAsync(Path.Combine(WalDir, name), default);
+            }
+        }
+        var fetchSpool = Path.Combine(Spool, "app", "fetch");
+        var fetch = new WalFetchOperation(context);
+        var target = _dir.File("RECOVERYXLOG");
+        Assert.True((await fetch.RunAsync(new WalFetchRequest(names[0], target, "app"), default)).Found);
+        // The prefetcher fetches the three after it into the spool, private files with their records.
+        await Eventually.UntilAsync(() => names.Skip(1).Take(3).All(n => File.Exists(Path.Combine(fetchSpool, n))), TimeSpan.FromSeconds(60), "three segments prefetched");
+        Assert.False(File.Exists(Path.Combine(fetchSpool, names[4])));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(fetchSpool, names[1])));
+
+        Assert.True((await fetch.RunAsync(new WalFetchRequest(names[1], target, "app"), default)).Found);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(WalDir, names[1])), await File.ReadAllBytesAsync(target));
+        Assert.False(File.Exists(Path.Combine(fetchSpool, names[1])));
+
+        // A flipped byte in a prefetched segment: not handed to PostgreSQL, deleted, fetched from the repository instead.
+        var spooled = Path.Combine(fetchSpool, names[2]);
+        var bytes = await File.ReadAllBytesAsync(spooled);
+        bytes[1000] ^= 0x40;
+        await File.WriteAllBytesAsync(spooled, bytes);
+        Assert.True((await fetch.RunAsync(new WalFetchRequest(names[2], target, "app"), default)).Found);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(WalDir, names[2])), await File.ReadAllBytesAsync(target));
+
+        // A link planted under a segment's name is never followed.
+        await Eventually.UntilAsync(() => File.Exists(Path.Combine(fetchSpool, names[3])), TimeSpan.FromSeconds(60), "the next segment prefetched");
+        File.Delete(Path.Combine(fetchSpool, names[3]));
+        File.CreateSymbolicLink(Path.Combine(fetchSpool, names[3]), Path.Combine(WalDir, names[0]));
+        Assert.True((await fetch.RunAsync(new WalFetchRequest(names[3], target, "app"), default)).Found);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(WalDir, names[3])), await File.ReadAllBytesAsync(target));
+    }
+
+    [Fact]
+    public void Following_segments_cross_the_log_boundary_for_the_segment_size()
+    {
+        Assert.Equal(["0000000200000001000000FF", "000000020000000200000000"], WalBackground.Following("0000000200000001000000FE", 16 * 1024 * 1024, 2));
+        Assert.Equal(["000000010000000000000800"], WalBackground.Following("0000000100000000000007FF", 1024 * 1024, 1));
+        Assert.Empty(WalBackground.Following("00000001.history", 16 * 1024 * 1024, 2));
+    }
+
+    [Theory]
+    [InlineData("      async: true\n", "needs spool")]
+    [InlineData("      async: true\n      spool: /s\n      push_ahead: 0\n", "push_ahead must be between 1")]
+    [InlineData("      spool: /s\n      fetch_ahead: 65\n", "fetch_ahead must be between 0")]
+    [InlineData("      asynch: true\n", "unknown key 'databases.app.wal.asynch'")]
+    public void Wal_settings_that_cannot_work_are_refused_with_the_fix(string walYaml, string expected)
+    {
+        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse($"databases:\n  app:\n    connection: \"host=/x\"\n    wal:\n{walYaml}", "cairn.yaml"));
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Wal_settings_are_read_per_database()
+    {
+        var c = CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { async: true, spool: /var/spool/cairn, push_ahead: 8, fetch_ahead: 6 }\n  other:\n    connection: \"host=/x\"\n", "/etc/cairn.yaml");
+        Assert.Equal(new WalConfig(true, "/var/spool/cairn", 8, 6), c.Databases["app"].Wal);
+        Assert.Equal(WalConfig.Synchronous, c.Databases["other"].Wal);
+    }
+}
