@@ -7,8 +7,9 @@ source "$(dirname "$0")/lib.sh"
 SCALE="${1:-1}"
 LOGS="${BENCH_LOGS:-/tmp/cairn-bench-logs}"
 mkdir -p "$LOGS"
-bash "$BENCH_ROOT/scripts/publish" >/dev/null   # once; the scripts reuse it
+CAIRN=$(cairn_binary)   # published once (BENCH_NO_PUBLISH=1: the existing artifacts/cairn); the scripts reuse it
 export BENCH_NO_PUBLISH=1
+echo "cairn: $("$CAIRN" --version 2>/dev/null | head -1)"
 started=$(date -u +%FT%TZ)
 machine | tee "$LOGS/machine.txt"
 failed=()
