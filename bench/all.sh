@@ -16,7 +16,8 @@ failed=()
 for b in ${BENCH_ONLY:-repo-put logical physical}; do
   case "$b" in repo-put) arg=$(python3 -c "print(max(0.05, 2 * $SCALE))") ;; *) arg="$SCALE" ;; esac
   echo "== bench/$b.sh $arg ($(date -u +%T) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
-  if nice bash "$BENCH_ROOT/bench/$b.sh" "$arg" > "$LOGS/$b.log" 2>&1; then
+  # Its own work folder (other people may run a single script at the same time with the default folder).
+  if BENCH_WORK="$LOGS/work-$b" nice bash "$BENCH_ROOT/bench/$b.sh" "$arg" > "$LOGS/$b.log" 2>&1; then
     echo "   done $(date -u +%T) UTC"
   else
     echo "   FAILED (exit $?): see $LOGS/$b.log" >&2; tail -5 "$LOGS/$b.log" >&2; failed+=("$b")

@@ -17,6 +17,9 @@ public enum ObjectKind
     Ledger,
     /// <summary>Holds on snapshots (<c>pins/&lt;snapshot ID&gt;</c>): a pinned snapshot is never pruned.</summary>
     Pin,
+
+    /// <summary>The snapshot index: a cache of every manifest's summary (docs/repository-format.md, "Snapshot index").</summary>
+    SnapshotIndex,
 }
 
 /// <summary>Addresses one stored object. <see cref="Name"/> is a plain file name without slashes.</summary>
@@ -43,6 +46,7 @@ public readonly record struct StorageKey(ObjectKind Kind, string Name)
         ObjectKind.Named => "wal",
         ObjectKind.Ledger => "ledger",
         ObjectKind.Pin => "pins",
+        ObjectKind.SnapshotIndex => "snapshot-index",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
