@@ -18,8 +18,10 @@ machine() { echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}')
 warm() { find "$@" -type f -exec cat {} + > /dev/null; }
 # cold: drop the page cache so every tool starts from the same (cold) state; fails loudly if it cannot.
 cold() { sync; echo 3 > /proc/sys/vm/drop_caches || { echo "cannot drop the page cache (needs root outside a container); the run would compare cold with warm" >&2; return 1; }; }
-# The cairn binary: artifacts/cairn from scripts/publish (NativeAOT); BENCH_NO_PUBLISH=1 reuses an existing one.
+# The cairn binary: artifacts/cairn from scripts/publish (NativeAOT); BENCH_NO_PUBLISH=1 reuses an existing one;
+# BENCH_CAIRN=PATH uses that executable instead (e.g. a wrapper running the Release build's cairn.dll with dotnet).
 cairn_binary() {
+  if [ -n "${BENCH_CAIRN:-}" ]; then echo "$BENCH_CAIRN"; return; fi
   if [ "${BENCH_NO_PUBLISH:-0}" != 1 ] || [ ! -x "$BENCH_ROOT/artifacts/cairn" ]; then bash "$BENCH_ROOT/scripts/publish" >/dev/null; fi
   echo "$BENCH_ROOT/artifacts/cairn"
 }
