@@ -1,5 +1,7 @@
 # Shared helpers for the benchmarks: a scratch PostgreSQL server run as the postgres user, timing.
-set -euo pipefail
+set -Eeuo pipefail
+# A failed tool ends the run loudly (non-zero, naming the command): no ratio is ever printed from a failed run.
+trap 'rc=$?; echo "BENCH FAILED (exit $rc) at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND" >&2; exit $rc' ERR
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PGBIN="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -8,6 +10,21 @@ elapsed() { python3 -c "print(f'{$2-$1:.2f}')"; }
 ratio() { python3 -c "a,b=$1,$2; print(f'{a/b:.2f}' if b else 'n/a')"; }
 mbps() { python3 -c "print(f'{$1/1e6/max($2,1e-9):.0f}')"; }
 size_of() { du -sb "$1" | cut -f1; }
+# scaled FACTOR BASE: BASE times a possibly fractional scale (0.25 for a quick run on a busy machine), at least 1.
+scaled() { python3 -c "print(max(1, round($1 * $2)))"; }
+# The machine's state, printed with every run's figures (the machine is shared; the load says how much).
+machine() { echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB; $(uptime | sed 's/^ *//')"; }
+# warm PATH...: read files into the page cache so every tool starts from the same (warm) state.
+warm() { find "$@" -type f -exec cat {} + > /dev/null; }
+# cold: drop the page cache so every tool starts from the same (cold) state; fails loudly if it cannot.
+cold() { sync; echo 3 > /proc/sys/vm/drop_caches || { echo "cannot drop the page cache (needs root outside a container); the run would compare cold with warm" >&2; return 1; }; }
+# The cairn binary: artifacts/cairn from scripts/publish (NativeAOT); BENCH_NO_PUBLISH=1 reuses an existing one;
+# BENCH_CAIRN=PATH uses that executable instead (e.g. a wrapper running the Release build's cairn.dll with dotnet).
+cairn_binary() {
+  if [ -n "${BENCH_CAIRN:-}" ]; then echo "$BENCH_CAIRN"; return; fi
+  if [ "${BENCH_NO_PUBLISH:-0}" != 1 ] || [ ! -x "$BENCH_ROOT/artifacts/cairn" ]; then bash "$BENCH_ROOT/scripts/publish" >/dev/null; fi
+  echo "$BENCH_ROOT/artifacts/cairn"
+}
 
 # start_pg DIR PORT [EXTRA_SERVER_OPTIONS]: initdb + start with a private socket folder; sets PGHOST/PGPORT.
 start_pg() {

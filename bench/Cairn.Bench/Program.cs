@@ -4,11 +4,20 @@ using Cairn.Repository.Crypto;
 using Cairn.Repository.Storage;
 using Cairn.Storage.S3;
 
+if (args.Length == 7 && args[0] == "scale-generate")
+{
+    return await Cairn.Bench.ScaleBench.GenerateAsync(args[1..]);
+}
+if (args.Length == 5 && args[0] == "scale-plan")
+{
+    return await Cairn.Bench.ScaleBench.PlanAsync(args[1..]);
+}
+
 // bench/s3-storage.sh: put and get one item of SIZE_MB through the repository engine, on a folder and
 // on S3, and print the times and the ratio. Usage: Cairn.Bench s3-storage ENDPOINT BUCKET FOLDER SIZE_MB
 if (args.Length != 5 || args[0] != "s3-storage")
 {
-    Console.Error.WriteLine("usage: Cairn.Bench s3-storage ENDPOINT BUCKET FOLDER SIZE_MB");
+    Console.Error.WriteLine("usage: Cairn.Bench s3-storage ENDPOINT BUCKET FOLDER SIZE_MB | scale-generate FOLDER PASSPHRASE_FILE DATABASES SNAPSHOTS WAL_OBJECTS CHUNKS_PER_BACKUP | scale-plan FOLDER PASSPHRASE_FILE DATABASE TARGET_TIME");
     return 2;
 }
 var endpoint = new Uri(args[1]);

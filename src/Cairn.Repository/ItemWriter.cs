@@ -55,6 +55,9 @@ public sealed class ItemWriter : IAsyncDisposable
 
     public IReadOnlyList<ManifestItem> Items => _items;
 
+    /// <summary>Set when the commit stored the manifest but could not update the snapshot index (a cache; nothing is lost).</summary>
+    public string? IndexWarning { get; private set; }
+
     /// <summary>Reads <paramref name="input"/> to the end and stores it as an item of the coming manifest.</summary>
     public Task<ManifestItem> AddStreamAsync(string name, Stream input, IProgress<long>? bytesRead, CancellationToken cancellationToken)
         => AddStreamAsync(name, input, bytesRead, "stream", null, cancellationToken);
@@ -285,7 +288,18 @@ public sealed class ItemWriter : IAsyncDisposable
         var mjson = JsonSerializer.SerializeToUtf8Bytes(manifest, RepositoryJson.Default.Manifest);
         var id = await _repo.PutObjectAsync(ObjectKind.Snapshot, mjson, cancellationToken).ConfigureAwait(false);
         _committed = true;
-        return new Snapshot(id, manifest);
+        var snapshot = new Snapshot(id, manifest);
+        try
+        {
+            await _repo.UpdateSnapshotIndexAsync(snapshot, cancellationToken).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // the index is a cache: the backup is committed, and readers cope without the index (docs/repository-format.md)
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            IndexWarning = $"the snapshot index was not updated ({e.Message}); listings read the manifests until the next backup writes it";
+        }
+        return snapshot;
     }
 
     public async ValueTask DisposeAsync()

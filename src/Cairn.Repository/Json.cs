@@ -11,6 +11,7 @@ namespace Cairn.Repository;
 [JsonSerializable(typeof(RepositoryConfig))]
 [JsonSerializable(typeof(IndexFile))]
 [JsonSerializable(typeof(Manifest))]
+[JsonSerializable(typeof(SnapshotIndexFile))]
 [JsonSerializable(typeof(LockData))]
 [JsonSerializable(typeof(Pin))]
 internal sealed partial class RepositoryJson : JsonSerializerContext;

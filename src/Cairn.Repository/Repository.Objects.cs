@@ -18,7 +18,13 @@ public sealed partial class Repository
     /// <summary>Seals and compresses metadata, stores it under the SHA-256 of the stored bytes, returns that name.</summary>
     internal async Task<string> PutObjectAsync(ObjectKind kind, ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
     {
-        var context = kind == ObjectKind.Index ? Aead.IndexContext : Aead.SnapshotContext;
+        var context = kind switch
+        {
+            ObjectKind.Index => Aead.IndexContext,
+            ObjectKind.Snapshot => Aead.SnapshotContext,
+            ObjectKind.SnapshotIndex => Aead.SnapshotIndexContext,
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "only indexes, manifests and the snapshot index are sealed metadata objects"),
+        };
         var compressed = Zstd.Compress(json.Span, 3);
         var sealedBytes = Aead.Seal(compressed, context);
         var name = ContentId.Sha256(sealedBytes).ToHex();

@@ -20,18 +20,30 @@ public sealed partial class Repository
     /// <summary>Every readable snapshot, oldest first; <paramref name="onDamaged"/> hears of each manifest that cannot be read.</summary>
     public async Task<List<Snapshot>> ListSnapshotsAsync(Action<string, Exception>? onDamaged, CancellationToken cancellationToken)
     {
-        var result = new List<Snapshot>();
+        var ids = new List<string>();
         await foreach (var o in Storage.ListAsync(ObjectKind.Snapshot, cancellationToken).ConfigureAwait(false))
         {
-            try
-            {
-                result.Add(await LoadSnapshotAsync(o.Key.Name, cancellationToken).ConfigureAwait(false));
-            }
-            catch (Exception e) when (e is DataDamagedException or JsonException or ObjectNotFoundException)
-            {
-                onDamaged?.Invoke(o.Key.Name, e);
-            }
+            ids.Add(o.Key.Name);
         }
+        // Decrypting, decompressing and parsing a thousand manifests is CPU work: on every core (bench/scale.sh).
+        var loaded = new Snapshot?[ids.Count];
+        var gate = new object();
+        await Parallel.ForEachAsync(Enumerable.Range(0, ids.Count), new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount), CancellationToken = cancellationToken },
+            async (i, ct) =>
+            {
+                try
+                {
+                    loaded[i] = await LoadSnapshotAsync(ids[i], ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is DataDamagedException or JsonException or ObjectNotFoundException)
+                {
+                    lock (gate)
+                    {
+                        onDamaged?.Invoke(ids[i], e);
+                    }
+                }
+            }).ConfigureAwait(false);
+        var result = loaded.OfType<Snapshot>().ToList();
         result.Sort((a, b) => a.Manifest.Time.CompareTo(b.Manifest.Time) is var c && c != 0 ? c : string.CompareOrdinal(a.Id, b.Id));
         return result;
     }

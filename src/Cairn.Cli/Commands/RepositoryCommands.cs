@@ -166,7 +166,7 @@ internal static class RepositoryCommands
         {
             inv.Console.Error.WriteLine($"warning: {w}");
         }
-        var rows = r.Snapshots.Select(s => new SnapshotRow(s.Id, s.ShortId, s.Manifest.Time, s.Manifest.Kind, s.Manifest.Name, s.Manifest.Host, s.Size, s.Manifest.StoredBytes, s.Manifest.AddedBytes, s.Manifest.DurationMs, s.Manifest.Items.Count, s.Manifest.Meta)).ToList();
+        var rows = r.Snapshots.Select(s => new SnapshotRow(s.Id, s.ShortId, s.Manifest.Time, s.Manifest.Kind, s.Manifest.Name, s.Manifest.Host, s.Size, s.Manifest.StoredBytes, s.Manifest.AddedBytes, s.Manifest.DurationMs, s.ItemCount, s.Manifest.Meta)).ToList();
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(rows, CliJson.Default.ListSnapshotRow));

@@ -30,6 +30,10 @@ public sealed class FilePutOperation(OperationContext context)
             await w.AddStreamAsync(request.Name, input, progress, cancellationToken).ConfigureAwait(false);
             snap = await w.CommitAsync(request.Name, BackupKinds.File, null, cancellationToken).ConfigureAwait(false);
             stats = w.Stats;
+            if (w.IndexWarning is { } warning)
+            {
+                context.Warn(warning);
+            }
         }
         var elapsed = sw.Elapsed;
         context.Evidence.Record(new FileStoredEvent(request.Name, stats.BytesRead, stats.BytesAdded, stats.ChunksNew, stats.ChunksTotal)

@@ -171,7 +171,7 @@ public static class LogicalSnapshots
 {
     /// <summary>The logical backup of <paramref name="database"/> the user meant: latest, or an ID prefix.</summary>
     public static async Task<Snapshot> SelectAsync(Repository.Repository repo, string database, string? snapshotId, CancellationToken ct)
-        => SnapshotSelector.Select(await repo.ListSnapshotsAsync(ct).ConfigureAwait(false), snapshotId, new SnapshotFilter(database, LogicalBackupOperation.Kind));
+        => await SnapshotSelector.ChooseAsync(repo, all => SnapshotSelector.Select(all, snapshotId, new SnapshotFilter(database, LogicalBackupOperation.Kind)), ct).ConfigureAwait(false);
 
     public static async Task<Fingerprint> ReadFingerprintAsync(Repository.Repository repo, Snapshot s, CancellationToken ct)
     {

@@ -69,11 +69,13 @@ public sealed class HealthEvaluator(OperationContext context)
             }
         }
         var walLag = new Dictionary<string, double>(StringComparer.Ordinal);
+        // One listing of wal/ for every database (an archive of years holds 100,000 objects and more).
+        var walByDb = storage is null ? [] : await WalArchive.ListByDatabaseAsync(storage, cancellationToken).ConfigureAwait(false);
         foreach (var db in databases.Where(config.Databases.ContainsKey))
         {
             // WAL freshness: the newest segment archived into the repository (when this database archives through Cairn).
             var thresholds = config.ThresholdsOf(db);
-            if (storage is not null && await new WalArchive(storage, db).NewestSegmentAsync(cancellationToken).ConfigureAwait(false) is { } newest)
+            if (storage is not null && WalArchive.NewestSegment(walByDb.GetValueOrDefault(db) ?? []) is { } newest)
             {
                 var age = now - newest.LastModified;
                 walLag[db] = age.TotalSeconds;
@@ -87,7 +89,7 @@ public sealed class HealthEvaluator(OperationContext context)
                 {
                     present.Add(o.Key.Name);
                 }
-                var archived = (await new WalArchive(storage, db).ListAsync(cancellationToken).ConfigureAwait(false)).Select(w => w.Name).ToList();
+                var archived = (walByDb.GetValueOrDefault(db) ?? []).Select(w => w.Name).ToList();
                 if (WindowHealth.Evaluate(db, within, entries, present, archived, now) is { } windowFinding)
                 {
                     findings.Add(windowFinding);

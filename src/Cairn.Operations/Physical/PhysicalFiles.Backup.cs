@@ -194,14 +194,12 @@ public static partial class PhysicalFiles
 
     /// <summary>The newest file-level backup of the same server, timeline and data directory.</summary>
     private static async Task<Snapshot?> PreviousAsync(Repository.Repository repo, string name, BackupStart start, CancellationToken ct)
-        => (await repo.ListSnapshotsAsync(ct).ConfigureAwait(false))
-            .Where(s => s.Manifest.Kind == BackupKinds.Physical && s.Manifest.Name == name
+        => await SnapshotSelector.NewestMatchingAsync(repo, s => s.Manifest.Kind == BackupKinds.Physical && s.Manifest.Name == name
                 && s.Manifest.Meta.GetValueOrDefault("format") == Format
                 && s.Manifest.Meta.GetValueOrDefault("system_identifier") == start.SystemIdentifier
                 && s.Manifest.Meta.GetValueOrDefault("timeline") == start.Timeline.ToString(CultureInfo.InvariantCulture)
                 && s.Manifest.Meta.GetValueOrDefault("data_directory") == start.DataDirectory
-                && s.Manifest.Meta.GetValueOrDefault("server_version") == start.ServerVersion)
-            .LastOrDefault();
+                && s.Manifest.Meta.GetValueOrDefault("server_version") == start.ServerVersion, ct).ConfigureAwait(false);
 
     /// <summary>Files of the previous backup that were last modified well before it started (see <see cref="MtimeMargin"/>).</summary>
     private static Dictionary<string, ManifestItem> ReusableItems(Snapshot previous)

@@ -112,10 +112,9 @@ public sealed class PhysicalRestoreOperation(OperationContext context)
     /// <summary>The backup given by ID, else the newest physical backup of <paramref name="database"/> that can reach <paramref name="target"/>.</summary>
     internal static async Task<Snapshot> ChooseAsync(Repository.Repository repo, string database, string? snapshotId, RecoveryTarget target, CancellationToken cancellationToken)
     {
-        var all = await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false);
         var filter = new SnapshotFilter(database, BackupKinds.Physical);
-        return snapshotId is null or SnapshotSelector.Latest
+        return await SnapshotSelector.ChooseAsync(repo, all => snapshotId is null or SnapshotSelector.Latest
             ? SnapshotSelector.NewestBefore([.. all.Where(filter.Matches)], target, database)
-            : SnapshotSelector.Select(all, snapshotId, filter);
+            : SnapshotSelector.Select(all, snapshotId, filter), cancellationToken).ConfigureAwait(false);
     }
 }

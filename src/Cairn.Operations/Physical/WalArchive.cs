@@ -82,6 +82,33 @@ public sealed class WalArchive
         return result;
     }
 
+    /// <summary>
+    /// Every database's archived WAL files from one listing of <c>wal/</c> (database → files in name order): what
+    /// <c>check</c> needs for every configured database, without listing a large archive once per database.
+    /// </summary>
+    public static async Task<Dictionary<string, List<WalObject>>> ListByDatabaseAsync(IStorage storage, CancellationToken cancellationToken)
+    {
+        var result = new Dictionary<string, List<WalObject>>(StringComparer.Ordinal);
+        await foreach (var o in storage.ListAsync(ObjectKind.Named, cancellationToken).ConfigureAwait(false))
+        {
+            var at = o.Key.Name.LastIndexOf('@');
+            if (at > 0 && WalNames.IsValid(o.Key.Name[(at + 1)..]))
+            {
+                var db = o.Key.Name[..at];
+                if (!result.TryGetValue(db, out var list))
+                {
+                    result[db] = list = [];
+                }
+                list.Add(new WalObject(o.Key.Name[(at + 1)..], o.Size, o.LastModified));
+            }
+        }
+        foreach (var list in result.Values)
+        {
+            list.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        }
+        return result;
+    }
+
     /// <summary>The newest archived segment in WAL order (timeline, then position), with when it was archived; null when none is.</summary>
     public static WalObject? NewestSegment(IEnumerable<WalObject> archived) => archived.Where(w => w.IsSegment).MaxBy(w => w.Name, StringComparer.Ordinal);
 

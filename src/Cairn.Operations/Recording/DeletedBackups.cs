@@ -21,7 +21,7 @@ public static class DeletedBackups
         {
             context.Warn($"cannot tell from the evidence whether newer backups of {database} were deleted: {bad.Message}");
         }
-        var snapshots = (await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false)).Where(s => s.Manifest.Name == database).ToList();
+        var snapshots = (await repo.ListSnapshotSummariesAsync(null, null, cancellationToken).ConfigureAwait(false)).Where(s => s.Manifest.Name == database).ToList();
         var missing = EvidenceQueries.NewerBackupsMissing(reading.Entries, database, snapshots.Select(s => s.Id).ToHashSet(StringComparer.Ordinal),
             snapshots.Count == 0 ? null : snapshots.Max(s => s.Manifest.Time));
         if (missing.Count > 0)

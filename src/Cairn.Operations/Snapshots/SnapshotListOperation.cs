@@ -22,7 +22,9 @@ public sealed class SnapshotListOperation(OperationContext context)
     {
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         var unreadable = new List<string>();
-        var all = await repo.ListSnapshotsAsync((id, e) => unreadable.Add($"manifest {Cairn.Repository.ObjectNames.Short(id)} is unreadable: {e.Message}"), cancellationToken).ConfigureAwait(false);
+        // Summaries from the snapshot index (one object, not a thousand manifests): a listing reads no items.
+        var all = await repo.ListSnapshotSummariesAsync((id, e) => unreadable.Add($"manifest {Cairn.Repository.ObjectNames.Short(id)} is unreadable: {e.Message}"), context.Warn,
+            cancellationToken).ConfigureAwait(false);
         var shown = all.Where(s => (!request.BackupsOnly || s.Manifest.Kind != BackupKinds.File) && (request.Database is null || s.Manifest.Name == request.Database)).ToList();
         var windows = request.WithRecoveryWindows ? await RecoveryWindow.ComputeAsync(repo, shown, cancellationToken, context.Config).ConfigureAwait(false) : [];
         var pins = await repo.ListPinsAsync(cancellationToken).ConfigureAwait(false);

@@ -31,6 +31,50 @@ public static class SnapshotSelector
 {
     public const string Latest = "latest";
 
+    /// <summary>
+    /// Chooses with <paramref name="choose"/> among the snapshot index's summaries, then loads the chosen manifest. The
+    /// index is a cache, never trusted over the manifests: when the chosen manifest is unreadable or disagrees with its
+    /// entry, the choice is made again from the manifests themselves (as it was before the index existed).
+    /// </summary>
+    public static async Task<Snapshot> ChooseAsync(Repository.Repository repo, Func<IReadOnlyList<Snapshot>, Snapshot> choose, CancellationToken cancellationToken)
+    {
+        var summaries = await repo.ListSnapshotSummariesAsync(null, null, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (await repo.LoadChosenAsync(choose(summaries), cancellationToken).ConfigureAwait(false) is { } chosen)
+            {
+                return chosen;
+            }
+        }
+        catch (Exception e) when (e is DataDamagedException or System.Text.Json.JsonException or Repository.Storage.ObjectNotFoundException)
+        {
+            // Damaged or gone since it was indexed: the manifests decide below.
+        }
+        return choose(await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>The newest snapshot that <paramref name="matches"/>, or null: <see cref="ChooseAsync"/> without the error when none does.</summary>
+    public static async Task<Snapshot?> NewestMatchingAsync(Repository.Repository repo, Func<Snapshot, bool> matches, CancellationToken cancellationToken)
+    {
+        var found = (await repo.ListSnapshotSummariesAsync(null, null, cancellationToken).ConfigureAwait(false)).LastOrDefault(matches);
+        if (found is null)
+        {
+            return null;
+        }
+        try
+        {
+            if (await repo.LoadChosenAsync(found, cancellationToken).ConfigureAwait(false) is { } chosen)
+            {
+                return chosen;
+            }
+        }
+        catch (Exception e) when (e is DataDamagedException or System.Text.Json.JsonException or Repository.Storage.ObjectNotFoundException)
+        {
+            // Damaged or gone since it was indexed: the manifests decide below.
+        }
+        return (await repo.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false)).LastOrDefault(matches);
+    }
+
     /// <summary>Picks a snapshot among <paramref name="snapshots"/> (oldest first, as the repository lists them).</summary>
     public static Snapshot Select(IReadOnlyList<Snapshot> snapshots, string? idOrLatest, SnapshotFilter filter)
     {

@@ -24,6 +24,7 @@ public sealed class Aead : IDisposable
     public static readonly byte[] PackHeaderContext = Encoding.ASCII.GetBytes("cairn-pack-header");
     public static readonly byte[] IndexContext = Encoding.ASCII.GetBytes("cairn-index");
     public static readonly byte[] SnapshotContext = Encoding.ASCII.GetBytes("cairn-snapshot");
+    public static readonly byte[] SnapshotIndexContext = Encoding.ASCII.GetBytes("cairn-snapshot-index");
     public static readonly byte[] ConfigContext = Encoding.ASCII.GetBytes("cairn-config");
 
     private readonly AesGcm _gcm;

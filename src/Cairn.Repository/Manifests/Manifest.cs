@@ -25,10 +25,80 @@ public sealed record Manifest
     public long StoredBytes { get; init; }
 }
 
-/// <summary>A manifest with its storage ID.</summary>
+/// <summary>
+/// A manifest with its storage ID. A <see cref="IsSummary"/> snapshot came from the snapshot index: its manifest has
+/// no items (load the manifest with <c>LoadSnapshotAsync</c> before reading any), its size is the index's.
+/// </summary>
 public sealed record Snapshot(string Id, Manifest Manifest)
 {
     public string ShortId => ObjectNames.Short(Id);
 
-    public long Size => Manifest.Items.Sum(i => i.Size);
+    public bool IsSummary { get; init; }
+
+    /// <summary>The sum of the items' sizes, as the index recorded it (summaries only).</summary>
+    public long? SummarySize { get; init; }
+
+    /// <summary>The number of items, as the index recorded it (summaries only).</summary>
+    public int? SummaryItems { get; init; }
+
+    public long Size => SummarySize ?? Manifest.Items.Sum(i => i.Size);
+
+    public int ItemCount => SummaryItems ?? Manifest.Items.Count;
+}
+
+/// <summary>One manifest in the snapshot index: the manifest without its items (docs/repository-format.md).</summary>
+public sealed record SnapshotIndexEntry
+{
+    public string Id { get; init; } = "";
+    public DateTimeOffset Time { get; init; }
+    public string Host { get; init; } = "";
+    public string Name { get; init; } = "";
+    public string Kind { get; init; } = "";
+    public Dictionary<string, string> Meta { get; init; } = [];
+    public long DurationMs { get; init; }
+    public long AddedBytes { get; init; }
+    public long StoredBytes { get; init; }
+    public long Size { get; init; }
+    public int Items { get; init; }
+
+    public static SnapshotIndexEntry Of(Snapshot s) => new()
+    {
+        Id = s.Id,
+        Time = s.Manifest.Time,
+        Host = s.Manifest.Host,
+        Name = s.Manifest.Name,
+        Kind = s.Manifest.Kind,
+        Meta = s.Manifest.Meta,
+        DurationMs = s.Manifest.DurationMs,
+        AddedBytes = s.Manifest.AddedBytes,
+        StoredBytes = s.Manifest.StoredBytes,
+        Size = s.Size,
+        Items = s.ItemCount,
+    };
+
+    public Snapshot ToSnapshot() => new(Id, new Manifest
+    {
+        Time = Time,
+        Host = Host,
+        Name = Name,
+        Kind = Kind,
+        Meta = Meta,
+        DurationMs = DurationMs,
+        AddedBytes = AddedBytes,
+        StoredBytes = StoredBytes,
+    })
+    { IsSummary = true, SummarySize = Size, SummaryItems = Items };
+
+    /// <summary>Whether a loaded manifest says what this entry says (time, name, kind, meta).</summary>
+    public static bool Agrees(Snapshot summary, Snapshot loaded)
+        => summary.Id == loaded.Id && summary.Manifest.Time == loaded.Manifest.Time && summary.Manifest.Name == loaded.Manifest.Name
+            && summary.Manifest.Kind == loaded.Manifest.Kind && summary.Manifest.Meta.Count == loaded.Manifest.Meta.Count
+            && summary.Manifest.Meta.All(kv => loaded.Manifest.Meta.TryGetValue(kv.Key, out var v) && v == kv.Value);
+}
+
+/// <summary>The stored snapshot index (<c>snapshot-index/&lt;sha256&gt;</c>).</summary>
+public sealed record SnapshotIndexFile
+{
+    public int Version { get; init; } = 1;
+    public List<SnapshotIndexEntry> Snapshots { get; init; } = [];
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Cairn.Repository.Crypto;
+using Cairn.Repository.Manifests;
 using Cairn.Repository.Packs;
 using Cairn.Repository.Storage;
 
@@ -32,19 +33,31 @@ public sealed class Pruner(Repository repo)
     public async Task<PruneReport> PruneAsync(bool dryRun, CancellationToken cancellationToken)
     {
         var storage = repo.Storage;
-        var snapshots = await repo.ListSnapshotsAsync((id, e) =>
-            throw new DataDamagedException($"manifest {ObjectNames.Short(id)} is unreadable ({e.Message}); prune refuses to run because it cannot tell which data that backup needs. Run 'cairn verify' and remove or repair it first", e), cancellationToken).ConfigureAwait(false);
-        var used = new HashSet<ContentId>();
-        foreach (var s in snapshots)
+        // Every manifest is read (the index of snapshots has no chunk lists), one at a time per core, and only its chunk
+        // IDs are kept: a thousand manifests held at once cost a gigabyte.
+        var ids = new List<string>();
+        await foreach (var o in storage.ListAsync(ObjectKind.Snapshot, cancellationToken).ConfigureAwait(false))
         {
-            foreach (var item in s.Manifest.Items)
-            {
-                foreach (var c in item.Chunks)
-                {
-                    used.Add(ContentId.Parse(c));
-                }
-            }
+            ids.Add(o.Key.Name);
         }
+        var used = new HashSet<ContentId>();
+        await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount), CancellationToken = cancellationToken }, async (id, ct) =>
+        {
+            Snapshot s;
+            try
+            {
+                s = await repo.LoadSnapshotAsync(id, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is DataDamagedException or System.Text.Json.JsonException or ObjectNotFoundException)
+            {
+                throw new DataDamagedException($"manifest {ObjectNames.Short(id)} is unreadable ({e.Message}); prune refuses to run because it cannot tell which data that backup needs. Run 'cairn verify' and remove or repair it first", e);
+            }
+            var mine = s.Manifest.Items.SelectMany(i => i.Chunks).Select(ContentId.Parse).ToList();
+            lock (used)
+            {
+                used.UnionWith(mine);
+            }
+        }).ConfigureAwait(false);
 
         var indexes = new List<string>();
         var packs = new Dictionary<string, IndexPack>(StringComparer.Ordinal);

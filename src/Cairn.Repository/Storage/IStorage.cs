@@ -20,6 +20,8 @@ public enum ObjectKind
 
     /// <summary>A copy's copy of the evidence log (<c>evidence/</c>): sealed files named by path and SHA-256, written by <c>cairn copy</c>.</summary>
     Evidence,
+    /// <summary>The snapshot index: a cache of every manifest's summary (docs/repository-format.md, "Snapshot index").</summary>
+    SnapshotIndex,
 }
 
 /// <summary>Addresses one stored object. <see cref="Name"/> is a plain file name without slashes.</summary>
@@ -47,6 +49,7 @@ public readonly record struct StorageKey(ObjectKind Kind, string Name)
         ObjectKind.Ledger => "ledger",
         ObjectKind.Pin => "pins",
         ObjectKind.Evidence => "evidence",
+        ObjectKind.SnapshotIndex => "snapshot-index",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
