@@ -25,7 +25,8 @@ public sealed class Scheduler(TimeProvider time, IJobRunner runner, Action<strin
     private readonly Dictionary<string, DateTimeOffset> _last = new(StringComparer.Ordinal);
     private CairnConfig _config = CairnConfig.Empty;
     private IReadOnlyList<ScheduledJob> _jobs = [];
-    private DateTimeOffset _started;
+    // RunAsync sets it again; a pass run without it (tests) must not look for slots since the year 1.
+    private DateTimeOffset _started = time.GetUtcNow();
     // Start-up counts as a tick: /healthz must not answer 503 before the loop's first look at the jobs.
     private long _lastTickTicks = time.GetUtcNow().UtcTicks;
 
@@ -81,8 +82,15 @@ public sealed class Scheduler(TimeProvider time, IJobRunner runner, Action<strin
     public async Task RunDueAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         var config = Volatile.Read(ref _config);
-        foreach (var j in Volatile.Read(ref _jobs))
+        var jobs = Volatile.Read(ref _jobs);
+        foreach (var j in jobs)
         {
+            // A reload (SIGHUP) during this pass ends it: a job the new configuration removed or changed must not start
+            // with the old one (seen: a drill the reload had removed started after it and held up the new backups).
+            if (!ReferenceEquals(jobs, Volatile.Read(ref _jobs)))
+            {
+                break;
+            }
             var since = _last.TryGetValue(j.Key, out var s) ? s : _started;
             if (j.LastSlotBetween(since, now) is not { } slot)
             {
