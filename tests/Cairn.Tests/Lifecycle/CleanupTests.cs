@@ -70,15 +70,23 @@ public class CleanupTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
         using var _d = dir;
         using var stop = new CancellationTokenSource();
         // Rows straddling the cutoff while the run goes on: one second newer than it (kept), and one hour older (may go).
+        // Each 'new' row's id and time are kept: a row inserted before the CLI computed its cutoff may be more than a
+        // second older than the cutoff (a slow start on a busy machine) and then rightly goes; every later one must stay.
         var inserter = Task.Run(async () =>
         {
-            long inserted = 0;
+            var inserted = new List<(long Id, DateTimeOffset CreatedAt)>();
             await using var c = await pg.Server.OpenAsync(db);
             while (!stop.IsCancellationRequested)
             {
-                await using var cmd = new Npgsql.NpgsqlCommand("INSERT INTO events (created_at, tag) VALUES (clock_timestamp() - interval '5 hours' + interval '1 second', 'new'), (clock_timestamp() - interval '6 hours', 'old')", c);
-                await cmd.ExecuteNonQueryAsync();
-                inserted++;
+                await using var cmd = new Npgsql.NpgsqlCommand("INSERT INTO events (created_at, tag) VALUES (clock_timestamp() - interval '5 hours' + interval '1 second', 'new'), (clock_timestamp() - interval '6 hours', 'old') RETURNING id, created_at, tag", c);
+                await using var r = await cmd.ExecuteReaderAsync();
+                while (await r.ReadAsync())
+                {
+                    if (r.GetString(2) == "new")
+                    {
+                        inserted.Add((r.GetInt64(0), r.GetFieldValue<DateTimeOffset>(1)));
+                    }
+                }
                 await Task.Delay(5);
             }
             return inserted;
@@ -86,11 +94,12 @@ public class CleanupTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
         await Task.Delay(300);
         var (code, run, err) = await cli.RunAsync("cleanup", "app", "--json", "--pause", "5ms");
         await stop.CancelAsync();
-        var pairs = await inserter;
+        var inserted = await inserter;
         Assert.True(code == 0, run + err);
         var cutoff = Rule(JsonNode.Parse(run)!, 1)["cutoff"]!.GetValue<DateTimeOffset>();
-        Assert.True(pairs > 10, $"the inserter ran during the cleanup ({pairs} pairs)");
-        Assert.Equal(pairs, await pg.Server.ScalarAsync<long>("SELECT count(*) FROM events WHERE tag = 'new'", db));
+        var mustStay = inserted.Where(i => i.CreatedAt >= cutoff).Select(i => i.Id).ToList();
+        Assert.True(mustStay.Count > 10, $"the inserter ran during the cleanup ({mustStay.Count} rows newer than the cutoff of {inserted.Count})");
+        Assert.Equal(mustStay.Count, await pg.Server.ScalarAsync<long>($"SELECT count(*) FROM events WHERE tag = 'new' AND id IN ({string.Join(',', mustStay)})", db));
         Assert.Equal(0, await pg.Server.ScalarAsync<long>($"SELECT count(*) FROM seed_copy s WHERE s.created_at >= '{cutoff:O}' AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.id)", db));
         Assert.Equal(0, await pg.Server.ScalarAsync<long>($"SELECT count(*) FROM events WHERE created_at < '{cutoff:O}' AND tag = 'seed'", db));
         Assert.InRange(await pg.Server.ScalarAsync<long>("SELECT count(*) FROM events WHERE tag = 'seed'", db), 17000, 18000);
