@@ -95,6 +95,11 @@ internal static class ScaleBench
         clock.Restart();
         await repo.UpdateSnapshotIndexAsync(null, ct);
         Console.WriteLine($"snapshot index: built by the first write in {migration:0.00} s (every manifest read once); a later write's update {clock.Elapsed.TotalSeconds:0.00} s");
+
+        // The WAL summary, as the next physical backup writes it (one listing of wal/).
+        clock.Restart();
+        var summary = await WalSummaries.WriteAsync(repo, ct);
+        Console.WriteLine($"WAL summary: {summary.Databases.Count} databases, {summary.Databases.Sum(d => d.Runs.Count)} runs, written in {clock.Elapsed.TotalSeconds:0.00} s (one listing of wal/)");
         return 0;
     }
 
@@ -124,6 +129,64 @@ internal static class ScaleBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"open {open:0.00} s; choose backup for {args[3]}: {chosen.ShortId} of {chosen.Manifest.Time:u} at {choose:0.00} s; restore plan (WAL from {PhysicalBackupMeta.Of(chosen).StartWal} checked) at {plan:0.00} s; peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576} MiB"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"choose_s={choose:0.00} plan_s={plan:0.00}"));
+        return 0;
+    }
+
+    /// <summary>
+    /// scale-profile FOLDER PASSPHRASE_FILE: where <c>snapshots</c>' time goes, step by step, in-process (open, the snapshot
+    /// index, the WAL summary, the WAL listing, the gap checks), and the listings <c>check</c> makes. Each step's wall time;
+    /// the steps repeat what the commands do, they do not replace measuring the commands.
+    /// </summary>
+    public static async Task<int> ProfileAsync(string[] args)
+    {
+        var ct = CancellationToken.None;
+        var passphrase = File.ReadAllText(args[1]);
+        var clock = Stopwatch.StartNew();
+        void Step(string what)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{what,-58} {clock.Elapsed.TotalSeconds,6:0.000} s"));
+            clock.Restart();
+        }
+        var storage = new FileSystemStorage(args[0]);
+        using var repo = await Repository.Repository.OpenAsync(storage, passphrase, TimeProvider.System, ct);
+        Step("open (key derivation, config)");
+        var all = await repo.ListSnapshotSummariesAsync((_, _) => { }, _ => { }, ct);
+        Step($"snapshot index: {all.Count} summaries");
+        var physical = all.Where(x => x.Manifest.Kind == BackupKinds.Physical).GroupBy(x => x.Manifest.Name).ToList();
+        var from = physical.ToDictionary(g => g.Key, g => g.Select(x => PhysicalBackupMeta.Of(x).StartWal).Min(StringComparer.Ordinal)!, StringComparer.Ordinal);
+        Step($"oldest start WAL of {from.Count} databases");
+        var summary = await repo.ReadNewestWalSummaryAsync(null, ct);
+        Step("WAL summary: read");
+        var expanded = WalSummaries.Expand(summary!, from.Keys);
+        Step($"WAL summary: expanded to {expanded.Values.Sum(v => v.Count)} names");
+        foreach (var db in from.Keys)
+        {
+            var through = summary!.Databases.First(d => d.Database == db).Through;
+            var tail = await new WalArchive(storage, db).ListAfterAsync(through, ct);
+            Step($"listing after the summary of {db} alone ({tail.Count} objects)");
+        }
+        var (archived, _) = await WalSummaries.ArchivedAsync(repo, from, null, ct);
+        Step($"WalSummaries.ArchivedAsync for {from.Count} databases");
+        foreach (var (db, list) in archived)
+        {
+            var names = list.Select(w => w.Name).ToList();
+            var missing = WalContinuity.Missing(names, from[db], null);
+            Step($"gap check of {db} ({names.Count} names, {missing.Count} missing)");
+        }
+        var windows = await RecoveryWindow.ComputeAsync(repo, all, ct);
+        Step($"RecoveryWindow.ComputeAsync ({windows.Count} windows)");
+        var (byDb, bytes) = await WalArchive.ListAllAsync(storage, ct);
+        Step($"check: one full listing of wal/ ({byDb.Values.Sum(v => v.Count)} objects, {bytes} bytes)");
+        long other = 0;
+        foreach (var kind in Enum.GetValues<ObjectKind>().Where(k => k != ObjectKind.Named))
+        {
+            await foreach (var o in storage.ListAsync(kind, ct))
+            {
+                other += o.Size;
+            }
+        }
+        Step($"check: listing every other kind ({other} bytes)");
+        Console.WriteLine($"peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576} MiB");
         return 0;
     }
 

@@ -18,7 +18,7 @@ public static class CairnCli
             Exit codes: docs/exit-codes.md (0 ok, 1 failure, 2 usage, 3 wrong passphrase,
             4 locked, 5 damaged, 6 not found, 7 disk full, 8 already exists, 9 evidence,
             10 database error, 11 restored data differs from the fingerprint, 12 checks failed,
-            130 interrupted).
+            13 incident paused for a human, 14 incident step failed, 130 interrupted).
             """);
         root.Options.Add(CommandRunner.Repo);
         root.Options.Add(CommandRunner.Json);
@@ -43,6 +43,7 @@ public static class CairnCli
         root.Subcommands.Add(RepositoryCommands.Verify(ctx));
         root.Subcommands.Add(RepositoryCommands.Prune(ctx));
         root.Subcommands.Add(AssessCommand.Build(ctx));
+        root.Subcommands.Add(IncidentCommands.Build(ctx));
         root.Subcommands.Add(CopyCommands.Build(ctx));
         root.Subcommands.Add(PinCommands.Pin(ctx));
         root.Subcommands.Add(PinCommands.Unpin(ctx));

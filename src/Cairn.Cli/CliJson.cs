@@ -23,7 +23,10 @@ public sealed record VerifyOutput(string MessageType, bool Ok, int Snapshots, in
 public sealed record PruneSnapshotRow(string Id, string Database, string Time, bool Keep, IReadOnlyList<string> Reasons);
 
 public sealed record PruneOutput(string MessageType, bool DryRun, IReadOnlyList<PruneSnapshotRow> Snapshots, int PacksDeleted, int PacksRepacked, long BytesDeleted, long BytesKept, int OrphanPacks,
-    IReadOnlyList<string> WalDeleted, IReadOnlyList<string> DeletedObjects);
+    IReadOnlyList<string> WalDeleted, IReadOnlyList<string> DeletedObjects, IReadOnlyList<LockedObjectRow> Locked, int LocksRenewed);
+
+/// <summary>An object prune left because S3 Object Lock retains it until <see cref="Until"/> (ISO 8601, UTC).</summary>
+public sealed record LockedObjectRow(string Path, string Until);
 
 public sealed record DoctorCheckRow(string Name, string State, string Detail);
 
@@ -39,9 +42,33 @@ public sealed record LockRow(string Id, string Host, int Pid, bool Exclusive, st
 
 public sealed record SchemaPlanRow(string Schema, string Backup, string Reason);
 
-public sealed record BackupPlanOutput(string MessageType, string Database, string Source, string? Preset, List<SchemaPlanRow> Schemas, string Roles, List<string> ManagedRoles, bool RolePasswords);
+public sealed record BackupPlanOutput(string MessageType, string Database, string Source, string? Preset, List<SchemaPlanRow> Schemas, string Roles, List<string> ManagedRoles, bool RolePasswords,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] StoragePlanOutput? Storage = null)
+{
+    /// <summary>How the pool mode was learned (pgbouncer_console or server_processes), the mode the console named, and why no console answered.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public PoolerPlanOutput? Pooler { get; init; }
+}
 
-public sealed record BackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string BackupTime, long SizeBytes, long AddedBytes, int Tables, long Rows, double Seconds);
+public sealed record PoolerPlanOutput(string Evidence, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? PoolMode, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ConsoleUnavailable);
+
+/// <summary>The storage buckets a backup would copy (<c>backup --dry-run --json</c>), each as listed now.</summary>
+public sealed record StoragePlanOutput(string Endpoint, List<StorageBucketPlanRow> Buckets);
+
+public sealed record StorageBucketPlanRow(string Bucket, long Objects, long Bytes, List<string> RefusedKeys, string? Error);
+
+/// <summary>What a backup stored of the storage buckets (left out when the database has no storage_buckets).</summary>
+public sealed record StorageBackupOutput(string Endpoint, long Objects, long Bytes, long CarriedOver, List<StorageBucketRow> Buckets);
+
+public sealed record StorageBucketRow(string Bucket, long Objects, long Bytes, List<string> Vanished);
+
+public sealed record BackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string BackupTime, long SizeBytes, long AddedBytes, int Tables, long Rows, double Seconds,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] StorageBackupOutput? Storage = null);
+
+/// <summary><c>restore --storage --json</c>: counts, and each file that was not written because the bucket held other content.</summary>
+public sealed record StorageRestoreOutput(string MessageType, bool Ok, string SnapshotId, string Endpoint, int Files, int Written, int Identical, long BytesWritten, double Seconds, List<StorageFileRow> Conflicts);
+
+public sealed record StorageFileRow(string Bucket, string Key, string ToBucket, long Size);
 
 public sealed record PhysicalBackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string StartLsn, string StopLsn, uint Timeline, long SizeBytes, long AddedBytes, long ReadBytes,
     long ReusedBytes, long ReusedFiles, long ReusedPageBytes, string? IncrementalFrom, string Method, double Seconds,
@@ -53,7 +80,8 @@ public sealed record BackupRow(string Id, string ShortId, string Database, strin
 /// <summary>A snapshot's pin (<c>snapshots --json</c>, <c>pin --json</c>); <c>holds</c> is false once <c>until</c> has passed.</summary>
 public sealed record PinRow(string Snapshot, string Reason, string Created, string Host, string? Until, string? Incident, bool Holds);
 
-public sealed record PinOutput(string MessageType, string Action, PinRow Pin, long EvidenceSeq);
+/// <summary><see cref="LockedUntil"/>: with S3 Object Lock, the date the pinned snapshot's objects are retained until at least.</summary>
+public sealed record PinOutput(string MessageType, string Action, PinRow Pin, long EvidenceSeq, string? LockedUntil = null);
 
 public sealed record MismatchRow(string Table, long Expected, long? Actual, string What);
 
@@ -102,6 +130,18 @@ public sealed record ReportOutput(string MessageType, string Path, string Format
 
 public sealed record ReportVerifyOutput(string MessageType, bool Ok, string File, string Format, long TreeSize, int SectionsChecked, IReadOnlyList<string> Problems);
 
+/// <summary>One step of an incident: the plan's fields, then (after a run) where it stands, its times and evidence seqs.</summary>
+public sealed record IncidentStepRow(int Number, string Name, string Kind, bool Destructive, string Description, string Status, string? Started, string? Ended, long? StartSeq, long? EndSeq, string? Outcome,
+    int Attempts, Dictionary<string, string> Data);
+
+/// <summary><c>incident TYPE DB</c> and <c>incident resume ID</c>: <c>id</c> is null on a dry run; <c>stop</c> says why the run ended.</summary>
+public sealed record IncidentRunOutput(string MessageType, string? Id, string Type, string IncidentType, string Database, bool DryRun, string Stop, string Status, string Message, IReadOnlyList<IncidentStepRow> Steps);
+
+public sealed record IncidentReportOutput(string MessageType, string Id, string Type, string IncidentType, string Database, string Status, string Created, string? Closed, long OpenSeq, long? CloseSeq, string? At,
+    IReadOnlyList<IncidentStepRow> Steps, IReadOnlyList<string> Warnings);
+
+public sealed record IncidentListRow(string Id, string Type, string Database, string Status, string Created, string? Closed, string? NextStep);
+
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(ErrorOutput))]
 [JsonSerializable(typeof(PinOutput))]
@@ -117,6 +157,7 @@ public sealed record ReportVerifyOutput(string MessageType, bool Ok, string File
 [JsonSerializable(typeof(PhysicalBackupOutput))]
 [JsonSerializable(typeof(List<BackupRow>))]
 [JsonSerializable(typeof(RestoreOutput))]
+[JsonSerializable(typeof(StorageRestoreOutput))]
 [JsonSerializable(typeof(List<TableDiffRow>))]
 [JsonSerializable(typeof(PhysicalRestoreOutput))]
 [JsonSerializable(typeof(DrillOutput))]
@@ -131,11 +172,15 @@ public sealed record ReportVerifyOutput(string MessageType, bool Ok, string File
 [JsonSerializable(typeof(EraseReplayOutput))]
 [JsonSerializable(typeof(RecoverOutput))]
 [JsonSerializable(typeof(RecoverTableOutput))]
+[JsonSerializable(typeof(ReplayEventRow))]
 [JsonSerializable(typeof(DoctorOutput))]
 [JsonSerializable(typeof(CopyOutput))]
 [JsonSerializable(typeof(ReportOutput))]
 [JsonSerializable(typeof(ReportVerifyOutput))]
 [JsonSerializable(typeof(AssessOutput))]
+[JsonSerializable(typeof(IncidentRunOutput))]
+[JsonSerializable(typeof(IncidentReportOutput))]
+[JsonSerializable(typeof(List<IncidentListRow>))]
 internal sealed partial class CliJson : JsonSerializerContext;
 
 public sealed record CleanupPartitionRow(string Partition, string Bound, long Rows);
@@ -160,8 +205,17 @@ public sealed record RecoverOutput(string MessageType, string Database, bool Dry
 
 /// <param name="StagingTable">Where the copy as of <c>at</c> stays (null on a dry run: it was dropped).</param>
 /// <param name="ErasedRows">Rows of erased subjects the ledger removed from the copy before it was read.</param>
-public sealed record RecoverTableOutput(string MessageType, string Database, string Table, DateTimeOffset At, string Snapshot, bool DryRun, bool Merge, string? StagingTable, string Key, long RowsThen, long? RowsNow,
-    long OnlyThen, long OnlyNow, long Differ, long Merged, int ErasuresInLedger, int ErasuresReapplied, long ErasedRows, int? ErasuresReappliedInMerge, string StopPoint, double Seconds);
+/// <param name="Source">physical (a scratch point-in-time restore) or logical (a logical backup and the audit trail).</param>
+/// <param name="Choice">Why that source: the --from given, or what --from auto found.</param>
+/// <param name="StopPoint">Physical only: where recovery stopped.</param>
+/// <param name="BackupTime">Logical only: the backup's snapshot time; events from <c>replay_from</c> (an overlap before it) to <c>at</c> were replayed.</param>
+/// <param name="EventsNotApplied">Logical only: the audit events that could not be applied (no image, columns gone, conflicts), by the audit row's key.</param>
+public sealed record RecoverTableOutput(string MessageType, string Database, string Table, DateTimeOffset At, string Source, string Choice, string Snapshot, bool DryRun, bool Merge, string? StagingTable, string Key,
+    long RowsThen, long? RowsNow, long OnlyThen, long OnlyNow, long Differ, long Merged, int ErasuresInLedger, int ErasuresReapplied, long ErasedRows, int? ErasuresReappliedInMerge, string? StopPoint,
+    DateTimeOffset? BackupTime, DateTimeOffset? ReplayFrom, int? EventsApplied, IReadOnlyList<ReplayEventRow>? EventsNotApplied, IReadOnlyList<string>? UnknownColumns, double Seconds);
+
+/// <param name="AuditKey">The audit row's primary key (its columns joined with commas).</param>
+public sealed record ReplayEventRow(string AuditKey, string Table, string? EntityId, string Event, DateTimeOffset Time, string Why);
 public sealed record AssessTableRow(string Table, string Kind, long TotalBytes, long HeapBytes);
 
 public sealed record AssessFindingRow(string Relation, string Kind, string Table, long? Block, string Message);

@@ -21,6 +21,10 @@ public static class ExitCodes
     public const int Database = 10;
     public const int RestoreCheckFailed = 11;
     public const int ChecksFailed = 12;
+    /// <summary>An incident stopped for a human: a destructive step needs confirmation (--yes), was declined, or a manual step waits; resume it.</summary>
+    public const int IncidentPaused = 13;
+    /// <summary>An incident's step failed; the state is stored, fix the cause and resume.</summary>
+    public const int IncidentStepFailed = 14;
     public const int Interrupted = 130;
 
     public static int For(ErrorKind kind) => kind switch

@@ -50,6 +50,8 @@ public sealed class OperationContext
     private readonly Func<string, string?> _environment;
     private readonly Action<string>? _notice;
     private readonly string? _repositoryOption;
+    private readonly string? _evidenceOption;
+    private readonly string _tool;
 
     public OperationContext(CairnConfig config, TimeProvider time, ISecretSource secrets, IStorageFactory storage, Func<string, string?> environment,
         string? repositoryOption = null, string? evidenceOption = null, string tool = "cairn", Action<string>? notice = null, string selfCommand = "cairn")
@@ -62,12 +64,17 @@ public sealed class OperationContext
         StorageFactory = storage;
         _environment = environment;
         _repositoryOption = repositoryOption;
+        _evidenceOption = evidenceOption;
+        _tool = tool;
         Toolchain = new PgToolchain(config.PostgresBin, config.WorkDirectory);
         Evidence = new EvidenceRecorder(evidenceOption ?? environment("CAIRN_EVIDENCE") ?? config.Evidence.Path, environment("CAIRN_EVIDENCE_KEY") ?? config.Evidence.SigningKey,
             () => RepositoryText is null ? null : RepositoryLocation, time, tool, notice, environment("CAIRN_EVIDENCE_PUBLIC_KEY") ?? config.Evidence.PublicKey);
     }
 
     public CairnConfig Config { get; }
+
+    /// <summary>The same context with other passphrases (an incident's harden step continues with the new one after it rotated the key).</summary>
+    public OperationContext WithSecrets(ISecretSource secrets) => new(Config, Time, secrets, StorageFactory, _environment, _repositoryOption, _evidenceOption, _tool, _notice, SelfCommand);
 
     public TimeProvider Time { get; }
 

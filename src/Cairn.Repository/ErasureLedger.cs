@@ -71,9 +71,9 @@ public static partial class ErasureLedger
     public static string SubjectHash(Repository repo, string database, string table, string identifier)
         => Convert.ToHexStringLower(HMACSHA256.HashData(repo.Keys.ErasureKey, Encoding.UTF8.GetBytes($"{database}\0{table}\0{identifier}")));
 
-    [GeneratedRegex(@"^[A-Za-z0-9_.-]+$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_.-]+\z")]
     private static partial Regex DatabaseName();
 
-    [GeneratedRegex(@"^([A-Za-z0-9_.-]+)\.\d{8}T\d{9}Z\.[0-9a-f]{16}$")]
+    [GeneratedRegex(@"^([A-Za-z0-9_.-]+)\.\d{8}T\d{9}Z\.[0-9a-f]{16}\z")]
     private static partial Regex EntryName();
 }

@@ -12,6 +12,7 @@ namespace Cairn.Repository;
 [JsonSerializable(typeof(IndexFile))]
 [JsonSerializable(typeof(Manifest))]
 [JsonSerializable(typeof(SnapshotIndexFile))]
+[JsonSerializable(typeof(WalSummaryFile))]
 [JsonSerializable(typeof(LockData))]
 [JsonSerializable(typeof(Pin))]
 internal sealed partial class RepositoryJson : JsonSerializerContext;

@@ -204,7 +204,8 @@ public static class NamedFiles
     private static void WriteDecompressed(string name, byte[] plain, string temp)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        using var handle = File.OpenHandle(temp, FileMode.Create, FileAccess.Write, FileShare.None);
+        using var file = FreshFile.Create(temp, bufferSize: 0);
+        var handle = file.SafeFileHandle;
         var window = GC.AllocateUninitializedArray<byte>(1024 * 1024);
         long offset = 0;
         try

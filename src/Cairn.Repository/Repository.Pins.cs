@@ -91,6 +91,6 @@ public sealed partial class Repository
         }
     }
 
-    [GeneratedRegex("^[0-9a-f]{64}$")]
+    [GeneratedRegex("^[0-9a-f]{64}\\z")]
     private static partial Regex PinName();
 }

@@ -11,7 +11,7 @@ namespace Cairn.Storage.S3;
 public sealed class S3ConfigurationException(string message) : Exception(message);
 
 /// <summary>What the client was built from, for messages and tests (never holds a secret).</summary>
-public sealed record S3Endpoint(Uri? ServiceUrl, string Region, bool PathStyle, string CredentialSource);
+public sealed record S3Endpoint(Uri? ServiceUrl, string Region, bool PathStyle, string CredentialSource, S3Trust Trust);
 
 /// <summary>
 /// Builds the SDK client: endpoint, region and addressing from <see cref="S3Options"/> and the standard
@@ -22,7 +22,8 @@ internal static class S3ClientFactory
 {
     private static int _registered;
 
-    public static (AmazonS3Client Client, S3Endpoint Endpoint) Create(S3Options options, Func<string, string?> environment)
+    /// <param name="caFileSetting">How the user names <see cref="S3Options.CaFile"/> in cairn.yaml, for messages.</param>
+    public static (AmazonS3Client Client, S3Endpoint Endpoint) Create(S3Options options, Func<string, string?> environment, string caFileSetting = "s3.ca_file")
     {
         RegisterRuntimeDependencies();
         var endpoint = options.Endpoint ?? EndpointFromEnvironment(environment);
@@ -59,9 +60,11 @@ internal static class S3ClientFactory
             pathStyle = options.PathStyle ?? false;
         }
         config.ForcePathStyle = pathStyle;
+        var trust = S3Trust.For(endpoint, options.CaFile, caFileSetting, environment);
+        config.HttpClientFactory = new S3HttpClientFactory(trust);
         var (credentials, source) = Credentials(options, environment);
         var client = credentials is null ? new AmazonS3Client(config) : new AmazonS3Client(credentials, config);
-        return (client, new S3Endpoint(endpoint, region, pathStyle, source));
+        return (client, new S3Endpoint(endpoint, region, pathStyle, source, trust));
     }
 
     internal static Uri? EndpointFromEnvironment(Func<string, string?> environment)

@@ -20,7 +20,7 @@ public sealed partial class S3Storage : IDiagnosableStorage
     {
         var checks = new List<StorageCheck>
         {
-            new("endpoint", StorageCheckState.Ok, $"{(Endpoint.ServiceUrl is { } u ? u.GetLeftPart(UriPartial.Authority) : "AWS S3")}, region {Endpoint.Region}, {(Endpoint.PathStyle ? "path-style" : "virtual-host")} addressing; credentials from {Endpoint.CredentialSource}"),
+            new("endpoint", StorageCheckState.Ok, $"{(Endpoint.ServiceUrl is { } u ? u.GetLeftPart(UriPartial.Authority) : "AWS S3")}, region {Endpoint.Region}, {(Endpoint.PathStyle ? "path-style" : "virtual-host")} addressing; credentials from {Endpoint.CredentialSource}{(Endpoint.ServiceUrl is { Scheme: "http" } ? "" : "; TLS trusts " + Endpoint.Trust.Description)}"),
         };
 
         // Reachable, credentials valid, bucket exists: one listing of the prefix.
@@ -63,7 +63,7 @@ public sealed partial class S3Storage : IDiagnosableStorage
         var url = Endpoint.ServiceUrl ?? new Uri($"https://s3.{Endpoint.Region}.amazonaws.com/");
         try
         {
-            using var http = new HttpClient { Timeout = DoctorTimeout };
+            using var http = new HttpClient(Endpoint.Trust.CreateHandler(null)) { Timeout = DoctorTimeout };
             using var response = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, url), cancellationToken).ConfigureAwait(false);
             if (response.Headers.Date is not { } serverTime)
             {
@@ -93,7 +93,7 @@ public sealed partial class S3Storage : IDiagnosableStorage
         try
         {
             // If-None-Match: * so that the append-only policy (which demands it) allows the probe too.
-            await BoundedAsync(ct => _client.PutObjectAsync(new PutObjectRequest { BucketName = _location.Bucket, Key = key, ContentBody = body, UseChunkEncoding = false, IfNoneMatch = "*" }, ct), cancellationToken).ConfigureAwait(false);
+            await BoundedAsync(ct => _client.PutObjectAsync(new PutObjectRequest { BucketName = _location.Bucket, Key = key, ContentBody = body, MD5Digest = Md5Of(body), UseChunkEncoding = false, IfNoneMatch = "*" }, ct), cancellationToken).ConfigureAwait(false);
             step = "GET";
             var back = await BoundedAsync(async ct =>
             {
@@ -130,6 +130,10 @@ public sealed partial class S3Storage : IDiagnosableStorage
             {
                 return new("versioning", StorageCheckState.Ok, "Enabled: an overwritten or deleted object keeps its old versions (deleting those needs s3:DeleteObjectVersion)");
             }
+            if (ObjectLock is not null)
+            {
+                return new("versioning", StorageCheckState.Fail, $"{status}: s3.object_lock needs a bucket with versioning and Object Lock enabled, which S3 allows only when the bucket is created: create a new bucket with --object-lock-enabled-for-bucket (aws s3api create-bucket) and move the repository there, or remove object_lock from cairn.yaml");
+            }
             return new("versioning", appendOnly ? StorageCheckState.Warning : StorageCheckState.Ok,
                 $"{status}{(appendOnly ? ": without versioning or Object Lock only the bucket policy protects objects from being overwritten; enable versioning (aws s3api put-bucket-versioning --versioning-configuration Status=Enabled) or require If-None-Match on PUT (docs/security.md)" : "")}");
         }
@@ -147,21 +151,30 @@ public sealed partial class S3Storage : IDiagnosableStorage
             var config = l.ObjectLockConfiguration;
             if (config?.ObjectLockEnabled?.Value != "Enabled")
             {
-                return new("object lock", StorageCheckState.Ok, "off");
+                return Off();
             }
             var rule = config.Rule?.DefaultRetention;
-            return new("object lock", StorageCheckState.Ok, rule is null
+            var text = rule is null
                 ? "enabled, no default retention"
-                : $"enabled, default retention {rule.Mode?.Value} {(rule.Days is > 0 ? $"{rule.Days} days" : $"{rule.Years} years")}");
+                : $"enabled, default retention {rule.Mode?.Value} {(rule.Days is > 0 ? $"{rule.Days} days" : $"{rule.Years} years")}";
+            return ObjectLock is { } policy
+                ? new("object lock", StorageCheckState.Ok, $"{text}; Cairn locks every object it creates {policy.Mode.ToString().ToLowerInvariant()} for {policy.Period.TotalDays:0} day(s) (s3.object_lock)")
+                : new("object lock", StorageCheckState.Ok, text);
         }
         catch (AmazonS3Exception e) when (e.ErrorCode is "ObjectLockConfigurationNotFoundError")
         {
-            return new("object lock", StorageCheckState.Ok, "off");
+            return Off();
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            return new("object lock", StorageCheckState.Warning, "unknown: " + Explain(e, "GET object lock configuration"));
+            // Configured but not confirmed is a refusal: backups would be written believing they are locked.
+            return new("object lock", ObjectLock is null ? StorageCheckState.Warning : StorageCheckState.Fail, "unknown: " + Explain(e, "GET object lock configuration")
+                + (ObjectLock is null ? "" : "; s3.object_lock is set, so the bucket must confirm Object Lock (these credentials need s3:GetBucketObjectLockConfiguration), or remove object_lock from cairn.yaml"));
         }
+
+        StorageCheck Off() => ObjectLock is null
+            ? new("object lock", StorageCheckState.Ok, "off")
+            : new("object lock", StorageCheckState.Fail, $"off, but s3.object_lock is set: the bucket '{_location.Bucket}' does not have Object Lock enabled, so nothing would be locked. S3 enables it only when a bucket is created: create one with 'aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket' and use it, or remove object_lock from cairn.yaml");
     }
 
     private async Task<T> BoundedAsync<T>(Func<CancellationToken, Task<T>> action, CancellationToken cancellationToken)

@@ -1,4 +1,5 @@
 using System.Net;
+using Cairn.Repository.Storage;
 
 namespace Cairn.Storage.S3;
 
@@ -38,6 +39,12 @@ public sealed record S3Options
     /// <summary><c>profile</c>: the profile in <see cref="CredentialsFile"/> or in ~/.aws; else AWS_PROFILE, else <c>default</c>.</summary>
     public string? Profile { get; init; }
 
+    /// <summary>
+    /// <c>ca_file</c>: a PEM file of the CA certificates that sign an https endpoint's certificate (a private CA, MinIO or
+    /// Ceph behind an internal CA, a self-signed server); only these are trusted. Null: AWS_CA_BUNDLE, else the system's store.
+    /// </summary>
+    public string? CaFile { get; init; }
+
     /// <summary><c>sse</c>: none, AES256 (SSE-S3) or aws:kms (SSE-KMS).</summary>
     public S3ServerSideEncryption Sse { get; init; }
 
@@ -52,6 +59,12 @@ public sealed record S3Options
     /// its conditional-write probe object, is skipped (the probe runs once per prefix; its few bytes stay).
     /// </summary>
     public bool AppendOnly { get; init; }
+
+    /// <summary>
+    /// <c>object_lock: { mode, days }</c>: every object Cairn creates (but locks, pins and the snapshot-index cache) is
+    /// retained that long (S3 Object Lock; the bucket must have it enabled); null locks nothing.
+    /// </summary>
+    public ObjectLockPolicy? ObjectLock { get; init; }
 
     /// <summary>Objects larger than this go up in parts (packs are about 32 MiB, WAL segments 16 MiB at most).</summary>
     public int MultipartThreshold { get; init; } = 16 * 1024 * 1024;

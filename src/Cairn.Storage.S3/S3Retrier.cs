@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Security.Cryptography;
 using Amazon.Runtime;
 using Cairn.Repository.Storage;
@@ -92,6 +93,14 @@ internal sealed class S3Retrier(S3RetryOptions options, TimeProvider time, Func<
                 return $"{code} {s.ErrorCode}".TrimEnd();
             }
             return null;
+        }
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            // A refused certificate is refused again on every attempt (S3Trust.Explain names the fix).
+            if (x is AuthenticationException)
+            {
+                return null;
+            }
         }
         for (var x = e; x is not null; x = x.InnerException)
         {

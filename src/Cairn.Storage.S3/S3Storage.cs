@@ -18,7 +18,7 @@ namespace Cairn.Storage.S3;
 /// <see cref="RemoveLeftoversAsync"/> aborts the ones a crash left behind. Every request carries
 /// Content-MD5 (so a server refuses a body damaged in transit) and is retried by <see cref="S3Retrier"/>.
 /// </summary>
-public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
+public sealed partial class S3Storage : IStorage, ICleanableStorage, IObjectLockStorage, IDisposable
 {
     /// <summary>
     /// Multipart uploads younger than this are never aborted, whatever the caller asks: WAL pushes take
@@ -104,7 +104,7 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
                 ContentType = "application/octet-stream",
                 IfNoneMatch = createOnly ? "*" : null,
             };
-            ApplyWriteOptions(request);
+            ApplyWriteOptions(request, key);
             try
             {
                 await _client.PutObjectAsync(request, ct).ConfigureAwait(false);
@@ -187,6 +187,7 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
                 BucketName = _location.Bucket,
                 Key = _location.KeyOf(ConditionalWritesMarker),
                 ContentBody = supported ? "supported\n" : "ignored\n",
+                MD5Digest = Md5Of(supported ? "supported\n" : "ignored\n"),
                 UseChunkEncoding = false,
                 IfNoneMatch = "*",
             }, ct), cancellationToken).ConfigureAwait(false);
@@ -207,7 +208,7 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
         {
             try
             {
-                await _client.PutObjectAsync(new PutObjectRequest { BucketName = _location.Bucket, Key = probe, ContentBody = "probe", IfNoneMatch = "*", UseChunkEncoding = false }, ct).ConfigureAwait(false);
+                await _client.PutObjectAsync(new PutObjectRequest { BucketName = _location.Bucket, Key = probe, ContentBody = "probe", MD5Digest = Md5Of("probe"), IfNoneMatch = "*", UseChunkEncoding = false }, ct).ConfigureAwait(false);
                 return true;
             }
             catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.PreconditionFailed)
@@ -293,11 +294,11 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, string? startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (kind == ObjectKind.Config)
         {
-            if (await StatAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false) is { } config)
+            if (await StatAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false) is { } config && (startAfter is null || StorageKey.CompareNames(config.Key.Name, startAfter) > 0))
             {
                 yield return config;
             }
@@ -305,6 +306,9 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
         }
         var folder = FolderOf(kind) + "/";
         var prefix = _location.KeyOf(folder);
+        // S3 orders keys by their UTF-8 bytes, as the contract orders names; a data key's folder is its name's first two
+        // characters, so key order is name order there too.
+        var after = startAfter is null ? null : _location.KeyOf(new StorageKey(kind, startAfter).Path);
         string? token = null;
         do
         {
@@ -312,15 +316,24 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
             {
                 BucketName = _location.Bucket,
                 Prefix = prefix,
+                StartAfter = token is null ? after : null,
                 ContinuationToken = token,
                 MaxKeys = 1000,
             }, ct), cancellationToken).ConfigureAwait(false);
             foreach (var o in page.S3Objects ?? [])
             {
-                if (KeyFromObjectKey(kind, o.Key[(prefix.Length - folder.Length)..]) is { } key)
+                if (KeyFromObjectKey(kind, o.Key[(prefix.Length - folder.Length)..]) is not { } key)
                 {
-                    yield return new ObjectInfo(key, o.Size ?? 0, Utc(o.LastModified));
+                    continue;
                 }
+                // A server that ignored start-after would hand a caller names it did not ask for: say so rather than answer
+                // wrongly. (Some S3-compatible servers, s3rver among them, list a name after a longer name it is a prefix of,
+                // e.g. a segment after its .backup label: callers keep every name of their prefix and sort it themselves.)
+                if (startAfter is not null && StorageKey.CompareNames(key.Name, startAfter) <= 0)
+                {
+                    throw new S3StorageException($"LIST {folder} after {startAfter}: the server listed {key.Name}, which does not sort after it; this S3 server does not implement start-after", false);
+                }
+                yield return new ObjectInfo(key, o.Size ?? 0, Utc(o.LastModified));
             }
             token = page.IsTruncated == true ? page.NextContinuationToken : null;
             if (page.IsTruncated == true && string.IsNullOrEmpty(token))
@@ -334,11 +347,27 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
     public async Task DeleteAsync(StorageKey key, CancellationToken cancellationToken)
     {
         var objectKey = ObjectKeyOf(key);
+        string? version = null;
+        if (ObjectLock is not null && ObjectLockPolicy.Applies(key.Kind))
+        {
+            // A plain DELETE in a versioned bucket only hides a locked object behind a delete marker (its bytes stay):
+            // a locked object is left alone and said so; an unlocked one is removed for good by its version ID.
+            var state = await LockStateAsync(key, cancellationToken).ConfigureAwait(false);
+            if (state is null)
+            {
+                return;
+            }
+            if (state.Value.Until is { } until && until > _time.GetUtcNow())
+            {
+                throw new ObjectLockedException(key, until);
+            }
+            version = state.Value.VersionId;
+        }
         await _retry.RunAsync($"DELETE {key}", async ct =>
         {
             try
             {
-                await _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _location.Bucket, Key = objectKey }, ct).ConfigureAwait(false);
+                await _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _location.Bucket, Key = objectKey, VersionId = version }, ct).ConfigureAwait(false);
             }
             catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode != "NoSuchBucket")
             {
@@ -409,6 +438,11 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
         if (_options.StorageClass is { } storageClass)
         {
             initiate.StorageClass = S3StorageClass.FindValue(storageClass);
+        }
+        if (LockFor(key) is { } objectLock)
+        {
+            initiate.ObjectLockMode = objectLock.Mode;
+            initiate.ObjectLockRetainUntilDate = objectLock.Until;
         }
         var uploadId = (await _retry.RunAsync($"START multipart PUT {key}", ct => _client.InitiateMultipartUploadAsync(initiate, ct), cancellationToken).ConfigureAwait(false)).UploadId;
         var parts = (int)((data.Length + (long)_options.PartSize - 1) / _options.PartSize);
@@ -518,8 +552,14 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
         return buffer;
     }
 
-    private void ApplyWriteOptions(PutObjectRequest request)
+    private void ApplyWriteOptions(PutObjectRequest request, StorageKey key)
     {
+        if (LockFor(key) is { } objectLock)
+        {
+            // S3 demands Content-MD5 (or a checksum) on a put with a retention date: every put here carries it.
+            request.ObjectLockMode = objectLock.Mode;
+            request.ObjectLockRetainUntilDate = objectLock.Until;
+        }
         if (_options.Sse != S3ServerSideEncryption.None)
         {
             request.ServerSideEncryptionMethod = _options.Sse == S3ServerSideEncryption.Kms ? ServerSideEncryptionMethod.AWSKMS : ServerSideEncryptionMethod.AES256;
@@ -541,6 +581,8 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
                 "NoSuchBucket" => new S3StorageException($"{what}: the bucket '{_location.Bucket}' does not exist{At()}; create it first (for example: aws s3 mb s3://{_location.Bucket})", false, e),
                 "AccessDenied" or "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "ExpiredToken" or "InvalidToken" or "AllAccessDisabled" =>
                     new S3StorageException($"{what}: the S3 server refused the request ({s.ErrorCode}){At()}; check the credentials ({Endpoint.CredentialSource}) and that the bucket policy allows s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on {_location}", false, e),
+                "InvalidRequest" or "InvalidArgument" when _options.ObjectLock is not null && (s.Message ?? "").Contains("lock", StringComparison.OrdinalIgnoreCase) =>
+                    new S3StorageException($"{what}: the S3 server refused an object lock ({s.ErrorCode}: {s.Message}){At()}; s3.object_lock needs a bucket created with Object Lock enabled (aws s3api create-bucket --object-lock-enabled-for-bucket); run 'cairn doctor'", false, e),
                 "PermanentRedirect" or "AuthorizationHeaderMalformed" or "IllegalLocationConstraintException" =>
                     new S3StorageException($"{what}: the bucket '{_location.Bucket}' is in another region than {Endpoint.Region}; set s3.region in cairn.yaml or AWS_REGION", false, e),
                 _ => null,
@@ -550,10 +592,13 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IDisposable
         {
             return new S3StorageException($"{what}: no S3 credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, s3.credentials_file or s3.profile ({c.Message})", false, e);
         }
-        return null;
+        return Endpoint.Trust.Explain(e, what, Endpoint.ServiceUrl) is { } tls ? new S3StorageException(tls, false, e) : null;
     }
 
     private string At() => Endpoint.ServiceUrl is { } u ? $" at {u.GetLeftPart(UriPartial.Authority)}" : "";
+
+    /// <summary>Content-MD5 of a small text body (a bucket with a default retention demands it on every put).</summary>
+    internal static string Md5Of(string body) => Convert.ToBase64String(MD5.HashData(System.Text.Encoding.UTF8.GetBytes(body)));
 
     /// <summary>S3's ETag of a multipart object: MD5 of the parts' MD5s, then "-" and the number of parts.</summary>
     internal static string MultipartEtag(byte[][] partMd5s)

@@ -41,7 +41,7 @@ internal static class CommandRunner
     public static async Task<int> ExecuteAsync(Invocation inv, Func<Task<int>> work, string? evidenceKind, CancellationToken ct)
     {
         var (code, error) = await RunAsync(inv, work, ct).ConfigureAwait(false);
-        var recorded = code is ExitCodes.Damaged or ExitCodes.ChecksFailed or ExitCodes.RestoreCheckFailed;
+        var recorded = code is ExitCodes.Damaged or ExitCodes.ChecksFailed or ExitCodes.RestoreCheckFailed or ExitCodes.IncidentPaused or ExitCodes.IncidentStepFailed;
         if (code != ExitCodes.Ok && code != ExitCodes.Usage && evidenceKind is not null && !recorded)
         {
             RecordFailure(inv, evidenceKind, code, error);

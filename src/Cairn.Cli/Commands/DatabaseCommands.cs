@@ -5,6 +5,7 @@ using Cairn.Cli.Terminal;
 using Cairn.Operations.Logical;
 using Cairn.Operations.Physical;
 using Cairn.Operations.Snapshots;
+using Cairn.PostgreSql.Connections;
 using Cairn.PostgreSql.Logical;
 using Cairn.PostgreSql.Physical;
 using Cairn.Repository;
@@ -47,16 +48,19 @@ internal static class DatabaseCommands
 
     public static async Task<int> BackupPlanAsync(Invocation inv, Cairn.Operations.DatabaseTarget target, bool withRolePasswords, CancellationToken ct)
     {
-        var plan = await new LogicalBackupOperation(inv.Operations).PlanAsync(target, withRolePasswords, probePooler: true, ct).ConfigureAwait(false);
+        var plan = await new LogicalBackupOperation(inv.Operations).PlanAsync(target, withRolePasswords, probePooler: true, listStorage: true, ct).ConfigureAwait(false);
         static string Word(SchemaChoice c) => c switch { SchemaChoice.Full => "full", SchemaChoice.DataOnly => "data only", _ => "skipped" };
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new BackupPlanOutput("plan", plan.Database, plan.Source, plan.Preset, [.. plan.Schemas.Select(s => new SchemaPlanRow(s.Schema, Word(s.Choice).Replace(' ', '_'), s.Reason))],
-                plan.Roles.ToString(), [.. plan.ManagedRoles], plan.WithRolePasswords), CliJson.Default.BackupPlanOutput));
+                plan.Roles.ToString(), [.. plan.ManagedRoles], plan.WithRolePasswords,
+                plan.StorageEndpoint is { } ep ? new StoragePlanOutput(ep, [.. plan.StorageBuckets.Select(b => new StorageBucketPlanRow(b.Bucket, b.Objects, b.Bytes, [.. b.RefusedKeys], b.Error))]) : null)
+            { Pooler = plan.Pooler is { } pf ? new PoolerPlanOutput(pf.Evidence == PoolerEvidence.Console ? "pgbouncer_console" : "server_processes", pf.PoolMode, pf.ConsoleUnavailable) : null }, CliJson.Default.BackupPlanOutput));
             return ExitCodes.Ok;
         }
         var o = inv.Console.Out;
-        o.WriteLine($"backup plan for {plan.Database} ({plan.Source}){(plan.Preset is { } p ? ", preset " + p : "")}; the connection is direct or session-mode (no transaction-mode pooler)");
+        o.WriteLine($"backup plan for {plan.Database} ({plan.Source}){(plan.Preset is { } p ? ", preset " + p : "")}");
+        o.WriteLine($"connection: {plan.Pooler?.Describe() ?? "not probed"}");
         var width = Math.Max(6, plan.Schemas.Select(s => s.Schema.Length).DefaultIfEmpty(0).Max());
         o.WriteLine($"{"SCHEMA".PadRight(width)}  {"BACKUP",-9}  WHY");
         foreach (var s in plan.Schemas)
@@ -65,6 +69,20 @@ internal static class DatabaseCommands
         }
         o.WriteLine($"roles: {plan.Roles}{(plan.ManagedRoles.Count > 0 ? $"; managed by {plan.Preset} (stored, never created or altered on restore): {string.Join(", ", plan.ManagedRoles)}" : "")}");
         o.WriteLine($"role password hashes: {(plan.WithRolePasswords ? "stored (--with-role-passwords)" : "not stored (add --with-role-passwords, needs superuser)")}");
+        if (plan.StorageEndpoint is { } endpoint)
+        {
+            o.WriteLine($"storage files from {endpoint}:");
+            foreach (var b in plan.StorageBuckets)
+            {
+                o.WriteLine(b.Error is { } error
+                    ? $"  {b.Bucket}: CANNOT BE LISTED: {error}"
+                    : $"  {b.Bucket}: {b.Objects:N0} files, {Format.Bytes(b.Bytes)}{(b.RefusedKeys.Count > 0 ? $"; {b.RefusedKeys.Count} key(s) REFUSED (the backup would fail): {string.Join(", ", b.RefusedKeys.Take(5))}" : "")}");
+            }
+        }
+        else
+        {
+            o.WriteLine("storage files: none (add storage_buckets to back up a Supabase project's Storage files with the database)");
+        }
         o.WriteLine("dry run: nothing was written");
         return ExitCodes.Ok;
     }
@@ -78,11 +96,20 @@ internal static class DatabaseCommands
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new BackupOutput("summary", r.Snapshot.Id, name, LogicalBackupOperation.Kind, fp.BackupTime.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
-                r.Stats.BytesRead, r.Stats.BytesAdded, fp.Tables.Count, fp.TotalRows, Math.Round(r.Duration.TotalSeconds, 3)), CliJson.Default.BackupOutput));
+                r.Stats.BytesRead, r.Stats.BytesAdded, fp.Tables.Count, fp.TotalRows, Math.Round(r.Duration.TotalSeconds, 3),
+                r.Storage is { } st ? new StorageBackupOutput(st.Endpoint, st.Objects, st.Bytes, st.CarriedOver, [.. st.Buckets.Select(b => new StorageBucketRow(b.Name, b.Objects, b.Bytes, b.Vanished))]) : null), CliJson.Default.BackupOutput));
         }
         else
         {
             inv.Console.Out.WriteLine($"backup {r.Snapshot.ShortId} of {name}: {fp.Tables.Count} tables, {fp.TotalRows:N0} rows at {Format.Time(fp.BackupTime)}; {Format.Bytes(r.Stats.BytesRead)} dumped, {Format.Bytes(r.Stats.BytesAdded)} added to the repository, in {Format.Duration(r.Duration)}");
+            if (r.Storage is { } st)
+            {
+                inv.Console.Out.WriteLine($"storage files: {st.Objects:N0} files, {Format.Bytes(st.Bytes)} from {string.Join(", ", st.Buckets.Select(b => $"{b.Name} ({b.Objects:N0})"))}; {st.CarriedOver:N0} unchanged since the previous backup were carried over unread");
+                foreach (var b in st.Buckets.Where(b => b.Vanished.Count > 0))
+                {
+                    inv.Console.Error.WriteLine($"cairn: warning: bucket {b.Name}: {b.Vanished.Count} file(s) were deleted while the backup ran and are not in it: {string.Join(", ", b.Vanished.Take(10).Select(Cairn.Operations.StorageFiles.StorageNames.Display))}");
+                }
+            }
         }
         return ExitCodes.Ok;
     }
@@ -194,14 +221,20 @@ internal static class DatabaseCommands
         private readonly Option<bool> _clean = new("--clean") { Description = "Drop and replace the target database if it already holds data" };
         private readonly Option<bool> _noOwner = new("--no-owner") { Description = "Do not create roles or restore ownership and grants (for servers where you cannot create roles)" };
         private readonly Option<bool> _withRoleAttributes = new("--with-role-attributes") { Description = "Give created roles SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS and memberships in roles the restore did not create, as on the source (withheld and listed by default)" };
+        private readonly Option<bool> _createMissingRoles = new("--create-missing-roles") { Description = "Create the roles a preset's platform manages (anon, authenticated, service_role, …) that the target lacks, empty and NOLOGIN, so the grants, policies and ownership naming them are restored; by default those are left out and listed" };
         private readonly Option<string[]> _table = new("--table", "-t") { Description = "Restore only this table (schema.table; repeatable) into --into-schema, beside the live data", AllowMultipleArgumentsPerToken = false };
         private readonly Option<string?> _intoSchema = new("--into-schema") { Description = "Staging schema for --table restores (created in the target database)" };
         private readonly Option<string?> _merge = new("--merge") { Description = "With --table: 'missing' inserts the rows that exist only in the backup, in one transaction" };
+        private readonly Option<bool> _storage = new("--storage") { Description = "Put the backup's Storage files (storage_buckets) back into their buckets, each read back and checked by SHA-256; an object already there with other content is not replaced (see --overwrite)" };
+        private readonly Option<string?> _bucket = new("--bucket") { Description = "With --storage: only this bucket of the backup" };
+        private readonly Option<string?> _toBucket = new("--to-bucket") { Description = "With --storage: put the files into this bucket instead of their own (one bucket: with --bucket when the backup holds several)" };
+        private readonly Option<string?> _endpoint = new("--endpoint") { Description = "With --storage: the S3 endpoint to write to instead of storage_buckets.endpoint (credentials still come from storage_buckets.credentials_file or the environment)" };
+        private readonly Option<bool> _overwrite = new("--overwrite") { Description = "With --storage: replace objects the bucket already holds with other content" };
 
         public void AddTo(Command cmd)
         {
             _merge.AcceptOnlyFromAmong("missing");
-            foreach (var o in new Option[] { _toDatabase, _on, _clean, _noOwner, _withRoleAttributes, _table, _intoSchema, _merge })
+            foreach (var o in new Option[] { _toDatabase, _on, _clean, _noOwner, _withRoleAttributes, _createMissingRoles, _table, _intoSchema, _merge, _storage, _bucket, _toBucket, _endpoint, _overwrite })
             {
                 cmd.Options.Add(o);
             }
@@ -209,6 +242,23 @@ internal static class DatabaseCommands
 
         public Task<int> Run(Invocation inv, ParseResult p, Operations.DatabaseTarget db, string? snapshot, int? jobs, CancellationToken ct)
         {
+            if (p.GetValue(_storage))
+            {
+                if (p.GetValue(_toDatabase) is not null || (p.GetValue(_table) ?? []).Length > 0)
+                {
+                    throw new RepositoryException(ErrorKind.InvalidInput, "--storage restores the Storage files only; restore the database with a separate --to-database (or --table) run");
+                }
+                Uri? endpoint = null;
+                if (p.GetValue(_endpoint) is { } text && !Cairn.Storage.S3.S3Bucket.TryParseEndpoint(text, out endpoint, out var error))
+                {
+                    throw new RepositoryException(ErrorKind.InvalidInput, $"--endpoint: {error}");
+                }
+                return StorageRestoreAsync(inv, new Cairn.Operations.StorageFiles.StorageRestoreRequest(db, snapshot, p.GetValue(_bucket), p.GetValue(_toBucket), endpoint, p.GetValue(_overwrite)), ct);
+            }
+            if (p.GetValue(_bucket) is not null || p.GetValue(_toBucket) is not null || p.GetValue(_endpoint) is not null || p.GetValue(_overwrite))
+            {
+                throw new RepositoryException(ErrorKind.InvalidInput, "--bucket, --to-bucket, --endpoint and --overwrite go with --storage (the Storage files' restore)");
+            }
             var server = p.GetValue(_on) is { } url ? inv.Operations.ParseConnection(url) : null;
             var tables = p.GetValue(_table) ?? [];
             if (tables.Length > 0)
@@ -217,7 +267,10 @@ internal static class DatabaseCommands
                 return TableRestoreAsync(inv, new TableRestoreRequest(db, snapshot, tables, schema, p.GetValue(_merge) == "missing", server), ct);
             }
             var to = p.GetValue(_toDatabase) ?? throw new RepositoryException(ErrorKind.InvalidInput, "say where to restore: --to-database NAME (a new database), or --table T --into-schema S for single tables");
-            return DatabaseRestoreAsync(inv, new DatabaseRestoreRequest(db, snapshot, to, server, p.GetValue(_clean), jobs ?? 2, p.GetValue(_noOwner), p.GetValue(_withRoleAttributes)), ct);
+            return DatabaseRestoreAsync(inv, new DatabaseRestoreRequest(db, snapshot, to, server, p.GetValue(_clean), jobs ?? 2, p.GetValue(_noOwner), p.GetValue(_withRoleAttributes))
+            {
+                CreateMissingRoles = p.GetValue(_createMissingRoles),
+            }, ct);
         }
     }
 
@@ -314,6 +367,27 @@ internal static class DatabaseCommands
             }
         }
         return result.Ok ? ExitCodes.Ok : ExitCodes.RestoreCheckFailed;
+    }
+
+    public static async Task<int> StorageRestoreAsync(Invocation inv, Cairn.Operations.StorageFiles.StorageRestoreRequest request, CancellationToken ct)
+    {
+        var r = await inv.Console.WithProgressAsync($"restore {request.Database.Name} --storage", null, sink =>
+            new Cairn.Operations.StorageFiles.StorageRestoreOperation(inv.Operations).RunAsync(request, new Progress<string>(sink.Describe), ct)).ConfigureAwait(false);
+        if (inv.Json)
+        {
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new StorageRestoreOutput("summary", r.Ok, r.Snapshot.Id, r.Endpoint, r.Files.Count, r.Written, r.Identical, r.Bytes, Math.Round(r.Duration.TotalSeconds, 3),
+                [.. r.Conflicts.Select(c => new StorageFileRow(c.Bucket, c.Key, c.ToBucket, c.Size))]), CliJson.Default.StorageRestoreOutput));
+        }
+        else
+        {
+            foreach (var c in r.Conflicts)
+            {
+                inv.Console.Out.WriteLine($"NOT REPLACED {c.ToBucket}/{Cairn.Operations.StorageFiles.StorageNames.Display(c.Key)}: the bucket holds other content under this key (add --overwrite to replace it)");
+            }
+            inv.Console.Out.WriteLine($"restored the Storage files of {r.Snapshot.ShortId} to {r.Endpoint}: {r.Written:N0} written ({Format.Bytes(r.Bytes)}), each read back with the backup's SHA-256; {r.Identical:N0} already there with the same content"
+                + (r.Conflicts.Count > 0 ? $"; {r.Conflicts.Count:N0} NOT replaced (listed above)" : "") + $" ({Format.Duration(r.Duration)})");
+        }
+        return r.Ok ? ExitCodes.Ok : ExitCodes.RestoreCheckFailed;
     }
 
     public static async Task<int> TableRestoreAsync(Invocation inv, TableRestoreRequest request, CancellationToken ct)

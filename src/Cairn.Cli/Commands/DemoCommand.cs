@@ -139,8 +139,14 @@ internal static class DemoCommand
                 new DatabaseRestoreRequest(inv.ResolveDatabase("app"), null, "app_after_erasure"), ct)).ConfigureAwait(false);
             var back = await production.ProfileRowsAsync("app_after_erasure", subject, ct).ConfigureAwait(false);
             console.Out.WriteLine($"   the erased subject in the restored copy: {back} row(s) — the ledger was applied before the restore reported success");
-            var window = await production.DeleteNewestOrdersByMistakeAsync(ct).ConfigureAwait(false);
+            var (window, before) = await production.DeleteNewestOrdersByMistakeAsync(ct).ConfigureAwait(false);
             console.Out.WriteLine("   someone deletes the 5 newest orders; the audit trigger kept their old images in audit_log.meta");
+            var asOf = Stopwatch.StartNew();
+            await Run($"recover app --table public.orders --at '{before}' --from logical --dry-run   # the table just before, from the logical backup and the audit trail", "recover",
+                inv => LifecycleCommands.RecoverTableAsync(inv, new Operations.Lifecycle.Recovery.RecoverTableRequest(inv.ResolveDatabase("app"), "public.orders",
+                    DateTimeOffset.Parse(before, CultureInfo.InvariantCulture), DryRun: true, From: Operations.Lifecycle.Recovery.RecoverSource.Logical), ct)).ConfigureAwait(false);
+            // The audit window still has to reach back to the accident, however long the step above took.
+            window += TimeSpan.FromSeconds(Math.Ceiling(asOf.Elapsed.TotalSeconds));
             await Run($"recover app --from-audit --since {(long)window.TotalSeconds}s", "recover", inv => LifecycleCommands.RecoverAsync(inv, new Operations.Lifecycle.Recovery.RecoverRequest(inv.ResolveDatabase("app"),
                 window), ct)).ConfigureAwait(false);
 

@@ -164,12 +164,23 @@ internal static class LifecycleCommands
         var pattern = new Option<string?>("--event") { Description = "SQL LIKE pattern of the delete events (default %_deleted)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "List what would come back; change nothing (runs in a transaction that is rolled back)" };
         var undo = new Option<bool>("--undo-updates") { Description = "Also put updated rows back to their old images (with the columns that differed)" };
-        var at = new Option<string?>("--at") { Description = "With --table: the table as it was at this time, from the physical backup and the archived WAL (a scratch point-in-time restore), e.g. '2026-12-01 14:30:00+00'" };
+        var at = new Option<string?>("--at")
+        {
+            Description = "With --table: the table as it was at this time (UTC when no offset is given), staged in --into-schema and compared with the live table, e.g. " +
+                "cairn recover app --table public.orders --at '2026-12-01 14:30:00+00' --dry-run (then again with --merge to put back the rows missing since)",
+        };
+        var from = new Option<string>("--from")
+        {
+            Description = "With --at: physical (a scratch point-in-time restore of the physical backup and WAL), logical (the newest logical backup before TIME plus the audit trail's images up to TIME), " +
+                "or auto: physical when a physical backup and gap-free WAL archived past TIME cover it, else logical",
+            DefaultValueFactory = _ => "auto",
+        };
+        from.AcceptOnlyFromAmong("auto", "physical", "logical");
         var merge = new Option<bool>("--merge") { Description = "With --at: insert the rows the table had at that time and lacks now (one transaction; rows inserted since and rows that exist are untouched)" };
         var intoSchema = new Option<string>("--into-schema") { Description = "With --at: the schema the copy as of that time is staged in, beside the live table", DefaultValueFactory = _ => RecoverTableRequest.DefaultSchema };
-        var cmd = new Command("recover", "Bring back deleted rows from the audit trail (meta->'old' images), or a table as it was at a time (--table T --at TIME, from the physical backup and WAL); erased subjects never come back")
+        var cmd = new Command("recover", "Bring back deleted rows from the audit trail (meta->'old' images), or a table as it was at a time (--table T --at TIME, from the physical backup and WAL or a logical backup and the audit trail); erased subjects never come back")
         {
-            db, fromAudit, since, table, pattern, dryRun, undo, at, merge, intoSchema,
+            db, fromAudit, since, table, pattern, dryRun, undo, at, from, merge, intoSchema,
         };
         cmd.SetAction(ctx, (inv, p, ct) =>
         {
@@ -178,13 +189,18 @@ internal static class LifecycleCommands
             {
                 if (p.GetValue(fromAudit) || p.GetValue(since) is not null || p.GetValue(undo) || p.GetValue(pattern) is not null)
                 {
-                    throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, "--at rebuilds a table from the physical backup and WAL; --from-audit, --since, --event and --undo-updates belong to recovery from the audit trail: give one or the other");
+                    throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, "--at rebuilds a table as it was at a time; --from-audit, --since, --event and --undo-updates belong to recovery of deleted rows from the audit trail: give one or the other");
                 }
                 var tableName = p.GetValue(table) ?? throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, "--at needs --table T (the table to bring back as it was at that time)");
                 var time = DateTimeOffset.TryParse(atText, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
                     ? parsed
                     : throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, $"--at '{atText}' is not a time; write e.g. '2026-12-01 14:30:00+00'");
-                return RecoverTableAsync(inv, new RecoverTableRequest(target, tableName, time, p.GetValue(intoSchema)!, p.GetValue(merge), p.GetValue(dryRun)), ct);
+                var source = p.GetValue(from) switch { "physical" => RecoverSource.Physical, "logical" => RecoverSource.Logical, _ => RecoverSource.Auto };
+                return RecoverTableAsync(inv, new RecoverTableRequest(target, tableName, time, p.GetValue(intoSchema)!, p.GetValue(merge), p.GetValue(dryRun), From: source), ct);
+            }
+            if (p.GetValue(from) != "auto")
+            {
+                throw new Repository.RepositoryException(Repository.ErrorKind.InvalidInput, "--from belongs to --table T --at TIME (where the table as it was then is rebuilt from)");
             }
             if (p.GetValue(merge))
             {
@@ -210,13 +226,36 @@ internal static class LifecycleCommands
         var d = r.Diff;
         if (inv.Json)
         {
-            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new RecoverTableOutput("recover", r.Database, r.Table, r.At, r.Snapshot.Id, r.DryRun, r.Merged, r.DryRun ? null : d.StagingTable, d.Key, d.RowsInBackup, d.RowsLive,
-                d.OnlyInBackup, d.OnlyLive, d.Differ, d.Merged, r.Erasures.Entries, r.Erasures.Reapplied, r.Erasures.Rows, r.MergeErasures?.Reapplied, r.StopProof.Actual, Math.Round(r.Duration.TotalSeconds, 3)),
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new RecoverTableOutput("recover", r.Database, r.Table, r.At, r.Source, r.Choice, r.Snapshot.Id, r.DryRun, r.Merged, r.DryRun ? null : d.StagingTable, d.Key,
+                d.RowsInBackup, d.RowsLive, d.OnlyInBackup, d.OnlyLive, d.Differ, d.Merged, r.Erasures.Entries, r.Erasures.Reapplied, r.Erasures.Rows, r.MergeErasures?.Reapplied, r.StopProof?.Actual,
+                r.Replay?.BackupTime, r.Replay?.From, r.Replay?.Applied, r.Replay is { } rp ? [.. rp.NotApplied.Select(e => new ReplayEventRow(e.AuditKey, e.Table, e.EntityId, e.Event, e.Time, e.What))] : null,
+                r.Replay?.UnknownColumns, Math.Round(r.Duration.TotalSeconds, 3)),
                 CliJson.Default.RecoverTableOutput));
             return ExitCodes.Ok;
         }
         var w = inv.Console.Out;
-        w.WriteLine($"{r.Table} as of {Format.Time(r.At)}: from physical backup {r.Snapshot.ShortId} and the archived WAL ({r.StopProof.Actual})");
+        if (r.Replay is { } replay)
+        {
+            w.WriteLine($"{r.Table} as of {Format.Time(r.At)}: from logical backup {r.Snapshot.ShortId} (taken {Format.Time(replay.BackupTime)}) and the audit trail's events from {Format.Time(replay.From)} to then ({r.Choice})");
+            w.WriteLine($"audit events: {replay.Applied:N0} applied, {replay.NotApplied.Count:N0} could not be applied");
+            // An audit trail full of events without images (logins, messages) would bury the answer: the first ten, --json has all.
+            foreach (var e in replay.NotApplied.Take(10))
+            {
+                w.WriteLine($"  not applied: audit row {e.AuditKey} {Format.Time(e.Time)} {e.Event} {e.Table} {e.EntityId}: {e.What}");
+            }
+            if (replay.NotApplied.Count > 10)
+            {
+                w.WriteLine($"  … and {replay.NotApplied.Count - 10:N0} more (--json lists every one)");
+            }
+            if (replay.UnknownColumns.Count > 0)
+            {
+                w.WriteLine($"  image keys that are not columns of the backup's table were left out: {string.Join(", ", replay.UnknownColumns)}");
+            }
+        }
+        else
+        {
+            w.WriteLine($"{r.Table} as of {Format.Time(r.At)}: from physical backup {r.Snapshot.ShortId} and the archived WAL ({r.StopProof?.Actual}; {r.Choice})");
+        }
         if (r.Erasures.Entries > 0)
         {
             w.WriteLine($"erasure ledger: {r.Erasures.Entries} erasure(s) applied to the copy before it was read; {r.Erasures.Reapplied} found data ({r.Erasures.Rows:N0} rows stay erased)");

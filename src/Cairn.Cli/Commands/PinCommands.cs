@@ -21,11 +21,15 @@ internal static class PinCommands
             var r = await new PinOperation(inv.Operations).PinAsync(new PinRequest(p.GetValue(snapshot)!, p.GetValue(reason)!, untilText is null ? null : PinOperation.ParseUntil(untilText)), ct).ConfigureAwait(false);
             if (inv.Json)
             {
-                inv.Console.Out.WriteLine(JsonSerializer.Serialize(new PinOutput("summary", "pin", Row(r.Pin, inv.Operations.Time.GetUtcNow()), r.EvidenceSeq), CliJson.Default.PinOutput));
+                inv.Console.Out.WriteLine(JsonSerializer.Serialize(new PinOutput("summary", "pin", Row(r.Pin, inv.Operations.Time.GetUtcNow()), r.EvidenceSeq, r.LockedUntil is { } l ? Iso(l) : null), CliJson.Default.PinOutput));
             }
             else
             {
                 inv.Console.Out.WriteLine($"{(r.Replaced ? "re-pinned" : "pinned")} {r.Snapshot.ShortId} ({r.Snapshot.Manifest.Kind} backup of {r.Snapshot.Manifest.Name} at {Terminal.Format.Time(r.Snapshot.Manifest.Time)}){(r.Pin.Until is { } u ? $" until {Terminal.Format.Time(u)}" : " until unpinned")}: {r.Pin.Reason} (evidence {r.EvidenceSeq})");
+                if (r.LockedUntil is { } locked)
+                {
+                    inv.Console.Out.WriteLine($"S3 Object Lock: its {r.LockedObjects} object(s) are retained until at least {Terminal.Format.Time(locked)} ({r.LocksExtended} extended, the rest were locked longer already){(r.Pin.Until is null ? "; a pin without --until keeps prune away for ever, but the lock only for the configured period: pin again to extend it" : "")}");
+                }
             }
             return ExitCodes.Ok;
         }, "pin");
@@ -46,7 +50,7 @@ internal static class PinCommands
             }
             else
             {
-                inv.Console.Out.WriteLine($"unpinned {r.Snapshot.ShortId} (was held: {r.Removed.Reason}); retention applies to it again (evidence {r.EvidenceSeq})");
+                inv.Console.Out.WriteLine($"unpinned {r.Snapshot.ShortId} (was held: {r.Removed.Reason}); retention applies to it again (evidence {r.EvidenceSeq}){(r.LocksKept ? "; S3 Object Lock dates are left as they are (never shortened): prune removes its objects only after they expire" : "")}");
             }
             return ExitCodes.Ok;
         }, "pin");

@@ -307,7 +307,8 @@ internal static class RepositoryCommands
         if (inv.Json)
         {
             var snapshots = r.Decisions.Select(d => new PruneSnapshotRow(d.Decision.Id, d.Database, d.Decision.Time.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture), d.Decision.Keep, d.Decision.Reasons)).ToList();
-            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new PruneOutput("summary", dryRun, snapshots, data.PacksDeleted, data.PacksRepacked, data.BytesDeleted, data.BytesKept, data.OrphanPacks, r.WalObjectsDeleted, data.DeletedObjects), CliJson.Default.PruneOutput));
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new PruneOutput("summary", dryRun, snapshots, data.PacksDeleted, data.PacksRepacked, data.BytesDeleted, data.BytesKept, data.OrphanPacks, r.WalObjectsDeleted, data.DeletedObjects,
+                [.. r.Locked.Select(l => new LockedObjectRow(l.Path, l.Until.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture)))], r.LocksRenewed), CliJson.Default.PruneOutput));
             return ExitCodes.Ok;
         }
         if (r.Decisions.Count > 0)
@@ -323,6 +324,15 @@ internal static class RepositoryCommands
         foreach (var o in data.DeletedObjects)
         {
             inv.Console.Out.WriteLine($"{verb} {o}");
+        }
+        if (r.Locked.Count > 0)
+        {
+            // Not an error: Object Lock is doing its job; the objects go in a prune after their dates.
+            inv.Console.Out.WriteLine($"left {r.Locked.Count} object(s) that S3 Object Lock still retains (the first free {Format.Time(r.Locked.Min(l => l.Until))}, the last {Format.Time(r.Locked.Max(l => l.Until))}); a prune after that removes them");
+        }
+        if (r.LocksRenewed > 0)
+        {
+            inv.Console.Out.WriteLine($"renewed the S3 Object Lock of {r.LocksRenewed} object(s) the kept backups need");
         }
         inv.Console.Out.WriteLine($"{(dryRun ? "dry run: " : "")}{(dryRun ? "would forget" : "forgot")} {r.Forgotten} snapshot(s), kept {r.Kept}; {verb} {data.PacksDeleted} pack(s) ({data.OrphanPacks} orphaned), repacked {data.PacksRepacked}, freed {Format.Bytes(data.BytesDeleted)}; {Format.Bytes(data.BytesKept)} kept");
         return ExitCodes.Ok;

@@ -81,14 +81,68 @@ public sealed record CommandCheck(string CheckName, string Run, TimeSpan Timeout
 
 /// <summary>
 /// Whether objects a restore left out (the target lacks an extension; event triggers without a superuser) fail the run:
-/// only those whose cause is in <see cref="AllowSkipped"/> (<c>extension NAME</c>, <c>event trigger</c>) are accepted.
+/// only those whose cause is in <see cref="AllowSkipped"/> (<c>extension NAME</c>, <c>event trigger</c>, <c>role NAME</c>: a grant, policy or
+/// ownership naming a role the target lacks) are accepted. A NAME may hold <c>*</c> wildcards (any run of characters, none
+/// included): <c>role *</c> accepts every missing role, <c>extension pg_*</c> every extension whose name starts with pg_. The kind
+/// is never a wildcard: a pattern only ever matches causes of its own kind.
 /// Runs after a logical restore only (drills); elsewhere it is skipped, never passed.
 /// </summary>
 public sealed record RestoreCompleteCheck(IReadOnlyList<string> AllowSkipped) : CheckSpec("restore_complete", "restore_complete")
 {
     /// <summary>The causes a restore skips objects for (<see cref="Cairn.PostgreSql.Logical.SkippedObject.Cause"/>).</summary>
     public static bool IsCause(string text) => text == "event trigger"
-        || (text.StartsWith("extension ", StringComparison.Ordinal) && text.Length > "extension ".Length && !text["extension ".Length..].Contains(' ', StringComparison.Ordinal));
+        || (text.StartsWith("extension ", StringComparison.Ordinal) && text.Length > "extension ".Length && !text["extension ".Length..].Contains(' ', StringComparison.Ordinal))
+        || (text.StartsWith("role ", StringComparison.Ordinal) && text.Length > "role ".Length);
+
+    /// <summary>Whether <paramref name="cause"/> is accepted by one of <see cref="AllowSkipped"/>.</summary>
+    public bool Allows(string cause) => AllowSkipped.Any(p => Matches(p, cause));
+
+    /// <summary>
+    /// Whether the pattern <paramref name="allowed"/> (a cause, its name possibly with <c>*</c>) accepts <paramref name="cause"/>:
+    /// the kinds (<c>extension </c>, <c>role </c>, <c>event trigger</c>) must be equal, and only the name after the kind is
+    /// matched with wildcards, so <c>role *</c> can never accept an extension.
+    /// </summary>
+    public static bool Matches(string allowed, string cause)
+    {
+        if (allowed == "event trigger" || cause == "event trigger")
+        {
+            return allowed == cause;
+        }
+        foreach (var kind in (string[])["extension ", "role "])
+        {
+            if (allowed.StartsWith(kind, StringComparison.Ordinal))
+            {
+                return cause.StartsWith(kind, StringComparison.Ordinal) && Glob(allowed[kind.Length..], cause[kind.Length..]);
+            }
+        }
+        return false;
+    }
+
+    /// <summary><c>*</c> matches any run of characters (none included); every other character matches itself.</summary>
+    private static bool Glob(string pattern, string name)
+    {
+        var parts = pattern.Split('*');
+        if (parts.Length == 1)
+        {
+            return pattern == name;
+        }
+        if (!name.StartsWith(parts[0], StringComparison.Ordinal) || !name.EndsWith(parts[^1], StringComparison.Ordinal) || name.Length < parts[0].Length + parts[^1].Length)
+        {
+            return false;
+        }
+        var at = parts[0].Length;
+        var end = name.Length - parts[^1].Length;
+        foreach (var middle in parts[1..^1])
+        {
+            var i = name.IndexOf(middle, at, end - at, StringComparison.Ordinal);
+            if (i < 0)
+            {
+                return false;
+            }
+            at = i + middle.Length;
+        }
+        return true;
+    }
 }
 
 /// <summary>
@@ -100,3 +154,18 @@ public sealed record SupabaseAuthCheck(string Profiles, string UserColumn) : Che
 
 /// <summary>A Supabase project's Storage metadata survived: the buckets, and each bucket's <c>storage.objects</c> rows, as the backup had them.</summary>
 public sealed record StorageObjectsCheck() : CheckSpec("storage_objects", "storage_objects");
+
+/// <summary>
+/// Every <c>storage.objects</c> row (of <see cref="Buckets"/>, or of all buckets) of the restored database has its file in the
+/// backup's storage part, with the size its metadata records when it records one. Runs in drills only; elsewhere it is
+/// skipped, never passed.
+/// </summary>
+public sealed record StorageFilesCheck(IReadOnlyList<string>? Buckets) : CheckSpec("storage_files", "storage_files");
+
+/// <summary>What a drill's backup holds of the Storage files: the buckets, and each file's size by (bucket, key); <see cref="None"/> when it holds none.</summary>
+public sealed record StorageFilesView(IReadOnlySet<string> Buckets, IReadOnlyDictionary<(string Bucket, string Key), long> Sizes, IReadOnlySet<(string Bucket, string Key)> Vanished)
+{
+    public static StorageFilesView None { get; } = new(new HashSet<string>(), new Dictionary<(string, string), long>(), new HashSet<(string, string)>());
+
+    public bool HoldsAny => Buckets.Count > 0;
+}

@@ -18,7 +18,7 @@ internal static class CheckParser
         {
             if (item is not YamlMappingNode m || m.Children.Count != 1)
             {
-                throw new ConfigException($"{file}:{item.Start.Line}: databases.{database}.checks: each check is one key (tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied, restore_complete, supabase_auth, storage_objects)");
+                throw new ConfigException($"{file}:{item.Start.Line}: databases.{database}.checks: each check is one key (tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied, restore_complete, supabase_auth, storage_objects, storage_files)");
             }
             var (k, v) = m.Children.First();
             var kind = (k as YamlScalarNode)?.Value ?? "";
@@ -75,7 +75,7 @@ internal static class CheckParser
                         var allowed = v is YamlMappingNode rm ? List(rm, "allow_skipped") ?? [] : v is YamlScalarNode { Value: null or "" } ? [] : throw new ConfigException($"{Where(v)} must be a mapping, e.g. {{ allow_skipped: [extension pg_graphql] }}");
                         foreach (var a in allowed.Where(a => !RestoreCompleteCheck.IsCause(a)))
                         {
-                            throw new ConfigException($"{Where(v)}.allow_skipped: '{a}' is not a cause a restore skips for; write 'extension NAME' (e.g. extension pg_graphql) or 'event trigger'");
+                            throw new ConfigException($"{Where(v)}.allow_skipped: '{a}' is not a cause a restore skips for; write 'extension NAME' (e.g. extension pg_graphql), 'event trigger' or 'role NAME' (e.g. role anon); a NAME may hold * wildcards (role *, extension pg_*), the kind may not");
                         }
                         result.Add(new RestoreCompleteCheck(allowed));
                         break;
@@ -89,6 +89,13 @@ internal static class CheckParser
                     case "storage_objects":
                         result.Add(new StorageObjectsCheck());
                         break;
+                    case "storage_files":
+                    {
+                        // storage_files: {} (every storage.objects row) or { buckets: [avatars] } (only those buckets' rows)
+                        var buckets = v is YamlMappingNode fm ? List(fm, "buckets") : v is YamlScalarNode { Value: null or "" } ? null : throw new ConfigException($"{Where(v)} must be a mapping, e.g. {{}} or {{ buckets: [avatars] }}");
+                        result.Add(new StorageFilesCheck(buckets));
+                        break;
+                    }
                     case "erasures_applied":
                         result.Add(new ErasuresAppliedCheck());
                         break;
@@ -130,7 +137,7 @@ internal static class CheckParser
                         break;
                     }
                     default:
-                        throw new ConfigException($"{file}:{k.Start.Line}: databases.{database}.checks: unknown check kind '{kind}' (known: tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied, restore_complete, supabase_auth, storage_objects)");
+                        throw new ConfigException($"{file}:{k.Start.Line}: databases.{database}.checks: unknown check kind '{kind}' (known: tables_present, row_counts, rls_enabled, foreign_keys, audit_continuity, sql, amcheck, command, erasures_applied, restore_complete, supabase_auth, storage_objects, storage_files)");
                 }
             }
             catch (FormatException e)

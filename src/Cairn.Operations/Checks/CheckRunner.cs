@@ -18,7 +18,8 @@ public sealed record CheckTarget(
     string Url,
     IReadOnlyDictionary<string, string>? CommandEnvironment = null,
     IReadOnlyList<Lifecycle.Erasure.ErasureEntry>? Erasures = null,
-    IReadOnlyList<SkippedObject>? Skipped = null);
+    IReadOnlyList<SkippedObject>? Skipped = null,
+    StorageFilesView? StorageFiles = null);
 
 /// <summary>
 /// Runs declared checks. A check that errors (bad SQL, missing table, timeout) fails and says why;
@@ -80,6 +81,7 @@ public static partial class CheckRunner
         RestoreCompleteCheck c => Task.FromResult(RestoreComplete(c, t)),
         SupabaseAuthCheck c => SupabaseAuthAsync(c, s, t, ct),
         StorageObjectsCheck c => StorageObjectsAsync(c, s, t, ct),
+        StorageFilesCheck c => StorageFilesAsync(c, s, t, ct),
         _ => throw new InvalidOperationException($"unknown check {check.Kind}"),
     };
 
@@ -256,6 +258,67 @@ public static partial class CheckRunner
         return new CheckResult(c.Name, c.Kind, expected, actual, problems.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail, default, problems.Count == 0 ? null : string.Join("; ", problems));
     }
 
+    /// <summary>Each storage.objects row against the backup's storage part: the file is there, with the size the row's metadata records.</summary>
+    private static async Task<CheckResult> StorageFilesAsync(StorageFilesCheck c, CheckSession s, CheckTarget t, CancellationToken ct)
+    {
+        var expected = c.Buckets is { } chosen ? $"every storage.objects row of {string.Join(", ", chosen)} has its file in the backup" : "every storage.objects row has its file in the backup";
+        if (t.StorageFiles is not { } files)
+        {
+            return new CheckResult(c.Name, c.Kind, expected, "no backup's files here", CheckStatus.Skip, default,
+                "compares the restored rows with the files a backup holds: run it in a logical drill ('cairn drill DATABASE'), or mark it optional: true");
+        }
+        var present = await s.QueryAsync("SELECT to_regclass('storage.objects') IS NOT NULL", null, ct).ConfigureAwait(false);
+        if (!(bool)present[0][0]!)
+        {
+            return new CheckResult(c.Name, c.Kind, expected, "no storage.objects", CheckStatus.Fail, default, "Storage's metadata table storage.objects is not in this database: back up the storage schema's data");
+        }
+        var rows = await s.QueryAsync("SELECT bucket_id::text, name::text, metadata->>'size' FROM storage.objects ORDER BY 1, 2", null, ct).ConfigureAwait(false);
+        var missing = new List<string>();
+        var sizes = new List<string>();
+        var bucketsWithout = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var counted = 0;
+        foreach (var r in rows)
+        {
+            var bucket = (string?)r[0] ?? "";
+            var name = (string?)r[1] ?? "";
+            if (c.Buckets is { } only && !only.Contains(bucket, StringComparer.Ordinal))
+            {
+                continue;
+            }
+            counted++;
+            if (!files.Buckets.Contains(bucket))
+            {
+                bucketsWithout[bucket] = bucketsWithout.GetValueOrDefault(bucket) + 1;
+                continue;
+            }
+            if (!files.Sizes.TryGetValue((bucket, name), out var size))
+            {
+                missing.Add($"{bucket}/{StorageFiles.StorageNames.Display(name)}{(files.Vanished.Contains((bucket, name)) ? " (deleted from the bucket while the backup ran)" : "")}");
+            }
+            else if (r[2] is string text && long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var recorded) && recorded != size)
+            {
+                sizes.Add($"{bucket}/{StorageFiles.StorageNames.Display(name)} ({size} bytes in the backup, {recorded} in its metadata)");
+            }
+        }
+        var problems = new List<string>();
+        if (!files.HoldsAny)
+        {
+            problems.Add("the backup holds no Storage files: configure storage_buckets for this database and take a backup");
+        }
+        problems.AddRange(bucketsWithout.Select(b => $"bucket {b.Key}: {b.Value} row(s), but the backup holds none of its files (add it to storage_buckets.buckets, or limit the check: storage_files: {{ buckets: [...] }})"));
+        if (missing.Count > 0)
+        {
+            problems.Add($"{missing.Count} file(s) missing from the backup: {string.Join(", ", missing.Take(20))}{(missing.Count > 20 ? $", and {missing.Count - 20} more" : "")}");
+        }
+        if (sizes.Count > 0)
+        {
+            problems.Add($"{sizes.Count} file(s) of another size: {string.Join(", ", sizes.Take(20))}{(sizes.Count > 20 ? $", and {sizes.Count - 20} more" : "")}");
+        }
+        var bad = missing.Count + sizes.Count + bucketsWithout.Values.Sum();
+        return new CheckResult(c.Name, c.Kind, expected, $"{counted - bad} of {counted} rows have their file", problems.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail, default,
+            problems.Count == 0 ? null : string.Join("; ", problems));
+    }
+
     private static List<string> SplitList(string? text) => string.IsNullOrEmpty(text) ? [] : [.. text.Split(',')];
 
     private static Dictionary<string, long> BucketCounts(string? text) => SplitList(text).Select(x => x.Split('=')).Where(p => p.Length >= 2)
@@ -270,17 +333,17 @@ public static partial class CheckRunner
             return new CheckResult(c.Name, c.Kind, expected, "no logical restore here", CheckStatus.Skip, default,
                 "judges what a logical restore left out: run it in a logical drill ('cairn drill DATABASE'), or mark it optional: true");
         }
-        var allowed = c.AllowSkipped.ToHashSet(StringComparer.Ordinal);
-        var notAllowed = t.Skipped.Where(x => !allowed.Contains(x.Cause)).ToList();
+        var notAllowed = t.Skipped.Where(x => !c.Allows(x.Cause)).ToList();
         var detail = new List<string>();
         if (notAllowed.Count > 0)
         {
             detail.Add($"skipped and not allowed: {string.Join("; ", notAllowed.Take(20).Select(x => $"{x.Entry} ({x.Cause})"))}{(notAllowed.Count > 20 ? $"; and {notAllowed.Count - 20} more" : "")}"
-                + $"; restore where {string.Join(" and ", notAllowed.Select(x => x.Cause).Distinct())} exist(s) (drill: {{ on: URL }}), or allow it: restore_complete: {{ allow_skipped: [{string.Join(", ", notAllowed.Select(x => x.Cause).Distinct())}] }}");
+                + $"; restore where {string.Join(" and ", notAllowed.Select(x => x.Cause).Distinct())} exist(s) (drill: {{ on: URL }}), or allow it: restore_complete: {{ allow_skipped: [{string.Join(", ", notAllowed.Select(x => x.Cause).Distinct())}] }}"
+                + (notAllowed.Select(x => x.Cause).Where(x => x.StartsWith("role ", StringComparison.Ordinal)).Distinct().Count() > 1 ? " (a wildcard accepts several: role * for every missing role, or e.g. role supabase_*)" : ""));
         }
         if (t.Skipped.Count > notAllowed.Count)
         {
-            detail.Add($"skipped as allowed: {string.Join("; ", t.Skipped.Where(x => allowed.Contains(x.Cause)).Take(20).Select(x => $"{x.Entry} ({x.Cause})"))}");
+            detail.Add($"skipped as allowed: {string.Join("; ", t.Skipped.Where(x => c.Allows(x.Cause)).Take(20).Select(x => $"{x.Entry} ({x.Cause})"))}");
         }
         return new CheckResult(c.Name, c.Kind, expected, t.Skipped.Count == 0 ? "every object restored" : $"{t.Skipped.Count} object(s) skipped, {notAllowed.Count} not allowed",
             notAllowed.Count == 0 ? CheckStatus.Pass : CheckStatus.Fail, default, detail.Count == 0 ? null : string.Join("; ", detail));

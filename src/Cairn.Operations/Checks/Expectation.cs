@@ -41,12 +41,12 @@ public sealed partial record Expectation(string Op, decimal A, decimal B, bool F
 
     private static decimal Num(string s, string text) => decimal.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : throw new FormatException($"'{s}' in expect '{text}' is not a number");
 
-    [GeneratedRegex(@"^=\s*fingerprint$")]
+    [GeneratedRegex(@"^=\s*fingerprint\z")]
     private static partial Regex FingerprintPattern();
 
-    [GeneratedRegex(@"^between\s+(-?[\d.]+)\s+and\s+(-?[\d.]+)$", RegexOptions.IgnoreCase)]
+    [GeneratedRegex(@"^between\s+(-?[\d.]+)\s+and\s+(-?[\d.]+)\z", RegexOptions.IgnoreCase)]
     private static partial Regex BetweenPattern();
 
-    [GeneratedRegex(@"^(>=|<=|==|=|>|<)\s*(-?[\d.]+)$")]
+    [GeneratedRegex(@"^(>=|<=|==|=|>|<)\s*(-?[\d.]+)\z")]
     private static partial Regex ComparePattern();
 }

@@ -71,8 +71,15 @@ public sealed record DatabaseConfig
 
     /// <summary>Which roles a backup stores (<c>roles: referenced | all | [list]</c>).</summary>
     public Logical.RoleSelection Roles { get; init; } = Logical.RoleSelection.Referenced;
+
+    /// <summary>The application's Storage buckets whose files a backup also holds (<c>storage_buckets:</c>), or null.</summary>
+    public StorageBucketsConfig? StorageBuckets { get; init; }
+
     /// <summary>How wal-push and wal-fetch work for this database (<c>wal:</c>); synchronous, no prefetch when absent.</summary>
     public WalConfig Wal { get; init; } = WalConfig.Synchronous;
+
+    /// <summary>How the incident runbooks isolate this database, and the hooks and human steps they add (<c>incident:</c>).</summary>
+    public Incidents.IncidentConfig Incident { get; init; } = Incidents.IncidentConfig.Default;
 }
 
 /// <summary>
@@ -157,7 +164,7 @@ public sealed record CairnConfig
     public static CairnConfig Empty { get; } = new();
 
     private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports", "copies"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target", "preset", "include_schemas", "exclude_schemas", "roles", "drill", "wal"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target", "preset", "include_schemas", "exclude_schemas", "roles", "drill", "wal", "storage_buckets", "incident"];
     private static readonly HashSet<string> DrillKeys = ["on", "password_file"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
@@ -295,6 +302,8 @@ public sealed record CairnConfig
                     IncludeSchemas = SchemaList(ctx, d, "include_schemas", file, name),
                     ExcludeSchemas = SchemaList(ctx, d, "exclude_schemas", file, name),
                     Roles = ParseRoles(ctx, d, file, name),
+                    StorageBuckets = ctx.Get(d, "storage_buckets") is { } sbn ? StorageBucketsConfigSection.Parse(sbn, file, baseDir, name, ctx) : null,
+                    Incident = Incidents.IncidentConfig.Parse(ctx.Get(d, "incident"), file, name, ctx),
                     Wal = ctx.Get(d, "wal") is { } wn ? ParseWal(ctx, ctx.Mapping(wn, $"databases.{name}.wal"), file, name, Resolve) : WalConfig.Synchronous,
                 };
             }

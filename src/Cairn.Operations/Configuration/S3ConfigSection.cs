@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Cairn.Repository.Storage;
 using Cairn.Storage.S3;
 using YamlDotNet.RepresentationModel;
 
@@ -6,12 +7,12 @@ namespace Cairn.Operations.Configuration;
 
 /// <summary>
 /// The <c>s3:</c> block of cairn.yaml (every key optional):
-/// <c>s3: { endpoint, region, path_style, credentials_file, profile, sse, sse_kms_key_id, storage_class }</c>.
+/// <c>s3: { endpoint, region, path_style, credentials_file, profile, ca_file, sse, sse_kms_key_id, storage_class, object_lock: { mode, days } }</c>.
 /// Credentials never appear in it: keys that would hold them are refused with the way to do it instead.
 /// </summary>
 public static partial class S3ConfigSection
 {
-    private static readonly HashSet<string> Keys = ["endpoint", "region", "path_style", "credentials_file", "profile", "sse", "sse_kms_key_id", "storage_class"];
+    private static readonly HashSet<string> Keys = ["endpoint", "region", "path_style", "credentials_file", "profile", "ca_file", "sse", "sse_kms_key_id", "storage_class", "object_lock"];
 
     private static readonly HashSet<string> SecretKeys = ["access_key", "access_key_id", "aws_access_key_id", "secret_key", "secret_access_key", "aws_secret_access_key", "session_token", "aws_session_token", "password", "secret"];
 
@@ -75,6 +76,12 @@ public static partial class S3ConfigSection
             }
         }
         var credentials = ctx.OptString(map, "credentials_file", "s3");
+        var caFile = ctx.OptString(map, "ca_file", "s3");
+        ObjectLockPolicy? objectLock = null;
+        if (ctx.Get(map, "object_lock") is { } ln)
+        {
+            objectLock = ParseObjectLock(ctx, ln, file, key);
+        }
         return new S3Options
         {
             Endpoint = endpoint,
@@ -82,15 +89,41 @@ public static partial class S3ConfigSection
             PathStyle = ctx.OptBool(map, "path_style", "s3"),
             CredentialsFile = credentials is null ? null : Path.GetFullPath(credentials, baseDirectory),
             Profile = ctx.OptString(map, "profile", "s3"),
+            CaFile = caFile is null ? null : Path.GetFullPath(caFile, baseDirectory),
             Sse = sse,
             SseKmsKeyId = kmsKey,
             StorageClass = storageClass,
+            ObjectLock = objectLock,
         };
     }
 
-    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$")]
+    /// <summary>The longest retention accepted: 100 years (S3's own limit); anything longer is a typo.</summary>
+    public const int MaxObjectLockDays = 36500;
+
+    private static ObjectLockPolicy ParseObjectLock(CairnConfig.Ctx ctx, YamlNode node, string file, string key)
+    {
+        var map = ctx.Mapping(node, key + ".object_lock");
+        ctx.CheckKeys(map, ["mode", "days"], key + ".object_lock.");
+        var modeNode = ctx.Get(map, "mode") ?? throw new ConfigException($"{file}:{node.Start.Line}: {key}.object_lock needs mode: governance or compliance (and days: N)");
+        var modeText = ctx.Scalar(modeNode, key + ".object_lock.mode");
+        var mode = modeText.ToLowerInvariant() switch
+        {
+            "governance" => ObjectLockMode.Governance,
+            "compliance" => ObjectLockMode.Compliance,
+            _ => throw new ConfigException($"{file}:{modeNode.Start.Line}: {key}.object_lock.mode must be governance or compliance, not '{modeText}'"),
+        };
+        var daysNode = ctx.Get(map, "days") ?? throw new ConfigException($"{file}:{node.Start.Line}: {key}.object_lock needs days: N (how long every new object stays undeletable; longer than the retention policy keeps a backup)");
+        var daysText = ctx.Scalar(daysNode, key + ".object_lock.days");
+        if (!int.TryParse(daysText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var days) || days is < 1 or > MaxObjectLockDays)
+        {
+            throw new ConfigException($"{file}:{daysNode.Start.Line}: {key}.object_lock.days must be a whole number of days from 1 to {MaxObjectLockDays}, not '{daysText}'");
+        }
+        return new ObjectLockPolicy(mode, TimeSpan.FromDays(days));
+    }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}\\z")]
     private static partial Regex RegionRegex();
 
-    [GeneratedRegex("^[A-Z][A-Z_]*$")]
+    [GeneratedRegex("^[A-Z][A-Z_]*\\z")]
     private static partial Regex StorageClassRegex();
 }

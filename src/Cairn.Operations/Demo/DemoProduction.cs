@@ -72,14 +72,15 @@ public sealed class DemoProduction : IAsyncDisposable
 
     /// <summary>
     /// Someone deletes the 5 newest orders (the audit trigger keeps their old images); returns a window that covers the
-    /// accident, measured on the server's clock, for <c>recover --from-audit --since</c>.
+    /// accident, measured on the server's clock, for <c>recover --from-audit --since</c>, and a moment just before it
+    /// (the form <c>recover --at</c> takes).
     /// </summary>
-    public async Task<TimeSpan> DeleteNewestOrdersByMistakeAsync(CancellationToken cancellationToken)
+    public async Task<(TimeSpan Window, string Before)> DeleteNewestOrdersByMistakeAsync(CancellationToken cancellationToken)
     {
         var start = await Server.ScalarAsync<DateTime>("SELECT clock_timestamp()", Database, cancellationToken).ConfigureAwait(false);
         await Server.ExecuteAsync("DELETE FROM orders WHERE id IN (SELECT id FROM orders ORDER BY id DESC LIMIT 5)", Database, cancellationToken).ConfigureAwait(false);
         var end = await Server.ScalarAsync<DateTime>("SELECT clock_timestamp()", Database, cancellationToken).ConfigureAwait(false);
-        return TimeSpan.FromSeconds(Math.Ceiling((end - start).TotalSeconds) + 2);
+        return (TimeSpan.FromSeconds(Math.Ceiling((end - start).TotalSeconds) + 2), start.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00");
     }
 
     /// <summary>
@@ -88,11 +89,12 @@ public sealed class DemoProduction : IAsyncDisposable
     /// </summary>
     public async Task<string> TwoTransactionsAsync(CancellationToken cancellationToken)
     {
-        await Server.ExecuteAsync("INSERT INTO audit_log (actor, event, entity, created_at) VALUES ('demo', 'transaction A: refund approved', 'orders', now())", Database, cancellationToken).ConfigureAwait(false);
+        // Markers of the demo itself, not events about a row: their entity names no table, so no replay reads them.
+        await Server.ExecuteAsync("INSERT INTO audit_log (actor, event, entity, created_at) VALUES ('demo', 'transaction A: refund approved', 'demo', now())", Database, cancellationToken).ConfigureAwait(false);
         var between = await Server.ScalarAsync<DateTime>("SELECT clock_timestamp()", Database, cancellationToken).ConfigureAwait(false);
         // The two commits must lie apart in time for a time target to fall between them.
         await Task.Delay(1100, cancellationToken).ConfigureAwait(false);
-        await Server.ExecuteAsync("INSERT INTO audit_log (actor, event, entity, created_at) VALUES ('demo', 'transaction B: all orders deleted by mistake', 'orders', now())", Database, cancellationToken).ConfigureAwait(false);
+        await Server.ExecuteAsync("INSERT INTO audit_log (actor, event, entity, created_at) VALUES ('demo', 'transaction B: all orders deleted by mistake', 'demo', now())", Database, cancellationToken).ConfigureAwait(false);
         await ArchiveCurrentSegmentAsync(cancellationToken).ConfigureAwait(false);
         return between.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00";
     }

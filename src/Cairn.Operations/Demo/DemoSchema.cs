@@ -101,12 +101,26 @@ public static class DemoSchema
                round((random() * 500)::numeric, 2), (ARRAY['EUR','USD','GBP'])[1 + (random() * 2)::int], now() - (random() * interval '400 days')
         FROM profiles p, generate_series(1, 4);
 
+        -- The application's own recent events, six per profile, shaped like the rows the audit trigger below writes: the
+        -- entity is the table the event is about and entity_id that row's key, and an event that changed a row carries its
+        -- images (meta->'old', meta->'new'), so recover --at can replay it. Here: an order's status moved to what it is now;
+        -- its images hold the order's key and the changed column only, never the person (an image naming the profile
+        -- would leave the person's id in the log after an erasure, which anonymises the person's rows by actor and top-level
+        -- keys). A login changes no row of this schema: it is about the user (Supabase's auth.users) and has no image.
         INSERT INTO audit_log (actor, event, entity, entity_id, meta, created_at)
-        SELECT p.id::text, (ARRAY['order_created','order_deleted','profile_updated','login','message_sent'])[1 + (random() * 4)::int],
-               (ARRAY['orders','profiles','wa_messages'])[1 + (random() * 2)::int], (random() * 100000)::int::text,
-               jsonb_build_object('email', p.email::text, 'ip', '10.0.' || (random() * 255)::int || '.' || (random() * 255)::int, 'ua', 'Mozilla/5.0'),
+        SELECT p.id::text, e.event, e.entity, e.entity_id,
+               e.meta || jsonb_build_object('ip', '10.0.' || (random() * 255)::int || '.' || (random() * 255)::int, 'ua', 'Mozilla/5.0'),
                now() - (g * interval '7 minutes')
-        FROM profiles p, generate_series(1, 6) g;
+        FROM profiles p
+        CROSS JOIN generate_series(1, 6) g
+        CROSS JOIN LATERAL (
+          (SELECT 'orders_updated' AS event, 'orders' AS entity, o.id::text AS entity_id,
+                  jsonb_build_object('old', jsonb_build_object('id', o.id, 'status', CASE o.status WHEN 'shipped' THEN 'paid' WHEN 'refunded' THEN 'paid' ELSE 'pending' END),
+                                     'new', jsonb_build_object('id', o.id, 'status', o.status)) AS meta
+           FROM orders o WHERE g % 2 = 1 AND o.profile_id = p.id ORDER BY o.id OFFSET g / 2 LIMIT 1)
+          UNION ALL
+          SELECT 'login', 'auth.users', p.id::text, jsonb_build_object('email', p.email::text) WHERE g % 2 = 0
+        ) e;
 
         INSERT INTO wa_messages (profile_id, direction, body, created_at)
         SELECT p.id, CASE WHEN random() < 0.5 THEN 'in' ELSE 'out' END,

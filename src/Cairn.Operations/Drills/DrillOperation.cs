@@ -64,6 +64,17 @@ public sealed class DrillOperation(OperationContext context)
     internal static IReadOnlyList<CheckSpec> WithRestoreComplete(IReadOnlyList<CheckSpec> checks, IReadOnlyList<SkippedObject> skipped)
         => skipped.Count > 0 && !checks.Any(c => c is RestoreCompleteCheck) ? [.. checks, new RestoreCompleteCheck([])] : checks;
 
+    /// <summary>A backup that holds Storage files is drilled with <c>storage_files</c> even when the configuration does not name it.</summary>
+    internal static IReadOnlyList<CheckSpec> WithStorageFiles(IReadOnlyList<CheckSpec> checks, StorageFiles.StoragePart? part)
+        => part is not null && !checks.Any(c => c is StorageFilesCheck) ? [.. checks, new StorageFilesCheck(null)] : checks;
+
+    /// <summary>What the check compares with: the part's files by bucket and key (none when the backup holds no part).</summary>
+    internal static StorageFilesView ViewOf(StorageFiles.StoragePart? part)
+        => part is null
+            ? StorageFilesView.None
+            : new StorageFilesView(part.File.Buckets.Select(b => b.Name).ToHashSet(StringComparer.Ordinal), part.Objects.ToDictionary(o => (o.Bucket, o.Key), o => o.Size),
+                part.File.Buckets.SelectMany(b => b.Vanished.Select(k => (b.Name, k))).ToHashSet());
+
     public async Task<DrillResult> RunAsync(DrillRequest request, IProgress<string>? progress, CancellationToken cancellationToken)
     {
         var db = request.Database;
@@ -134,7 +145,7 @@ public sealed class DrillOperation(OperationContext context)
             try
             {
                 progress?.Report($"restoring into {where}");
-                restore = await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, serverConn, database, clean: false, jobs: 2, noOwner: false, withRoleAttributes: false, progress, context.Toolchain, ct).ConfigureAwait(false);
+                restore = await LogicalRestoreOperation.RestoreDatabaseAsync(repo, snap, serverConn, database, clean: false, jobs: 2, noOwner: false, withRoleAttributes: false, createMissingRoles: false, progress, context.Toolchain, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is PgToolException or Repository.RepositoryException or IOException or Npgsql.NpgsqlException)
             {
@@ -161,8 +172,10 @@ public sealed class DrillOperation(OperationContext context)
             progress?.Report("running checks");
             // Commands see the restored copy as their default server (PGHOST...), never the live one.
             using var commandEnvironment = target.ProgramEnvironment();
-            var checkTarget = new CheckTarget(target, fp.BackupTime, checkFingerprint, previous, IsScratchCopy: true, server?.Url(fp.Database) ?? RestoredUrl(target), commandEnvironment.Variables, erasures.Ledger, restore.Skipped);
-            results.AddRange(await CheckRunner.RunAsync(WithRestoreComplete(checks.Count > 0 ? checks : DefaultChecks, restore.Skipped), checkTarget, TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
+            var storage = await StorageFiles.StoragePart.ReadAsync(repo, snap, ct).ConfigureAwait(false);
+            var checkTarget = new CheckTarget(target, fp.BackupTime, checkFingerprint, previous, IsScratchCopy: true, server?.Url(fp.Database) ?? RestoredUrl(target), commandEnvironment.Variables, erasures.Ledger, restore.Skipped,
+                ViewOf(storage));
+            results.AddRange(await CheckRunner.RunAsync(WithStorageFiles(WithRestoreComplete(checks.Count > 0 ? checks : DefaultChecks, restore.Skipped), storage), checkTarget, TimeSpan.FromMinutes(10), ct).ConfigureAwait(false));
             var dataAge = time.GetUtcNow() - fp.BackupTime;
             string? keptUrl = null;
             string? keptDir = null;

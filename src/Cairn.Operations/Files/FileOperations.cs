@@ -81,7 +81,7 @@ public sealed class FileGetOperation(OperationContext context)
         try
         {
             progress?.SetTotal(item.Size);
-            await using (var output = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous))
+            await using (var output = FreshFile.Create(temp, 1 << 20, FileOptions.Asynchronous))
             {
                 await repo.ReadItemAsync(item, output, progress, cancellationToken).ConfigureAwait(false);
             }

@@ -21,12 +21,22 @@ public sealed record LogicalBackupRequest(DatabaseTarget Database, bool ContentF
 /// <summary>What a backup of a database would hold: one decision per schema, which roles, which of them the platform manages.</summary>
 public sealed record LogicalBackupPlan(string Database, string Source, string? Preset, IReadOnlyList<SchemaDecision> Schemas, RoleSelection Roles, IReadOnlyList<string> ManagedRoles, bool WithRolePasswords)
 {
+    /// <summary>Where the Storage files come from (<c>storage_buckets.endpoint</c>), or null when the database has no storage_buckets.</summary>
+    public string? StorageEndpoint { get; init; }
+
+    /// <summary>What the pooler probe found (null when the plan did not probe: a backup probes again as it starts).</summary>
+    public PoolerFinding? Pooler { get; init; }
+
+    /// <summary>Each configured bucket as listed now (objects, bytes, refused keys, or why it cannot be listed).</summary>
+    public IReadOnlyList<StorageFiles.StorageBucketPlan> StorageBuckets { get; init; } = [];
+
     public IReadOnlyList<string> Skipped => [.. Schemas.Where(s => s.Choice == SchemaChoice.Skipped).Select(s => s.Schema)];
 
     public IReadOnlyList<string> DataOnly => [.. Schemas.Where(s => s.Choice == SchemaChoice.DataOnly).Select(s => s.Schema)];
 }
 
-public sealed record LogicalBackupResult(string Database, Snapshot Snapshot, Fingerprint Fingerprint, WriteStats Stats, TimeSpan Duration, int Files);
+/// <param name="Storage">The Storage files the backup holds (<c>storage_buckets</c>), or null when none are configured.</param>
+public sealed record LogicalBackupResult(string Database, Snapshot Snapshot, Fingerprint Fingerprint, WriteStats Stats, TimeSpan Duration, int Files, StorageFiles.StorageBackupSummary? Storage = null);
 
 /// <summary>Progress of a logical backup: bytes stored so far and tables fingerprinted.</summary>
 public sealed record BackupProgress(long Bytes, int TablesDone, int TablesTotal, string Current);
@@ -55,13 +65,22 @@ public sealed class LogicalBackupOperation(OperationContext context)
         var queries = CheckRunner.FingerprintQueries(db.Checks);
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name}", cancellationToken).ConfigureAwait(false);
-        var plan = await PlanAsync(db, request.WithRolePasswords, probePooler: false, cancellationToken).ConfigureAwait(false);
+        var plan = await PlanAsync(db, request.WithRolePasswords, probePooler: false, listStorage: false, cancellationToken).ConfigureAwait(false);
         var options = new DumpOptions(request.ContentFingerprint, request.WithRolePasswords, Math.Max(1, request.Jobs), context.Toolchain.WorkDirectory, queries)
         {
             ExcludeSchemas = plan.Skipped,
             Roles = new RoleScope(plan.Roles.All, plan.Roles.Extra, plan.ManagedRoles),
         };
-        var result = await WriteAsync(repo, db.Name, db.Connection, options, plan, progress, context.Toolchain.PostgresBin, request.Tags, cancellationToken).ConfigureAwait(false);
+        Snapshot? previous = null;
+        if (db.Config?.StorageBuckets is { } storage)
+        {
+            // A bucket that cannot be listed fails the backup before the dump, not after it.
+            await StorageFiles.StorageFilesBackup.ProbeAsync(context, storage, cancellationToken).ConfigureAwait(false);
+            previous = await SnapshotSelector.NewestMatchingAsync(repo, new SnapshotFilter(db.Name, Kind).Matches, cancellationToken).ConfigureAwait(false);
+        }
+        var result = await WriteAsync(repo, db.Name, db.Connection, options, plan, progress, context.Toolchain.PostgresBin, request.Tags,
+            db.Config?.StorageBuckets is { } sb ? (writer, ct) => StorageFiles.StorageFilesBackup.WriteAsync(context, writer, sb, previous, progress is null ? null : new Progress<string>(t => progress.Report(new BackupProgress(writer.Stats.BytesRead, 0, 0, t))), ct) : null,
+            cancellationToken).ConfigureAwait(false);
         var fp = result.Fingerprint;
         var seq = context.Evidence.Record(new LogicalBackupEvent(db.Connection.Redacted, result.Stats.BytesRead, result.Stats.BytesAdded, fp.Tables.Count, fp.TotalRows, fp.BackupTime, fp.ServerVersion, fp.Mode)
         {
@@ -69,6 +88,7 @@ public sealed class LogicalBackupOperation(OperationContext context)
             Database = db.Name,
             Snapshot = result.Snapshot.Id,
             DurationMs = (long)result.Duration.TotalMilliseconds,
+            Storage = result.Storage,
         });
         if (await Checks.ResultMirror.WriteAsync(context, db.Connection, [Checks.ResultMirror.EventRow("backup", db.Name, true, context.Time.GetUtcNow(), context.Time.GetUtcNow(), result.Duration, seq, $"logical, {fp.Tables.Count} tables, {fp.TotalRows} rows")], cancellationToken).ConfigureAwait(false) is { } warning)
         {
@@ -82,12 +102,10 @@ public sealed class LogicalBackupOperation(OperationContext context)
     /// (preset, include_schemas, exclude_schemas, roles); <c>cairn backup --dry-run</c> shows it. With <paramref name="probePooler"/>,
     /// a transaction-mode pooler is refused here as the backup would refuse it.
     /// </summary>
-    public async Task<LogicalBackupPlan> PlanAsync(DatabaseTarget db, bool withRolePasswords, bool probePooler, CancellationToken cancellationToken)
+    /// <param name="listStorage">List each storage bucket (the dry run shows what the backup would copy); a backup lists them itself.</param>
+    public async Task<LogicalBackupPlan> PlanAsync(DatabaseTarget db, bool withRolePasswords, bool probePooler, bool listStorage, CancellationToken cancellationToken)
     {
-        if (probePooler)
-        {
-            await PoolerProbe.RefuseTransactionPoolerAsync(db.Connection, cancellationToken).ConfigureAwait(false);
-        }
+        var pooler = probePooler ? await PoolerProbe.RefuseTransactionPoolerAsync(db.Connection, context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false) : null;
         List<string> schemas;
         await using (var c = await db.Connection.OpenAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -96,12 +114,16 @@ public sealed class LogicalBackupOperation(OperationContext context)
         var cfg = db.Config;
         var preset = cfg?.Preset;
         var decisions = SchemaPlanner.Plan(schemas, preset, cfg?.IncludeSchemas ?? [], cfg?.ExcludeSchemas ?? []);
-        return new LogicalBackupPlan(db.Name, db.Connection.Redacted, preset?.Name, decisions, cfg?.Roles ?? RoleSelection.Referenced, preset?.ManagedRoles ?? [], withRolePasswords);
+        var plan = new LogicalBackupPlan(db.Name, db.Connection.Redacted, preset?.Name, decisions, cfg?.Roles ?? RoleSelection.Referenced, preset?.ManagedRoles ?? [], withRolePasswords) { Pooler = pooler };
+        return cfg?.StorageBuckets is { } storage && listStorage
+            ? plan with { StorageEndpoint = storage.EndpointText, StorageBuckets = await StorageFiles.StorageFilesBackup.PlanAsync(context, storage, cancellationToken).ConfigureAwait(false) }
+            : plan;
     }
 
     /// <summary>The dump into the repository (the caller holds a shared lock).</summary>
     private static async Task<LogicalBackupResult> WriteAsync(Repository.Repository repo, string name, PgConnection connection, DumpOptions options, LogicalBackupPlan plan,
-        IProgress<BackupProgress>? progress, string? postgresBin, IReadOnlyList<string> tags, CancellationToken cancellationToken)
+        IProgress<BackupProgress>? progress, string? postgresBin, IReadOnlyList<string> tags,
+        Func<ItemWriter, CancellationToken, Task<StorageFiles.StorageBackupSummary>>? storage, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();
         await using var dump = await LogicalDump.BeginAsync(connection, options, postgresBin, cancellationToken).ConfigureAwait(false);
@@ -133,6 +155,8 @@ public sealed class LogicalBackupOperation(OperationContext context)
         }), cancellationToken).ConfigureAwait(false);
 
         var fp = dump.Fingerprint;
+        // The files after the dump: a file whose row the dump's snapshot holds was uploaded before it, so it is listed now.
+        var storageSummary = storage is null ? null : await storage(writer, cancellationToken).ConfigureAwait(false);
         await writer.AddStreamAsync(RolesItem, new MemoryStream(dump.Roles.ToJson()), null, "file", null, cancellationToken).ConfigureAwait(false);
         await writer.AddStreamAsync(FingerprintItem, new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(fp, FingerprintJson.Default.Fingerprint)), null, "file", null, cancellationToken).ConfigureAwait(false);
         var meta = new Dictionary<string, string>
@@ -158,8 +182,12 @@ public sealed class LogicalBackupOperation(OperationContext context)
         {
             meta["schemas_data_only"] = string.Join(',', plan.DataOnly);
         }
+        if (storageSummary is not null)
+        {
+            StorageFiles.StorageFilesBackup.AddMeta(meta, storageSummary);
+        }
         Pins.BackupTags.AddTo(meta, tags);
         var snapshot = await writer.CommitAsync(name, Kind, meta, cancellationToken).ConfigureAwait(false);
-        return new LogicalBackupResult(name, snapshot, fp, writer.Stats, sw.Elapsed, files);
+        return new LogicalBackupResult(name, snapshot, fp, writer.Stats, sw.Elapsed, files, storageSummary);
     }
 }

@@ -27,7 +27,11 @@ public sealed record RestoreResult(string Database, Fingerprint Fingerprint, IRe
 /// them (by default they are withheld and reported).
 /// </summary>
 public sealed record DatabaseRestoreRequest(DatabaseTarget Database, string? SnapshotId, string ToDatabase, PgConnection? Server = null, bool Clean = false, int Jobs = 2, bool NoOwner = false,
-    bool WithRoleAttributes = false);
+    bool WithRoleAttributes = false)
+{
+    /// <summary><c>--create-missing-roles</c>: the platform's roles the target lacks are created empty and NOLOGIN, so what names them is restored.</summary>
+    public bool CreateMissingRoles { get; init; }
+}
 
 /// <param name="Erasures">The erasure ledger re-applied to the restored database before the restore reported success.</param>
 public sealed record DatabaseRestoreResult(Snapshot Snapshot, string ToDatabase, string Target, RestoreResult Restore, Lifecycle.Erasure.ReplayResult Erasures);
@@ -44,7 +48,7 @@ public sealed class LogicalRestoreOperation(OperationContext context)
         await DeletedBackups.WarnAsync(context, repo, db.Name, cancellationToken).ConfigureAwait(false);
         var snap = await LogicalSnapshots.SelectAsync(repo, db.Name, request.SnapshotId, cancellationToken).ConfigureAwait(false);
         var result = await RestoreDatabaseAsync(repo, snap, server, request.ToDatabase, request.Clean, Math.Max(1, request.Jobs), request.NoOwner, request.WithRoleAttributes,
-            progress, context.Toolchain, cancellationToken).ConfigureAwait(false);
+            request.CreateMissingRoles, progress, context.Toolchain, cancellationToken).ConfigureAwait(false);
         var target = server.WithDatabase(request.ToDatabase).Redacted;
         // Every erasure since the backup is applied again before the restore says it succeeded (docs/repository-format.md).
         var erasures = await Lifecycle.Erasure.ErasureReplay.ApplyAsync(repo, db.Name, server.WithDatabase(request.ToDatabase), cancellationToken).ConfigureAwait(false);
@@ -67,10 +71,11 @@ public sealed class LogicalRestoreOperation(OperationContext context)
     }
 
     /// <summary>Full restore into a new database on <paramref name="server"/>, then checks every table against the fingerprint.</summary>
+    /// <param name="createMissingRoles">Create the platform's roles the target lacks, empty and NOLOGIN (otherwise what names them is left out and listed).</param>
     /// <param name="withRoleAttributes">Grant SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS and memberships in
     /// roles the restore did not create, as the source had them (by default they are withheld and reported).</param>
     internal static async Task<RestoreResult> RestoreDatabaseAsync(Repository.Repository repo, Snapshot s, PgConnection server, string database, bool clean, int jobs, bool noOwner,
-        bool withRoleAttributes, IProgress<string>? progress, PgToolchain toolchain, CancellationToken ct)
+        bool withRoleAttributes, bool createMissingRoles, IProgress<string>? progress, PgToolchain toolchain, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         var fp = await LogicalSnapshots.ReadFingerprintAsync(repo, s, ct).ConfigureAwait(false);
@@ -79,7 +84,7 @@ public sealed class LogicalRestoreOperation(OperationContext context)
         try
         {
             progress?.Report("preparing database and roles");
-            var report = await LogicalRestorer.PrepareDatabaseAsync(server, database, fp, roles, withRoleAttributes, clean, ct).ConfigureAwait(false);
+            var report = await LogicalRestorer.PrepareDatabaseAsync(server, database, fp, roles, withRoleAttributes, clean, createMissingRoles, ct).ConfigureAwait(false);
             var warnings = new List<string>(report.Warnings);
             progress?.Report("reading the backup");
             await LogicalSnapshots.MaterializeAsync(repo, s, Path.Combine(work, "dump"), null, ct).ConfigureAwait(false);

@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
+using System.Text;
 using Cairn.Operations.Configuration;
+using Cairn.Repository;
 using YamlDotNet.RepresentationModel;
 
 namespace Cairn.Operations.Monitoring;
@@ -57,8 +58,14 @@ public sealed record AlertSink(string Type, string Name, string? Format, string?
 /// <summary>A state change (or a reminder) to tell the receivers about.</summary>
 public sealed record Alert(string Database, string Aspect, HealthState State, HealthState Previous, string Message, DateTimeOffset Time, bool Reminder, bool Test = false)
 {
-    public string DedupKey => $"cairn/{Environment.MachineName}/{Database}/{Aspect}";
+    public string DedupKey => Incident is { } i ? $"cairn/{Environment.MachineName}/{Database}/incident/{i.Id}" : $"cairn/{Environment.MachineName}/{Database}/{Aspect}";
+
+    /// <summary>Set for an incident's alerts: Siren's incident fields come from the runbook, not from a health check.</summary>
+    public IncidentAlert? Incident { get; init; }
 }
+
+/// <summary>An incident's alert fields: the runbook's incident_type (database_corruption, catastrophic_failure, data_breach), severity 1–3, policy_name, and the moment (start, step_failed, end).</summary>
+public sealed record IncidentAlert(string Id, string IncidentType, int Severity, string PolicyName, string Moment, string? Step);
 
 public sealed record Delivery(AlertSink Sink, Alert Alert, bool Delivered, int Attempts, string? Error);
 
@@ -196,7 +203,27 @@ public sealed class Alerter(string stateFile, TimeProvider time, TimeSpan remind
         }
     }
 
-    public static JsonObject JsonPayload(Alert a) => new()
+    public static JsonObject JsonPayload(Alert a)
+    {
+        var o = BasePayload(a);
+        if (a.Incident is { } i)
+        {
+            o["incident"] = IncidentObject(i);
+        }
+        return o;
+    }
+
+    private static JsonObject IncidentObject(IncidentAlert i) => new()
+    {
+        ["id"] = i.Id,
+        ["incident_type"] = i.IncidentType,
+        ["severity"] = i.Severity,
+        ["policy_name"] = i.PolicyName,
+        ["moment"] = i.Moment,
+        ["step"] = i.Step,
+    };
+
+    private static JsonObject BasePayload(Alert a) => new()
     {
         ["source"] = "cairn",
         ["host"] = Environment.MachineName,
@@ -212,7 +239,22 @@ public sealed class Alerter(string stateFile, TimeProvider time, TimeSpan remind
     };
 
     /// <summary>The runbook's Siren incident: incident_type, severity, source, policy_name, context, variables, created_by.</summary>
-    public static JsonObject SirenPayload(Alert a) => new()
+    public static JsonObject SirenPayload(Alert a) => a.Incident is { } i ? IncidentSirenPayload(a, i) : HealthSirenPayload(a);
+
+    /// <summary>An incident in Siren's shape: the runbook's incident_type, severity and policy_name; resolved at the end.</summary>
+    private static JsonObject IncidentSirenPayload(Alert a, IncidentAlert i) => new()
+    {
+        ["incident_type"] = i.IncidentType,
+        ["severity"] = i.Severity,
+        ["source"] = "cairn_incident",
+        ["policy_name"] = i.PolicyName,
+        ["status"] = i.Moment == "end" ? "resolved" : "open",
+        ["context"] = new JsonObject { ["incident"] = i.Id, ["database"] = a.Database, ["moment"] = i.Moment, ["step"] = i.Step, ["message"] = a.Message, ["dedup_key"] = a.DedupKey },
+        ["variables"] = new JsonObject { ["time"] = a.Time.UtcDateTime.ToString("O", CultureInfo.InvariantCulture), ["host"] = Environment.MachineName },
+        ["created_by"] = "system",
+    };
+
+    private static JsonObject HealthSirenPayload(Alert a) => new()
     {
         ["incident_type"] = a.Aspect switch { "backup" or "backup_failed" => "backup_failure", "drill" => "restore_drill_failure", "verify_live" => "verification_failure", _ => a.Aspect + "_failure" },
         ["severity"] = a.State switch { HealthState.Critical => 1, HealthState.Warning => 2, HealthState.Unknown => 2, _ => 3 },
@@ -265,7 +307,7 @@ public sealed class Alerter(string stateFile, TimeProvider time, TimeSpan remind
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(stateFile))!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var temp = stateFile + ".tmp";
-        File.WriteAllText(temp, state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        FreshFile.WriteAllText(temp, state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         File.Move(temp, stateFile, overwrite: true);
     }
 }

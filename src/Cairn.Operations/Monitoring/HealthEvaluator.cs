@@ -58,9 +58,20 @@ public sealed class HealthEvaluator(OperationContext context)
         var storage = await RepositoryStorageAsync(cancellationToken).ConfigureAwait(false);
         long? repoBytes = null;
         int? stale = null;
+        // One listing of wal/ for every database and the repository's size (an archive of years holds 100,000 objects and more).
+        var (walByDb, walBytes) = storage is null
+            ? (new Dictionary<string, List<WalObject>>(StringComparer.Ordinal), 0L)
+            : await WalArchive.ListAllAsync(storage, cancellationToken).ConfigureAwait(false);
         if (storage is not null)
         {
-            repoBytes = await storage.TotalBytesAsync(cancellationToken).ConfigureAwait(false);
+            repoBytes = walBytes;
+            foreach (var kind in Enum.GetValues<ObjectKind>().Where(k => k != ObjectKind.Named))
+            {
+                await foreach (var o in storage.ListAsync(kind, cancellationToken).ConfigureAwait(false))
+                {
+                    repoBytes += o.Size;
+                }
+            }
             var locks = await RepositoryLock.ListAsync(storage, context.Time, cancellationToken).ConfigureAwait(false);
             stale = locks.Count(l => l.IsStale);
             if (stale > 0)
@@ -69,8 +80,6 @@ public sealed class HealthEvaluator(OperationContext context)
             }
         }
         var walLag = new Dictionary<string, double>(StringComparer.Ordinal);
-        // One listing of wal/ for every database (an archive of years holds 100,000 objects and more).
-        var walByDb = storage is null ? [] : await WalArchive.ListByDatabaseAsync(storage, cancellationToken).ConfigureAwait(false);
         foreach (var db in databases.Where(config.Databases.ContainsKey))
         {
             // WAL freshness: the newest segment archived into the repository (when this database archives through Cairn).

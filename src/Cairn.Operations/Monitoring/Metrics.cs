@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Cairn.Evidence.Log;
+using Cairn.Repository;
 
 namespace Cairn.Operations.Monitoring;
 
@@ -98,7 +99,7 @@ public static class Metrics
     {
         var full = Path.GetFullPath(path);
         var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        File.WriteAllText(temp, content);
+        FreshFile.WriteAllText(temp, content);
         File.Move(temp, full, overwrite: true);
     }
 }

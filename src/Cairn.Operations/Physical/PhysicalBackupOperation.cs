@@ -35,6 +35,8 @@ public sealed class PhysicalBackupOperation(OperationContext context)
             DurationMs = (long)r.Duration.TotalMilliseconds,
             BadPages = [.. r.BadPages.Select(b => $"{b.File}:{b.Block}")],
         });
+        // The repository's WAL summary follows the archive, so snapshots' recovery windows need not list years of WAL.
+        await WalSummaryWriter.TryWriteAsync(context, repo, cancellationToken).ConfigureAwait(false);
         var now = context.Time.GetUtcNow();
         if (await Checks.ResultMirror.WriteAsync(context, db.Connection, [Checks.ResultMirror.EventRow("backup", db.Name, true, now, now, r.Duration, seq, $"physical ({outcome.Method}), {r.Info.StartLsn} to {r.Info.StopLsn}")], cancellationToken).ConfigureAwait(false) is { } warning)
         {

@@ -1,6 +1,7 @@
 using Cairn.Operations.Snapshots;
 using Cairn.PostgreSql.Physical;
 using Cairn.Repository.Manifests;
+using Cairn.Repository.Storage;
 
 namespace Cairn.Operations.Physical;
 
@@ -21,17 +22,63 @@ public sealed record RecoveryWindow(string Database, Snapshot Oldest, PhysicalBa
     /// <summary>The configured keep_within, when there is one (the window the repository promises).</summary>
     public TimeSpan? Promised { get; init; }
 
-    /// <summary>One window per database with physical backups among <paramref name="snapshots"/>.</summary>
-    public static async Task<List<RecoveryWindow>> ComputeAsync(Repository.Repository repo, IEnumerable<Snapshot> snapshots, CancellationToken cancellationToken, Configuration.CairnConfig? config = null)
+    /// <summary>
+    /// One window per database with physical backups among <paramref name="snapshots"/>. The archived WAL comes from the
+    /// WAL summary and a listing of what was archived since (<see cref="WalSummaries"/>), or from a listing where there is
+    /// no usable summary; a gap seen through the summary is confirmed by listing that database's WAL before it is shown
+    /// (a segment archived out of order after the summary was written is not in it). <paramref name="onIgnored"/> hears
+    /// of a summary that was not used.
+    /// </summary>
+    public static async Task<List<RecoveryWindow>> ComputeAsync(Repository.Repository repo, IEnumerable<Snapshot> snapshots, CancellationToken cancellationToken,
+        Configuration.CairnConfig? config = null, Action<string>? onIgnored = null)
     {
         var windows = new List<RecoveryWindow>();
-        foreach (var group in snapshots.Where(x => x.Manifest.Kind == BackupKinds.Physical).GroupBy(x => x.Manifest.Name))
+        var groups = snapshots.Where(x => x.Manifest.Kind == BackupKinds.Physical).GroupBy(x => x.Manifest.Name).ToList();
+        var from = groups.ToDictionary(g => g.Key, g => g.Select(s => PhysicalBackupMeta.Of(s).StartWal).Min(StringComparer.Ordinal)!, StringComparer.Ordinal);
+        var (listed, fromSummary) = await WalSummaries.ArchivedAsync(repo, from, onIgnored, cancellationToken).ConfigureAwait(false);
+        // A gap seen through the summary may be a segment archived out of order since it was written: what is listed
+        // decides. Every such database is listed again in one request, from its oldest backup's start.
+        var seen = new Dictionary<string, (Dictionary<uint, string>? Histories, List<string>? Missing)>(StringComparer.Ordinal);
+        var confirm = new Dictionary<string, WalListStart>(StringComparer.Ordinal);
+        foreach (var group in groups)
+        {
+            var oldest = group.Select(s => PhysicalBackupMeta.Of(s)).MinBy(m => m.StopLsnValue)!;
+            if (!fromSummary.Contains(group.Key))
+            {
+                continue;
+            }
+            var archived = listed.GetValueOrDefault(group.Key) ?? [];
+            try
+            {
+                var histories = await new WalArchive(repo, group.Key).HistoriesAsync(archived, cancellationToken).ConfigureAwait(false);
+                var missing = WalContinuity.Missing(archived.Select(w => w.Name), oldest.StartWal, histories);
+                if (missing.Count == 0)
+                {
+                    seen[group.Key] = (histories, missing);
+                    continue;
+                }
+            }
+            catch (ObjectNotFoundException)
+            {
+                // A history file the summary names is gone: the listing decides.
+            }
+            confirm[group.Key] = WalListStart.From(from[group.Key]);
+        }
+        if (confirm.Count > 0)
+        {
+            foreach (var (db, list) in await WalArchive.ListFromByDatabaseAsync(repo.Storage, confirm, cancellationToken).ConfigureAwait(false))
+            {
+                listed[db] = list;
+            }
+        }
+        foreach (var group in groups)
         {
             var oldest = group.Select(s => (Snapshot: s, Meta: PhysicalBackupMeta.Of(s))).MinBy(x => x.Meta.StopLsnValue);
             var archive = new WalArchive(repo, group.Key);
-            var archived = await archive.ListAsync(cancellationToken).ConfigureAwait(false);
-            var histories = await archive.HistoriesAsync(archived, cancellationToken).ConfigureAwait(false);
-            var missing = WalContinuity.Missing(archived.Select(w => w.Name), oldest.Meta.StartWal, histories);
+            var archived = listed.GetValueOrDefault(group.Key) ?? [];
+            var (histories, missing) = seen.GetValueOrDefault(group.Key);
+            histories ??= await archive.HistoriesAsync(archived, cancellationToken).ConfigureAwait(false);
+            missing ??= WalContinuity.Missing(archived.Select(w => w.Name), oldest.Meta.StartWal, histories);
             var bases = group.Select(s => (s.Id, Meta: PhysicalBackupMeta.Of(s))).Select(x => new Retention.RestoreBase(x.Id, x.Meta.StartWal, x.Meta.StopTime));
             var guaranteed = Retention.WindowCoverage.GuaranteedBase(bases, [.. archived.Select(w => w.Name)], histories);
             windows.Add(new RecoveryWindow(group.Key, oldest.Snapshot, oldest.Meta, WalArchive.NewestSegment(archived), missing)

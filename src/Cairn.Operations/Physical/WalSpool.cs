@@ -163,7 +163,7 @@ public sealed class WalSpool : IDisposable
                     return false;
                 }
                 using var source = new FileStream(handle, FileAccess.Read);
-                using var target = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None);
+                using var target = FreshFile.Create(temp);
                 using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                 var buffer = new byte[1024 * 1024];
                 int n;

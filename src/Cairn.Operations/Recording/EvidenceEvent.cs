@@ -108,8 +108,28 @@ public sealed record LogicalBackupEvent(string Source, long SizeBytes, long Adde
 {
     public override string Kind => "backup";
 
-    public override void Describe(EvidenceDetails details) => details.Text("type", "logical").Text("source", Source).Number("size_bytes", SizeBytes).Number("added_bytes", AddedBytes)
-        .Number("tables", Tables).Number("rows", Rows).Time("backup_time", BackupTime).Text("server_version", ServerVersion).Text("fingerprint", Fingerprint).Text("encrypted", "AES-256-GCM");
+    /// <summary>The Storage files the backup holds (<c>storage_buckets</c>); written only when configured, so other records keep their shape.</summary>
+    public StorageFiles.StorageBackupSummary? Storage { get; init; }
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("type", "logical").Text("source", Source).Number("size_bytes", SizeBytes).Number("added_bytes", AddedBytes)
+            .Number("tables", Tables).Number("rows", Rows).Time("backup_time", BackupTime).Text("server_version", ServerVersion).Text("fingerprint", Fingerprint).Text("encrypted", "AES-256-GCM");
+        if (Storage is { } s)
+        {
+            details.Text("storage_endpoint", s.Endpoint).Text("storage_buckets", string.Join(",", s.Buckets.Select(b => b.Name))).Number("storage_objects", s.Objects)
+                .Number("storage_bytes", s.Bytes).Number("storage_carried_over", s.CarriedOver).Number("storage_vanished", s.Vanished);
+        }
+    }
+}
+
+/// <summary>Storage files put back into a bucket (<c>restore</c>, type storage).</summary>
+public sealed record StorageRestoreEvent(string Endpoint, string Buckets, long Objects, long Bytes, long Written, long Identical, long Conflicts, long Verified) : EvidenceEvent
+{
+    public override string Kind => "restore";
+
+    public override void Describe(EvidenceDetails details) => details.Text("type", "storage").Text("endpoint", Endpoint).Text("buckets", Buckets).Number("objects", Objects).Number("bytes", Bytes)
+        .Number("written", Written).Number("identical", Identical).Number("conflicts", Conflicts).Number("verified", Verified);
 }
 
 /// <summary>A physical backup (<c>backup</c>, type physical).</summary>
@@ -368,6 +388,12 @@ public sealed record RecoverEvent(string Source, DateTimeOffset Since, DateTimeO
 {
     public override string Kind => "recover";
 
+    /// <summary><c>logical-audit</c>: the audit events replayed onto the logical backup's copy.</summary>
+    public long? EventsApplied { get; init; }
+
+    /// <summary><c>--at</c>: why this source (the option given, or what <c>--from auto</c> found).</summary>
+    public string? Choice { get; init; }
+
     public override void Describe(EvidenceDetails details)
     {
         details.Text("source", Source).Time("since", Since).Number("inserted", Inserted).Number("skipped_existing", SkippedExisting).Number("skipped_erased", SkippedErased)
@@ -375,6 +401,14 @@ public sealed record RecoverEvent(string Source, DateTimeOffset Since, DateTimeO
         if (At is { } at)
         {
             details.Time("at", at);
+        }
+        if (EventsApplied is { } applied)
+        {
+            details.Number("events_applied", applied);
+        }
+        if (Choice is { } choice)
+        {
+            details.Text("choice", choice);
         }
     }
 }
@@ -457,6 +491,28 @@ public sealed record CopyEvent(string Target, long ObjectsCopied, long BytesCopi
         if (Error is not null)
         {
             details.Text("error", Error);
+        }
+    }
+}
+
+/// <summary>
+/// One moment of an incident (<c>incident</c>): action open, step-start, step-end, pause or close, all under one incident ID;
+/// step-end's result is the step's outcome. 'cairn incident report ID' prints the timeline with these records' seqs.
+/// </summary>
+public sealed record IncidentEvent(string Incident, string IncidentType, string Action, string? Step, string? StepKind, string? StepOutcome) : EvidenceEvent
+{
+    public override string Kind => "incident";
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("incident", Incident).Text("incident_type", IncidentType).Text("action", Action);
+        if (Step is not null)
+        {
+            details.Text("step", Step).Text("step_kind", StepKind ?? "");
+        }
+        if (StepOutcome is not null)
+        {
+            details.Text("outcome", StepOutcome);
         }
     }
 }

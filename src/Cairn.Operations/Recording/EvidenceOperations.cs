@@ -1,10 +1,11 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json;
+using System.Text;
 using Cairn.Evidence.Log;
 using Cairn.Evidence.Merkle;
 using Cairn.Evidence.Notes;
+using Cairn.Repository;
 
 namespace Cairn.Operations.Recording;
 
@@ -173,22 +174,22 @@ public sealed class EvidenceExportOperation(OperationContext context)
         {
             selected = [.. selected.Append(statement).OrderBy(e => e.Seq)];
         }
-        File.WriteAllText(Path.Combine(dir, "records.jsonl"), string.Concat(selected.Select(e => e.Line + "\n")), new UTF8Encoding(false));
+        FreshFile.WriteAllText(Path.Combine(dir, "records.jsonl"), string.Concat(selected.Select(e => e.Line + "\n")));
         var proofs = new ProofDocument(leaves.Count, Convert.ToHexStringLower(cp.Root),
             [.. selected.Select(e => new RecordProof(e.Seq, Convert.ToHexStringLower(e.LeafHash), [.. MerkleTree.InclusionProof(leaves, (int)e.Seq, leaves.Count).Select(Convert.ToHexStringLower)]))]);
-        File.WriteAllText(Path.Combine(dir, "proofs.json"), JsonSerializer.Serialize(proofs, ExportJson.Default.ProofDocument));
-        File.WriteAllText(Path.Combine(dir, "checkpoint.txt"), checkpoint, new UTF8Encoding(false));
+        FreshFile.WriteAllText(Path.Combine(dir, "proofs.json"), JsonSerializer.Serialize(proofs, ExportJson.Default.ProofDocument));
+        FreshFile.WriteAllText(Path.Combine(dir, "checkpoint.txt"), checkpoint);
         var key = log.LoadPublicKey();
-        File.WriteAllText(Path.Combine(dir, "public-key.txt"), key.VerifierKey + "\n");
+        FreshFile.WriteAllText(Path.Combine(dir, "public-key.txt"), key.VerifierKey + "\n");
         // Files for checking the signature with openssl alone.
-        File.WriteAllBytes(Path.Combine(dir, "checkpoint-body.txt"), Encoding.UTF8.GetBytes(cp.Body));
-        File.WriteAllBytes(Path.Combine(dir, "checkpoint.sig"), SignatureOf(checkpoint));
-        File.WriteAllText(Path.Combine(dir, "public-key.pem"), Ed25519Pem(key.PublicKey));
-        File.WriteAllText(Path.Combine(dir, "VERIFYING.md"), VerifyingGuide(selected.Count, leaves.Count, key));
-        File.WriteAllText(Path.Combine(dir, "verify.py"), VerifyPy);
+        FreshFile.WriteAllBytes(Path.Combine(dir, "checkpoint-body.txt"), Encoding.UTF8.GetBytes(cp.Body));
+        FreshFile.WriteAllBytes(Path.Combine(dir, "checkpoint.sig"), SignatureOf(checkpoint));
+        FreshFile.WriteAllText(Path.Combine(dir, "public-key.pem"), Ed25519Pem(key.PublicKey));
+        FreshFile.WriteAllText(Path.Combine(dir, "VERIFYING.md"), VerifyingGuide(selected.Count, leaves.Count, key));
+        FreshFile.WriteAllText(Path.Combine(dir, "verify.py"), VerifyPy);
         if (verified.PrunedBelow > 0 && statement is not null)
         {
-            File.WriteAllText(Path.Combine(dir, "pruning.json"), JsonSerializer.Serialize(new PruningStatement(verified.PrunedBelow, statement.Seq), ExportJson.Default.PruningStatement));
+            FreshFile.WriteAllText(Path.Combine(dir, "pruning.json"), JsonSerializer.Serialize(new PruningStatement(verified.PrunedBelow, statement.Seq), ExportJson.Default.PruningStatement));
         }
         EvidenceReads.Record(context, log, "export", $"{(selected.Count > 0 ? selected[0].Seq : 0)}..{(selected.Count > 0 ? selected[^1].Seq : -1)} ({request.From ?? "start"} to {request.Until ?? "now"})");
         return new EvidenceExportResult(dir, selected.Count, leaves.Count);

@@ -4,6 +4,7 @@ using Cairn.Operations.Snapshots;
 using Cairn.Repository;
 using Cairn.Repository.Manifests;
 using Cairn.Repository.Pruning;
+using Cairn.Repository.Storage;
 
 namespace Cairn.Operations.Retention;
 
@@ -20,6 +21,12 @@ public sealed record PruneResult(bool DryRun, IReadOnlyList<PruneDecision> Decis
 {
     /// <summary>Recovery windows with a part no kept backup reaches (only with <see cref="PruneRequest.AcceptGap"/>; otherwise prune refuses).</summary>
     public IReadOnlyList<string> AcceptedGaps { get; init; } = [];
+
+    /// <summary>Objects left because S3 Object Lock still retains them: manifests, WAL and data (a later prune removes them).</summary>
+    public IReadOnlyList<LockedObject> Locked { get; init; } = [];
+
+    /// <summary>S3 Object Lock: objects the kept backups need whose lock ran out within half the period and was extended by a full period.</summary>
+    public int LocksRenewed { get; init; }
 
     public int Forgotten => Decisions.Count(d => !d.Decision.Keep);
 
@@ -48,10 +55,12 @@ public sealed class PruneOperation(OperationContext context)
         var physical = snapshots.Where(s => s.Manifest.Kind == BackupKinds.Physical).GroupBy(s => s.Manifest.Name).ToList();
         var archives = new Dictionary<string, (WalArchive Archive, List<WalObject> Objects)>(StringComparer.Ordinal);
         var gaps = new List<string>();
+        // The archive as it is now (prune deletes: never the WAL summary), listed once for every database.
+        var listed = physical.Count > 0 ? await WalArchive.ListByDatabaseAsync(repo.Storage, cancellationToken).ConfigureAwait(false) : [];
         foreach (var group in physical)
         {
             var archive = new WalArchive(repo, group.Key);
-            var objects = await archive.ListAsync(cancellationToken).ConfigureAwait(false);
+            var objects = listed.GetValueOrDefault(group.Key) ?? [];
             archives[group.Key] = (archive, objects);
             var policy = context.Config.Databases.TryGetValue(group.Key, out var db) ? db.Retention : new Configuration.RetentionPolicy();
             if (policy.KeepWithin is not { } within)
@@ -77,6 +86,25 @@ public sealed class PruneOperation(OperationContext context)
                 "Find the missing WAL (another copy of the archive, the server's pg_wal) and push it with 'cairn wal-push', or accept that those points are lost with 'cairn prune --accept-gap' (recorded in the evidence log)");
         }
         var forgotten = decisions.Where(d => !d.Decision.Keep).Select(d => d.Decision.Id).ToHashSet(StringComparer.Ordinal);
+        var locked = new List<LockedObject>();
+        var keptOnlyByLock = new HashSet<string>(StringComparer.Ordinal);
+        if (ObjectLocks.Of(repo.Storage) is { } locks)
+        {
+            // A backup whose manifest is still locked stays a backup (with its WAL window) until a later prune.
+            foreach (var id in forgotten.Order(StringComparer.Ordinal).ToList())
+            {
+                var key = new StorageKey(ObjectKind.Snapshot, id);
+                if (await locks.LockedUntilAsync(key, cancellationToken).ConfigureAwait(false) is not { } until)
+                {
+                    continue;
+                }
+                forgotten.Remove(id);
+                keptOnlyByLock.Add(id);
+                locked.Add(new LockedObject(key.Path, until));
+                var i = decisions.FindIndex(d => d.Decision.Id == id);
+                decisions[i] = decisions[i] with { Decision = decisions[i].Decision with { Keep = true, Reasons = [.. decisions[i].Decision.Reasons, $"no rule keeps it, but S3 Object Lock retains it until {until:yyyy-MM-dd HH:mm}Z"] } };
+            }
+        }
 
         var windows = new List<PruneWindow>();
         var walDeleted = new List<(WalArchive Archive, string Segment)>();
@@ -93,17 +121,59 @@ public sealed class PruneOperation(OperationContext context)
         }
         if (!request.DryRun)
         {
+            var keptByLock = new HashSet<string>(StringComparer.Ordinal);
             foreach (var s in snapshots.Where(s => forgotten.Contains(s.Id)))
             {
-                await repo.ForgetAsync(s, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await repo.ForgetAsync(s, cancellationToken).ConfigureAwait(false);
+                }
+                catch (ObjectLockedException e)
+                {
+                    // Locked since the check above (a pin): its database's WAL stays whole this time.
+                    locked.Add(new LockedObject(e.Key.Path, e.Until));
+                    keptByLock.Add(s.Manifest.Name);
+                }
             }
-            foreach (var (archive, segment) in walDeleted)
+            var walLeft = new List<(WalArchive Archive, string Segment)>();
+            foreach (var w in walDeleted)
             {
-                await archive.DeleteAsync(segment, cancellationToken).ConfigureAwait(false);
+                if (keptByLock.Contains(w.Archive.Database))
+                {
+                    walLeft.Add(w);
+                }
+                else if (await WalDeleteUnlessLockedAsync(w.Archive, w.Segment, cancellationToken).ConfigureAwait(false) is { } until)
+                {
+                    locked.Add(new LockedObject(w.Archive.ObjectPath(w.Segment), until));
+                    walLeft.Add(w);
+                }
+            }
+            walDeleted.RemoveAll(walLeft.Contains);
+            // The windows say what was removed, not what was planned.
+            for (var i = 0; i < windows.Count; i++)
+            {
+                var left = walLeft.Where(w => w.Archive.Database == windows[i].Database).Select(w => w.Segment).ToHashSet(StringComparer.Ordinal);
+                windows[i] = windows[i] with { SegmentsDeleted = [.. windows[i].SegmentsDeleted.Where(x => !left.Contains(x))] };
+            }
+            if (walDeleted.Count > 0)
+            {
+                await WalSummaryWriter.TryWriteAsync(context, repo, cancellationToken).ConfigureAwait(false);
             }
         }
         var data = await new Pruner(repo).PruneAsync(request.DryRun, cancellationToken).ConfigureAwait(false);
-        var result = new PruneResult(request.DryRun, decisions, windows, [.. walDeleted.Select(w => w.Archive.ObjectName(w.Segment))], data) { AcceptedGaps = gaps };
+        var renewed = 0;
+        if (!request.DryRun && ObjectLocks.Of(repo.Storage) is { } lockable)
+        {
+            var stale = locked.Concat(data.Locked).Select(l => l.Path).ToHashSet(StringComparer.Ordinal);
+            var keptManifests = snapshots.Where(s => !forgotten.Contains(s.Id) && !keptOnlyByLock.Contains(s.Id)).Select(s => new StorageKey(ObjectKind.Snapshot, s.Id));
+            renewed = await RenewLocksAsync(repo.Storage, lockable, [.. keptManifests, .. data.Needed], stale, cancellationToken).ConfigureAwait(false);
+        }
+        var result = new PruneResult(request.DryRun, decisions, windows, [.. walDeleted.Select(w => w.Archive.ObjectName(w.Segment))], data)
+        {
+            AcceptedGaps = gaps,
+            Locked = [.. locked, .. data.Locked],
+            LocksRenewed = renewed,
+        };
         if (!request.DryRun)
         {
             context.Evidence.Record(new PruneEvent(result.Forgotten, walDeleted.Count, result.Kept, data.PacksDeleted, data.PacksRepacked, data.BytesDeleted, data.BytesKept)
@@ -113,6 +183,60 @@ public sealed class PruneOperation(OperationContext context)
             });
         }
         return result;
+    }
+
+    /// <summary>
+    /// Deduplication means a new backup reuses packs written long ago, whose lock may be about to run out: every object the
+    /// kept backups need (config, keys, their manifests, packs and indexes, the archived WAL prune kept, the ledger and the
+    /// evidence copies) whose lock ends within half the period is retained a full period from now. So while prune runs at
+    /// least every half period, nothing a kept backup needs is ever unlocked. Objects prune left only because they were
+    /// locked (<paramref name="stale"/>) are not renewed: they go once their dates pass.
+    /// </summary>
+    private async Task<int> RenewLocksAsync(IStorage storage, IObjectLockStorage locks, List<StorageKey> needed, HashSet<string> stale, CancellationToken cancellationToken)
+    {
+        var policy = locks.ObjectLock!;
+        needed.Add(StorageKey.Config);
+        foreach (var kind in (ObjectKind[])[ObjectKind.Key, ObjectKind.Named, ObjectKind.Ledger, ObjectKind.Evidence])
+        {
+            await foreach (var o in storage.ListAsync(kind, cancellationToken).ConfigureAwait(false))
+            {
+                needed.Add(o.Key);
+            }
+        }
+        var now = context.Time.GetUtcNow();
+        var renewed = 0;
+        foreach (var key in needed.Distinct().Where(k => !stale.Contains(k.Path)))
+        {
+            if (await locks.LockedUntilAsync(key, cancellationToken).ConfigureAwait(false) is { } until && until >= now + (policy.Period / 2))
+            {
+                continue;
+            }
+            try
+            {
+                if (await locks.ExtendLockAsync(key, now + policy.Period, cancellationToken).ConfigureAwait(false))
+                {
+                    renewed++;
+                }
+            }
+            catch (ObjectNotFoundException)
+            {
+                // Gone since it was listed (a WAL segment another prune removed): nothing to keep.
+            }
+        }
+        return renewed;
+    }
+
+    private static async Task<DateTimeOffset?> WalDeleteUnlessLockedAsync(WalArchive archive, string segment, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await archive.DeleteAsync(segment, cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+        catch (ObjectLockedException e)
+        {
+            return e.Until;
+        }
     }
 
     /// <summary>

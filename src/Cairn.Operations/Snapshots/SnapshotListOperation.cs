@@ -26,7 +26,7 @@ public sealed class SnapshotListOperation(OperationContext context)
         var all = await repo.ListSnapshotSummariesAsync((id, e) => unreadable.Add($"manifest {Cairn.Repository.ObjectNames.Short(id)} is unreadable: {e.Message}"), context.Warn,
             cancellationToken).ConfigureAwait(false);
         var shown = all.Where(s => (!request.BackupsOnly || s.Manifest.Kind != BackupKinds.File) && (request.Database is null || s.Manifest.Name == request.Database)).ToList();
-        var windows = request.WithRecoveryWindows ? await RecoveryWindow.ComputeAsync(repo, shown, cancellationToken, context.Config).ConfigureAwait(false) : [];
+        var windows = request.WithRecoveryWindows ? await RecoveryWindow.ComputeAsync(repo, shown, cancellationToken, context.Config, context.Warn).ConfigureAwait(false) : [];
         var pins = await repo.ListPinsAsync(cancellationToken).ConfigureAwait(false);
         return new SnapshotListResult(shown, unreadable, windows) { Pins = pins };
     }

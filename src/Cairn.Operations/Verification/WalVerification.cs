@@ -20,11 +20,14 @@ public static class WalVerification
     public static async Task<List<Finding>> VerifyAsync(Repository.Repository repo, IReadOnlyList<Snapshot> snapshots, bool readData, double fraction, int seed, CancellationToken ct)
     {
         var findings = new List<Finding>();
-        foreach (var group in snapshots.Where(x => x.Manifest.Kind == BackupKinds.Physical).GroupBy(x => x.Manifest.Name))
+        var groups = snapshots.Where(x => x.Manifest.Kind == BackupKinds.Physical).GroupBy(x => x.Manifest.Name).ToList();
+        // The archive as it is now (never a cache), listed once for every database.
+        var all = groups.Count > 0 ? await WalArchive.ListByDatabaseAsync(repo.Storage, ct).ConfigureAwait(false) : [];
+        foreach (var group in groups)
         {
             var archive = new WalArchive(repo, group.Key);
             var backups = group.Select(s => (Snapshot: s, Meta: PhysicalBackupMeta.Of(s))).ToList();
-            var archived = await archive.ListAsync(ct).ConfigureAwait(false);
+            var archived = all.GetValueOrDefault(group.Key) ?? [];
             Dictionary<uint, string> histories;
             try
             {

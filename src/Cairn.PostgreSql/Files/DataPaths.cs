@@ -71,6 +71,6 @@ public static partial class DataPaths
     public static UnixFileMode DirectoryMode(UnixFileMode fromBackup)
         => (fromBackup & (UnixFileMode.GroupRead | UnixFileMode.GroupExecute)) | UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
-    [GeneratedRegex(@"^pg_tblspc/[0-9]{1,10}$")]
+    [GeneratedRegex(@"^pg_tblspc/[0-9]{1,10}\z")]
     private static partial Regex TablespaceLink();
 }

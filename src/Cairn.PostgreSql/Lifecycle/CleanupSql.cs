@@ -150,7 +150,7 @@ public static partial class CleanupSql
         return result;
     }
 
-    [GeneratedRegex(@"\bTO \('((?:[^']|'')*)'\)$")]
+    [GeneratedRegex(@"\bTO \('((?:[^']|'')*)'\)\z")]
     private static partial Regex UpperBound();
 
     /// <summary>Detaches and drops one partition in one transaction (two statements), so it is either attached or gone.</summary>

@@ -147,7 +147,7 @@ public static class ErasureSql
     }
 
     /// <summary>Every foreign-key path into the subject's table (children, their children, …), cycles cut.</summary>
-    private static async Task WalkAsync(NpgsqlConnection c, LiveTable table, List<ForeignKey> path, List<List<ForeignKey>> paths, CancellationToken ct)
+    public static async Task WalkAsync(NpgsqlConnection c, LiveTable table, List<ForeignKey> path, List<List<ForeignKey>> paths, CancellationToken ct)
     {
         if (path.Count >= MaxDepth)
         {

@@ -48,7 +48,7 @@ public sealed class LogicalDump : IAsyncDisposable
 
     public static async Task<LogicalDump> BeginAsync(PgConnection connection, DumpOptions options, string? postgresBin, CancellationToken cancellationToken)
     {
-        await PoolerProbe.RefuseTransactionPoolerAsync(connection, cancellationToken).ConfigureAwait(false);
+        await PoolerProbe.RefuseTransactionPoolerAsync(connection, postgresBin, cancellationToken).ConfigureAwait(false);
         var holder = await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         try
         {

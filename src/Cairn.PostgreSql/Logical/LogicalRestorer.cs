@@ -33,7 +33,11 @@ public static class LogicalRestorer
     /// it holds no tables: the only database a restore writes into without --clean is the one it has just created
     /// (CREATE DATABASE fails if another appeared meanwhile).
     /// </summary>
-    public static async Task<RoleReport> PrepareDatabaseAsync(PgConnection server, string database, Fingerprint fingerprint, RoleSet? roles, bool withRoleAttributes, bool clean, CancellationToken ct)
+    public static Task<RoleReport> PrepareDatabaseAsync(PgConnection server, string database, Fingerprint fingerprint, RoleSet? roles, bool withRoleAttributes, bool clean, CancellationToken ct)
+        => PrepareDatabaseAsync(server, database, fingerprint, roles, withRoleAttributes, clean, false, ct);
+
+    /// <param name="createMissingRoles">Create the platform's missing roles empty and NOLOGIN (<see cref="RoleRestorer.CreateAsync(NpgsqlConnection, RoleSet, bool, bool, CancellationToken)"/>).</param>
+    public static async Task<RoleReport> PrepareDatabaseAsync(PgConnection server, string database, Fingerprint fingerprint, RoleSet? roles, bool withRoleAttributes, bool clean, bool createMissingRoles, CancellationToken ct)
     {
         var existing = await UserTableCountAsync(server, database, ct).ConfigureAwait(false);
         if (existing is not null && !clean)
@@ -41,7 +45,7 @@ public static class LogicalRestorer
             throw new PgToolException($"database {database} already exists on {server.Redacted} ({(existing > 0 ? $"it holds {existing} relation(s)" : "it holds no tables, but may hold other objects")}); choose another --to-database, or pass --clean to drop and replace it");
         }
         await using var c = await server.WithDatabase(MaintenanceDb(server)).OpenAsync(ct).ConfigureAwait(false);
-        var report = roles is null ? RoleReport.None() : await RoleRestorer.CreateAsync(c, roles, withRoleAttributes, ct).ConfigureAwait(false);
+        var report = roles is null ? RoleReport.None() : await RoleRestorer.CreateAsync(c, roles, withRoleAttributes, createMissingRoles, ct).ConfigureAwait(false);
         if (existing is not null)
         {
             await Catalog.ExecuteOneAsync(c, $"DROP DATABASE {Catalog.Quote(database)} WITH (FORCE)", ct).ConfigureAwait(false);
@@ -105,6 +109,25 @@ public static class LogicalRestorer
         }
         // With --no-owner every object belongs to the restoring role: the owners in the list do not matter then.
         var plan = RestorePlan.Decide(listing.StandardOutput, available, superuser, noOwner ? null : superusers);
+        var roles = new HashSet<string>(StringComparer.Ordinal);
+        MissingRoles.RolePlan? rolePlan = null;
+        if (!noOwner)
+        {
+            await using (var c = await database.OpenAsync(ct).ConfigureAwait(false))
+            await using (var cmd = new NpgsqlCommand("SELECT rolname FROM pg_roles", c))
+            await using (var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            {
+                while (await r.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    roles.Add(r.GetString(0));
+                }
+            }
+            rolePlan = await PlanRolesAsync(bin["pg_restore"], dumpDirectory, plan, roles, privateParent, ct).ConfigureAwait(false);
+            if (rolePlan.TakenOut.Count > 0)
+            {
+                plan = plan.Without(rolePlan.TakenOut, rolePlan.Skipped);
+            }
+        }
         var listFile = Path.Combine(privateParent, "restore.list");
         await File.WriteAllTextAsync(listFile, plan.List, ct).ConfigureAwait(false);
         // pg_restore runs as the invoking user (the list file is ours, 0600 under a private folder).
@@ -122,11 +145,58 @@ public static class LogicalRestorer
         }
         var errors = r2.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Where(l => l.Contains("error:", StringComparison.Ordinal) || l.StartsWith("pg_restore: error", StringComparison.Ordinal)).ToList();
+        var skipped = plan.Skipped;
         if (r2.ExitCode != 0)
         {
-            throw new PgToolException($"pg_restore into {database.Redacted} reported errors (exit {r2.ExitCode}): {PgProcess.Tail(string.Join('\n', errors.Count > 0 ? errors : [r2.StandardError]))}");
+            // Only an owner that does not exist here is forgiven (the object stays the restoring role's, and is listed).
+            var owners = noOwner ? null : MissingRoles.AcceptableOwnerErrors(r2.StandardError, role => !roles.Contains(role));
+            if (owners is null)
+            {
+                throw new PgToolException($"pg_restore into {database.Redacted} reported errors (exit {r2.ExitCode}): {PgProcess.Tail(string.Join('\n', errors.Count > 0 ? errors : [r2.StandardError]))}");
+            }
+            skipped = [.. skipped, .. owners];
+            errors = [];
         }
-        return new PgRestoreOutcome(errors, plan.Skipped);
+        if (rolePlan is { Statements.Count: > 0 })
+        {
+            // The grants of the entries taken out of the list, without those naming a missing role: one statement per command.
+            await using var c = await database.OpenAsync(ct).ConfigureAwait(false);
+            await Catalog.ExecuteOneAsync(c, "SELECT pg_catalog.set_config('search_path', '', false)", ct).ConfigureAwait(false);
+            foreach (var statement in rolePlan.Statements)
+            {
+                try
+                {
+                    await Catalog.ExecuteOneAsync(c, statement, ct).ConfigureAwait(false);
+                }
+                catch (PostgresException e)
+                {
+                    throw new PgToolException($"restoring the grants into {database.Redacted} failed: {e.MessageText} (statement: {(statement.Length > 200 ? statement[..200] + "…" : statement)})");
+                }
+            }
+        }
+        return new PgRestoreOutcome(errors, skipped);
+    }
+
+    /// <summary>
+    /// The ACL, default ACL and policy entries pg_restore would run (not already left out), read as SQL through pg_restore's
+    /// own script output, and what <see cref="MissingRoles"/> does with those that name roles the target lacks.
+    /// </summary>
+    private static async Task<MissingRoles.RolePlan> PlanRolesAsync(string pgRestore, string dumpDirectory, RestorePlan.Plan plan, IReadOnlySet<string> roles, string privateParent, CancellationToken ct)
+    {
+        var entries = RestorePlan.Parse(plan.List);
+        var candidates = RestorePlan.ActiveLines(plan.List).Where(l => MissingRoles.IsCandidate(l.Entry.Description)).ToList();
+        if (candidates.Count == 0)
+        {
+            return new MissingRoles.RolePlan(new HashSet<int>(), [], []);
+        }
+        var listFile = Path.Combine(privateParent, "acl.list");
+        await File.WriteAllTextAsync(listFile, string.Join('\n', candidates.Select(c => c.Line)) + "\n", ct).ConfigureAwait(false);
+        var script = await PgProcess.RunAsync(pgRestore, ["--file=-", "--verbose", "--use-list", listFile, dumpDirectory], null, ct).ConfigureAwait(false);
+        if (script.ExitCode != 0)
+        {
+            throw new PgToolException($"pg_restore could not print the backup's grants and policies: {PgProcess.Tail(script.StandardError)}");
+        }
+        return MissingRoles.Decide(entries, MissingRoles.SplitScript(script.StandardOutput), roles.Contains);
     }
 
     /// <summary>Compares the restored database with the fingerprint: every table present with the same rows (and content hash, if taken).</summary>

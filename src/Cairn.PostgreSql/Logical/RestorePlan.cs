@@ -26,15 +26,34 @@ public static partial class RestorePlan
     public sealed record TocEntry(int Id, string Description, IReadOnlyList<int> DependsOn);
 
     /// <summary>The pg_restore list to run (skipped entries commented out) and what was skipped.</summary>
-    public sealed record Plan(string List, IReadOnlyList<SkippedObject> Skipped);
+    public sealed record Plan(string List, IReadOnlyList<SkippedObject> Skipped)
+    {
+        /// <summary>The plan with the entries <paramref name="ids"/> commented out too, and <paramref name="skipped"/> added to the report.</summary>
+        public Plan Without(IReadOnlySet<int> ids, IReadOnlyList<SkippedObject> skipped) => new(
+            string.Join('\n', List.Split('\n').Select(l => EntryLine().Match(l) is { Success: true } m && ids.Contains(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)) ? ";" + l : l)),
+            [.. Skipped, .. skipped]);
+    }
 
-    [GeneratedRegex(@"^(\d+); \d+ \d+ (.*)$")]
+    /// <summary>The entries a list will restore (not commented out), each with its line.</summary>
+    public static IEnumerable<(TocEntry Entry, string Line)> ActiveLines(string list)
+    {
+        foreach (var raw in list.Split('\n'))
+        {
+            var line = raw.TrimEnd('\r');
+            if (EntryLine().Match(line) is { Success: true } e)
+            {
+                yield return (new TocEntry(int.Parse(e.Groups[1].Value, CultureInfo.InvariantCulture), e.Groups[2].Value.TrimEnd(), []), line);
+            }
+        }
+    }
+
+    [GeneratedRegex(@"^(\d+); \d+ \d+ (.*)\z")]
     private static partial Regex EntryLine();
 
-    [GeneratedRegex(@"^;\s*depends on:((?: \d+)+)\s*$")]
+    [GeneratedRegex(@"^;\s*depends on:((?: \d+)+)\s*\z")]
     private static partial Regex DependsLine();
 
-    [GeneratedRegex(@"^EXTENSION - (\S+)\s*$")]
+    [GeneratedRegex(@"^EXTENSION - (\S+)\s*\z")]
     private static partial Regex ExtensionEntry();
 
     /// <summary>Parses <c>pg_restore -l -v</c> output; lines that are neither entries nor their dependencies are ignored.</summary>

@@ -34,11 +34,15 @@ public static partial class RoleRestorer
         setting.Equals("role", StringComparison.OrdinalIgnoreCase) || setting.Equals("session_authorization", StringComparison.OrdinalIgnoreCase)
         || setting.EndsWith("preload_libraries", StringComparison.OrdinalIgnoreCase);
 
-    [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*$")]
+    [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*\z")]
     private static partial Regex SettingName();
 
     /// <summary>Creates the missing roles, their memberships, cluster-wide settings and comments.</summary>
-    public static async Task<RoleReport> CreateAsync(NpgsqlConnection c, RoleSet set, bool withAttributes, CancellationToken ct)
+    public static Task<RoleReport> CreateAsync(NpgsqlConnection c, RoleSet set, bool withAttributes, CancellationToken ct) => CreateAsync(c, set, withAttributes, false, ct);
+
+    /// <param name="createManaged">Create each missing role the platform manages as an empty NOLOGIN role (<c>--create-missing-roles</c>), so
+    /// grants, default privileges, policies and ownership naming it can be restored; nothing else of it is (no attributes, memberships or settings).</param>
+    public static async Task<RoleReport> CreateAsync(NpgsqlConnection c, RoleSet set, bool withAttributes, bool createManaged, CancellationToken ct)
     {
         var report = RoleReport.None();
         var valid = new List<RoleDefinition>();
@@ -63,6 +67,19 @@ public static partial class RoleRestorer
             if (existing.Contains(role.Name) || created.ContainsKey(role.Name))
             {
                 report.Existing.Add(role.Name);
+                continue;
+            }
+            if (role.Managed && createManaged)
+            {
+                try
+                {
+                    await Catalog.ExecuteOneAsync(c, $"CREATE ROLE {Catalog.Quote(role.Name)} NOLOGIN", ct).ConfigureAwait(false);
+                    report.Created.Add(new CreatedRole(role.Name, ["NOLOGIN"], [], ["everything else: the platform manages this role (--create-missing-roles creates it empty)"]));
+                }
+                catch (PostgresException e)
+                {
+                    report.Warnings.Add($"role {Catalog.Display(role.Name)} not created: {e.MessageText}");
+                }
                 continue;
             }
             if (role.Managed)

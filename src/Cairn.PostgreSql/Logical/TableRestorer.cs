@@ -118,7 +118,17 @@ public static partial class TableRestorer
 
     /// <summary>Restores <paramref name="tables"/> into <paramref name="stagingSchema"/> of the target and diffs them.</summary>
     /// <param name="privateParent">An existing private folder for the password file pg_restore may need (deleted when it exits).</param>
-    public static async Task<List<TableDiff>> RestoreAsync(PgConnection target, string dumpDirectory, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, string privateParent, string? postgresBin, CancellationToken ct)
+    public static Task<List<TableDiff>> RestoreAsync(PgConnection target, string dumpDirectory, IReadOnlyList<(string Schema, string Name)> tables, string stagingSchema, string privateParent, string? postgresBin, CancellationToken ct)
+        => RestoreAsync(target, dumpDirectory, tables, [], stagingSchema, privateParent, postgresBin, null, ct);
+
+    /// <summary>
+    /// Restores <paramref name="tables"/> (staged and diffed) and <paramref name="helpers"/> (restored only) into a throwaway
+    /// database on the target's server that has every definition of the backup but no constraints, lets
+    /// <paramref name="beforeStaging"/> change them there (a replay of the audit trail, the erasure ledger), then stages
+    /// <paramref name="tables"/> beside the live data and diffs them.
+    /// </summary>
+    public static async Task<List<TableDiff>> RestoreAsync(PgConnection target, string dumpDirectory, IReadOnlyList<(string Schema, string Name)> tables, IReadOnlyList<(string Schema, string Name)> helpers,
+        string stagingSchema, string privateParent, string? postgresBin, Func<PgConnection, Task>? beforeStaging, CancellationToken ct)
     {
         await using (var check = await target.OpenAsync(ct).ConfigureAwait(false))
         {
@@ -138,13 +148,17 @@ public static partial class TableRestorer
             using var env = stage.ProgramEnvironment(privateParent);
             // Every definition (types, tables) but no data, indexes, constraints or policies: fast, and no roles needed.
             await PgProcess.RunAsync(bin["pg_restore"], ["--format=directory", "--section=pre-data", "--no-owner", "--no-acl", "--dbname", stageDb, dumpDirectory], env.Variables, ct).ConfigureAwait(false);
-            foreach (var (schema, name) in tables)
+            foreach (var (schema, name) in tables.Concat(helpers).Distinct())
             {
                 var r = await PgProcess.RunAsync(bin["pg_restore"], ["--format=directory", "--section=data", "--no-owner", "--no-acl", "--schema", schema, "--table", name, "--dbname", stageDb, dumpDirectory], env.Variables, ct).ConfigureAwait(false);
                 if (r.ExitCode != 0)
                 {
                     throw new PgToolException($"restoring the rows of {schema}.{name} from the backup failed: {PgProcess.Tail(r.StandardError)}");
                 }
+            }
+            if (beforeStaging is not null)
+            {
+                await beforeStaging(stage).ConfigureAwait(false);
             }
             return await StageFromAsync(stage, target, tables, stagingSchema, ct).ConfigureAwait(false);
         }

@@ -205,11 +205,11 @@ public static partial class DataDirectory
         => new(rel, full, type, type == DataEntryType.File ? st.Size : 0, st.Modified, st.Mode);
 
     /// <summary>relfilenode[_fork][.segment]: group 1 = relfilenode, group 2 = fork.</summary>
-    [GeneratedRegex(@"^(\d+)(_fsm|_vm|_init)?(\.\d+)?$")]
+    [GeneratedRegex(@"^(\d+)(_fsm|_vm|_init)?(\.\d+)?\z")]
     private static partial Regex RelationFile();
 
     /// <summary>Temporary relations (t&lt;backend&gt;_&lt;relfilenode&gt;), never backed up.</summary>
-    [GeneratedRegex(@"^t\d+_\d+(_fsm|_vm|_init)?(\.\d+)?$")]
+    [GeneratedRegex(@"^t\d+_\d+(_fsm|_vm|_init)?(\.\d+)?\z")]
     private static partial Regex TempRelation();
 }
 

@@ -33,6 +33,6 @@ public static partial class RelationPages
         return true;
     }
 
-    [GeneratedRegex(@"^(global/\d+|base/\d+/\d+|pg_tblspc/\d+/PG_[^/]+/\d+/\d+)(\.\d+)?$")]
+    [GeneratedRegex(@"^(global/\d+|base/\d+/\d+|pg_tblspc/\d+/PG_[^/]+/\d+/\d+)(\.\d+)?\z")]
     private static partial Regex RelationPath();
 }

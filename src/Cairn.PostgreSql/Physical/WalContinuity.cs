@@ -16,23 +16,39 @@ public static class WalContinuity
     /// </summary>
     public static List<string> Missing(IEnumerable<string> archived, string from, IReadOnlyDictionary<uint, string>? histories)
     {
-        var have = archived.Where(WalNames.IsSegment).ToHashSet(StringComparer.Ordinal);
+        // Segments as numbers, not names: an archive of years holds 100,000 of them and this runs once per backup checked.
+        var have = new HashSet<(uint Timeline, uint Log, uint Seg)>();
+        foreach (var n in archived)
+        {
+            if (WalNames.IsSegment(n))
+            {
+                have.Add((Hex(n.AsSpan(0, 8)), Hex(n.AsSpan(8, 8)), Hex(n.AsSpan(16, 8))));
+            }
+        }
         var missing = new List<string>();
-        var path = RecoveryPath(Convert.ToUInt32(from[..8], 16), histories);
-        var newest = have.Where(n => path.Any(p => p.Timeline == Convert.ToUInt32(n[..8], 16))).Select(n => (Seg: Convert.ToUInt64(n[8..16], 16) * 0x100 + Convert.ToUInt64(n[16..], 16), Name: n)).DefaultIfEmpty().Max(x => x.Seg);
-        var start = Convert.ToUInt64(from[8..16], 16) * 0x100 + Convert.ToUInt64(from[16..], 16);
+        var fromKey = (Hex(from.AsSpan(0, 8)), Hex(from.AsSpan(8, 8)), Hex(from.AsSpan(16, 8)));
+        var path = RecoveryPath(fromKey.Item1, histories);
+        var onPath = path.Select(p => p.Timeline).ToHashSet();
+        ulong newest = 0;
+        foreach (var h in have)
+        {
+            if (onPath.Contains(h.Timeline))
+            {
+                newest = Math.Max(newest, (ulong)h.Log * 0x100 + h.Seg);
+            }
+        }
+        var start = (ulong)fromKey.Item2 * 0x100 + fromKey.Item3;
         if (newest < start)
         {
-            return have.Contains(from) ? missing : [from];
+            return have.Contains(fromKey) ? missing : [from];
         }
         for (var seg = start; seg <= newest && missing.Count < 1000; seg++)
         {
             // The segment holding a switch point is read from the new timeline (its first segment starts with a copy of the old one).
             var tli = path.First(p => p.EndSegment is null || seg < p.EndSegment).Timeline;
-            var name = $"{tli:X8}{seg / 0x100:X8}{seg % 0x100:X8}";
-            if (!have.Contains(name))
+            if (!have.Contains((tli, (uint)(seg / 0x100), (uint)(seg % 0x100))))
             {
-                missing.Add(name);
+                missing.Add($"{tli:X8}{seg / 0x100:X8}{seg % 0x100:X8}");
             }
         }
         return missing;
@@ -88,6 +104,8 @@ public static class WalContinuity
         }
         return result;
     }
+
+    private static uint Hex(ReadOnlySpan<char> digits) => uint.Parse(digits, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture);
 
     public static string Next(string segment)
     {

@@ -5,13 +5,13 @@ namespace Cairn.PostgreSql.Physical;
 /// <summary>PostgreSQL's WAL file names. Anything else is refused (no paths, no tricks).</summary>
 public static partial class WalNames
 {
-    [GeneratedRegex("^[0-9A-F]{24}$")]
+    [GeneratedRegex("^[0-9A-F]{24}\\z")]
     private static partial Regex Segment();
 
-    [GeneratedRegex("^[0-9A-F]{8}\\.history$")]
+    [GeneratedRegex("^[0-9A-F]{8}\\.history\\z")]
     private static partial Regex History();
 
-    [GeneratedRegex("^[0-9A-F]{24}(\\.partial|\\.[0-9A-F]{8}\\.backup)$")]
+    [GeneratedRegex("^[0-9A-F]{24}(\\.partial|\\.[0-9A-F]{8}\\.backup)\\z")]
     private static partial Regex Other();
 
     public static bool IsValid(string name) => Segment().IsMatch(name) || History().IsMatch(name) || Other().IsMatch(name);

@@ -57,7 +57,9 @@ public static class EvidenceCopies
                 continue;
             }
             var path = o.Key.Name[..^65].Replace('~', '/');
-            if (!latest.TryGetValue(path, out var seen) || o.LastModified > seen.LastModified)
+            // Object stores keep LastModified to the second, and two copies can run within one: a log file only
+            // grows, so of two versions stored in the same second the longer one is the later.
+            if (!latest.TryGetValue(path, out var seen) || o.LastModified > seen.LastModified || (o.LastModified == seen.LastModified && o.Size > seen.Size))
             {
                 latest[path] = o;
             }

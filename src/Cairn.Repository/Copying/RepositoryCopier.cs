@@ -31,7 +31,7 @@ public sealed record CopyReport(bool Initialised, long ObjectsCopied, long Bytes
 public static partial class RepositoryCopier
 {
     /// <summary>The order objects are copied in: what a snapshot needs before the snapshot.</summary>
-    public static readonly ObjectKind[] Order = [ObjectKind.Key, ObjectKind.Config, ObjectKind.Data, ObjectKind.Index, ObjectKind.Named, ObjectKind.Ledger, ObjectKind.Evidence, ObjectKind.Pin, ObjectKind.Snapshot];
+    public static readonly ObjectKind[] Order = [ObjectKind.Key, ObjectKind.Config, ObjectKind.Data, ObjectKind.Index, ObjectKind.Named, ObjectKind.Ledger, ObjectKind.Evidence, ObjectKind.Pin, ObjectKind.Incident, ObjectKind.Snapshot];
 
     /// <summary>Copies the objects of <paramref name="kinds"/> (in that order; <see cref="Order"/> is all of them) that the copy lacks.</summary>
     public static async Task<CopyReport> CopyAsync(IStorage source, IStorage target, bool readData, int parallelism, IReadOnlyList<ObjectKind> kinds, IProgress<(ObjectKind Kind, long Done, long Total)>? progress, CancellationToken cancellationToken)
@@ -208,6 +208,7 @@ public static partial class RepositoryCopier
         ObjectKind.Named => NamedName().IsMatch(name),
         ObjectKind.Ledger => LedgerName().IsMatch(name),
         ObjectKind.Evidence => EvidenceName().IsMatch(name),
+        ObjectKind.Incident => Repository.IsIncidentObjectName(name),
         _ => false,
     };
 
@@ -221,19 +222,19 @@ public static partial class RepositoryCopier
         return m.Success ? m.Groups[1].Value : null;
     }
 
-    [GeneratedRegex("^[0-9a-f]{64}$")]
+    [GeneratedRegex("^[0-9a-f]{64}\\z")]
     private static partial Regex Hex64();
 
-    [GeneratedRegex("^[0-9a-f]{32}$")]
+    [GeneratedRegex("^[0-9a-f]{32}\\z")]
     private static partial Regex KeyName();
 
-    [GeneratedRegex(@"^[A-Za-z0-9_.-]{1,64}@[0-9A-Za-z.]{1,64}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_.-]{1,64}@[0-9A-Za-z.]{1,64}\z")]
     private static partial Regex NamedName();
 
-    [GeneratedRegex(@"^[A-Za-z0-9_.-]+\.\d{8}T\d{9}Z\.[0-9a-f]{16}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_.-]+\.\d{8}T\d{9}Z\.[0-9a-f]{16}\z")]
     private static partial Regex LedgerName();
 
-    [GeneratedRegex(@"^[A-Za-z0-9_.~-]{1,160}\.[0-9a-f]{64}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_.~-]{1,160}\.[0-9a-f]{64}\z")]
     private static partial Regex EvidenceName();
 
     [GeneratedRegex("^CAIRN1\n([0-9a-f]{32})\n")]

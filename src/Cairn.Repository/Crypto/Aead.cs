@@ -25,6 +25,7 @@ public sealed class Aead : IDisposable
     public static readonly byte[] IndexContext = Encoding.ASCII.GetBytes("cairn-index");
     public static readonly byte[] SnapshotContext = Encoding.ASCII.GetBytes("cairn-snapshot");
     public static readonly byte[] SnapshotIndexContext = Encoding.ASCII.GetBytes("cairn-snapshot-index");
+    public static readonly byte[] WalSummaryContext = Encoding.ASCII.GetBytes("cairn-wal-summary");
     public static readonly byte[] ConfigContext = Encoding.ASCII.GetBytes("cairn-config");
 
     private readonly AesGcm _gcm;

@@ -18,7 +18,14 @@ public sealed record PruneReport(
     int IndexesReplaced,
     int OrphanPacks,
     int TempFilesRemoved,
-    IReadOnlyList<string> DeletedObjects);
+    IReadOnlyList<string> DeletedObjects)
+{
+    /// <summary>Objects prune would have deleted but left because S3 Object Lock still retains them (a later prune removes them).</summary>
+    public IReadOnlyList<LockedObject> Locked { get; init; } = [];
+
+    /// <summary>The packs the kept snapshots need and the index files that name them now (what S3 Object Lock renewal keeps locked).</summary>
+    public IReadOnlyList<StorageKey> Needed { get; init; } = [];
+}
 
 /// <summary>
 /// Removes data no manifest references. Runs under an exclusive lock (the caller holds it).
@@ -60,6 +67,7 @@ public sealed class Pruner(Repository repo)
         }).ConfigureAwait(false);
 
         var indexes = new List<string>();
+        var listedBy = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var packs = new Dictionary<string, IndexPack>(StringComparer.Ordinal);
         await foreach (var o in storage.ListAsync(ObjectKind.Index, cancellationToken).ConfigureAwait(false))
         {
@@ -73,6 +81,7 @@ public sealed class Pruner(Repository repo)
                 throw new DataDamagedException($"index {ObjectNames.Short(o.Key.Name)} is unreadable ({e.Message}); prune refuses to run. Run 'cairn verify'", e);
             }
             indexes.Add(o.Key.Name);
+            listedBy[o.Key.Name] = [.. file.Packs.Select(p => p.Id)];
             foreach (var p in file.Packs)
             {
                 packs.TryAdd(p.Id, p);
@@ -136,12 +145,22 @@ public sealed class Pruner(Repository repo)
             }
         }
         var orphans = stored.Keys.Where(k => !packs.ContainsKey(k)).ToList();
+        var locked = new List<LockedObject>();
+        // Counted before locked indexes leave the list: locked indexes do not stop a new index being written (they stay
+        // beside it, superseded, and go once their locks run out), or a repository whose indexes are all locked and
+        // renewed would never consolidate them, nor free the packs they list.
+        var indexCount = indexes.Count;
+        if (ObjectLocks.Of(storage) is { } locks)
+        {
+            var planned = delete.Count > 0 || repack.Count > 0 || orphans.Count > 0 || indexCount > 1;
+            await LeaveLockedAsync(locks, planned, indexes, listedBy, delete, repack, keep, orphans, locked, cancellationToken).ConfigureAwait(false);
+        }
         var deletedObjects = new List<string>();
         deletedObjects.AddRange(delete.Select(p => new StorageKey(ObjectKind.Data, p.Id).Path));
         deletedObjects.AddRange(repack.Select(p => new StorageKey(ObjectKind.Data, p.Id).Path));
         deletedObjects.AddRange(orphans.Select(o => new StorageKey(ObjectKind.Data, o).Path));
         var bytesDeleted = delete.Sum(p => p.Size) + orphans.Sum(o => stored[o]);
-        var nothingToDo = delete.Count == 0 && repack.Count == 0 && orphans.Count == 0 && indexes.Count <= 1;
+        var nothingToDo = delete.Count == 0 && repack.Count == 0 && orphans.Count == 0 && indexCount <= 1;
         var temp = 0;
         if (storage is ICleanableStorage cleanable)
         {
@@ -153,7 +172,11 @@ public sealed class Pruner(Repository repo)
             {
                 await c.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: false, cancellationToken).ConfigureAwait(false);
             }
-            return new PruneReport(dryRun, stored.Count, delete.Count + orphans.Count, repack.Count, 0, bytesDeleted, keep.Sum(p => p.Size), nothingToDo ? 0 : indexes.Count, orphans.Count, temp, deletedObjects);
+            return new PruneReport(dryRun, stored.Count, delete.Count + orphans.Count, repack.Count, 0, bytesDeleted, keep.Sum(p => p.Size), nothingToDo ? 0 : indexes.Count, orphans.Count, temp, deletedObjects)
+            {
+                Locked = locked,
+                Needed = NeededOf([.. keep, .. repack], listedBy),
+            };
         }
 
         // 1. Repack the used blobs of mostly-unused packs.
@@ -164,26 +187,99 @@ public sealed class Pruner(Repository repo)
         }
         // 2. One index for everything kept.
         var newIndex = new IndexFile { Packs = [.. keep, .. written], Supersedes = indexes };
-        await repo.PutObjectAsync(ObjectKind.Index, JsonSerializer.SerializeToUtf8Bytes(newIndex, RepositoryJson.Default.IndexFile), cancellationToken).ConfigureAwait(false);
+        var newIndexName = await repo.PutObjectAsync(ObjectKind.Index, JsonSerializer.SerializeToUtf8Bytes(newIndex, RepositoryJson.Default.IndexFile), cancellationToken).ConfigureAwait(false);
         // 3. Old indexes, 4. packs nothing needs, 5. temp files.
+        // An object locked since the check above (a pin extended it) stays, and so does every pack an index that stays lists.
+        var stillListed = new HashSet<string>(StringComparer.Ordinal);
         foreach (var i in indexes)
         {
-            await storage.DeleteAsync(new StorageKey(ObjectKind.Index, i), cancellationToken).ConfigureAwait(false);
+            var key = new StorageKey(ObjectKind.Index, i);
+            if (await storage.DeleteUnlessLockedAsync(key, cancellationToken).ConfigureAwait(false) is { } until)
+            {
+                locked.Add(new LockedObject(key.Path, until));
+                stillListed.UnionWith(listedBy[i]);
+            }
         }
-        foreach (var p in delete.Concat(repack))
+        foreach (var id in delete.Concat(repack).Select(p => p.Id).Concat(orphans).Where(id => !stillListed.Contains(id)))
         {
-            await storage.DeleteAsync(new StorageKey(ObjectKind.Data, p.Id), cancellationToken).ConfigureAwait(false);
-        }
-        foreach (var o in orphans)
-        {
-            await storage.DeleteAsync(new StorageKey(ObjectKind.Data, o), cancellationToken).ConfigureAwait(false);
+            var key = new StorageKey(ObjectKind.Data, id);
+            if (await storage.DeleteUnlessLockedAsync(key, cancellationToken).ConfigureAwait(false) is { } until)
+            {
+                locked.Add(new LockedObject(key.Path, until));
+                deletedObjects.Remove(key.Path);
+            }
         }
         if (storage is ICleanableStorage cl)
         {
             await cl.RemoveLeftoversAsync(TimeSpan.Zero, dryRun: false, cancellationToken).ConfigureAwait(false);
         }
         await repo.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
-        return new PruneReport(false, stored.Count, delete.Count + orphans.Count, repack.Count, written.Count, bytesDeleted + repack.Sum(p => p.Size) - written.Sum(p => p.Size), keep.Sum(p => p.Size) + written.Sum(p => p.Size), indexes.Count, orphans.Count, temp, deletedObjects);
+        return new PruneReport(false, stored.Count, delete.Count + orphans.Count, repack.Count, written.Count, bytesDeleted + repack.Sum(p => p.Size) - written.Sum(p => p.Size), keep.Sum(p => p.Size) + written.Sum(p => p.Size), indexes.Count, orphans.Count, temp, deletedObjects)
+        {
+            Locked = locked,
+            Needed = [.. keep.Concat(written).Select(p => new StorageKey(ObjectKind.Data, p.Id)), new StorageKey(ObjectKind.Index, newIndexName)],
+        };
+    }
+
+    /// <summary>The packs and every index file that names one of them (nothing new was written: no index covers them all).</summary>
+    private static List<StorageKey> NeededOf(List<IndexPack> packs, Dictionary<string, List<string>> listedBy)
+    {
+        var ids = packs.Select(p => p.Id).ToHashSet(StringComparer.Ordinal);
+        return [.. ids.Order(StringComparer.Ordinal).Select(id => new StorageKey(ObjectKind.Data, id)),
+            .. listedBy.Where(i => i.Value.Any(ids.Contains)).Select(i => new StorageKey(ObjectKind.Index, i.Key))];
+    }
+
+    /// <summary>
+    /// S3 Object Lock: what is still retained is left, before anything is planned around deleting it. A locked index
+    /// stays current (the new index does not supersede it) and no pack it lists goes; a locked pack that would have been
+    /// repacked is kept as it is; a locked unused pack stays for a later prune.
+    /// </summary>
+    private static async Task LeaveLockedAsync(IObjectLockStorage locks, bool planned, List<string> indexes, Dictionary<string, List<string>> listedBy, List<IndexPack> delete, List<IndexPack> repack, List<IndexPack> keep, List<string> orphans, List<LockedObject> locked, CancellationToken cancellationToken)
+    {
+        var listed = new HashSet<string>(StringComparer.Ordinal);
+        // When prune would change nothing, no index is going anywhere: none is "left because locked".
+        foreach (var i in planned ? indexes.ToList() : [])
+        {
+            var key = new StorageKey(ObjectKind.Index, i);
+            if (await locks.LockedUntilAsync(key, cancellationToken).ConfigureAwait(false) is { } until)
+            {
+                locked.Add(new LockedObject(key.Path, until));
+                indexes.Remove(i);
+                listed.UnionWith(listedBy[i]);
+            }
+        }
+        async Task<bool> LockedAsync(string pack)
+        {
+            var key = new StorageKey(ObjectKind.Data, pack);
+            if (await locks.LockedUntilAsync(key, cancellationToken).ConfigureAwait(false) is not { } until)
+            {
+                return false;
+            }
+            locked.Add(new LockedObject(key.Path, until));
+            return true;
+        }
+        foreach (var p in repack.ToList())
+        {
+            if (listed.Contains(p.Id) || await LockedAsync(p.Id).ConfigureAwait(false))
+            {
+                repack.Remove(p);
+                keep.Add(p);
+            }
+        }
+        foreach (var p in delete.ToList())
+        {
+            if (listed.Contains(p.Id) || await LockedAsync(p.Id).ConfigureAwait(false))
+            {
+                delete.Remove(p);
+            }
+        }
+        foreach (var o in orphans.ToList())
+        {
+            if (await LockedAsync(o).ConfigureAwait(false))
+            {
+                orphans.Remove(o);
+            }
+        }
     }
 
     private async Task<List<IndexPack>> RepackAsync(List<IndexPack> sources, HashSet<ContentId> used, CancellationToken cancellationToken)

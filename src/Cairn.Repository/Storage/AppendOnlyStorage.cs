@@ -52,7 +52,9 @@ public sealed class AppendOnlyStorage(IStorage inner) : IStorage
 
     public Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken) => Inner.StatAsync(key, cancellationToken);
 
-    public IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, CancellationToken cancellationToken) => Inner.ListAsync(kind, cancellationToken);
+    public IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, string? startAfter, CancellationToken cancellationToken) => Inner.ListAsync(kind, startAfter, cancellationToken);
+
+    public IAsyncEnumerable<ObjectInfo> ListRangesAsync(ObjectKind kind, IReadOnlyList<NameRange> ranges, CancellationToken cancellationToken) => Inner.ListRangesAsync(kind, ranges, cancellationToken);
 
     public Task DeleteAsync(StorageKey key, CancellationToken cancellationToken) => throw Refused($"delete {key.Path}");
 

@@ -207,13 +207,13 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         return Task.FromResult<ObjectInfo?>(info.Exists ? new ObjectInfo(key, info.Length, new DateTimeOffset(info.LastWriteTimeUtc, TimeSpan.Zero)) : null);
     }
 
-    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, string? startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await Task.Yield();
         if (kind == ObjectKind.Config)
         {
             var c = await StatAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
-            if (c is { } ci)
+            if (c is { } ci && (startAfter is null || StorageKey.CompareNames(ci.Key.Name, startAfter) > 0))
             {
                 yield return ci;
             }
@@ -225,26 +225,118 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
             yield break;
         }
         var option = kind == ObjectKind.Data ? SearchOption.AllDirectories : SearchOption.TopDirectoryOnly;
-        foreach (var file in new DirectoryInfo(dir).EnumerateFiles("*", option))
+        if (startAfter is null)
+        {
+            foreach (var file in new DirectoryInfo(dir).EnumerateFiles("*", option))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (!file.Name.StartsWith(TempPrefix, StringComparison.Ordinal) && Described(kind, file) is { } info)
+                {
+                    yield return info;
+                }
+            }
+            yield break;
+        }
+        // A folder cannot be read from a name on, but its names cost little (no stat each): take those after the start and
+        // hand them out in order from a heap (no full sort), with a stat only for what the caller reads (a caller that wants
+        // one prefix stops at its end, however many names follow it).
+        var names = new List<(string, string)>();
+        var enumeration = new System.IO.Enumeration.FileSystemEnumerable<string>(dir, (ref System.IO.Enumeration.FileSystemEntry e) => e.FileName.ToString(),
+            new EnumerationOptions { RecurseSubdirectories = option == SearchOption.AllDirectories, AttributesToSkip = 0, IgnoreInaccessible = false })
+        {
+            ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory,
+        };
+        foreach (var name in enumeration)
+        {
+            if (!name.StartsWith(TempPrefix, StringComparison.Ordinal) && StorageKey.CompareNames(name, startAfter) > 0)
+            {
+                names.Add((name, name));
+            }
+        }
+        var ordered = new PriorityQueue<string, string>(names, NameOrder);
+        while (ordered.TryDequeue(out var name, out _))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (file.Name.StartsWith(TempPrefix, StringComparison.Ordinal))
+            var key = new StorageKey(kind, name);
+            if (!IsValidName(key) || Described(kind, new FileInfo(System.IO.Path.Combine(_root, key.Path))) is not { } info)
             {
                 continue;
             }
-            FileInfo f = file;
-            long size;
-            DateTime modified;
-            try
+            yield return info;
+        }
+    }
+
+    /// <summary>
+    /// One pass over the folder's names for every range (a folder cannot be read from a name on, so a listing per range
+    /// would read every name once per range), then a stat only for the names in a range, in name order.
+    /// </summary>
+    public async IAsyncEnumerable<ObjectInfo> ListRangesAsync(ObjectKind kind, IReadOnlyList<NameRange> ranges, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        if (kind is ObjectKind.Config or ObjectKind.Data || ranges.Count <= 1)
+        {
+            // config is one file; data/ is sharded into folders: a listing per range is what there is.
+            await foreach (var o in StorageExtensions.ListRangesOneByOneAsync(this, kind, ranges, cancellationToken).ConfigureAwait(false))
             {
-                size = f.Length;
-                modified = f.LastWriteTimeUtc;
+                yield return o;
             }
-            catch (FileNotFoundException)
+            yield break;
+        }
+        var dir = System.IO.Path.Combine(_root, StorageKey.FolderOf(kind));
+        if (!Directory.Exists(dir))
+        {
+            yield break;
+        }
+        var names = new List<string>();
+        var enumeration = new System.IO.Enumeration.FileSystemEnumerable<string>(dir, (ref System.IO.Enumeration.FileSystemEntry e) => e.FileName.ToString(),
+            new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0, IgnoreInaccessible = false })
+        {
+            ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory,
+        };
+        foreach (var name in enumeration)
+        {
+            if (!name.StartsWith(TempPrefix, StringComparison.Ordinal) && InAnyRange(ranges, name))
+            {
+                names.Add(name);
+            }
+        }
+        names.Sort(NameOrder);
+        foreach (var name in names)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var key = new StorageKey(kind, name);
+            if (!IsValidName(key) || Described(kind, new FileInfo(System.IO.Path.Combine(_root, key.Path))) is not { } info)
             {
                 continue;
             }
-            yield return new ObjectInfo(new StorageKey(kind, f.Name), size, new DateTimeOffset(modified, TimeSpan.Zero));
+            yield return info;
+        }
+    }
+
+    private static bool InAnyRange(IReadOnlyList<NameRange> ranges, string name)
+    {
+        for (var i = 0; i < ranges.Count; i++)
+        {
+            if (ranges[i].Contains(name))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static readonly Comparer<string> NameOrder = Comparer<string>.Create(StorageKey.CompareNames);
+
+    /// <summary>A listed file as an object, or null when it went away since it was listed.</summary>
+    private static ObjectInfo? Described(ObjectKind kind, FileInfo file)
+    {
+        try
+        {
+            return new ObjectInfo(new StorageKey(kind, file.Name), file.Length, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero));
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
         }
     }
 
@@ -408,6 +500,10 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
         }
         return System.IO.Path.Combine(_root, key.Path);
     }
+
+    private static bool IsValidName(StorageKey key)
+        => key.Name.Length > 0 && !key.Name.Contains('/', StringComparison.Ordinal) && !key.Name.Contains("..", StringComparison.Ordinal) && !key.Name.StartsWith('.')
+            && (key.Kind != ObjectKind.Data || key.Name.Length >= 3);
 
     private static void TryDelete(string path)
     {

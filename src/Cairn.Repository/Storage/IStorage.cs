@@ -22,6 +22,10 @@ public enum ObjectKind
     Evidence,
     /// <summary>The snapshot index: a cache of every manifest's summary (docs/repository-format.md, "Snapshot index").</summary>
     SnapshotIndex,
+    /// <summary>Incidents (<c>incidents/&lt;ID&gt;.state.&lt;n&gt;</c>, <c>incidents/&lt;ID&gt;.forensics</c>): sealed, create-only (docs/repository-format.md, "Incidents").</summary>
+    Incident,
+    /// <summary>The WAL summary: a cache of which WAL files <c>wal/</c> held (docs/repository-format.md, "WAL summary").</summary>
+    WalSummary,
 }
 
 /// <summary>Addresses one stored object. <see cref="Name"/> is a plain file name without slashes.</summary>
@@ -50,10 +54,35 @@ public readonly record struct StorageKey(ObjectKind Kind, string Name)
         ObjectKind.Pin => "pins",
         ObjectKind.Evidence => "evidence",
         ObjectKind.SnapshotIndex => "snapshot-index",
+        ObjectKind.Incident => "incidents",
+        ObjectKind.WalSummary => "wal-summary",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
     public override string ToString() => Path;
+
+    /// <summary>
+    /// The order of names in a listing with a start: the ordinal order of their UTF-8 bytes (Unicode code point order),
+    /// which is S3's key order. It differs from <see cref="string.CompareOrdinal(string, string)"/> (UTF-16 code units)
+    /// only where a character above U+FFFF meets one in U+E000–U+FFFF.
+    /// </summary>
+    public static int CompareNames(string a, string b)
+    {
+        var n = Math.Min(a.Length, b.Length);
+        for (var i = 0; i < n; i++)
+        {
+            var x = a[i];
+            var y = b[i];
+            if (x != y)
+            {
+                return CodePointOrder(x) - CodePointOrder(y);
+            }
+        }
+        return a.Length - b.Length;
+    }
+
+    /// <summary>Moves surrogates above U+E000–U+FFFF so UTF-16 code units compare as code points do (ICU's fix-up).</summary>
+    private static int CodePointOrder(char c) => c < 0xD800 ? c : c >= 0xE000 ? c - 0x800 : c + 0x2000;
 }
 
 /// <summary>
@@ -97,7 +126,12 @@ public sealed class ObjectNotFoundException(StorageKey key)
 /// stat followed by a put, which lets two creators both succeed and the later one replace the
 /// earlier one's bytes.</item>
 /// <item><see cref="DeleteAsync"/> of a missing object succeeds (delete is idempotent).</item>
-/// <item><see cref="ListAsync"/> lists only complete objects of one kind (no temp files).</item>
+/// <item><see cref="ListAsync"/> lists only complete objects of one kind (no temp files). Without a start, in any
+/// order. With <c>startAfter</c>, only the objects whose name sorts after it, in ascending name order (the ordinal
+/// order of the names' UTF-8 bytes, as S3's ListObjectsV2 <c>start-after</c> orders keys; see
+/// <see cref="StorageKey.CompareNames"/>): a caller that wants one name prefix from a point on stops reading at the
+/// first name past the prefix, and a backend that can seek (S3) reads no more than that. Some S3-compatible servers
+/// misorder a name and a longer name it is a prefix of, so such a caller sorts the names of its prefix itself.</item>
 /// <item><see cref="ObjectInfo.LastModified"/> is the time of the put that stored the object, in UTC.</item>
 /// </list>
 /// </remarks>
@@ -117,7 +151,20 @@ public interface IStorage
     /// <summary>Size of an object, or null when it does not exist.</summary>
     Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken);
 
-    IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, CancellationToken cancellationToken);
+    /// <summary>
+    /// The objects of <paramref name="kind"/>; with <paramref name="startAfter"/> only those named after it, in name
+    /// order (see the contract above). Null lists every object, in any order.
+    /// </summary>
+    IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, string? startAfter, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The objects of <paramref name="kind"/> in any of <paramref name="ranges"/> (named with the range's prefix and sorting
+    /// after its start): the tails of several databases' WAL in one request. A backend that must read every name to list
+    /// from a start (a folder) reads them once for all ranges instead of once per range; one that can seek (S3) lists each
+    /// range from its start, which is the default. In no particular order; an object in two ranges may come twice.
+    /// </summary>
+    IAsyncEnumerable<ObjectInfo> ListRangesAsync(ObjectKind kind, IReadOnlyList<NameRange> ranges, CancellationToken cancellationToken)
+        => StorageExtensions.ListRangesOneByOneAsync(this, kind, ranges, cancellationToken);
 
     Task DeleteAsync(StorageKey key, CancellationToken cancellationToken);
 }
@@ -129,8 +176,52 @@ public interface ICleanableStorage
     Task<int> RemoveLeftoversAsync(TimeSpan olderThan, bool dryRun, CancellationToken cancellationToken);
 }
 
+/// <summary>The names that start with <paramref name="Prefix"/> and sort after <paramref name="StartAfter"/> (which starts with the prefix).</summary>
+public sealed record NameRange
+{
+    public NameRange(string prefix, string startAfter)
+    {
+        if (!startAfter.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"the start '{startAfter}' of a name range does not begin with its prefix '{prefix}'", nameof(startAfter));
+        }
+        Prefix = prefix;
+        StartAfter = startAfter;
+    }
+
+    public string Prefix { get; }
+
+    public string StartAfter { get; }
+
+    public bool Contains(string name) => name.StartsWith(Prefix, StringComparison.Ordinal) && StorageKey.CompareNames(name, StartAfter) > 0;
+}
+
 public static class StorageExtensions
 {
+    /// <summary>
+    /// <see cref="IStorage.ListRangesAsync"/> as one start-after listing per range, each read up to the first name past its
+    /// prefix (names come in order after a start).
+    /// </summary>
+    public static async IAsyncEnumerable<ObjectInfo> ListRangesOneByOneAsync(IStorage storage, ObjectKind kind, IReadOnlyList<NameRange> ranges,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        foreach (var range in ranges)
+        {
+            await foreach (var o in storage.ListAsync(kind, range.StartAfter, cancellationToken).ConfigureAwait(false))
+            {
+                if (!o.Key.Name.StartsWith(range.Prefix, StringComparison.Ordinal))
+                {
+                    break;
+                }
+                yield return o;
+            }
+        }
+    }
+
+    /// <summary>Every object of <paramref name="kind"/>, in any order.</summary>
+    public static IAsyncEnumerable<ObjectInfo> ListAsync(this IStorage storage, ObjectKind kind, CancellationToken cancellationToken)
+        => storage.ListAsync(kind, null, cancellationToken);
+
     public static Task<byte[]> GetAllAsync(this IStorage storage, StorageKey key, CancellationToken cancellationToken)
         => storage.GetAsync(key, 0, -1, cancellationToken);
 

@@ -44,15 +44,18 @@ public sealed class InMemoryStorage(TimeProvider? time = null) : IStorage
     public Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken)
         => Task.FromResult<ObjectInfo?>(_objects.TryGetValue(key, out var d) ? new ObjectInfo(key, d.Data.Length, d.Stored) : null);
 
-    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, string? startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await Task.Yield();
-        foreach (var (key, value) in _objects.ToArray())
+        var objects = _objects.ToArray().Where(o => o.Key.Kind == kind && (startAfter is null || StorageKey.CompareNames(o.Key.Name, startAfter) > 0)).ToList();
+        if (startAfter is not null)
         {
-            if (key.Kind == kind)
-            {
-                yield return new ObjectInfo(key, value.Data.Length, value.Stored);
-            }
+            objects.Sort((a, b) => StorageKey.CompareNames(a.Key.Name, b.Key.Name));
+        }
+        foreach (var (key, value) in objects)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return new ObjectInfo(key, value.Data.Length, value.Stored);
         }
     }
 

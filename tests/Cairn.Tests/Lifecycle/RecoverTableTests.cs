@@ -75,6 +75,18 @@ public class RecoverTableTests
     }
 
     [Fact]
+    public async Task Recover_help_teaches_the_at_variant_with_an_example_and_its_sources()
+    {
+        using var dir = new TempDir();
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_EVIDENCE"] = dir.File("evidence") });
+        var (code, help, err) = await cli.RunAsync("recover", "--help");
+        Assert.True(code == 0, err);
+        Assert.Contains("cairn recover app --table public.orders --at '2026-12-01 14:30:00+00' --dry-run", help, StringComparison.Ordinal);
+        Assert.Contains("--from", help, StringComparison.Ordinal);
+        Assert.Contains("logical (the newest logical backup before TIME plus the audit trail", help, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Recover_at_refuses_bad_combinations_and_times_with_the_fix()
     {
         using var dir = new TempDir();
@@ -93,5 +105,11 @@ public class RecoverTableTests
         (code, _, err) = await cli.RunAsync("recover", "app", "--table", "orders", "--at", "2999-01-01 00:00:00+00");
         Assert.Equal(2, code);
         Assert.Contains("is not in the past", err, StringComparison.Ordinal);
+        (code, _, err) = await cli.RunAsync("recover", "app", "--from-audit", "--since", "1h", "--from", "logical");
+        Assert.Equal(2, code);
+        Assert.Contains("--from belongs to --table T --at TIME", err, StringComparison.Ordinal);
+        (code, _, err) = await cli.RunAsync("recover", "app", "--table", "orders", "--at", "2026-01-01 00:00:00+00", "--from", "wal");
+        Assert.NotEqual(0, code);
+        Assert.Contains("wal", err, StringComparison.Ordinal);
     }
 }

@@ -157,7 +157,9 @@ public class LogicalBackupTests(PostgresFixture pg) : IClassFixture<PostgresFixt
     public async Task Dump_that_fails_midway_leaves_no_backup()
     {
         var db = await pg.CreateDatabaseAsync("midway", DemoSchema.Sql(300));
-        await pg.Server.ExecuteAsync("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 300000) g", db);
+        // Large enough that the dump is still copying it when the killer looks, even on a loaded machine (300,000 rows
+        // once finished before the killer saw its COPY: exit 0).
+        await pg.Server.ExecuteAsync("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 1000000) g", db);
         using var dir = new TempDir();
         var cli = await CliRunner.WithRepositoryAsync(dir);
         // Kill pg_dump's server connections while it copies data: the dump fails in the middle.

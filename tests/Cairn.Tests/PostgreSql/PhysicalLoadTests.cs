@@ -50,7 +50,8 @@ public class PhysicalLoadTests
         }
 
         // 2. A backup killed midway: nothing becomes visible; the next backup works.
-        // About 100 MB that does not compress: several 32 MB packs, so a kill after the second is provably mid-way.
+        // About 100 MB that does not compress: several 32 MB packs, so a kill after the first is provably mid-way (a kill
+        // after the second once came too late on a loaded machine: the backup had committed before the kill landed).
         await server.ExecuteAsync("SELECT setseed(0.25); CREATE TABLE filler AS SELECT g, md5(g::text) AS h, decode(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 'hex') AS noise FROM generate_series(1, 1500000) g");
         var packs = Path.Combine(dir.File("repo"), "data");
         string[] Packs() => [.. Directory.EnumerateFiles(packs, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith(".tmp", StringComparison.Ordinal))];
@@ -58,15 +59,15 @@ public class PhysicalLoadTests
         using (var p = Process.Start(CairnProcess.StartInfo(["backup", "app", "--physical"], env))!)
         {
             var stderr = p.StandardError.ReadToEndAsync();
-            // Killed when it is provably mid-way: it has stored two new full packs of the data directory, not yet committed.
-            await Eventually.UntilAsync(() => p.HasExited || Packs().Length >= packsBefore + 2, TimeSpan.FromMinutes(3), "the backup storing two new packs");
+            // Killed when it is provably mid-way: it has stored a new full pack of the data directory, not yet committed.
+            await Eventually.UntilAsync(() => p.HasExited || Packs().Length >= packsBefore + 1, TimeSpan.FromMinutes(3), "the backup storing a new pack");
             Assert.False(p.HasExited, $"the backup ended (exit {(p.HasExited ? p.ExitCode : 0)}) before it could be killed mid-way: {(p.HasExited ? await stderr : "")}");
             Assert.Contains(Directory.EnumerateFiles(Path.Combine(dir.File("repo"), "locks")), f => !Path.GetFileName(f).StartsWith('.')); // its lock: still running
             p.Kill(entireProcessTree: true);
             await p.WaitForExitAsync();
             Assert.Equal(137, p.ExitCode); // 128 + SIGKILL: it did not finish on its own
         }
-        Assert.True(Packs().Length >= packsBefore + 2, "the killed backup's packs are still there (prune frees them), yet it is not a backup");
+        Assert.True(Packs().Length >= packsBefore + 1, "the killed backup's packs are still there (prune frees them), yet it is not a backup");
         var (_, snaps, _) = await cli.RunAsync("snapshots", "app", "--json");
         Assert.Single(JsonNode.Parse(snaps)!.AsArray());
         Assert.Equal(0, (await cli.RunAsync("unlock")).Code);

@@ -162,6 +162,37 @@ public class SkippedObjectTests(PostgresFixture pg) : IClassFixture<PostgresFixt
     }
 
     [Theory]
+    [InlineData("role *", "role anon", true)]
+    [InlineData("role *", "role Mixed Case", true)]
+    [InlineData("role anon*", "role anon", true)]
+    [InlineData("role anon*", "role anon_reader", true)]
+    [InlineData("role anon*", "role authenticated", false)]
+    [InlineData("role *admin", "role supabase_admin", true)]
+    [InlineData("role *admin", "role supabase_admin_x", false)]
+    [InlineData("role supabase_*_admin", "role supabase_storage_admin", true)]
+    [InlineData("role supabase_*_admin", "role supabase_admin", false)]
+    [InlineData("role anon", "role anon", true)]
+    [InlineData("role anon", "role anon2", false)]
+    [InlineData("extension pg_*", "extension pg_graphql", true)]
+    [InlineData("extension pg_*", "extension pgsodium", false)]
+    [InlineData("event trigger", "event trigger", true)]
+    // A wildcard never crosses a kind: a role pattern does not accept an extension or an event trigger, nor the reverse.
+    [InlineData("role *", "extension pg_graphql", false)]
+    [InlineData("role *", "event trigger", false)]
+    [InlineData("extension *", "role anon", false)]
+    [InlineData("extension *", "event trigger", false)]
+    [InlineData("role *n", "extension anon", false)]
+    public void Allow_skipped_wildcards_match_names_of_their_own_kind_only(string allowed, string cause, bool expected)
+    {
+        Assert.True(Cairn.Operations.Checks.RestoreCompleteCheck.IsCause(allowed));
+        Assert.Equal(expected, new Cairn.Operations.Checks.RestoreCompleteCheck([allowed]).Allows(cause));
+    }
+
+    [Theory]
+    [InlineData("[\"*\"]")]
+    [InlineData("[\"* anon\"]")]
+    [InlineData("[\"event trigger*\"]")]
+    [InlineData("[\"extension pg_* x\"]")]
     [InlineData("[extension]")]
     [InlineData("[pg_graphql]")]
     [InlineData("[extension a b]")]

@@ -179,7 +179,7 @@ public sealed class SnapshotIndexTests
 
         public Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken) => inner.StatAsync(key, cancellationToken);
 
-        public IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, CancellationToken cancellationToken) => inner.ListAsync(kind, cancellationToken);
+        public IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, string? startAfter, CancellationToken cancellationToken) => inner.ListAsync(kind, startAfter, cancellationToken);
 
         public Task DeleteAsync(StorageKey key, CancellationToken cancellationToken) => inner.DeleteAsync(key, cancellationToken);
     }

@@ -63,6 +63,101 @@ public abstract class StorageConformanceTests : IDisposable
     }
 
     [Fact]
+    public async Task List_with_a_start_returns_only_the_names_after_it_in_name_order()
+    {
+        // Three "databases" of WAL names, put out of order, plus a name that sorts between them: the listing after db2's
+        // second segment is db2's tail and then everything of db3, in order, and nothing at or before the start.
+        var names = new List<string>();
+        foreach (var db in new[] { "db3", "db1", "db2" })
+        {
+            for (var i = 5; i >= 1; i--)
+            {
+                names.Add($"{db}@0000000100000000000000{i:X2}");
+            }
+        }
+        names.Add("db2@00000002.history");
+        names.Add("db2x@000000010000000000000001");
+        foreach (var n in names)
+        {
+            await Storage.PutAsync(new StorageKey(ObjectKind.Named, n), new byte[] { 7 }, default);
+        }
+        await Storage.PutAsync(new StorageKey(ObjectKind.Snapshot, "db2@000000010000000000000009"), new byte[] { 1 }, default); // another kind
+        var listed = new List<string>();
+        await foreach (var o in Storage.ListAsync(ObjectKind.Named, "db2@000000010000000000000002", default))
+        {
+            Assert.Equal(1, o.Size);
+            listed.Add(o.Key.Name);
+        }
+        var expected = names.Where(n => string.CompareOrdinal(n, "db2@000000010000000000000002") > 0).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(expected, listed);
+        Assert.Equal("db2@000000010000000000000003", listed[0]);
+
+        // A caller that wants one prefix stops at its end; a start past every name lists nothing.
+        var tail = new List<string>();
+        await foreach (var o in Storage.ListAsync(ObjectKind.Named, "db2@00000001", default))
+        {
+            if (!o.Key.Name.StartsWith("db2@", StringComparison.Ordinal))
+            {
+                break;
+            }
+            tail.Add(o.Key.Name);
+        }
+        Assert.Equal(6, tail.Count);
+        Assert.Equal("db2@00000002.history", tail[^1]);
+        await foreach (var o in Storage.ListAsync(ObjectKind.Named, "zz", default))
+        {
+            Assert.Fail($"listed {o.Key.Name} after the last name");
+        }
+    }
+
+    [Fact]
+    public async Task A_listing_of_several_ranges_returns_exactly_the_names_of_each_range_after_its_start()
+    {
+        // Three databases' WAL, a name between them (db2x, which starts with "db2" but not "db2@"), a database whose name
+        // holds '@' nested in another's prefix (a@b inside a@), and another kind: each range is its prefix's names after its start.
+        var names = new List<string>();
+        foreach (var db in new[] { "db3", "db1", "db2", "a", "a@b" })
+        {
+            for (var i = 5; i >= 1; i--)
+            {
+                names.Add($"{db}@0000000100000000000000{i:X2}");
+            }
+        }
+        names.Add("db2x@000000010000000000000001");
+        foreach (var n in names)
+        {
+            await Storage.PutAsync(new StorageKey(ObjectKind.Named, n), new byte[] { 7 }, default);
+        }
+        await Storage.PutAsync(new StorageKey(ObjectKind.Snapshot, "db2@000000010000000000000009"), new byte[] { 1 }, default);
+        NameRange[] ranges =
+        [
+            new("db1@", "db1@000000010000000000000004"),
+            new("db2@", "db2@00000001000000000000000"),
+            new("a@", "a@000000010000000000000003"),
+            new("zz@", "zz@"),
+        ];
+        var listed = new List<string>();
+        await foreach (var o in Storage.ListRangesAsync(ObjectKind.Named, ranges, default))
+        {
+            Assert.Equal(ObjectKind.Named, o.Key.Kind);
+            Assert.Equal(1, o.Size);
+            listed.Add(o.Key.Name);
+        }
+        var expected = names.Where(n => ranges.Any(r => n.StartsWith(r.Prefix, StringComparison.Ordinal) && string.CompareOrdinal(n, r.StartAfter) > 0))
+            .Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(expected, listed.Distinct().Order(StringComparer.Ordinal).ToList());
+        Assert.Contains("db1@000000010000000000000005", listed);
+        Assert.DoesNotContain("db1@000000010000000000000004", listed); // the start itself is not after it
+        Assert.Equal(5, listed.Count(n => n.StartsWith("db2@", StringComparison.Ordinal)));
+        Assert.DoesNotContain(listed, n => n.StartsWith("db3@", StringComparison.Ordinal) || n.StartsWith("db2x@", StringComparison.Ordinal));
+        Assert.Contains("a@b@000000010000000000000001", listed); // in a@'s range by name (its database is a@b: the caller decides)
+        await foreach (var o in Storage.ListRangesAsync(ObjectKind.Named, [], default))
+        {
+            Assert.Fail($"listed {o.Key.Name} for no range");
+        }
+    }
+
+    [Fact]
     public async Task Stat_and_list_report_when_the_object_was_stored_in_utc()
     {
         var key = new StorageKey(ObjectKind.Named, "db@000000010000000000000001");

@@ -41,6 +41,19 @@ public sealed class S3DoctorTests(S3rverFixture s3) : IClassFixture<S3rverFixtur
     }
 
     [Fact]
+    public async Task Doctor_refuses_s3_object_lock_when_the_bucket_cannot_confirm_Object_Lock()
+    {
+        // s3rver answers NotImplemented for ?object-lock: configured but unconfirmed is a failure, not a warning.
+        using var setup = new S3CycleTests.S3Setup(s3, "doctor-lock", "  object_lock: { mode: governance, days: 30 }\n");
+        var (code, json, err) = await DoctorAsync(setup.Env);
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.False(json["ok"]!.GetValue<bool>(), json.ToJsonString() + err);
+        Assert.Equal("fail", State(json, "object lock"));
+        Assert.Contains("s3.object_lock is set", Check(json, "object lock")["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("ok", State(json, "write-read-delete"));
+    }
+
+    [Fact]
     public async Task Doctor_fails_a_missing_bucket_a_dead_endpoint_and_a_clock_fifteen_minutes_off_naming_the_fix()
     {
         using var setup = new S3CycleTests.S3Setup(s3, "doctor-bad");

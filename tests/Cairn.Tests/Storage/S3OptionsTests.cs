@@ -21,9 +21,11 @@ public sealed class S3OptionsTests
               path_style: false
               credentials_file: s3.credentials
               profile: backup
+              ca_file: private-ca.pem
               sse: aws:kms
               sse_kms_key_id: alias/cairn
               storage_class: STANDARD_IA
+              object_lock: { mode: compliance, days: 45 }
             """);
 
         Assert.Equal("s3://cairn-backups/prod", cfg.Repository);
@@ -33,9 +35,11 @@ public sealed class S3OptionsTests
         Assert.False(s3.PathStyle);
         Assert.Equal("/etc/cairn/s3.credentials", s3.CredentialsFile);
         Assert.Equal("backup", s3.Profile);
+        Assert.Equal("/etc/cairn/private-ca.pem", s3.CaFile);
         Assert.Equal(S3ServerSideEncryption.Kms, s3.Sse);
         Assert.Equal("alias/cairn", s3.SseKmsKeyId);
         Assert.Equal("STANDARD_IA", s3.StorageClass);
+        Assert.Equal(new Cairn.Repository.Storage.ObjectLockPolicy(Cairn.Repository.Storage.ObjectLockMode.Compliance, TimeSpan.FromDays(45)), s3.ObjectLock);
     }
 
     [Fact]
@@ -57,6 +61,12 @@ public sealed class S3OptionsTests
     [InlineData("s3:\n  path_style: maybe\n", "cairn.yaml:2", "must be true or false")]
     [InlineData("s3:\n  region: Europe/Berlin\n", "cairn.yaml:2", "is not a region name")]
     [InlineData("s3: http://127.0.0.1\n", "cairn.yaml:1", "'s3' must be a mapping")]
+    [InlineData("s3:\n  object_lock: { days: 30 }\n", "cairn.yaml:2", "needs mode: governance or compliance")]
+    [InlineData("s3:\n  object_lock: { mode: legal, days: 30 }\n", "cairn.yaml:2", "must be governance or compliance, not 'legal'")]
+    [InlineData("s3:\n  object_lock: { mode: governance }\n", "cairn.yaml:2", "needs days: N")]
+    [InlineData("s3:\n  object_lock: { mode: governance, days: 0 }\n", "cairn.yaml:2", "from 1 to 36500, not '0'")]
+    [InlineData("s3:\n  object_lock: { mode: governance, days: 30d }\n", "cairn.yaml:2", "not '30d'")]
+    [InlineData("s3:\n  object_lock: { mode: governance, days: 30, years: 1 }\n", "cairn.yaml:2", "unknown key 's3.object_lock.years'")]
     public void Bad_S3_block_names_file_line_and_key(string yaml, string where, string message)
     {
         var e = Assert.Throws<ConfigException>(() => Parse(yaml));

@@ -39,7 +39,10 @@ public class SupabaseConnectionTests(SupabaseFixture supa) : IClassFixture<Supab
         await using var bouncer = await PgBouncer.StartAsync(supa.Server, "session", new Dictionary<string, string> { [SupabaseFixture.Customer] = supa.Password });
         using var dir = new TempDir();
         var cli = await CliWithAsync(dir, supa.CustomerUrl(db, bouncer.Port));
-        var (code, output, err) = await cli.RunAsync("backup", "app", "--jobs", "3");
+        var (code, output, err) = await cli.RunAsync("backup", "app", "--dry-run");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("connection: through PgBouncer, pool_mode=session (its admin console says so)", output, StringComparison.Ordinal);
+        (code, output, err) = await cli.RunAsync("backup", "app", "--jobs", "3");
         Assert.True(code == 0, output + err);
         Assert.Contains("5,300 rows", output, StringComparison.Ordinal);
         var target = db + "_r";
@@ -58,11 +61,44 @@ public class SupabaseConnectionTests(SupabaseFixture supa) : IClassFixture<Supab
         var (code, output, err) = await cli.RunAsync("backup", "app");
         Assert.Equal(ExitCodes.Database, code);
         Assert.Contains("transaction-mode pooler", err, StringComparison.Ordinal);
+        Assert.Contains("PgBouncer's admin console reports pool_mode=transaction for database " + db, err, StringComparison.Ordinal);
         Assert.Contains("session", err, StringComparison.Ordinal);
         Assert.Contains("port 5432", err, StringComparison.Ordinal);
         Assert.DoesNotContain(supa.Password, output + err, StringComparison.Ordinal);
         (code, var list, _) = await cli.RunAsync("snapshots", "--json");
         Assert.Equal("[]", list.Trim());
+    }
+
+    [Fact]
+    public async Task A_transaction_mode_PgBouncer_whose_console_refuses_the_user_is_still_refused_by_the_server_processes_and_says_why()
+    {
+        var db = await CustomerDatabaseAsync("txc");
+        await using var bouncer = await PgBouncer.StartAsync(supa.Server, "transaction", new Dictionary<string, string> { [SupabaseFixture.Customer] = supa.Password }, consoleAccess: false);
+        using var dir = new TempDir();
+        var cli = await CliWithAsync(dir, supa.CustomerUrl(db, bouncer.Port));
+        foreach (var args in new[] { new[] { "backup", "app", "--dry-run" }, ["backup", "app"] })
+        {
+            var (code, output, err) = await cli.RunAsync(args);
+            Assert.True(code == ExitCodes.Database, string.Join(' ', args) + ": " + output + err);
+            Assert.Contains("transaction-mode pooler", err, StringComparison.Ordinal);
+            Assert.Contains("PgBouncer's admin console was not reachable", err, StringComparison.Ordinal);
+            Assert.Contains("told by the server processes", err, StringComparison.Ordinal);
+            Assert.DoesNotContain(supa.Password, output + err, StringComparison.Ordinal);
+        }
+        var (_, list, _) = await cli.RunAsync("snapshots", "--json");
+        Assert.Equal("[]", list.Trim());
+    }
+
+    [Fact]
+    public async Task A_direct_connection_asks_no_console_and_the_dry_run_says_so()
+    {
+        var db = await CustomerDatabaseAsync("dir");
+        using var dir = new TempDir();
+        var cli = await CliWithAsync(dir, supa.CustomerUrl(db, supa.Server.Port));
+        var (code, output, err) = await cli.RunAsync("backup", "app", "--dry-run");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("connection: direct or session-mode: no transaction-mode pooler seen (server process IDs; the server answers at the address and port dialled, so no console was asked)", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("database \"pgbouncer\" does not exist", await File.ReadAllTextAsync(supa.Server.LogFile), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -35,6 +35,9 @@ public abstract record Fault
 
     /// <summary>Answer with this XML document (an answer s3rver cannot give, e.g. a list of multipart uploads).</summary>
     public sealed record Canned(int Status, string Xml) : Fault;
+
+    /// <summary>Answer 200 with these headers and no body (a HEAD answer s3rver cannot give, e.g. an object's Object Lock retention).</summary>
+    public sealed record Headers(IReadOnlyDictionary<string, string> Values) : Fault;
 }
 
 /// <summary>
@@ -109,8 +112,20 @@ public sealed class FaultProxy : IAsyncDisposable
             {
                 await HandleCoreAsync(client);
             }
+            catch (UpstreamFailedException e)
+            {
+                // Say why instead of hanging up: a bare close reads as "the response ended prematurely" in the
+                // client, which hides whether s3rver died, refused, or the test host ran out of sockets.
+                Interlocked.Increment(ref _upstreamFailures);
+                await TryAnswerAsync(client, 502, "ProxyUpstreamFailed", e.Message);
+            }
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
             {
+            }
+            catch (Exception e)
+            {
+                // A bug in the proxy itself: answer with it rather than leaving an unobserved task exception.
+                await TryAnswerAsync(client, 500, "ProxyBug", e.ToString());
             }
             finally
             {
@@ -194,6 +209,16 @@ public sealed class FaultProxy : IAsyncDisposable
             await stream.WriteAsync(xml, ct);
             return;
         }
+        if (fault is Fault.Headers answer)
+        {
+            var text = new StringBuilder("HTTP/1.1 200 OK\r\n");
+            foreach (var (k, v) in answer.Values)
+            {
+                text.Append(k).Append(": ").Append(v).Append("\r\n");
+            }
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(text.Append("Content-Length: 0\r\nConnection: close\r\n\r\n").ToString()), ct);
+            return;
+        }
         if (fault is Fault.CorruptRequestBody && body.Length > 0)
         {
             body[body.Length / 2] ^= 0x55;
@@ -256,8 +281,7 @@ public sealed class FaultProxy : IAsyncDisposable
 
     private async Task<bool> ExistsUpstreamAsync(string path, CancellationToken ct)
     {
-        using var upstream = new TcpClient();
-        await upstream.ConnectAsync(_upstream.Host, _upstream.Port, ct);
+        using var upstream = await ConnectUpstreamAsync(ct);
         var up = upstream.GetStream();
         await up.WriteAsync(Encoding.ASCII.GetBytes($"HEAD {path} HTTP/1.1\r\nHost: {_upstream.Authority}\r\nConnection: close\r\n\r\n"), ct);
         var answer = new MemoryStream();
@@ -269,8 +293,7 @@ public sealed class FaultProxy : IAsyncDisposable
     private async Task ForwardAsync(NetworkStream stream, TcpClient client, string[] lines, Dictionary<string, string> headers, byte[] body, Fault? fault, CancellationToken ct)
     {
         // Forward with Connection: close, read the whole answer until the server closes.
-        using var upstream = new TcpClient();
-        await upstream.ConnectAsync(_upstream.Host, _upstream.Port, ct);
+        using var upstream = await ConnectUpstreamAsync(ct);
         var up = upstream.GetStream();
         var forwarded = new StringBuilder().Append(lines[0]).Append("\r\n");
         foreach (var (k, v) in headers)
@@ -302,6 +325,42 @@ public sealed class FaultProxy : IAsyncDisposable
         }
         await stream.WriteAsync(bytes, ct);
     }
+
+    /// <summary>Requests the proxy answered 502 because the upstream server could not be reached.</summary>
+    public int UpstreamFailures => _upstreamFailures;
+
+    private int _upstreamFailures;
+
+    private async Task<TcpClient> ConnectUpstreamAsync(CancellationToken ct)
+    {
+        var upstream = new TcpClient();
+        try
+        {
+            await upstream.ConnectAsync(_upstream.Host, _upstream.Port, ct);
+            return upstream;
+        }
+        catch (SocketException e)
+        {
+            upstream.Dispose();
+            throw new UpstreamFailedException($"the test proxy could not connect to the S3 server at {_upstream.Authority}: {e.SocketErrorCode} ({e.Message}){S3rverFixture.HealthOf(_upstream.Authority)}", e);
+        }
+    }
+
+    private static async Task TryAnswerAsync(TcpClient client, int status, string code, string message)
+    {
+        try
+        {
+            var xml = Encoding.UTF8.GetBytes($"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{System.Security.SecurityElement.Escape(message)}</Message><RequestId>proxy</RequestId></Error>");
+            var stream = client.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {status} Proxy\r\nContent-Type: application/xml\r\nContent-Length: {xml.Length}\r\nConnection: close\r\n\r\n"));
+            await stream.WriteAsync(xml);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+        }
+    }
+
+    private sealed class UpstreamFailedException(string message, Exception inner) : Exception(message, inner);
 
     private static async Task<(string? Head, byte[] Remainder)> ReadHeadAsync(NetworkStream stream, CancellationToken ct)
     {

@@ -48,9 +48,9 @@ public sealed class FaultyStorage(IStorage inner) : IStorage
 
     public Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken) => inner.StatAsync(key, cancellationToken);
 
-    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<ObjectInfo> ListAsync(ObjectKind kind, string? startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await foreach (var o in inner.ListAsync(kind, cancellationToken))
+        await foreach (var o in inner.ListAsync(kind, startAfter, cancellationToken))
         {
             yield return o;
         }

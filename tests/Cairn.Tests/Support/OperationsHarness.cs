@@ -19,12 +19,13 @@ public sealed class OperationsHarness : IDisposable
 
     private readonly TempDir _dir = new();
 
-    public OperationsHarness(string yaml = "")
+    /// <param name="wrap">Wraps the storage the operations open (e.g. in a <see cref="LockingStorage"/>); the harness's own writes go to <see cref="Storage"/> directly.</param>
+    public OperationsHarness(string yaml = "", Func<IStorage, FakeTimeProvider, IStorage>? wrap = null)
     {
         Clock = new FakeTimeProvider(T0);
         Storage = new InMemoryStorage(Clock);
         Config = CairnConfig.Parse(yaml, _dir.File("cairn.yaml"));
-        Context = new OperationContext(Config, Clock, new FixedSecrets(TestData.Passphrase), new OneStorage(Storage), _ => null,
+        Context = new OperationContext(Config, Clock, new FixedSecrets(TestData.Passphrase), new OneStorage(wrap?.Invoke(Storage, Clock) ?? Storage), _ => null,
             repositoryOption: _dir.File("repo"), evidenceOption: _dir.File("evidence"));
     }
 

@@ -9,7 +9,8 @@ namespace Cairn.Tests.Support;
 /// <summary>
 /// Debian's PgBouncer in front of a scratch server on 127.0.0.1, in the pool mode given, as the postgres user
 /// (PgBouncer refuses root). Clients log in with SCRAM with the passwords of <paramref name="users"/>; PgBouncer
-/// logs in to the server with the same. Killed (its process, by id) on dispose.
+/// logs in to the server with the same; they may use the admin console (the <c>pgbouncer</c> database) unless
+/// <c>consoleAccess</c> is false. Killed (its process, by id) on dispose.
 /// </summary>
 public sealed class PgBouncer : IAsyncDisposable
 {
@@ -28,7 +29,7 @@ public sealed class PgBouncer : IAsyncDisposable
     public static string Program => File.Exists("/usr/sbin/pgbouncer") ? "/usr/sbin/pgbouncer"
         : throw new InvalidOperationException("PgBouncer is not installed (apt-get install pgbouncer; scripts/test installs it)");
 
-    public static async Task<PgBouncer> StartAsync(ScratchServer server, string poolMode, IReadOnlyDictionary<string, string> users, int poolSize = 20)
+    public static async Task<PgBouncer> StartAsync(ScratchServer server, string poolMode, IReadOnlyDictionary<string, string> users, int poolSize = 20, bool consoleAccess = true)
     {
         var program = Program;
         var dir = new TempDir("pgb");
@@ -45,7 +46,7 @@ public sealed class PgBouncer : IAsyncDisposable
             auth_file = {dir.File("users.txt")}
             pool_mode = {poolMode}
             default_pool_size = {poolSize.ToString(CultureInfo.InvariantCulture)}
-            admin_users = {string.Join(',', users.Keys)}
+            admin_users = {(consoleAccess ? string.Join(',', users.Keys) : "")}
             logfile = {dir.File("pgbouncer.log")}
 
             """);
