@@ -62,33 +62,22 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             ? new RecoveryTarget(Time: tt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", Action: "promote")
             : new RecoveryTarget(Action: "promote");
         var snap = await PhysicalRestoreOperation.ChooseAsync(repo, name, request.SnapshotId, rt, ct).ConfigureAwait(false);
-        var root = Path.Combine(Path.GetTempPath(), $"cairn-pdrill-{Guid.NewGuid():N}"[..26]);
-        var data = Path.Combine(root, "data");
-        var sock = Path.Combine(root, "sock");
-        Directory.CreateDirectory(sock, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var scratch = ScratchRecovery.Create(context, "pdrill", "the drill");
         var results = new List<CheckResult>();
         TimeSpan? rto = null;
         TimeSpan? dataAge = null;
         KeptServer? kept = null;
-        var started = false;
         try
         {
-            // Restore first, as root, into a folder only root can write to; hand it to the server's user afterwards.
-            await PhysicalBackups.RestoreAsync(repo, snap, data, new FileRestoreOptions(Force: false, Delta: false, Jobs: Environment.ProcessorCount * 2), null, ct).ConfigureAwait(false);
-            PgProcess.GiveToServerUser(root);
-            var port = ScratchServer.FreePort();
-            await PhysicalRestorer.ConfigureRecoveryAsync(data, WalCommands.RestoreCommand(context, repo.Storage.Location, name), rt, port, sock, keepArchiving: false, ct).ConfigureAwait(false);
-            PgProcess.GiveToServerUser(sock);
-            started = true;
-            var rr = await PhysicalRestorer.StartAndWaitAsync(data, port, sock, "promote", TimeSpan.FromMinutes(30), context.Toolchain.PostgresBin, ct).ConfigureAwait(false);
+            var rr = await scratch.RecoverAsync(repo, snap, name, rt, ct).ConfigureAwait(false);
             rto = total.Elapsed;
             dataAge = rr.LastReplayedTransaction is { } lr ? context.Time.GetUtcNow() - lr : null;
-            var log = await File.ReadAllTextAsync(Path.Combine(sock, "server.log"), ct).ConfigureAwait(false);
+            var log = await scratch.ServerLogAsync(ct).ConfigureAwait(false);
             if (target is { } t)
             {
                 results.Add(StopPointProof(t, rr.LastReplayedTransaction, log, rto.Value));
             }
-            var url = SocketUrl.For(sock, port, request.Database.Connection.Database);
+            var url = scratch.Url(request.Database.Connection.Database);
             var backupTime = target ?? PhysicalBackupMeta.Of(snap).StopTime;
             // The checks run on the erased state: the server was promoted, so the ledger can be applied first.
             var erasures = await Lifecycle.Erasure.ErasureReplay.ApplyAsync(repo, name, PgConnection.Parse(url), ct).ConfigureAwait(false);
@@ -103,15 +92,14 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             }
             if (request.Keep)
             {
-                kept = new KeptServer(url, data, root);
-                started = false;
-                root = "";
+                kept = new KeptServer(url, scratch.DataDirectory, scratch.Root);
+                scratch.Keep();
             }
         }
         catch (Exception e) when (e is PgToolException or RepositoryException or IOException)
         {
             results.Add(new CheckResult("restore", "restore", "the backup restores and recovers", "failed", CheckStatus.Fail, total.Elapsed, e.Message));
-            if (target is { } t && started && !results.Exists(r => r.Kind == "pitr"))
+            if (target is { } t && scratch.Started && !results.Exists(r => r.Kind == "pitr"))
             {
                 // Recovery that stops short (PostgreSQL ≥ 13 refuses to promote when the archive ends before the target) proves nothing about the target.
                 results.Add(new CheckResult("pitr_target", "pitr", $"recovery stops at {Stamp(t)}", "recovery did not reach the target", CheckStatus.Fail, total.Elapsed, e.Message));
@@ -119,7 +107,7 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
         }
         finally
         {
-            await TearDownAsync(started ? data : null, root).ConfigureAwait(false);
+            await scratch.DisposeAsync().ConfigureAwait(false);
         }
         var result = new PhysicalDrillResult(snap, target, results, rto, dataAge, total.Elapsed, kept, request.AllowSkipped);
         var seq = context.Evidence.Record(new PhysicalDrillEvent(target, request.RandomTarget, (long?)rto?.TotalMilliseconds, (long?)dataAge?.TotalSeconds, result.Tally, request.AllowSkipped)
@@ -136,60 +124,6 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
             context.Warn(warning);
         }
         return result;
-    }
-
-    /// <summary>
-    /// Stops the drill's server and removes its folder, however the drill ended (a failure, Ctrl-C, SIGTERM). It never throws:
-    /// an exception here would replace the one that ended the drill (a cancellation would no longer exit 130) and skip the
-    /// removal. pg_ctl start -W returns before the server writes postmaster.pid, so a stop that finds no pid file looks again
-    /// once before trusting it; the removal is retried while files still appear (a restore_command child finishing its write).
-    /// A folder that still cannot be removed is a warning that names it.
-    /// </summary>
-    private async Task TearDownAsync(string? data, string root)
-    {
-        if (data is not null)
-        {
-            var pidFile = Path.Combine(data, "postmaster.pid");
-            for (var attempt = 0; attempt < 10; attempt++)
-            {
-                try
-                {
-                    await PgProcess.RunAsServerUserAsync(context.Toolchain.Binaries()["pg_ctl"], ["-D", data, "-m", "immediate", "-w", "stop"], null, CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is PgToolException or IOException or System.ComponentModel.Win32Exception)
-                {
-                    context.Warn($"stopping the drill's server failed: {e.Message}");
-                }
-                if (!File.Exists(pidFile))
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None).ConfigureAwait(false);
-                    if (!File.Exists(pidFile))
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-        for (var attempt = 1; root.Length > 0; attempt++)
-        {
-            try
-            {
-                if (Directory.Exists(root))
-                {
-                    Directory.Delete(root, recursive: true);
-                }
-                return;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                if (attempt >= 10)
-                {
-                    context.Warn($"could not remove the drill's folder {root}: {e.Message}; remove it by hand");
-                    return;
-                }
-                await Task.Delay(TimeSpan.FromMilliseconds(300), CancellationToken.None).ConfigureAwait(false);
-            }
-        }
     }
 
     /// <summary>

@@ -59,42 +59,17 @@ internal static class ScratchPitr
     {
         var target = new RecoveryTarget(Time: Stamp(at), Action: "promote");
         var snap = await PhysicalRestoreOperation.ChooseAsync(repo, database, snapshotId, target, ct).ConfigureAwait(false);
-        var root = Path.Combine(Path.GetTempPath(), $"cairn-recover-{Guid.NewGuid():N}"[..28]);
-        var data = Path.Combine(root, "data");
-        var sock = Path.Combine(root, "sock");
-        Directory.CreateDirectory(sock, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var started = false;
+        await using var scratch = ScratchRecovery.Create(context, "recover", "the recovery");
         var sw = Stopwatch.StartNew();
-        try
+        var rr = await scratch.RecoverAsync(repo, snap, database, target, ct).ConfigureAwait(false);
+        var log = await scratch.ServerLogAsync(ct).ConfigureAwait(false);
+        var proof = PhysicalDrillOperation.StopPointProof(at, rr.LastReplayedTransaction, log, sw.Elapsed);
+        if (proof.Status != Checks.CheckStatus.Pass)
         {
-            // As the physical drill does: restore as root into a folder only root can write to, then hand it to the server's user.
-            await PhysicalBackups.RestoreAsync(repo, snap, data, new FileRestoreOptions(Force: false, Delta: false, Jobs: Environment.ProcessorCount * 2), null, ct).ConfigureAwait(false);
-            PgProcess.GiveToServerUser(root);
-            var port = ScratchServer.FreePort();
-            await PhysicalRestorer.ConfigureRecoveryAsync(data, WalCommands.RestoreCommand(context, repo.Storage.Location, database), target, port, sock, keepArchiving: false, ct).ConfigureAwait(false);
-            PgProcess.GiveToServerUser(sock);
-            started = true;
-            var rr = await PhysicalRestorer.StartAndWaitAsync(data, port, sock, "promote", TimeSpan.FromMinutes(30), context.Toolchain.PostgresBin, ct).ConfigureAwait(false);
-            var log = await File.ReadAllTextAsync(Path.Combine(sock, "server.log"), ct).ConfigureAwait(false);
-            var proof = PhysicalDrillOperation.StopPointProof(at, rr.LastReplayedTransaction, log, sw.Elapsed);
-            if (proof.Status != Checks.CheckStatus.Pass)
-            {
-                throw new PgToolException($"the scratch copy is not the database as of {Stamp(at)}, so nothing was recovered: {proof.Detail}; " +
-                    "check that the archived WAL reaches past that moment ('cairn snapshots " + database + "' shows the recovery window), " + otherwise);
-            }
-            return await use(snap, PgConnection.Parse(SocketUrl.For(sock, port, databaseName)), proof).ConfigureAwait(false);
+            throw new PgToolException($"the scratch copy is not the database as of {Stamp(at)}, so nothing was recovered: {proof.Detail}; " +
+                "check that the archived WAL reaches past that moment ('cairn snapshots " + database + "' shows the recovery window), " + otherwise);
         }
-        finally
-        {
-            if (started)
-            {
-                await PgProcess.RunAsServerUserAsync(context.Toolchain.Binaries()["pg_ctl"], ["-D", data, "-m", "immediate", "-w", "stop"], null, CancellationToken.None).ConfigureAwait(false);
-            }
-            if (Directory.Exists(root))
-            {
-                Directory.Delete(root, recursive: true);
-            }
-        }
+        return await use(snap, PgConnection.Parse(scratch.Url(databaseName)), proof).ConfigureAwait(false);
     }
 
     internal static string Stamp(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00";
