@@ -158,7 +158,7 @@ public sealed partial class S3Storage : IDiagnosableStorage
                 ? "enabled, no default retention"
                 : $"enabled, default retention {rule.Mode?.Value} {(rule.Days is > 0 ? $"{rule.Days} days" : $"{rule.Years} years")}";
             return ObjectLock is { } policy
-                ? new("object lock", StorageCheckState.Ok, $"{text}; Cairn locks every object it creates {policy.Mode.ToString().ToLowerInvariant()} for {policy.Period.TotalDays:0} day(s) (s3.object_lock)")
+                ? new("object lock", StorageCheckState.Ok, $"{text}; Cairn locks every object it creates {policy.Mode.ToString().ToLowerInvariant()} for {policy.Period.TotalDays:0} day(s) (s3.object_lock{(policy.Source is { } from ? $": days: retention, {from}" : "")})")
                 : new("object lock", StorageCheckState.Ok, text);
         }
         catch (AmazonS3Exception e) when (e.ErrorCode is "ObjectLockConfigurationNotFoundError")

@@ -23,6 +23,44 @@ public sealed record RetentionPolicy
     public IReadOnlyList<string> KeepTag { get; init; } = [];
 
     public bool IsEmpty => KeepLast is null && KeepDaily is null && KeepWeekly is null && KeepMonthly is null && KeepWithin is null && KeepTag.Count == 0;
+
+    /// <summary>
+    /// How long the calendar rules keep a backup at least, when backups keep coming on schedule: the longest of keep_within,
+    /// keep_daily days, keep_weekly weeks and keep_monthly months (31 days each). Null when no calendar rule is set (keep_last
+    /// and keep_tag say nothing about time).
+    /// </summary>
+    public TimeSpan? Horizon
+    {
+        get
+        {
+            TimeSpan?[] spans = [KeepWithin, KeepDaily is { } d ? TimeSpan.FromDays(d) : null, KeepWeekly is { } w ? TimeSpan.FromDays(7 * w) : null, KeepMonthly is { } m ? TimeSpan.FromDays(31 * m) : null];
+            return spans.Max();
+        }
+    }
+}
+
+/// <summary>
+/// The S3 Object Lock period that follows from the retention policies (<c>object_lock: { days: retention }</c>): every
+/// database's <see cref="RetentionPolicy.Horizon"/>, the longest one, rounded up to whole days, plus one day so prune never
+/// meets an object whose lock ends the moment its backup may go. <see cref="Days"/> is null and <see cref="Why"/> says why when
+/// a database has no calendar rule.
+/// </summary>
+public sealed record RetentionLock(int? Days, string Why)
+{
+    public static RetentionLock Of(IReadOnlyDictionary<string, DatabaseConfig> databases)
+    {
+        if (databases.Count == 0)
+        {
+            return new RetentionLock(null, "no database is configured, so no retention policy gives a period");
+        }
+        if (databases.Values.FirstOrDefault(d => d.Retention.Horizon is null) is { } bare)
+        {
+            return new RetentionLock(null, $"databases.{bare.Name}.retention has no calendar rule (keep_within, keep_daily, keep_weekly or keep_monthly), so no period follows from it");
+        }
+        var longest = databases.Values.MaxBy(d => d.Retention.Horizon!.Value)!;
+        var days = (int)Math.Ceiling(longest.Retention.Horizon!.Value.TotalDays) + 1;
+        return new RetentionLock(days, $"databases.{longest.Name}.retention keeps a backup {days - 1} day(s) at least, plus one day");
+    }
 }
 
 public sealed record DatabaseConfig
@@ -337,10 +375,11 @@ public sealed record CairnConfig
             throw new ConfigException($"{file}: databases.{reportJob.Database}.schedule.report needs reports.dir, the folder the monthly reports are written into (reports: {{ dir: /var/lib/cairn/reports, format: html }})");
         }
         var repository = ResolveLocation(ctx.OptString(root, "repository", ""));
+        var retentionLock = RetentionLock.Of(dbs);
         return new CairnConfig
         {
             File = file,
-            Copies = CopiesConfigSection.Parse(ctx.Get(root, "copies"), file, baseDir, repository),
+            Copies = CopiesConfigSection.Parse(ctx.Get(root, "copies"), file, baseDir, repository, retentionLock),
             Reports = reports,
             Repository = repository,
             Evidence = evidence,
@@ -353,7 +392,7 @@ public sealed record CairnConfig
                 YamlSequenceNode list => list,
                 var other => throw new ConfigException($"{file}:{other.Start.Line}: 'alerts' must be a list of receivers, e.g. - {{ type: slack, url_file: /etc/cairn/slack.url }}"),
             }, file),
-            S3 = ctx.Get(root, "s3") is { } s3 ? S3ConfigSection.Parse(s3, file, baseDir) : null,
+            S3 = ctx.Get(root, "s3") is { } s3 ? S3ConfigSection.Parse(s3, file, baseDir, retentionLock: retentionLock) : null,
             AppendOnly = ctx.OptBool(root, "append_only", "") ?? false,
             Daemon = ctx.Get(root, "daemon") is { } dn ? ParseDaemon(ctx, ctx.Mapping(dn, "daemon"), file) : new DaemonConfig(),
         };

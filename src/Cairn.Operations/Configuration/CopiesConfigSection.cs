@@ -21,7 +21,7 @@ public static class CopiesConfigSection
 {
     private static readonly HashSet<string> Keys = ["repository", "schedule", "max_age", "read_data", "s3"];
 
-    internal static List<CopyConfig> Parse(YamlNode? node, string file, string baseDirectory, string? primary)
+    internal static List<CopyConfig> Parse(YamlNode? node, string file, string baseDirectory, string? primary, RetentionLock? retentionLock = null)
     {
         if (node is null)
         {
@@ -68,7 +68,7 @@ public static class CopiesConfigSection
             {
                 throw new ConfigException($"{file}:{ctx.Get(m, "max_age")!.Start.Line}: {where}.max_age must be above zero, e.g. 2d");
             }
-            var s3 = ctx.Get(m, "s3") is { } s3n ? S3ConfigSection.Parse(s3n, file, baseDirectory, where + ".s3") : null;
+            var s3 = ctx.Get(m, "s3") is { } s3n ? S3ConfigSection.Parse(s3n, file, baseDirectory, where + ".s3", retentionLock) : null;
             result.Add(new CopyConfig(repository, s3, job, maxAge, ctx.OptBool(m, "read_data", where) ?? false));
         }
         return result;

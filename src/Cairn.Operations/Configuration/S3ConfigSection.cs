@@ -17,7 +17,7 @@ public static partial class S3ConfigSection
     private static readonly HashSet<string> SecretKeys = ["access_key", "access_key_id", "aws_access_key_id", "secret_key", "secret_access_key", "aws_secret_access_key", "session_token", "aws_session_token", "password", "secret"];
 
     /// <summary>Parses the block; relative paths are resolved against <paramref name="baseDirectory"/> (the config file's folder).</summary>
-    public static S3Options Parse(YamlNode node, string file, string baseDirectory, string key = "s3")
+    public static S3Options Parse(YamlNode node, string file, string baseDirectory, string key = "s3", RetentionLock? retentionLock = null)
     {
         ArgumentNullException.ThrowIfNull(node);
         var ctx = new CairnConfig.Ctx(file);
@@ -80,7 +80,7 @@ public static partial class S3ConfigSection
         ObjectLockPolicy? objectLock = null;
         if (ctx.Get(map, "object_lock") is { } ln)
         {
-            objectLock = ParseObjectLock(ctx, ln, file, key);
+            objectLock = ParseObjectLock(ctx, ln, file, key, retentionLock);
         }
         return new S3Options
         {
@@ -100,7 +100,7 @@ public static partial class S3ConfigSection
     /// <summary>The longest retention accepted: 100 years (S3's own limit); anything longer is a typo.</summary>
     public const int MaxObjectLockDays = 36500;
 
-    private static ObjectLockPolicy ParseObjectLock(CairnConfig.Ctx ctx, YamlNode node, string file, string key)
+    private static ObjectLockPolicy ParseObjectLock(CairnConfig.Ctx ctx, YamlNode node, string file, string key, RetentionLock? retentionLock)
     {
         var map = ctx.Mapping(node, key + ".object_lock");
         ctx.CheckKeys(map, ["mode", "days"], key + ".object_lock.");
@@ -112,8 +112,21 @@ public static partial class S3ConfigSection
             "compliance" => ObjectLockMode.Compliance,
             _ => throw new ConfigException($"{file}:{modeNode.Start.Line}: {key}.object_lock.mode must be governance or compliance, not '{modeText}'"),
         };
-        var daysNode = ctx.Get(map, "days") ?? throw new ConfigException($"{file}:{node.Start.Line}: {key}.object_lock needs days: N (how long every new object stays undeletable; longer than the retention policy keeps a backup)");
+        var daysNode = ctx.Get(map, "days") ?? throw new ConfigException($"{file}:{node.Start.Line}: {key}.object_lock needs days: N (how long every new object stays undeletable; longer than the retention policy keeps a backup) or days: retention (as long as the retention policies keep a backup)");
         var daysText = ctx.Scalar(daysNode, key + ".object_lock.days");
+        if (daysText == "retention")
+        {
+            var from = retentionLock ?? new RetentionLock(null, "no retention policy is known here");
+            if (from.Days is not { } derived)
+            {
+                throw new ConfigException($"{file}:{daysNode.Start.Line}: {key}.object_lock.days: retention needs a calendar rule in every database's retention: {from.Why}; add keep_within or keep_daily/keep_weekly/keep_monthly, or give days: N");
+            }
+            if (derived > MaxObjectLockDays)
+            {
+                throw new ConfigException($"{file}:{daysNode.Start.Line}: {key}.object_lock.days: retention gives {derived} days ({from.Why}), more than S3's limit of {MaxObjectLockDays}; give days: N");
+            }
+            return new ObjectLockPolicy(mode, TimeSpan.FromDays(derived)) { Source = from.Why };
+        }
         if (!int.TryParse(daysText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var days) || days is < 1 or > MaxObjectLockDays)
         {
             throw new ConfigException($"{file}:{daysNode.Start.Line}: {key}.object_lock.days must be a whole number of days from 1 to {MaxObjectLockDays}, not '{daysText}'");

@@ -13,6 +13,9 @@ public enum ObjectLockMode
 /// <summary>How objects are locked: every object Cairn creates (but locks, pins and the snapshot-index and WAL-summary caches) is retained for <see cref="Period"/>.</summary>
 public sealed record ObjectLockPolicy(ObjectLockMode Mode, TimeSpan Period)
 {
+    /// <summary>Where <see cref="Period"/> came from when the retention policies gave it (<c>days: retention</c>); null for a fixed <c>days: N</c>.</summary>
+    public string? Source { get; init; }
+
     /// <summary>Which kinds are locked. Locks are refreshed and removed, pins are lifted by unpin, the snapshot index and the WAL summary are caches that are replaced.</summary>
     public static bool Applies(ObjectKind kind) => kind is not (ObjectKind.Lock or ObjectKind.Pin or ObjectKind.SnapshotIndex or ObjectKind.WalSummary);
 }

@@ -43,6 +43,46 @@ public sealed class S3OptionsTests
     }
 
     [Fact]
+    public void Object_lock_days_retention_is_the_longest_time_a_retention_policy_keeps_a_backup_plus_a_day()
+    {
+        var cfg = Parse("""
+            repository: s3://cairn-backups/prod
+            s3:
+              object_lock: { mode: governance, days: retention }
+            copies:
+              - repository: s3://cairn-copy/prod
+                s3: { object_lock: { mode: compliance, days: retention } }
+            databases:
+              app:
+                connection: "host=/tmp dbname=app"
+                retention: { keep_last: 3, keep_within: 30d, keep_daily: 7 }
+              logs:
+                connection: "host=/tmp dbname=logs"
+                retention: { keep_weekly: 4, keep_monthly: 2 }
+            """);
+
+        // logs: keep_monthly 2 = 62 days, longer than app's 30 days and logs' 4 weeks; one day more.
+        Assert.Equal(ObjectLockMode.Governance, cfg.S3!.ObjectLock!.Mode);
+        Assert.Equal(TimeSpan.FromDays(63), cfg.S3.ObjectLock.Period);
+        Assert.Contains("databases.logs.retention keeps a backup 62 day(s)", cfg.S3.ObjectLock.Source, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromDays(63), Assert.Single(cfg.Copies).S3!.ObjectLock!.Period);
+        Assert.Equal(ObjectLockMode.Compliance, cfg.Copies[0].S3!.ObjectLock!.Mode);
+        Assert.Null(Parse("s3:\n  object_lock: { mode: governance, days: 45 }\n").S3!.ObjectLock!.Source);
+    }
+
+    [Theory]
+    [InlineData("databases:\n  app:\n    connection: \"host=/tmp\"\n    retention: { keep_last: 7 }\n", "databases.app.retention has no calendar rule")]
+    [InlineData("databases:\n  app:\n    connection: \"host=/tmp\"\n", "databases.app.retention has no calendar rule")]
+    [InlineData("", "no database is configured")]
+    public void Object_lock_days_retention_without_a_calendar_rule_is_refused_with_the_fix(string databases, string why)
+    {
+        var e = Assert.Throws<ConfigException>(() => Parse("s3:\n  object_lock: { mode: governance, days: retention }\n" + databases));
+        Assert.Contains("cairn.yaml:2", e.Message, StringComparison.Ordinal);
+        Assert.Contains(why, e.Message, StringComparison.Ordinal);
+        Assert.Contains("give days: N", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void No_S3_block_leaves_the_environment_in_charge()
     {
         var cfg = Parse("repository: s3://cairn-backups/prod\n");
