@@ -29,23 +29,24 @@ public sealed record RetentionPolicy
     /// keep_daily days, keep_weekly weeks and keep_monthly months (31 days each). Null when no calendar rule is set (keep_last
     /// and keep_tag say nothing about time).
     /// </summary>
-    public TimeSpan? Horizon
+    public double? HorizonDays
     {
         get
         {
-            TimeSpan?[] spans = [KeepWithin, KeepDaily is { } d ? TimeSpan.FromDays(d) : null, KeepWeekly is { } w ? TimeSpan.FromDays(7 * w) : null, KeepMonthly is { } m ? TimeSpan.FromDays(31 * m) : null];
-            return spans.Max();
+            // In days as a double: keep_daily: 2000000000 is a number the config accepts, but not a TimeSpan.
+            double?[] days = [KeepWithin?.TotalDays, KeepDaily, KeepWeekly * 7.0, KeepMonthly * 31.0];
+            return days.Max();
         }
     }
 }
 
 /// <summary>
 /// The S3 Object Lock period that follows from the retention policies (<c>object_lock: { days: retention }</c>): every
-/// database's <see cref="RetentionPolicy.Horizon"/>, the longest one, rounded up to whole days, plus one day so prune never
+/// database's <see cref="RetentionPolicy.HorizonDays"/>, the longest one, rounded up to whole days, plus one day so prune never
 /// meets an object whose lock ends the moment its backup may go. <see cref="Days"/> is null and <see cref="Why"/> says why when
 /// a database has no calendar rule.
 /// </summary>
-public sealed record RetentionLock(int? Days, string Why)
+public sealed record RetentionLock(double? Days, string Why)
 {
     public static RetentionLock Of(IReadOnlyDictionary<string, DatabaseConfig> databases)
     {
@@ -53,13 +54,13 @@ public sealed record RetentionLock(int? Days, string Why)
         {
             return new RetentionLock(null, "no database is configured, so no retention policy gives a period");
         }
-        if (databases.Values.FirstOrDefault(d => d.Retention.Horizon is null) is { } bare)
+        if (databases.Values.FirstOrDefault(d => d.Retention.HorizonDays is null) is { } bare)
         {
             return new RetentionLock(null, $"databases.{bare.Name}.retention has no calendar rule (keep_within, keep_daily, keep_weekly or keep_monthly), so no period follows from it");
         }
-        var longest = databases.Values.MaxBy(d => d.Retention.Horizon!.Value)!;
-        var days = (int)Math.Ceiling(longest.Retention.Horizon!.Value.TotalDays) + 1;
-        return new RetentionLock(days, $"databases.{longest.Name}.retention keeps a backup {days - 1} day(s) at least, plus one day");
+        var longest = databases.Values.MaxBy(d => d.Retention.HorizonDays!.Value)!;
+        var days = Math.Ceiling(longest.Retention.HorizonDays!.Value) + 1;
+        return new RetentionLock(days, $"databases.{longest.Name}.retention keeps a backup {(days - 1).ToString(CultureInfo.InvariantCulture)} day(s) at least, plus one day");
     }
 }
 

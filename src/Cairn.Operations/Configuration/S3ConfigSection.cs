@@ -125,7 +125,7 @@ public static partial class S3ConfigSection
             {
                 throw new ConfigException($"{file}:{daysNode.Start.Line}: {key}.object_lock.days: retention gives {derived} days ({from.Why}), more than S3's limit of {MaxObjectLockDays}; give days: N");
             }
-            return new ObjectLockPolicy(mode, TimeSpan.FromDays(derived)) { Source = from.Why };
+            return new ObjectLockPolicy(mode, TimeSpan.FromDays((int)derived)) { Source = from.Why };
         }
         if (!int.TryParse(daysText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var days) || days is < 1 or > MaxObjectLockDays)
         {

@@ -83,6 +83,16 @@ public sealed class S3OptionsTests
     }
 
     [Fact]
+    public void A_retention_too_long_for_a_lock_is_refused_and_parses_without_one()
+    {
+        const string Db = "databases:\n  app:\n    connection: \"host=/tmp\"\n    retention: { keep_daily: 2000000000 }\n";
+        // Found by the config fuzzer: a number of days no TimeSpan holds must not crash the parser.
+        Assert.Equal(2000000000, Parse(Db).Databases["app"].Retention.KeepDaily);
+        var e = Assert.Throws<ConfigException>(() => Parse("s3:\n  object_lock: { mode: governance, days: retention }\n" + Db));
+        Assert.Contains("more than S3's limit of 36500", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void No_S3_block_leaves_the_environment_in_charge()
     {
         var cfg = Parse("repository: s3://cairn-backups/prod\n");
