@@ -89,8 +89,11 @@ done
 echo "zstd-1 $(stat -c %s "$W/z.zst")" >> "$W/sizes"; rm -f "$W/data.tar" "$W/z.zst"
 
 echo "== full backups, $ROUNDS rounds"
+KEYS=($(printf '%s\n' "${!BIN[@]}" | sort)); REV=($(printf '%s\n' "${!BIN[@]}" | sort -r))
 for r in $(seq "$ROUNDS"); do
-  for k in "${!BIN[@]}"; do
+  # The two builds alternate which goes first (base first in odd rounds), so neither always follows pgBackRest.
+  if [ $((r % 2)) = 1 ]; then ORDER=("${KEYS[@]}"); else ORDER=("${REV[@]}"); fi
+  for k in "${ORDER[@]}"; do
     rm -rf "$W/repo-$k" "$W/repo-$k-evidence" "$W/repo-$k-evidence.key"
     as_pg env CAIRN_PASSPHRASE_FILE="$W/pass" "$W/cairn-$k" --repo "$W/repo-$k" init --kdf-memory-mib 1 --kdf-iterations 1 >/dev/null
     quiesce "CAIRN_PASSPHRASE_FILE=$W/pass $W/cairn-$k --repo $W/repo-$k wal-push %p --database bench"
