@@ -24,24 +24,27 @@ fi
 FILE="$W/data.tar"; SIZE=$(stat -c %s "$FILE")
 echo "file: $SIZE bytes"
 
+# cputime VAR CMD...: runs CMD under /usr/bin/time and sets VAR to its CPU seconds (user + sys): on a shared machine
+# CPU time says what the work costs, wall time also what the load took away.
+cputime() { local v="$1"; shift; /usr/bin/time -f "%U %S" -o "$W/cpu.txt" "$@"; printf -v "$v" '%s' "$(awk '{printf "%.2f", $1 + $2}' "$W/cpu.txt")"; }
 echo "== zstd ceilings"
-warm "$FILE"; t0=$(now); zstd -1 -T1 -q -c "$FILE" > /dev/null; t1=$(now); Z1=$(elapsed $t0 $t1)
-warm "$FILE"; t0=$(now); zstd -1 -T2 -q -c "$FILE" > /dev/null; t1=$(now); Z2=$(elapsed $t0 $t1)
+warm "$FILE"; t0=$(now); cputime Z1C zstd -1 -T1 -q -c "$FILE" > /dev/null; t1=$(now); Z1=$(elapsed $t0 $t1)
+warm "$FILE"; t0=$(now); cputime Z2C zstd -1 -T2 -q -c "$FILE" > /dev/null; t1=$(now); Z2=$(elapsed $t0 $t1)
 
 echo "== cairn repo put (first)"
 printf 'bench-passphrase' > "$W/pass"; export CAIRN_PASSPHRASE_FILE="$W/pass" CAIRN_REPOSITORY="$W/cairn-repo"
 "$CAIRN" init >/dev/null
-warm "$FILE"; t0=$(now); "$CAIRN" repo put data.tar "$FILE" >/dev/null; t1=$(now); C1=$(elapsed $t0 $t1)
+warm "$FILE"; t0=$(now); cputime C1C "$CAIRN" repo put data.tar "$FILE" >/dev/null; t1=$(now); C1=$(elapsed $t0 $t1)
 CR1=$(size_of "$W/cairn-repo")
 # The same first put into a repository whose key has a 1 MiB, 1-pass KDF (as a wal-push machine key): what the
 # default Argon2id (64 MiB, 3 passes) adds to every command.
 CAIRN_REPOSITORY="$W/cairn-fastkdf" "$CAIRN" init --kdf-memory-mib 1 --kdf-iterations 1 >/dev/null
-warm "$FILE"; t0=$(now); CAIRN_REPOSITORY="$W/cairn-fastkdf" "$CAIRN" repo put data.tar "$FILE" >/dev/null; t1=$(now); C1F=$(elapsed $t0 $t1)
+warm "$FILE"; t0=$(now); cputime C1FC env CAIRN_REPOSITORY="$W/cairn-fastkdf" "$CAIRN" repo put data.tar "$FILE" >/dev/null; t1=$(now); C1F=$(elapsed $t0 $t1)
 
 echo "== restic backup --stdin (first)"
 export RESTIC_PASSWORD_FILE="$W/pass" RESTIC_REPOSITORY="$W/restic-repo"
 restic init -q >/dev/null
-warm "$FILE"; t0=$(now); restic backup -q --stdin --stdin-filename data.tar < "$FILE" >/dev/null; t1=$(now); R1=$(elapsed $t0 $t1)
+warm "$FILE"; t0=$(now); cputime R1C restic backup -q --stdin --stdin-filename data.tar < "$FILE" >/dev/null; t1=$(now); R1=$(elapsed $t0 $t1)
 RR1=$(size_of "$W/restic-repo")
 
 echo "== changing ~1% the way database files change (two runs of 8 KB pages overwritten, 64 KB inserted mid-file)"
@@ -82,6 +85,7 @@ echo "|---|---|---|---|---|"
 echo "| first put, s | $C1 | $R1 | $Z1 | $Z2 |"
 echo "| first put, MB/s | $(mbps $SIZE $C1) | $(mbps $SIZE $R1) | $(mbps $SIZE $Z1) | $(mbps $SIZE $Z2) |"
 echo "| first put with a 1 MiB / 1-pass KDF key, s (MB/s) | $C1F ($(mbps $SIZE $C1F)) | | | |"
+echo "| first put, CPU s (user + sys) per GB | $(python3 -c "print(f'{$C1C/($SIZE/1e9):.2f}')") ($(python3 -c "print(f'{$C1FC/($SIZE/1e9):.2f}')") fast KDF) | $(python3 -c "print(f'{$R1C/($SIZE/1e9):.2f}')") | $(python3 -c "print(f'{$Z1C/($SIZE/1e9):.2f}')") | $(python3 -c "print(f'{$Z2C/($SIZE/1e9):.2f}')") |"
 echo "| repository after first put, bytes | $CR1 | $RR1 | | |"
 echo "| second put (runs + 64 KB insert), s | $C2 | $R2 | | |"
 echo "| growth, bytes (% of file) | $((CR2-CR1)) ($(python3 -c "print(f'{100*($CR2-$CR1)/$SIZE:.2f}')")%) | $((RR2-RR1)) ($(python3 -c "print(f'{100*($RR2-$RR1)/$SIZE:.2f}')")%) | | |"

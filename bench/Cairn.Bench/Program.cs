@@ -13,6 +13,11 @@ if (args.Length == 3 && args[0] == "scale-profile")
     return await Cairn.Bench.ScaleBench.ProfileAsync(args[1..]);
 }
 
+if (args.Length == 2 && args[0] == "stages")
+{
+    return Cairn.Bench.StagesBench.Run(args[1..]);
+}
+
 if (args.Length == 5 && args[0] == "scale-plan")
 {
     return await Cairn.Bench.ScaleBench.PlanAsync(args[1..]);
@@ -22,7 +27,7 @@ if (args.Length == 5 && args[0] == "scale-plan")
 // on S3, and print the times and the ratio. Usage: Cairn.Bench s3-storage ENDPOINT BUCKET FOLDER SIZE_MB
 if (args.Length != 5 || args[0] != "s3-storage")
 {
-    Console.Error.WriteLine("usage: Cairn.Bench s3-storage ENDPOINT BUCKET FOLDER SIZE_MB | scale-generate FOLDER PASSPHRASE_FILE DATABASES SNAPSHOTS WAL_OBJECTS CHUNKS_PER_BACKUP | scale-plan FOLDER PASSPHRASE_FILE DATABASE TARGET_TIME | scale-profile FOLDER PASSPHRASE_FILE");
+    Console.Error.WriteLine("usage: Cairn.Bench s3-storage ENDPOINT BUCKET FOLDER SIZE_MB | scale-generate FOLDER PASSPHRASE_FILE DATABASES SNAPSHOTS WAL_OBJECTS CHUNKS_PER_BACKUP | scale-plan FOLDER PASSPHRASE_FILE DATABASE TARGET_TIME | scale-profile FOLDER PASSPHRASE_FILE | stages FILE");
     return 2;
 }
 var endpoint = new Uri(args[1]);

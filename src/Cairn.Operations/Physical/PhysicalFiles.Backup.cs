@@ -91,7 +91,7 @@ public static partial class PhysicalFiles
                 {
                     throw new PgToolException($"{ex.Message}; it was listed as a regular file moments ago, so something is swapping files in the data directory: refusing to follow it, no backup was recorded", ex);
                 }
-                await using var crc = new Crc32CStream(file);
+                await using var source = file;
                 long last = 0;
                 var progress = new Progress(n =>
                 {
@@ -99,6 +99,8 @@ public static partial class PhysicalFiles
                     last = n;
                 });
                 ManifestItem added;
+                string crcHex;
+                long bytesRead;
                 var meta = EntryMeta(e, null);
                 if (RelationPages.IsRelationData(e.Path))
                 {
@@ -109,7 +111,10 @@ public static partial class PhysicalFiles
                     var crcs = new System.Text.StringBuilder();
                     long carried = 0;
                     var segmentFirst = PageChecksum.SegmentOf(e.Path) * PageChecksum.BlocksPerSegment;
-                    added = await writer.AddBlocksAsync(e.Path, crc, BlockSize, (i, block) =>
+                    // Each block is checksummed once: the file's CRC for backup_manifest is folded from the blocks' CRCs.
+                    var fileCrc = new Crc32C();
+                    long fileBytes = 0;
+                    added = await writer.AddBlocksAsync(e.Path, source, BlockSize, (i, block) =>
                     {
                         if (start.DataChecksums)
                         {
@@ -119,7 +124,10 @@ public static partial class PhysicalFiles
                                 badPages.Add(new BadPage(e.Path, n));
                             }
                         }
-                        var blockCrc = Crc32C.Of(block);
+                        var blockCrcValue = Crc32C.ValueOf(block);
+                        fileCrc.AppendCrc(blockCrcValue, block.Length);
+                        fileBytes += block.Length;
+                        var blockCrc = Crc32C.HexOf(blockCrcValue);
                         crcs.Append(blockCrc);
                         if (before is null || oldCrcs is null || (i + 1) * 8 > oldCrcs.Length || i >= before.Chunks.Count || block.Length != Math.Min(BlockSize, before.Size - ((long)i * BlockSize))
                             || !oldCrcs.AsSpan(i * 8, 8).SequenceEqual(blockCrc) || !RelationPages.AllOlderThan(block, start.PageSize, previousStartLsn))
@@ -132,16 +140,20 @@ public static partial class PhysicalFiles
                     Interlocked.Add(ref reusedPageBytes, carried);
                     meta["blocks"] = BlockSize.ToString(CultureInfo.InvariantCulture);
                     meta["block_crcs"] = crcs.ToString();
+                    crcHex = fileCrc.Hex;
+                    bytesRead = fileBytes;
                 }
                 else
                 {
+                    await using var crc = new Crc32CStream(source);
                     added = await writer.AddStreamAsync(e.Path, crc, progress, "file", null, ct).ConfigureAwait(false);
+                    crcHex = crc.Crc.Hex;
+                    bytesRead = crc.BytesRead;
                 }
                 // The size recorded is what was read: a file growing or shrinking during the copy is fine (WAL replay fixes it).
-                var crcHex = crc.Crc.Hex;
                 meta["crc32c"] = crcHex;
                 writer.ReplaceItem(added, added with { Meta = meta });
-                manifestFiles.Add(new ManifestFile(e.Path, crc.BytesRead, e.Modified, crcHex));
+                manifestFiles.Add(new ManifestFile(e.Path, bytesRead, e.Modified, crcHex));
             }
         }, ct))).ConfigureAwait(false);
 

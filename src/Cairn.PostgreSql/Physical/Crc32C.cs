@@ -44,22 +44,99 @@ public sealed class Crc32C
 
     public uint Value => ~_state;
 
-    /// <summary>As PostgreSQL prints it in backup_manifest: eight lower-case hex digits of the little-endian bytes.</summary>
-    public string Hex
+    /// <summary>
+    /// Appends data of <paramref name="length"/> bytes whose own CRC-32C is <paramref name="crc"/>, without reading it
+    /// again: the state is advanced over <paramref name="length"/> zero bytes (a linear map over GF(2), applied by
+    /// squaring, as zlib's crc32_combine does) and the data's CRC is folded in. A physical backup checksums each block
+    /// once and gets the whole file's CRC from the blocks' CRCs.
+    /// </summary>
+    public void AppendCrc(uint crc, long length)
     {
-        get
+        if (length <= 0)
         {
-            Span<byte> b = stackalloc byte[4];
-            BinaryPrimitives.WriteUInt32LittleEndian(b, Value);
-            return Convert.ToHexStringLower(b);
+            return;
         }
+        // Value(A‖B) = shift(Value(A), |B|) ^ Value(B), where shift multiplies by x^(8|B|) mod P (reflected).
+        _state = ~(Shift(~_state, length) ^ crc);
     }
 
-    public static string Of(ReadOnlySpan<byte> data)
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<long, uint[]> Shifts = new();
+
+    /// <summary>The CRC register advanced over <paramref name="length"/> zero bytes.</summary>
+    private static uint Shift(uint crc, long length) => Times(Shifts.GetOrAdd(length, ShiftOperator), crc);
+
+    /// <summary>The 32×32 GF(2) matrix (one column per bit) that advances a CRC register over <paramref name="length"/> zero bytes.</summary>
+    private static uint[] ShiftOperator(long length)
+    {
+        // One zero bit: the register shifts right and the polynomial is folded in when the low bit falls out.
+        var bit = new uint[32];
+        bit[0] = 0x82F63B78;
+        for (var n = 1; n < 32; n++)
+        {
+            bit[n] = 1u << (n - 1);
+        }
+        var power = Square(Square(Square(bit))); // 8 zero bits: one zero byte
+        var result = new uint[32];
+        for (var n = 0; n < 32; n++)
+        {
+            result[n] = 1u << n; // identity
+        }
+        for (var left = length; left > 0; left >>= 1)
+        {
+            if ((left & 1) != 0)
+            {
+                result = Multiply(power, result);
+            }
+            power = Square(power);
+        }
+        return result;
+    }
+
+    private static uint Times(uint[] matrix, uint vector)
+    {
+        uint sum = 0;
+        for (var n = 0; vector != 0; n++, vector >>= 1)
+        {
+            if ((vector & 1) != 0)
+            {
+                sum ^= matrix[n];
+            }
+        }
+        return sum;
+    }
+
+    private static uint[] Square(uint[] m) => Multiply(m, m);
+
+    /// <summary>The matrix applying <paramref name="b"/> first, then <paramref name="a"/>.</summary>
+    private static uint[] Multiply(uint[] a, uint[] b)
+    {
+        var r = new uint[32];
+        for (var n = 0; n < 32; n++)
+        {
+            r[n] = Times(a, b[n]);
+        }
+        return r;
+    }
+
+    /// <summary>As PostgreSQL prints it in backup_manifest: eight lower-case hex digits of the little-endian bytes.</summary>
+    public string Hex => HexOf(Value);
+
+    public static string Of(ReadOnlySpan<byte> data) => HexOf(ValueOf(data));
+
+    /// <summary>The CRC-32C of <paramref name="data"/> as a number.</summary>
+    public static uint ValueOf(ReadOnlySpan<byte> data)
     {
         var c = new Crc32C();
         c.Append(data);
-        return c.Hex;
+        return c.Value;
+    }
+
+    /// <summary>A CRC value as PostgreSQL prints it in backup_manifest (see <see cref="Hex"/>).</summary>
+    public static string HexOf(uint value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, value);
+        return Convert.ToHexStringLower(b);
     }
 
     private static uint[] BuildTable()

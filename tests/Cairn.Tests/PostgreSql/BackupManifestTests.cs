@@ -53,6 +53,32 @@ public class BackupManifestTests
     }
 
     [Fact]
+    public void Crc32C_folded_from_the_pieces_CRCs_equals_the_CRC_of_the_whole()
+    {
+        // A physical backup checksums each 256 KiB block once and folds the blocks' CRCs into the file's.
+        var rng = new Random(5);
+        var data = new byte[(3 * 256 * 1024) + 12345];
+        rng.NextBytes(data);
+        var whole = Crc32C.Of(data);
+        foreach (var piece in (int[])[256 * 1024, 1, 7, 8192, 100_000])
+        {
+            var folded = new Crc32C();
+            folded.AppendCrc(Crc32C.ValueOf([]), 0); // an empty piece changes nothing
+            for (var i = 0; i < data.Length; i += piece)
+            {
+                var part = data.AsSpan(i, Math.Min(piece, data.Length - i));
+                folded.AppendCrc(Crc32C.ValueOf(part), part.Length);
+            }
+            Assert.Equal(whole, folded.Hex);
+        }
+        // Mixed with plain appends, and on the standard check value.
+        var mixed = new Crc32C();
+        mixed.Append("1234"u8);
+        mixed.AppendCrc(Crc32C.ValueOf("56789"u8), 5);
+        Assert.Equal(0xE3069283u, mixed.Value);
+    }
+
+    [Fact]
     public void Crc32C_gives_the_standard_check_value()
     {
         var crc = new Crc32C();
