@@ -325,6 +325,24 @@ public sealed record EvidenceReadEvent(string Command, string Range, string From
 /// Old record bodies replaced by their leaf hashes (<c>evidence-prune</c>): the log itself writes the details of this
 /// statement (before, pruned_below, records, segments) when it signs it.
 /// </summary>
+/// <summary>
+/// The signing key was handed over (<c>evidence-key-rotation</c>): the log adds both keys and the co-signed checkpoint's file to
+/// <c>details</c>; here the reason and, when an incident rotated it, the incident's ID.
+/// </summary>
+public sealed record EvidenceKeyRotationEvent(string Reason, string? Incident) : EvidenceEvent
+{
+    public override string Kind => Cairn.Evidence.Log.EvidenceLog.HandoverKind;
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("reason", Reason);
+        if (Incident is not null)
+        {
+            details.Text("incident", Incident);
+        }
+    }
+}
+
 public sealed record EvidencePruneEvent : EvidenceEvent
 {
     public override string Kind => "evidence-prune";
