@@ -173,9 +173,17 @@ public sealed record DatabaseRestoreEvent(string Target, long Tables, long Rows,
     /// <summary>Objects left out because the target could not hold them (an extension it lacks, and what depends on it).</summary>
     public IReadOnlyList<Cairn.PostgreSql.Logical.SkippedObject> Skipped { get; init; } = [];
 
+    /// <summary>A copy made from a point-in-time recovery on a throwaway server (an incident's <c>--at</c>): the time and the stop proof.</summary>
+    public (DateTimeOffset At, string StopProof)? Pitr { get; init; }
+
     public override void Describe(EvidenceDetails details)
     {
         details.Text("type", "database").Text("target", Target).Number("tables", Tables).Number("rows", Rows).Number("mismatches", Mismatches).Text("roles_created", RolesCreated);
+        // Only for a copy out of a PITR: restores of logical backups keep their shape.
+        if (Pitr is { } p)
+        {
+            details.Text("source", "pitr").Time("at", p.At).Text("stop_proof", p.StopProof);
+        }
         // Only when something was left out: records of complete restores keep their shape.
         if (Skipped.Count > 0)
         {
