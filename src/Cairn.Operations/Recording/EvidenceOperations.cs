@@ -281,7 +281,14 @@ public sealed class EvidenceExportOperation(OperationContext context)
         `pruning.json` is present, it names N and that record (it is in `records.jsonl` with its proof);
         `verify.py` checks it. A record at or above N without its body would be a hidden record.
 
-        ## 4. Nothing was removed later
+        ## 4. Signing-key hand-overs
+
+        When the log's signing key was rotated, `handovers/<seq>.txt` holds the checkpoint of the first seq + 1
+        records, signed by both the old key and the new one; record `seq` (kind `evidence-key-rotation`) names
+        both keys. A key you were given earlier stays valid up to its hand-over; after it only the new key signs.
+        `cairn evidence verify --public-key OLD_KEY` follows every hand-over from the key you hold.
+
+        ## 5. Nothing was removed later
 
         Keep this `checkpoint.txt`. Later, `cairn evidence verify --against checkpoint.txt` (or any RFC
         9162 consistency check) proves the log still extends it: no record was removed, edited or

@@ -309,5 +309,32 @@ public class KeyRotationTests
         Assert.Contains(v.Problems, p => p.Contains($"record {r.Seq} was pruned and its hand-over body", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task An_export_right_after_a_rotation_carries_the_hand_over_and_openssl_verifies_the_new_key_s_signature()
+    {
+        var (log, dir, _) = NewLog(2);
+        using var _d = dir;
+        var r = Rotate(log);
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_EVIDENCE"] = log.Folder });
+        var export = dir.File("export");
+
+        var (code, output, err) = await cli.RunAsync("evidence", "export", "--to", export);
+
+        Assert.True(code == 0, output + err);
+        Assert.Equal(File.ReadAllText(log.HandoverCheckpointPath(r.Seq)), File.ReadAllText(Path.Combine(export, "handovers", Path.GetFileName(log.HandoverCheckpointPath(r.Seq)))));
+        // The newest checkpoint is the co-signed one (old key's line first): checkpoint.sig must be the new key's signature.
+        var psi = new System.Diagnostics.ProcessStartInfo("openssl", ["pkeyutl", "-verify", "-pubin", "-inkey", "public-key.pem", "-rawin", "-in", "checkpoint-body.txt", "-sigfile", "checkpoint.sig"])
+        {
+            WorkingDirectory = export,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var said = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        Assert.True(p.ExitCode == 0, said);
+        Assert.Contains("Signature Verified Successfully", said, StringComparison.Ordinal);
+    }
+
     private static string KeyChainBody(string note) => note[..(note.LastIndexOf("\n\n", StringComparison.Ordinal) + 1)];
 }
