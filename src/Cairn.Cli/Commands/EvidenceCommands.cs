@@ -241,7 +241,7 @@ internal static class EvidenceCommands
                 inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EvidenceRotateKeyOutput("summary", r.Seq, r.OldKey, r.NewKey, r.HandoverCheckpoint, r.SigningKeyPath, r.KeptOldKey), CliJson.Default.EvidenceRotateKeyOutput));
                 return Task.FromResult(ExitCodes.Ok);
             }
-            var t = new Table().AddColumns("", "");
+            var t = new Table().AddColumns("Rotation", "");
             t.AddRow("hand-over record", r.Seq.ToString(CultureInfo.InvariantCulture));
             t.AddRow("old key (retired)", Markup.Escape(r.OldKey));
             t.AddRow("new verifier key", Markup.Escape(r.NewKey));
@@ -249,7 +249,7 @@ internal static class EvidenceCommands
             t.AddRow("signing key", Markup.Escape(r.SigningKeyPath) + " (0600, the new key; keep a copy somewhere safe)");
             t.AddRow("old private key", r.KeptOldKey is { } k ? Markup.Escape(k) + " (kept: --keep-old)" : "removed");
             inv.Console.Ansi.Write(t);
-            inv.Console.Out.WriteLine("give the new verifier key to whoever pins the old one; a verifier pinning the old key follows the hand-over by itself");
+            inv.Console.Out.WriteLine("verifiers that pin the old key follow the hand-over by themselves; give the new verifier key to new auditors ('cairn evidence public-key')");
             return Task.FromResult(ExitCodes.Ok);
         });
         return cmd;

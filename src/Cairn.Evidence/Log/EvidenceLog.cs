@@ -292,7 +292,11 @@ public sealed class EvidenceLog
             return;
         }
         var note = File.Exists(CheckpointPath) ? ReadCheckpointFile(CheckpointPath) : "";
-        if (note.Length > 0 && SignedNote.SignedBy(note, next))
+        // Installed only when the signed log's newest hand-over names this very key: a key planted beside ours with a
+        // checkpoint it signed itself is not a hand-over.
+        if (note.Length > 0 && SignedNote.SignedBy(note, next)
+            && ReadEntries(out _).Take((int)Math.Min(int.MaxValue, Checkpoint.Parse(KeyChain.Body(note)).Size)).LastOrDefault(e => e.Kind == HandoverKind) is { Record: { } h }
+            && h["details"]?["new_key"] is JsonValue nk && nk.GetValueKind() == JsonValueKind.String && nk.GetValue<string>() == next.VerifierKey)
         {
             InstallNextKey(next);
             return;

@@ -277,6 +277,15 @@ public class KeyRotationTests
         Assert.True(SignedNote.SignedBy(File.ReadAllText(log.CheckpointPath), r.NewKey));
         Assert.True(LogVerifier.Verify(log, log.LoadPublicKey(oldPub), null).Ok);
 
+        // A key planted beside ours with a checkpoint it signed itself is no hand-over: it is removed, not installed.
+        var planted = NoteKey.Generate(r.NewKey.Name);
+        var current = File.ReadAllText(log.CheckpointPath);
+        File.WriteAllText(log.NextKeyPath, planted.SignerKey + "\n");
+        File.WriteAllText(log.CheckpointPath, SignedNote.Sign(KeyChainBody(current), NoteKey.ParseSigner(File.ReadAllText(log.SigningKeyPath)), planted));
+        Append(log, clock, 1);
+        Assert.False(File.Exists(log.NextKeyPath));
+        Assert.Equal(r.NewKey.VerifierKey, NoteKey.ParseSigner(File.ReadAllText(log.SigningKeyPath)).VerifierKey);
+
         // A waiting key the checkpoint never carried: the rotation did not happen, the current key stays.
         File.WriteAllText(log.NextKeyPath, NoteKey.Generate("stray").SignerKey + "\n");
         Append(log, clock, 1);
