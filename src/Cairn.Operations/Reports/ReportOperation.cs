@@ -60,7 +60,6 @@ public sealed class ReportOperation(OperationContext context)
     {
         var log = context.Evidence.OpenExisting();
         var (chain, entries) = ReportEvidence.ReadVerified(log, context.Evidence.PinnedPublicKey);
-        var key = chain.Current;
         var now = context.Time.GetUtcNow();
         var asOf = request.Until < now ? request.Until : now;
         var leaves = entries.Select(e => e.LeafHash).ToList();
@@ -75,6 +74,8 @@ public sealed class ReportOperation(OperationContext context)
             throw new EvidenceException("no signed checkpoint covers the period's records; run 'cairn evidence verify'");
         }
         var size = (int)checkpoint.Size;
+        // The key that signed that checkpoint (before a later rotation: the key of its time).
+        var key = chain.KeyFor(size) ?? chain.Current;
 
         var inputs = new ReportInputs(request.From, request.Until, asOf, request.Database, size, [.. context.Config.Databases.Values
             .Where(d => request.Database is null || d.Name == request.Database)

@@ -345,5 +345,33 @@ public class KeyRotationTests
         Assert.Contains("Signature Verified Successfully", said, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Reports_made_before_and_after_a_rotation_chain_and_verify_with_the_old_key_pinned()
+    {
+        var (log, dir, clock) = NewLog(0, DateTimeOffset.Parse("2026-11-05T00:00:00Z", CultureInfo.InvariantCulture));
+        using var _d = dir;
+        var oldPub = SavePublicKey(log, dir, "old.pub");
+        await File.WriteAllTextAsync(dir.File("cairn.yaml"), "databases:\n  app:\n    connection: \"host=/nonexistent dbname=app\"\n");
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_EVIDENCE"] = log.Folder, ["CAIRN_CONFIG"] = dir.File("cairn.yaml"), ["CAIRN_EVIDENCE_PUBLIC_KEY"] = oldPub }) { Time = clock };
+        Append(log, clock, 3);
+        clock.SetUtcNow(DateTimeOffset.Parse("2026-12-01T06:00:00Z", CultureInfo.InvariantCulture));
+        var (code, output, err) = await cli.RunAsync("report", "--month", "2026-11", "--format", "json", "--out", dir.File("november.json"));
+        Assert.True(code == 0, output + err);
+
+        Rotate(log);
+        Append(log, clock, 2);
+        clock.SetUtcNow(DateTimeOffset.Parse("2027-01-01T06:00:00Z", CultureInfo.InvariantCulture));
+        // December's report proves the log extends November's checkpoint, which the retired key signed.
+        (code, output, err) = await cli.RunAsync("report", "--month", "2026-12", "--format", "json", "--out", dir.File("december.json"));
+        Assert.True(code == 0, output + err);
+
+        foreach (var file in new[] { "november.json", "december.json" })
+        {
+            (code, output, err) = await cli.RunAsync("report", "verify", dir.File(file));
+            Assert.True(code == 0, file + ": " + output + err);
+        }
+        Assert.NotNull(JsonNode.Parse(File.ReadAllText(dir.File("december.json")))!["proof"]!["previous"]);
+    }
+
     private static string KeyChainBody(string note) => note[..(note.LastIndexOf("\n\n", StringComparison.Ordinal) + 1)];
 }
