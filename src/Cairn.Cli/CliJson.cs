@@ -124,7 +124,11 @@ public sealed record PrunedRecordRow(long Seq, bool Pruned, string LeafHash);
 
 public sealed record EvidenceShowOutput(JsonNode? Record, string LeafHash, int TreeSize, string RootHash, IReadOnlyList<string> InclusionProof, string Checkpoint);
 
-public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Records, long Pruned, string RootHash, long CheckpointSize, bool AgainstChecked, IReadOnlyList<string> Problems);
+public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Records, long Pruned, string RootHash, long CheckpointSize, bool AgainstChecked, IReadOnlyList<string> Problems,
+    IReadOnlyList<string> Keys, IReadOnlyList<long> Handovers, long TrustFrom);
+
+/// <summary><c>evidence rotate-key --json</c>: public keys only; the private key is never printed.</summary>
+public sealed record EvidenceRotateKeyOutput(string MessageType, long Seq, string OldKey, string NewKey, string HandoverCheckpoint, string SigningKey, string? KeptOldKey);
 
 public sealed record ReportOutput(string MessageType, string Path, string Format, string Sha256, long EvidenceSeq, string Status, long TreeSize);
 
@@ -167,6 +171,7 @@ public sealed record IncidentListRow(string Id, string Type, string Database, st
 [JsonSerializable(typeof(List<JsonNode>))]
 [JsonSerializable(typeof(EvidenceShowOutput))]
 [JsonSerializable(typeof(EvidenceVerifyOutput))]
+[JsonSerializable(typeof(EvidenceRotateKeyOutput))]
 [JsonSerializable(typeof(CleanupOutput))]
 [JsonSerializable(typeof(EraseOutput))]
 [JsonSerializable(typeof(EraseReplayOutput))]

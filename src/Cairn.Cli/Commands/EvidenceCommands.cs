@@ -13,9 +13,9 @@ internal static class EvidenceCommands
 {
     public static Command Build(CliContext ctx)
     {
-        return new Command("evidence", "The tamper-evident evidence log: list, show, verify, export, checkpoint, public-key, prune")
+        return new Command("evidence", "The tamper-evident evidence log: list, show, verify, export, checkpoint, public-key, prune, rotate-key")
         {
-            Init(ctx), List(ctx), Show(ctx), Verify(ctx), Export(ctx), CheckpointCmd(ctx), PublicKey(ctx), Prune(ctx),
+            Init(ctx), List(ctx), Show(ctx), Verify(ctx), Export(ctx), CheckpointCmd(ctx), PublicKey(ctx), Prune(ctx), RotateKey(ctx),
         };
     }
 
@@ -153,13 +153,21 @@ internal static class EvidenceCommands
         var r = new EvidenceVerifyOperation(inv.Operations).Run(request);
         if (inv.Json)
         {
-            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EvidenceVerifyOutput("summary", r.Ok, r.Records, r.Pruned, r.RootBase64, r.CheckpointSize, r.AgainstChecked, r.Problems), CliJson.Default.EvidenceVerifyOutput));
+            inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EvidenceVerifyOutput("summary", r.Ok, r.Records, r.Pruned, r.RootBase64, r.CheckpointSize, r.AgainstChecked, r.Problems,
+                r.Keys, r.Handovers, r.TrustFrom), CliJson.Default.EvidenceVerifyOutput));
         }
         else
         {
             foreach (var problem in r.Problems)
             {
                 inv.Console.Out.WriteLine($"FAIL: {problem}");
+            }
+            if (r.Handovers.Count > 0)
+            {
+                inv.Console.Out.WriteLine($"signing keys: {string.Join(" -> ", r.Keys)} (hand-over record(s) {string.Join(", ", r.Handovers)}, each co-signed by the old and the new key)");
+                inv.Console.Out.WriteLine(r.TrustFrom == 0
+                    ? "trust starts at record 0: the key you verified with is the log's first key, and every hand-over was followed from it"
+                    : $"trust starts at record {r.TrustFrom}: the key you verified with came in by the hand-over there; records 0 to {r.TrustFrom} are vouched for by its co-signature of the hand-over checkpoint (pin the log's first key to check the chain from the start)");
             }
             inv.Console.Out.WriteLine(r.Ok
                 ? $"OK: {r.Records} record(s) ({r.Pruned} pruned to leaf hashes) hash to the signed root {r.RootBase64}{(r.AgainstChecked ? "; the log extends the earlier checkpoint" : "")}"
@@ -215,6 +223,33 @@ internal static class EvidenceCommands
             inv.Console.Out.WriteLine(r.Records == 0
                 ? "nothing to prune: no whole segment at the start of the log is older than that date"
                 : $"pruned the bodies of {r.Records} record(s) in {r.Segments} segment(s); their leaf hashes remain, and a signed evidence-prune record states it");
+            return Task.FromResult(ExitCodes.Ok);
+        });
+        return cmd;
+    }
+
+    private static Command RotateKey(CliContext ctx)
+    {
+        var keepOld = new Option<bool>("--keep-old") { Description = "Keep the old private key as KEY.retired-HASH (0600) instead of removing it (it can no longer extend the log)" };
+        var reason = new Option<string?>("--reason") { Description = "Why, on the record (default: rotation requested)" };
+        var cmd = new Command("rotate-key", "Hand the log over to a new signing key: a hand-over record co-signed by the old and the new key; then only the new key signs and the old one is removed") { keepOld, reason };
+        cmd.SetAction(ctx, (inv, p, ct) =>
+        {
+            var r = new EvidenceRotateKeyOperation(inv.Operations).Run(new EvidenceRotateKeyRequest(p.GetValue(keepOld), p.GetValue(reason) ?? "rotation requested"));
+            if (inv.Json)
+            {
+                inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EvidenceRotateKeyOutput("summary", r.Seq, r.OldKey, r.NewKey, r.HandoverCheckpoint, r.SigningKeyPath, r.KeptOldKey), CliJson.Default.EvidenceRotateKeyOutput));
+                return Task.FromResult(ExitCodes.Ok);
+            }
+            var t = new Table().AddColumns("Rotation", "");
+            t.AddRow("hand-over record", r.Seq.ToString(CultureInfo.InvariantCulture));
+            t.AddRow("old key (retired)", Markup.Escape(r.OldKey));
+            t.AddRow("new verifier key", Markup.Escape(r.NewKey));
+            t.AddRow("co-signed checkpoint", Markup.Escape(r.HandoverCheckpoint));
+            t.AddRow("signing key", Markup.Escape(r.SigningKeyPath) + " (0600, the new key; keep a copy somewhere safe)");
+            t.AddRow("old private key", r.KeptOldKey is { } k ? Markup.Escape(k) + " (kept: --keep-old)" : "removed");
+            inv.Console.Ansi.Write(t);
+            inv.Console.Out.WriteLine("verifiers that pin the old key follow the hand-over by themselves; give the new verifier key to new auditors ('cairn evidence public-key')");
             return Task.FromResult(ExitCodes.Ok);
         });
         return cmd;

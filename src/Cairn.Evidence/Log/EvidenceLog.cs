@@ -59,6 +59,17 @@ public sealed class EvidenceLog
 
     public bool Exists => File.Exists(Path.Combine(Folder, "origin"));
 
+    /// <summary>The kind of a signing-key hand-over record (docs/evidence.md, "Signing-key rotation").</summary>
+    public const string HandoverKind = "evidence-key-rotation";
+
+    /// <summary>The co-signed checkpoints of the hand-overs: <c>handovers/&lt;seq&gt;.txt</c>, the checkpoint of size seq + 1.</summary>
+    public string HandoverFolder => Path.Combine(Folder, "handovers");
+
+    public string HandoverCheckpointPath(long seq) => Path.Combine(HandoverFolder, $"{seq:D12}.txt");
+
+    /// <summary>The new key while a rotation is under way (0600); installed or removed by the next writer after a crash.</summary>
+    public string NextKeyPath => SigningKeyPath + ".next";
+
     public string Origin => File.ReadAllText(Path.Combine(Folder, "origin")).Trim();
 
     /// <summary>Creates the folder, the origin and a new Ed25519 signing key. Refuses to overwrite an existing log or key.</summary>
@@ -81,7 +92,7 @@ public sealed class EvidenceLog
         WriteAtomic(Path.Combine(Folder, "origin"), origin + "\n", privateFile: false);
         using (var l = AcquireLock())
         {
-            WriteCheckpoint(key, [], origin);
+            WriteCheckpoint([key], [], origin);
         }
         return key;
     }
@@ -165,9 +176,24 @@ public sealed class EvidenceLog
         {
             return (folderKey ?? throw new EvidenceException(folderProblem ?? $"no verifier key for {Folder}"), null);
         }
-        return folderKey is not null && folderKey.VerifierKey == anchor.VerifierKey
+        return folderKey is not null && (folderKey.VerifierKey == anchor.VerifierKey || HandedOverTo(anchor, folderKey))
             ? (anchor, null)
             : (anchor, $"the verifier key {PublicKeyPath} is not the one of {source} (replaced or damaged); records were checked with the latter");
+    }
+
+    /// <summary>
+    /// Whether the log's hand-overs lead from <paramref name="anchor"/> to <paramref name="current"/> (the folder's key after a
+    /// rotation). Only the records and co-signatures are looked at here; the full check is <see cref="LogVerifier"/>'s.
+    /// </summary>
+    private bool HandedOverTo(NoteKey anchor, NoteKey current)
+    {
+        if (!Directory.Exists(HandoverFolder))
+        {
+            return false;
+        }
+        var entries = ReadEntries(out _);
+        var chain = KeyChain.Build(this, entries, [.. entries.Select(e => e.LeafHash)], anchor);
+        return chain.Problems.Count == 0 && chain.Current.VerifierKey == current.VerifierKey;
     }
 
     /// <summary>
@@ -182,15 +208,116 @@ public sealed class EvidenceLog
         {
             throw new EvidenceException($"no evidence log at {Folder}; create it with 'cairn evidence init'");
         }
-        var key = LoadSigningKey();
         using var l = AcquireLock();
+        FinishInterruptedRotation();
+        var key = LoadSigningKey();
         RepairTail();
         var entries = SignedEntries(key, tool);
         return AppendLocked(key, entries, record, tool);
     }
 
+    /// <summary>What <see cref="RotateKey"/> did: the hand-over record, both keys, and where the old key was kept (null: removed).</summary>
+    public sealed record KeyRotation(long Seq, NoteKey OldKey, NoteKey NewKey, string HandoverCheckpoint, string? KeptOldKey);
+
+    /// <summary>
+    /// Hands the log over to a new signing key: a new Ed25519 key is written beside the current one (0600), a hand-over record
+    /// naming the old key and the new public key is appended (<paramref name="statement"/> plus kind and details), and the
+    /// checkpoint covering it is signed by both keys and kept in <c>handovers/</c>. Then the new key replaces the old one as the
+    /// signing key and <c>evidence.pub</c>; the old private key is removed, or with <paramref name="keepOld"/> moved to
+    /// <c>&lt;key&gt;.retired-&lt;hash&gt;</c> (0600). Later checkpoints are signed by the new key only. A crash at any point
+    /// leaves either the old key in charge (the hand-over not signed) or a finished rotation (the next writer installs the key).
+    /// </summary>
+    public KeyRotation RotateKey(JsonObject statement, string tool, bool keepOld)
+    {
+        if (!Exists)
+        {
+            throw new EvidenceException($"no evidence log at {Folder}; create it with 'cairn evidence init'");
+        }
+        using var l = AcquireLock();
+        FinishInterruptedRotation();
+        var oldKey = LoadSigningKey();
+        RepairTail();
+        var entries = SignedEntries(oldKey, tool);
+        var newKey = NoteKey.Generate(oldKey.Name);
+        // On disk before the hand-over is written: a crash after the co-signed checkpoint must find the new key.
+        WriteAtomic(NextKeyPath, newKey.SignerKey + "\n", privateFile: true);
+        string? kept = null;
+        if (keepOld)
+        {
+            kept = $"{SigningKeyPath}.retired-{Convert.ToHexStringLower(oldKey.KeyHash)}";
+            WriteAtomic(kept, oldKey.SignerKey + "\n", privateFile: true);
+        }
+        var seq = entries.Count;
+        var details = statement["details"] as JsonObject ?? [];
+        details["old_key_name"] = oldKey.Name;
+        details["old_key_id"] = Convert.ToHexStringLower(oldKey.KeyHash);
+        details["old_key"] = oldKey.VerifierKey;
+        details["new_key"] = newKey.VerifierKey;
+        details["handover_checkpoint"] = Path.GetRelativePath(Folder, HandoverCheckpointPath(seq));
+        details["old_key_kept"] = keepOld ? "yes" : "no";
+        statement["kind"] = HandoverKind;
+        statement["result"] = "pass";
+        statement["details"] = details;
+        AppendLocked(oldKey, entries, statement, tool, newKey);
+        InstallNextKey(newKey);
+        return new KeyRotation(seq, oldKey, newKey, HandoverCheckpointPath(seq), kept);
+    }
+
+    /// <summary>The new key becomes the signing key and the folder's verifier key; the old private key is gone from the key path.</summary>
+    private void InstallNextKey(NoteKey newKey)
+    {
+        WriteAtomic(PublicKeyPath, newKey.VerifierKey + "\n", privateFile: false);
+        File.Move(NextKeyPath, SigningKeyPath, overwrite: true);
+    }
+
+    /// <summary>
+    /// A rotation that crashed: when the signed checkpoint carries the waiting new key's signature, the hand-over was signed and
+    /// the new key is installed; otherwise the hand-over never took effect: the waiting key and any hand-over checkpoint past
+    /// the signed size are removed (the next append sets an unsigned hand-over line aside as usual).
+    /// </summary>
+    private void FinishInterruptedRotation()
+    {
+        if (!File.Exists(NextKeyPath))
+        {
+            return;
+        }
+        NoteKey next;
+        try
+        {
+            next = NoteKey.ParseSigner(File.ReadAllText(NextKeyPath));
+        }
+        catch (FormatException)
+        {
+            File.Delete(NextKeyPath);
+            return;
+        }
+        var note = File.Exists(CheckpointPath) ? ReadCheckpointFile(CheckpointPath) : "";
+        // Installed only when the signed log's newest hand-over names this very key: a key planted beside ours with a
+        // checkpoint it signed itself is not a hand-over.
+        if (note.Length > 0 && SignedNote.SignedBy(note, next)
+            && ReadEntries(out _).Take((int)Math.Min(int.MaxValue, Checkpoint.Parse(KeyChain.Body(note)).Size)).LastOrDefault(e => e.Kind == HandoverKind) is { Record: { } h }
+            && h["details"]?["new_key"] is JsonValue nk && nk.GetValueKind() == JsonValueKind.String && nk.GetValue<string>() == next.VerifierKey)
+        {
+            InstallNextKey(next);
+            return;
+        }
+        if (note.Length > 0 && Directory.Exists(HandoverFolder))
+        {
+            var size = Checkpoint.Parse(KeyChain.Body(note)).Size;
+            foreach (var f in Directory.EnumerateFiles(HandoverFolder, "*.txt"))
+            {
+                if (long.TryParse(Path.GetFileNameWithoutExtension(f), System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out var s) && s >= size)
+                {
+                    File.Delete(f);
+                }
+            }
+        }
+        File.Delete(NextKeyPath);
+    }
+
     /// <summary>Appends under the lock to <paramref name="entries"/> (the log as it stands, extended in place) and signs.</summary>
-    private (long Seq, string Line) AppendLocked(NoteKey key, List<LogEntry> entries, JsonObject record, string tool)
+    /// <param name="incoming">A key taking over: the checkpoint is co-signed by both and kept in <c>handovers/</c>.</param>
+    private (long Seq, string Line) AppendLocked(NoteKey key, List<LogEntry> entries, JsonObject record, string tool, NoteKey? incoming = null)
     {
         var seq = entries.Count;
         var now = _time.GetUtcNow().ToUniversalTime();
@@ -212,7 +339,7 @@ public sealed class EvidenceLog
         }
         var leaf = MerkleTree.LeafHash(Encoding.UTF8.GetBytes(line));
         entries.Add(new LogEntry(seq, leaf, line, record, Path.GetFileName(segment)));
-        WriteCheckpoint(key, [.. entries.Select(e => e.LeafHash)], Origin);
+        WriteCheckpoint(incoming is null ? [key] : [key, incoming], [.. entries.Select(e => e.LeafHash)], Origin, incoming is null ? null : seq);
         return (seq, line);
     }
 
@@ -254,6 +381,12 @@ public sealed class EvidenceLog
         if (!MerkleTree.Root([.. entries.Take((int)cp.Size).Select(e => e.LeafHash)]).AsSpan().SequenceEqual(cp.Root))
         {
             throw new EvidenceException($"the evidence log {Folder} no longer matches its signed checkpoint (a record was edited, removed, inserted or reordered); refusing to sign over it. Nothing was appended; run 'cairn evidence verify' and keep the folder as it is for the investigation");
+        }
+        // After a hand-over only the new key may sign: a retired key put back (from a backup, or by a thief) is refused.
+        if (entries.Take((int)cp.Size).LastOrDefault(e => e.Kind == HandoverKind) is { Record: { } handover } h
+            && handover["details"]?["new_key"] is JsonValue nk && nk.GetValueKind() == JsonValueKind.String && nk.GetValue<string>() != key.VerifierKey)
+        {
+            throw new EvidenceException($"the evidence log {Folder} was handed over to the key {nk.GetValue<string>()} at record {h.Seq}, but {SigningKeyPath} holds the key {key.VerifierKey} (a retired key?); refusing to sign with it. Put the current signing key back");
         }
         if (entries.Count == cp.Size)
         {
@@ -453,8 +586,9 @@ public sealed class EvidenceLog
         {
             throw new EvidenceException($"refusing to prune records younger than one year: --before must be on or before {oldest:yyyy-MM-dd}");
         }
-        var key = LoadSigningKey();
         using var l = AcquireLock();
+        FinishInterruptedRotation();
+        var key = LoadSigningKey();
         RepairTail();
         var entries = SignedEntries(key, tool);
         var groups = new List<List<LogEntry>>();
@@ -490,6 +624,11 @@ public sealed class EvidenceLog
         AppendLocked(key, entries, statement, tool);
         foreach (var group in groups)
         {
+            // A hand-over's body stays readable beside its co-signed checkpoint: a verifier pinning the old key must follow it.
+            foreach (var h in group.Where(e => e.Kind == HandoverKind))
+            {
+                WriteAtomic(Path.ChangeExtension(HandoverCheckpointPath(h.Seq), ".record"), h.Line + "\n", privateFile: false);
+            }
             var jsonl = Path.Combine(LogFolder, group[0].Segment);
             var leaves = Path.ChangeExtension(jsonl, ".leaves");
             WriteAtomic(leaves, string.Concat(group.Select(e => Convert.ToHexStringLower(e.LeafHash) + "\n")), privateFile: false);
@@ -528,10 +667,15 @@ public sealed class EvidenceLog
         return Path.Combine(LogFolder, $"{seq:D12}-{month}.jsonl");
     }
 
-    private void WriteCheckpoint(NoteKey key, List<byte[]> leaves, string origin)
+    private void WriteCheckpoint(NoteKey[] keys, List<byte[]> leaves, string origin, long? handover = null)
     {
         var cp = new Checkpoint(origin, leaves.Count, MerkleTree.Root(leaves));
-        var note = SignedNote.Sign(cp.Body, key);
+        var note = SignedNote.Sign(cp.Body, keys);
+        if (handover is { } h)
+        {
+            Directory.CreateDirectory(HandoverFolder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            WriteAtomic(HandoverCheckpointPath(h), note, privateFile: false);
+        }
         WriteAtomic(CheckpointPath, note, privateFile: false);
         var day = _time.GetUtcNow().ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         WriteAtomic(Path.Combine(Folder, "checkpoints", day + ".txt"), note, privateFile: false);

@@ -6,9 +6,19 @@ using Cairn.Evidence.Notes;
 namespace Cairn.Evidence.Log;
 
 /// <summary>What <c>evidence verify</c> found. <see cref="Ok"/> only when there are no problems.</summary>
+/// <param name="Keys">The signing keys in the order they signed (<c>name+hash</c>); one unless the key was rotated.</param>
+/// <param name="Handovers">The seqs of the hand-over records (<c>evidence-key-rotation</c>) found.</param>
+/// <param name="TrustFrom">The hand-over that introduced the key verified with (0: the log's first key). Records before it are
+/// vouched for by that key's co-signature of the hand-over checkpoint, not by the verifier's own anchor.</param>
 public sealed record VerifyResult(long Records, long Pruned, string RootBase64, long CheckpointSize, IReadOnlyList<string> Problems, bool AgainstChecked, long PrunedBelow = 0)
 {
     public bool Ok => Problems.Count == 0;
+
+    public IReadOnlyList<string> Keys { get; init; } = [];
+
+    public IReadOnlyList<long> Handovers { get; init; } = [];
+
+    public long TrustFrom { get; init; }
 }
 
 /// <summary>
@@ -22,6 +32,9 @@ public sealed record VerifiedRecords(IReadOnlyList<LogEntry> Entries, IReadOnlyL
     public static readonly VerifiedRecords Empty = new([], [], 0);
 
     public bool Ok => Problems.Count == 0;
+
+    /// <summary>The signing keys followed from the trusted one: opens any checkpoint of the log with the key valid at its size.</summary>
+    public KeyChain? Chain { get; init; }
 }
 
 /// <summary>
@@ -42,10 +55,10 @@ public static class LogVerifier
     public static VerifiedRecords ReadVerified(EvidenceLog log, NoteKey publicKey)
     {
         var a = log.ReadConsistent(() => Analyse(log, publicKey, null));
-        return new VerifiedRecords(a.Trusted, a.Result.Problems, a.Result.Records);
+        return new VerifiedRecords(a.Trusted, a.Result.Problems, a.Result.Records) { Chain = a.Chain };
     }
 
-    private sealed record Analysis(VerifyResult Result, List<LogEntry> Trusted);
+    private sealed record Analysis(VerifyResult Result, List<LogEntry> Trusted, KeyChain Chain);
 
     private static Analysis Analyse(EvidenceLog log, NoteKey publicKey, string? againstCheckpoint)
     {
@@ -55,15 +68,25 @@ public static class LogVerifier
         long cpSize = -1;
         long trusted = 0;
         var newestVerifies = false;
+        // The signing keys from the one trusted: each hand-over co-signed by the key it retires and the key it brings in.
+        var chain = KeyChain.Build(log, entries, leaves, publicKey);
+        problems.AddRange(chain.Problems);
         if (!File.Exists(log.CheckpointPath))
         {
             problems.Add("the checkpoint file is missing");
         }
         else
         {
+            var note = EvidenceLog.ReadCheckpointFile(log.CheckpointPath);
             try
             {
-                var cp = Checkpoint.Parse(SignedNote.Open(EvidenceLog.ReadCheckpointFile(log.CheckpointPath), publicKey));
+                var claimed = Checkpoint.Parse(KeyChain.Body(note));
+                var key = chain.KeyFor(claimed.Size) ?? chain.Current;
+                if (!SignedNote.SignedBy(note, key) && chain.RetiredSigner(note, claimed.Size) is { } retired)
+                {
+                    throw new InvalidDataException($"the checkpoint of {claimed.Size} records is signed by key {KeyChain.Id(retired.Key)}, which was retired at record {retired.Handover.Seq} (handed over to {KeyChain.Id(retired.Handover.New)}): after a hand-over only the new key signs, so whoever still holds the retired key signed this one");
+                }
+                var cp = Checkpoint.Parse(SignedNote.Open(note, key));
                 cpSize = cp.Size;
                 if (cp.Origin != log.Origin)
                 {
@@ -95,7 +118,7 @@ public static class LogVerifier
         if (!newestVerifies)
         {
             // The daily copies may still vouch for an older prefix: a reader can act on those records.
-            trusted = OlderVerifiedPrefix(log, publicKey, leaves);
+            trusted = OlderVerifiedPrefix(log, chain, leaves);
         }
 
         // Leaf-hash-only records are accepted only below a signed statement that says they were pruned.
@@ -116,7 +139,7 @@ public static class LogVerifier
             against = true;
             try
             {
-                var old = Checkpoint.Parse(SignedNote.Open(EvidenceLog.ReadCheckpointFile(againstCheckpoint), publicKey));
+                var old = chain.OpenAnySize(EvidenceLog.ReadCheckpointFile(againstCheckpoint));
                 if (old.Size > leaves.Count)
                 {
                     problems.Add($"the log was rolled back: the earlier checkpoint covers {old.Size} records, the log now holds {leaves.Count}");
@@ -135,8 +158,13 @@ public static class LogVerifier
                 problems.Add($"earlier checkpoint {againstCheckpoint}: {e.Message}");
             }
         }
-        var result = new VerifyResult(leaves.Count, entries.Count(e => e.Pruned), Convert.ToBase64String(root), cpSize, problems, against, prunedBelow);
-        return new Analysis(result, [.. entries.Take((int)trusted).Where(e => !e.Pruned)]);
+        var result = new VerifyResult(leaves.Count, entries.Count(e => e.Pruned), Convert.ToBase64String(root), cpSize, problems, against, prunedBelow)
+        {
+            Keys = chain.KeyIds,
+            Handovers = [.. chain.Handovers.Select(h => h.Seq)],
+            TrustFrom = chain.TrustFrom,
+        };
+        return new Analysis(result, [.. entries.Take((int)trusted).Where(e => !e.Pruned)], chain);
     }
 
     /// <summary>The <c>pruned_below</c> a signed <c>evidence-prune</c> record states (0 for any other record). A statement never covers itself.</summary>
@@ -149,19 +177,21 @@ public static class LogVerifier
         return n.AsValue().TryGetValue<long>(out var below) && below >= 0 && below <= e.Seq ? below : 0;
     }
 
-    private static long OlderVerifiedPrefix(EvidenceLog log, NoteKey publicKey, List<byte[]> leaves)
+    private static long OlderVerifiedPrefix(EvidenceLog log, KeyChain chain, List<byte[]> leaves)
     {
-        var folder = Path.Combine(log.Folder, "checkpoints");
-        if (!Directory.Exists(folder))
-        {
-            return 0;
-        }
+        var files = new[] { Path.Combine(log.Folder, "checkpoints"), log.HandoverFolder }.Where(Directory.Exists).SelectMany(f => Directory.EnumerateFiles(f, "*.txt"));
         var sizes = new List<Checkpoint>();
-        foreach (var file in Directory.EnumerateFiles(folder, "*.txt"))
+        foreach (var file in files)
         {
             try
             {
-                var cp = Checkpoint.Parse(SignedNote.Open(EvidenceLog.ReadCheckpointFile(file), publicKey));
+                var note = EvidenceLog.ReadCheckpointFile(file);
+                var key = chain.KeyFor(Checkpoint.Parse(KeyChain.Body(note)).Size);
+                if (key is null)
+                {
+                    continue;
+                }
+                var cp = Checkpoint.Parse(SignedNote.Open(note, key));
                 if (cp.Origin == log.Origin && cp.Size <= leaves.Count)
                 {
                     sizes.Add(cp);

@@ -148,14 +148,68 @@ public static class SignedNote
 {
     private const string Dash = "\u2014 ";
 
-    public static string Sign(string text, NoteKey key)
+    /// <summary>Signs <paramref name="text"/> with every key, one signature line each in the order given (a co-signed note, as witnesses and key hand-overs make them).</summary>
+    public static string Sign(string text, params NoteKey[] keys)
     {
         if (!text.EndsWith('\n') || text.Contains("\n\n", StringComparison.Ordinal))
         {
             throw new ArgumentException("note text must end with a newline and contain no blank line", nameof(text));
         }
-        var sig = key.Sign(Encoding.UTF8.GetBytes(text));
-        return $"{text}\n{Dash}{key.Name} {Convert.ToBase64String([.. key.KeyHash, .. sig])}\n";
+        if (keys.Length == 0)
+        {
+            throw new ArgumentException("a note needs at least one signature", nameof(keys));
+        }
+        var note = new StringBuilder(text).Append('\n');
+        foreach (var key in keys)
+        {
+            var sig = key.Sign(Encoding.UTF8.GetBytes(text));
+            note.Append(Dash).Append(key.Name).Append(' ').Append(Convert.ToBase64String([.. key.KeyHash, .. sig])).Append('\n');
+        }
+        return note.ToString();
+    }
+
+    /// <summary>Whether <paramref name="note"/> carries a valid signature by <paramref name="key"/> (a malformed note carries none).</summary>
+    public static bool SignedBy(string note, NoteKey key)
+    {
+        try
+        {
+            Open(note, key);
+            return true;
+        }
+        catch (InvalidDataException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The raw 64-byte Ed25519 signature by <paramref name="key"/> in <paramref name="note"/> (for openssl), or null.</summary>
+    public static byte[]? SignatureBy(string note, NoteKey key)
+    {
+        var split = note.LastIndexOf("\n\n", StringComparison.Ordinal);
+        if (split < 0)
+        {
+            return null;
+        }
+        foreach (var line in note[(split + 2)..].Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var space = line.LastIndexOf(' ');
+            if (!line.StartsWith(Dash, StringComparison.Ordinal) || space < Dash.Length || line[Dash.Length..space] != key.Name)
+            {
+                continue;
+            }
+            try
+            {
+                var blob = Convert.FromBase64String(line[(space + 1)..]);
+                if (blob.Length == 68 && blob.AsSpan(0, 4).SequenceEqual(key.KeyHash))
+                {
+                    return blob[4..];
+                }
+            }
+            catch (FormatException)
+            {
+            }
+        }
+        return null;
     }
 
     /// <summary>Splits a note and checks it carries a valid signature by <paramref name="key"/>. Returns the text.</summary>

@@ -32,7 +32,7 @@ public static class IncidentRunbooks
         var swap = new IncidentStep("swap", StepKind.Swap, true, executeSwap
             ? $"swap: rename {name} to {name}_before_ID and the restored copy to {name} (--execute-swap)"
             : $"swap: print the rename pair that puts the restored copy in production (run only with --execute-swap)");
-        var harden = new IncidentStep("harden", StepKind.Harden, true, "rotate the repository passphrase (new key from --new-passphrase-file, old key removed); list login roles with passwords; checklist of what Cairn cannot rotate");
+        var harden = new IncidentStep("harden", StepKind.Harden, true, "rotate the repository passphrase (new key from --new-passphrase-file, old key removed) and the evidence signing key (a hand-over record co-signed by the old and the new key, old key removed); list login roles with passwords; checklist of what Cairn cannot rotate");
         var resume = new IncidentStep("resume", StepKind.Resume, false, $"lift maintenance (previous settings restored exactly), verify {name} live, close the incident with its timeline");
         IReadOnlyList<IncidentStep> steps = type switch
         {

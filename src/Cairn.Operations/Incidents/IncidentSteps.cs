@@ -6,6 +6,7 @@ using Cairn.Operations.Lifecycle.Erasure;
 using Cairn.Operations.Lifecycle.Recovery;
 using Cairn.Operations.Logical;
 using Cairn.Operations.Physical;
+using Cairn.Operations.Recording;
 using Cairn.Operations.Pins;
 using Cairn.Operations.Snapshots;
 using Cairn.Operations.Verification;
@@ -226,6 +227,7 @@ internal sealed class IncidentSteps(OperationContext context, DatabaseTarget dat
     private async Task<StepOutcome> RecoverPhysicalAsync(Repository.Repository repo, Snapshot physical, DateTimeOffset at, string why, string target, bool exists, CancellationToken ct)
     {
         var server = database.Connection;
+        var started = Stopwatch.StartNew();
         return await ScratchPitr.RunAsync(context, repo, database.Name, physical.Id, at, ProductionName, async (snap, copy, proof) =>
         {
             // Erased subjects never come back: the copy is erased before a row of it is read.
@@ -241,10 +243,24 @@ internal sealed class IncidentSteps(OperationContext context, DatabaseTarget dat
                 var outcome = await LogicalRestorer.PgRestoreAsync(restored, dump.DumpDirectory, 2, noOwner: false, work, context.Toolchain.PostgresBin, ct).ConfigureAwait(false);
                 var mismatches = await LogicalRestorer.CheckRestoredAsync(restored, dump.Fingerprint, outcome.Skipped, ct).ConfigureAwait(false);
                 var fp = dump.Fingerprint;
+                // On the record as the logical path's restore is (kind restore, type database), with the PITR's time and stop proof.
+                var restoreSeq = context.Evidence.Record(new DatabaseRestoreEvent(restored.Redacted, fp.Tables.Count, fp.TotalRows, mismatches.Count, "")
+                {
+                    Skipped = outcome.Skipped,
+                    ErasuresInLedger = erasures.Entries,
+                    ErasuresReapplied = erasures.Reapplied,
+                    Pitr = (at, proof.Detail ?? proof.Actual),
+                    Repository = repo.Storage.Location,
+                    Result = EvidenceEvent.Outcome(mismatches.Count == 0),
+                    Database = database.Name,
+                    Snapshot = snap.Id,
+                    DurationMs = (long)started.Elapsed.TotalMilliseconds,
+                });
                 var data = new Dictionary<string, string>
                 {
                     ["source"] = "physical", ["snapshot"] = snap.Id, ["database"] = target, ["why"] = "physical PITR: " + why, ["stop_proof"] = proof.Detail ?? proof.Actual,
                     ["erasures_reapplied"] = erasures.Reapplied.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["restore_seq"] = restoreSeq.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 };
                 if (mismatches.Count > 0)
                 {
@@ -377,6 +393,7 @@ internal sealed class IncidentSteps(OperationContext context, DatabaseTarget dat
             removed.Add(k.Id[..8]);
         }
         lines.Add(removed.Count > 0 ? $"old key(s) {string.Join(", ", removed)} removed" : "no old key left to remove");
+        lines.Add(RotateEvidenceKey(state, data));
         var roles = await Isolation.LoginRolesWithPasswordsAsync(database.Connection, ct).ConfigureAwait(false);
         var checklist = new List<string>
         {
@@ -384,7 +401,6 @@ internal sealed class IncidentSteps(OperationContext context, DatabaseTarget dat
             "rotate the application's secrets that Cairn cannot see (database URLs with passwords, service credentials)",
             "rotate the JWT secret (Supabase: then the anon and service_role keys derived from it) and revoke issued sessions",
             "rotate API keys and third-party tokens the application holds",
-            "evidence signing key: this Cairn has no signing-key rotation; create a new key outside Cairn and keep the old public key to verify the existing log",
             "point CAIRN_PASSPHRASE_FILE (and every host's, the daemon's and archive_command's) at the new repository passphrase; re-run 'cairn archiver allow' if the server's user had its own key",
         };
         data["checklist"] = string.Join("\n", checklist);
@@ -396,6 +412,29 @@ internal sealed class IncidentSteps(OperationContext context, DatabaseTarget dat
         console.Say("    the repository passphrase changed: later commands need the new one");
         return new StepOutcome(StepStatus.Done, string.Join("; ", lines) + $"; checklist of {checklist.Count} items for people", data, Secrets: new FixedSecrets(newPassphrase, newPassphrase));
     }
+
+    /// <summary>
+    /// The evidence signing key handed over to a new one (a hand-over record co-signed by both keys; the old private key removed),
+    /// once per incident: a re-run after a crash finds the incident's hand-over in the verified log and does not rotate again.
+    /// </summary>
+    private string RotateEvidenceKey(IncidentState state, Dictionary<string, string> data)
+    {
+        var done = context.Evidence.ReadVerified().Entries.LastOrDefault(e => e.Kind == Cairn.Evidence.Log.EvidenceLog.HandoverKind && e.Record?["details"]?["incident"] is JsonValue v && v.TryGetValue<string>(out var i) && i == state.Id);
+        if (done is not null)
+        {
+            data["evidence_handover_seq"] = done.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return $"evidence signing key already handed over at record {done.Seq}";
+        }
+        var r = new Recording.EvidenceRotateKeyOperation(context).Run(new Recording.EvidenceRotateKeyRequest(KeepOld: false, Reason: $"{TypeName(state.Type)} incident {state.Id}", Incident: state.Id));
+        data["evidence_handover_seq"] = r.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        data["evidence_old_key"] = r.OldKey;
+        data["evidence_new_key"] = r.NewKey;
+        console.Say($"    evidence signing key rotated: hand-over record {r.Seq}, co-signed by the old and the new key; the old private key was removed");
+        console.Say($"    new verifier key: {r.NewKey} (verifiers pinning the old key follow the hand-over)");
+        return $"evidence signing key handed over at record {r.Seq} (old private key removed)";
+    }
+
+    private static string TypeName(IncidentType t) => t switch { IncidentType.Breach => "data breach", IncidentType.Corruption => "corruption", _ => "catastrophic failure" };
 
     private async Task<StepOutcome> ResumeAsync(IncidentState state, CancellationToken ct)
     {

@@ -173,9 +173,17 @@ public sealed record DatabaseRestoreEvent(string Target, long Tables, long Rows,
     /// <summary>Objects left out because the target could not hold them (an extension it lacks, and what depends on it).</summary>
     public IReadOnlyList<Cairn.PostgreSql.Logical.SkippedObject> Skipped { get; init; } = [];
 
+    /// <summary>A copy made from a point-in-time recovery on a throwaway server (an incident's <c>--at</c>): the time and the stop proof.</summary>
+    public (DateTimeOffset At, string StopProof)? Pitr { get; init; }
+
     public override void Describe(EvidenceDetails details)
     {
         details.Text("type", "database").Text("target", Target).Number("tables", Tables).Number("rows", Rows).Number("mismatches", Mismatches).Text("roles_created", RolesCreated);
+        // Only for a copy out of a PITR: restores of logical backups keep their shape.
+        if (Pitr is { } p)
+        {
+            details.Text("source", "pitr").Time("at", p.At).Text("stop_proof", p.StopProof);
+        }
         // Only when something was left out: records of complete restores keep their shape.
         if (Skipped.Count > 0)
         {
@@ -325,6 +333,24 @@ public sealed record EvidenceReadEvent(string Command, string Range, string From
 /// Old record bodies replaced by their leaf hashes (<c>evidence-prune</c>): the log itself writes the details of this
 /// statement (before, pruned_below, records, segments) when it signs it.
 /// </summary>
+/// <summary>
+/// The signing key was handed over (<c>evidence-key-rotation</c>): the log adds both keys and the co-signed checkpoint's file to
+/// <c>details</c>; here the reason and, when an incident rotated it, the incident's ID.
+/// </summary>
+public sealed record EvidenceKeyRotationEvent(string Reason, string? Incident) : EvidenceEvent
+{
+    public override string Kind => Cairn.Evidence.Log.EvidenceLog.HandoverKind;
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("reason", Reason);
+        if (Incident is not null)
+        {
+            details.Text("incident", Incident);
+        }
+    }
+}
+
 public sealed record EvidencePruneEvent : EvidenceEvent
 {
     public override string Kind => "evidence-prune";

@@ -117,6 +117,30 @@ public sealed class EvidenceVerifyOperation(OperationContext context)
     }
 }
 
+/// <param name="KeepOld">Keep the old private key as <c>&lt;key&gt;.retired-&lt;hash&gt;</c> (0600) instead of removing it.</param>
+/// <param name="Reason">Why, on the record (e.g. "scheduled", "suspected theft").</param>
+/// <param name="Incident">The incident that rotated it, if one did.</param>
+public sealed record EvidenceRotateKeyRequest(bool KeepOld = false, string Reason = "rotation requested", string? Incident = null);
+
+/// <param name="Seq">The hand-over record.</param>
+/// <param name="OldKey">The retired key (<c>name+hash+public key</c>); <paramref name="NewKey"/> likewise. No private key is ever in a result.</param>
+/// <param name="KeptOldKey">Where the old private key was kept (<c>--keep-old</c>); null: it was removed.</param>
+public sealed record EvidenceRotateKeyResult(long Seq, string OldKey, string NewKey, string HandoverCheckpoint, string SigningKeyPath, string? KeptOldKey);
+
+/// <summary>
+/// <c>evidence rotate-key</c>: a new signing key takes over the log through a hand-over record whose checkpoint both keys sign;
+/// from then on only the new key signs and the old private key is gone (docs/evidence.md, "Signing-key rotation").
+/// </summary>
+public sealed class EvidenceRotateKeyOperation(OperationContext context)
+{
+    public EvidenceRotateKeyResult Run(EvidenceRotateKeyRequest request)
+    {
+        var log = context.Evidence.OpenExisting();
+        var r = context.Evidence.RotateKey(log, new EvidenceKeyRotationEvent(request.Reason, request.Incident) { Repository = context.RepositoryText ?? log.Folder }, request.KeepOld);
+        return new EvidenceRotateKeyResult(r.Seq, r.OldKey.VerifierKey, r.NewKey.VerifierKey, r.HandoverCheckpoint, log.SigningKeyPath, r.KeptOldKey);
+    }
+}
+
 /// <summary><c>evidence checkpoint</c> and <c>evidence public-key</c>: what an auditor keeps a copy of.</summary>
 public sealed class EvidenceKeysOperation(OperationContext context)
 {
@@ -168,6 +192,15 @@ public sealed class EvidenceExportOperation(OperationContext context)
         {
             throw new EvidenceException($"the log does not verify ({string.Join("; ", verified.Problems.Take(3))}); nothing was exported. Run 'cairn evidence verify'");
         }
+        // After a key rotation the auditor follows the hand-overs: their co-signed checkpoints go along.
+        if (Directory.Exists(log.HandoverFolder))
+        {
+            foreach (var f in Directory.EnumerateFiles(log.HandoverFolder).Order(StringComparer.Ordinal))
+            {
+                Directory.CreateDirectory(Path.Combine(dir, "handovers"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                FreshFile.WriteAllText(Path.Combine(dir, "handovers", Path.GetFileName(f)), File.ReadAllText(f));
+            }
+        }
         // Pruned records are not exported; the signed statement that pruned them is, with its proof.
         var statement = entries.LastOrDefault(e => e.Kind == "evidence-prune" && e.Record?["details"]?["pruned_below"]?.GetValue<long>() == verified.PrunedBelow);
         if (verified.PrunedBelow > 0 && statement is not null && !selected.Contains(statement))
@@ -183,7 +216,7 @@ public sealed class EvidenceExportOperation(OperationContext context)
         FreshFile.WriteAllText(Path.Combine(dir, "public-key.txt"), key.VerifierKey + "\n");
         // Files for checking the signature with openssl alone.
         FreshFile.WriteAllBytes(Path.Combine(dir, "checkpoint-body.txt"), Encoding.UTF8.GetBytes(cp.Body));
-        FreshFile.WriteAllBytes(Path.Combine(dir, "checkpoint.sig"), SignatureOf(checkpoint));
+        FreshFile.WriteAllBytes(Path.Combine(dir, "checkpoint.sig"), SignedNote.SignatureBy(checkpoint, key) ?? SignatureOf(checkpoint));
         FreshFile.WriteAllText(Path.Combine(dir, "public-key.pem"), Ed25519Pem(key.PublicKey));
         FreshFile.WriteAllText(Path.Combine(dir, "VERIFYING.md"), VerifyingGuide(selected.Count, leaves.Count, key));
         FreshFile.WriteAllText(Path.Combine(dir, "verify.py"), VerifyPy);
@@ -248,7 +281,14 @@ public sealed class EvidenceExportOperation(OperationContext context)
         `pruning.json` is present, it names N and that record (it is in `records.jsonl` with its proof);
         `verify.py` checks it. A record at or above N without its body would be a hidden record.
 
-        ## 4. Nothing was removed later
+        ## 4. Signing-key hand-overs
+
+        When the log's signing key was rotated, `handovers/<seq>.txt` holds the checkpoint of the first seq + 1
+        records, signed by both the old key and the new one; record `seq` (kind `evidence-key-rotation`) names
+        both keys. A key you were given earlier stays valid up to its hand-over; after it only the new key signs.
+        `cairn evidence verify --public-key OLD_KEY` follows every hand-over from the key you hold.
+
+        ## 5. Nothing was removed later
 
         Keep this `checkpoint.txt`. Later, `cairn evidence verify --against checkpoint.txt` (or any RFC
         9162 consistency check) proves the log still extends it: no record was removed, edited or

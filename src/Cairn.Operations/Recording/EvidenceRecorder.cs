@@ -94,6 +94,9 @@ public sealed class EvidenceRecorder(string? folder, string? signingKey, Func<Re
     public (int Segments, int Records) Prune(EvidenceLog log, DateTimeOffset before, string repository)
         => log.Prune(before, NewRecord(new EvidencePruneEvent { Repository = repository }), tool);
 
+    /// <summary>Hands the log over to a new signing key; the hand-over record is <paramref name="e"/> plus both keys (see <see cref="EvidenceLog.RotateKey"/>).</summary>
+    public EvidenceLog.KeyRotation RotateKey(EvidenceLog log, EvidenceKeyRotationEvent e, bool keepOld) => log.RotateKey(NewRecord(e), tool, keepOld);
+
     /// <summary>The record of an event in the log's shape, not yet appended.</summary>
     private static JsonObject NewRecord(EvidenceEvent e)
     {

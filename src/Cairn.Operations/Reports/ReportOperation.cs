@@ -59,14 +59,14 @@ public sealed class ReportOperation(OperationContext context)
     public ReportResult Run(ReportRequest request)
     {
         var log = context.Evidence.OpenExisting();
-        var (key, entries) = ReportEvidence.ReadVerified(log, context.Evidence.PinnedPublicKey);
+        var (chain, entries) = ReportEvidence.ReadVerified(log, context.Evidence.PinnedPublicKey);
         var now = context.Time.GetUtcNow();
         var asOf = request.Until < now ? request.Until : now;
         var leaves = entries.Select(e => e.LeafHash).ToList();
 
         // The signed checkpoint closest to the period's end that covers every record before it.
         var needed = entries.Where(e => e.Time is { } t && t < asOf).Select(e => e.Seq + 1).DefaultIfEmpty(0).Max();
-        var (checkpointText, checkpoint) = ReportEvidence.Checkpoints(log, key)
+        var (checkpointText, checkpoint) = ReportEvidence.Checkpoints(log, chain)
             .Where(c => c.Checkpoint.Size >= needed && c.Checkpoint.Size <= leaves.Count && MerkleTree.Hash(leaves, 0, (int)c.Checkpoint.Size).AsSpan().SequenceEqual(c.Checkpoint.Root))
             .OrderBy(c => c.Checkpoint.Size).FirstOrDefault();
         if (checkpoint is null)
@@ -74,6 +74,8 @@ public sealed class ReportOperation(OperationContext context)
             throw new EvidenceException("no signed checkpoint covers the period's records; run 'cairn evidence verify'");
         }
         var size = (int)checkpoint.Size;
+        // The key that signed that checkpoint (before a later rotation: the key of its time).
+        var key = chain.KeyFor(size) ?? chain.Current;
 
         var inputs = new ReportInputs(request.From, request.Until, asOf, request.Database, size, [.. context.Config.Databases.Values
             .Where(d => request.Database is null || d.Name == request.Database)
@@ -89,7 +91,7 @@ public sealed class ReportOperation(OperationContext context)
         if (prior is not null)
         {
             var oldText = ReportEvidence.DetailText(prior, "checkpoint") ?? "";
-            var old = Checkpoint.Parse(SignedNote.Open(oldText, key));
+            var old = chain.OpenAnySize(oldText);
             previous = new PreviousReport(prior.Seq, EvidenceTime.Parse(ReportEvidence.DetailText(prior, "from"))!.Value, EvidenceTime.Parse(ReportEvidence.DetailText(prior, "until"))!.Value,
                 ReportEvidence.DetailText(prior, "sha256") ?? "", oldText, old.Size, [.. MerkleTree.ConsistencyProof(leaves, (int)old.Size, size).Select(Convert.ToHexStringLower)]);
         }
@@ -131,7 +133,7 @@ public sealed class ReportOperation(OperationContext context)
 internal static class ReportEvidence
 {
     /// <summary>The trusted key and the records a verifying checkpoint covers; a log that does not verify is refused.</summary>
-    public static (NoteKey Key, IReadOnlyList<LogEntry> Entries) ReadVerified(EvidenceLog log, string? pinned)
+    public static (KeyChain Chain, IReadOnlyList<LogEntry> Entries) ReadVerified(EvidenceLog log, string? pinned)
     {
         var (key, keyProblem) = log.TrustedPublicKey(pinned);
         var verified = LogVerifier.ReadVerified(log, key);
@@ -140,11 +142,11 @@ internal static class ReportEvidence
         {
             throw new EvidenceException($"the evidence log {log.Folder} does not verify ({string.Join("; ", problems.Take(3))}); reports are made from verified evidence only. Run 'cairn evidence verify'");
         }
-        return (key, verified.Entries);
+        return (verified.Chain!, verified.Entries);
     }
 
-    /// <summary>The newest checkpoint and the daily copies, each with its text, when it verifies with <paramref name="key"/>.</summary>
-    public static IEnumerable<(string Text, Checkpoint Checkpoint)> Checkpoints(EvidenceLog log, NoteKey key)
+    /// <summary>The newest checkpoint and the daily copies, each with its text, when it verifies with the key of <paramref name="chain"/> valid at its size.</summary>
+    public static IEnumerable<(string Text, Checkpoint Checkpoint)> Checkpoints(EvidenceLog log, KeyChain chain)
     {
         var dir = Path.Combine(log.Folder, "checkpoints");
         var files = Directory.Exists(dir) ? Directory.EnumerateFiles(dir, "*.txt").Order(StringComparer.Ordinal).ToList() : [];
@@ -155,9 +157,9 @@ internal static class ReportEvidence
             try
             {
                 var text = EvidenceLog.ReadCheckpointFile(f);
-                c = (text, Checkpoint.Parse(SignedNote.Open(text, key)));
+                c = (text, chain.OpenAnySize(text));
             }
-            catch (Exception e) when (e is EvidenceException or FormatException or IOException)
+            catch (Exception e) when (e is EvidenceException or FormatException or IOException or InvalidDataException)
             {
                 // A copy that does not verify is not used; the log's own verification reports it.
             }

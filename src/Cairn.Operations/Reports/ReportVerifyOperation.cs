@@ -44,9 +44,9 @@ public sealed class ReportVerifyOperation(OperationContext context)
         Checkpoint? cp = null;
         try
         {
-            cp = Checkpoint.Parse(SignedNote.Open(report.Proof.Checkpoint, key));
+            cp = verified.Chain!.OpenAnySize(report.Proof.Checkpoint);
         }
-        catch (Exception e) when (e is EvidenceException or FormatException)
+        catch (Exception e) when (e is EvidenceException or FormatException or InvalidDataException)
         {
             problems.Add($"the report's checkpoint does not verify with the log's key {key.VerifierKey}: {e.Message}");
         }
@@ -80,13 +80,13 @@ public sealed class ReportVerifyOperation(OperationContext context)
             {
                 try
                 {
-                    var old = Checkpoint.Parse(SignedNote.Open(p.Checkpoint, key));
+                    var old = verified.Chain!.OpenAnySize(p.Checkpoint);
                     if (!MerkleTree.VerifyConsistency(old.Size, cp.Size, old.Root, cp.Root, [.. p.ConsistencyProof.Select(Convert.FromHexString)]))
                     {
                         problems.Add($"the consistency proof from the previous report's checkpoint (size {old.Size}) to this one does not hold: the log was rewritten between the two reports");
                     }
                 }
-                catch (Exception e) when (e is EvidenceException or FormatException)
+                catch (Exception e) when (e is EvidenceException or FormatException or InvalidDataException)
                 {
                     problems.Add($"the previous report's checkpoint does not verify: {e.Message}");
                 }

@@ -66,6 +66,22 @@ public sealed partial class IncidentPitrTests
         Assert.Equal(17L, await server.ScalarAsync<long>("SELECT count(*) FROM orders", restored));
         Assert.Equal("done", Step(report, "verify")["status"]!.GetValue<string>());
 
+        // The physical path puts its restore on the record as the logical path does: kind restore, type database, from a PITR.
+        var restoreSeq = int.Parse(data["restore_seq"]!.GetValue<string>(), CultureInfo.InvariantCulture);
+        var (lc, list, le) = await cli.RunAsync("evidence", "list", "--kind", "restore", "--json");
+        Assert.True(lc == 0, le);
+        var restoreRecord = JsonNode.Parse(list)!.AsArray().Single(r => r!["seq"]!.GetValue<int>() == restoreSeq)!;
+        Assert.Equal("pass", restoreRecord["result"]!.GetValue<string>());
+        Assert.Equal(physical, restoreRecord["snapshot"]!.GetValue<string>());
+        var details = restoreRecord["details"]!;
+        Assert.Equal("database", details["type"]!.GetValue<string>());
+        Assert.Equal("pitr", details["source"]!.GetValue<string>());
+        Assert.EndsWith("/" + restored, details["target"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.True(details["rows"]!.GetValue<long>() >= 5 + 17, details.ToJsonString()); // profiles and orders as of TIME, erased
+        Assert.Equal(0, details["mismatches"]!.GetValue<long>());
+        Assert.Equal(1, details["erasures_reapplied"]!.GetValue<long>());
+        Assert.False(string.IsNullOrEmpty(details["stop_proof"]!.GetValue<string>()));
+
         // The forensic backups: a logical and a physical one (data_directory is set), both tagged and pinned with the incident.
         var preserve = Step(report, "preserve")["data"]!;
         var forensicPhysical = preserve["physical_backup"]!.GetValue<string>();

@@ -153,6 +153,11 @@ public sealed partial class IncidentTests(PostgresFixture pg) : IClassFixture<Po
         var aclBefore = await pg.Server.ScalarAsync<string>($"SELECT coalesce(datacl, acldefault('d', datdba))::text FROM pg_database WHERE datname = '{db}'");
         var newPass = dir.File("new-passphrase");
         await File.WriteAllTextAsync(newPass, "a new passphrase after the breach\n");
+        var evidenceFolder = dir.File("repo") + "-evidence"; // the log beside the repository
+        var evidenceKey = evidenceFolder + ".key";
+        var oldSigner = await File.ReadAllTextAsync(evidenceKey);
+        var oldPub = dir.File("old-evidence.pub");
+        File.Copy(Path.Combine(evidenceFolder, "evidence.pub"), oldPub);
 
         var (code, output, err) = await cli.RunAsync("incident", "breach", "app", "--execute", "--yes", "--new-passphrase-file", newPass);
 
@@ -171,7 +176,24 @@ public sealed partial class IncidentTests(PostgresFixture pg) : IClassFixture<Po
         Assert.Equal("closed", report["status"]!.GetValue<string>());
         var preserve = Step(report, "preserve")["data"]!;
         var forensic = preserve["logical_backup"]!.GetValue<string>();
-        Assert.Contains(role, Step(report, "harden")["data"]!["roles_with_passwords"]!.GetValue<string>(), StringComparison.Ordinal);
+        var harden = Step(report, "harden")["data"]!;
+        Assert.Contains(role, harden["roles_with_passwords"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.DoesNotContain("signing key", harden["checklist"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // The evidence signing key was handed over: the record names the incident, the old private key is gone, and a verifier
+        // pinning the old key follows the hand-over to the new one.
+        var handoverSeq = long.Parse(harden["evidence_handover_seq"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+        var evidence = new Cairn.Evidence.Log.EvidenceLog(evidenceFolder, null, TimeProvider.System);
+        var handover = evidence.ReadEntries(out _)[(int)handoverSeq].Record!;
+        Assert.Equal(Cairn.Evidence.Log.EvidenceLog.HandoverKind, handover["kind"]!.GetValue<string>());
+        Assert.Equal(id, handover["details"]!["incident"]!.GetValue<string>());
+        Assert.Equal(File.ReadAllText(oldPub).Trim(), handover["details"]!["old_key"]!.GetValue<string>());
+        Assert.NotEqual(oldSigner, await File.ReadAllTextAsync(evidenceKey));
+        Assert.DoesNotContain(oldSigner.Trim(), string.Concat(Directory.GetFiles(dir.Path).Concat(Directory.GetFiles(evidenceFolder, "*", SearchOption.AllDirectories)).Select(File.ReadAllText)), StringComparison.Ordinal);
+        Assert.DoesNotContain(Directory.GetFiles(dir.Path), f => f.StartsWith(evidenceKey + ".", StringComparison.Ordinal));
+        var (vc, vo, ve) = await cli.RunAsync("evidence", "verify", "--public-key", oldPub);
+        Assert.True(vc == 0, vo + ve);
+        Assert.Contains("hand-over record(s) " + handoverSeq, vo, StringComparison.Ordinal);
         Assert.Equal("incidents/" + id + ".forensics", Step(report, "forensics")["data"]!["object"]!.GetValue<string>());
 
         // The forensic backup is pinned: prune with keep_last 1 keeps it beside the newest.
