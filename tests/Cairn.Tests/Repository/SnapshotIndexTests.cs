@@ -148,11 +148,14 @@ public sealed class SnapshotIndexTests
 
     private static async Task<int> CountAsync(IStorage storage, ObjectKind kind) => (await ListAsync(storage, kind)).Count;
 
-    /// <summary>Counts the manifests and index objects read through it.</summary>
+    /// <summary>Counts the manifests, index objects and pack reads (ranged GETs of data objects) read through it.</summary>
     internal sealed class CountingStorage(IStorage inner) : IStorage
     {
         private int _manifestReads;
         private int _indexReads;
+        private int _dataReads;
+
+        public int DataReads => _dataReads;
 
         public int ManifestReads => _manifestReads;
 
@@ -173,6 +176,10 @@ public sealed class SnapshotIndexTests
             if (key.Kind == ObjectKind.SnapshotIndex)
             {
                 Interlocked.Increment(ref _indexReads);
+            }
+            if (key.Kind == ObjectKind.Data)
+            {
+                Interlocked.Increment(ref _dataReads);
             }
             return inner.GetAsync(key, offset, length, cancellationToken);
         }
