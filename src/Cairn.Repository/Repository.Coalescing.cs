@@ -110,12 +110,22 @@ public sealed partial class Repository
         {
             await Parallel.ForEachAsync(ranges, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, ranges.Count), CancellationToken = cancellationToken }, async (range, ct) =>
             {
-                var bytes = await ReadRangeAsync(range, ct).ConfigureAwait(false);
-                var packName = range.Pack.ToHex();
-                foreach (var (id, loc) in range.Blobs)
+                var (bytes, pooled) = await ReadRangeAsync(range, ct).ConfigureAwait(false);
+                try
                 {
-                    ct.ThrowIfCancellationRequested();
-                    DecodeBlobInto(id, bytes.AsSpan(checked((int)(loc.Offset - range.Offset)), loc.Length), batch.Slot(id), packName);
+                    var packName = range.Pack.ToHex();
+                    foreach (var (id, loc) in range.Blobs)
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        DecodeBlobInto(id, bytes.AsSpan(checked((int)(loc.Offset - range.Offset)), loc.Length), batch.Slot(id), packName);
+                    }
+                }
+                finally
+                {
+                    if (pooled)
+                    {
+                        RangeBuffers.Return(bytes);
+                    }
                 }
             }).ConfigureAwait(false);
         }
@@ -127,31 +137,61 @@ public sealed partial class Repository
         return batch;
     }
 
-    /// <summary>The bytes of one range, with a clear error when the pack is gone or shorter than the blobs it should hold.</summary>
-    private async Task<byte[]> ReadRangeAsync(ReadRange range, CancellationToken cancellationToken)
+    /// <summary>Range buffers are megabytes: reused rather than allocated (and page-faulted) per read.</summary>
+    private static readonly System.Buffers.ArrayPool<byte> RangeBuffers = System.Buffers.ArrayPool<byte>.Create(32 * 1024 * 1024, 16);
+
+    /// <summary>
+    /// The bytes of one range (into a pooled buffer when the storage can read into one: <c>Pooled</c>, the caller returns
+    /// it), with a clear error when the pack is gone or shorter than the blobs it should hold.
+    /// </summary>
+    private async Task<(byte[] Bytes, bool Pooled)> ReadRangeAsync(ReadRange range, CancellationToken cancellationToken)
     {
+        var key = new StorageKey(ObjectKind.Data, range.Pack.ToHex());
         byte[] bytes;
+        int length;
+        var pooled = Storage is IRangeReadStorage;
         try
         {
-            bytes = await Storage.GetAsync(new StorageKey(ObjectKind.Data, range.Pack.ToHex()), range.Offset, range.Length, cancellationToken).ConfigureAwait(false);
+            if (Storage is IRangeReadStorage reader)
+            {
+                bytes = RangeBuffers.Rent(checked((int)range.Length));
+                try
+                {
+                    length = await reader.ReadRangeAsync(key, range.Offset, bytes.AsMemory(0, (int)range.Length), cancellationToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    RangeBuffers.Return(bytes);
+                    throw;
+                }
+            }
+            else
+            {
+                bytes = await Storage.GetAsync(key, range.Offset, range.Length, cancellationToken).ConfigureAwait(false);
+                length = bytes.Length;
+            }
         }
         catch (ObjectNotFoundException e)
         {
             throw new DataDamagedException($"pack {range.Pack.Short} holding blob {range.Blobs[0].Id.Short} is missing from the repository", e);
         }
-        if (bytes.Length != range.Length)
+        if (length != range.Length)
         {
+            if (pooled)
+            {
+                RangeBuffers.Return(bytes);
+            }
             foreach (var (id, loc) in range.Blobs)
             {
                 var at = loc.Offset - range.Offset;
-                if (at + loc.Length > bytes.Length)
+                if (at + loc.Length > length)
                 {
-                    throw new DataDamagedException($"pack {range.Pack.Short} is truncated: blob {id.Short} should be {loc.Length} bytes at offset {loc.Offset}, found {Math.Max(0, bytes.Length - at)}");
+                    throw new DataDamagedException($"pack {range.Pack.Short} is truncated: blob {id.Short} should be {loc.Length} bytes at offset {loc.Offset}, found {Math.Max(0, length - at)}");
                 }
             }
-            throw new DataDamagedException($"pack {range.Pack.Short} returned {bytes.Length} bytes for a range of {range.Length} at offset {range.Offset}");
+            throw new DataDamagedException($"pack {range.Pack.Short} returned {length} bytes for a range of {range.Length} at offset {range.Offset}");
         }
-        return bytes;
+        return (bytes, pooled);
     }
 
     /// <summary>

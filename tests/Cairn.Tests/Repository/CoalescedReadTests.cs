@@ -151,6 +151,23 @@ public abstract class CoalescedReadCases
         Assert.DoesNotContain(victimItem.Name, handedOut);
     }
 
+    [Fact]
+    public async Task Reading_a_range_into_a_buffer_returns_what_a_get_returns()
+    {
+        var storage = NewStorage();
+        var reader = Assert.IsAssignableFrom<IRangeReadStorage>(storage);
+        var key = new StorageKey(ObjectKind.Data, ContentId.Sha256("x"u8).ToHex());
+        var bytes = TestData.Random(100_000, 15);
+        await storage.PutAsync(key, bytes, default);
+        var buffer = new byte[30_000];
+        Assert.Equal(30_000, await reader.ReadRangeAsync(key, 1_000, buffer, default));
+        Assert.Equal(bytes[1_000..31_000], buffer);
+        Assert.Equal(10_000, await reader.ReadRangeAsync(key, 90_000, buffer, default)); // the bytes that exist
+        Assert.Equal(bytes[90_000..], buffer[..10_000]);
+        Assert.Equal(0, await reader.ReadRangeAsync(key, 100_000, buffer, default));
+        await Assert.ThrowsAsync<ObjectNotFoundException>(() => reader.ReadRangeAsync(new StorageKey(ObjectKind.Data, ContentId.Sha256("y"u8).ToHex()), 0, buffer, default));
+    }
+
     private static async Task<Dictionary<string, byte[]>> ReadAllAsync(Repo repo, List<ManifestItem> items)
     {
         var got = new System.Collections.Concurrent.ConcurrentDictionary<string, byte[]>();
