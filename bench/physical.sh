@@ -133,6 +133,13 @@ as_pg mkdir -p "$W/r-pgbr"; chmod 700 "$W/r-pgbr"
 cold
 t0=$(now); as_pg pgbackrest --config="$W/pgbr-zst.conf" --stanza=bench --pg1-path="$W/r-pgbr" --type=immediate restore; t1=$(now); PR=$(elapsed $t0 $t1)
 rm -rf "$W/r-cairn" "$W/r-pgbr"
+# BENCH_CAIRN_BEFORE=PATH: also restore with that (earlier) cairn from the same repository (before/after, same data).
+if [ -n "${BENCH_CAIRN_BEFORE:-}" ]; then
+  cp "$BENCH_CAIRN_BEFORE" "$W/cairn-before"; chmod 755 "$W/cairn-before"
+  cold
+  t0=$(now); run "$W/cairn-before" restore bench --physical --to "$W/r-cairn" --target immediate > /dev/null; t1=$(now); CRB=$(elapsed $t0 $t1)
+  rm -rf "$W/r-cairn"
+fi
 
 echo "== wal-push of $SEGS segments, one process per segment as archive_command runs it, into fresh repositories"
 ls "$W/walsrc" | grep -E '^[0-9A-F]{24}$' | sort | head -"$SEGS" > "$W/segments"
@@ -167,6 +174,7 @@ echo "| of which backup data (without archived WAL), bytes | $((CFS-CFW)) | $((P
 echo "| incremental after a day of change, s | $CI | $PI | $PIL | |"
 echo "| incremental: bytes added (incl. its own WAL) | $((CIS-CFS)) | $((PIS-PZS)) | $((PILS-PLS)) | |"
 echo "| restore (files only, cold cache), s | $CR | $PR | | |"
+[ -n "${BENCH_CAIRN_BEFORE:-}" ] && echo "| restore with BENCH_CAIRN_BEFORE ($("$W/cairn-before" --version 2>/dev/null | head -1)), s | $CRB | | | |"
 echo "| wal-push, segments/s (round 1 cairn first / round 2 pgBackRest first) | $(sps $N ${CW[0]}) / $(sps $N ${CW[1]}) | $(sps $N ${PW[0]}) / $(sps $N ${PW[1]}) | | |"
 echo "| WAL stored for $N segments, bytes | $CWS | $PWS | | |"
 echo
@@ -176,4 +184,5 @@ echo "ratio physical-full-size cairn/pgBackRest-zst = $(ratio $CFS $PZS)   (targ
 echo "ratio physical-incr-time cairn/pgBackRest-zst = $(ratio $CI $PI)"
 echo "ratio physical-incr-bytes cairn/pgBackRest-zst = $(ratio $((CIS-CFS)) $((PIS-PZS)))"
 echo "ratio physical-restore-time cairn/pgBackRest = $(ratio $CR $PR)   (target <= 0.5)"
+[ -n "${BENCH_CAIRN_BEFORE:-}" ] && echo "ratio physical-restore-time before: cairn/pgBackRest = $(ratio $CRB $PR); after/before = $(ratio $CR $CRB)"
 echo "ratio wal-push-speed cairn/pgBackRest (round 1, round 2) = $(ratio ${PW[0]} ${CW[0]}), $(ratio ${PW[1]} ${CW[1]})"

@@ -159,6 +159,13 @@ cold; R_CL=$(timed run "$CAIRN" --repo "$LOCAL_REPO" restore bench --physical --
 cold; R_CS=$(timed run_s3 "$CAIRN" --repo "$S3_REPO" restore bench --physical --to "$W/r-s3" --target immediate); restored r-s3
 as_pg mkdir -p "$W/r-pgbr"; chmod 700 "$W/r-pgbr"
 cold; R_PB=$(timed as_pg pgbackrest --config="$W/pgbr.conf" --stanza=bench --pg1-path="$W/r-pgbr" --type=immediate restore); restored r-pgbr
+# BENCH_CAIRN_BEFORE=PATH: also restore with that (earlier) cairn from the same repositories, for a before/after
+# comparison on the same data in the same run.
+if [ -n "${BENCH_CAIRN_BEFORE:-}" ]; then
+  cp "$BENCH_CAIRN_BEFORE" "$W/cairn-before"; chmod 755 "$W/cairn-before"
+  cold; R_BL=$(timed run "$W/cairn-before" --repo "$LOCAL_REPO" restore bench --physical --to "$W/r-local" --target immediate); restored r-local
+  cold; R_BS=$(timed run_s3 "$W/cairn-before" --repo "$S3_REPO" restore bench --physical --to "$W/r-s3" --target immediate); restored r-s3
+fi
 if [ $RESTIC_OK = 1 ]; then cold; R_RS=$(timed "${RESTIC[@]}" restore latest --target "$W/r-restic"); rm -rf "$W/r-restic"; else R_RS="n/a"; fi
 
 echo
@@ -169,6 +176,7 @@ echo "|---|---|---|---|---|"
 echo "| full backup | ${CL[full]} | ${CS[full]} | ${PB[full]} | ${RS[full]} |"
 echo "| incremental after a day of change | ${CL[incr]} | ${CS[incr]} | ${PB[incr]} | ${RS[incr]} |"
 echo "| restore (files only, cold cache) | $R_CL | $R_CS | $R_PB | $R_RS |"
+[ -n "${BENCH_CAIRN_BEFORE:-}" ] && echo "| restore with BENCH_CAIRN_BEFORE ($("$W/cairn-before" --version 2>/dev/null | head -1)) | $R_BL | $R_BS | | |"
 echo
 echo "ratio s3-full-time cairn S3/folder = $(ratio "${CS[full]}" "${CL[full]}")   (target <= 1.3)"
 echo "ratio s3-incr-time cairn S3/folder = $(ratio "${CS[incr]}" "${CL[incr]}")   (target <= 1.3)"
@@ -176,3 +184,7 @@ echo "ratio s3-restore-time cairn S3/folder = $(ratio "$R_CS" "$R_CL")   (target
 echo "ratio s3-full-time cairn/pgBackRest = $(ratio "${CS[full]}" "${PB[full]}")   (target < 1)"
 echo "ratio s3-incr-time cairn/pgBackRest = $(ratio "${CS[incr]}" "${PB[incr]}")   (target < 1)"
 echo "ratio s3-restore-time cairn/pgBackRest = $(ratio "$R_CS" "$R_PB")   (target < 1)"
+if [ -n "${BENCH_CAIRN_BEFORE:-}" ]; then
+  echo "ratio s3-restore-time before: cairn S3/folder = $(ratio "$R_BS" "$R_BL"), cairn/pgBackRest = $(ratio "$R_BS" "$R_PB")"
+  echo "ratio restore-time after/before: folder = $(ratio "$R_CL" "$R_BL"), S3 = $(ratio "$R_CS" "$R_BS")"
+fi

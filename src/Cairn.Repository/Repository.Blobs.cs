@@ -15,34 +15,44 @@ namespace Cairn.Repository;
 /// <summary>The blob reader: items read back chunk by chunk, every blob authenticated, decompressed and checked against its ID.</summary>
 public sealed partial class Repository
 {
-    /// <summary>Writes an item's content to <paramref name="output"/>, reading ahead in parallel. Never writes unauthenticated bytes.</summary>
+    /// <summary>
+    /// Writes an item's content to <paramref name="output"/>. The item is read in batches of consecutive chunks (about
+    /// <see cref="ReadCoalescing.BatchRawBytes"/> of content each); a batch's blobs are read with one ranged request per
+    /// run of neighbouring blobs in a pack (see <see cref="FetchBatchAsync"/>), and a few batches are read ahead in
+    /// parallel. A batch is written only when every blob in it is authenticated, decompressed and checked against its
+    /// ID, so no unauthenticated byte is ever written.
+    /// </summary>
     public async Task ReadItemAsync(ManifestItem item, Stream output, IProgress<long>? progress, CancellationToken cancellationToken)
     {
-        var window = Math.Max(4, Environment.ProcessorCount * 4);
-        var queue = new Queue<Task<(byte[] Buffer, int Length)>>();
+        var ids = new ContentId[item.Chunks.Count];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ids[i] = ContentId.Parse(item.Chunks[i]);
+        }
+        var batches = SplitIntoBatches(ids);
+        var window = Math.Max(2, Coalescing.ReadAhead);
+        var queue = new Queue<(int Start, int End, Task<BlobBatch> Blobs)>();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         try
         {
             var next = 0;
             long written = 0;
-            while (next < item.Chunks.Count || queue.Count > 0)
+            while (next < batches.Count || queue.Count > 0)
             {
-                while (next < item.Chunks.Count && queue.Count < window)
+                while (next < batches.Count && queue.Count < window)
                 {
-                    var id = ContentId.Parse(item.Chunks[next++]);
-                    queue.Enqueue(Task.Run(() => LoadBlobPooledAsync(id, cts.Token), cts.Token));
+                    var (start, end) = batches[next++];
+                    queue.Enqueue((start, end, Task.Run(() => FetchBatchAsync(new ArraySegment<ContentId>(ids, start, end - start), cts.Token), cts.Token)));
                 }
-                var (buffer, length) = await queue.Dequeue().ConfigureAwait(false);
-                try
+                var (s, e, task) = queue.Dequeue();
+                using var blobs = await task.ConfigureAwait(false);
+                for (var i = s; i < e; i++)
                 {
-                    await output.WriteAsync(buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+                    var content = blobs[ids[i]];
+                    await output.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+                    written += content.Length;
+                    progress?.Report(written);
                 }
-                finally
-                {
-                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-                }
-                written += length;
-                progress?.Report(written);
             }
             if (written != item.Size)
             {
@@ -52,11 +62,11 @@ public sealed partial class Repository
         catch
         {
             await cts.CancelAsync().ConfigureAwait(false);
-            foreach (var t in queue)
+            foreach (var (_, _, t) in queue)
             {
                 try
                 {
-                    System.Buffers.ArrayPool<byte>.Shared.Return((await t.ConfigureAwait(false)).Buffer);
+                    (await t.ConfigureAwait(false)).Dispose();
                 }
                 catch (Exception)
                 {
@@ -65,6 +75,73 @@ public sealed partial class Repository
             }
             throw;
         }
+    }
+
+    /// <summary>
+    /// Reads many (small) items in few requests: the items are ordered by where their first blob lies, grouped into
+    /// batches of about <see cref="ReadCoalescing.BatchRawBytes"/> of content, and each batch is fetched as in
+    /// <see cref="ReadItemAsync"/>; then <paramref name="consume"/> is called for each item of the batch with a function
+    /// that writes the item's (authenticated) content to a stream. Up to <paramref name="parallelism"/> batches at once;
+    /// the order of the calls is not the order of <paramref name="items"/>. An item larger than a batch is streamed
+    /// through <see cref="ReadItemAsync"/> instead of held in memory.
+    /// </summary>
+    public async Task ReadItemsAsync(IEnumerable<ManifestItem> items, Func<ManifestItem, Func<Stream, CancellationToken, Task>, CancellationToken, Task> consume, int parallelism, CancellationToken cancellationToken)
+    {
+        var batchBytes = Coalescing.BatchRawBytes;
+        var ordered = items
+            .Select(i => (Item: i, Ids: i.Chunks.Select(ContentId.Parse).ToArray()))
+            .Select(x => (x.Item, x.Ids, Where: x.Ids.Length > 0 && _index.TryGetValue(x.Ids[0], out var l) ? (l.Pack.ToHex(), l.Offset) : (string.Empty, -1L)))
+            .OrderBy(x => x.Where.Item1, StringComparer.Ordinal).ThenBy(x => x.Where.Item2)
+            .ToList();
+        var batches = new List<List<(ManifestItem Item, ContentId[] Ids)>>();
+        var current = new List<(ManifestItem, ContentId[])>();
+        long raw = 0;
+        foreach (var (item, ids, _) in ordered)
+        {
+            if (item.Size > batchBytes)
+            {
+                batches.Add([(item, ids)]);
+                continue;
+            }
+            if (current.Count > 0 && raw + item.Size > batchBytes)
+            {
+                batches.Add(current);
+                current = [];
+                raw = 0;
+            }
+            current.Add((item, ids));
+            raw += item.Size;
+        }
+        if (current.Count > 0)
+        {
+            batches.Add(current);
+        }
+        await Parallel.ForEachAsync(batches, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallelism), CancellationToken = cancellationToken }, async (batch, ct) =>
+        {
+            if (batch is [var (big, _)] && big.Size > batchBytes)
+            {
+                await consume(big, (s, c) => ReadItemAsync(big, s, null, c), ct).ConfigureAwait(false);
+                return;
+            }
+            using var blobs = await FetchBatchAsync(batch.SelectMany(b => b.Ids), ct).ConfigureAwait(false);
+            foreach (var (item, ids) in batch)
+            {
+                await consume(item, async (s, c) =>
+                {
+                    long written = 0;
+                    foreach (var id in ids)
+                    {
+                        var content = blobs[id];
+                        await s.WriteAsync(content, c).ConfigureAwait(false);
+                        written += content.Length;
+                    }
+                    if (written != item.Size)
+                    {
+                        throw new DataDamagedException($"item {item.Name} read back {written} bytes, the manifest says {item.Size}");
+                    }
+                }, ct).ConfigureAwait(false);
+            }
+        }).ConfigureAwait(false);
     }
 
     /// <summary>True when <paramref name="content"/> chunks to exactly the item's chunk IDs (keyed, so a match proves equal content).</summary>
@@ -128,7 +205,7 @@ public sealed partial class Repository
     }
 
     /// <summary>Authenticates, decompresses into <paramref name="raw"/> (exactly the blob's raw length) and checks the ID.</summary>
-    private void DecodeBlobInto(ContentId id, ReadOnlySpan<byte> sealedBlob, Span<byte> raw, string packName)
+    internal void DecodeBlobInto(ContentId id, ReadOnlySpan<byte> sealedBlob, Span<byte> raw, string packName)
     {
         Span<byte> aad = stackalloc byte[Aead.BlobContext.Length + ContentId.Size];
         Aead.BlobContext.CopyTo(aad);
@@ -163,22 +240,5 @@ public sealed partial class Repository
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(compressed);
         }
-    }
-
-    /// <summary>Like <see cref="LoadBlobAsync"/>, into a pooled buffer the caller returns (streaming reads reuse memory instead of faulting in fresh pages).</summary>
-    private async Task<(byte[] Buffer, int Length)> LoadBlobPooledAsync(ContentId id, CancellationToken cancellationToken)
-    {
-        var (sealedBlob, loc, packName) = await ReadSealedAsync(id, cancellationToken).ConfigureAwait(false);
-        var raw = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(1, loc.RawLength));
-        try
-        {
-            DecodeBlobInto(id, sealedBlob, raw.AsSpan(0, loc.RawLength), packName);
-        }
-        catch
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(raw);
-            throw;
-        }
-        return (raw, loc.RawLength);
     }
 }

@@ -18,7 +18,7 @@ namespace Cairn.Storage.S3;
 /// <see cref="RemoveLeftoversAsync"/> aborts the ones a crash left behind. Every request carries
 /// Content-MD5 (so a server refuses a body damaged in transit) and is retried by <see cref="S3Retrier"/>.
 /// </summary>
-public sealed partial class S3Storage : IStorage, ICleanableStorage, IObjectLockStorage, IDisposable
+public sealed partial class S3Storage : IStorage, ICleanableStorage, IObjectLockStorage, IRangeReadStorage, IDisposable
 {
     /// <summary>
     /// Multipart uploads younger than this are never aborted, whatever the caller asks: WAL pushes take
@@ -273,6 +273,54 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IObjectLock
             using (response)
             {
                 return await ReadBodyAsync(response, key, ct).ConfigureAwait(false);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<int> ReadRangeAsync(StorageKey key, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        if (destination.Length == 0)
+        {
+            return await StatAsync(key, cancellationToken).ConfigureAwait(false) is null ? throw new ObjectNotFoundException(key) : 0;
+        }
+        var objectKey = ObjectKeyOf(key);
+        return await _retry.RunAsync($"GET {key}", async ct =>
+        {
+            var request = new GetObjectRequest { BucketName = _location.Bucket, Key = objectKey, ByteRange = new ByteRange(offset, offset + destination.Length - 1) };
+            GetObjectResponse response;
+            try
+            {
+                response = await _client.GetObjectAsync(request, ct).ConfigureAwait(false);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode is "NoSuchKey" or "NotFound" or null or "")
+            {
+                throw new ObjectNotFoundException(key);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
+            {
+                return 0; // the range starts at or past the end (the contract: the bytes that exist)
+            }
+            using (response)
+            {
+                var expected = response.ContentLength;
+                if (expected > destination.Length)
+                {
+                    throw new IOException($"GET {key}: the server sent {expected} bytes for a range of {destination.Length}");
+                }
+                var stream = response.ResponseStream;
+                var done = 0;
+                while (done < expected)
+                {
+                    var n = await stream.ReadAsync(destination[done..(int)expected], ct).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        // Transient: the connection ended early; the retry reads the range again.
+                        throw new IOException($"GET {key}: the response body ended after {done} of {expected} bytes");
+                    }
+                    done += n;
+                }
+                return done;
             }
         }, cancellationToken).ConfigureAwait(false);
     }

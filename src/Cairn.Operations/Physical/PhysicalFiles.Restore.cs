@@ -82,28 +82,61 @@ public static partial class PhysicalFiles
             tree.Directory(d.Name, DataPaths.DirectoryMode(ModeOf(d, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute)));
         }
 
-        var queue = new ConcurrentQueue<ManifestItem>(plan.Files.OrderByDescending(i => i.Size));
+        // Large files one per job, each read in coalesced batches (Repository.ReadItemAsync); small files (most of a
+        // data directory by count) read together, many per request, in the order their data lies in the repository
+        // (Repository.ReadItemsAsync), so a restore from object storage is not one round trip per small file.
+        var jobs = Math.Max(1, options.Jobs);
+        var queue = new ConcurrentQueue<ManifestItem>(plan.Files.Where(i => i.Size > SmallFileBytes).OrderByDescending(i => i.Size));
         long written = 0, reusedBytes = 0, processed = 0;
         int reusedFiles = 0, count = 0;
-        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, options.Jobs)).Select(_ => Task.Run(async () =>
+
+        async Task<bool> KeptAsync(ManifestItem item, UnixFileMode mode)
+        {
+            if (exists && options.Delta && await tree.KeepIfMatchesAsync(item.Name, item.Size, mode, (s, c) => repo.ContentMatchesAsync(item, s, c), ct).ConfigureAwait(false))
+            {
+                Interlocked.Increment(ref reusedFiles);
+                Interlocked.Add(ref reusedBytes, item.Size);
+                done?.Report(Interlocked.Add(ref processed, item.Size));
+                return true;
+            }
+            return false;
+        }
+
+        async Task RestoreSmallFilesAsync()
+        {
+            var small = new ConcurrentBag<ManifestItem>();
+            await Parallel.ForEachAsync(plan.Files.Where(i => i.Size <= SmallFileBytes), new ParallelOptions { MaxDegreeOfParallelism = jobs, CancellationToken = ct }, async (item, _) =>
+            {
+                Interlocked.Increment(ref count);
+                if (!await KeptAsync(item, DataPaths.FileMode(ModeOf(item, UnixFileMode.UserRead | UnixFileMode.UserWrite))).ConfigureAwait(false))
+                {
+                    small.Add(item);
+                }
+            }).ConfigureAwait(false);
+            await repo.ReadItemsAsync(small, async (item, fill, c) =>
+            {
+                await tree.WriteFileAsync(item.Name, item.Size, DataPaths.FileMode(ModeOf(item, UnixFileMode.UserRead | UnixFileMode.UserWrite)), fill, c).ConfigureAwait(false);
+                Interlocked.Add(ref written, item.Size);
+                done?.Report(Interlocked.Add(ref processed, item.Size));
+            }, jobs, ct).ConfigureAwait(false);
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, jobs).Select(_ => Task.Run(async () =>
         {
             while (queue.TryDequeue(out var item))
             {
                 ct.ThrowIfCancellationRequested();
                 Interlocked.Increment(ref count);
                 var mode = DataPaths.FileMode(ModeOf(item, UnixFileMode.UserRead | UnixFileMode.UserWrite));
-                if (exists && options.Delta && await tree.KeepIfMatchesAsync(item.Name, item.Size, mode, (s, c) => repo.ContentMatchesAsync(item, s, c), ct).ConfigureAwait(false))
+                if (await KeptAsync(item, mode).ConfigureAwait(false))
                 {
-                    Interlocked.Increment(ref reusedFiles);
-                    Interlocked.Add(ref reusedBytes, item.Size);
-                    done?.Report(Interlocked.Add(ref processed, item.Size));
                     continue;
                 }
                 await tree.WriteFileAsync(item.Name, item.Size, mode, (s, c) => repo.ReadItemAsync(item, s, null, c), ct).ConfigureAwait(false);
                 Interlocked.Add(ref written, item.Size);
                 done?.Report(Interlocked.Add(ref processed, item.Size));
             }
-        }, ct))).ConfigureAwait(false);
+        }, ct)).Append(Task.Run(RestoreSmallFilesAsync, ct))).ConfigureAwait(false);
 
         // Links last, when every folder and file is in place: nothing is ever written beneath one.
         foreach (var (link, mapped) in plan.Tablespaces.Zip(tablespaceFolders))
@@ -126,6 +159,9 @@ public static partial class PhysicalFiles
         var removed = exists && options.Delta ? tree.RemoveExtra(restoredPaths) : 0;
         return new FileRestoreStats(count, written, reusedFiles, reusedBytes, removed);
     }
+
+    /// <summary>Files up to this size are restored many per request (see <see cref="RestoreAsync"/>).</summary>
+    private const long SmallFileBytes = 1024 * 1024;
 
     private sealed record RestorePlan(List<ManifestItem> Dirs, List<ManifestItem> Files, List<ManifestItem> Links, List<ManifestItem> Tablespaces, ManifestItem? PgManifest);
 

@@ -10,7 +10,7 @@ namespace Cairn.Repository.Storage;
 /// the file, rename onto the final name, fsync the folder. Temp files start with <c>.tmp-</c>, name
 /// their writer, and are never listed; <see cref="RemoveLeftoversAsync"/> deletes those of dead writers.
 /// </summary>
-public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
+public sealed partial class FileSystemStorage : IStorage, ICleanableStorage, IRangeReadStorage
 {
     private const string TempPrefix = ".tmp-";
     private readonly string _root;
@@ -198,6 +198,34 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage
                 done += n;
             }
             return buffer;
+        }
+    }
+
+    public async Task<int> ReadRangeAsync(StorageKey key, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new ObjectNotFoundException(key);
+        }
+        using (handle)
+        {
+            var done = 0;
+            while (done < destination.Length)
+            {
+                var n = await RandomAccess.ReadAsync(handle, destination[done..], offset + done, cancellationToken).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    break;
+                }
+                done += n;
+            }
+            return done;
         }
     }
 

@@ -169,6 +169,17 @@ public interface IStorage
     Task DeleteAsync(StorageKey key, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// Optional ability: read a range into the caller's buffer instead of a new array (restores read megabyte ranges of
+/// packs into pooled buffers). Same contract as <see cref="IStorage.GetAsync"/>: the bytes that exist (fewer at the
+/// object's end, none past it), <see cref="ObjectNotFoundException"/> when the object does not exist.
+/// </summary>
+public interface IRangeReadStorage
+{
+    /// <summary>Reads up to <paramref name="destination"/>'s length from <paramref name="offset"/>; returns how many bytes were read.</summary>
+    Task<int> ReadRangeAsync(StorageKey key, long offset, Memory<byte> destination, CancellationToken cancellationToken);
+}
+
 /// <summary>Optional ability: remove garbage a crashed writer left behind (temp files).</summary>
 public interface ICleanableStorage
 {

@@ -148,11 +148,14 @@ public sealed class SnapshotIndexTests
 
     private static async Task<int> CountAsync(IStorage storage, ObjectKind kind) => (await ListAsync(storage, kind)).Count;
 
-    /// <summary>Counts the manifests and index objects read through it.</summary>
-    internal sealed class CountingStorage(IStorage inner) : IStorage
+    /// <summary>Counts the manifests, index objects and pack reads (ranged GETs of data objects) read through it.</summary>
+    internal sealed class CountingStorage(IStorage inner) : IStorage, IRangeReadStorage
     {
         private int _manifestReads;
         private int _indexReads;
+        private int _dataReads;
+
+        public int DataReads => _dataReads;
 
         public int ManifestReads => _manifestReads;
 
@@ -174,7 +177,27 @@ public sealed class SnapshotIndexTests
             {
                 Interlocked.Increment(ref _indexReads);
             }
+            if (key.Kind == ObjectKind.Data)
+            {
+                Interlocked.Increment(ref _dataReads);
+            }
             return inner.GetAsync(key, offset, length, cancellationToken);
+        }
+
+        /// <summary>Reads into the caller's buffer as the inner storage does (a restore's ranges), counted like a get.</summary>
+        public async Task<int> ReadRangeAsync(StorageKey key, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+        {
+            if (key.Kind == ObjectKind.Data)
+            {
+                Interlocked.Increment(ref _dataReads);
+            }
+            if (inner is IRangeReadStorage reader)
+            {
+                return await reader.ReadRangeAsync(key, offset, destination, cancellationToken);
+            }
+            var bytes = await inner.GetAsync(key, offset, destination.Length, cancellationToken);
+            bytes.CopyTo(destination);
+            return bytes.Length;
         }
 
         public Task<ObjectInfo?> StatAsync(StorageKey key, CancellationToken cancellationToken) => inner.StatAsync(key, cancellationToken);
