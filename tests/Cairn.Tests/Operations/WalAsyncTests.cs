@@ -149,6 +149,30 @@ public sealed class WalAsyncTests : IDisposable
         await Eventually.UntilAsync(() => PusherPids().Count == 0, TimeSpan.FromSeconds(60), "the pusher exiting when nothing is ready");
     }
 
+    /// <summary>
+    /// Between the acknowledgement and PostgreSQL's rename of .ready to .done, a pusher must not store the segment again
+    /// (a second put hashes the file and reads back the stored object): the marker stays until the segment is no longer ready.
+    /// </summary>
+    [Fact]
+    public async Task An_acknowledged_segment_still_ready_is_not_pushed_again()
+    {
+        var context = await SetUpAsync($"      async: true\n      spool: {Spool}\n      push_ahead: 2\n");
+        var names = MakeSegments(1);
+        var first = await new WalPushAheadOperation(context).RunAsync(new WalPushAheadRequest(WalDir, "app", null), default);
+        Assert.Equal(1, first.Pushed);
+        var r = await new WalPushOperation(context).RunAsync(new WalPushRequest(Path.Combine(WalDir, names[0]), "app"), default);
+        Assert.True(r.Acknowledged);
+        Assert.True(File.Exists(Path.Combine(PushSpool, names[0] + ".ok")), "the marker went with the acknowledgement");
+
+        // PostgreSQL has not renamed .ready yet: a pusher now leaves it alone.
+        var again = await new WalPushAheadOperation(context).RunAsync(new WalPushAheadRequest(WalDir, "app", null), default);
+        Assert.Equal(0, again.Pushed);
+        // Once it is .done, the pusher deletes the marker.
+        Done(names[0]);
+        await new WalPushAheadOperation(context).RunAsync(new WalPushAheadRequest(WalDir, "app", null), default);
+        Assert.False(File.Exists(Path.Combine(PushSpool, names[0] + ".ok")));
+    }
+
     [Fact]
     public async Task A_marker_whose_object_is_not_in_the_repository_is_no_acknowledgement()
     {
