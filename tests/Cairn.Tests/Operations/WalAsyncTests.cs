@@ -158,8 +158,16 @@ public sealed class WalAsyncTests : IDisposable
     {
         var context = await SetUpAsync($"      async: true\n      spool: {Spool}\n      push_ahead: 2\n");
         var names = MakeSegments(1);
-        var first = await new WalPushAheadOperation(context).RunAsync(new WalPushAheadRequest(WalDir, "app", null), default);
-        Assert.Equal(1, first.Pushed);
+        // What the pusher leaves: the object stored, then the marker.
+        var path = Path.Combine(WalDir, names[0]);
+        using (var repo = await context.OpenRepositoryForWalAsync(default))
+        {
+            await new WalArchive(repo, "app").PutFileAsync(path, default);
+        }
+        using (var spool = WalSpool.Open(Spool, "app", "push", context.RepositoryLocation.Display))
+        {
+            spool.MarkPushed(names[0], WalSpool.FileIdentity.Of(path)!);
+        }
         var r = await new WalPushOperation(context).RunAsync(new WalPushRequest(Path.Combine(WalDir, names[0]), "app"), default);
         Assert.True(r.Acknowledged);
         Assert.True(File.Exists(Path.Combine(PushSpool, names[0] + ".ok")), "the marker went with the acknowledgement");
