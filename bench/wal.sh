@@ -13,6 +13,7 @@
 # opposite order (Cairn first, then pgBackRest first). Prints segments per second and ratios; exits non-zero, naming
 # the command, if anything fails.
 # Usage: bench/wal.sh [SEGMENTS] [AHEAD]   (default 40 segments; push_ahead/fetch_ahead and pgBackRest queue of AHEAD, default 4)
+# BENCH_PHASES=push measures the push half only (the PITR replay with prefetch is bench/wal-replay.sh).
 source "$(dirname "$0")/lib.sh"
 N="${1:-40}"; AHEAD="${2:-4}"
 command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
@@ -161,6 +162,7 @@ for round in 1 2; do
   echo "== round $round: push ($order), $N segments each into a fresh repository"
   for t in $order; do push "$t"; done
   # Both repositories now hold every segment (each tool's last push run, checked): fetch from them.
+  [[ " ${BENCH_PHASES:-push fetch} " == *" fetch "* ]] || continue
   if [ "$round" = 1 ]; then order="cairn-sync cairn-ahead pgbr-sync pgbr-async"; else order="pgbr-async pgbr-sync cairn-ahead cairn-sync"; fi
   echo "== round $round: fetch ($order)"
   for t in $order; do fetch "$t"; done
@@ -175,12 +177,13 @@ machine
 echo "| segments/s (round 1 / round 2) | cairn sync | cairn async / fetch_ahead | pgBackRest sync | pgBackRest async |"
 echo "|---|---|---|---|---|"
 echo "| push (archive_command) | ${PUSH[cairn-sync]% } | ${PUSH[cairn-async]% } | ${PUSH[pgbr-sync]% } | ${PUSH[pgbr-async]% } |"
-echo "| fetch (restore_command) | ${FETCH[cairn-sync]% } | ${FETCH[cairn-ahead]% } | ${FETCH[pgbr-sync]% } | ${FETCH[pgbr-async]% } |"
+[ -n "${FETCH[cairn-ahead]:-}" ] && echo "| fetch (restore_command) | ${FETCH[cairn-sync]% } | ${FETCH[cairn-ahead]% } | ${FETCH[pgbr-sync]% } | ${FETCH[pgbr-async]% } |"
 P=(${PUSH[cairn-async]}); PS=(${PUSH[pgbr-sync]}); PA=(${PUSH[pgbr-async]}); CS=(${PUSH[cairn-sync]})
-F=(${FETCH[cairn-ahead]}); FS=(${FETCH[pgbr-sync]}); FA=(${FETCH[pgbr-async]})
+F=(${FETCH[cairn-ahead]:-}); FS=(${FETCH[pgbr-sync]:-}); FA=(${FETCH[pgbr-async]:-})
 echo
 echo "ratio wal-push cairn-async/pgBackRest-sync (round 1, round 2) = $(both "${P[0]}" "${PS[0]}" "${P[1]}" "${PS[1]}")   (issue 18 target >= 3)"
 echo "ratio wal-push cairn-async/pgBackRest-async (round 1, round 2) = $(both "${P[0]}" "${PA[0]}" "${P[1]}" "${PA[1]}")   (target >= 1.5)"
 echo "ratio wal-push cairn-sync/pgBackRest-sync (round 1, round 2) = $(both "${CS[0]}" "${PS[0]}" "${CS[1]}" "${PS[1]}")"
+[ ${#F[@]} -gt 0 ] || exit 0   # BENCH_PHASES=push: no fetch figures
 echo "ratio wal-fetch cairn-fetch_ahead/pgBackRest-sync (round 1, round 2) = $(both "${F[0]}" "${FS[0]}" "${F[1]}" "${FS[1]}")   (target >= 2, there for replay)"
 echo "ratio wal-fetch cairn-fetch_ahead/pgBackRest-async (round 1, round 2) = $(both "${F[0]}" "${FA[0]}" "${F[1]}" "${FA[1]}")"

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using Cairn.Repository.Compression;
@@ -100,12 +101,21 @@ public static class NamedFiles
         {
             return (SHA256.HashData(data()), null);
         }
-        var plain = GC.AllocateUninitializedArray<byte>(32 + Zstd.CompressBound(data().Length));
-        byte[]? hash = null;
-        var n = 0;
-        Parallel.Invoke(() => hash = SHA256.HashData(data()), () => n = Zstd.Compress(data(), plain.AsSpan(32), 1));
-        hash!.CopyTo(plain, 0);
-        return (hash, repo.Aead.Seal(plain.AsSpan(0, 32 + n), Aead.Concat(Context, Encoding.UTF8.GetBytes(name))));
+        // A pooled buffer: the background pusher seals segment after segment, and a fresh 16 MiB array each time costs
+        // the kernel thousands of page faults (measured: about a seventh of the pusher's CPU per segment).
+        var plain = ArrayPool<byte>.Shared.Rent(32 + Zstd.CompressBound(data().Length));
+        try
+        {
+            byte[]? hash = null;
+            var n = 0;
+            Parallel.Invoke(() => hash = SHA256.HashData(data()), () => n = Zstd.Compress(data(), plain.AsSpan(32), 1));
+            hash!.CopyTo(plain, 0);
+            return (hash, repo.Aead.Seal(plain.AsSpan(0, 32 + n), Aead.Concat(Context, Encoding.UTF8.GetBytes(name))));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(plain);
+        }
     }
 
     /// <summary>A whole file mapped read-only (an empty file is an empty span).</summary>

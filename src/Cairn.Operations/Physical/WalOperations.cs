@@ -100,7 +100,12 @@ public sealed class WalPushOperation(OperationContext context)
         return stored;
     }
 
-    /// <summary>A marker for this very file and the object in the repository: then PostgreSQL may recycle the segment.</summary>
+    /// <summary>
+    /// A marker for this very file and the object in the repository: then PostgreSQL may recycle the segment. The marker
+    /// stays: PostgreSQL turns .ready into .done only after this call returns, and a pusher that saw the segment still
+    /// ready without its marker would store it a second time (measured: a duplicate put, which hashes the file and reads
+    /// back the stored object, for most acknowledged segments). The pusher deletes markers of segments no longer ready.
+    /// </summary>
     private async Task<bool> AcknowledgedAsync(WalSpool spool, string name, WalSpool.FileIdentity identity, string db, CancellationToken cancellationToken)
     {
         if (!spool.IsMarkedPushed(name, identity))
@@ -112,7 +117,6 @@ public sealed class WalPushOperation(OperationContext context)
             spool.Remove(name + ".ok");
             return false;
         }
-        spool.Remove(name + ".ok");
         return true;
     }
 }

@@ -121,9 +121,12 @@ public sealed class WalSpool : IDisposable
     public bool HasPrefetched(string name) => _dir.Stat(name) is not null;
 
     /// <summary>
-    /// Copies a prefetched segment to <paramref name="destination"/> when it is exactly what the prefetcher recorded:
-    /// a regular file of this user, mode 0600, one link, the recorded size and SHA-256 (checked on the bytes copied).
-    /// False, with the spool copy deleted, when anything differs: the caller then fetches from the repository.
+    /// Hands a prefetched segment to <paramref name="destination"/> when it is exactly what the prefetcher recorded: a
+    /// regular file of this user, mode 0600, one link, the recorded size and SHA-256. The checked file itself is linked
+    /// next to the destination and renamed onto it, so recovery's critical path reads the segment once and writes nothing
+    /// (measured: the copy was about a quarter of a delivering call's CPU); on another file system it is copied, hashed
+    /// again on the bytes copied. False, with the spool copy deleted, when anything differs: the caller then fetches
+    /// from the repository.
     /// </summary>
     public bool TryDeliverPrefetched(string name, string destination, out string? rejected)
     {
@@ -150,48 +153,87 @@ public sealed class WalSpool : IDisposable
         {
             return false;
         }
-        var temp = destination + ".cairn-partial";
         try
         {
-            using (var handle = opened)
+            using var handle = opened;
+            var st = SafeDirectory.Stat(handle);
+            if (st is not { IsFile: true, Links: 1 } || st.Uid != Accounts.EffectiveUid || st.Mode != (UnixFileMode.UserRead | UnixFileMode.UserWrite) || st.Size != size)
             {
-                var st = SafeDirectory.Stat(handle);
-                if (st is not { IsFile: true, Links: 1 } || st.Uid != Accounts.EffectiveUid || st.Mode != (UnixFileMode.UserRead | UnixFileMode.UserWrite) || st.Size != size)
-                {
-                    rejected = "it is not a private regular file of the recorded size";
-                    Forget(name);
-                    return false;
-                }
-                using var source = new FileStream(handle, FileAccess.Read);
-                using var target = FreshFile.Create(temp);
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                var buffer = new byte[1024 * 1024];
-                int n;
-                while ((n = source.Read(buffer)) > 0)
-                {
-                    hash.AppendData(buffer, 0, n);
-                    target.Write(buffer, 0, n);
-                }
-                if (!string.Equals(Convert.ToHexStringLower(hash.GetHashAndReset()), sha256, StringComparison.Ordinal))
-                {
-                    rejected = "its content does not match the SHA-256 recorded when it was fetched";
-                }
-            }
-            if (rejected is not null)
-            {
-                File.Delete(temp);
-                Forget(name);
+                rejected = "it is not a private regular file of the recorded size";
                 return false;
             }
-            File.Move(temp, destination, overwrite: true);
-            Forget(name);
+            if (!string.Equals(Sha256Of(handle, null), sha256, StringComparison.Ordinal))
+            {
+                rejected = "its content does not match the SHA-256 recorded when it was fetched";
+                return false;
+            }
+            var full = System.IO.Path.GetFullPath(destination);
+            using var target = SafeDirectory.Open(System.IO.Path.GetDirectoryName(full)!);
+            var file = System.IO.Path.GetFileName(full);
+            var temp = file + ".cairn-partial";
+            target.Remove(temp);
+            try
+            {
+                target.HardLink(_dir, name, temp);
+            }
+            catch (IOException)
+            {
+                // Another file system (or no links allowed there): a copy, checked again on the bytes written.
+                using (var copy = target.CreateFile(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite))
+                {
+                    if (!string.Equals(Sha256Of(handle, copy), sha256, StringComparison.Ordinal))
+                    {
+                        rejected = "its content changed while it was being copied";
+                    }
+                }
+                if (rejected is not null)
+                {
+                    target.Remove(temp);
+                    return false;
+                }
+                target.Rename(temp, file);
+                return true;
+            }
+            // The link must be the very file that was checked: nothing may have replaced the spool entry meanwhile.
+            if (target.Stat(temp) is not { } linked || linked.Identity != st.Identity)
+            {
+                target.Remove(temp);
+                rejected = "it was replaced while it was being checked";
+                return false;
+            }
+            target.Rename(temp, file);
             return true;
         }
-        catch
+        finally
         {
-            File.Delete(temp);
-            throw;
+            Forget(name);
         }
+    }
+
+    /// <summary>SHA-256 of an open file, read through one pooled 1 MiB buffer; each piece also written to <paramref name="copy"/> when given.</summary>
+    private static string Sha256Of(SafeFileHandle file, SafeFileHandle? copy)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1024 * 1024);
+        try
+        {
+            long offset = 0;
+            int n;
+            while ((n = RandomAccess.Read(file, buffer.AsSpan(0, 1024 * 1024), offset)) > 0)
+            {
+                hash.AppendData(buffer, 0, n);
+                if (copy is not null)
+                {
+                    RandomAccess.Write(copy, buffer.AsSpan(0, n), offset);
+                }
+                offset += n;
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     /// <summary>The size and SHA-256 the prefetcher recorded for <paramref name="name"/>; null when there is no valid record.</summary>

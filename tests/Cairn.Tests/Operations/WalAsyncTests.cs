@@ -149,6 +149,38 @@ public sealed class WalAsyncTests : IDisposable
         await Eventually.UntilAsync(() => PusherPids().Count == 0, TimeSpan.FromSeconds(60), "the pusher exiting when nothing is ready");
     }
 
+    /// <summary>
+    /// Between the acknowledgement and PostgreSQL's rename of .ready to .done, a pusher must not store the segment again
+    /// (a second put hashes the file and reads back the stored object): the marker stays until the segment is no longer ready.
+    /// </summary>
+    [Fact]
+    public async Task An_acknowledged_segment_still_ready_is_not_pushed_again()
+    {
+        var context = await SetUpAsync($"      async: true\n      spool: {Spool}\n      push_ahead: 2\n");
+        var names = MakeSegments(1);
+        // What the pusher leaves: the object stored, then the marker.
+        var path = Path.Combine(WalDir, names[0]);
+        using (var repo = await context.OpenRepositoryForWalAsync(default))
+        {
+            await new WalArchive(repo, "app").PutFileAsync(path, default);
+        }
+        using (var spool = WalSpool.Open(Spool, "app", "push", context.RepositoryLocation.Display))
+        {
+            spool.MarkPushed(names[0], WalSpool.FileIdentity.Of(path)!);
+        }
+        var r = await new WalPushOperation(context).RunAsync(new WalPushRequest(Path.Combine(WalDir, names[0]), "app"), default);
+        Assert.True(r.Acknowledged);
+        Assert.True(File.Exists(Path.Combine(PushSpool, names[0] + ".ok")), "the marker went with the acknowledgement");
+
+        // PostgreSQL has not renamed .ready yet: a pusher now leaves it alone.
+        var again = await new WalPushAheadOperation(context).RunAsync(new WalPushAheadRequest(WalDir, "app", null), default);
+        Assert.Equal(0, again.Pushed);
+        // Once it is .done, the pusher deletes the marker.
+        Done(names[0]);
+        await new WalPushAheadOperation(context).RunAsync(new WalPushAheadRequest(WalDir, "app", null), default);
+        Assert.False(File.Exists(Path.Combine(PushSpool, names[0] + ".ok")));
+    }
+
     [Fact]
     public async Task A_marker_whose_object_is_not_in_the_repository_is_no_acknowledgement()
     {
@@ -222,6 +254,51 @@ public sealed class WalAsyncTests : IDisposable
         Assert.True((await fetch.RunAsync(new WalFetchRequest(names[3], target, "app"), default)).Found);
         Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(WalDir, names[3])), await File.ReadAllBytesAsync(target));
     }
+
+    /// <summary>A checked prefetched segment is handed over as that very file (no second write); on another file system, as a checked copy.</summary>
+    [Fact]
+    public async Task A_prefetched_segment_is_linked_into_place_and_copied_across_file_systems()
+    {
+        var context = await SetUpAsync($"      spool: {Spool}\n      fetch_ahead: 2\n");
+        var names = MakeSegments(2);
+        using var spool = WalSpool.Open(Spool, "app", "fetch", context.RepositoryLocation.Display);
+        foreach (var name in names)
+        {
+            File.Copy(Path.Combine(WalDir, name), spool.PartialPath(name));
+            spool.PublishPrefetched(name);
+        }
+
+        // Same file system: the destination is the spool's inode, and the spool entry is gone.
+        var spooled = Path.Combine(spool.Path, names[0]);
+        var inode = Inode(spooled);
+        var target = _dir.File("RECOVERYXLOG");
+        await File.WriteAllTextAsync(target, "an older file PostgreSQL left there");
+        Assert.True(spool.TryDeliverPrefetched(names[0], target, out var rejected), rejected);
+        Assert.Equal(inode, Inode(target));
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(WalDir, names[0])), await File.ReadAllBytesAsync(target));
+        Assert.False(File.Exists(spooled));
+        Assert.Equal(1u, Links(target));
+
+        // /dev/shm is another file system (tmpfs): a copy, checked, and the spool entry gone too.
+        var shm = Path.Combine("/dev/shm", $"cairn-t-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(shm);
+        try
+        {
+            var other = Path.Combine(shm, "RECOVERYXLOG");
+            Assert.True(spool.TryDeliverPrefetched(names[1], other, out rejected), rejected);
+            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(WalDir, names[1])), await File.ReadAllBytesAsync(other));
+            Assert.False(File.Exists(Path.Combine(spool.Path, names[1])));
+            Assert.Empty(Directory.EnumerateFiles(shm, "*.cairn-partial"));
+        }
+        finally
+        {
+            Directory.Delete(shm, recursive: true);
+        }
+    }
+
+    private static ulong Inode(string path) => Cairn.PostgreSql.Files.SafeDirectory.Open(Path.GetDirectoryName(path)!).Stat(Path.GetFileName(path))!.Identity.Inode;
+
+    private static uint Links(string path) => Cairn.PostgreSql.Files.SafeDirectory.Open(Path.GetDirectoryName(path)!).Stat(Path.GetFileName(path))!.Links;
 
     [Fact]
     public void Following_segments_cross_the_log_boundary_for_the_segment_size()
