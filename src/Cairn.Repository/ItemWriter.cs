@@ -46,9 +46,9 @@ public sealed class ItemWriter : IAsyncDisposable
         _repo = repo;
         _options = options;
         _blobs = Channel.CreateBounded<SealedBlob>(new BoundedChannelOptions(Math.Max(2, options.Workers * 2)) { SingleReader = true });
-        _uploads = Channel.CreateBounded<(ContentId, ReadOnlyMemory<byte>, IndexPack)>(new BoundedChannelOptions(1) { SingleReader = false, SingleWriter = true });
+        _uploads = Channel.CreateBounded<(ContentId, ReadOnlyMemory<byte>, IndexPack)>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
         _packer = Task.Run(PackLoopAsync);
-        _uploader = Task.WhenAll(Enumerable.Range(0, Uploaders).Select(_ => Task.Run(UploadLoopAsync)));
+        _uploader = Task.Run(UploadLoopAsync);
     }
 
     public WriteStats Stats => new(Interlocked.Read(ref _bytesRead), Interlocked.Read(ref _chunksTotal), Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesAdded), _written.Count);
@@ -435,13 +435,6 @@ public sealed class ItemWriter : IAsyncDisposable
             throw;
         }
     }
-
-    /// <summary>
-    /// Packs stored at once. One was enough for a folder, but an object store answers each PUT after a round trip (and
-    /// s3rver after writing the parts twice), during which the packer filled its one queued pack and stopped: two in
-    /// flight keep it busy. Memory: two packs uploading, one queued, one being built.
-    /// </summary>
-    private const int Uploaders = 2;
 
     private async Task UploadLoopAsync()
     {
