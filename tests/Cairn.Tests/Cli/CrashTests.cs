@@ -20,13 +20,18 @@ public class CrashTests
         var input = dir.File("input.bin");
         // Incompressible data so the put takes long enough to be killed in the middle.
         await File.WriteAllBytesAsync(input, TestData.Random(96 * 1024 * 1024, 5));
+        // The kill moments are fractions of how long one whole put takes on this machine now (a fixed 150-1500 ms range
+        // let a quiet machine finish 8 of 10 puts before their kill, so the test stopped exercising crashes).
+        var timing = Stopwatch.StartNew();
+        Assert.Equal(0, (await CairnProcess.RunAsync(["repo", "put", "timing", input], env)).Code);
+        var whole = Math.Max(100, (int)timing.ElapsedMilliseconds);
         const int seed = 42; // the kill moments: a failure names the seed, round and delay, so it can be replayed
         var rng = new Random(seed);
         var killedMidway = 0;
         for (var round = 0; round < 10; round++)
         {
             using var p = Process.Start(CairnProcess.StartInfo(["repo", "put", $"item{round}", input], env))!;
-            var delay = rng.Next(150, 1500);
+            var delay = rng.Next(whole / 20, whole * 19 / 20);
             var exited = p.WaitForExit(delay);
             if (!exited)
             {
@@ -36,7 +41,7 @@ public class CrashTests
             }
             using var repo = await Repo.OpenAsync(new FileSystemStorage(repoPath), TestData.Passphrase, TimeProvider.System, default);
             var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
-            var moment = $"seed {seed}, round {round}, {(exited ? "finished within" : "killed after")} {delay} ms";
+            var moment = $"seed {seed}, round {round}, {(exited ? "finished within" : "killed after")} {delay} ms of a whole put's {whole} ms";
             Assert.False(report.HasDamage, moment + "\n" + string.Join("\n", report.Findings));
             foreach (var s in await repo.ListSnapshotsAsync(default))
             {
@@ -44,7 +49,7 @@ public class CrashTests
                 Assert.True(new FileInfo(input).Length == s.Size, $"{moment}: snapshot {s.ShortId} holds {s.Size} bytes");
             }
         }
-        Assert.True(killedMidway >= 3, $"only {killedMidway} of 10 runs were killed midway (seed {seed}); the test did not exercise crashes");
+        Assert.True(killedMidway >= 3, $"only {killedMidway} of 10 runs were killed midway (seed {seed}, a whole put took {whole} ms); the test did not exercise crashes");
 
         // The locks of killed processes are removed by the next command that takes a lock (no 'cairn unlock'); prune cleans up.
         var (code, _, err) = await CairnProcess.RunAsync(["repo", "put", "final", input], env);
