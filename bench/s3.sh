@@ -3,6 +3,11 @@
 # incremental and a restore into a local folder and into s3rver; pgBackRest (repo1-type=s3) into the same s3rver;
 # restic (file level, not a consistent PostgreSQL backup: throughput only) into the same s3rver.
 # Usage: bench/s3.sh [SCALE]   (SCALE 1 ≈ 2 GB cluster; 0.25 for a quick run)
+#        BENCH_S3_SERVER=ceph bench/s3.sh [SCALE]   the same against Ceph RADOS Gateway instead of s3rver: a throwaway
+#        single-node cluster (scripts/ceph-cluster.sh; Debian's Ceph 16 packages, installed with apt) whose one OSD is
+#        bluestore on a sparse file in the bench folder (BENCH_CEPH_STORE=memstore keeps objects in RAM instead), radosgw
+#        over HTTPS with the same certificate. s3rver is a Node.js process writing one file per object; RGW is the
+#        server a growing user runs, so the two rows tell what is Cairn's cost and what is the server's.
 # pgBackRest speaks S3 only over TLS, so s3rver runs with a self-signed certificate for 127.0.0.1 (openssl, made
 # here) and every tool talks HTTPS to it and verifies it: Cairn through s3.ca_file in cairn.yaml, pgBackRest with
 # repo1-storage-ca-file, restic with --cacert. Not SSL_CERT_FILE for Cairn: where the environment sets AWS_CA_BUNDLE
@@ -13,7 +18,12 @@ source "$(dirname "$0")/lib.sh"
 source "$BENCH_ROOT/scripts/lib.sh"
 set -E
 trap 'rc=$?; echo "BENCH FAILED (exit $rc) at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND" >&2; exit $rc' ERR
-need_s3rver
+SERVER="${BENCH_S3_SERVER:-s3rver}"
+case "$SERVER" in
+  s3rver) need_s3rver ;;
+  ceph) source "$BENCH_ROOT/scripts/ceph-cluster.sh"; ceph_cluster_packages ;;
+  *) echo "BENCH_S3_SERVER is 's3rver' (default) or 'ceph', not '$SERVER'" >&2; exit 2 ;;
+esac
 SCALE="${1:-1}"
 command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
 command -v restic >/dev/null || apt-get install -y -qq restic >/dev/null
@@ -21,6 +31,7 @@ SRC_CAIRN=$(cairn_binary)
 W="${BENCH_WORK:-/tmp/cairn-bench-s3}"
 as_pg "$PGBIN/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
 [ -f "$W/s3rver.pid" ] && kill "$(cat "$W/s3rver.pid")" 2>/dev/null || true
+[ -d "$W/ceph/run" ] && { source "$BENCH_ROOT/scripts/ceph-cluster.sh"; ceph_cluster_stop "$W/ceph"; }
 rm -rf "$W"; mkdir -p "$W/s3rver" "$W/tls" "$W/log" "$W/lock" "$W/spool" "$W/restic-cache"
 CAIRN="$W/cairn"; cp "$SRC_CAIRN" "$CAIRN"
 head -c 32 /dev/urandom | base64 > "$W/pass"
@@ -29,16 +40,30 @@ head -c 32 /dev/urandom | base64 > "$W/pass"
 # never an IP address entry ("unable to find hostname '127.0.0.1' in certificate …"), so it connects to localhost.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$W/tls/key.pem" -out "$W/tls/cert.pem" >/dev/null 2>&1
-S3PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-node --openssl-legacy-provider "$BENCH_ROOT/artifacts/node/node_modules/s3rver/bin/s3rver.js" \
-  --directory "$W/s3rver" --address 127.0.0.1 --port "$S3PORT" --silent --no-vhost-buckets \
-  --key "$W/tls/key.pem" --cert "$W/tls/cert.pem" --configure-bucket bench > "$W/s3rver.log" 2>&1 &
-echo $! > "$W/s3rver.pid"
-trap 'stop_pg "$W/pg"; kill "$(cat "$W/s3rver.pid")" 2>/dev/null || true' EXIT
-ENDPOINT="https://127.0.0.1:$S3PORT"
-for _ in $(seq 100); do curl -s -o /dev/null --cacert "$W/tls/cert.pem" "$ENDPOINT" && break; sleep 0.1; done
-curl -s -o /dev/null --cacert "$W/tls/cert.pem" "$ENDPOINT" || { echo "s3rver did not start with TLS: $(cat "$W/s3rver.log")" >&2; exit 1; }
-printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' > "$W/s3.credentials"
+if [ "$SERVER" = s3rver ]; then
+  S3PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  node --openssl-legacy-provider "$BENCH_ROOT/artifacts/node/node_modules/s3rver/bin/s3rver.js" \
+    --directory "$W/s3rver" --address 127.0.0.1 --port "$S3PORT" --silent --no-vhost-buckets \
+    --key "$W/tls/key.pem" --cert "$W/tls/cert.pem" --configure-bucket bench > "$W/s3rver.log" 2>&1 &
+  echo $! > "$W/s3rver.pid"
+  trap 'stop_pg "$W/pg"; kill "$(cat "$W/s3rver.pid")" 2>/dev/null || true' EXIT
+  ENDPOINT="https://127.0.0.1:$S3PORT"
+  for _ in $(seq 100); do curl -s -o /dev/null --cacert "$W/tls/cert.pem" "$ENDPOINT" && break; sleep 0.1; done
+  curl -s -o /dev/null --cacert "$W/tls/cert.pem" "$ENDPOINT" || { echo "s3rver did not start with TLS: $(cat "$W/s3rver.log")" >&2; exit 1; }
+  S3_KEY=S3RVER; S3_SECRET=S3RVER
+  SERVER_LABEL="s3rver $(node -p "require('$BENCH_ROOT/artifacts/node/node_modules/s3rver/package.json').version") over HTTPS on 127.0.0.1"
+else
+  CEPH_STORE="${BENCH_CEPH_STORE:-bluestore}"
+  trap 'stop_pg "$W/pg"; ceph_cluster_stop "$W/ceph"' EXIT
+  ceph_cluster_start "$W/ceph" "$CEPH_STORE" "$W/tls/cert.pem" "$W/tls/key.pem" || { echo "the Ceph cluster did not start" >&2; exit 1; }
+  ENDPOINT="$CEPH_ENDPOINT"; S3PORT="${ENDPOINT##*:}"; S3_KEY="$CEPH_ACCESS"; S3_SECRET="$CEPH_SECRET"
+  command -v aws >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends awscli >/dev/null
+  AWS_ACCESS_KEY_ID="$S3_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET" AWS_DEFAULT_REGION=us-east-1 \
+    aws --endpoint-url "$ENDPOINT" --ca-bundle "$W/tls/cert.pem" s3api create-bucket --bucket bench >/dev/null \
+    || { echo "could not create the bucket 'bench' on radosgw" >&2; exit 1; }
+  SERVER_LABEL="Ceph RGW $(ceph --version | cut -d' ' -f3) (beast, HTTPS, one OSD on $CEPH_STORE) on 127.0.0.1"
+fi
+printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$S3_KEY" "$S3_SECRET" > "$W/s3.credentials"
 chown -R postgres: "$W"; chmod 700 "$W"; chmod 600 "$W/s3.credentials" "$W/pass"
 run() { as_pg env CAIRN_PASSPHRASE_FILE="$W/pass" CAIRN_CONFIG="$W/cairn.yaml" "$@"; }
 # The S3 repository's evidence log needs a folder (it lives beside a repository only when that is a folder): same
@@ -54,8 +79,8 @@ repo1-s3-endpoint=localhost
 repo1-storage-port=$S3PORT
 repo1-s3-region=us-east-1
 repo1-s3-uri-style=path
-repo1-s3-key=S3RVER
-repo1-s3-key-secret=S3RVER
+repo1-s3-key=$S3_KEY
+repo1-s3-key-secret=$S3_SECRET
 repo1-storage-ca-file=$W/tls/cert.pem
 repo1-path=/pgbackrest
 repo1-cipher-type=aes-256-cbc
@@ -107,10 +132,10 @@ chown postgres: "$W/cairn.yaml" "$W/cairn-s3.yaml"
 run "$CAIRN" --repo "$LOCAL_REPO" init --kdf-memory-mib 1 --kdf-iterations 1 >/dev/null
 run_s3 "$CAIRN" --repo "$S3_REPO" init --kdf-memory-mib 1 --kdf-iterations 1 >/dev/null
 as_pg pgbackrest --config="$W/pgbr.conf" --stanza=bench stanza-create >/dev/null
-export RESTIC_PASSWORD_FILE="$W/pass" AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER RESTIC_CACHE_DIR="$W/restic-cache"
+export RESTIC_PASSWORD_FILE="$W/pass" AWS_ACCESS_KEY_ID="$S3_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET" RESTIC_CACHE_DIR="$W/restic-cache"
 RESTIC=(restic -q -r "s3:$ENDPOINT/bench/restic" --cacert "$W/tls/cert.pem" -o s3.bucket-lookup=path)
 RESTIC_OK=1
-"${RESTIC[@]}" init >/dev/null 2>"$W/restic-init.err" || { RESTIC_OK=0; echo "restic cannot use this s3rver (left out): $(tail -3 "$W/restic-init.err")"; }
+"${RESTIC[@]}" init >/dev/null 2>"$W/restic-init.err" || { RESTIC_OK=0; echo "restic cannot use this S3 server (left out): $(tail -3 "$W/restic-init.err")"; }
 
 archiver() {
   local deadline=$(( $(date +%s) + 600 ))
@@ -169,7 +194,7 @@ fi
 if [ $RESTIC_OK = 1 ]; then cold; R_RS=$(timed "${RESTIC[@]}" restore latest --target "$W/r-restic"); rm -rf "$W/r-restic"; else R_RS="n/a"; fi
 
 echo
-echo "scale $SCALE; cluster: $CLUSTER bytes (pg_wal excluded); S3: s3rver 3.7.1 over HTTPS on 127.0.0.1"
+echo "scale $SCALE; cluster: $CLUSTER bytes (pg_wal excluded); S3: $SERVER_LABEL"
 machine
 echo "| measure, s | cairn → folder | cairn → S3 | pgBackRest → S3 (zst, 2 processes) | restic → S3 (files, not consistent) |"
 echo "|---|---|---|---|---|"
