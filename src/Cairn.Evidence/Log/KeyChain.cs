@@ -259,6 +259,21 @@ public sealed class KeyChain
         }
     }
 
+    /// <summary>The exact line of the hand-over record <paramref name="e"/>: the log's, or when pruned the body kept beside its checkpoint (checked against the leaf).</summary>
+    public static string? HandoverRecordLine(EvidenceLog log, LogEntry e)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        ArgumentNullException.ThrowIfNull(e);
+        return e.Line ?? ReadKeptRecord(log, e.Seq, e.LeafHash);
+    }
+
+    /// <summary>The old and new verifier keys a hand-over record names (<c>details.old_key</c>, <c>details.new_key</c>).</summary>
+    public static (NoteKey Old, NoteKey New) HandoverKeys(string recordLine)
+    {
+        var record = ParseKept(recordLine) ?? throw new FormatException("the hand-over record is not a JSON object");
+        return (NoteKey.ParseVerifier(Text(record, "old_key")), NoteKey.ParseVerifier(Text(record, "new_key")));
+    }
+
     /// <summary>The body of a pruned hand-over record, kept beside its checkpoint, when it hashes to the record's leaf.</summary>
     private static string? ReadKeptRecord(EvidenceLog log, long seq, byte[] leaf)
     {

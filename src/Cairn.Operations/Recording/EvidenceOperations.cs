@@ -201,6 +201,7 @@ public sealed class EvidenceExportOperation(OperationContext context)
                 FreshFile.WriteAllText(Path.Combine(dir, "handovers", Path.GetFileName(f)), File.ReadAllText(f));
             }
         }
+        var handovers = ExportHandovers(log, entries, leaves, verified.Handovers, dir);
         // Pruned records are not exported; the signed statement that pruned them is, with its proof.
         var statement = entries.LastOrDefault(e => e.Kind == "evidence-prune" && e.Record?["details"]?["pruned_below"]?.GetValue<long>() == verified.PrunedBelow);
         if (verified.PrunedBelow > 0 && statement is not null && !selected.Contains(statement))
@@ -218,7 +219,7 @@ public sealed class EvidenceExportOperation(OperationContext context)
         FreshFile.WriteAllBytes(Path.Combine(dir, "checkpoint-body.txt"), Encoding.UTF8.GetBytes(cp.Body));
         FreshFile.WriteAllBytes(Path.Combine(dir, "checkpoint.sig"), SignedNote.SignatureBy(checkpoint, key) ?? SignatureOf(checkpoint));
         FreshFile.WriteAllText(Path.Combine(dir, "public-key.pem"), Ed25519Pem(key.PublicKey));
-        FreshFile.WriteAllText(Path.Combine(dir, "VERIFYING.md"), VerifyingGuide(selected.Count, leaves.Count, key));
+        FreshFile.WriteAllText(Path.Combine(dir, "VERIFYING.md"), VerifyingGuide(selected.Count, leaves.Count, key, [.. handovers.Select(h => h.Seq)]));
         FreshFile.WriteAllText(Path.Combine(dir, "verify.py"), VerifyPy);
         if (verified.PrunedBelow > 0 && statement is not null)
         {
@@ -226,6 +227,41 @@ public sealed class EvidenceExportOperation(OperationContext context)
         }
         EvidenceReads.Record(context, log, "export", $"{(selected.Count > 0 ? selected[0].Seq : 0)}..{(selected.Count > 0 ? selected[^1].Seq : -1)} ({request.From ?? "start"} to {request.Until ?? "now"})");
         return new EvidenceExportResult(dir, selected.Count, leaves.Count);
+    }
+
+    /// <summary>
+    /// What an auditor holding an OLDER key needs to follow each signing-key hand-over without Cairn (handovers.json, and per
+    /// hand-over the checkpoint body, both raw signatures and both keys as PEM for openssl): the co-signed checkpoint's tree
+    /// is a prefix of the exported one (RFC 9162 consistency proof), and the hand-over record, proven in the exported tree,
+    /// names the two keys. verify.py checks the tree part; VERIFYING.md gives the openssl commands for the signatures.
+    /// </summary>
+    private static List<HandoverProof> ExportHandovers(EvidenceLog log, IReadOnlyList<LogEntry> entries, IReadOnlyList<byte[]> leaves, IReadOnlyList<long> seqs, string dir)
+    {
+        var result = new List<HandoverProof>();
+        foreach (var seq in seqs)
+        {
+            var line = KeyChain.HandoverRecordLine(log, entries[(int)seq])
+                ?? throw new EvidenceException($"the hand-over record {seq} was pruned and its kept body is missing; nothing was exported. Run 'cairn evidence verify'");
+            var (oldKey, newKey) = KeyChain.HandoverKeys(line);
+            var note = File.ReadAllText(log.HandoverCheckpointPath(seq));
+            var body = SignedNote.Open(note, newKey);
+            var cp = Checkpoint.Parse(body);
+            var stem = Path.Combine(dir, "handovers", seq.ToString("D12", CultureInfo.InvariantCulture));
+            FreshFile.WriteAllBytes(stem + "-body.txt", Encoding.UTF8.GetBytes(body));
+            FreshFile.WriteAllBytes(stem + "-old.sig", SignedNote.SignatureBy(note, oldKey) ?? throw new EvidenceException($"the hand-over checkpoint of record {seq} carries no signature by the old key"));
+            FreshFile.WriteAllBytes(stem + "-new.sig", SignedNote.SignatureBy(note, newKey) ?? throw new EvidenceException($"the hand-over checkpoint of record {seq} carries no signature by the new key"));
+            FreshFile.WriteAllText(stem + "-old.pem", Ed25519Pem(oldKey.PublicKey));
+            FreshFile.WriteAllText(stem + "-new.pem", Ed25519Pem(newKey.PublicKey));
+            result.Add(new HandoverProof(seq, cp.Size, Convert.ToHexStringLower(cp.Root),
+                [.. MerkleTree.ConsistencyProof(leaves, (int)cp.Size, leaves.Count).Select(Convert.ToHexStringLower)],
+                line, [.. MerkleTree.InclusionProof(leaves, (int)seq, leaves.Count).Select(Convert.ToHexStringLower)],
+                oldKey.VerifierKey, newKey.VerifierKey));
+        }
+        if (result.Count > 0)
+        {
+            FreshFile.WriteAllText(Path.Combine(dir, "handovers.json"), JsonSerializer.Serialize(new HandoverDocument(result), ExportJson.Default.HandoverDocument));
+        }
+        return result;
     }
 
     private static byte[] SignatureOf(string note)
@@ -240,7 +276,12 @@ public sealed class EvidenceExportOperation(OperationContext context)
         byte[] der = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00, .. publicKey];
         return $"-----BEGIN PUBLIC KEY-----\n{Convert.ToBase64String(der)}\n-----END PUBLIC KEY-----\n";
     }
-    private static string VerifyingGuide(int count, int size, NoteKey key) => $$"""
+    private static string HandoverCommands(IReadOnlyList<long> seqs) => seqs.Count == 0
+        ? "This log's signing key was never rotated: the export has no hand-over files.\n"
+        : "```sh\n" + string.Concat(seqs.Select(s => $"handovers/{s:D12}").SelectMany(stem => new[] { "old", "new" }.Select(who =>
+            $"openssl pkeyutl -verify -pubin -inkey {stem}-{who}.pem -rawin -in {stem}-body.txt -sigfile {stem}-{who}.sig\n"))) + "```\n";
+
+    private static string VerifyingGuide(int count, int size, NoteKey key, IReadOnlyList<long> handovers) => $$"""
         # Verifying this Cairn evidence export
 
         This folder holds {{count}} evidence record(s) out of a log of {{size}}, each with a Merkle
@@ -287,6 +328,15 @@ public sealed class EvidenceExportOperation(OperationContext context)
         records, signed by both the old key and the new one; record `seq` (kind `evidence-key-rotation`) names
         both keys. A key you were given earlier stays valid up to its hand-over; after it only the new key signs.
         `cairn evidence verify --public-key OLD_KEY` follows every hand-over from the key you hold.
+
+        Without Cairn: `handovers.json` lists each hand-over with the exact hand-over record, its inclusion proof in
+        this export's tree, and an RFC 9162 consistency proof from the co-signed checkpoint's tree to this export's;
+        `python3 verify.py` checks those (the record names the two keys, the keys chain from one hand-over to the next
+        and end at `public-key.txt`). The signatures are openssl's part: each command prints `Signature Verified
+        Successfully` (the old key's signature, then the new key's, of each hand-over's checkpoint):
+
+        {{HandoverCommands(handovers)}}
+        Then compare the first hand-over's old key (`old_key` in handovers.json) with the key you were given earlier.
 
         ## 5. Nothing was removed later
 
@@ -380,6 +430,69 @@ public sealed class EvidenceExportOperation(OperationContext context)
             if not problems: print("OK  report: %s (the drills' proofs hold and the counts equal the records)" % rep["title"])
             return len(problems)
 
+        # Signing-key hand-overs (handovers.json): each co-signed checkpoint's tree is a prefix of this export's tree, the
+        # hand-over record is in this tree and names the keys, and the keys chain to public-key.txt. The two signatures
+        # of each hand-over are openssl's part (VERIFYING.md, section 4).
+        def consistent(size1, size2, root1, root2, path):
+            if size1 == size2: return not path and root1 == root2
+            if size1 == 0 or size1 > size2 or not (path or size1 & (size1 - 1) == 0): return False
+            if size1 & (size1 - 1) == 0: path = [root1] + path
+            fn, sn = size1 - 1, size2 - 1
+            while fn & 1: fn >>= 1; sn >>= 1
+            fr = sr = path[0]
+            for c in path[1:]:
+                if sn == 0: return False
+                if fn & 1 or fn == sn:
+                    fr, sr = node(c, fr), node(c, sr)
+                    while not fn & 1 and fn != 0: fn >>= 1; sn >>= 1
+                else:
+                    sr = node(sr, c)
+                fn >>= 1; sn >>= 1
+            return sn == 0 and fr == root1 and sr == root2
+
+        def key_bytes(verifier):  # name+hash+base64(0x01 || Ed25519 public key)
+            raw = base64.b64decode(verifier.split("+", 2)[2])
+            return raw[1:] if len(raw) == 33 and raw[0] == 1 else None
+
+        def pem_bytes(path):
+            der = base64.b64decode("".join(l for l in open(path).read().split("\n") if l and not l.startswith("-----")))
+            return der[-32:] if len(der) == 44 else None
+
+        try:
+            handovers = json.load(open("handovers.json"))["handovers"]
+        except FileNotFoundError:
+            handovers = []
+        previous_new = None
+        for h in handovers:
+            problems = []
+            stem = "handovers/%012d" % h["seq"]
+            hb = open(stem + "-body.txt", "rb").read().decode().split("\n")
+            hsize, hroot = int(hb[1]), base64.b64decode(hb[2])
+            if hsize != h["seq"] + 1 or hsize != h["checkpoint_size"] or hroot.hex() != h["checkpoint_root_hex"]:
+                problems.append("the co-signed checkpoint is not of the %d records up to the hand-over" % (h["seq"] + 1))
+            if not consistent(hsize, size, hroot, root, [bytes.fromhex(x) for x in h["consistency_proof"]]):
+                problems.append("the co-signed checkpoint's tree is not a prefix of this export's tree (consistency proof fails)")
+            line = h["record"].encode()
+            if root_from_path(hashlib.sha256(b"\x00" + line).digest(), h["seq"], size, [bytes.fromhex(x) for x in h["record_inclusion_proof"]]) != root:
+                problems.append("the hand-over record is not record %d of this export's tree" % h["seq"])
+            rec = json.loads(line)
+            d = rec.get("details", {})
+            if rec.get("kind") != "evidence-key-rotation" or d.get("old_key") != h["old_key"] or d.get("new_key") != h["new_key"]:
+                problems.append("record %d is not a hand-over from %s to %s" % (h["seq"], h["old_key"], h["new_key"]))
+            if key_bytes(h["old_key"]) != pem_bytes(stem + "-old.pem") or key_bytes(h["new_key"]) != pem_bytes(stem + "-new.pem"):
+                problems.append("the PEM files are not the keys the hand-over record names")
+            if previous_new is not None and previous_new != h["old_key"]:
+                problems.append("this hand-over is from %s, but the previous one handed over to %s" % (h["old_key"], previous_new))
+            previous_new = h["new_key"]
+            for p in problems: print("BAD hand-over %d: %s" % (h["seq"], p))
+            if not problems: print("OK  hand-over %d: %s -> %s (check its two signatures with openssl, VERIFYING.md section 4)" % (h["seq"], "+".join(h["old_key"].split("+", 2)[:2]), "+".join(h["new_key"].split("+", 2)[:2])))
+            bad += len(problems)
+        if handovers:
+            print("NOTE the signing keys chain from %s (record %d's old key): it must be the key you were given before then" % (handovers[0]["old_key"], handovers[0]["seq"]))
+        if handovers and open("public-key.txt").read().strip() != previous_new:
+            print("BAD hand-overs: the last hand-over is to %s, but this export is signed by %s" % (previous_new, open("public-key.txt").read().strip()))
+            bad += 1
+
         for path in sys.argv[1:]:
             bad += check_report(path)
         sys.exit(1 if bad else 0)
@@ -391,10 +504,21 @@ public sealed record ProofDocument(long TreeSize, string RootHashHex, IReadOnlyL
 
 public sealed record RecordProof(long Seq, string LeafHash, IReadOnlyList<string> InclusionProof);
 
+/// <summary>handovers.json of an export: each signing-key hand-over, in log order.</summary>
+public sealed record HandoverDocument(IReadOnlyList<HandoverProof> Handovers);
+
+/// <summary>
+/// One hand-over: the co-signed checkpoint's size and root with the consistency proof from it to the export's tree, the
+/// hand-over record's exact line with its inclusion proof in the export's tree, and the two verifier keys it names.
+/// </summary>
+public sealed record HandoverProof(long Seq, long CheckpointSize, string CheckpointRootHex, IReadOnlyList<string> ConsistencyProof,
+    string Record, IReadOnlyList<string> RecordInclusionProof, string OldKey, string NewKey);
+
 /// <summary>pruning.json of an export: records below <see cref="PrunedBelow"/> may be leaf hashes only, as the signed record <see cref="StatementSeq"/> says.</summary>
 public sealed record PruningStatement(long PrunedBelow, long StatementSeq);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
 [JsonSerializable(typeof(ProofDocument))]
 [JsonSerializable(typeof(PruningStatement))]
+[JsonSerializable(typeof(HandoverDocument))]
 internal sealed partial class ExportJson : JsonSerializerContext;

@@ -346,6 +346,82 @@ public class KeyRotationTests
     }
 
     [Fact]
+    public async Task Verify_py_follows_two_hand_overs_from_an_export_and_openssl_checks_both_signatures_of_each()
+    {
+        var (log, dir, clock) = NewLog(3);
+        using var _d = dir;
+        var oldPub = File.ReadAllText(log.PublicKeyPath).Trim();
+        var first = Rotate(log);
+        Append(log, clock, 4);
+        var second = Rotate(log);
+        Append(log, clock, 2);
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_EVIDENCE"] = log.Folder });
+        var export = dir.File("export");
+        var (code, output, err) = await cli.RunAsync("evidence", "export", "--to", export);
+        Assert.True(code == 0, output + err);
+
+        var (py, said) = await Run(export, "/usr/bin/python3", "verify.py");
+        Assert.True(py == 0, said);
+        Assert.Contains($"OK  hand-over {first.Seq}: ", said, StringComparison.Ordinal);
+        Assert.Contains($"OK  hand-over {second.Seq}: ", said, StringComparison.Ordinal);
+        var doc = JsonNode.Parse(File.ReadAllText(Path.Combine(export, "handovers.json")))!["handovers"]!.AsArray();
+        Assert.Equal(oldPub, doc[0]!["old_key"]!.GetValue<string>());
+        Assert.Equal(doc[0]!["new_key"]!.GetValue<string>(), doc[1]!["old_key"]!.GetValue<string>());
+        Assert.NotEmpty(doc[0]!["consistency_proof"]!.AsArray());
+        // Exactly the hand-over commands VERIFYING.md gives, with /bin/sh and openssl: both signatures of each hand-over.
+        var guide = File.ReadAllText(Path.Combine(export, "VERIFYING.md"));
+        var signatures = System.Text.RegularExpressions.Regex.Matches(guide, "```sh\n(.*?)```", System.Text.RegularExpressions.RegexOptions.Singleline)
+            .SelectMany(m => m.Groups[1].Value.Split('\n')).Where(l => l.StartsWith("openssl pkeyutl -verify -pubin -inkey handovers/", StringComparison.Ordinal)).ToList();
+        Assert.Equal(4, signatures.Count);
+        Assert.Contains($"handovers/{first.Seq:D12}-old.pem", signatures[0], StringComparison.Ordinal);
+        Assert.Contains($"handovers/{second.Seq:D12}-new.sig", signatures[3], StringComparison.Ordinal);
+        foreach (var command in signatures)
+        {
+            var (ok, text) = await Run(export, "/bin/sh", "-c", command);
+            Assert.True(ok == 0 && text.Contains("Signature Verified Successfully", StringComparison.Ordinal), $"{command}: {text}");
+        }
+        // A signature that is not the old key's fails openssl: the new key's signature checked against the old key.
+        var (swapped, said2) = await Run(export, "/bin/sh", "-c", signatures[0].Replace("-old.sig", "-new.sig", StringComparison.Ordinal));
+        Assert.True(swapped != 0, said2);
+
+        // Each check can fail: a consistency proof off by one hash, a record naming another key, a chain that skips a key.
+        var original = File.ReadAllText(Path.Combine(export, "handovers.json"));
+        var bent = JsonNode.Parse(original)!;
+        var proof = bent["handovers"]![0]!["consistency_proof"]!.AsArray();
+        proof[0] = new string('0', 64);
+        File.WriteAllText(Path.Combine(export, "handovers.json"), bent.ToJsonString());
+        (py, said) = await Run(export, "/usr/bin/python3", "verify.py");
+        Assert.Equal(1, py);
+        Assert.Contains($"BAD hand-over {first.Seq}: the co-signed checkpoint's tree is not a prefix", said, StringComparison.Ordinal);
+
+        bent = JsonNode.Parse(original)!;
+        bent["handovers"]![1]!["record"] = bent["handovers"]![1]!["record"]!.GetValue<string>().Replace(doc[1]!["new_key"]!.GetValue<string>(), oldPub, StringComparison.Ordinal);
+        bent["handovers"]![1]!["new_key"] = oldPub;
+        File.WriteAllText(Path.Combine(export, "handovers.json"), bent.ToJsonString());
+        (py, said) = await Run(export, "/usr/bin/python3", "verify.py");
+        Assert.Equal(1, py);
+        Assert.Contains($"BAD hand-over {second.Seq}: the hand-over record is not record {second.Seq}", said, StringComparison.Ordinal);
+        Assert.Contains("BAD hand-overs: the last hand-over is to", said, StringComparison.Ordinal);
+
+        bent = JsonNode.Parse(original)!;
+        bent["handovers"]!.AsArray().RemoveAt(0);
+        File.WriteAllText(Path.Combine(export, "handovers.json"), bent.ToJsonString());
+        (py, said) = await Run(export, "/usr/bin/python3", "verify.py");
+        Assert.Equal(0, py); // the export still proves the newer hand-over; the auditor compares old_key with the key they hold
+        Assert.DoesNotContain($"hand-over {first.Seq}", said, StringComparison.Ordinal);
+    }
+
+    private static async Task<(int Code, string Out)> Run(string folder, string program, params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(program, args) { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var o = await p.StandardOutput.ReadToEndAsync();
+        var e = await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, o + e);
+    }
+
+    [Fact]
     public async Task Reports_made_before_and_after_a_rotation_chain_and_verify_with_the_old_key_pinned()
     {
         var (log, dir, clock) = NewLog(0, DateTimeOffset.Parse("2026-11-05T00:00:00Z", CultureInfo.InvariantCulture));
