@@ -151,13 +151,37 @@ archiver() {
 }
 quiesce() { archiver "$1"; "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; warm "$W/pg/data"; sleep 3; }
 timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); elapsed "$t0" "$t1"; }
+# CPU seconds (user + system) the S3 server's processes have used so far: s3rver's node, or every Ceph daemon.
+server_pids() { if [ "$SERVER" = s3rver ]; then cat "$W/s3rver.pid"; else cat "$W"/ceph/run/*.pid; fi; }
+server_cpu() { local t=0 p; for p in $(server_pids); do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; python3 -c "print($t / $(getconf CLK_TCK))"; }
+# cputimed LABEL CMD…: as timed, and appends "LABEL wall client-CPU server-CPU" to $W/cpu.tsv (client = the command and
+# its children, from bash's `times` in the caller's $(…) subshell, whose only child the command is; server = the S3
+# server's processes over the same interval).
+cputimed() {
+  local label="$1" t0 t1 s0 s1; shift
+  s0=$(server_cpu); t0=$(now)
+  times > "$W/times.before"
+  "$@" >/dev/null
+  times > "$W/times.after"
+  t1=$(now); s1=$(server_cpu)
+  local wall; wall=$(elapsed "$t0" "$t1")
+  python3 - "$W/times.before" "$W/times.after" "$label" "$wall" "$s0" "$s1" >> "$W/cpu.tsv" <<'PY'
+import re, sys
+def children(path):
+    line = open(path).read().strip().split("\n")[-1]
+    return sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", line))
+cpu = children(sys.argv[2]) - children(sys.argv[1])
+print(f"{sys.argv[3]}\t{sys.argv[4]}\t{cpu:.2f}\t{float(sys.argv[6]) - float(sys.argv[5]):.2f}")
+PY
+  echo "$wall"
+}
 restic_backup() { "${RESTIC[@]}" backup --exclude "$W/pg/data/pg_wal" "$W/pg/data"; }
 
 round() {  # round LABEL: one backup per tool (full the first time, incremental the second)
   local kind="$1" pgtype="$2"
-  quiesce "$ARCHIVE_LOCAL"; CL[$kind]=$(timed run "$CAIRN" --repo "$LOCAL_REPO" backup bench --physical)
-  quiesce "$ARCHIVE_S3";    CS[$kind]=$(timed run_s3 "$CAIRN" --repo "$S3_REPO" backup bench --physical)
-  quiesce "$ARCHIVE_PGBR";  PB[$kind]=$(timed as_pg pgbackrest --config="$W/pgbr.conf" --stanza=bench --type="$pgtype" backup)
+  quiesce "$ARCHIVE_LOCAL"; CL[$kind]=$(cputimed "cairn folder $kind backup" run "$CAIRN" --repo "$LOCAL_REPO" backup bench --physical)
+  quiesce "$ARCHIVE_S3";    CS[$kind]=$(cputimed "cairn S3 $kind backup" run_s3 "$CAIRN" --repo "$S3_REPO" backup bench --physical)
+  quiesce "$ARCHIVE_PGBR";  PB[$kind]=$(cputimed "pgBackRest S3 $kind backup" as_pg pgbackrest --config="$W/pgbr.conf" --stanza=bench --type="$pgtype" backup)
   quiesce "true"
   if [ $RESTIC_OK = 1 ]; then RS[$kind]=$(timed restic_backup); else RS[$kind]="n/a"; fi
 }
@@ -180,10 +204,10 @@ archiver "true"
 echo "== restores (files only, the server is not started), each from a cold page cache"
 # Each restore is checked and removed before the next: four copies of the cluster at once can fill a small disk.
 restored() { [ -f "$W/$1/PG_VERSION" ] || { echo "restore into $1 produced no data directory" >&2; exit 1; }; rm -rf "${W:?}/$1"; }
-cold; R_CL=$(timed run "$CAIRN" --repo "$LOCAL_REPO" restore bench --physical --to "$W/r-local" --target immediate); restored r-local
-cold; R_CS=$(timed run_s3 "$CAIRN" --repo "$S3_REPO" restore bench --physical --to "$W/r-s3" --target immediate); restored r-s3
+cold; R_CL=$(cputimed "cairn folder restore" run "$CAIRN" --repo "$LOCAL_REPO" restore bench --physical --to "$W/r-local" --target immediate); restored r-local
+cold; R_CS=$(cputimed "cairn S3 restore" run_s3 "$CAIRN" --repo "$S3_REPO" restore bench --physical --to "$W/r-s3" --target immediate); restored r-s3
 as_pg mkdir -p "$W/r-pgbr"; chmod 700 "$W/r-pgbr"
-cold; R_PB=$(timed as_pg pgbackrest --config="$W/pgbr.conf" --stanza=bench --pg1-path="$W/r-pgbr" --type=immediate restore); restored r-pgbr
+cold; R_PB=$(cputimed "pgBackRest S3 restore" as_pg pgbackrest --config="$W/pgbr.conf" --stanza=bench --pg1-path="$W/r-pgbr" --type=immediate restore); restored r-pgbr
 # BENCH_CAIRN_BEFORE=PATH: also restore with that (earlier) cairn from the same repositories, for a before/after
 # comparison on the same data in the same run.
 if [ -n "${BENCH_CAIRN_BEFORE:-}" ]; then
@@ -202,6 +226,12 @@ echo "| full backup | ${CL[full]} | ${CS[full]} | ${PB[full]} | ${RS[full]} |"
 echo "| incremental after a day of change | ${CL[incr]} | ${CS[incr]} | ${PB[incr]} | ${RS[incr]} |"
 echo "| restore (files only, cold cache) | $R_CL | $R_CS | $R_PB | $R_RS |"
 [ -n "${BENCH_CAIRN_BEFORE:-}" ] && echo "| restore with BENCH_CAIRN_BEFORE ($("$W/cairn-before" --version 2>/dev/null | head -1)) | $R_BL | $R_BS | | |"
+echo
+echo "CPU seconds (user + system) of each run: the client (the command and its children) and the S3 server's processes"
+echo "over the same interval (the server's idle work included); on 2 cores the two share the machine."
+echo "| run | wall s | client CPU s | server CPU s |"
+echo "|---|---|---|---|"
+awk -F'\t' '{print "| " $1 " | " $2 " | " $3 " | " $4 " |"}' "$W/cpu.tsv"
 echo
 echo "ratio s3-full-time cairn S3/folder = $(ratio "${CS[full]}" "${CL[full]}")   (target <= 1.3)"
 echo "ratio s3-incr-time cairn S3/folder = $(ratio "${CS[incr]}" "${CL[incr]}")   (target <= 1.3)"
