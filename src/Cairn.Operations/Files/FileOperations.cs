@@ -42,6 +42,7 @@ public sealed class FilePutOperation(OperationContext context)
             Snapshot = snap.Id,
             DurationMs = sw.ElapsedMilliseconds,
         });
+        await Recording.EvidencePublishing.AfterAsync(context, repo, cancellationToken).ConfigureAwait(false);
         return new FilePutResult(snap, request.Name, stats, elapsed);
     }
 }

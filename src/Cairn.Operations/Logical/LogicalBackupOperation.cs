@@ -94,6 +94,8 @@ public sealed class LogicalBackupOperation(OperationContext context)
         {
             context.Warn(warning);
         }
+        // Off the host: the log with this backup's record goes into the repository (a failure is a warning).
+        await Recording.EvidencePublishing.AfterAsync(context, repo, cancellationToken).ConfigureAwait(false);
         return result;
     }
 

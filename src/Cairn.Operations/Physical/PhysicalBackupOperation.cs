@@ -42,6 +42,7 @@ public sealed class PhysicalBackupOperation(OperationContext context)
         {
             context.Warn(warning);
         }
+        await Recording.EvidencePublishing.AfterAsync(context, repo, cancellationToken).ConfigureAwait(false);
         return outcome;
     }
 }

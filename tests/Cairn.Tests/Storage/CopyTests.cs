@@ -74,14 +74,16 @@ public sealed class CopyTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
         // The evidence log went along (its signing key did not), and reads back as the primary's log was then.
         using var storage = s3.NewStorage(S3Location.Parse(target));
         using var repo = await Cairn.Repository.Repository.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
-        var latest = await EvidenceCopies.LatestAsync(storage, default);
+        var newest = (await EvidencePublication.ListAsync(storage, null, default))[^1];
+        var problems = new List<string>();
+        var latest = await EvidencePublication.ReadFilesAsync(repo, storage, await EvidencePublication.ReadAsync(storage, newest.Name, default), problems, default);
+        Assert.Empty(problems);
         Assert.Contains("origin", latest.Keys);
         Assert.Contains("evidence.pub", latest.Keys);
         Assert.DoesNotContain(latest.Keys, k => k.EndsWith(".key", StringComparison.Ordinal));
-        var origin = await EvidenceCopies.GetAsync(repo, storage, latest["origin"], default);
-        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(dir.File("repo-evidence"), "origin")), origin);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(dir.File("repo-evidence"), "origin")), latest["origin"]);
         var segmentName = Assert.Single(latest.Keys, k => k.StartsWith("log/", StringComparison.Ordinal));
-        Assert.Contains("\"kind\":\"copy\"", Encoding.UTF8.GetString(await EvidenceCopies.GetAsync(repo, storage, latest[segmentName], default)), StringComparison.Ordinal);
+        Assert.Contains("\"kind\":\"copy\"", Encoding.UTF8.GetString(latest[segmentName]), StringComparison.Ordinal);
 
         // Each run is on the record with its target; check finds the copy current.
         Assert.Equal(3, (await CopyRecordsAsync(cli)).Count);
