@@ -125,7 +125,13 @@ public sealed record PrunedRecordRow(long Seq, bool Pruned, string LeafHash);
 public sealed record EvidenceShowOutput(JsonNode? Record, string LeafHash, int TreeSize, string RootHash, IReadOnlyList<string> InclusionProof, string Checkpoint);
 
 public sealed record EvidenceVerifyOutput(string MessageType, bool Ok, long Records, long Pruned, string RootHash, long CheckpointSize, bool AgainstChecked, IReadOnlyList<string> Problems,
-    IReadOnlyList<string> Keys, IReadOnlyList<long> Handovers, long TrustFrom);
+    IReadOnlyList<string> Keys, IReadOnlyList<long> Handovers, long TrustFrom, bool FromRepo = false, string? Published = null);
+
+/// <summary><c>evidence publish --json</c>.</summary>
+public sealed record EvidencePublishOutput(string MessageType, string Repository, string Publication, long TreeSize, bool New, int ObjectsWritten, long BytesWritten);
+
+/// <summary><c>evidence pull --json</c>: <c>verified</c> is null when no verifier key was given.</summary>
+public sealed record EvidencePullOutput(string MessageType, string Folder, string Repository, string Publication, long TreeSize, int Files, IReadOnlyList<string> Problems, bool? Verified, IReadOnlyList<string> VerifyProblems);
 
 /// <summary><c>evidence rotate-key --json</c>: public keys only; the private key is never printed.</summary>
 public sealed record EvidenceRotateKeyOutput(string MessageType, long Seq, string OldKey, string NewKey, string HandoverCheckpoint, string SigningKey, string? KeptOldKey);
@@ -171,6 +177,8 @@ public sealed record IncidentListRow(string Id, string Type, string Database, st
 [JsonSerializable(typeof(List<JsonNode>))]
 [JsonSerializable(typeof(EvidenceShowOutput))]
 [JsonSerializable(typeof(EvidenceVerifyOutput))]
+[JsonSerializable(typeof(EvidencePublishOutput))]
+[JsonSerializable(typeof(EvidencePullOutput))]
 [JsonSerializable(typeof(EvidenceRotateKeyOutput))]
 [JsonSerializable(typeof(CleanupOutput))]
 [JsonSerializable(typeof(EraseOutput))]

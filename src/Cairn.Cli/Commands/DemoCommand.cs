@@ -154,7 +154,7 @@ internal static class DemoCommand
             await Run("verify --read-data", "verify", inv => RepositoryCommands.VerifyAsync(inv, new VerifyRequest(ReadData: true), ct)).ConfigureAwait(false);
             await Run("prune --dry-run", "prune", inv => RepositoryCommands.PruneAsync(inv, new PruneRequest(DryRun: true), ct)).ConfigureAwait(false);
             await Run("evidence list", null, inv => Task.FromResult(EvidenceCommands.ListEntries(inv, new EvidenceListRequest()))).ConfigureAwait(false);
-            await Run("evidence verify", null, inv => Task.FromResult(EvidenceCommands.VerifyLog(inv, new EvidenceVerifyRequest(null, null)))).ConfigureAwait(false);
+            await Run("evidence verify", null, inv => EvidenceCommands.VerifyLogAsync(inv, new EvidenceVerifyRequest(null, null), CancellationToken.None)).ConfigureAwait(false);
             var from = started.AddTicks(-(started.Ticks % TimeSpan.TicksPerSecond));
             var until = ctx.Time.GetUtcNow().AddSeconds(1);
             await Run($"report --from {from.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)} --format html --out {reportPath}", "report",

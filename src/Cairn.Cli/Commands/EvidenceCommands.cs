@@ -13,9 +13,9 @@ internal static class EvidenceCommands
 {
     public static Command Build(CliContext ctx)
     {
-        return new Command("evidence", "The tamper-evident evidence log: list, show, verify, export, checkpoint, public-key, prune, rotate-key")
+        return new Command("evidence", "The tamper-evident evidence log: list, show, verify, export, checkpoint, public-key, prune, rotate-key, publish, pull")
         {
-            Init(ctx), List(ctx), Show(ctx), Verify(ctx), Export(ctx), CheckpointCmd(ctx), PublicKey(ctx), Prune(ctx), RotateKey(ctx),
+            Init(ctx), List(ctx), Show(ctx), Verify(ctx), Export(ctx), CheckpointCmd(ctx), PublicKey(ctx), Prune(ctx), RotateKey(ctx), Publish(ctx), Pull(ctx),
         };
     }
 
@@ -143,18 +143,32 @@ internal static class EvidenceCommands
     {
         var against = new Option<string?>("--against") { Description = "An earlier checkpoint file: prove the log still extends it (no rollback, no rewrite)" };
         var pub = new Option<string?>("--public-key") { Description = "Verifier key file (default: evidence.pub in the log folder; an auditor should use their own copy)" };
-        var cmd = new Command("verify", "Recompute the Merkle tree and check the signed checkpoint. Exit 5 when anything does not match") { against, pub };
-        cmd.SetAction(ctx, (inv, p, ct) => Task.FromResult(VerifyLog(inv, new EvidenceVerifyRequest(p.GetValue(against), p.GetValue(pub)))));
+        var fromRepo = new Option<bool>("--from-repo") { Description = "Verify the log as published in the repository (--repo), without the local folder; needs the passphrase and a verifier key (--public-key, evidence.public_key, or this host's log)" };
+        var cmd = new Command("verify", "Recompute the Merkle tree and check the signed checkpoint (and that the local log extends the one published in the repository). Exit 5 when anything does not match") { against, pub, fromRepo };
+        cmd.SetAction(ctx, async (inv, p, ct) =>
+        {
+            if (p.GetValue(fromRepo))
+            {
+                if (p.GetValue(against) is not null)
+                {
+                    throw new Cairn.Repository.RepositoryException(Cairn.Repository.ErrorKind.InvalidInput, "--against goes with a local log; with --from-repo every earlier publication is checked against the newest");
+                }
+                return Render(inv, await new EvidencePublishedOperation(inv.Operations).VerifyAsync(new EvidenceFromRepoRequest(p.GetValue(pub)), ct).ConfigureAwait(false), fromRepo: true);
+            }
+            return await VerifyLogAsync(inv, new EvidenceVerifyRequest(p.GetValue(against), p.GetValue(pub)), ct).ConfigureAwait(false);
+        });
         return cmd;
     }
 
-    public static int VerifyLog(Invocation inv, EvidenceVerifyRequest request)
+    public static async Task<int> VerifyLogAsync(Invocation inv, EvidenceVerifyRequest request, CancellationToken ct)
+        => Render(inv, await new EvidenceVerifyOperation(inv.Operations).RunAsync(request, ct).ConfigureAwait(false), fromRepo: false);
+
+    private static int Render(Invocation inv, Cairn.Evidence.Log.VerifyResult r, bool fromRepo)
     {
-        var r = new EvidenceVerifyOperation(inv.Operations).Run(request);
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EvidenceVerifyOutput("summary", r.Ok, r.Records, r.Pruned, r.RootBase64, r.CheckpointSize, r.AgainstChecked, r.Problems,
-                r.Keys, r.Handovers, r.TrustFrom), CliJson.Default.EvidenceVerifyOutput));
+                r.Keys, r.Handovers, r.TrustFrom, fromRepo, r.Published), CliJson.Default.EvidenceVerifyOutput));
         }
         else
         {
@@ -168,6 +182,10 @@ internal static class EvidenceCommands
                 inv.Console.Out.WriteLine(r.TrustFrom == 0
                     ? "trust starts at record 0: the key you verified with is the log's first key, and every hand-over was followed from it"
                     : $"trust starts at record {r.TrustFrom}: the key you verified with came in by the hand-over there; records 0 to {r.TrustFrom} are vouched for by its co-signature of the hand-over checkpoint (pin the log's first key to check the chain from the start)");
+            }
+            if (r.Published is { } published)
+            {
+                inv.Console.Out.WriteLine($"published: {published}");
             }
             inv.Console.Out.WriteLine(r.Ok
                 ? $"OK: {r.Records} record(s) ({r.Pruned} pruned to leaf hashes) hash to the signed root {r.RootBase64}{(r.AgainstChecked ? "; the log extends the earlier checkpoint" : "")}"
@@ -224,6 +242,56 @@ internal static class EvidenceCommands
                 ? "nothing to prune: no whole segment at the start of the log is older than that date"
                 : $"pruned the bodies of {r.Records} record(s) in {r.Segments} segment(s); their leaf hashes remain, and a signed evidence-prune record states it");
             return Task.FromResult(ExitCodes.Ok);
+        });
+        return cmd;
+    }
+
+    private static Command Publish(CliContext ctx)
+    {
+        var cmd = new Command("publish", "Publish the evidence log into the repository now (backups, drills and prunes do it by themselves); write-once objects");
+        cmd.SetAction(ctx, async (inv, p, ct) =>
+        {
+            var r = await new EvidencePublishedOperation(inv.Operations).PublishAsync(ct).ConfigureAwait(false);
+            if (inv.Json)
+            {
+                inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EvidencePublishOutput("summary", r.Repository, r.Report.Name, r.Report.Size, r.Report.New, r.Report.PiecesWritten, r.Report.BytesWritten), CliJson.Default.EvidencePublishOutput));
+                return ExitCodes.Ok;
+            }
+            inv.Console.Out.WriteLine(r.Report.New
+                ? $"published the evidence log ({r.Report.Size} records) to {r.Repository} as evidence/{r.Report.Name} ({r.Report.PiecesWritten} object(s), {r.Report.BytesWritten} bytes written)"
+                : $"the evidence log ({r.Report.Size} records) was already published to {r.Repository} as evidence/{r.Report.Name}; nothing written");
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command Pull(CliContext ctx)
+    {
+        var to = new Option<string>("--to") { Description = "A new or empty folder to rebuild the log in", Required = true };
+        var pub = new Option<string?>("--public-key") { Description = "Verifier key file: verify the pulled log with it (default: evidence.public_key when set)" };
+        var cmd = new Command("pull", "Rebuild the evidence log folder from its newest publication in the repository (the signing key is never published)") { to, pub };
+        cmd.SetAction(ctx, async (inv, p, ct) =>
+        {
+            var r = await new EvidencePublishedOperation(inv.Operations).PullAsync(new EvidencePullRequest(p.GetValue(to)!, p.GetValue(pub)), ct).ConfigureAwait(false);
+            var ok = r.Problems.Count == 0 && r.Verified is not { Ok: false };
+            if (inv.Json)
+            {
+                inv.Console.Out.WriteLine(JsonSerializer.Serialize(new EvidencePullOutput("summary", r.Folder, r.Repository, r.Publication, r.Size, r.Files, r.Problems, r.Verified?.Ok, r.Verified?.Problems ?? []), CliJson.Default.EvidencePullOutput));
+                return ok ? ExitCodes.Ok : ExitCodes.Damaged;
+            }
+            foreach (var problem in r.Problems.Concat(r.Verified?.Problems ?? []))
+            {
+                inv.Console.Out.WriteLine($"FAIL: {problem}");
+            }
+            inv.Console.Out.WriteLine($"pulled {r.Files} file(s) of the log ({r.Size} records) from evidence/{r.Publication} in {r.Repository} into {r.Folder}");
+            inv.Console.Out.WriteLine(r.Verified switch
+            {
+                null => "not verified: pass --public-key FILE (or run 'cairn evidence verify --evidence DIR --public-key FILE')",
+                { Ok: true } v => $"OK: {v.Records} record(s) hash to the signed root {v.RootBase64}",
+                var v => $"FAILED: {v.Problems.Count} problem(s); do not trust this log until they are explained",
+            });
+            inv.Console.Out.WriteLine($"to append to it on this host, put its signing key at {r.Folder.TrimEnd('/')}.key (from your safe copy; never published)");
+            return ok ? ExitCodes.Ok : ExitCodes.Damaged;
         });
         return cmd;
     }

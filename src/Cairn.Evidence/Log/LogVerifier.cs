@@ -19,6 +19,9 @@ public sealed record VerifyResult(long Records, long Pruned, string RootBase64, 
     public IReadOnlyList<long> Handovers { get; init; } = [];
 
     public long TrustFrom { get; init; }
+
+    /// <summary>What was found about the log published in the repository (checked against it, not checked and why); null: not looked at.</summary>
+    public string? Published { get; init; }
 }
 
 /// <summary>
@@ -56,6 +59,56 @@ public static class LogVerifier
     {
         var a = log.ReadConsistent(() => Analyse(log, publicKey, null));
         return new VerifiedRecords(a.Trusted, a.Result.Problems, a.Result.Records) { Chain = a.Chain };
+    }
+
+    /// <summary>
+    /// Whether the log extends each of the <paramref name="earlier"/> checkpoints (a label for messages, the signed note): each
+    /// must open with the key the log's chain gives its size, name this log's origin, cover no more records than the log holds,
+    /// and carry the root of the log's first records. The problems found (none: the log extends every one). What
+    /// <c>evidence verify --from-repo</c> checks between publications, and <c>check</c> between the local log and the published one.
+    /// </summary>
+    public static List<string> CheckExtends(EvidenceLog log, NoteKey publicKey, IReadOnlyList<(string Label, string Note)> earlier)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        ArgumentNullException.ThrowIfNull(earlier);
+        return log.ReadConsistent(() =>
+        {
+            var entries = log.ReadEntries(out _);
+            var leaves = entries.Select(e => e.LeafHash).ToList();
+            var chain = KeyChain.Build(log, entries, leaves, publicKey);
+            var origin = log.Exists ? log.Origin : null;
+            var problems = new List<string>();
+            var opened = new List<(string Label, Checkpoint Checkpoint)>();
+            foreach (var (label, note) in earlier)
+            {
+                try
+                {
+                    var cp = chain.OpenAnySize(note);
+                    if (cp.Origin != origin)
+                    {
+                        problems.Add($"{label} is of the log '{cp.Origin}', not of this log ('{origin ?? "no origin file"}')");
+                    }
+                    else if (cp.Size > leaves.Count)
+                    {
+                        problems.Add($"{label} covers {cp.Size} records, but the log holds {leaves.Count}: records were removed (the log was rolled back or truncated) after it was signed");
+                    }
+                    else
+                    {
+                        opened.Add((label, cp));
+                    }
+                }
+                catch (InvalidDataException e)
+                {
+                    problems.Add($"{label} does not verify with the log's keys: {e.Message}");
+                }
+            }
+            var roots = MerkleTree.PrefixRoots(leaves, opened.Select(o => o.Checkpoint.Size));
+            foreach (var (label, cp) in opened.Where(o => !roots[o.Checkpoint.Size].AsSpan().SequenceEqual(o.Checkpoint.Root)))
+            {
+                problems.Add($"{label}: the log's first {cp.Size} records no longer hash to its root: the log was rewritten after it was signed");
+            }
+            return problems;
+        });
     }
 
     private sealed record Analysis(VerifyResult Result, List<LogEntry> Trusted, KeyChain Chain);

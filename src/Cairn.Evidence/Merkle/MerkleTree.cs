@@ -33,6 +33,44 @@ public static class MerkleTree
     /// <summary>MTH(D[0:n]) over leaf hashes.</summary>
     public static byte[] Root(IReadOnlyList<byte[]> leaves) => leaves.Count == 0 ? EmptyRoot() : Hash(leaves, 0, leaves.Count);
 
+    /// <summary>
+    /// MTH of the first n leaves for each n of <paramref name="sizes"/> (each at most the leaf count), in one pass: a stack of
+    /// perfect subtrees (the tree's "peaks") folded from the right gives RFC 6962's split at the largest power of two.
+    /// </summary>
+    public static Dictionary<long, byte[]> PrefixRoots(IReadOnlyList<byte[]> leaves, IEnumerable<long> sizes)
+    {
+        ArgumentNullException.ThrowIfNull(leaves);
+        var wanted = new HashSet<long>(sizes);
+        var result = new Dictionary<long, byte[]>();
+        if (wanted.Contains(0))
+        {
+            result[0] = EmptyRoot();
+        }
+        var peaks = new List<(byte[] Hash, long Count)>();
+        for (var i = 0; i < leaves.Count; i++)
+        {
+            var h = leaves[i];
+            long count = 1;
+            while (peaks.Count > 0 && peaks[^1].Count == count)
+            {
+                h = NodeHash(peaks[^1].Hash, h);
+                count *= 2;
+                peaks.RemoveAt(peaks.Count - 1);
+            }
+            peaks.Add((h, count));
+            if (wanted.Contains(i + 1))
+            {
+                var root = peaks[^1].Hash;
+                for (var j = peaks.Count - 2; j >= 0; j--)
+                {
+                    root = NodeHash(peaks[j].Hash, root);
+                }
+                result[i + 1] = root;
+            }
+        }
+        return result;
+    }
+
     /// <summary>MTH over leaves[start..end).</summary>
     public static byte[] Hash(IReadOnlyList<byte[]> leaves, int start, int end)
     {

@@ -119,38 +119,20 @@ public sealed class CopyOperation(OperationContext context)
         return result;
     }
 
-    /// <summary>Every file of the evidence log's folder (not the signing key, which lives outside it) into the copy's <c>evidence/</c>.</summary>
+    /// <summary>
+    /// The evidence log published into the copy as into the primary (<see cref="EvidencePublishing"/>: the folder's files, not
+    /// the signing key, which lives outside it); the objects written. The primary's own publications came along with its objects.
+    /// </summary>
     private async Task<int> CopyEvidenceAsync(Repository.Repository source, IStorage target, CancellationToken cancellationToken)
     {
-        Cairn.Evidence.Log.EvidenceLog log;
         try
         {
-            log = context.Evidence.Open();
+            return (await EvidencePublishing.PublishAsync(context, source, target, cancellationToken).ConfigureAwait(false))?.PiecesWritten ?? 0;
         }
         catch (Cairn.Evidence.Log.EvidenceException)
         {
-            return 0;
+            return 0; // no evidence folder for this repository: nothing to carry
         }
-        if (!log.Exists)
-        {
-            return 0;
-        }
-        var copied = 0;
-        var root = new DirectoryInfo(log.Folder);
-        foreach (var file in root.EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = false }).OrderBy(f => f.FullName, StringComparer.Ordinal))
-        {
-            var relative = Path.GetRelativePath(root.FullName, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
-            if (file.Name.StartsWith('.'))
-            {
-                continue; // the log's own lock and temp files
-            }
-            var bytes = await File.ReadAllBytesAsync(file.FullName, cancellationToken).ConfigureAwait(false);
-            if (await EvidenceCopies.PutAsync(source, target, relative, bytes, cancellationToken).ConfigureAwait(false))
-            {
-                copied++;
-            }
-        }
-        return copied;
     }
 
     private void Record(Repository.Repository source, CopyTargetResult r, string result) => context.Evidence.Record(new CopyEvent(r.Target, r.Copy?.ObjectsCopied ?? 0, r.Copy?.BytesCopied ?? 0,

@@ -97,6 +97,7 @@ public sealed class DrillOperation(OperationContext context)
             On = result.On,
         });
         var warning = await ResultMirror.WriteAsync(context, db.Connection, ResultMirror.CheckRows("drill", db.Name, result.Checks, context.Time.GetUtcNow(), result.Total, seq), cancellationToken).ConfigureAwait(false);
+        await Recording.EvidencePublishing.AfterAsync(context, repo, cancellationToken).ConfigureAwait(false);
         return warning is null ? result : result with { Warnings = [warning] };
     }
 

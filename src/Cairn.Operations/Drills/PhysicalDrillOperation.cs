@@ -123,6 +123,7 @@ public sealed partial class PhysicalDrillOperation(OperationContext context)
         {
             context.Warn(warning);
         }
+        await Recording.EvidencePublishing.AfterAsync(context, repo, ct).ConfigureAwait(false);
         return result;
     }
 

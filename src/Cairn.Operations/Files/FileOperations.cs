@@ -19,6 +19,7 @@ public sealed class FilePutOperation(OperationContext context)
 {
     public async Task<FilePutResult> RunAsync(FilePutRequest request, IProgress<long>? progress, CancellationToken cancellationToken)
     {
+        var started = context.Time.GetUtcNow();
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, "put", cancellationToken).ConfigureAwait(false);
         var sw = Stopwatch.StartNew();
@@ -35,6 +36,7 @@ public sealed class FilePutOperation(OperationContext context)
                 context.Warn(warning);
             }
         }
+        await Retention.BackupLocks.ExtendAsync(context, repo, snap, started, cancellationToken).ConfigureAwait(false);
         var elapsed = sw.Elapsed;
         context.Evidence.Record(new FileStoredEvent(request.Name, stats.BytesRead, stats.BytesAdded, stats.ChunksNew, stats.ChunksTotal)
         {
@@ -42,6 +44,7 @@ public sealed class FilePutOperation(OperationContext context)
             Snapshot = snap.Id,
             DurationMs = sw.ElapsedMilliseconds,
         });
+        await Recording.EvidencePublishing.AfterAsync(context, repo, cancellationToken).ConfigureAwait(false);
         return new FilePutResult(snap, request.Name, stats, elapsed);
     }
 }

@@ -63,6 +63,7 @@ public sealed class LogicalBackupOperation(OperationContext context)
         Pins.BackupTags.Validate(request.Tags); // a bad tag is refused before the dump, not after it
         var db = request.Database;
         var queries = CheckRunner.FingerprintQueries(db.Checks);
+        var started = context.Time.GetUtcNow();
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name}", cancellationToken).ConfigureAwait(false);
         var plan = await PlanAsync(db, request.WithRolePasswords, probePooler: false, listStorage: false, cancellationToken).ConfigureAwait(false);
@@ -81,6 +82,8 @@ public sealed class LogicalBackupOperation(OperationContext context)
         var result = await WriteAsync(repo, db.Name, db.Connection, options, plan, progress, context.Toolchain.PostgresBin, request.Tags,
             db.Config?.StorageBuckets is { } sb ? (writer, ct) => StorageFiles.StorageFilesBackup.WriteAsync(context, writer, sb, previous, progress is null ? null : new Progress<string>(t => progress.Report(new BackupProgress(writer.Stats.BytesRead, 0, 0, t))), ct) : null,
             cancellationToken).ConfigureAwait(false);
+        // Deduplication reused older packs: their Object Lock must last as long as this backup may be kept.
+        await Retention.BackupLocks.ExtendAsync(context, repo, result.Snapshot, started, cancellationToken).ConfigureAwait(false);
         var fp = result.Fingerprint;
         var seq = context.Evidence.Record(new LogicalBackupEvent(db.Connection.Redacted, result.Stats.BytesRead, result.Stats.BytesAdded, fp.Tables.Count, fp.TotalRows, fp.BackupTime, fp.ServerVersion, fp.Mode)
         {
@@ -94,6 +97,8 @@ public sealed class LogicalBackupOperation(OperationContext context)
         {
             context.Warn(warning);
         }
+        // Off the host: the log with this backup's record goes into the repository (a failure is a warning).
+        await Recording.EvidencePublishing.AfterAsync(context, repo, cancellationToken).ConfigureAwait(false);
         return result;
     }
 

@@ -78,6 +78,10 @@ public sealed class HealthEvaluator(OperationContext context)
             {
                 findings.Add(new HealthFinding("-", "locks", HealthState.Warning, $"{stale} stale lock(s) in the repository; run 'cairn unlock'", null, null));
             }
+            if (await PublishedFindingAsync(storage, now, cancellationToken).ConfigureAwait(false) is { } published)
+            {
+                findings.Add(published);
+            }
         }
         var walLag = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var db in databases.Where(config.Databases.ContainsKey))
@@ -124,6 +128,29 @@ public sealed class HealthEvaluator(OperationContext context)
         var metrics = Metrics.Render(entries, findings, databases, now, repoBytes, stale, walLag);
         var overall = findings.Count == 0 ? HealthState.Ok : findings.Max(f => f.State);
         return new HealthReport(findings, metrics, overall);
+    }
+
+    /// <summary>
+    /// The evidence log off the host: the newest publication in the repository must be a prefix of the local log (CRITICAL
+    /// when not), and every passing backup, drill and prune record must be in it (WARNING when one is not). No passphrase:
+    /// publications carry their checkpoint in clear text. Null when this host keeps no log.
+    /// </summary>
+    private async Task<HealthFinding?> PublishedFindingAsync(IStorage storage, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var log = context.Evidence.Open();
+            if (!log.Exists)
+            {
+                return null;
+            }
+            var key = log.TrustedPublicKey(context.Evidence.PinnedPublicKey).Key;
+            return EvidencePublishing.Finding(await EvidencePublishing.CompareAsync(log, key, storage, cancellationToken).ConfigureAwait(false), now);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Repository.RepositoryException or EvidenceException or InvalidDataException)
+        {
+            return new HealthFinding("-", "evidence-published", HealthState.Warning, $"the evidence log published in {storage.Location} could not be compared with the local one: {e.Message}", null, null);
+        }
     }
 
     /// <summary>The repository's storage when one is given and holds a repository; null otherwise (health then has no repository figures).</summary>

@@ -21,12 +21,15 @@ public sealed class PhysicalBackupOperation(OperationContext context)
         Pins.BackupTags.Validate(request.Options.Tags); // a bad tag is refused before the backup, not after it
         var db = request.Database;
         var dataDirectory = db.Config?.DataDirectory;
+        var started = context.Time.GetUtcNow();
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name} --physical", cancellationToken).ConfigureAwait(false);
         var r = dataDirectory is not null
             ? await PhysicalFiles.BackupAsync(repo, db.Name, db.Connection, dataDirectory, request.Options, context.Time, progress is null ? null : progress.SetTotal, progress, cancellationToken).ConfigureAwait(false)
             : await PhysicalBackups.BaseBackupAsync(repo, db.Name, db.Connection, context.Time, context.Toolchain.PostgresBin, request.Options.Tags, cancellationToken).ConfigureAwait(false);
         var outcome = new PhysicalBackupOutcome(db.Name, r, dataDirectory is not null);
+        // An incremental reuses the previous backup's packs: their Object Lock must last as long as this backup may be kept.
+        await Retention.BackupLocks.ExtendAsync(context, repo, r.Snapshot, started, cancellationToken).ConfigureAwait(false);
         var seq = context.Evidence.Record(new PhysicalBackupEvent(db.Connection.Redacted, r.Stats.BytesRead, r.Stats.BytesAdded, r.Info.StartLsn, r.Info.StopLsn, r.Info.Timeline, outcome.Method, r.ReusedBytes, r.IncrementalFrom?.Id)
         {
             Repository = repo.Storage.Location,
@@ -42,6 +45,7 @@ public sealed class PhysicalBackupOperation(OperationContext context)
         {
             context.Warn(warning);
         }
+        await Recording.EvidencePublishing.AfterAsync(context, repo, cancellationToken).ConfigureAwait(false);
         return outcome;
     }
 }

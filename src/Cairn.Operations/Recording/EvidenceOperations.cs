@@ -115,6 +115,36 @@ public sealed class EvidenceVerifyOperation(OperationContext context)
         var log = context.Evidence.OpenExisting();
         return LogVerifier.Verify(log, log.LoadPublicKey(request.PublicKey), request.Against);
     }
+
+    /// <summary>
+    /// As <see cref="Run"/>, and, when a repository is given, whether the log published there is a prefix of this one (a log
+    /// rewritten after it was published is a problem: exit 5). A repository that cannot be reached is said, not a problem.
+    /// </summary>
+    public async Task<VerifyResult> RunAsync(EvidenceVerifyRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var log = context.Evidence.OpenExisting();
+        var key = log.LoadPublicKey(request.PublicKey);
+        var result = LogVerifier.Verify(log, key, request.Against);
+        if (context.RepositoryText is null)
+        {
+            return result;
+        }
+        try
+        {
+            var a = await EvidencePublishing.CompareAsync(log, key, context.OpenStorage(), cancellationToken).ConfigureAwait(false);
+            var note = a.Publication is null
+                ? $"nothing published in {a.Repository} yet"
+                : a.Problems.Count == 0
+                    ? $"the log published in {a.Repository} ({a.PublishedSize} records) is a prefix of this log ({a.LocalSize})"
+                    : $"the log published in {a.Repository} ({a.PublishedSize} records) is NOT a prefix of this log";
+            return result with { Problems = [.. result.Problems, .. a.Problems], Published = note };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or RepositoryException or InvalidDataException)
+        {
+            return result with { Published = $"not compared with the log published in {context.RepositoryText}: {e.Message}" };
+        }
+    }
 }
 
 /// <param name="KeepOld">Keep the old private key as <c>&lt;key&gt;.retired-&lt;hash&gt;</c> (0600) instead of removing it.</param>

@@ -181,6 +181,7 @@ public sealed class PruneOperation(OperationContext context)
                 Repository = repo.Storage.Location,
                 AcceptedGaps = gaps,
             });
+            await Recording.EvidencePublishing.AfterAsync(context, repo, cancellationToken).ConfigureAwait(false);
         }
         return result;
     }

@@ -6,10 +6,10 @@ using Cairn.Repository.Storage;
 namespace Cairn.Repository.Copying;
 
 /// <summary>
-/// The evidence log carried into a copy (<c>evidence/</c>, docs/repository-format.md): each file of the log's folder as a
-/// sealed object named <c>&lt;path with '/' as '~'&gt;.&lt;SHA-256 of the file&gt;</c>, written create-only. A file that
-/// grows (the month's segment, the checkpoint) gets a new object per version; the newest version of each path is the log
-/// as of the last copy. The engine knows nothing of what the files mean: it seals and returns bytes under validated names.
+/// The sealed pieces of the evidence log in a repository or a copy (<c>evidence/</c>, docs/repository-format.md): a piece
+/// of one file of the log's folder as a sealed object named <c>&lt;path with '/' as '~'&gt;.&lt;SHA-256 of the piece&gt;</c>,
+/// written create-only; which pieces make up which file is a publication's (<see cref="EvidencePublication"/>). The engine
+/// knows nothing of what the files mean: it seals and returns bytes under validated names.
 /// </summary>
 public static class EvidenceCopies
 {
@@ -43,28 +43,6 @@ public static class EvidenceCopies
         return !back.AsSpan().SequenceEqual(data)
             ? throw new DataDamagedException($"evidence/{name} read back from {target.Location} does not hold the file written")
             : created;
-    }
-
-    /// <summary>The newest version of each evidence file in <paramref name="storage"/>: path → object name (by the object's time).</summary>
-    public static async Task<Dictionary<string, string>> LatestAsync(IStorage storage, CancellationToken ct)
-    {
-        ArgumentNullException.ThrowIfNull(storage);
-        var latest = new Dictionary<string, ObjectInfo>(StringComparer.Ordinal);
-        await foreach (var o in storage.ListAsync(ObjectKind.Evidence, ct).ConfigureAwait(false))
-        {
-            if (!RepositoryCopier.IsValidName(ObjectKind.Evidence, o.Key.Name))
-            {
-                continue;
-            }
-            var path = o.Key.Name[..^65].Replace('~', '/');
-            // Object stores keep LastModified to the second, and two copies can run within one: a log file only
-            // grows, so of two versions stored in the same second the longer one is the later.
-            if (!latest.TryGetValue(path, out var seen) || o.LastModified > seen.LastModified || (o.LastModified == seen.LastModified && o.Size > seen.Size))
-            {
-                latest[path] = o;
-            }
-        }
-        return latest.ToDictionary(p => p.Key, p => p.Value.Key.Name, StringComparer.Ordinal);
     }
 
     /// <summary>One version's bytes, opened under its name and checked against the SHA-256 in the name.</summary>

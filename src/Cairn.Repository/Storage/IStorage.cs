@@ -18,7 +18,7 @@ public enum ObjectKind
     /// <summary>Holds on snapshots (<c>pins/&lt;snapshot ID&gt;</c>): a pinned snapshot is never pruned.</summary>
     Pin,
 
-    /// <summary>A copy's copy of the evidence log (<c>evidence/</c>): sealed files named by path and SHA-256, written by <c>cairn copy</c>.</summary>
+    /// <summary>The evidence log published into the repository (<c>evidence/</c>): sealed pieces named by path and SHA-256, and clear-text publications (<c>EvidencePublication</c>).</summary>
     Evidence,
     /// <summary>The snapshot index: a cache of every manifest's summary (docs/repository-format.md, "Snapshot index").</summary>
     SnapshotIndex,

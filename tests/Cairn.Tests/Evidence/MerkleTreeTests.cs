@@ -34,6 +34,20 @@ public class MerkleTreeTests
     private static byte[] H(string hex) => Convert.FromHexString(hex);
 
     [Fact]
+    public void Prefix_roots_of_one_pass_equal_the_root_of_each_prefix()
+    {
+        // The peaks folded from the right must be RFC 6962's split at the largest power of two, for every size.
+        var leaves = Enumerable.Range(0, 70).Select(i => MerkleTree.LeafHash([(byte)i, (byte)(i * 7)])).ToList();
+        var roots = MerkleTree.PrefixRoots(leaves, Enumerable.Range(0, 71).Select(n => (long)n));
+        Assert.Equal(71, roots.Count);
+        for (var n = 0; n <= 70; n++)
+        {
+            Assert.Equal(Convert.ToHexStringLower(MerkleTree.Root(leaves.Take(n).ToList())), Convert.ToHexStringLower(roots[n]));
+        }
+        Assert.Equal(Roots[^1], Convert.ToHexStringLower(MerkleTree.PrefixRoots(Leaves, [Entries.Length])[Entries.Length]));
+    }
+
+    [Fact]
     public void Empty_tree_root_is_the_hash_of_nothing()
     {
         Assert.Equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", Convert.ToHexStringLower(MerkleTree.Root([])));

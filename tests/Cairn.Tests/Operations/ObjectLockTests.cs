@@ -134,6 +134,44 @@ public class ObjectLockTests
     }
 
     [Fact]
+    public async Task A_backup_that_reuses_a_pack_moves_its_lock_to_a_full_period_from_now_and_shortens_none()
+    {
+        var (h, locking) = Harness();
+        using var _ = h;
+        using var repo = await h.InitAsync();
+        var content = TestData.Random(300_000, 7);
+        var put = new Cairn.Operations.Files.FilePutOperation(h.Context);
+        var first = await put.RunAsync(new Cairn.Operations.Files.FilePutRequest("blob", () => new MemoryStream(content)), null, default);
+        var t0 = h.Clock.GetUtcNow();
+        await locking().LockAllAsync(t0.AddDays(1)); // what init wrote is locked like the rest (the harness wrote it directly)
+        locking().Locks[StorageKey.Config] = t0.AddDays(30); // already locked past any backup: never shortened
+        var packs = locking().Locks.Keys.Where(k => k.Kind == ObjectKind.Data).ToList();
+        Assert.NotEmpty(packs);
+        locking().Extended.Clear();
+
+        // Six hours later the same bytes again: every pack is reused, and its lock would end six hours before this backup may.
+        h.Clock.Advance(TimeSpan.FromHours(6));
+        var second = await put.RunAsync(new Cairn.Operations.Files.FilePutRequest("blob", () => new MemoryStream(content)), null, default);
+        Assert.Equal(0, second.Stats.BytesAdded);
+
+        var until = h.Clock.GetUtcNow().AddDays(1);
+        var extended = locking().Extended.ToDictionary(e => e.Key, e => e.Until);
+        Assert.All(packs, p => Assert.Equal(until, extended[p]));
+        Assert.Contains(extended.Keys, k => k.Kind == ObjectKind.Index);
+        Assert.Contains(extended.Keys, k => k.Kind == ObjectKind.Key);
+        Assert.DoesNotContain(StorageKey.Config, extended.Keys);
+        Assert.Equal(t0.AddDays(30), locking().Locks[StorageKey.Config]);
+        Assert.DoesNotContain(new StorageKey(ObjectKind.Snapshot, second.Snapshot.Id), extended.Keys);
+        // The first backup's manifest is not read by the second: its date stays.
+        Assert.DoesNotContain(new StorageKey(ObjectKind.Snapshot, first.Snapshot.Id), extended.Keys);
+
+        // Right after it, another backup of the same bytes finds every lock long enough: nothing moves.
+        locking().Extended.Clear();
+        await put.RunAsync(new Cairn.Operations.Files.FilePutRequest("blob", () => new MemoryStream(content)), null, default);
+        Assert.DoesNotContain(locking().Extended, e => e.Key.Kind != ObjectKind.Evidence);
+    }
+
+    [Fact]
     public async Task Pin_extends_the_lock_of_every_object_the_snapshot_reads_and_unpin_shortens_none()
     {
         var (h, locking) = Harness();

@@ -55,10 +55,15 @@ public sealed class CopyTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
         Assert.Equal(0, System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("targets")[0].GetProperty("objects_copied").GetInt64());
         await File.WriteAllBytesAsync(dir.File("two.bin"), TestData.Random(500_000, 23));
         Assert.Equal(0, (await cli.RunAsync("repo", "put", "two", dir.File("two.bin"))).Code);
+        using var targetStorage = s3.NewStorage(S3Location.Parse(target));
+        var beforeBackup = await CountAsync(targetStorage);
         (code, output, err) = await cli.RunAsync("copy", "--json", "--read-data");
         Assert.True(code == 0, output + err);
         var copied = System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("targets")[0];
-        Assert.InRange(copied.GetProperty("objects_copied").GetInt64(), 3, 4); // one pack, one index, one snapshot (and no WAL)
+        // One pack, one index, one snapshot (and no WAL); the rest are the primary's new evidence publication (the put published it).
+        var backupObjects = await CountAsync(targetStorage) - beforeBackup;
+        Assert.InRange(backupObjects, 3, 4);
+        Assert.True(copied.GetProperty("objects_copied").GetInt64() >= backupObjects, output);
         Assert.Equal(2, copied.GetProperty("snapshots_in_copy").GetInt32());
 
         // The copy is the repository: the same passphrase opens it, and it gives back the same bytes.
@@ -74,19 +79,35 @@ public sealed class CopyTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
         // The evidence log went along (its signing key did not), and reads back as the primary's log was then.
         using var storage = s3.NewStorage(S3Location.Parse(target));
         using var repo = await Cairn.Repository.Repository.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
-        var latest = await EvidenceCopies.LatestAsync(storage, default);
+        var newest = (await EvidencePublication.ListAsync(storage, null, default))[^1];
+        var problems = new List<string>();
+        var latest = await EvidencePublication.ReadFilesAsync(repo, storage, await EvidencePublication.ReadAsync(storage, newest.Name, default), problems, default);
+        Assert.Empty(problems);
         Assert.Contains("origin", latest.Keys);
         Assert.Contains("evidence.pub", latest.Keys);
         Assert.DoesNotContain(latest.Keys, k => k.EndsWith(".key", StringComparison.Ordinal));
-        var origin = await EvidenceCopies.GetAsync(repo, storage, latest["origin"], default);
-        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(dir.File("repo-evidence"), "origin")), origin);
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(dir.File("repo-evidence"), "origin")), latest["origin"]);
         var segmentName = Assert.Single(latest.Keys, k => k.StartsWith("log/", StringComparison.Ordinal));
-        Assert.Contains("\"kind\":\"copy\"", Encoding.UTF8.GetString(await EvidenceCopies.GetAsync(repo, storage, latest[segmentName], default)), StringComparison.Ordinal);
+        Assert.Contains("\"kind\":\"copy\"", Encoding.UTF8.GetString(latest[segmentName]), StringComparison.Ordinal);
 
         // Each run is on the record with its target; check finds the copy current.
         Assert.Equal(3, (await CopyRecordsAsync(cli)).Count);
         (code, output, err) = await cli.RunAsync("check");
         Assert.Contains("copy to " + target + " holds every backup on record", output + err, StringComparison.Ordinal);
+    }
+
+    /// <summary>The copy's objects of a backup: packs, indexes, snapshots and WAL.</summary>
+    private static async Task<int> CountAsync(IStorage storage)
+    {
+        var n = 0;
+        foreach (var kind in (ObjectKind[])[ObjectKind.Data, ObjectKind.Index, ObjectKind.Snapshot, ObjectKind.Named])
+        {
+            await foreach (var o in storage.ListAsync(kind, default))
+            {
+                n++;
+            }
+        }
+        return n;
     }
 
     [Fact]
