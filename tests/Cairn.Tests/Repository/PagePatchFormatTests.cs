@@ -172,6 +172,34 @@ public class PagePatchFormatTests
         Assert.Throws<DataDamagedException>(() => StoredJson.Checked(new Manifest { Version = 2, Items = [item with { Bases = new() { ["0"] = new string('a', 64) } }] }, "manifest x"));
     }
 
+    [Fact]
+    public async Task A_copy_made_before_the_primary_was_upgraded_takes_its_config_and_a_copy_ahead_of_it_is_refused()
+    {
+        using var dir = new TempDir();
+        var primaryStorage = new FileSystemStorage(dir.File("primary"));
+        var copyStorage = new FileSystemStorage(dir.File("copy"));
+        using var primary = await Cairn.Repository.Repository.InitAsync(primaryStorage, TestData.Passphrase, TestData.SmallRepo, TimeProvider.System, default);
+        await Cairn.Repository.Copying.RepositoryCopier.CopyAsync(primaryStorage, copyStorage, false, 2, Cairn.Repository.Copying.RepositoryCopier.Order, null, default);
+        Assert.False(await primary.CarryUpgradeToAsync(copyStorage, default)); // the same config: nothing to do
+
+        // A copy upgraded on its own, ahead of its primary: left alone, and the copier refuses it.
+        using (var copy = await Cairn.Repository.Repository.OpenAsync(copyStorage, TestData.Passphrase, TimeProvider.System, default))
+        {
+            await copy.UpgradeAsync(RepositoryConfig.PagePatches, default);
+        }
+        Assert.False(await primary.CarryUpgradeToAsync(copyStorage, default));
+        var refused = await Assert.ThrowsAsync<RepositoryException>(() => Cairn.Repository.Copying.RepositoryCopier.CopyAsync(primaryStorage, copyStorage, false, 2, Cairn.Repository.Copying.RepositoryCopier.Order, null, default));
+        Assert.Contains("upgrade the primary the same way", refused.Message, StringComparison.Ordinal);
+
+        // The primary upgraded too (its config's bytes differ: another nonce): the copy takes the primary's config.
+        await primary.UpgradeAsync(RepositoryConfig.PagePatches, default);
+        Assert.True(await primary.CarryUpgradeToAsync(copyStorage, default));
+        Assert.Equal(await primaryStorage.GetAllAsync(StorageKey.Config, default), await copyStorage.GetAllAsync(StorageKey.Config, default));
+        await Cairn.Repository.Copying.RepositoryCopier.CopyAsync(primaryStorage, copyStorage, false, 2, Cairn.Repository.Copying.RepositoryCopier.Order, null, default);
+        using var reopened = await Cairn.Repository.Repository.OpenAsync(copyStorage, TestData.Passphrase, TimeProvider.System, default);
+        Assert.True(reopened.Config.Has(RepositoryConfig.PagePatches));
+    }
+
     private static async Task<(ManifestItem Item, Snapshot Snapshot, WriteStats Stats)> StoreAsync(Cairn.Repository.Repository repo, byte[] content, Func<int, ReadOnlySpan<byte>, BlockChoice> choose)
     {
         await using var writer = repo.BeginWrite(new RepositoryOptions { Workers = 2 });
