@@ -84,7 +84,12 @@ public static class StoredJson
         {
             throw Damaged(what, "has a null value in its meta");
         }
-        if (m.Version is < 1 or > Manifest.NewestVersion)
+        // A manifest without a version (0: older writers always wrote 1, readers never checked it) reads as version 1.
+        if (m.Version < 0)
+        {
+            throw Damaged(what, $"has format version {m.Version}");
+        }
+        if (m.Version > Manifest.NewestVersion)
         {
             throw new RepositoryException(ErrorKind.General, $"{what} has format version {m.Version}, newer than this Cairn understands (it reads versions 1 to {Manifest.NewestVersion}); upgrade Cairn");
         }
