@@ -4,7 +4,8 @@
 # process-max 2, as in bench/physical.sh), on the same cluster and change as bench/page-incr-estimate.sh
 # (pgbench -s 70 + 3.2M realistic rows at SCALE 1). Bytes: what each incremental stored, WAL excluded (Cairn: the
 # packs its write added; pgBackRest: its backup folder). The patched incremental is restored and checked with
-# pg_verifybackup. Each tool backs up with its own archive_command only (as bench/physical.sh).
+# pg_verifybackup; the three incrementals are restored (files only, cold cache) and timed. Each tool backs up with its
+# own archive_command only (as bench/physical.sh).
 # Usage: bench/page-incr.sh [SCALE]   (0.25 ≈ 0.6 GB cluster: a few minutes on 2 cores)
 source "$(dirname "$0")/lib.sh"
 SCALE="${1:-0.25}"
@@ -105,6 +106,8 @@ cold
 t0=$(now); run patches restore bench --physical --to "$W/r-cairn" --target immediate > /dev/null; t1=$(now); RP=$(elapsed $t0 $t1)
 as_pg "$PGBIN/pg_verifybackup" --no-parse-wal "$W/r-cairn" >/dev/null
 echo "pg_verifybackup of the restored patched incremental: ok"
+cold
+t0=$(now); run blocks restore bench --physical --to "$W/r-blocks" --target immediate > /dev/null; t1=$(now); RB=$(elapsed $t0 $t1)
 as_pg mkdir -p "$W/r-pgbr"; chmod 700 "$W/r-pgbr"
 cold
 t0=$(now); as_pg pgbackrest --config="$W/pgbr.conf" --stanza=bench --pg1-path="$W/r-pgbr" --type=immediate restore; t1=$(now); RR=$(elapsed $t0 $t1)
@@ -118,10 +121,11 @@ echo "| full backup, s | $FP | $FB | $FR |"
 echo "| full: bytes stored (WAL excluded) | $(added "$W/full-patches.json") | $(added "$W/full-blocks.json") | $FULL_PGBR |"
 echo "| incremental after 1 % random updates, s | $IP | $IB | $IR |"
 echo "| incremental: bytes stored (WAL excluded) | $(added "$W/incr-patches.json") | $(added "$W/incr-blocks.json") | $INCR_PGBR |"
-echo "| restore of that incremental (files only, cold cache), s | $RP | | $RR |"
+echo "| restore of that incremental (files only, cold cache), s | $RP | $RB | $RR |"
 echo
 echo "ratio incr-bytes cairn-patches/pgBackRest = $(ratio "$(added "$W/incr-patches.json")" "$INCR_PGBR")   (issue 18 target <= 0.5)"
 echo "ratio incr-bytes cairn-blocks/pgBackRest = $(ratio "$(added "$W/incr-blocks.json")" "$INCR_PGBR")"
 echo "ratio incr-time cairn-patches/pgBackRest = $(ratio "$IP" "$IR")"
 echo "ratio incr-time cairn-patches/cairn-blocks = $(ratio "$IP" "$IB")"
 echo "ratio restore-time cairn-patches/pgBackRest = $(ratio "$RP" "$RR")"
+echo "ratio restore-time cairn-patches/cairn-blocks = $(ratio "$RP" "$RB")"
