@@ -10,6 +10,8 @@ public sealed record ArchiverOutput(string MessageType, string Repository, strin
 
 public sealed record ErrorOutput(string MessageType, int Code, string Kind, string Message);
 
+public sealed record UpgradeOutput(string RepositoryId, int Version, IReadOnlyList<string> Features, bool Changed);
+
 public sealed record PutOutput(string MessageType, string SnapshotId, string Name, long Size, long AddedBytes, long ChunksTotal, long ChunksNew, double Seconds, double MegabytesPerSecond);
 
 public sealed record SnapshotRow(string Id, string ShortId, DateTimeOffset Time, string Kind, string Name, string Host, long Size, long StoredBytes, long AddedBytes, long DurationMs, int Items, Dictionary<string, string> Meta);
@@ -72,7 +74,13 @@ public sealed record StorageFileRow(string Bucket, string Key, string ToBucket, 
 
 public sealed record PhysicalBackupOutput(string MessageType, string SnapshotId, string Database, string Kind, string StartLsn, string StopLsn, uint Timeline, long SizeBytes, long AddedBytes, long ReadBytes,
     long ReusedBytes, long ReusedFiles, long ReusedPageBytes, string? IncrementalFrom, string Method, double Seconds,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? BadPages = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? BadPages = null)
+{
+    /// <summary>Changed blocks stored as page patches, and the bytes they stand for.</summary>
+    public long PatchedBlocks { get; init; }
+
+    public long PatchedBytes { get; init; }
+}
 
 public sealed record BackupRow(string Id, string ShortId, string Database, string Kind, string Time, long SizeBytes, long AddedBytes, long StoredBytes, long DurationMs, Dictionary<string, string> Meta,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PinRow? Pin = null);
@@ -157,6 +165,7 @@ public sealed record IncidentListRow(string Id, string Type, string Database, st
 [JsonSerializable(typeof(PinOutput))]
 [JsonSerializable(typeof(ArchiverOutput))]
 [JsonSerializable(typeof(PutOutput))]
+[JsonSerializable(typeof(UpgradeOutput))]
 [JsonSerializable(typeof(List<SnapshotRow>))]
 [JsonSerializable(typeof(List<KeyRow>))]
 [JsonSerializable(typeof(VerifyOutput))]

@@ -13,7 +13,28 @@ using Cairn.Repository.Storage;
 namespace Cairn.Repository;
 
 /// <summary>Figures of one write, for progress and reports.</summary>
-public sealed record WriteStats(long BytesRead, long ChunksTotal, long ChunksNew, long BytesAdded, int PacksWritten);
+public sealed record WriteStats(long BytesRead, long ChunksTotal, long ChunksNew, long BytesAdded, int PacksWritten)
+{
+    /// <summary>Blocks stored as page patches (new patch blobs and patches already stored).</summary>
+    public long PatchedBlocks { get; init; }
+
+    /// <summary>The content those patched blocks stand for (their rebuilt length).</summary>
+    public long PatchedBytes { get; init; }
+
+    /// <summary>What the new patch blobs cost after compression (before encryption overhead).</summary>
+    public long PatchBytesStored { get; init; }
+}
+
+/// <summary>
+/// What to do with one block of a fixed-block item (<see cref="ItemWriter.AddBlocksAsync(string, Stream, int, Func{int, ReadOnlySpan{byte}, BlockChoice}, IProgress{long}?, string, Dictionary{string, string}?, CancellationToken)"/>):
+/// <see cref="Reuse"/> names a stored chunk (with <see cref="ReuseBase"/> when that chunk is a page patch) the caller
+/// proved holds this block; otherwise, with <see cref="PatchBase"/>, the block may be stored as a page patch on that
+/// whole chunk (pages of <see cref="PageSize"/> bytes) when that is worth it; otherwise it is stored whole.
+/// </summary>
+public readonly record struct BlockChoice(string? Reuse, string? ReuseBase, string? PatchBase, int PageSize)
+{
+    public static BlockChoice Whole => default;
+}
 
 /// <summary>
 /// Writes items into the repository through a bounded parallel pipeline:
@@ -38,6 +59,9 @@ public sealed class ItemWriter : IAsyncDisposable
     private long _chunksTotal;
     private long _chunksNew;
     private long _bytesAdded;
+    private long _patchedBlocks;
+    private long _patchedBytes;
+    private long _patchBytesStored;
     private bool _committed;
     private Exception? _failure;
 
@@ -51,7 +75,12 @@ public sealed class ItemWriter : IAsyncDisposable
         _uploader = Task.Run(UploadLoopAsync);
     }
 
-    public WriteStats Stats => new(Interlocked.Read(ref _bytesRead), Interlocked.Read(ref _chunksTotal), Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesAdded), _written.Count);
+    public WriteStats Stats => new(Interlocked.Read(ref _bytesRead), Interlocked.Read(ref _chunksTotal), Interlocked.Read(ref _chunksNew), Interlocked.Read(ref _bytesAdded), _written.Count)
+    {
+        PatchedBlocks = Interlocked.Read(ref _patchedBlocks),
+        PatchedBytes = Interlocked.Read(ref _patchedBytes),
+        PatchBytesStored = Interlocked.Read(ref _patchBytesStored),
+    };
 
     public IReadOnlyList<ManifestItem> Items => _items;
 
@@ -79,7 +108,18 @@ public sealed class ItemWriter : IAsyncDisposable
     /// stronger level only when it saved at least <see cref="LevelProbe.MinimumGain"/> of the bytes on that block.
     /// </remarks>
     public Task<ManifestItem> AddBlocksAsync(string name, Stream input, int blockSize, Func<int, ReadOnlySpan<byte>, string?> known, IProgress<long>? bytesRead, string type, Dictionary<string, string>? meta, CancellationToken cancellationToken)
-        => AddPiecesAsync(name, Blocks(input, blockSize, known, cancellationToken), bytesRead, type, meta, cancellationToken, probeBlockSize: blockSize);
+        => AddBlocksAsync(name, input, blockSize, (i, b) => known(i, b) is { } id ? new BlockChoice(id, null, null, 0) : BlockChoice.Whole, bytesRead, type, meta, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="AddBlocksAsync(string, Stream, int, Func{int, ReadOnlySpan{byte}, string?}, IProgress{long}?, string, Dictionary{string, string}?, CancellationToken)"/>,
+    /// with page patches (docs/repository-format.md, "Page patches"): a block whose <see cref="BlockChoice"/> names a
+    /// patch base is compared page by page with that base, read back from the repository (authenticated), and stored
+    /// as the XOR of its changed pages when the compressed patch is at most half the base's stored size, the base is a
+    /// whole chunk of the block's length, and the repository has the <c>page-patches</c> feature. Depth stays one: the
+    /// base is never a patch.
+    /// </summary>
+    public Task<ManifestItem> AddBlocksAsync(string name, Stream input, int blockSize, Func<int, ReadOnlySpan<byte>, BlockChoice> choose, IProgress<long>? bytesRead, string type, Dictionary<string, string>? meta, CancellationToken cancellationToken)
+        => AddPiecesAsync(name, Blocks(input, blockSize, choose, cancellationToken), bytesRead, type, meta, cancellationToken, probeBlockSize: blockSize);
 
     /// <summary>
     /// The per-item choice of zstd level for fixed-block items. Measured on a PostgreSQL data directory in 256 KiB
@@ -115,15 +155,18 @@ public sealed class ItemWriter : IAsyncDisposable
         }
     }
 
-    private static async IAsyncEnumerable<(Chunk Chunk, ContentId? Known)> Pieces(IAsyncEnumerable<Chunk> chunks)
+    /// <summary>One piece of an item and what the caller knows of it (see <see cref="BlockChoice"/>).</summary>
+    private readonly record struct Piece(Chunk Chunk, ContentId? Known, ContentId? KnownBase, ContentId? PatchBase, int PageSize);
+
+    private static async IAsyncEnumerable<Piece> Pieces(IAsyncEnumerable<Chunk> chunks)
     {
         await foreach (var c in chunks.ConfigureAwait(false))
         {
-            yield return (c, null);
+            yield return new Piece(c, null, null, null, 0);
         }
     }
 
-    private static async IAsyncEnumerable<(Chunk Chunk, ContentId? Known)> Blocks(Stream input, int blockSize, Func<int, ReadOnlySpan<byte>, string?> known, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<Piece> Blocks(Stream input, int blockSize, Func<int, ReadOnlySpan<byte>, BlockChoice> choose, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         for (var i = 0; ; i++)
         {
@@ -147,8 +190,8 @@ public sealed class ItemWriter : IAsyncDisposable
                 ArrayPool<byte>.Shared.Return(buffer);
                 yield break;
             }
-            var id = known(i, buffer.AsSpan(0, n));
-            yield return (new Chunk(buffer, n), id is null ? null : ContentId.Parse(id));
+            var choice = choose(i, buffer.AsSpan(0, n));
+            yield return new Piece(new Chunk(buffer, n), Id(choice.Reuse), Id(choice.ReuseBase), Id(choice.PatchBase), choice.PageSize);
             if (n < blockSize)
             {
                 yield break;
@@ -156,15 +199,19 @@ public sealed class ItemWriter : IAsyncDisposable
         }
     }
 
-    private async Task<ManifestItem> AddPiecesAsync(string name, IAsyncEnumerable<(Chunk Chunk, ContentId? Known)> pieces, IProgress<long>? bytesRead, string type, Dictionary<string, string>? meta, CancellationToken cancellationToken, int probeBlockSize = 0)
+    private static ContentId? Id(string? hex) => hex is null ? null : ContentId.Parse(hex);
+
+    private async Task<ManifestItem> AddPiecesAsync(string name, IAsyncEnumerable<Piece> pieces, IProgress<long>? bytesRead, string type, Dictionary<string, string>? meta, CancellationToken cancellationToken, int probeBlockSize = 0)
     {
         var level = _options.CompressionLevel;
         var probed = probeBlockSize == 0;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cts.Token);
         var ct = linked.Token;
         var workers = Math.Max(1, _options.Workers);
-        var chunks = Channel.CreateBounded<(int Seq, Chunk Chunk)>(new BoundedChannelOptions(workers * 2) { SingleWriter = true });
+        var chunks = Channel.CreateBounded<(int Seq, Chunk Chunk, ContentId? PatchBase, int PageSize)>(new BoundedChannelOptions(workers * 2) { SingleWriter = true });
         var ids = new ConcurrentDictionary<int, ContentId>();
+        var bases = new ConcurrentDictionary<int, ContentId>();
+        var patches = _repo.Config.Has(RepositoryConfig.PagePatches);
         long size = 0;
 
         var producer = Task.Run(async () =>
@@ -172,14 +219,20 @@ public sealed class ItemWriter : IAsyncDisposable
             try
             {
                 var seq = 0;
-                await foreach (var (c, known) in pieces.WithCancellation(ct).ConfigureAwait(false))
+                await foreach (var (c, known, knownBase, patchBase, pageSize) in pieces.WithCancellation(ct).ConfigureAwait(false))
                 {
                     size += c.Length;
                     Interlocked.Add(ref _bytesRead, c.Length);
                     bytesRead?.Report(size);
-                    if (known is { } id && _repo.Index.ContainsKey(id))
+                    if (known is { } id && _repo.Index.ContainsKey(id) && (knownBase is null || (patches && _repo.Index.ContainsKey(knownBase.Value))))
                     {
-                        // Proven equal by the caller and present: nothing to hash, compress or store.
+                        // Proven equal by the caller and present (a patch with its base): nothing to hash, compress or store.
+                        if (knownBase is { } b)
+                        {
+                            bases[seq] = b;
+                            Interlocked.Increment(ref _patchedBlocks);
+                            Interlocked.Add(ref _patchedBytes, c.Length);
+                        }
                         ids[seq++] = id;
                         Interlocked.Increment(ref _chunksTotal);
                         c.Return();
@@ -191,7 +244,7 @@ public sealed class ItemWriter : IAsyncDisposable
                         level = LevelProbe.Choose(c.Span, level);
                         probed = true;
                     }
-                    await chunks.Writer.WriteAsync((seq++, c), ct).ConfigureAwait(false);
+                    await chunks.Writer.WriteAsync((seq++, c, patches ? patchBase : null, pageSize), ct).ConfigureAwait(false);
                 }
                 chunks.Writer.Complete();
             }
@@ -206,13 +259,18 @@ public sealed class ItemWriter : IAsyncDisposable
         {
             var aad = new byte[Aead.BlobContext.Length + ContentId.Size];
             Aead.BlobContext.CopyTo(aad, 0);
-            await foreach (var (seq, chunk) in chunks.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+            await foreach (var (seq, chunk, patchBase, pageSize) in chunks.Reader.ReadAllAsync(ct).ConfigureAwait(false))
             {
                 try
                 {
                     var id = _repo.Keys.ChunkId(chunk.Span);
-                    ids[seq] = id;
                     Interlocked.Increment(ref _chunksTotal);
+                    if (patchBase is { } b && !_repo.Index.ContainsKey(id) && !_claimed.ContainsKey(id)
+                        && await TryPatchAsync(seq, chunk, id, b, pageSize, level, aad, ids, bases, ct).ConfigureAwait(false))
+                    {
+                        continue;
+                    }
+                    ids[seq] = id;
                     if (_repo.Index.ContainsKey(id) || !_claimed.TryAdd(id, 0))
                     {
                         continue;
@@ -260,7 +318,15 @@ public sealed class ItemWriter : IAsyncDisposable
         {
             list.Add(ids[i].ToHex());
         }
-        var item = new ManifestItem { Name = name, Type = type, Size = size, Chunks = list, Meta = meta };
+        var item = new ManifestItem
+        {
+            Name = name,
+            Type = type,
+            Size = size,
+            Chunks = list,
+            Meta = meta,
+            Bases = bases.IsEmpty ? null : bases.OrderBy(b => b.Key).ToDictionary(b => b.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), b => b.Value.ToHex(), StringComparer.Ordinal),
+        };
         lock (_items)
         {
             _items.Add(item);
@@ -268,10 +334,66 @@ public sealed class ItemWriter : IAsyncDisposable
         return item;
     }
 
+    /// <summary>
+    /// Stores block <paramref name="seq"/> as a page patch on <paramref name="baseId"/> when the base is a whole chunk
+    /// of the block's length and the compressed patch is at most half the base's stored size; false (nothing stored,
+    /// the caller stores the block whole) otherwise. The base is read back like any blob: authenticated, ID checked.
+    /// </summary>
+    private async Task<bool> TryPatchAsync(int seq, Chunk chunk, ContentId blockId, ContentId baseId, int pageSize, int level, byte[] aad, ConcurrentDictionary<int, ContentId> ids, ConcurrentDictionary<int, ContentId> bases, CancellationToken ct)
+    {
+        if (!_repo.Index.TryGetValue(baseId, out var baseLocation) || baseLocation.RawLength != chunk.Length || pageSize <= 0 || chunk.Length % pageSize != 0)
+        {
+            return false;
+        }
+        byte[] baseBlock;
+        try
+        {
+            baseBlock = await _repo.LoadBlobAsync(baseId, ct).ConfigureAwait(false);
+        }
+        catch (DataDamagedException)
+        {
+            return false; // a damaged base is no base: the block is stored whole (verify reports the damage)
+        }
+        var patch = PagePatch.Build(baseBlock, chunk.Span, pageSize, baseId, blockId);
+        if (patch is null)
+        {
+            return false; // the same bytes as the base: then its ID is the base's, which is stored, so this never happens
+        }
+        var compressed = ArrayPool<byte>.Shared.Rent(Zstd.CompressBound(patch.Length));
+        try
+        {
+            var n = Zstd.Compress(patch, compressed, level);
+            if (n + Aead.Overhead > baseLocation.Length / 2)
+            {
+                return false;
+            }
+            var patchId = _repo.Keys.ChunkId(patch);
+            ids[seq] = patchId;
+            bases[seq] = baseId;
+            Interlocked.Increment(ref _patchedBlocks);
+            Interlocked.Add(ref _patchedBytes, chunk.Length);
+            if (_repo.Index.ContainsKey(patchId) || !_claimed.TryAdd(patchId, 0))
+            {
+                return true;
+            }
+            Interlocked.Add(ref _patchBytesStored, n);
+            var sealedBytes = ArrayPool<byte>.Shared.Rent(n + Aead.Overhead);
+            patchId.WriteTo(aad.AsSpan(Aead.BlobContext.Length));
+            var length = _repo.Aead.Seal(compressed.AsSpan(0, n), aad, sealedBytes);
+            Interlocked.Increment(ref _chunksNew);
+            await _blobs.Writer.WriteAsync(new SealedBlob(patchId, sealedBytes, length, patch.Length), ct).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(compressed);
+        }
+    }
+
     /// <summary>Adds an item whose chunks are already stored (e.g. carried over from another snapshot).</summary>
     public void AddExistingItem(ManifestItem item)
     {
-        foreach (var c in item.Chunks)
+        foreach (var c in item.ReferencedBlobs)
         {
             if (!_repo.Index.ContainsKey(ContentId.Parse(c)))
             {
@@ -324,8 +446,14 @@ public sealed class ItemWriter : IAsyncDisposable
             await _repo.PutObjectAsync(ObjectKind.Index, json, cancellationToken).ConfigureAwait(false);
             _repo.AddToIndex(index);
         }
+        var patched = _items.Any(i => i.Bases is { Count: > 0 });
+        if (patched && !_repo.Config.Has(RepositoryConfig.PagePatches))
+        {
+            throw new InvalidOperationException("a manifest with page patches may only be written to a repository with the page-patches feature");
+        }
         var manifest = new Manifest
         {
+            Version = patched ? 2 : 1,
             Time = _repo.Time.GetUtcNow(),
             Host = Environment.MachineName,
             Name = name,
@@ -377,7 +505,7 @@ public sealed class ItemWriter : IAsyncDisposable
         var seen = new HashSet<string>();
         foreach (var item in items)
         {
-            foreach (var c in item.Chunks)
+            foreach (var c in item.ReferencedBlobs)
             {
                 if (seen.Add(c) && _repo.Index.TryGetValue(ContentId.Parse(c), out var loc))
                 {

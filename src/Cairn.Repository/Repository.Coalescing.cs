@@ -26,21 +26,22 @@ public sealed partial class Repository
     public ReadCoalescing Coalescing { get; set; } = ReadCoalescing.Default;
 
     /// <summary>Consecutive chunk runs [Start, End) of about <see cref="ReadCoalescing.BatchRawBytes"/> of content each; a missing blob fails here, before anything is written.</summary>
-    private List<(int Start, int End)> SplitIntoBatches(ContentId[] ids)
+    private List<(int Start, int End)> SplitIntoBatches(ContentId[] ids, ContentId?[]? bases = null)
     {
         var batches = new List<(int, int)>();
         var start = 0;
         long raw = 0;
         for (var i = 0; i < ids.Length; i++)
         {
-            var loc = Locate(ids[i]);
-            if (i > start && raw + loc.RawLength > Coalescing.BatchRawBytes)
+            // A page patch is read with its base: both count.
+            var length = (long)Locate(ids[i]).RawLength + (bases?[i] is { } b ? Locate(b).RawLength : 0);
+            if (i > start && raw + length > Coalescing.BatchRawBytes)
             {
                 batches.Add((start, i));
                 start = i;
                 raw = 0;
             }
-            raw += loc.RawLength;
+            raw += length;
         }
         if (start < ids.Length)
         {

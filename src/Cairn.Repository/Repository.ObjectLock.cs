@@ -13,7 +13,7 @@ public sealed partial class Repository
     public async Task<IReadOnlyList<StorageKey>> ObjectsOfAsync(Snapshot snapshot, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
-        var chunks = snapshot.Manifest.Items.SelectMany(i => i.Chunks).ToHashSet(StringComparer.Ordinal);
+        var chunks = snapshot.Manifest.Items.SelectMany(i => i.ReferencedBlobs).ToHashSet(StringComparer.Ordinal);
         var keys = new List<StorageKey> { StorageKey.Config, new(ObjectKind.Snapshot, snapshot.Id) };
         await foreach (var o in Storage.ListAsync(ObjectKind.Key, cancellationToken).ConfigureAwait(false))
         {

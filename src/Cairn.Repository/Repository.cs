@@ -45,7 +45,7 @@ public sealed partial class Repository : IDisposable
 
     public TimeProvider Time { get; }
 
-    public RepositoryConfig Config { get; }
+    public RepositoryConfig Config { get; private set; }
 
     /// <summary>The key file this session was opened with.</summary>
     public string KeyId { get; }
@@ -224,9 +224,13 @@ public sealed partial class Repository : IDisposable
                 }
                 var what = $"the config object of {storage.Location}";
                 config = StoredJson.Decode(plain, RepositoryJson.Default.RepositoryConfig, what);
-                if (config.Version != 1)
+                if (config.Version is not (1 or 2))
                 {
                     throw new RepositoryException(ErrorKind.General, $"repository format version {config.Version} is newer than this Cairn understands; upgrade Cairn");
+                }
+                if (config.Features?.FirstOrDefault(f => !RepositoryConfig.KnownFeatures.Contains(f, StringComparer.Ordinal)) is { } unknown)
+                {
+                    throw new RepositoryException(ErrorKind.General, $"the repository uses the format feature '{unknown}', which this Cairn does not understand; upgrade Cairn");
                 }
                 config = StoredJson.Checked(config, what);
             }
@@ -282,7 +286,69 @@ public sealed partial class Repository : IDisposable
     /// <summary>Starts writing a new backup. The caller holds a shared lock until <see cref="ItemWriter.CommitAsync"/> returns.</summary>
     public ItemWriter BeginWrite(RepositoryOptions? options = null) => new(this, options ?? new RepositoryOptions());
 
-    private static byte[] EncodeConfig(RepositoryConfig config, Aead aead, byte[] repoId)
+    /// <summary>
+    /// Switches a format feature on: rewrites <c>config</c> as version 2 naming it (docs/repository-format.md, "Page
+    /// patches"). A Cairn that reads only version 1 refuses the repository from then on, so this is never done silently.
+    /// The caller holds an exclusive lock. Returns false when the feature was already on (nothing written).
+    /// </summary>
+    public async Task<bool> UpgradeAsync(string feature, CancellationToken cancellationToken)
+    {
+        if (!RepositoryConfig.KnownFeatures.Contains(feature, StringComparer.Ordinal))
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"unknown format feature '{feature}'; known: {string.Join(", ", RepositoryConfig.KnownFeatures)}");
+        }
+        if (Config.Has(feature))
+        {
+            return false;
+        }
+        var upgraded = Config with { Version = 2, Features = [.. Config.Features ?? [], feature] };
+        await Storage.PutAsync(StorageKey.Config, EncodeConfig(upgraded, Aead, Convert.FromHexString(Config.Id)), cancellationToken).ConfigureAwait(false);
+        Config = upgraded;
+        return true;
+    }
+
+    /// <summary>
+    /// Before a copy (<c>cairn copy</c>): when <paramref name="copy"/> holds this repository with an older config (made
+    /// before <see cref="UpgradeAsync"/> here, or upgraded there the same way: the config's nonce differs), its config
+    /// becomes this one's, so the copy can take this repository's version-2 objects and its readers refuse it if they
+    /// predate them, as they refuse the primary. A copy whose config is not this one's, or is newer, is left alone (the
+    /// copier then refuses it). True when the copy's config was replaced.
+    /// </summary>
+    public async Task<bool> CarryUpgradeToAsync(IStorage copy, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(copy);
+        if (await copy.StatAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false) is null)
+        {
+            return false;
+        }
+        var theirs = await copy.GetAllAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
+        var mine = await Storage.GetAllAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
+        var header = ConfigMagic.Length + 33;
+        if (theirs.AsSpan().SequenceEqual(mine) || theirs.Length <= header || !theirs.AsSpan(0, header).SequenceEqual(mine.AsSpan(0, header)))
+        {
+            return false;
+        }
+        RepositoryConfig other;
+        try
+        {
+            var plain = Aead.Open(theirs.AsSpan(header), Aead.Concat(Aead.ConfigContext, Convert.FromHexString(Config.Id)), "the copy's config");
+            other = StoredJson.Decode(plain, RepositoryJson.Default.RepositoryConfig, "the copy's config");
+        }
+        catch (Exception e) when (e is AuthenticationFailedException or DataDamagedException)
+        {
+            return false;
+        }
+        var older = other.Version <= Config.Version && (other.Features ?? []).All(Config.Has)
+            && other with { Version = Config.Version, Features = Config.Features } == Config;
+        if (!older)
+        {
+            return false;
+        }
+        await copy.PutAsync(StorageKey.Config, mine, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    internal static byte[] EncodeConfig(RepositoryConfig config, Aead aead, byte[] repoId)
     {
         var json = JsonSerializer.SerializeToUtf8Bytes(config, RepositoryJson.Default.RepositoryConfig);
         var sealedConfig = aead.Seal(json, Aead.Concat(Aead.ConfigContext, repoId));

@@ -84,6 +84,15 @@ public static class StoredJson
         {
             throw Damaged(what, "has a null value in its meta");
         }
+        // A manifest without a version (0: older writers always wrote 1, readers never checked it) reads as version 1.
+        if (m.Version < 0)
+        {
+            throw Damaged(what, $"has format version {m.Version}");
+        }
+        if (m.Version > Manifest.NewestVersion)
+        {
+            throw new RepositoryException(ErrorKind.General, $"{what} has format version {m.Version}, newer than this Cairn understands (it reads versions 1 to {Manifest.NewestVersion}); upgrade Cairn");
+        }
         foreach (var i in m.Items)
         {
             if (i is null || i.Name is null || i.Type is null || i.Chunks is null || i.Size < 0)
@@ -101,6 +110,10 @@ public static class StoredJson
                     throw Damaged(what, $"lists a chunk of item {Quote(i.Name)} that is not a 64-digit hex ID");
                 }
             }
+            if (i.Bases is not null)
+            {
+                CheckBases(m, i, what);
+            }
             // A restore reserves an item's size on disk before reading it: the claim must fit its chunks.
             if (i.Size > (long)i.Chunks.Count * MaxBlobRawLength)
             {
@@ -108,6 +121,23 @@ public static class StoredJson
             }
         }
         return m;
+    }
+
+    /// <summary>Page patches (version 2 only): each key a block index of the item, each base a whole chunk's ID, never the patch itself.</summary>
+    private static void CheckBases(Manifest m, ManifestItem i, string what)
+    {
+        if (m.Version < 2)
+        {
+            throw Damaged(what, $"is version {m.Version} but item {Quote(i.Name)} names page-patch bases (only version 2 manifests hold patches)");
+        }
+        foreach (var (k, v) in i.Bases!)
+        {
+            if (k is null || v is null || !int.TryParse(k, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index)
+                || index >= i.Chunks.Count || index.ToString(System.Globalization.CultureInfo.InvariantCulture) != k || !ContentId.TryParse(v, out _) || v == i.Chunks[index])
+            {
+                throw Damaged(what, $"gives item {Quote(i.Name)} a page-patch base that is not a 64-digit hex ID for one of its blocks");
+            }
+        }
     }
 
     internal static RepositoryConfig Checked(RepositoryConfig c, string what)

@@ -126,10 +126,10 @@ internal static class DatabaseCommands
         if (inv.Json)
         {
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new PhysicalBackupOutput("summary", r.Snapshot.Id, name, BackupKinds.Physical, r.Info.StartLsn, r.Info.StopLsn, r.Info.Timeline,
-                r.Stats.BytesRead, r.Stats.BytesAdded, r.Stats.BytesRead, r.ReusedBytes, r.ReusedFiles, r.ReusedPageBytes, r.IncrementalFrom?.Id, o.Method, Math.Round(r.Duration.TotalSeconds, 3), r.BadPages.Count > 0 ? [.. r.BadPages.Select(b => $"{b.File}:{b.Block}")] : null), CliJson.Default.PhysicalBackupOutput));
+                r.Stats.BytesRead, r.Stats.BytesAdded, r.Stats.BytesRead, r.ReusedBytes, r.ReusedFiles, r.ReusedPageBytes, r.IncrementalFrom?.Id, o.Method, Math.Round(r.Duration.TotalSeconds, 3), r.BadPages.Count > 0 ? [.. r.BadPages.Select(b => $"{b.File}:{b.Block}")] : null) { PatchedBlocks = r.Stats.PatchedBlocks, PatchedBytes = r.Stats.PatchedBytes }, CliJson.Default.PhysicalBackupOutput));
             return ExitCodes.Ok;
         }
-        var reused = r.IncrementalFrom is { } prev ? $", {Format.Bytes(r.ReusedBytes)} in {r.ReusedFiles} unchanged files carried over from {prev.ShortId} unread, {Format.Bytes(r.ReusedPageBytes)} of unchanged pages carried over without hashing" : "";
+        var reused = r.IncrementalFrom is { } prev ? $", {Format.Bytes(r.ReusedBytes)} in {r.ReusedFiles} unchanged files carried over from {prev.ShortId} unread, {Format.Bytes(r.ReusedPageBytes)} of unchanged pages carried over without hashing{(r.Stats.PatchedBlocks > 0 ? $", {r.Stats.PatchedBlocks} changed blocks ({Format.Bytes(r.Stats.PatchedBytes)}) stored as page patches" : "")}" : "";
         inv.Console.Out.WriteLine($"physical backup {r.Snapshot.ShortId} of {name}: WAL {r.Info.StartLsn} to {r.Info.StopLsn} on timeline {r.Info.Timeline}; {Format.Bytes(r.Stats.BytesRead)} read{reused}, {Format.Bytes(r.Stats.BytesAdded)} added, in {Format.Duration(r.Duration)}");
         if (!o.ReadFiles)
         {

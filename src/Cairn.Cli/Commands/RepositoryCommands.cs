@@ -114,7 +114,27 @@ internal static class RepositoryCommands
             inv.Console.Out.WriteLine($"forgot snapshot {r.Snapshot.ShortId} ({r.Snapshot.Manifest.Name}); run 'cairn prune' to free its data");
             return ExitCodes.Ok;
         });
-        return new Command("repo", "Store and fetch any file or stream (for support engineers and scripts)") { put, get, ls, rm };
+        var pagePatches = new Option<bool>("--page-patches") { Description = "Let physical incrementals store changed blocks as page patches (XOR deltas on the previous block): format version 2, which older Cairn versions refuse to open" };
+        var upgrade = new Command("upgrade", "Switch a repository format feature on (explicit, recorded in the evidence log); every host that uses the repository, wal-push included, needs a Cairn that reads the new format") { pagePatches };
+        upgrade.SetAction(ctx, async (inv, p, ct) =>
+        {
+            if (!p.GetValue(pagePatches))
+            {
+                inv.Console.Error.WriteLine("cairn: name the feature to switch on: --page-patches");
+                return ExitCodes.Usage;
+            }
+            var r = await new UpgradeOperation(inv.Operations).RunAsync(new UpgradeRequest(RepositoryConfig.PagePatches), ct).ConfigureAwait(false);
+            if (inv.Json)
+            {
+                inv.Console.Out.WriteLine(JsonSerializer.Serialize(new UpgradeOutput(r.RepositoryId, r.Version, [.. r.Features], r.Changed), CliJson.Default.UpgradeOutput));
+                return ExitCodes.Ok;
+            }
+            inv.Console.Out.WriteLine(r.Changed
+                ? $"repository {r.RepositoryId[..8]} is now format version {r.Version} ({string.Join(", ", r.Features)}); Cairn versions without page patches refuse to open it, so upgrade Cairn on every host that uses it (wal-push included)"
+                : $"repository {r.RepositoryId[..8]} already has {string.Join(", ", r.Features)} (format version {r.Version}); nothing was changed");
+            return ExitCodes.Ok;
+        }, "repository-upgrade");
+        return new Command("repo", "Store and fetch any file or stream (for support engineers and scripts)") { put, get, ls, rm, upgrade };
     }
 
     private static async Task<int> PutAsync(Invocation inv, string name, string? file, CancellationToken ct)

@@ -91,6 +91,8 @@ public sealed class CopyOperation(OperationContext context)
             var byKind = new Progress<(ObjectKind Kind, long Done, long Total)>(p => progress?.Report($"copy to {location.Display}: {StorageKey.FolderOf(p.Kind == ObjectKind.Config ? ObjectKind.Key : p.Kind)} {p.Done}/{p.Total}"));
             // Keys and config first: then the copy is a repository that opens, and its own lock keeps a prune there from
             // deleting packs copied before the index that names them.
+            // A copy made before the primary was upgraded ('cairn repo upgrade') takes the primary's config first.
+            await source.CarryUpgradeToAsync(target, cancellationToken).ConfigureAwait(false);
             var head = await RepositoryCopier.CopyAsync(source.Storage, target, readData, 1, [ObjectKind.Key, ObjectKind.Config], byKind, cancellationToken).ConfigureAwait(false);
             using var copyRepo = await Repository.Repository.OpenAsync(target, context.Secrets.Passphrase(), context.Time, cancellationToken).ConfigureAwait(false);
             await using (var targetLock = await copyRepo.LockAsync(exclusive: false, "copy", cancellationToken).ConfigureAwait(false))

@@ -129,13 +129,21 @@ public static partial class PhysicalFiles
                         fileBytes += block.Length;
                         var blockCrc = Crc32C.HexOf(blockCrcValue);
                         crcs.Append(blockCrc);
-                        if (before is null || oldCrcs is null || (i + 1) * 8 > oldCrcs.Length || i >= before.Chunks.Count || block.Length != Math.Min(BlockSize, before.Size - ((long)i * BlockSize))
-                            || !oldCrcs.AsSpan(i * 8, 8).SequenceEqual(blockCrc) || !RelationPages.AllOlderThan(block, start.PageSize, previousStartLsn))
+                        if (before is null || oldCrcs is null || (i + 1) * 8 > oldCrcs.Length || i >= before.Chunks.Count || block.Length != Math.Min(BlockSize, before.Size - ((long)i * BlockSize)))
                         {
-                            return null;
+                            return BlockChoice.Whole;
+                        }
+                        // Depth one: a block that changed is patched on the previous block's whole chunk, or on the base
+                        // the previous patch had (docs/repository-format.md, "Page patches"); the writer decides whether
+                        // the patch is worth it, and patches only in a repository with the page-patches feature.
+                        var baseChunk = before.BaseOf(i);
+                        var patchOn = block.Length % start.PageSize == 0 ? baseChunk ?? before.Chunks[i] : null;
+                        if (!oldCrcs.AsSpan(i * 8, 8).SequenceEqual(blockCrc) || !RelationPages.AllOlderThan(block, start.PageSize, previousStartLsn))
+                        {
+                            return new BlockChoice(null, null, patchOn, start.PageSize);
                         }
                         carried += block.Length;
-                        return before.Chunks[i];
+                        return new BlockChoice(before.Chunks[i], baseChunk, patchOn, start.PageSize);
                     }, progress, "file", null, ct).ConfigureAwait(false);
                     Interlocked.Add(ref reusedPageBytes, carried);
                     meta["blocks"] = BlockSize.ToString(CultureInfo.InvariantCulture);
@@ -194,6 +202,11 @@ public static partial class PhysicalFiles
             ["reused_page_bytes"] = reusedPageBytes.ToString(CultureInfo.InvariantCulture),
             ["data_checksums"] = start.DataChecksums ? "on" : "off",
         };
+        if (writer.Stats is { PatchedBlocks: > 0 } patched)
+        {
+            meta["patched_blocks"] = patched.PatchedBlocks.ToString(CultureInfo.InvariantCulture);
+            meta["patched_bytes"] = patched.PatchedBytes.ToString(CultureInfo.InvariantCulture);
+        }
         if (!badPages.IsEmpty)
         {
             meta[BadPagesMetaKey] = string.Join(' ', badPages.OrderBy(b => b.File, StringComparer.Ordinal).ThenBy(b => b.Block).Select(b => $"{b.File}:{b.Block}"));

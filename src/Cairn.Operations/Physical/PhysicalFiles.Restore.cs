@@ -24,6 +24,12 @@ public static partial class PhysicalFiles
     {
         target = Path.GetFullPath(target);
         var plan = Plan(snap);
+        // Every page patch's base must be in the repository before anything is written (a missing one refuses the
+        // backup, naming the block).
+        foreach (var f in plan.Files)
+        {
+            repo.BasesOf(f);
+        }
         var tablespaceFolders = plan.Tablespaces.Select(l => TablespaceFolder(l, target, options)).ToList();
         var owner = Accounts.ServerOwner();
         var root = SafeDirectory.Open(target, create: true);
@@ -92,7 +98,7 @@ public static partial class PhysicalFiles
 
         async Task<bool> KeptAsync(ManifestItem item, UnixFileMode mode)
         {
-            if (exists && options.Delta && await tree.KeepIfMatchesAsync(item.Name, item.Size, mode, (s, c) => repo.ContentMatchesAsync(item, s, c), ct).ConfigureAwait(false))
+            if (exists && options.Delta && await tree.KeepIfMatchesAsync(item.Name, item.Size, mode, (s, c) => IsBlocked(item) ? repo.BlocksMatchAsync(item, s, BlockSize, c) : repo.ContentMatchesAsync(item, s, c), ct).ConfigureAwait(false))
             {
                 Interlocked.Increment(ref reusedFiles);
                 Interlocked.Add(ref reusedBytes, item.Size);
@@ -118,7 +124,7 @@ public static partial class PhysicalFiles
                 await tree.WriteFileAsync(item.Name, item.Size, DataPaths.FileMode(ModeOf(item, UnixFileMode.UserRead | UnixFileMode.UserWrite)), fill, c).ConfigureAwait(false);
                 Interlocked.Add(ref written, item.Size);
                 done?.Report(Interlocked.Add(ref processed, item.Size));
-            }, jobs, ct).ConfigureAwait(false);
+            }, jobs, CheckRebuiltBlock, ct).ConfigureAwait(false);
         }
 
         await Task.WhenAll(Enumerable.Range(0, jobs).Select(_ => Task.Run(async () =>
@@ -132,7 +138,7 @@ public static partial class PhysicalFiles
                 {
                     continue;
                 }
-                await tree.WriteFileAsync(item.Name, item.Size, mode, (s, c) => repo.ReadItemAsync(item, s, null, c), ct).ConfigureAwait(false);
+                await tree.WriteFileAsync(item.Name, item.Size, mode, (s, c) => repo.ReadItemAsync(item, s, null, CheckRebuiltBlock, c), ct).ConfigureAwait(false);
                 Interlocked.Add(ref written, item.Size);
                 done?.Report(Interlocked.Add(ref processed, item.Size));
             }
@@ -158,6 +164,23 @@ public static partial class PhysicalFiles
 
         var removed = exists && options.Delta ? tree.RemoveExtra(restoredPaths) : 0;
         return new FileRestoreStats(count, written, reusedFiles, reusedBytes, removed);
+    }
+
+    /// <summary>Whether an item was stored in fixed blocks of <see cref="BlockSize"/> (relation files).</summary>
+    private static bool IsBlocked(ManifestItem item) => item.Meta?.GetValueOrDefault("blocks") == BlockSize.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// A block rebuilt from a page patch (its keyed hash already checked) must also have the CRC-32C the backup recorded
+    /// for it when it read the block (<c>block_crcs</c>); only then is it written.
+    /// </summary>
+    private static void CheckRebuiltBlock(ManifestItem item, int index, ReadOnlySpan<byte> block)
+    {
+        var crcs = item.Meta?.GetValueOrDefault("block_crcs");
+        var crc = Cairn.PostgreSql.Physical.Crc32C.HexOf(Cairn.PostgreSql.Physical.Crc32C.ValueOf(block));
+        if (crcs is null || ((long)index + 1) * 8 > crcs.Length || !crcs.AsSpan(index * 8, 8).SequenceEqual(crc))
+        {
+            throw new DataDamagedException($"block {index} of {item.Name}, rebuilt from its page patch, has CRC-32C {crc}, the backup recorded {(crcs is not null && ((long)index + 1) * 8 <= crcs.Length ? crcs.Substring(index * 8, 8) : "none")}; nothing of it was written: restore an older backup, and run 'cairn verify'");
+        }
     }
 
     /// <summary>Files up to this size are restored many per request (see <see cref="RestoreAsync"/>).</summary>

@@ -86,6 +86,14 @@ public sealed record KeyChangeEvent(string Action, string Key, string? Repositor
     }
 }
 
+/// <summary>The repository's format was upgraded to switch a feature on (<c>repository-upgrade</c>, <c>cairn repo upgrade</c>).</summary>
+public sealed record RepositoryUpgradeEvent(string RepositoryId, int Version, IReadOnlyList<string> Features) : EvidenceEvent
+{
+    public override string Kind => "repository-upgrade";
+
+    public override void Describe(EvidenceDetails details) => details.Text("repository_id", RepositoryId).Number("version", Version).Text("features", string.Join(",", Features));
+}
+
 /// <summary>The server's user was given the WAL area and one key file (<c>key-change</c>, action archiver-allow).</summary>
 public sealed record ArchiverAllowEvent(string Key, string Group, long Gid) : EvidenceEvent
 {

@@ -48,6 +48,12 @@ public static partial class RepositoryCopier
             if (!targetConfig.AsSpan().SequenceEqual(sourceConfig))
             {
                 var id = IdOf(targetConfig);
+                if (id is not null && id == IdOf(sourceConfig))
+                {
+                    // The same repository with another config: the copy was upgraded ('cairn repo upgrade') and the primary
+                    // was not (a copy made before the primary's upgrade took the primary's config first: CarryUpgradeToAsync).
+                    throw new RepositoryException(ErrorKind.InvalidInput, $"{target.Location} is a copy of this repository with a newer or different config (it was upgraded with 'cairn repo upgrade' and this primary was not); upgrade the primary the same way, or copy to an empty location; nothing was copied");
+                }
                 throw new RepositoryException(ErrorKind.InvalidInput, $"{target.Location} holds another repository{(id is null ? "" : $" (id {id}, this one is {IdOf(sourceConfig)})")}; a copy is the same repository (same id and keys): give an empty location or an earlier copy of this one");
             }
         }

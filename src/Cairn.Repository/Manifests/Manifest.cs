@@ -8,12 +8,31 @@ public sealed record ManifestItem
     public long Size { get; init; }
     public List<string> Chunks { get; init; } = [];
     public Dictionary<string, string>? Meta { get; init; }
+
+    /// <summary>
+    /// Page patches (manifest version 2): for each patched block, by its index in <see cref="Chunks"/> (as a decimal
+    /// string), the ID of the whole chunk the patch in <c>Chunks[i]</c> applies to. Null when no block is a patch.
+    /// </summary>
+    public Dictionary<string, string>? Bases { get; init; }
+
+    /// <summary>
+    /// Every blob this item needs: its chunks and the bases of its patches. The one answer to "is this blob used"
+    /// (prune's mark, verify, pins and Object Lock, carrying an item over).
+    /// </summary>
+    public IEnumerable<string> ReferencedBlobs => Bases is { Count: > 0 } bases ? Chunks.Concat(bases.Values) : Chunks;
+
+    /// <summary>The base of block <paramref name="index"/> when it is stored as a page patch.</summary>
+    public string? BaseOf(int index) => Bases is { Count: > 0 } b && b.TryGetValue(index.ToString(System.Globalization.CultureInfo.InvariantCulture), out var id) ? id : null;
 }
 
 /// <summary>A backup: visible only once this object is stored. Written last, read first.</summary>
 public sealed record Manifest
 {
+    /// <summary>1, or 2 when an item holds page patches (<see cref="ManifestItem.Bases"/>); readers refuse any other.</summary>
     public int Version { get; init; } = 1;
+
+    /// <summary>The newest manifest version this Cairn reads.</summary>
+    public const int NewestVersion = 2;
     public DateTimeOffset Time { get; init; }
     public string Host { get; init; } = "";
     public string Name { get; init; } = "";

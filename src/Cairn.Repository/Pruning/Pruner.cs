@@ -37,6 +37,12 @@ public sealed class Pruner(Repository repo)
     /// <summary>A pack is repacked when less than this share of its bytes is still used.</summary>
     public double RepackBelowUsedShare { get; init; } = 0.5;
 
+    /// <summary>
+    /// The blobs an item keeps: <see cref="ManifestItem.ReferencedBlobs"/> (its chunks and its page patches' bases).
+    /// Tests set it to the chunks alone to make what a prune that predates page patches would make of a repository.
+    /// </summary>
+    internal Func<ManifestItem, IEnumerable<string>> Marks { get; init; } = static i => i.ReferencedBlobs;
+
     public async Task<PruneReport> PruneAsync(bool dryRun, CancellationToken cancellationToken)
     {
         var storage = repo.Storage;
@@ -59,7 +65,7 @@ public sealed class Pruner(Repository repo)
             {
                 throw new DataDamagedException($"manifest {ObjectNames.Short(id)} is unreadable ({e.Message}); prune refuses to run because it cannot tell which data that backup needs. Run 'cairn verify' and remove or repair it first", e);
             }
-            var mine = s.Manifest.Items.SelectMany(i => i.Chunks).Select(ContentId.Parse).ToList();
+            var mine = s.Manifest.Items.SelectMany(Marks).Select(ContentId.Parse).ToList();
             lock (used)
             {
                 used.UnionWith(mine);

@@ -35,11 +35,22 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage, IRa
         var temp = await WriteTempAsync(dir, data, cancellationToken).ConfigureAwait(false);
         try
         {
+            var replacing = key.Kind == ObjectKind.Config && !OperatingSystem.IsWindows() && File.Exists(final);
+            if (replacing)
+            {
+                // A new config for a repository (cairn repo upgrade): it keeps the old one's group and mode, which
+                // 'cairn archiver allow' may have shared with the server's user (wal-push reads the config).
+                if (GroupOf(final) is { } gid && Native.lchown(temp, uint.MaxValue, gid) != 0)
+                {
+                    throw new IOException($"cannot give the new config the group of the old one (errno {Marshal.GetLastPInvokeError()}); run as the repository's owner");
+                }
+                File.SetUnixFileMode(temp, File.GetUnixFileMode(final));
+            }
             File.Move(temp, final, overwrite: true);
             FsyncDirectory(dir);
-            if (key.Kind == ObjectKind.Config && !OperatingSystem.IsWindows())
+            if (key.Kind == ObjectKind.Config && !OperatingSystem.IsWindows() && !replacing)
             {
-                // Written once, by init: the repository folder itself becomes private too, even if it existed before.
+                // Written by init: the repository folder itself becomes private too, even if it existed before.
                 File.SetUnixFileMode(_root, PrivateFolder);
             }
         }
@@ -599,6 +610,19 @@ public sealed partial class FileSystemStorage : IStorage, ICleanableStorage, IRa
 
         [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int lchown(string path, uint owner, uint group);
+
+        [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int statx(int dirfd, string path, int flags, uint mask, [In, Out] byte[] buffer);
+    }
+
+    /// <summary>The group of <paramref name="path"/> (not followed when a link), or null when statx cannot tell.</summary>
+    private static uint? GroupOf(string path)
+    {
+        const int AT_SYMLINK_NOFOLLOW = 0x100;
+        const uint STATX_GID = 0x10;
+        var buffer = new byte[256];
+        // struct statx is the same on every architecture: gid at offset 24.
+        return Native.statx(Native.AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_GID, buffer) == 0 ? BitConverter.ToUInt32(buffer, 24) : null;
     }
 }
 

@@ -65,6 +65,8 @@ public sealed class Verifier(Repository repo)
 
         // Snapshots: every one must authenticate, and every blob it names must be indexed.
         var blobUsers = new Dictionary<ContentId, List<string>>();
+        // Page patches: each patch blob with the base its manifests name, so --read-data can parse it.
+        var patchBases = new Dictionary<ContentId, ContentId>();
         var snapshots = new List<Snapshot>();
         var damagedSnapshots = new List<(string, Exception)>();
         snapshots.AddRange(await repo.ListSnapshotsAsync((id, e) => damagedSnapshots.Add((id, e)), cancellationToken).ConfigureAwait(false));
@@ -85,7 +87,16 @@ public sealed class Verifier(Repository repo)
             var missing = 0;
             foreach (var item in s.Manifest.Items)
             {
-                foreach (var c in item.Chunks)
+                foreach (var (k, b) in item.Bases ?? [])
+                {
+                    var patch = ContentId.Parse(item.Chunks[int.Parse(k, System.Globalization.CultureInfo.InvariantCulture)]);
+                    if (patchBases.TryGetValue(patch, out var other) && other != ContentId.Parse(b))
+                    {
+                        findings.Add(new Finding(FindingKind.Tampered, $"snapshots/{s.Id}", $"item {item.Name} names chunk {ObjectNames.Short(b)} as the base of page patch {patch.Short}, another manifest names {other.Short}", [s.ShortId]));
+                    }
+                    patchBases[patch] = ContentId.Parse(b);
+                }
+                foreach (var c in item.ReferencedBlobs)
                 {
                     var id = ContentId.Parse(c);
                     if (!blobUsers.TryGetValue(id, out var users))
@@ -165,7 +176,7 @@ public sealed class Verifier(Repository repo)
             var sync = new object();
             await Parallel.ForEachAsync(candidates, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount), CancellationToken = cancellationToken }, async (p, ct) =>
             {
-                var local = await CheckPackAsync(p, AffectedBy(p), ct).ConfigureAwait(false);
+                var local = await CheckPackAsync(p, AffectedBy(p), patchBases, ct).ConfigureAwait(false);
                 lock (sync)
                 {
                     findings.AddRange(local.Findings);
@@ -181,7 +192,7 @@ public sealed class Verifier(Repository repo)
             [.. findings.OrderBy(f => f.Kind).ThenBy(f => f.Object, StringComparer.Ordinal)]);
     }
 
-    private async Task<(List<Finding> Findings, long Bytes)> CheckPackAsync(IndexPack p, List<string> affected, CancellationToken cancellationToken)
+    private async Task<(List<Finding> Findings, long Bytes)> CheckPackAsync(IndexPack p, List<string> affected, Dictionary<ContentId, ContentId> patchBases, CancellationToken cancellationToken)
     {
         var path = new StorageKey(ObjectKind.Data, p.Id).Path;
         var problems = new List<string>();
@@ -214,7 +225,22 @@ public sealed class Verifier(Repository repo)
             }
             try
             {
-                repo.DecodeBlob(ContentId.Parse(b.Id), bytes.AsSpan((int)b.Offset, b.Length), b.RawLength, p.Id);
+                var id = ContentId.Parse(b.Id);
+                var raw = repo.DecodeBlob(id, bytes.AsSpan((int)b.Offset, b.Length), b.RawLength, p.Id);
+                if (patchBases.TryGetValue(id, out var baseId))
+                {
+                    // A page patch authenticates like any blob; its header must also name the base its manifests name,
+                    // with pages in range, and rebuild a block of the base's length.
+                    var patch = PagePatch.Parse(raw, $"page patch {id.Short} in pack {p.Id[..8]}");
+                    if (patch.BaseId != baseId)
+                    {
+                        throw new DataDamagedException($"page patch {id.Short} applies to chunk {patch.BaseId.Short}, its manifests name {baseId.Short}");
+                    }
+                    if (repo.Index.TryGetValue(baseId, out var baseLocation) && baseLocation.RawLength != patch.RebuiltLength)
+                    {
+                        throw new DataDamagedException($"page patch {id.Short} rebuilds {patch.RebuiltLength} bytes, its base {baseId.Short} holds {baseLocation.RawLength}");
+                    }
+                }
             }
             catch (DataDamagedException e)
             {

@@ -1,0 +1,210 @@
+using Cairn.Repository;
+using Cairn.Repository.Crypto;
+using Cairn.Repository.Manifests;
+using Cairn.Repository.Storage;
+using Cairn.Tests.Support;
+
+namespace Cairn.Tests.Repository;
+
+/// <summary>
+/// Page patches at the repository level (docs/repository-format.md, "Page patches"): the patch codec, the writer's
+/// choice (patch or whole, only with the page-patches feature), the reader's rebuild, the format version and features.
+/// </summary>
+public class PagePatchFormatTests
+{
+    private const int Page = 8192;
+    private const int Block = 8 * Page;
+
+    [Fact]
+    public void A_patch_rebuilds_its_block_and_the_parser_refuses_what_a_writer_never_writes()
+    {
+        var baseBlock = TestData.Random(Block, 1);
+        var block = (byte[])baseBlock.Clone();
+        block[2 * Page + 10] ^= 0x5A;
+        block[6 * Page] ^= 0x01;
+        var baseId = ContentId.Sha256(baseBlock);
+        var rebuiltId = ContentId.Sha256(block);
+        var patch = PagePatch.Build(baseBlock, block, Page, baseId, rebuiltId)!;
+        Assert.Equal(PagePatch.HeaderSize + (2 * 2) + (2 * Page), patch.Length);
+        Assert.Null(PagePatch.Build(baseBlock, baseBlock, Page, baseId, baseId));
+
+        var parsed = PagePatch.Parse(patch, "test");
+        Assert.Equal(new ushort[] { 2, 6 }, parsed.Pages);
+        Assert.Equal(baseId, parsed.BaseId);
+        Assert.Equal(rebuiltId, parsed.RebuiltId);
+        var rebuilt = new byte[Block];
+        parsed.Apply(baseBlock, rebuilt);
+        Assert.Equal(block, rebuilt);
+
+        Assert.Throws<DataDamagedException>(() => PagePatch.Parse(patch, "test", expectedPageSize: 4096));
+        Assert.Throws<DataDamagedException>(() => parsed.Apply(baseBlock.AsSpan(0, Block - Page), new byte[Block]));
+        byte[] Forged(Action<byte[]> change)
+        {
+            var f = (byte[])patch.Clone();
+            change(f);
+            return f;
+        }
+        var refused = new (string Why, byte[] Bytes)[]
+        {
+            ("magic", Forged(f => f[0] = (byte)'X')),
+            ("trailing byte", [.. patch, 0]),
+            ("short", patch[..^1]),
+            ("pages out of order", Forged(f => { f[PagePatch.HeaderSize] = 6; f[PagePatch.HeaderSize + 2] = 2; })),
+            ("page past the block", Forged(f => f[PagePatch.HeaderSize + 2] = 8)),
+            ("page size not a power of two", Forged(f => f[72] = 1)),
+            ("length not whole pages", Forged(f => f[68] = 1)),
+            ("no pages", Forged(f => f[76] = 0)),
+        };
+        foreach (var (why, bytes) in refused)
+        {
+            var e = Record.Exception(() => PagePatch.Parse(bytes, "test"));
+            Assert.True(e is DataDamagedException, $"{why}: {e?.GetType().Name ?? "accepted"}");
+        }
+    }
+
+    [Fact]
+    public async Task Writer_patches_changed_pages_only_with_the_feature_and_the_reader_rebuilds_them()
+    {
+        using var dir = new TempDir();
+        var storage = new FileSystemStorage(dir.Path);
+        using var repo = await Cairn.Repository.Repository.InitAsync(storage, TestData.Passphrase, TestData.SmallRepo, TimeProvider.System, default);
+        // Rows compress like table pages; four blocks of eight pages.
+        var v1 = TestData.Rows(4 * Block, 7);
+        var first = await StoreAsync(repo, v1, (_, _) => BlockChoice.Whole);
+
+        // Block 1: one page changed; block 2: every page changed (a patch is not worth it); blocks 0 and 3 unchanged.
+        var v2 = (byte[])v1.Clone();
+        v2[Block + (3 * Page) + 100] ^= 0x20;
+        TestData.Rows(Block, 99).CopyTo(v2, 2 * Block);
+        BlockChoice OnPrevious(int i, ReadOnlySpan<byte> _) => new(null, null, first.Item.Chunks[i], Page);
+
+        // Without the feature nothing is patched: the manifest stays version 1, readable by every Cairn. (Block 1 differs
+        // from v2's in one more page, so v2's block 1 is not already stored whole when the patch is tried below.)
+        var other = (byte[])v2.Clone();
+        other[Block + (4 * Page)] ^= 0x01;
+        var plain = await StoreAsync(repo, other, OnPrevious);
+        Assert.Null(plain.Item.Bases);
+        Assert.Equal(1, plain.Snapshot.Manifest.Version);
+
+        Assert.True(await repo.UpgradeAsync(RepositoryConfig.PagePatches, default));
+        Assert.False(await repo.UpgradeAsync(RepositoryConfig.PagePatches, default));
+        var patched = await StoreAsync(repo, v2, OnPrevious);
+        Assert.Equal(2, patched.Snapshot.Manifest.Version);
+        Assert.Equal(new Dictionary<string, string> { ["1"] = first.Item.Chunks[1] }, patched.Item.Bases);
+        Assert.Equal(first.Item.Chunks[0], patched.Item.Chunks[0]);
+        Assert.Equal(plain.Item.Chunks[2], patched.Item.Chunks[2]); // stored whole
+        Assert.NotEqual(plain.Item.Chunks[1], patched.Item.Chunks[1]);
+        Assert.Equal(1, patched.Stats.PatchedBlocks);
+        Assert.Equal(new[] { first.Item.Chunks[1] }, patched.Item.ReferencedBlobs.Except(patched.Item.Chunks));
+
+        // Depth one: the next version patches on the same base, never on the patch.
+        var v3 = (byte[])v2.Clone();
+        v3[Block + (5 * Page) + 7] ^= 0x01;
+        var again = await StoreAsync(repo, v3, (i, _) => new(null, null, patched.Item.BaseOf(i) ?? patched.Item.Chunks[i], Page));
+        Assert.Equal(first.Item.Chunks[1], again.Item.BaseOf(1));
+
+        // The reader rebuilds (the repository reopened, from storage alone), and --delta's block match sees it as equal.
+        using var reopened = await Cairn.Repository.Repository.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
+        Assert.True(reopened.Config.Has(RepositoryConfig.PagePatches));
+        Assert.Equal(2, reopened.Config.Version);
+        var loaded = await reopened.LoadSnapshotAsync(again.Snapshot.Id, default);
+        var item = loaded.Manifest.Items.Single();
+        var checkedBlocks = new List<int>();
+        using var output = new MemoryStream();
+        await reopened.ReadItemAsync(item, output, null, (_, i, b) => checkedBlocks.Add(i), default);
+        Assert.Equal(v3, output.ToArray());
+        Assert.Equal(new[] { 1 }, checkedBlocks);
+        Assert.True(await reopened.BlocksMatchAsync(item, new MemoryStream(v3), Block, default));
+        Assert.False(await reopened.BlocksMatchAsync(item, new MemoryStream(v2), Block, default));
+        var small = new List<byte[]>();
+        await reopened.ReadItemsAsync([item], async (_, fill, c) =>
+        {
+            using var ms = new MemoryStream();
+            await fill(ms, c);
+            small.Add(ms.ToArray());
+        }, 2, null, default);
+        Assert.Equal(v3, small.Single());
+
+        // A check of the layer above refuses a rebuilt block before any byte of it is written.
+        using var refused = new MemoryStream();
+        await Assert.ThrowsAsync<DataDamagedException>(() => reopened.ReadItemAsync(item, refused, null, (_, _, _) => throw new DataDamagedException("crc"), default));
+        Assert.Equal(Block, refused.Length); // block 0 only: block 1 (the patch) was refused
+    }
+
+    [Fact]
+    public async Task A_config_or_manifest_newer_than_this_Cairn_is_refused_with_the_fix()
+    {
+        using var dir = new TempDir();
+        var storage = new FileSystemStorage(dir.Path);
+        using (var repo = await Cairn.Repository.Repository.InitAsync(storage, TestData.Passphrase, TestData.SmallRepo, TimeProvider.System, default))
+        {
+            await repo.UpgradeAsync(RepositoryConfig.PagePatches, default);
+            await Assert.ThrowsAsync<RepositoryException>(() => repo.UpgradeAsync("time-travel", default));
+        }
+        using (var repo = await Cairn.Repository.Repository.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default))
+        {
+            Assert.Equal(new[] { RepositoryConfig.PagePatches }, repo.Config.Features);
+        }
+
+        // The check a reader makes on open: a version it does not know, or a feature it does not know, refuses the
+        // repository. A Cairn from before page patches has the first check with "!= 1" (src/Cairn.Repository/Repository.cs
+        // at 495f868: "repository format version 2 is newer than this Cairn understands; upgrade Cairn").
+        using var opened = await Cairn.Repository.Repository.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
+        async Task<string> OpenFailsAsync(RepositoryConfig config)
+        {
+            using (var aead = new Aead(opened.Keys.EncryptionKey))
+            {
+                await storage.PutAsync(StorageKey.Config, Cairn.Repository.Repository.EncodeConfig(config with { Id = opened.Config.Id, Chunker = opened.Config.Chunker, PackSize = opened.Config.PackSize }, aead, Convert.FromHexString(opened.Config.Id)), default);
+            }
+            var e = await Assert.ThrowsAsync<RepositoryException>(() => Cairn.Repository.Repository.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default));
+            return e.Message;
+        }
+        Assert.Contains("format version 3 is newer than this Cairn understands; upgrade Cairn", await OpenFailsAsync(new RepositoryConfig { Version = 3, Features = [RepositoryConfig.PagePatches] }), StringComparison.Ordinal);
+        Assert.Contains("format feature 'page-patches-v9', which this Cairn does not understand; upgrade Cairn", await OpenFailsAsync(new RepositoryConfig { Version = 2, Features = [RepositoryConfig.PagePatches, "page-patches-v9"] }), StringComparison.Ordinal);
+
+        // Manifests: a version this Cairn does not know is refused; bases in a version-1 manifest are damage.
+        var item = new ManifestItem { Name = "f", Type = "file", Size = 1, Chunks = [new string('a', 64)], Bases = new() { ["0"] = new string('b', 64) } };
+        var e3 = Assert.Throws<RepositoryException>(() => StoredJson.Checked(new Manifest { Version = 3, Items = [item] }, "manifest x"));
+        Assert.Contains("upgrade Cairn", e3.Message, StringComparison.Ordinal);
+        Assert.Throws<DataDamagedException>(() => StoredJson.Checked(new Manifest { Version = 1, Items = [item] }, "manifest x"));
+        StoredJson.Checked(new Manifest { Version = 2, Items = [item] }, "manifest x");
+        Assert.Throws<DataDamagedException>(() => StoredJson.Checked(new Manifest { Version = 2, Items = [item with { Bases = new() { ["1"] = new string('b', 64) } }] }, "manifest x"));
+        Assert.Throws<DataDamagedException>(() => StoredJson.Checked(new Manifest { Version = 2, Items = [item with { Bases = new() { ["0"] = new string('a', 64) } }] }, "manifest x"));
+    }
+
+    [Fact]
+    public async Task A_copy_made_before_the_primary_was_upgraded_takes_its_config_and_a_copy_ahead_of_it_is_refused()
+    {
+        using var dir = new TempDir();
+        var primaryStorage = new FileSystemStorage(dir.File("primary"));
+        var copyStorage = new FileSystemStorage(dir.File("copy"));
+        using var primary = await Cairn.Repository.Repository.InitAsync(primaryStorage, TestData.Passphrase, TestData.SmallRepo, TimeProvider.System, default);
+        await Cairn.Repository.Copying.RepositoryCopier.CopyAsync(primaryStorage, copyStorage, false, 2, Cairn.Repository.Copying.RepositoryCopier.Order, null, default);
+        Assert.False(await primary.CarryUpgradeToAsync(copyStorage, default)); // the same config: nothing to do
+
+        // A copy upgraded on its own, ahead of its primary: left alone, and the copier refuses it.
+        using (var copy = await Cairn.Repository.Repository.OpenAsync(copyStorage, TestData.Passphrase, TimeProvider.System, default))
+        {
+            await copy.UpgradeAsync(RepositoryConfig.PagePatches, default);
+        }
+        Assert.False(await primary.CarryUpgradeToAsync(copyStorage, default));
+        var refused = await Assert.ThrowsAsync<RepositoryException>(() => Cairn.Repository.Copying.RepositoryCopier.CopyAsync(primaryStorage, copyStorage, false, 2, Cairn.Repository.Copying.RepositoryCopier.Order, null, default));
+        Assert.Contains("upgrade the primary the same way", refused.Message, StringComparison.Ordinal);
+
+        // The primary upgraded too (its config's bytes differ: another nonce): the copy takes the primary's config.
+        await primary.UpgradeAsync(RepositoryConfig.PagePatches, default);
+        Assert.True(await primary.CarryUpgradeToAsync(copyStorage, default));
+        Assert.Equal(await primaryStorage.GetAllAsync(StorageKey.Config, default), await copyStorage.GetAllAsync(StorageKey.Config, default));
+        await Cairn.Repository.Copying.RepositoryCopier.CopyAsync(primaryStorage, copyStorage, false, 2, Cairn.Repository.Copying.RepositoryCopier.Order, null, default);
+        using var reopened = await Cairn.Repository.Repository.OpenAsync(copyStorage, TestData.Passphrase, TimeProvider.System, default);
+        Assert.True(reopened.Config.Has(RepositoryConfig.PagePatches));
+    }
+
+    private static async Task<(ManifestItem Item, Snapshot Snapshot, WriteStats Stats)> StoreAsync(Cairn.Repository.Repository repo, byte[] content, Func<int, ReadOnlySpan<byte>, BlockChoice> choose)
+    {
+        await using var writer = repo.BeginWrite(new RepositoryOptions { Workers = 2 });
+        var item = await writer.AddBlocksAsync("relation", new MemoryStream(content), Block, choose, null, "file", null, default);
+        var snap = await writer.CommitAsync("t", "file", null, default);
+        return (item, snap, writer.Stats);
+    }
+}
