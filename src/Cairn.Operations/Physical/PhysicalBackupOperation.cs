@@ -21,11 +21,12 @@ public sealed class PhysicalBackupOperation(OperationContext context)
         Pins.BackupTags.Validate(request.Options.Tags); // a bad tag is refused before the backup, not after it
         var db = request.Database;
         var dataDirectory = db.Config?.DataDirectory;
+        var options = request.Options with { Compression = context.Config.CompressionOf(db.Name) };
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name} --physical", cancellationToken).ConfigureAwait(false);
         var r = dataDirectory is not null
-            ? await PhysicalFiles.BackupAsync(repo, db.Name, db.Connection, dataDirectory, request.Options, context.Time, progress is null ? null : progress.SetTotal, progress, cancellationToken).ConfigureAwait(false)
-            : await PhysicalBackups.BaseBackupAsync(repo, db.Name, db.Connection, context.Time, context.Toolchain.PostgresBin, request.Options.Tags, cancellationToken).ConfigureAwait(false);
+            ? await PhysicalFiles.BackupAsync(repo, db.Name, db.Connection, dataDirectory, options, context.Time, progress is null ? null : progress.SetTotal, progress, cancellationToken).ConfigureAwait(false)
+            : await PhysicalBackups.BaseBackupAsync(repo, db.Name, db.Connection, context.Time, context.Toolchain.PostgresBin, request.Options.Tags, options.Compression, cancellationToken).ConfigureAwait(false);
         var outcome = new PhysicalBackupOutcome(db.Name, r, dataDirectory is not null);
         var seq = context.Evidence.Record(new PhysicalBackupEvent(db.Connection.Redacted, r.Stats.BytesRead, r.Stats.BytesAdded, r.Info.StartLsn, r.Info.StopLsn, r.Info.Timeline, outcome.Method, r.ReusedBytes, r.IncrementalFrom?.Id)
         {
