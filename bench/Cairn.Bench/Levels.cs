@@ -10,7 +10,8 @@ namespace Cairn.Bench;
 /// bench/physical-levels.sh's measurement: what each zstd level (1..6) and each per-file choice of level costs and saves on
 /// a real data directory, split the way a physical backup splits it (relation files in fixed 256 KiB blocks, other files
 /// in content-defined chunks). Usage: Cairn.Bench levels DATA_DIRECTORY. Every piece is compressed at every level once,
-/// timed per piece on one thread (CPU of the thread, so the machine's load matters little), and the strategies are
+/// timed per piece on one thread (Stopwatch: wall time, so on a loaded machine it includes waiting for a core and
+/// only the ratios between levels mean much), and the strategies are
 /// computed from those sizes and times, including what their probes cost.
 /// </summary>
 internal static class LevelsBench
@@ -34,7 +35,15 @@ internal static class LevelsBench
             {
                 continue;
             }
-            var data = File.ReadAllBytes(path);
+            byte[] data;
+            try
+            {
+                data = File.ReadAllBytes(path);
+            }
+            catch (FileNotFoundException)
+            {
+                continue; // removed by the running server meanwhile (pg_internal.init, temporary files)
+            }
             input += data.Length;
             var relation = RelationPages.IsRelationData(rel);
             if (relation)
