@@ -18,6 +18,11 @@ if (args.Length == 2 && args[0] == "stages")
     return Cairn.Bench.StagesBench.Run(args[1..]);
 }
 
+if (args.Length == 2 && args[0] == "levels")
+{
+    return Cairn.Bench.LevelsBench.Run(args[1..]);
+}
+
 if (args.Length == 5 && args[0] == "scale-plan")
 {
     return await Cairn.Bench.ScaleBench.PlanAsync(args[1..]);
@@ -27,7 +32,7 @@ if (args.Length == 5 && args[0] == "scale-plan")
 // on S3, and print the times and the ratio. Usage: Cairn.Bench s3-storage ENDPOINT BUCKET FOLDER SIZE_MB
 if (args.Length != 5 || args[0] != "s3-storage")
 {
-    Console.Error.WriteLine("usage: Cairn.Bench s3-storage ENDPOINT BUCKET FOLDER SIZE_MB | scale-generate FOLDER PASSPHRASE_FILE DATABASES SNAPSHOTS WAL_OBJECTS CHUNKS_PER_BACKUP | scale-plan FOLDER PASSPHRASE_FILE DATABASE TARGET_TIME | scale-profile FOLDER PASSPHRASE_FILE | stages FILE");
+    Console.Error.WriteLine("usage: Cairn.Bench s3-storage ENDPOINT BUCKET FOLDER SIZE_MB | scale-generate FOLDER PASSPHRASE_FILE DATABASES SNAPSHOTS WAL_OBJECTS CHUNKS_PER_BACKUP | scale-plan FOLDER PASSPHRASE_FILE DATABASE TARGET_TIME | scale-profile FOLDER PASSPHRASE_FILE | stages FILE | levels DATA_DIRECTORY");
     return 2;
 }
 var endpoint = new Uri(args[1]);

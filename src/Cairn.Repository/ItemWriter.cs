@@ -103,9 +103,10 @@ public sealed class ItemWriter : IAsyncDisposable
     /// is ignored and the block stored as usual.
     /// </summary>
     /// <remarks>
-    /// The compression level is chosen per item by measured gain (see <see cref="LevelProbe"/>): the first full block is
-    /// compressed at the repository's level and at <see cref="LevelProbe.Stronger"/>, and the item's blocks use the
-    /// stronger level only when it saved at least <see cref="LevelProbe.MinimumGain"/> of the bytes on that block.
+    /// Under <c>zstd:auto</c> the compression level is chosen per item by measured gain (see <see cref="LevelProbe"/>):
+    /// the first full block is compressed at <see cref="LevelProbe.Weak"/> and <see cref="LevelProbe.Strong"/>, and the
+    /// item's blocks use the strong level only when it saved at least <see cref="LevelProbe.MinimumGain"/> of the weak
+    /// level's bytes on that block. A fixed <c>zstd:N</c> compresses every block at N.
     /// </remarks>
     public Task<ManifestItem> AddBlocksAsync(string name, Stream input, int blockSize, Func<int, ReadOnlySpan<byte>, string?> known, IProgress<long>? bytesRead, string type, Dictionary<string, string>? meta, CancellationToken cancellationToken)
         => AddBlocksAsync(name, input, blockSize, (i, b) => known(i, b) is { } id ? new BlockChoice(id, null, null, 0) : BlockChoice.Whole, bytesRead, type, meta, cancellationToken);
@@ -122,31 +123,30 @@ public sealed class ItemWriter : IAsyncDisposable
         => AddPiecesAsync(name, Blocks(input, blockSize, choose, cancellationToken), bytesRead, type, meta, cancellationToken, probeBlockSize: blockSize);
 
     /// <summary>
-    /// The per-item choice of zstd level for fixed-block items. Measured on a PostgreSQL data directory in 256 KiB
-    /// blocks (docs/benchmarks.md, bench/physical-cpu.sh's stage breakdown): level 2 costs about a quarter more
-    /// compression CPU than level 1 over the whole directory and saves 3 % of the bytes: half of that saving comes from
-    /// 3.5 % of the blocks, where it saves 20–30 %; elsewhere it saves under 2 % per block, or nothing (blocks that
-    /// compress to under a tenth). Relation files are homogeneous, so one probe block speaks for its file.
+    /// The per-item choice of zstd level for fixed-block items under <c>zstd:auto</c>. Measured on the benchmark's
+    /// PostgreSQL data directory in 256 KiB blocks (docs/benchmarks.md, "Choosing the compression level";
+    /// <c>Cairn.Bench levels</c>): level 2 costs about a quarter more compression CPU than level 1 and saves 3 % of the
+    /// bytes; level 3 at 256 KiB is worse than level 2; level 6 saves 13 % but costs 3.6× level 1's CPU, and its gain is
+    /// all in some files (text and JSON rows, their indexes) while on others (pgbench's blank filler, blocks that
+    /// compress to under a tenth) it gains nothing for the most CPU. Relation files are homogeneous, so one probe block
+    /// speaks for its file.
     /// </summary>
     internal static class LevelProbe
     {
-        public const int Stronger = 2;
+        public const int Weak = 2;
+        public const int Strong = 6;
 
-        /// <summary>The stronger level is used when it saves at least this fraction of the probe block's level-1 bytes.</summary>
-        public const double MinimumGain = 0.05;
+        /// <summary>The strong level is used when it saves at least this fraction of the probe block's weak-level bytes.</summary>
+        public const double MinimumGain = 0.15;
 
-        public static int Choose(ReadOnlySpan<byte> block, int baseLevel)
+        public static int Choose(ReadOnlySpan<byte> block)
         {
-            if (baseLevel >= Stronger)
-            {
-                return baseLevel;
-            }
             var buffer = ArrayPool<byte>.Shared.Rent(Zstd.CompressBound(block.Length));
             try
             {
-                var weak = Zstd.Compress(block, buffer, baseLevel);
-                var strong = Zstd.Compress(block, buffer, Stronger);
-                return strong <= weak * (1 - MinimumGain) ? Stronger : baseLevel;
+                var weak = Zstd.Compress(block, buffer, Weak);
+                var strong = Zstd.Compress(block, buffer, Strong);
+                return strong <= weak * (1 - MinimumGain) ? Strong : Weak;
             }
             finally
             {
@@ -203,8 +203,9 @@ public sealed class ItemWriter : IAsyncDisposable
 
     private async Task<ManifestItem> AddPiecesAsync(string name, IAsyncEnumerable<Piece> pieces, IProgress<long>? bytesRead, string type, Dictionary<string, string>? meta, CancellationToken cancellationToken, int probeBlockSize = 0)
     {
-        var level = _options.CompressionLevel;
-        var probed = probeBlockSize == 0;
+        var setting = _options.Compression;
+        var probed = probeBlockSize == 0 || !setting.IsAuto;
+        var level = probed ? setting.StreamLevel : LevelProbe.Weak;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cts.Token);
         var ct = linked.Token;
         var workers = Math.Max(1, _options.Workers);
@@ -241,7 +242,7 @@ public sealed class ItemWriter : IAsyncDisposable
                     if (!probed && c.Length == probeBlockSize)
                     {
                         // Before any block of this item is compressed: every block of it uses the same level.
-                        level = LevelProbe.Choose(c.Span, level);
+                        level = LevelProbe.Choose(c.Span);
                         probed = true;
                     }
                     await chunks.Writer.WriteAsync((seq++, c, patches ? patchBase : null, pageSize), ct).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using Cairn.Repository.Chunking;
+using Cairn.Repository.Compression;
 
 namespace Cairn.Repository;
 
@@ -35,7 +36,9 @@ public sealed record RepositoryOptions
     public Crypto.KdfParameters Kdf { get; init; } = Crypto.KdfParameters.Default;
     public ChunkerParameters Chunker { get; init; } = ChunkerParameters.Default;
     public int PackSize { get; init; } = DefaultPackSize;
-    public int CompressionLevel { get; init; } = 1;
+
+    /// <summary>How new blobs are compressed (cairn.yaml <c>compression:</c>); <c>zstd:auto</c> by default.</summary>
+    public CompressionSetting Compression { get; init; } = CompressionSetting.Auto;
 
     /// <summary>Worker threads for hashing, compressing and encrypting; defaults to the core count.</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;

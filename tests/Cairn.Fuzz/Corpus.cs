@@ -104,7 +104,7 @@ public static class Corpus
         yield return ("note-key", "signer.key", File.ReadAllBytes(folder + ".key"));
 
         yield return ("config", "cairn.yaml", Encoding.UTF8.GetBytes(SampleConfig));
-        yield return ("config", "physical.yaml", "databases:\n  app:\n    connection: \"postgresql://postgres@/postgres?host=/var/run/postgresql\"\n    data_directory: /var/lib/postgresql/15/main\n    retention: { keep_within: 30d, keep_last: 7 }\ns3: { endpoint: \"http://127.0.0.1:9000\", region: us-east-1, path_style: true }\n"u8.ToArray());
+        yield return ("config", "physical.yaml", "compression: zstd:auto\ndatabases:\n  app:\n    connection: \"postgresql://postgres@/postgres?host=/var/run/postgresql\"\n    data_directory: /var/lib/postgresql/15/main\n    compression: zstd:3\n    retention: { keep_within: 30d, keep_last: 7 }\ns3: { endpoint: \"http://127.0.0.1:9000\", region: us-east-1, path_style: true }\n"u8.ToArray());
         yield return ("cron", "daily.txt", "0 3 * * *"u8.ToArray());
         yield return ("cron", "nth.txt", "0 3 * * 0#1"u8.ToArray());
         yield return ("cron", "steps.txt", "*/5 1-5,7 * JAN-MAR MON-FRI"u8.ToArray());

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Cairn.Operations.Checks;
 using Cairn.Operations.Monitoring;
 using Cairn.Operations.Scheduling;
+using Cairn.Repository.Compression;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -119,6 +120,9 @@ public sealed record DatabaseConfig
 
     /// <summary>How the incident runbooks isolate this database, and the hooks and human steps they add (<c>incident:</c>).</summary>
     public Incidents.IncidentConfig Incident { get; init; } = Incidents.IncidentConfig.Default;
+
+    /// <summary>How this database's backups are compressed (<c>compression: zstd:N | zstd:auto</c>); null: the top-level setting.</summary>
+    public CompressionSetting? Compression { get; init; }
 }
 
 /// <summary>
@@ -200,10 +204,20 @@ public sealed record CairnConfig
     /// <summary>The second repositories <c>cairn copy</c> keeps up to date (<c>copies:</c>), in the order written.</summary>
     public IReadOnlyList<CopyConfig> Copies { get; init; } = [];
 
+    /// <summary>
+    /// How what this host writes into the repository is compressed (<c>compression:</c> at the top level): backups of
+    /// databases without a <c>compression:</c> of their own, and <c>repo put</c>. <c>zstd:auto</c> when absent.
+    /// </summary>
+    public CompressionSetting Compression { get; init; } = CompressionSetting.Auto;
+
+    /// <summary>The compression of <paramref name="database"/>'s backups: its own setting, else the top-level one.</summary>
+    public CompressionSetting CompressionOf(string? database)
+        => database is not null && Databases.TryGetValue(database, out var d) && d.Compression is { } own ? own : Compression;
+
     public static CairnConfig Empty { get; } = new();
 
-    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports", "copies"];
-    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target", "preset", "include_schemas", "exclude_schemas", "roles", "drill", "wal", "storage_buckets", "incident"];
+    private static readonly HashSet<string> TopKeys = ["repository", "evidence", "postgres_bin", "work_dir", "databases", "alerts", "s3", "append_only", "daemon", "reports", "copies", "compression"];
+    private static readonly HashSet<string> DbKeys = ["connection", "password_file", "data_directory", "retention", "checks", "schedule", "monitoring", "cleanup", "cleanup_timeouts", "erasure", "audit", "rto_target", "rpo_target", "preset", "include_schemas", "exclude_schemas", "roles", "drill", "wal", "storage_buckets", "incident", "compression"];
     private static readonly HashSet<string> DrillKeys = ["on", "password_file"];
 
     // Keys that were once accepted and silently ignored: refused with what to use instead.
@@ -343,6 +357,7 @@ public sealed record CairnConfig
                     Roles = ParseRoles(ctx, d, file, name),
                     StorageBuckets = ctx.Get(d, "storage_buckets") is { } sbn ? StorageBucketsConfigSection.Parse(sbn, file, baseDir, name, ctx) : null,
                     Incident = Incidents.IncidentConfig.Parse(ctx.Get(d, "incident"), file, name, ctx),
+                    Compression = ctx.Get(d, "compression") is { } cmp ? ParseCompression(ctx, cmp, file, $"databases.{name}.compression") : null,
                     Wal = ctx.Get(d, "wal") is { } wn ? ParseWal(ctx, ctx.Mapping(wn, $"databases.{name}.wal"), file, name, Resolve) : WalConfig.Synchronous,
                 };
             }
@@ -395,6 +410,7 @@ public sealed record CairnConfig
             }, file),
             S3 = ctx.Get(root, "s3") is { } s3 ? S3ConfigSection.Parse(s3, file, baseDir, retentionLock: retentionLock) : null,
             AppendOnly = ctx.OptBool(root, "append_only", "") ?? false,
+            Compression = ctx.Get(root, "compression") is { } topCompression ? ParseCompression(ctx, topCompression, file, "compression") : CompressionSetting.Auto,
             Daemon = ctx.Get(root, "daemon") is { } dn ? ParseDaemon(ctx, ctx.Mapping(dn, "daemon"), file) : new DaemonConfig(),
         };
     }
@@ -422,6 +438,20 @@ public sealed record CairnConfig
         YamlSequenceNode seq => new Logical.RoleSelection(false, [.. seq.Children.Select(c => ctx.Scalar(c, $"databases.{db}.roles"))]),
         var other => throw new ConfigException($"{file}:{other.Start.Line}: databases.{db}.roles must be referenced, all, or a list of role names stored besides the referenced ones, e.g. roles: [authenticator]"),
     };
+
+    private static CompressionSetting ParseCompression(Ctx ctx, YamlNode node, string file, string key)
+    {
+        var text = ctx.Scalar(node, key);
+        return CompressionSetting.Parse(text)
+            ?? throw new ConfigException($"{file}:{node.Start.Line}: {key} must be zstd:auto (the default: the level chosen per file by measured gain) or zstd:N with a level N from 1 (fastest) to {CompressionSetting.MaxLevel} (smallest), e.g. compression: zstd:3; not '{Shown(text)}'");
+    }
+
+    /// <summary>A value as it can be shown in an error: control characters escaped, at most 40 characters.</summary>
+    private static string Shown(string text)
+    {
+        var s = string.Concat(text.Take(40).Select(c => char.IsControl(c) ? $"\\x{(int)c:x2}" : c.ToString()));
+        return text.Length > 40 ? s + "…" : s;
+    }
 
     private static readonly HashSet<string> WalKeys = ["async", "spool", "push_ahead", "fetch_ahead"];
 

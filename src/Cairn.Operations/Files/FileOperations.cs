@@ -26,7 +26,7 @@ public sealed class FilePutOperation(OperationContext context)
         await using var input = request.OpenContent();
         Snapshot snap;
         WriteStats stats;
-        await using (var w = repo.BeginWrite())
+        await using (var w = repo.BeginWrite(new RepositoryOptions { Compression = context.Config.Compression }))
         {
             await w.AddStreamAsync(request.Name, input, progress, cancellationToken).ConfigureAwait(false);
             snap = await w.CommitAsync(request.Name, BackupKinds.File, null, cancellationToken).ConfigureAwait(false);

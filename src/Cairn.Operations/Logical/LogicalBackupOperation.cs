@@ -79,7 +79,7 @@ public sealed class LogicalBackupOperation(OperationContext context)
             await StorageFiles.StorageFilesBackup.ProbeAsync(context, storage, cancellationToken).ConfigureAwait(false);
             previous = await SnapshotSelector.NewestMatchingAsync(repo, new SnapshotFilter(db.Name, Kind).Matches, cancellationToken).ConfigureAwait(false);
         }
-        var result = await WriteAsync(repo, db.Name, db.Connection, options, plan, progress, context.Toolchain.PostgresBin, request.Tags,
+        var result = await WriteAsync(repo, db.Name, db.Connection, options, plan, progress, context.Toolchain.PostgresBin, request.Tags, context.Config.CompressionOf(db.Name),
             db.Config?.StorageBuckets is { } sb ? (writer, ct) => StorageFiles.StorageFilesBackup.WriteAsync(context, writer, sb, previous, progress is null ? null : new Progress<string>(t => progress.Report(new BackupProgress(writer.Stats.BytesRead, 0, 0, t))), ct) : null,
             cancellationToken).ConfigureAwait(false);
         // Deduplication reused older packs: their Object Lock must last as long as this backup may be kept.
@@ -127,12 +127,12 @@ public sealed class LogicalBackupOperation(OperationContext context)
 
     /// <summary>The dump into the repository (the caller holds a shared lock).</summary>
     private static async Task<LogicalBackupResult> WriteAsync(Repository.Repository repo, string name, PgConnection connection, DumpOptions options, LogicalBackupPlan plan,
-        IProgress<BackupProgress>? progress, string? postgresBin, IReadOnlyList<string> tags,
+        IProgress<BackupProgress>? progress, string? postgresBin, IReadOnlyList<string> tags, Repository.Compression.CompressionSetting compression,
         Func<ItemWriter, CancellationToken, Task<StorageFiles.StorageBackupSummary>>? storage, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();
         await using var dump = await LogicalDump.BeginAsync(connection, options, postgresBin, cancellationToken).ConfigureAwait(false);
-        await using var writer = repo.BeginWrite();
+        await using var writer = repo.BeginWrite(new RepositoryOptions { Compression = compression });
         var files = 0;
         var tablesDone = 0;
         long bytes = 0;

@@ -22,11 +22,12 @@ public sealed class PhysicalBackupOperation(OperationContext context)
         var db = request.Database;
         var dataDirectory = db.Config?.DataDirectory;
         var started = context.Time.GetUtcNow();
+        var options = request.Options with { Compression = context.Config.CompressionOf(db.Name) };
         using var repo = await context.OpenRepositoryAsync(cancellationToken).ConfigureAwait(false);
         await using var l = await repo.LockAsync(exclusive: false, $"backup {db.Name} --physical", cancellationToken).ConfigureAwait(false);
         var r = dataDirectory is not null
-            ? await PhysicalFiles.BackupAsync(repo, db.Name, db.Connection, dataDirectory, request.Options, context.Time, progress is null ? null : progress.SetTotal, progress, cancellationToken).ConfigureAwait(false)
-            : await PhysicalBackups.BaseBackupAsync(repo, db.Name, db.Connection, context.Time, context.Toolchain.PostgresBin, request.Options.Tags, cancellationToken).ConfigureAwait(false);
+            ? await PhysicalFiles.BackupAsync(repo, db.Name, db.Connection, dataDirectory, options, context.Time, progress is null ? null : progress.SetTotal, progress, cancellationToken).ConfigureAwait(false)
+            : await PhysicalBackups.BaseBackupAsync(repo, db.Name, db.Connection, context.Time, context.Toolchain.PostgresBin, request.Options.Tags, options.Compression, cancellationToken).ConfigureAwait(false);
         var outcome = new PhysicalBackupOutcome(db.Name, r, dataDirectory is not null);
         // An incremental reuses the previous backup's packs: their Object Lock must last as long as this backup may be kept.
         await Retention.BackupLocks.ExtendAsync(context, repo, r.Snapshot, started, cancellationToken).ConfigureAwait(false);

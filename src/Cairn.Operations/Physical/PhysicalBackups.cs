@@ -33,10 +33,10 @@ public static class PhysicalBackups
 {
     public const string BaseItem = "base.tar";
 
-    public static async Task<PhysicalBackupResult> BaseBackupAsync(Repository.Repository repo, string name, PgConnection connection, TimeProvider time, string? postgresBin, IReadOnlyList<string>? tags, CancellationToken ct)
+    public static async Task<PhysicalBackupResult> BaseBackupAsync(Repository.Repository repo, string name, PgConnection connection, TimeProvider time, string? postgresBin, IReadOnlyList<string>? tags, Repository.Compression.CompressionSetting compression, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
-        await using var writer = repo.BeginWrite();
+        await using var writer = repo.BeginWrite(new RepositoryOptions { Compression = compression });
         var info = await BaseBackup.RunAsync(connection, async stream =>
         {
             await writer.AddStreamAsync(BaseItem, stream, null, "file", null, ct).ConfigureAwait(false);

@@ -19,6 +19,9 @@ public sealed record FileBackupOptions(int Jobs, TimeSpan ArchiveWait, bool Full
 {
     /// <summary>Tags for the manifest (<c>--tag</c>).</summary>
     public IReadOnlyList<string> Tags { get; init; } = [];
+
+    /// <summary>How new blocks are compressed (cairn.yaml <c>compression:</c>, set by the operation).</summary>
+    public Repository.Compression.CompressionSetting Compression { get; init; }
 }
 
 public static partial class PhysicalFiles
@@ -49,7 +52,7 @@ public static partial class PhysicalFiles
         using var listing = DataDirectory.List(start.DataDirectory, start.TablespaceVersionDirectory);
         var entries = listing.Entries;
         total?.Invoke(entries.Sum(e => e.Size));
-        await using var writer = repo.BeginWrite();
+        await using var writer = repo.BeginWrite(new RepositoryOptions { Compression = options.Compression });
         foreach (var e in entries.Where(e => e.Type != DataEntryType.File))
         {
             writer.AddExistingItem(new ManifestItem { Name = e.Path, Type = e.Type == DataEntryType.Directory ? "dir" : "link", Meta = EntryMeta(e, null) });

@@ -59,7 +59,7 @@ public static partial class PhysicalFiles
             root.Dispose();
             throw;
         }
-        using var tree = new RestoreTree(root, owner);
+        using var tree = new RestoreTree(root, owner) { Fresh = !exists };
 
         // Tablespaces: into the folder named in the map, else beside the data directory (DIR-tablespaces/OID),
         // never onto the original's location. Their contents are written into that folder directly; the

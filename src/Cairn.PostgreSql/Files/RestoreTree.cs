@@ -35,6 +35,14 @@ public sealed class RestoreTree : IDisposable
     public SafeDirectory Root => _folders[""];
 
     /// <summary>
+    /// Set when the restore writes into an empty target: a file is then created under its own name (O_EXCL|O_NOFOLLOW,
+    /// so nothing already there is written through or replaced) instead of a random one renamed over it, which saves
+    /// a rename per file; when something of that name is there after all (a mapped tablespace folder kept by --delta,
+    /// an entry the server's user made meanwhile), the file is written the usual way and replaces it.
+    /// </summary>
+    public bool Fresh { get; init; }
+
+    /// <summary>
     /// Makes names under <paramref name="name"/> (a <c>pg_tblspc/OID</c> link) resolve inside <paramref name="folder"/>
     /// directly, never through the link in the data directory. The tree takes over the handle.
     /// </summary>
@@ -97,6 +105,19 @@ public sealed class RestoreTree : IDisposable
 
     public bool HasFolder(string name) => _folders.ContainsKey(name);
 
+    /// <summary>Fills a file just created (the handle is taken over): preallocated, written, then its mode and owner set by handle.</summary>
+    private async Task FillAsync(SafeFileHandle handle, long size, UnixFileMode mode, Func<Stream, CancellationToken, Task> fill, CancellationToken ct)
+    {
+        await using var fs = new PositionalWriteStream(handle);
+        SafeDirectory.Preallocate(handle, size);
+        await fill(fs, ct).ConfigureAwait(false);
+        SafeDirectory.SetMode(handle, mode);
+        if (_owner is { } o)
+        {
+            SafeDirectory.SetOwner(handle, o);
+        }
+    }
+
     /// <summary>
     /// Writes a file: a fresh file under a random name (O_CREAT|O_EXCL|O_NOFOLLOW, 0600), filled by
     /// <paramref name="fill"/>, given <paramref name="mode"/> and its owner through its handle, then renamed over
@@ -106,21 +127,30 @@ public sealed class RestoreTree : IDisposable
     {
         var parent = Folder(DataPaths.Parent(name));
         var leaf = DataPaths.Leaf(name);
+        if (Fresh && parent.TryCreateFile(leaf, PrivateFile) is { } direct)
+        {
+            try
+            {
+                await FillAsync(direct, size, mode, fill, ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                try
+                {
+                    parent.Remove(leaf);
+                }
+                catch (IOException)
+                {
+                    // the first error is the one to report
+                }
+                throw;
+            }
+            return;
+        }
         var temp = ".cairn-" + RandomNumberGenerator.GetHexString(16, lowercase: true);
         try
         {
-            var handle = parent.CreateFile(temp, PrivateFile);
-            await using (var fs = new FileStream(handle, FileAccess.Write, bufferSize: 0))
-            {
-                SafeDirectory.Preallocate(handle, size);
-                await fill(fs, ct).ConfigureAwait(false);
-                await fs.FlushAsync(ct).ConfigureAwait(false);
-                SafeDirectory.SetMode(handle, mode);
-                if (_owner is { } o)
-                {
-                    SafeDirectory.SetOwner(handle, o);
-                }
-            }
+            await FillAsync(parent.CreateFile(temp, PrivateFile), size, mode, fill, ct).ConfigureAwait(false);
             parent.Rename(temp, leaf);
         }
         catch

@@ -249,6 +249,19 @@ public sealed class SafeDirectory : IDisposable
         return new SafeFileHandle(Check(Native.OpenAt(Fd, name, Native.O_WRONLY | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW | Native.O_NOCTTY | Native.O_CLOEXEC, (uint)mode), "create", Child(name)), ownsHandle: true);
     }
 
+    /// <summary>Like <see cref="CreateFile"/>, but null when something of that name already exists (EEXIST: a file, a folder, a link).</summary>
+    public SafeFileHandle? TryCreateFile(string name, UnixFileMode mode)
+    {
+        Segment(name);
+        var fd = Native.OpenAt(Fd, name, Native.O_WRONLY | Native.O_CREAT | Native.O_EXCL | Native.O_NOFOLLOW | Native.O_NOCTTY | Native.O_CLOEXEC, (uint)mode);
+        if (fd >= 0)
+        {
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        return errno == Native.EEXIST ? null : throw Error("create", Child(name), errno);
+    }
+
     /// <summary>Opens an existing regular file with one link for appending, or creates it; never through a link.</summary>
     public SafeFileHandle OpenOrCreateForAppend(string name, UnixFileMode mode, out bool created)
     {

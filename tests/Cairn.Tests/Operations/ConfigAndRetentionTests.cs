@@ -25,6 +25,47 @@ public class ConfigTests
         Assert.Equal(12, app.Retention.KeepMonthly);
     }
 
+    [Fact]
+    public void Compression_is_set_at_the_top_and_per_database_and_defaults_to_auto()
+    {
+        var c = CairnConfig.Parse("""
+            compression: zstd:4
+            databases:
+              app:
+                connection: "postgresql://cairn_backup@db.internal:5432/app"
+                compression: zstd:9
+              other:
+                connection: "postgresql://cairn_backup@db.internal:5432/other"
+            """, "/etc/cairn/cairn.yaml");
+        Assert.Equal("zstd:9", c.CompressionOf("app").ToString());
+        Assert.Equal("zstd:4", c.CompressionOf("other").ToString());
+        Assert.Equal("zstd:4", c.CompressionOf(null).ToString()); // repo put
+        Assert.Equal("zstd:4", c.CompressionOf("not-configured").ToString());
+        var plain = CairnConfig.Parse("databases:\n  app:\n    connection: x\n", "cairn.yaml");
+        Assert.True(plain.CompressionOf("app").IsAuto);
+        Assert.True(CairnConfig.Empty.Compression.IsAuto);
+        Assert.Equal("zstd:auto", CairnConfig.Parse("compression: zstd:auto\n", "cairn.yaml").Compression.ToString());
+    }
+
+    [Theory]
+    [InlineData("compression: zstd:0\n", "cairn.yaml:1", "'zstd:0'")]
+    [InlineData("compression: zstd:23\n", "cairn.yaml:1", "'zstd:23'")]
+    [InlineData("compression: lz4\n", "cairn.yaml:1", "'lz4'")]
+    [InlineData("compression: [zstd:3]\n", "cairn.yaml:1", "'compression' must be a single value")]
+    [InlineData("databases:\n  app:\n    connection: x\n    compression: zstd:fast\n", "cairn.yaml:4", "databases.app.compression must be zstd:auto")]
+    [InlineData("databases:\n  app:\n    connection: x\n    compression: \"zstd:3\\u0007\"\n", "cairn.yaml:4", "zstd:3\\x07")]
+    public void A_bad_compression_is_refused_naming_the_line_and_the_choices(string yaml, string where, string what)
+    {
+        var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse(yaml, "cairn.yaml"));
+        Assert.Contains(where, e.Message, StringComparison.Ordinal);
+        Assert.Contains(what, e.Message, StringComparison.Ordinal);
+        if (!what.Contains("single value", StringComparison.Ordinal))
+        {
+            Assert.Contains("zstd:auto (the default", e.Message, StringComparison.Ordinal);
+            Assert.Contains("zstd:N with a level N from 1 (fastest) to 19", e.Message, StringComparison.Ordinal);
+        }
+    }
+
     [Theory]
     [InlineData("databases:\n  app:\n    conection: x\n", "cairn.yaml:3", "databases.app.conection")]
     [InlineData("databases:\n  app:\n    connection: x\n    retention: { keep_last: seven }\n", "cairn.yaml:4", "keep_last")]
