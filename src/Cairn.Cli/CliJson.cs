@@ -53,6 +53,9 @@ public sealed record CopyTargetRow(string Target, bool Ok, bool NewCopy, long Ob
     public long? BytesRead { get; init; }
 
     public int? WalCopied { get; init; }
+
+    /// <summary>The size of the primary's packs those blobs came from: what copying them whole would have moved.</summary>
+    public long? WholePackBytes { get; init; }
 }
 
 public sealed record CopyOutput(string MessageType, bool Ok, IReadOnlyList<CopyTargetRow> Targets);

@@ -37,6 +37,7 @@ internal static class CopyCommands
                 BlobsPresent = t.Blobs?.BlobsPresent,
                 BytesRead = t.Blobs?.BytesRead,
                 WalCopied = t.Blobs?.WalCopied,
+                WholePackBytes = t.Blobs?.WholePackBytes,
             }).ToList();
             inv.Console.Out.WriteLine(JsonSerializer.Serialize(new CopyOutput("summary", !r.HasDamage && !r.HasErrors, rows), CliJson.Default.CopyOutput));
         }

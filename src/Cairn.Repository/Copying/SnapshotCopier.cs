@@ -20,10 +20,14 @@ public sealed record SnapshotCopyPlan(IReadOnlyList<Snapshot> Snapshots, IReadOn
 /// The figures of one blob-level copy: snapshots written and already there, blobs written (each read from the primary
 /// and authenticated) and already there, the bytes read from the primary's packs and written to the target (packs, WAL,
 /// manifests and the rest), and what was found wrong. <see cref="Reencrypted"/>: the target has other keys.
+/// <see cref="WholePackBytes"/>: the size of the primary's packs the blobs came from, what copying those packs whole
+/// would have moved instead (docs/benchmarks.md compares the two).
 /// </summary>
 public sealed record SnapshotCopyReport(bool Reencrypted, int SnapshotsCopied, int SnapshotsPresent, long BlobsCopied, long BlobsPresent, long BytesRead, long BytesWritten,
     int PacksWritten, int WalCopied, int WalPresent, int PinsCopied, int LedgerCopied, int IncidentsCopied, IReadOnlyList<CopyFinding> Findings)
 {
+    public long WholePackBytes { get; init; }
+
     public long ObjectsCopied => PacksWritten + (PacksWritten > 0 ? 1 : 0) + SnapshotsCopied + WalCopied + PinsCopied + LedgerCopied + IncidentsCopied;
 }
 
@@ -127,10 +131,11 @@ public static class SnapshotCopier
             list.Add((id, loc));
         }
         var mapLock = new object();
-        long packsDone = 0;
+        long packsDone = 0, wholePackBytes = 0;
         await Parallel.ForEachAsync(byPack.OrderBy(p => p.Key.ToHex(), StringComparer.Ordinal), new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, async (pack, ct) =>
         {
             var packName = pack.Key.ToHex();
+            Interlocked.Add(ref wholePackBytes, (await source.Storage.StatAsync(new StorageKey(ObjectKind.Data, packName), ct).ConfigureAwait(false))?.Size ?? 0);
             var blobs = pack.Value.OrderBy(b => b.Location.Offset).ToList();
             var i = 0;
             while (i < blobs.Count)
@@ -307,7 +312,7 @@ public static class SnapshotCopier
             }
         }
         return new SnapshotCopyReport(reseal, snapshotsCopied, plan.Snapshots.Count - toCopy.Count, blobsCopied, present, bytesRead, bytesWritten, packer.PacksWritten,
-            walCopied, walPresent, pinsCopied, ledgerCopied, incidentsCopied, [.. findings]);
+            walCopied, walPresent, pinsCopied, ledgerCopied, incidentsCopied, [.. findings]) { WholePackBytes = wholePackBytes };
     }
 
     /// <summary>
