@@ -35,7 +35,30 @@ public sealed record DoctorCheckRow(string Name, string State, string Detail);
 public sealed record DoctorOutput(string MessageType, bool Ok, string Repository, bool AppendOnly, bool RepositoryExists, IReadOnlyList<DoctorCheckRow> Checks);
 
 public sealed record CopyTargetRow(string Target, bool Ok, bool NewCopy, long ObjectsCopied, long BytesCopied, long ObjectsPresent, int EvidenceFiles, int SnapshotsInCopy, string Scope,
-    IReadOnlyList<string> Damage, string? Error);
+    IReadOnlyList<string> Damage, string? Error)
+{
+    /// <summary>The filter (databases, since) as text; null for a copy of everything.</summary>
+    public string? Filter { get; init; }
+
+    /// <summary>The copy is a repository with keys of its own: what was copied was re-encrypted.</summary>
+    public bool Reencrypted { get; init; }
+
+    /// <summary>Blob-level copies only (a filter, or other keys): snapshots copied now and already there, blobs written and already there, bytes read from the primary's packs.</summary>
+    public int? SnapshotsCopied { get; init; }
+
+    public int? SnapshotsPresent { get; init; }
+
+    public long? BlobsCopied { get; init; }
+
+    public long? BlobsPresent { get; init; }
+
+    public long? BytesRead { get; init; }
+
+    public int? WalCopied { get; init; }
+
+    /// <summary>The size of the primary's packs those blobs came from: what copying them whole would have moved.</summary>
+    public long? WholePackBytes { get; init; }
+}
 
 public sealed record CopyOutput(string MessageType, bool Ok, IReadOnlyList<CopyTargetRow> Targets);
 

@@ -31,6 +31,38 @@ public static partial class ErasureLedger
         return name;
     }
 
+    /// <summary>
+    /// Stores an entry under the name it has in another repository (a re-encrypting copy): sealed under this repository's
+    /// key, create-only. Returns the bytes stored (0 when the name was there already).
+    /// </summary>
+    internal static async Task<long> PutEntryAsync(Repository repo, string name, byte[] entry, CancellationToken ct)
+    {
+        var m = EntryName().Match(name);
+        if (!m.Success)
+        {
+            throw new RepositoryException(ErrorKind.InvalidInput, $"'{name}' is not a ledger entry's name");
+        }
+        var sealedBytes = repo.Aead.Seal(entry, Aead.Concat(Context, Encoding.UTF8.GetBytes(name)));
+        return await Copying.RepositoryCopier.CreateAsync(repo.Storage, new StorageKey(ObjectKind.Ledger, name), sealedBytes, ct).ConfigureAwait(false) ? sealedBytes.Length : 0;
+    }
+
+    /// <summary>The databases that have entries in the ledger (a name outside the format is damage, as in <see cref="ReadAsync"/>).</summary>
+    public static async Task<List<string>> DatabasesAsync(Repository repo, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(repo);
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        await foreach (var o in repo.Storage.ListAsync(ObjectKind.Ledger, ct).ConfigureAwait(false))
+        {
+            var m = EntryName().Match(o.Key.Name);
+            if (!m.Success)
+            {
+                throw new DataDamagedException($"ledger/{o.Key.Name} is not a ledger entry's name; the erasure ledger must hold only Cairn's entries (docs/repository-format.md)");
+            }
+            names.Add(m.Groups[1].Value);
+        }
+        return [.. names];
+    }
+
     /// <summary>Every entry of <paramref name="database"/>, oldest first. A damaged or foreign object is an error, never skipped.</summary>
     public static async Task<List<(string Name, byte[] Entry)>> ReadAsync(Repository repo, string database, CancellationToken ct)
     {

@@ -395,7 +395,7 @@ public sealed record CairnConfig
         return new CairnConfig
         {
             File = file,
-            Copies = CopiesConfigSection.Parse(ctx.Get(root, "copies"), file, baseDir, repository, retentionLock),
+            Copies = CopiesConfigSection.Parse(ctx.Get(root, "copies"), file, baseDir, repository, retentionLock, dbs.Keys),
             Reports = reports,
             Repository = repository,
             Evidence = evidence,

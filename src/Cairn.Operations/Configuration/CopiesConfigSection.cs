@@ -11,17 +11,28 @@ namespace Cairn.Operations.Configuration;
 /// <c>s3:</c> block. <see cref="Job"/>: the daemon's <c>copy</c> job when a schedule is given. <see cref="MaxAge"/>:
 /// <c>check</c> is CRITICAL when the last good copy is older.
 /// </summary>
+/// <remarks>
+/// <see cref="Databases"/> and <see cref="Since"/> narrow the copy (docs/repository-format.md, "Filtered copies");
+/// <see cref="PassphraseFile"/> names the file holding the passphrase of a copy that is a repository of its own (other
+/// keys: the copy re-encrypts).
+/// </remarks>
 public sealed record CopyConfig(string Repository, S3Options? S3, ScheduledJob? Job, TimeSpan MaxAge, bool ReadData)
 {
+    public IReadOnlyList<string> Databases { get; init; } = [];
+
+    public string? Since { get; init; }
+
+    public string? PassphraseFile { get; init; }
+
     public static readonly TimeSpan DefaultMaxAge = TimeSpan.FromDays(2);
 }
 
 /// <summary>Parses <c>copies: [ { repository, schedule, max_age, read_data, s3: { … } } ]</c> at config load; errors name the file, line and key.</summary>
 public static class CopiesConfigSection
 {
-    private static readonly HashSet<string> Keys = ["repository", "schedule", "max_age", "read_data", "s3"];
+    private static readonly HashSet<string> Keys = ["repository", "schedule", "max_age", "read_data", "s3", "databases", "since", "passphrase_file"];
 
-    internal static List<CopyConfig> Parse(YamlNode? node, string file, string baseDirectory, string? primary, RetentionLock? retentionLock = null)
+    internal static List<CopyConfig> Parse(YamlNode? node, string file, string baseDirectory, string? primary, RetentionLock? retentionLock = null, IReadOnlyCollection<string>? databases = null)
     {
         if (node is null)
         {
@@ -69,7 +80,37 @@ public static class CopiesConfigSection
                 throw new ConfigException($"{file}:{ctx.Get(m, "max_age")!.Start.Line}: {where}.max_age must be above zero, e.g. 2d");
             }
             var s3 = ctx.Get(m, "s3") is { } s3n ? S3ConfigSection.Parse(s3n, file, baseDirectory, where + ".s3", retentionLock) : null;
-            result.Add(new CopyConfig(repository, s3, job, maxAge, ctx.OptBool(m, "read_data", where) ?? false));
+            var names = ctx.Get(m, "databases") switch
+            {
+                null => [],
+                YamlSequenceNode seq when seq.Children.Count > 0 => seq.Children.Select(c => ctx.Scalar(c, where + ".databases")).ToList(),
+                var other => throw new ConfigException($"{file}:{other.Start.Line}: {where}.databases must be a non-empty list of databases named under databases:, e.g. databases: [app]"),
+            };
+            foreach (var name in names)
+            {
+                if (databases is not null && !databases.Contains(name))
+                {
+                    throw new ConfigException($"{file}:{ctx.Get(m, "databases")!.Start.Line}: {where}.databases: '{name}' is not a database of this file (databases: {(databases.Count == 0 ? "none" : string.Join(", ", databases.Order(StringComparer.Ordinal)))}); name one of them or remove it");
+                }
+            }
+            if (names.Distinct(StringComparer.Ordinal).Count() != names.Count)
+            {
+                throw new ConfigException($"{file}:{ctx.Get(m, "databases")!.Start.Line}: {where}.databases names a database twice");
+            }
+            var since = ctx.OptString(m, "since", where);
+            if (since is not null)
+            {
+                try
+                {
+                    _ = Copying.CopyFilter.SinceTime(since, DateTimeOffset.UnixEpoch.AddYears(100));
+                }
+                catch (Repository.RepositoryException e)
+                {
+                    throw new ConfigException($"{file}:{ctx.Get(m, "since")!.Start.Line}: {where}.since: {e.Message}");
+                }
+            }
+            var passphraseFile = ctx.OptString(m, "passphrase_file", where) is { } pf ? Path.GetFullPath(pf, baseDirectory) : null;
+            result.Add(new CopyConfig(repository, s3, job, maxAge, ctx.OptBool(m, "read_data", where) ?? false) { Databases = names, Since = since, PassphraseFile = passphraseFile });
         }
         return result;
     }

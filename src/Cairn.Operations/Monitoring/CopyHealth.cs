@@ -19,7 +19,9 @@ public static class CopyHealth
             var runs = entries.Where(e => e.Kind == "copy" && e.Record?["details"]?["target"]?.GetValue<string>() is { } t && SameTarget(t, copy.Repository)).ToList();
             var lastPass = runs.LastOrDefault(e => e.Record?["result"]?.GetValue<string>() == "pass")?.Time;
             var last = runs.LastOrDefault();
-            var pending = entries.FirstOrDefault(e => e.Kind == "backup" && e.Record?["result"]?.GetValue<string>() == "pass" && e.Time is { } t && (lastPass is null || t > lastPass))?.Time;
+            // A copy of some databases lags only behind their backups.
+            var pending = entries.FirstOrDefault(e => e.Kind == "backup" && e.Record?["result"]?.GetValue<string>() == "pass" && e.Time is { } t && (lastPass is null || t > lastPass)
+                && (copy.Databases.Count == 0 || (e.Record?["database"]?.GetValue<string>() is { } db && copy.Databases.Contains(db))))?.Time;
             var failedLast = last is not null && last.Record?["result"]?.GetValue<string>() != "pass";
             var why = failedLast ? $"; the last run at {last!.Time:u} did not pass: {last.Record?["details"]?["error"]?.GetValue<string>() ?? last.Record?["details"]?["findings"]?.GetValue<string>() ?? "see 'cairn evidence show " + last.Seq + "'"}" : "";
             if (pending is null)

@@ -514,10 +514,24 @@ public sealed record CopyEvent(string Target, long ObjectsCopied, long BytesCopi
 {
     public override string Kind => "copy";
 
+    /// <summary>The copy's filter as text (databases, since), null when it took everything.</summary>
+    public string? Filter { get; init; }
+
+    /// <summary>The copy is a repository with keys of its own: every object was re-encrypted.</summary>
+    public bool Reencrypted { get; init; }
+
     public override void Describe(EvidenceDetails details)
     {
         details.Text("target", Target).Number("objects_copied", ObjectsCopied).Number("bytes_copied", BytesCopied).Number("objects_present", ObjectsPresent)
             .Number("evidence_files", EvidenceFiles).Number("snapshots_in_copy", SnapshotsInCopy).Text("scope", Scope).Number("damage_findings", DamageFindings);
+        if (Filter is not null)
+        {
+            details.Text("filter", Filter);
+        }
+        if (Reencrypted)
+        {
+            details.Text("keys", "re-encrypted");
+        }
         if (FirstFindings.Count > 0)
         {
             details.Text("findings", string.Join("; ", FirstFindings));

@@ -41,10 +41,44 @@ public class CopyConfigTests
     [InlineData("copies:\n  - repository: /a\n    keep: 3\n", "unknown key 'copies[0].keep'")]
     [InlineData("copies:\n  - repository: /a\n    s3: { secret_access_key: x }\n", "copies[0].s3.secret_access_key: credentials never go in cairn.yaml")]
     [InlineData("copies:\n  - repository: ftp://host/x\n", "copies[0].repository: repository location ftp://host/x: the scheme 'ftp://' is not supported")]
+    [InlineData("databases:\n  app: { connection: \"host=/tmp\" }\ncopies:\n  - repository: /a\n    databases: [billing]\n", "c.yaml:5: copies[0].databases: 'billing' is not a database of this file (databases: app); name one of them or remove it")]
+    [InlineData("databases:\n  app: { connection: \"host=/tmp\" }\ncopies:\n  - repository: /a\n    databases: [app, app]\n", "copies[0].databases names a database twice")]
+    [InlineData("copies:\n  - repository: /a\n    databases: app\n", "c.yaml:3: copies[0].databases must be a non-empty list of databases named under databases:")]
+    [InlineData("copies:\n  - repository: /a\n    since: last tuesday\n", "c.yaml:3: copies[0].since: since 'last tuesday' is neither a date/time (2026-11-01, 2026-11-01T12:00:00Z) nor a duration back from now (7d, 12h, 30m)")]
     public void A_bad_copies_entry_is_refused_at_load_naming_the_line_and_the_fix(string yaml, string expected)
     {
         var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse(yaml, "c.yaml"));
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_copies_entry_takes_databases_since_and_a_passphrase_file_for_a_copy_with_keys_of_its_own()
+    {
+        var c = CairnConfig.Parse("databases:\n  app: { connection: \"host=/tmp\" }\n  crm: { connection: \"host=/tmp\" }\ncopies:\n  - repository: s3://offsite/cairn\n    databases: [app]\n    since: 30d\n    passphrase_file: offsite.pass\n  - repository: /mnt/usb\n    since: 2026-11-01\n", "/etc/cairn/c.yaml");
+        Assert.Equal(["app"], c.Copies[0].Databases);
+        Assert.Equal("30d", c.Copies[0].Since);
+        Assert.Equal("/etc/cairn/offsite.pass", c.Copies[0].PassphraseFile);
+        Assert.Empty(c.Copies[1].Databases);
+        Assert.Null(c.Copies[1].PassphraseFile);
+        Assert.Equal(DateTimeOffset.Parse("2026-11-01T00:00:00Z", CultureInfo.InvariantCulture), Cairn.Operations.Copying.CopyFilter.SinceTime(c.Copies[1].Since!, Now));
+        Assert.Equal(Now - TimeSpan.FromDays(30), Cairn.Operations.Copying.CopyFilter.SinceTime(c.Copies[0].Since!, Now));
+    }
+
+    [Fact]
+    public void A_copy_of_some_databases_lags_only_behind_their_backups()
+    {
+        var copies = CairnConfig.Parse("databases:\n  app: { connection: \"host=/tmp\" }\n  crm: { connection: \"host=/tmp\" }\ncopies:\n  - { repository: /mnt/usb, max_age: 1d, databases: [app] }\n", "c.yaml").Copies;
+        var crm = Entry(2, "backup", "pass", TimeSpan.FromDays(3));
+        crm.Record!["database"] = "crm";
+        var app = Entry(1, "backup", "pass", TimeSpan.FromDays(4));
+        app.Record!["database"] = "app";
+        // Copied after app's backup; crm's later backup is not this copy's business.
+        List<LogEntry> entries = [app, Entry(3, "copy", "pass", TimeSpan.FromDays(3.5), "/mnt/usb"), crm];
+        Assert.Equal(HealthState.Ok, Assert.Single(CopyHealth.Evaluate(entries, copies, Now)).State);
+        var later = Entry(4, "backup", "pass", TimeSpan.FromDays(2));
+        later.Record!["database"] = "app";
+        entries.Add(later);
+        Assert.Equal(HealthState.Critical, Assert.Single(CopyHealth.Evaluate(entries, copies, Now)).State);
     }
 
     private static readonly DateTimeOffset Now = DateTimeOffset.Parse("2026-12-05T12:00:00Z", CultureInfo.InvariantCulture);

@@ -258,6 +258,81 @@ public sealed class CopyTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
         Assert.Equal("pass", record["result"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task Copy_since_a_time_takes_only_the_snapshots_from_then_and_a_bad_filter_is_refused_with_nothing_written()
+    {
+        using var dir = new TempDir();
+        var copy = dir.File("copy");
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE"] = TestData.Passphrase });
+        Assert.Equal(0, (await cli.RunAsync(Init)).Code);
+        await File.WriteAllBytesAsync(dir.File("old.bin"), TestData.Random(600_000, 61));
+        await File.WriteAllBytesAsync(dir.File("new.bin"), TestData.Random(700_000, 62));
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "old", dir.File("old.bin"))).Code);
+        await Task.Delay(1100);
+        var between = TimeProvider.System.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+        await Task.Delay(1100);
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "new", dir.File("new.bin"))).Code);
+
+        // Bad filters: a clear error each, and the copy's location is never created.
+        var (code, output, err) = await cli.RunAsync("copy", "--to", copy, "--since", "last week");
+        Assert.True(code == ExitCodes.Usage, $"{code}: {output}{err}");
+        Assert.Contains("since 'last week' is neither a date/time (2026-11-01, 2026-11-01T12:00:00Z) nor a duration back from now (7d, 12h, 30m)", output + err, StringComparison.Ordinal);
+        (code, output, err) = await cli.RunAsync("copy", "--to", copy, "--database", "nosuch");
+        Assert.True(code == ExitCodes.Failure, output + err);
+        Assert.Contains("--database nosuch: the primary holds no snapshot of it", output + err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(copy, "snapshots")) && Directory.EnumerateFiles(Path.Combine(copy, "snapshots")).Any());
+
+        (code, output, err) = await cli.RunAsync("copy", "--to", copy, "--since", between, "--json");
+        Assert.True(code == 0, output + err);
+        Assert.Equal(1, System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("targets")[0].GetProperty("snapshots_copied").GetInt32());
+        var copyCli = new CliRunner(new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = copy, ["CAIRN_PASSPHRASE"] = TestData.Passphrase });
+        (code, output, err) = await copyCli.RunAsync("repo", "get", "new", dir.File("back.bin"));
+        Assert.True(code == 0, output + err);
+        Assert.Equal(await File.ReadAllBytesAsync(dir.File("new.bin")), await File.ReadAllBytesAsync(dir.File("back.bin")));
+        (code, output, err) = await copyCli.RunAsync("repo", "get", "old", dir.File("old-back.bin"));
+        Assert.NotEqual(0, code);
+        (code, output, err) = await copyCli.RunAsync("verify", "--read-data");
+        Assert.True(code == 0, output + err);
+        // Then everything: the older snapshot joins, the newer is already there.
+        (code, output, err) = await cli.RunAsync("copy", "--to", copy, "--json");
+        Assert.True(code == 0, output + err);
+        Assert.Equal(2, System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("targets")[0].GetProperty("snapshots_in_copy").GetInt32());
+    }
+
+    [Fact]
+    public async Task Copy_from_one_bucket_to_another_takes_one_database_reencrypted_under_the_copys_own_passphrase()
+    {
+        using var dir = new TempDir();
+        var primary = "s3://" + S3rverFixture.Bucket + "/" + s3.NewLocation("s3-primary").Prefix;
+        var target = "s3://" + S3rverFixture.Bucket + "/" + s3.NewLocation("s3-copy").Prefix;
+        var credentials = dir.File("s3.credentials");
+        await File.WriteAllTextAsync(credentials, $"[default]\naws_access_key_id = {S3rverFixture.AccessKey}\naws_secret_access_key = {S3rverFixture.AccessKey}\n");
+        File.SetUnixFileMode(credentials, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var config = dir.File("cairn.yaml");
+        await File.WriteAllTextAsync(config, $"s3: {{ endpoint: \"{s3.Endpoint}\", credentials_file: {credentials} }}\nevidence:\n  path: {dir.File("evidence")}\n");
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_CONFIG"] = config, ["CAIRN_REPOSITORY"] = primary, ["CAIRN_PASSPHRASE"] = TestData.Passphrase });
+        Assert.Equal(0, (await cli.RunAsync(Init)).Code);
+        await File.WriteAllBytesAsync(dir.File("one.bin"), TestData.Random(800_000, 81));
+        await File.WriteAllBytesAsync(dir.File("two.bin"), TestData.Random(500_000, 82));
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "one", dir.File("one.bin"))).Code);
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "two", dir.File("two.bin"))).Code);
+        var copyCli = new CliRunner(new Dictionary<string, string> { ["CAIRN_CONFIG"] = config, ["CAIRN_REPOSITORY"] = target, ["CAIRN_PASSPHRASE"] = "the copy's passphrase 33aa", ["CAIRN_EVIDENCE"] = dir.File("copy-evidence") });
+        Assert.Equal(0, (await copyCli.RunAsync(Init)).Code);
+        await File.WriteAllTextAsync(dir.File("copy.pass"), "the copy's passphrase 33aa\n");
+
+        var (code, output, err) = await cli.RunAsync("copy", "--to", target, "--database", "one", "--to-passphrase-file", dir.File("copy.pass"), "--json");
+        Assert.True(code == 0, output + err);
+        var row = System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("targets")[0];
+        Assert.True(row.GetProperty("reencrypted").GetBoolean());
+        Assert.Equal(1, row.GetProperty("snapshots_copied").GetInt32());
+        (code, output, err) = await copyCli.RunAsync("repo", "get", "one", dir.File("back.bin"));
+        Assert.True(code == 0, output + err);
+        Assert.Equal(await File.ReadAllBytesAsync(dir.File("one.bin")), await File.ReadAllBytesAsync(dir.File("back.bin")));
+        Assert.NotEqual(0, (await copyCli.RunAsync("repo", "get", "two", dir.File("two-back.bin"))).Code);
+        (code, output, err) = await copyCli.RunAsync("verify", "--read-data");
+        Assert.True(code == 0, output + err);
+    }
+
     private static string Snapshot(StringBuilder log)
     {
         lock (log)
