@@ -160,6 +160,50 @@ public class PagePatchTests
         Assert.Contains(findings, f => f!["kind"]!.GetValue<string>() == "tampered" && f["detail"]!.GetValue<string>().Contains($"page patch {forgedId[..8]} applies to chunk", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_filtered_copy_carries_patches_with_their_bases_and_a_copy_under_other_keys_refuses_them_writing_nothing()
+    {
+        await using var c = await ArchivingCluster.StartAsync();
+        var (full, incr) = await FullAndIncrementalAsync(c, 1);
+        Assert.True(incr["patched_blocks"]!.GetValue<long>() > 0, incr.ToJsonString());
+        await c.ArchiveAllAsync();
+
+        // Under the same keys (an empty place), blob by blob (--since the incremental): only the incremental is copied, and
+        // its patches' bases (whole blocks of the full, referenced by nothing else it holds) come along, so the copy alone
+        // verifies and restores it.
+        string since;
+        using (var repo = await Cairn.Repository.Repository.OpenAsync(new FileSystemStorage(c.Dir.File("repo")), Passphrase, TimeProvider.System, default))
+        {
+            since = (await repo.LoadSnapshotAsync(incr["snapshot_id"]!.GetValue<string>(), default)).Manifest.Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+        }
+        var copy = c.Dir.File("copy");
+        var (code, output, err) = await c.Cli.RunAsync("copy", "--to", copy, "--since", since, "--json");
+        Assert.True(code == 0, output + err);
+        Assert.Equal(1, JsonNode.Parse(output)!["targets"]![0]!["snapshots_copied"]!.GetValue<int>());
+        var copyEnv = new Dictionary<string, string>(c.Env) { ["CAIRN_REPOSITORY"] = copy, ["CAIRN_EVIDENCE"] = c.Dir.File("copy-evidence") };
+        var copyCli = new CliRunner(copyEnv);
+        (code, output, err) = await copyCli.RunAsync("verify", "--read-data", "--json");
+        Assert.True(code == 0, output + err);
+        var target = c.Dir.File("restored");
+        (code, output, err) = await copyCli.RunAsync("restore", "app", "--physical", "--snapshot", incr["snapshot_id"]!.GetValue<string>()[..8], "--target", "immediate", "--to", target, "--json");
+        Assert.True(code == 0, output + err);
+        await VerifyBackupAsync(c, target);
+
+        // Under other keys: refused before anything is written (a patch names its base by the primary's keyed ID).
+        var other = c.Dir.File("other");
+        var otherPass = c.Dir.File("other.pass");
+        await File.WriteAllTextAsync(otherPass, "another passphrase 77d0\n");
+        var otherCli = new CliRunner(new Dictionary<string, string>(c.Env) { ["CAIRN_REPOSITORY"] = other, ["CAIRN_PASSPHRASE_FILE"] = otherPass, ["CAIRN_EVIDENCE"] = c.Dir.File("other-evidence") });
+        (code, output, err) = await otherCli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1");
+        Assert.True(code == 0, output + err);
+        var before = Directory.EnumerateFiles(other, "*", SearchOption.AllDirectories).Where(f => !f.Contains("/locks/", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
+        (code, output, err) = await c.Cli.RunAsync("copy", "--to", other, "--to-passphrase-file", otherPass);
+        Assert.True(code == ExitCodes.Failure, output + err);
+        Assert.Contains("stores page patches", output + err, StringComparison.Ordinal);
+        Assert.Contains("nothing was copied", output + err, StringComparison.Ordinal);
+        Assert.Equal(before, Directory.EnumerateFiles(other, "*", SearchOption.AllDirectories).Where(f => !f.Contains("/locks/", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList());
+    }
+
     private static async Task<(JsonNode Full, JsonNode Incremental)> FullAndIncrementalAsync(ArchivingCluster c, int scale)
     {
         var (code, json, err) = await c.Cli.RunAsync("repo", "upgrade", "--page-patches", "--json");
