@@ -122,15 +122,21 @@ public sealed record DatabaseConfig
 }
 
 /// <summary>
-/// <c>wal: { async: true, spool: DIR, push_ahead: N, fetch_ahead: N }</c>. With <see cref="Async"/>, wal-push starts
+/// <c>wal: { async: true, spool: DIR, push_ahead: N, fetch_ahead: N, compression: zstd:N }</c>. With <see cref="Async"/>, wal-push starts
 /// a background pusher that stores the following <c>.ready</c> segments (at most <see cref="PushAhead"/> ahead of
 /// PostgreSQL, in parallel) and acknowledges a segment at once when the pusher already stored it. With
 /// <see cref="FetchAhead"/> above 0, wal-fetch has the next N segments fetched in parallel into the spool.
 /// The spool is a folder the server's user owns (0700); it never holds the only copy of anything.
+/// <see cref="CompressionLevel"/> is the zstd level wal-push stores segments at, synchronous or not.
 /// </summary>
 public sealed record WalConfig(bool Async, string? Spool, int PushAhead, int FetchAhead)
 {
     public const int DefaultPushAhead = 4;
+
+    /// <summary>zstd level 1: on real WAL it stores the fewest bytes of levels −1 to 3 but level 3, at ~10 ms per 16 MiB segment (docs/benchmarks.md).</summary>
+    public const int DefaultCompressionLevel = Cairn.Repository.NamedFiles.DefaultLevel;
+
+    public int CompressionLevel { get; init; } = DefaultCompressionLevel;
     public const int MaxAhead = 64;
 
     public static WalConfig Synchronous { get; } = new(false, null, DefaultPushAhead, 0);
@@ -423,7 +429,7 @@ public sealed record CairnConfig
         var other => throw new ConfigException($"{file}:{other.Start.Line}: databases.{db}.roles must be referenced, all, or a list of role names stored besides the referenced ones, e.g. roles: [authenticator]"),
     };
 
-    private static readonly HashSet<string> WalKeys = ["async", "spool", "push_ahead", "fetch_ahead"];
+    private static readonly HashSet<string> WalKeys = ["async", "spool", "push_ahead", "fetch_ahead", "compression"];
 
     private static WalConfig ParseWal(Ctx ctx, YamlMappingNode m, string file, string database, Func<string?, string?> resolve)
     {
@@ -444,7 +450,13 @@ public sealed record CairnConfig
         {
             throw new ConfigException($"{file}:{m.Start.Line}: {prefix} needs spool: a folder the PostgreSQL server's user owns (e.g. spool: /var/spool/cairn), where the background pusher and prefetcher keep their state");
         }
-        return new WalConfig(isAsync, spool, pushAhead, fetchAhead);
+        var compression = WalConfig.DefaultCompressionLevel;
+        if (ctx.OptString(m, "compression", prefix) is { } c)
+        {
+            compression = CompressionSetting.TryParseZstd(c, out var error)
+                ?? throw new ConfigException($"{file}:{ctx.Get(m, "compression")!.Start.Line}: {prefix}.compression {error}");
+        }
+        return new WalConfig(isAsync, spool, pushAhead, fetchAhead) { CompressionLevel = compression };
     }
 
     private static DaemonConfig ParseDaemon(Ctx ctx, YamlMappingNode m, string file)
