@@ -133,7 +133,7 @@ public sealed record WalConfig(bool Async, string? Spool, int PushAhead, int Fet
 {
     public const int DefaultPushAhead = 4;
 
-    /// <summary>zstd level 1: on real WAL it stores the fewest bytes of levels −1 to 3 but level 3, at ~10 ms per 16 MiB segment (docs/benchmarks.md).</summary>
+    /// <summary>zstd level 1: on real WAL level 3 stores 7 % fewer bytes for 4-6 ms more CPU per 16 MiB segment (docs/benchmarks.md, "WAL compression levels").</summary>
     public const int DefaultCompressionLevel = Cairn.Repository.NamedFiles.DefaultLevel;
 
     public int CompressionLevel { get; init; } = DefaultCompressionLevel;
@@ -453,8 +453,8 @@ public sealed record CairnConfig
         var compression = WalConfig.DefaultCompressionLevel;
         if (ctx.OptString(m, "compression", prefix) is { } c)
         {
-            compression = CompressionSetting.TryParseZstd(c, out var error)
-                ?? throw new ConfigException($"{file}:{ctx.Get(m, "compression")!.Start.Line}: {prefix}.compression {error}");
+            compression = WalCompression.TryParseLevel(c)
+                ?? throw new ConfigException($"{file}:{ctx.Get(m, "compression")!.Start.Line}: {prefix}.compression must be zstd:N with a level N from 1 (fastest, the default) to {WalCompression.MaxLevel} (smallest), or zstd:auto (level 1 for WAL), e.g. compression: zstd:3; not '{c}'");
         }
         return new WalConfig(isAsync, spool, pushAhead, fetchAhead) { CompressionLevel = compression };
     }

@@ -313,9 +313,10 @@ public sealed class WalAsyncTests : IDisposable
     [InlineData("      async: true\n      spool: /s\n      push_ahead: 0\n", "push_ahead must be between 1")]
     [InlineData("      spool: /s\n      fetch_ahead: 65\n", "fetch_ahead must be between 0")]
     [InlineData("      asynch: true\n", "unknown key 'databases.app.wal.asynch'")]
-    [InlineData("      compression: zstd:0\n", "compression must be zstd:N with N from -7 to -1 (fast levels) or 1 to 19, not 'zstd:0'")]
+    [InlineData("      compression: zstd:0\n", "compression must be zstd:N with a level N from 1 (fastest, the default) to 19 (smallest), or zstd:auto (level 1 for WAL), e.g. compression: zstd:3; not 'zstd:0'")]
     [InlineData("      compression: zstd:20\n", "not 'zstd:20'")]
-    [InlineData("      compression: zstd:-8\n", "not 'zstd:-8'")]
+    [InlineData("      compression: zstd:-1\n", "not 'zstd:-1'")]
+    [InlineData("      compression: zstd:01\n", "not 'zstd:01'")]
     [InlineData("      compression: lz4\n", "not 'lz4'")]
     [InlineData("      compression: zstd\n", "not 'zstd'")]
     public void Wal_settings_that_cannot_work_are_refused_with_the_fix(string walYaml, string expected)
@@ -331,7 +332,7 @@ public sealed class WalAsyncTests : IDisposable
         Assert.Equal(new WalConfig(true, "/var/spool/cairn", 8, 6), c.Databases["app"].Wal);
         Assert.Equal(WalConfig.Synchronous, c.Databases["other"].Wal);
         Assert.Equal(1, c.Databases["app"].Wal.CompressionLevel);
-        Assert.Equal(-1, CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { compression: \"zstd:-1\" }\n", "c.yaml").Databases["app"].Wal.CompressionLevel);
+        Assert.Equal(1, CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { compression: \"zstd:auto\" }\n", "c.yaml").Databases["app"].Wal.CompressionLevel);
         Assert.Equal(19, CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { compression: zstd:19 }\n", "c.yaml").Databases["app"].Wal.CompressionLevel);
     }
 
@@ -341,7 +342,7 @@ public sealed class WalAsyncTests : IDisposable
     [InlineData(true)]
     public async Task Wal_compression_sets_the_level_segments_are_stored_at(bool background)
     {
-        var context = await SetUpAsync(background ? $"      async: true\n      spool: {Spool}\n      push_ahead: 4\n      compression: zstd:-7\n" : "      compression: zstd:-7\n");
+        var context = await SetUpAsync(background ? $"      async: true\n      spool: {Spool}\n      push_ahead: 4\n      compression: zstd:9\n" : "      compression: zstd:9\n");
         var names = MakeSegments(3);
         foreach (var (name, i) in names.Select((n, i) => (n, i)))
         {
@@ -369,7 +370,7 @@ public sealed class WalAsyncTests : IDisposable
         foreach (var name in names)
         {
             var stored = new FileInfo(Path.Combine(Repo, "wal", "app@" + name)).Length;
-            Assert.Equal(await SizeAtAsync(name, -7), stored);
+            Assert.Equal(await SizeAtAsync(name, 9), stored);
             Assert.NotEqual(await SizeAtAsync(name, 1), stored);
         }
     }
