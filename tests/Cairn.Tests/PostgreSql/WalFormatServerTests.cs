@@ -16,10 +16,7 @@ public sealed class WalFormatServerTests
     public async Task Real_WAL_is_stored_at_the_configured_level_read_back_whole_and_a_different_file_under_its_name_is_refused()
     {
         await using var c = await ArchivingCluster.StartAsync(extraYaml: "    wal: { compression: zstd:3 }\n");
-        var self = $"\"{Environment.ProcessPath}\" \"{CairnProcess.Dll}\"";
-        var archive = $"CAIRN_CONFIG={c.Dir.File("cairn.yaml")} CAIRN_PASSPHRASE_FILE={c.Dir.File("pass")} {self} --repo {c.Dir.File("repo")} wal-push %p --database app";
-        await c.Server.ExecuteAsync($"ALTER SYSTEM SET archive_command = '{archive.Replace("'", "''", StringComparison.Ordinal)}'");
-        await c.Server.ExecuteAsync("SELECT pg_reload_conf()");
+        await c.ArchiveWithConfigAsync();
         var init = await PgProcess.RunAsync(c.Server.Binaries["pgbench"], ["-i", "-q", "-s", "2"], c.PgEnv, default);
         Assert.True(init.ExitCode == 0, init.StandardError);
         await c.ArchiveAllAsync();
