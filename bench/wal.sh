@@ -14,6 +14,8 @@
 # the command, if anything fails.
 # Usage: bench/wal.sh [SEGMENTS] [AHEAD]   (default 40 segments; push_ahead/fetch_ahead and pgBackRest queue of AHEAD, default 4)
 # BENCH_PHASES=push measures the push half only (the PITR replay with prefetch is bench/wal-replay.sh).
+# BENCH_CAIRN_BEFORE=PATH also pushes with that binary (cairn-sync-before, cairn-async-before: an earlier build, same
+# rounds, same segments) and prints its ratios beside the current one's.
 source "$(dirname "$0")/lib.sh"
 N="${1:-40}"; AHEAD="${2:-4}"
 command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
@@ -24,6 +26,8 @@ as_pg "$PGBIN/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1 || tr
 rm -rf "$W"; mkdir -p "$W/walsrc" "$W/log" "$W/lock"
 CAIRN="$W/cairn"
 if [ -f "$SRC_CAIRN" ] && head -c 4 "$SRC_CAIRN" | grep -q ELF; then cp "$SRC_CAIRN" "$CAIRN"; else CAIRN="$SRC_CAIRN"; fi
+CAIRN_BEFORE=""
+if [ -n "${BENCH_CAIRN_BEFORE:-}" ]; then CAIRN_BEFORE="$W/cairn-before"; cp "$BENCH_CAIRN_BEFORE" "$CAIRN_BEFORE"; fi
 head -c 32 /dev/urandom | base64 > "$W/pass"
 chown -R postgres: "$W"; chmod 700 "$W"
 trap 'stop_pg "$W/pg"' EXIT
@@ -127,6 +131,8 @@ push() {  # push LABEL
   case "$label" in
     cairn-sync)  t0=$(now); archiver "env CAIRN_PASSPHRASE_FILE=$W/pass CAIRN_CONFIG=$W/cairn-sync.yaml $CAIRN --repo $W/cairn-repo wal-push --database bench"; t1=$(now) ;;
     cairn-async) t0=$(now); archiver "env CAIRN_PASSPHRASE_FILE=$W/pass CAIRN_CONFIG=$W/cairn-async.yaml $CAIRN --repo $W/cairn-repo wal-push --database bench"; t1=$(now) ;;
+    cairn-sync-before)  t0=$(now); archiver "env CAIRN_PASSPHRASE_FILE=$W/pass CAIRN_CONFIG=$W/cairn-sync.yaml $CAIRN_BEFORE --repo $W/cairn-repo wal-push --database bench"; t1=$(now) ;;
+    cairn-async-before) t0=$(now); archiver "env CAIRN_PASSPHRASE_FILE=$W/pass CAIRN_CONFIG=$W/cairn-async.yaml $CAIRN_BEFORE --repo $W/cairn-repo wal-push --database bench"; t1=$(now) ;;
     pgbr-sync)   t0=$(now); archiver "pgbackrest --config=$W/pgbr-sync.conf --stanza=bench archive-push"; t1=$(now) ;;
     pgbr-async)  t0=$(now); archiver "pgbackrest --config=$W/pgbr-async.conf --stanza=bench archive-push"; t1=$(now) ;;
   esac
@@ -159,6 +165,9 @@ fetch() {
 
 for round in 1 2; do
   if [ "$round" = 1 ]; then order="cairn-sync cairn-async pgbr-sync pgbr-async"; else order="pgbr-async pgbr-sync cairn-async cairn-sync"; fi
+  if [ -n "$CAIRN_BEFORE" ]; then
+    if [ "$round" = 1 ]; then order="$order cairn-async-before cairn-sync-before"; else order="cairn-sync-before cairn-async-before $order"; fi
+  fi
   echo "== round $round: push ($order), $N segments each into a fresh repository"
   for t in $order; do push "$t"; done
   # Both repositories now hold every segment (each tool's last push run, checked): fetch from them.
@@ -184,6 +193,13 @@ echo
 echo "ratio wal-push cairn-async/pgBackRest-sync (round 1, round 2) = $(both "${P[0]}" "${PS[0]}" "${P[1]}" "${PS[1]}")   (issue 18 target >= 3)"
 echo "ratio wal-push cairn-async/pgBackRest-async (round 1, round 2) = $(both "${P[0]}" "${PA[0]}" "${P[1]}" "${PA[1]}")   (target >= 1.5)"
 echo "ratio wal-push cairn-sync/pgBackRest-sync (round 1, round 2) = $(both "${CS[0]}" "${PS[0]}" "${CS[1]}" "${PS[1]}")"
+if [ -n "$CAIRN_BEFORE" ]; then
+  PB=(${PUSH[cairn-async-before]}); SB=(${PUSH[cairn-sync-before]})
+  echo "before ($BENCH_CAIRN_BEFORE): push cairn sync ${PUSH[cairn-sync-before]% }, cairn async ${PUSH[cairn-async-before]% } segments/s (round 1 / round 2)"
+  echo "ratio wal-push cairn-async-before/pgBackRest-sync (round 1, round 2) = $(both "${PB[0]}" "${PS[0]}" "${PB[1]}" "${PS[1]}")"
+  echo "ratio wal-push cairn-async-before/pgBackRest-async (round 1, round 2) = $(both "${PB[0]}" "${PA[0]}" "${PB[1]}" "${PA[1]}")"
+  echo "ratio wal-push cairn-async/cairn-async-before (round 1, round 2) = $(both "${P[0]}" "${PB[0]}" "${P[1]}" "${PB[1]}")"
+fi
 [ ${#F[@]} -gt 0 ] || exit 0   # BENCH_PHASES=push: no fetch figures
 echo "ratio wal-fetch cairn-fetch_ahead/pgBackRest-sync (round 1, round 2) = $(both "${F[0]}" "${FS[0]}" "${F[1]}" "${FS[1]}")   (target >= 2, there for replay)"
 echo "ratio wal-fetch cairn-fetch_ahead/pgBackRest-async (round 1, round 2) = $(both "${F[0]}" "${FA[0]}" "${F[1]}" "${FA[1]}")"

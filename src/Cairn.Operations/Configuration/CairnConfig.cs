@@ -126,15 +126,21 @@ public sealed record DatabaseConfig
 }
 
 /// <summary>
-/// <c>wal: { async: true, spool: DIR, push_ahead: N, fetch_ahead: N }</c>. With <see cref="Async"/>, wal-push starts
+/// <c>wal: { async: true, spool: DIR, push_ahead: N, fetch_ahead: N, compression: zstd:N }</c>. With <see cref="Async"/>, wal-push starts
 /// a background pusher that stores the following <c>.ready</c> segments (at most <see cref="PushAhead"/> ahead of
 /// PostgreSQL, in parallel) and acknowledges a segment at once when the pusher already stored it. With
 /// <see cref="FetchAhead"/> above 0, wal-fetch has the next N segments fetched in parallel into the spool.
 /// The spool is a folder the server's user owns (0700); it never holds the only copy of anything.
+/// <see cref="CompressionLevel"/> is the zstd level wal-push stores segments at, synchronous or not.
 /// </summary>
 public sealed record WalConfig(bool Async, string? Spool, int PushAhead, int FetchAhead)
 {
     public const int DefaultPushAhead = 4;
+
+    /// <summary>zstd level 1: on real WAL level 3 stores 7 % fewer bytes for 4-6 ms more CPU per 16 MiB segment (docs/benchmarks.md, "WAL compression levels").</summary>
+    public const int DefaultCompressionLevel = Cairn.Repository.NamedFiles.DefaultLevel;
+
+    public int CompressionLevel { get; init; } = DefaultCompressionLevel;
     public const int MaxAhead = 64;
 
     public static WalConfig Synchronous { get; } = new(false, null, DefaultPushAhead, 0);
@@ -453,7 +459,7 @@ public sealed record CairnConfig
         return text.Length > 40 ? s + "…" : s;
     }
 
-    private static readonly HashSet<string> WalKeys = ["async", "spool", "push_ahead", "fetch_ahead"];
+    private static readonly HashSet<string> WalKeys = ["async", "spool", "push_ahead", "fetch_ahead", "compression"];
 
     private static WalConfig ParseWal(Ctx ctx, YamlMappingNode m, string file, string database, Func<string?, string?> resolve)
     {
@@ -474,7 +480,13 @@ public sealed record CairnConfig
         {
             throw new ConfigException($"{file}:{m.Start.Line}: {prefix} needs spool: a folder the PostgreSQL server's user owns (e.g. spool: /var/spool/cairn), where the background pusher and prefetcher keep their state");
         }
-        return new WalConfig(isAsync, spool, pushAhead, fetchAhead);
+        var compression = WalConfig.DefaultCompressionLevel;
+        if (ctx.OptString(m, "compression", prefix) is { } c)
+        {
+            compression = WalCompression.TryParseLevel(c)
+                ?? throw new ConfigException($"{file}:{ctx.Get(m, "compression")!.Start.Line}: {prefix}.compression must be zstd:N with a level N from 1 (fastest, the default) to {WalCompression.MaxLevel} (smallest), or zstd:auto (level 1 for WAL), e.g. compression: zstd:3; not '{c}'");
+        }
+        return new WalConfig(isAsync, spool, pushAhead, fetchAhead) { CompressionLevel = compression };
     }
 
     private static DaemonConfig ParseDaemon(Ctx ctx, YamlMappingNode m, string file)

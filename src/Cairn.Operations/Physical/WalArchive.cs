@@ -42,6 +42,9 @@ public sealed class WalArchive
 
     public string Database { get; }
 
+    /// <summary>The zstd level WAL is stored at (<c>wal: { compression: zstd:N }</c>); reading needs no level.</summary>
+    public int CompressionLevel { get; init; } = NamedFiles.DefaultLevel;
+
     /// <summary>The object a WAL file is stored as (<c>DATABASE@WALFILE</c>); the one place that name is built.</summary>
     public string ObjectName(string walFile) => $"{Database}@{walFile}";
 
@@ -55,13 +58,13 @@ public sealed class WalArchive
 
     /// <summary>Archives a WAL file. Identical content archived again succeeds; different content under the same name is refused.</summary>
     public Task<NamedPutResult> PutFileAsync(string path, CancellationToken cancellationToken)
-        => NamedFiles.PutFileAsync(Repository, ObjectName(Checked(Path.GetFileName(path))), path, cancellationToken);
+        => NamedFiles.PutFileAsync(Repository, ObjectName(Checked(Path.GetFileName(path))), path, CompressionLevel, cancellationToken);
 
     /// <summary>Archives WAL content held in memory (tests and tools).</summary>
     public Task<NamedPutResult> PutAsync(string walFile, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
-        => NamedFiles.PutAsync(Repository, ObjectName(Checked(walFile)), data, cancellationToken);
+        => NamedFiles.PutAsync(Repository, ObjectName(Checked(walFile)), data, CompressionLevel, cancellationToken);
 
-    /// <summary>The content of an archived WAL file, authenticated and checked against its hash.</summary>
+    /// <summary>The content of an archived WAL file, authenticated and checked against its checksum.</summary>
     public Task<byte[]> GetAsync(string walFile, CancellationToken cancellationToken)
         => NamedFiles.GetAsync(Repository, ObjectName(Checked(walFile)), cancellationToken);
 

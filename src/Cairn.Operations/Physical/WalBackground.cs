@@ -115,7 +115,7 @@ public sealed class WalPushAheadOperation(OperationContext context)
             return new WalPushAheadResult(0, 0, true);
         }
         using var repo = await context.OpenRepositoryForWalAsync(cancellationToken).ConfigureAwait(false);
-        var archive = new WalArchive(repo, db);
+        var archive = new WalArchive(repo, db) { CompressionLevel = settings.CompressionLevel };
         var inflight = new Dictionary<string, Task<bool>>(StringComparer.Ordinal);
         var failedAt = new Dictionary<string, long>(StringComparer.Ordinal);
         var idleSince = context.Time.GetTimestamp();

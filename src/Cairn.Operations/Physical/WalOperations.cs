@@ -59,13 +59,13 @@ public sealed class WalPushOperation(OperationContext context)
         {
             return await AsyncAsync(request.Path, name, db, settings, cancellationToken).ConfigureAwait(false);
         }
-        return await StoreAsync(request.Path, name, db, cancellationToken).ConfigureAwait(false);
+        return await StoreAsync(request.Path, name, db, settings, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<WalPushResult> StoreAsync(string path, string name, string db, CancellationToken cancellationToken)
+    private async Task<WalPushResult> StoreAsync(string path, string name, string db, WalConfig settings, CancellationToken cancellationToken)
     {
         using var repo = await context.OpenRepositoryForWalAsync(cancellationToken).ConfigureAwait(false);
-        var result = await new WalArchive(repo, db).PutFileAsync(path, cancellationToken).ConfigureAwait(false);
+        var result = await new WalArchive(repo, db) { CompressionLevel = settings.CompressionLevel }.PutFileAsync(path, cancellationToken).ConfigureAwait(false);
         return new WalPushResult(name, db, result == NamedPutResult.AlreadyStoredIdentical);
     }
 
@@ -95,7 +95,7 @@ public sealed class WalPushOperation(OperationContext context)
         {
             WalBackground.Start(context, ["--repo", context.RepositoryLocation.Display, "wal-push-ahead", walDir, "--database", db, "--skip", name]);
         }
-        var stored = await StoreAsync(path, name, db, cancellationToken).ConfigureAwait(false);
+        var stored = await StoreAsync(path, name, db, settings, cancellationToken).ConfigureAwait(false);
         spool.Remove(name + ".ok");
         return stored;
     }

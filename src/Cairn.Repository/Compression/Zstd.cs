@@ -17,6 +17,10 @@ internal static partial class Zstd
     [ThreadStatic] private static ZstdSharp.Compressor? t_managedCompressor;
     [ThreadStatic] private static int t_managedLevel;
     [ThreadStatic] private static ZstdSharp.Decompressor? t_managedDecompressor;
+    [ThreadStatic] private static IntPtr t_checksumCctx;
+    [ThreadStatic] private static int t_checksumLevel;
+    [ThreadStatic] private static ZstdSharp.Compressor? t_managedChecksumCompressor;
+    [ThreadStatic] private static int t_managedChecksumLevel;
 
     public static string Implementation => Native ? "libzstd" : "ZstdSharp";
 
@@ -72,6 +76,57 @@ internal static partial class Zstd
             return (int)n;
         }
     }
+
+    /// <summary>
+    /// Compresses into one frame that records its content checksum (XXH64 of <paramref name="source"/>, zstd's
+    /// <c>Content_Checksum</c>), which every decoder checks while it decompresses: a damaged or mis-decoded frame
+    /// fails instead of handing out other bytes. Costs about a millisecond per 16 MiB (a SHA-256 costs eight).
+    /// </summary>
+    /// <remarks><paramref name="native"/> forces one implementation (a test seam); null takes the one the probe found.</remarks>
+    public static int CompressChecksummed(ReadOnlySpan<byte> source, Span<byte> destination, int level, bool? native = null)
+        => (native ?? Native) ? CompressNativeChecksummed(source, destination, level) : CompressManagedChecksummed(source, destination, level);
+
+    private static int CompressManagedChecksummed(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    {
+        if (t_managedChecksumCompressor is null || t_managedChecksumLevel != level)
+        {
+            t_managedChecksumCompressor?.Dispose();
+            t_managedChecksumCompressor = new ZstdSharp.Compressor(level);
+            t_managedChecksumCompressor.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
+            t_managedChecksumLevel = level;
+        }
+        return t_managedChecksumCompressor.Wrap(source, destination);
+    }
+
+    private static unsafe int CompressNativeChecksummed(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    {
+        // A context of its own: ZSTD_compress2 uses the parameters set on the context (they stay set), while
+        // ZSTD_compressCCtx above takes only a level and writes no checksum.
+        if (t_checksumCctx == IntPtr.Zero || t_checksumLevel != level)
+        {
+            if (t_checksumCctx == IntPtr.Zero)
+            {
+                t_checksumCctx = ZSTD_createCCtx();
+            }
+            Check(ZSTD_CCtx_reset(t_checksumCctx, 3)); // session and parameters
+            Check(ZSTD_CCtx_setParameter(t_checksumCctx, 100, level)); // ZSTD_c_compressionLevel
+            Check(ZSTD_CCtx_setParameter(t_checksumCctx, 201, 1)); // ZSTD_c_checksumFlag
+            t_checksumLevel = level;
+        }
+        fixed (byte* s = source)
+        fixed (byte* d = destination)
+        {
+            return (int)Check(ZSTD_compress2(t_checksumCctx, d, (nuint)destination.Length, s, (nuint)source.Length));
+        }
+    }
+
+    private static nuint Check(nuint code) => ZSTD_isError(code) == 0
+        ? code
+        : throw new InvalidDataException($"zstd compression failed: {Marshal.PtrToStringUTF8(ZSTD_getErrorName(code))}");
+
+    /// <summary>Whether <paramref name="frame"/> starts a zstd frame whose header says it records its content checksum.</summary>
+    public static bool HasContentChecksum(ReadOnlySpan<byte> frame)
+        => frame.Length >= 5 && System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(frame) == 0xFD2FB528 && (frame[4] & 0x04) != 0;
 
     public static byte[] Compress(ReadOnlySpan<byte> source, int level)
     {
@@ -258,6 +313,15 @@ internal static partial class Zstd
 
     [LibraryImport(Lib)]
     private static unsafe partial nuint ZSTD_compressCCtx(IntPtr cctx, byte* dst, nuint dstCapacity, byte* src, nuint srcSize, int level);
+
+    [LibraryImport(Lib)]
+    private static partial nuint ZSTD_CCtx_reset(IntPtr cctx, int reset);
+
+    [LibraryImport(Lib)]
+    private static partial nuint ZSTD_CCtx_setParameter(IntPtr cctx, int param, int value);
+
+    [LibraryImport(Lib)]
+    private static unsafe partial nuint ZSTD_compress2(IntPtr cctx, byte* dst, nuint dstCapacity, byte* src, nuint srcSize);
 
     [LibraryImport(Lib)]
     private static partial IntPtr ZSTD_createDCtx();

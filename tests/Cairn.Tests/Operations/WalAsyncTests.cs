@@ -313,6 +313,12 @@ public sealed class WalAsyncTests : IDisposable
     [InlineData("      async: true\n      spool: /s\n      push_ahead: 0\n", "push_ahead must be between 1")]
     [InlineData("      spool: /s\n      fetch_ahead: 65\n", "fetch_ahead must be between 0")]
     [InlineData("      asynch: true\n", "unknown key 'databases.app.wal.asynch'")]
+    [InlineData("      compression: zstd:0\n", "compression must be zstd:N with a level N from 1 (fastest, the default) to 19 (smallest), or zstd:auto (level 1 for WAL), e.g. compression: zstd:3; not 'zstd:0'")]
+    [InlineData("      compression: zstd:20\n", "not 'zstd:20'")]
+    [InlineData("      compression: zstd:-1\n", "not 'zstd:-1'")]
+    [InlineData("      compression: zstd:01\n", "not 'zstd:01'")]
+    [InlineData("      compression: lz4\n", "not 'lz4'")]
+    [InlineData("      compression: zstd\n", "not 'zstd'")]
     public void Wal_settings_that_cannot_work_are_refused_with_the_fix(string walYaml, string expected)
     {
         var e = Assert.Throws<ConfigException>(() => CairnConfig.Parse($"databases:\n  app:\n    connection: \"host=/x\"\n    wal:\n{walYaml}", "cairn.yaml"));
@@ -325,5 +331,47 @@ public sealed class WalAsyncTests : IDisposable
         var c = CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { async: true, spool: /var/spool/cairn, push_ahead: 8, fetch_ahead: 6 }\n  other:\n    connection: \"host=/x\"\n", "/etc/cairn.yaml");
         Assert.Equal(new WalConfig(true, "/var/spool/cairn", 8, 6), c.Databases["app"].Wal);
         Assert.Equal(WalConfig.Synchronous, c.Databases["other"].Wal);
+        Assert.Equal(1, c.Databases["app"].Wal.CompressionLevel);
+        Assert.Equal(1, CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { compression: \"zstd:auto\" }\n", "c.yaml").Databases["app"].Wal.CompressionLevel);
+        Assert.Equal(19, CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { compression: zstd:19 }\n", "c.yaml").Databases["app"].Wal.CompressionLevel);
+    }
+
+    /// <summary><c>wal: { compression: zstd:N }</c> reaches both writers: wal-push itself and the background pusher.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Wal_compression_sets_the_level_segments_are_stored_at(bool background)
+    {
+        var context = await SetUpAsync(background ? $"      async: true\n      spool: {Spool}\n      push_ahead: 4\n      compression: zstd:9\n" : "      compression: zstd:9\n");
+        var names = MakeSegments(3);
+        foreach (var (name, i) in names.Select((n, i) => (n, i)))
+        {
+            await File.WriteAllBytesAsync(Path.Combine(WalDir, name), TestData.Rows(1024 * 1024, i)); // compressible: the levels differ
+        }
+        if (background)
+        {
+            Assert.Equal(3, (await new WalPushAheadOperation(context).RunAsync(new WalPushAheadRequest(WalDir, "app", null), default)).Pushed);
+        }
+        else
+        {
+            foreach (var name in names)
+            {
+                await new WalPushOperation(context).RunAsync(new WalPushRequest(Path.Combine(WalDir, name), "app"), default);
+            }
+        }
+        // The size each level gives (sealed objects of one content and level have one size).
+        using var reference = await TestData.NewRepoAsync();
+        async Task<long> SizeAtAsync(string name, int level)
+        {
+            var key = $"app@{name}.{level}";
+            await Cairn.Repository.NamedFiles.PutAsync(reference, key, await File.ReadAllBytesAsync(Path.Combine(WalDir, name)), level, default);
+            return (await reference.Storage.StatAsync(new Cairn.Repository.Storage.StorageKey(Cairn.Repository.Storage.ObjectKind.Named, key), default))!.Value.Size;
+        }
+        foreach (var name in names)
+        {
+            var stored = new FileInfo(Path.Combine(Repo, "wal", "app@" + name)).Length;
+            Assert.Equal(await SizeAtAsync(name, 9), stored);
+            Assert.NotEqual(await SizeAtAsync(name, 1), stored);
+        }
     }
 }

@@ -20,10 +20,7 @@ public sealed class WalAsyncServerTests
             dir.SetOwner(Accounts.ServerOwner() ?? throw new InvalidOperationException("no postgres user"));
         }
         await c.WriteConfigAsync(true, $"    wal: {{ async: true, spool: {spool}, push_ahead: 4, fetch_ahead: 4 }}\n");
-        var self = $"\"{Environment.ProcessPath}\" \"{CairnProcess.Dll}\"";
-        var archive = $"CAIRN_CONFIG={c.Dir.File("cairn.yaml")} CAIRN_PASSPHRASE_FILE={c.Dir.File("pass")} {self} --repo {c.Dir.File("repo")} wal-push %p --database app";
-        await c.Server.ExecuteAsync($"ALTER SYSTEM SET archive_command = '{archive.Replace("'", "''", StringComparison.Ordinal)}'");
-        await c.Server.ExecuteAsync("SELECT pg_reload_conf()");
+        await c.ArchiveWithConfigAsync();
 
         var init = await PgProcess.RunAsync(c.Server.Binaries["pgbench"], ["-i", "-q", "-s", "2"], c.PgEnv, default);
         Assert.True(init.ExitCode == 0, init.StandardError);

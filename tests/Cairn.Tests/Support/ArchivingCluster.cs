@@ -50,6 +50,15 @@ public sealed class ArchivingCluster : IAsyncDisposable
     public Task WriteConfigAsync(bool withDataDirectory, string extraYaml = "")
         => File.WriteAllTextAsync(Dir.File("cairn.yaml"), $"databases:\n  app:\n    connection: \"{Server.Url()}\"\n{(withDataDirectory ? $"    data_directory: {Server.DataDirectory}\n" : "")}{extraYaml}");
 
+    /// <summary>Sets archive_command to wal-push with this cluster's cairn.yaml (CAIRN_CONFIG), so its <c>wal:</c> settings apply.</summary>
+    public async Task ArchiveWithConfigAsync()
+    {
+        var self = $"\"{Environment.ProcessPath}\" \"{CairnProcess.Dll}\"";
+        var archive = $"CAIRN_CONFIG={Dir.File("cairn.yaml")} CAIRN_PASSPHRASE_FILE={Dir.File("pass")} {self} --repo {Dir.File("repo")} wal-push %p --database app";
+        await Server.ExecuteAsync($"ALTER SYSTEM SET archive_command = '{archive.Replace("'", "''", StringComparison.Ordinal)}'");
+        await Server.ExecuteAsync("SELECT pg_reload_conf()");
+    }
+
     public Dictionary<string, string> PgEnv => new() { ["PGHOST"] = Server.SocketDirectory, ["PGPORT"] = Server.Port.ToString(CultureInfo.InvariantCulture), ["PGUSER"] = "postgres", ["PGDATABASE"] = "postgres" };
 
     /// <summary>Switches to a new segment and waits until the one holding everything so far is archived.</summary>
