@@ -49,7 +49,8 @@ public class QuotingTests
         var wal = await server.ScalarAsync<string>("SELECT pg_walfile_name(pg_current_wal_lsn())");
         await server.ExecuteAsync("SELECT pg_switch_wal()");
         var log = Path.Combine(outFolder, "log");
-        for (var i = 0; i < 100 && !File.Exists(log); i++)
+        // The shell creates the file (>>) before printf writes the line: wait for the whole line, not for the file.
+        for (var i = 0; i < 100 && !(File.Exists(log) && (await File.ReadAllTextAsync(log)).EndsWith('\n')); i++)
         {
             await Task.Delay(100);
         }
