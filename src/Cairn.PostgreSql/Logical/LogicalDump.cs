@@ -50,6 +50,7 @@ public sealed class LogicalDump : IAsyncDisposable
     {
         await PoolerProbe.RefuseTransactionPoolerAsync(connection, postgresBin, cancellationToken).ConfigureAwait(false);
         var holder = await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        string? work = null;
         try
         {
             int versionNum;
@@ -58,7 +59,7 @@ public sealed class LogicalDump : IAsyncDisposable
                 versionNum = int.Parse((string)(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!, CultureInfo.InvariantCulture);
             }
             var bin = PgBinaries.Find(versionNum / 10000, postgresBin);
-            var work = Path.Combine(options.WorkDirectory ?? Path.GetTempPath(), $"cairn-dump-{Guid.NewGuid():N}"[..26]);
+            work = Path.Combine(options.WorkDirectory ?? Path.GetTempPath(), $"cairn-dump-{Guid.NewGuid():N}"[..26]);
             Directory.CreateDirectory(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var dump = new LogicalDump(connection, bin, options, holder, work);
             await dump.OpenSnapshotAsync(versionNum, cancellationToken).ConfigureAwait(false);
@@ -68,6 +69,17 @@ public sealed class LogicalDump : IAsyncDisposable
         catch
         {
             await holder.DisposeAsync().ConfigureAwait(false);
+            // A refusal before pg_dump started (a table the role cannot read, a pooler) leaves no work folder behind.
+            if (work is not null && Directory.Exists(work))
+            {
+                try
+                {
+                    Directory.Delete(work, recursive: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                }
+            }
             throw;
         }
     }

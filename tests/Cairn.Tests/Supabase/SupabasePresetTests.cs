@@ -28,8 +28,12 @@ public class SupabasePresetTests(SupabaseFixture supa) : IClassFixture<SupabaseF
         var db = await supa.CreateProjectAsync();
         using var dir = new TempDir();
         var cli = await CliWithAsync(dir, db, "");
+        var work = dir.File("work");
+        Directory.CreateDirectory(work);
+        await File.AppendAllTextAsync(dir.File("cairn.yaml"), $"\nwork_dir: {work}\n");
         var (code, output, err) = await cli.RunAsync("backup", "app");
         Assert.NotEqual(0, code);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(work)); // the refused dump's work folder is gone too
         // The cause and the fix, not pg_dump's "could not import the requested snapshot": the holder's transaction is never aborted.
         Assert.True(err.Contains("cannot read 4 table(s) or sequence(s)", StringComparison.Ordinal), err);
         Assert.Contains("pgsodium.key, realtime.subscription_id_seq, supabase_functions.hooks_id_seq, vault.secrets", err, StringComparison.Ordinal);
