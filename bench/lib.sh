@@ -51,3 +51,30 @@ SELECT g, md5(g::text)::uuid, 'user' || g || '@' || (ARRAY['example.com','mail.o
 FROM generate_series(1::bigint, $rows) g;
 SQL
 }
+
+# pgbr_conf FILE PORT COMPRESS REPO-LINE…: the benchmarks' pgBackRest config (the given repo1-* lines, encrypted with
+# $W/pass, retention-full 10, process-max 2, log/lock/spool in $W, the cluster in $W/pg on PORT), postgres's, 0600.
+pgbr_conf() {
+  local file="$1" port="$2" compress="$3"; shift 3
+  {
+    echo "[global]"
+    printf '%s\n' "$@"
+    cat <<C
+repo1-cipher-type=aes-256-cbc
+repo1-cipher-pass=$(cat "$W/pass")
+repo1-retention-full=10
+compress-type=$compress
+process-max=2
+log-path=$W/log
+lock-path=$W/lock
+spool-path=$W/spool
+log-level-console=warn
+start-fast=y
+[bench]
+pg1-path=$W/pg/data
+pg1-socket-path=$W/pg/sock
+pg1-port=$port
+C
+  } > "$file"
+  chown postgres: "$file"; chmod 600 "$file"
+}

@@ -16,24 +16,8 @@ machine
 as_pg mkdir -p "$W/pg"
 start_pg "$W/pg" 55436 "-c wal_level=replica -c archive_mode=on"
 "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = 'true'" -c "SELECT pg_reload_conf()" postgres >/dev/null
-cat > "$W/pgbr.conf" <<C
-[global]
-repo1-path=$W/pgbr
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=$(head -c 32 /dev/urandom | base64)
-compress-type=zst
-process-max=2
-log-path=$W/log
-lock-path=$W/lock
-spool-path=$W/spool
-log-level-console=warn
-start-fast=y
-[bench]
-pg1-path=$W/pg/data
-pg1-socket-path=$W/pg/sock
-pg1-port=55436
-C
-chown postgres: "$W/pgbr.conf"; chmod 600 "$W/pgbr.conf"
+[ -f "$W/pass" ] || head -c 32 /dev/urandom | base64 > "$W/pass"
+pgbr_conf "$W/pgbr.conf" 55436 zst "repo1-path=$W/pgbr"
 PGB_SCALE=$(scaled "$SCALE" 70); ROWS=$(scaled "$SCALE" 3200000)
 echo "== loading (pgbench -s $PGB_SCALE + $ROWS realistic rows)"
 "$PGBIN/pgbench" -i -q -s "$PGB_SCALE" postgres >/dev/null 2>&1

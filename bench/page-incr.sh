@@ -21,24 +21,7 @@ trap 'stop_pg "$W/pg"; rm -rf "$W"' EXIT
 # run REPO ARGS...: cairn against one of the two repositories (patches: page patches on; blocks: off).
 run() { local repo="$1"; shift; as_pg env CAIRN_PASSPHRASE_FILE="$W/pass" CAIRN_REPOSITORY="$W/cairn-$repo" CAIRN_CONFIG="$W/cairn.yaml" "$CAIRN" "$@"; }
 machine
-cat > "$W/pgbr.conf" <<C
-[global]
-repo1-path=$W/pgbr
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=$(cat "$W/pass")
-compress-type=zst
-process-max=2
-log-path=$W/log
-lock-path=$W/lock
-spool-path=$W/spool
-log-level-console=warn
-start-fast=y
-[bench]
-pg1-path=$W/pg/data
-pg1-socket-path=$W/pg/sock
-pg1-port=55437
-C
-chown postgres: "$W/pgbr.conf"; chmod 600 "$W/pgbr.conf"
+pgbr_conf "$W/pgbr.conf" 55437 zst "repo1-path=$W/pgbr"
 as_pg mkdir -p "$W/pg"
 start_pg "$W/pg" 55437 "-c wal_level=replica -c archive_mode=on"
 "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = 'true'" -c "SELECT pg_reload_conf()" postgres >/dev/null

@@ -39,24 +39,7 @@ for k in "${!BIN[@]}"; do cp "${BIN[$k]}" "$W/cairn-$k"; chown postgres: "$W/cai
 CLUSTER=$(du -sb --exclude=pg_wal "$W/pg/data" | cut -f1)
 echo "cluster: $CLUSTER bytes (without pg_wal)"
 machine
-cat > "$W/pgbr.conf" <<C
-[global]
-repo1-path=$W/pgbr
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=$(cat "$W/pass")
-repo1-retention-full=10
-compress-type=zst
-process-max=2
-log-path=$W/log
-lock-path=$W/lock
-spool-path=$W/spool
-log-level-console=warn
-start-fast=y
-[bench]
-pg1-path=$W/pg/data
-pg1-socket-path=$W/pg/sock
-pg1-port=55436
-C
+pgbr_conf "$W/pgbr.conf" 55436 zst "repo1-path=$W/pgbr"
 cat > "$W/cairn.yaml" <<Y
 databases:
   bench:

@@ -39,25 +39,7 @@ CAIRN="$W/cairn"; cp "$SRC_CAIRN" "$CAIRN"; chown postgres: "$CAIRN"
 CLUSTER=$(du -sb --exclude=pg_wal "$W/pg/data" | cut -f1)
 echo "cluster: $CLUSTER bytes (without pg_wal)"
 machine
-cat > "$W/pgbr.conf" <<C
-[global]
-repo1-path=$W/pgbr
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=$(cat "$W/pass")
-repo1-retention-full=10
-compress-type=zst
-process-max=2
-log-path=$W/log
-lock-path=$W/lock
-spool-path=$W/spool
-log-level-console=warn
-start-fast=y
-[bench]
-pg1-path=$W/pg/data
-pg1-socket-path=$W/pg/sock
-pg1-port=55437
-C
-chown postgres: "$W/pgbr.conf"; chmod 600 "$W/pgbr.conf"
+pgbr_conf "$W/pgbr.conf" 55437 zst "repo1-path=$W/pgbr"
 
 echo "== part 1: Cairn.Bench levels (one thread, the data directory as the backup splits it)"
 dotnet build -c Release "$BENCH_ROOT/bench/Cairn.Bench" >/dev/null

@@ -18,27 +18,7 @@ chown -R postgres: "$W"; chmod 700 "$W"
 trap 'stop_pg "$W/pg"' EXIT
 run() { as_pg env CAIRN_PASSPHRASE_FILE="$W/pass" CAIRN_REPOSITORY="$W/cairn-repo" CAIRN_CONFIG="$W/cairn.yaml" "$@"; }
 machine
-for c in zst lz4; do
-  cat > "$W/pgbr-$c.conf" <<C
-[global]
-repo1-path=$W/pgbr-$c
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=$(cat "$W/pass")
-repo1-retention-full=10
-compress-type=$c
-process-max=2
-log-path=$W/log
-lock-path=$W/lock
-spool-path=$W/spool
-log-level-console=warn
-start-fast=y
-[bench]
-pg1-path=$W/pg/data
-pg1-socket-path=$W/pg/sock
-pg1-port=55434
-C
-done
-chown postgres: "$W"/*.conf; chmod 600 "$W"/*.conf
+for c in zst lz4; do pgbr_conf "$W/pgbr-$c.conf" 55434 "$c" "repo1-path=$W/pgbr-$c"; done
 
 # While loading, segments are only copied aside (they feed the wal-push benchmark).
 ARCHIVE_CAIRN="CAIRN_PASSPHRASE_FILE=$W/pass $CAIRN --repo $W/cairn-repo wal-push %p --database bench"

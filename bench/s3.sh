@@ -71,34 +71,9 @@ run() { as_pg env CAIRN_PASSPHRASE_FILE="$W/pass" CAIRN_CONFIG="$W/cairn.yaml" "
 run_s3() { as_pg env CAIRN_PASSPHRASE_FILE="$W/pass" CAIRN_CONFIG="$W/cairn-s3.yaml" "$@"; }
 machine
 
-cat > "$W/pgbr.conf" <<C
-[global]
-repo1-type=s3
-repo1-s3-bucket=bench
-repo1-s3-endpoint=localhost
-repo1-storage-port=$S3PORT
-repo1-s3-region=us-east-1
-repo1-s3-uri-style=path
-repo1-s3-key=$S3_KEY
-repo1-s3-key-secret=$S3_SECRET
-repo1-storage-ca-file=$W/tls/cert.pem
-repo1-path=/pgbackrest
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=$(cat "$W/pass")
-repo1-retention-full=10
-compress-type=zst
-process-max=2
-log-path=$W/log
-lock-path=$W/lock
-spool-path=$W/spool
-log-level-console=warn
-start-fast=y
-[bench]
-pg1-path=$W/pg/data
-pg1-socket-path=$W/pg/sock
-pg1-port=55436
-C
-chown postgres: "$W/pgbr.conf"; chmod 600 "$W/pgbr.conf"
+pgbr_conf "$W/pgbr.conf" 55436 zst repo1-type=s3 repo1-s3-bucket=bench repo1-s3-endpoint=localhost "repo1-storage-port=$S3PORT" \
+  repo1-s3-region=us-east-1 repo1-s3-uri-style=path "repo1-s3-key=$S3_KEY" "repo1-s3-key-secret=$S3_SECRET" \
+  "repo1-storage-ca-file=$W/tls/cert.pem" repo1-path=/pgbackrest
 
 LOCAL_REPO="$W/cairn-local"; S3_REPO="s3://bench/cairn"
 ARCHIVE_LOCAL="CAIRN_PASSPHRASE_FILE=$W/pass CAIRN_CONFIG=$W/cairn.yaml $CAIRN --repo $LOCAL_REPO wal-push %p --database bench"
