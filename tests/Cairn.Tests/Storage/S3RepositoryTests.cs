@@ -87,6 +87,58 @@ public sealed class S3RepositoryTests(S3rverFixture s3) : IClassFixture<S3rverFi
     }
 
     [Fact]
+    public async Task Pack_damaged_at_rest_in_the_servers_storage_is_a_verify_finding_not_an_io_error()
+    {
+        // Bit rot on the server's disk: the bytes change, the MD5 (ETag) the server keeps beside them does not, so the
+        // SDK's check of a whole-object GET fails on every read. Before the fix that was an opaque I/O error (exit 1)
+        // that stopped verify at the first such pack; now the bytes reach the repository's own checks.
+        var location = s3.NewLocation("rot");
+        using var storage = s3.NewStorage(location);
+        using var repo = await TestData.NewRepoAsync(storage);
+        var snapshots = new[] { await TestData.PutAsync(repo, "kept", TestData.Random(300_000, 6)), await TestData.PutAsync(repo, "a", TestData.Random(600_000, 5)) };
+        var packs = new List<ObjectInfo>();
+        await foreach (var o in storage.ListAsync(ObjectKind.Data, default))
+        {
+            packs.Add(o);
+        }
+        Assert.True(packs.Count >= 2, $"{packs.Count} pack(s)");
+        var damaged = packs.OrderByDescending(p => p.Size).First();
+        var file = s3.StoredObjectFile(location, damaged.Key);
+        var bytes = await File.ReadAllBytesAsync(file);
+        bytes[bytes.Length / 2] ^= 0x40;
+        await File.WriteAllBytesAsync(file, bytes);
+
+        var report = await new Verifier(repo).VerifyAsync(new VerifyOptions(ReadData: true), null, default);
+
+        var finding = Assert.Single(report.Findings);
+        Assert.Equal(FindingKind.Tampered, finding.Kind);
+        Assert.Contains(damaged.Key.Name[..8], finding.Object, StringComparison.Ordinal);
+        Assert.Contains("does not match its name", finding.Detail, StringComparison.Ordinal);
+        Assert.NotEmpty(finding.AffectedSnapshots);
+        Assert.All(finding.AffectedSnapshots, a => Assert.Contains(snapshots, s => s.Id.StartsWith(a, StringComparison.Ordinal)));
+        // Verify went on past the damaged pack and read every other one.
+        Assert.Equal(packs.Count, report.PacksRead);
+    }
+
+    [Fact]
+    public async Task Body_damaged_once_in_transit_is_read_again_and_arrives_whole()
+    {
+        await using var proxy = new FaultProxy(s3.Endpoint);
+        var location = s3.NewLocation("transit");
+        using var storage = s3.NewStorage(location, endpoint: proxy.Endpoint);
+        var key = new StorageKey(ObjectKind.Data, new string('a', 64));
+        var data = TestData.Random(200_000, 7);
+        await storage.PutAsync(key, data, default);
+        var corrupted = 0;
+        proxy.OnRequest = r => r.Method == "GET" && r.Path.Contains(key.Name, StringComparison.Ordinal) && Interlocked.Increment(ref corrupted) == 1 ? new Fault.CorruptResponseBody() : null;
+
+        var read = await storage.GetAllAsync(key, default);
+
+        Assert.Equal(data, read);
+        Assert.Equal(2, corrupted);
+    }
+
+    [Fact]
     public async Task Two_processes_racing_for_the_exclusive_lock_on_S3_never_both_win()
     {
         var location = s3.NewLocation("locks");

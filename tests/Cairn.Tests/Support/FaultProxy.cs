@@ -33,6 +33,9 @@ public abstract record Fault
     /// <summary>Flip one byte of the request body on its way to the server (a transfer damaged in transit).</summary>
     public sealed record CorruptRequestBody : Fault;
 
+    /// <summary>Pass the request on, and flip one byte in the middle of the response body on its way back (damaged in transit).</summary>
+    public sealed record CorruptResponseBody : Fault;
+
     /// <summary>Answer with this XML document (an answer s3rver cannot give, e.g. a list of multipart uploads).</summary>
     public sealed record Canned(int Status, string Xml) : Fault;
 
@@ -313,6 +316,14 @@ public sealed class FaultProxy : IAsyncDisposable
         if (fault is Fault.Delay delay)
         {
             await Task.Delay(delay.Time, ct);
+        }
+        if (fault is Fault.CorruptResponseBody)
+        {
+            var start = bytes.AsSpan().IndexOf("\r\n\r\n"u8) + 4;
+            if (bytes.Length > start)
+            {
+                bytes[start + ((bytes.Length - start) / 2)] ^= 0x55;
+            }
         }
         if (fault is Fault.TruncateResponse)
         {

@@ -269,6 +269,12 @@ public sealed partial class S3rverFixture : IAsyncLifetime
         return (cert, key);
     }
 
+    /// <summary>
+    /// The file in which s3rver keeps an object's bytes (its MD5, the ETag, lives beside it and is not changed by
+    /// writing this file): flipping a byte there is damage at rest, which the server does not notice.
+    /// </summary>
+    public string StoredObjectFile(S3Location location, StorageKey key) => Path.Combine(_dir.File("data"), location.Bucket, location.Prefix, key.Path + "._S3rver_object");
+
     /// <summary>A unique prefix per call, so tests sharing the bucket never see each other's objects.</summary>
     public S3Location NewLocation(string name) => new(Bucket, $"{name}-{Interlocked.Increment(ref _counter)}-{Guid.NewGuid().ToString("N")[..8]}");
 
