@@ -17,6 +17,9 @@ public sealed class InitOperation(OperationContext context)
     public async Task<InitResult> RunAsync(InitRequest request, CancellationToken cancellationToken)
     {
         var storage = context.OpenStorage();
+        // Where the evidence log goes is settled first: a repository in S3 has no folder beside it, and a repository
+        // created before that error would leave the log never created (a second init finds the repository there).
+        _ = context.Evidence.Open();
         if (await Repository.Repository.ExistsAsync(storage, cancellationToken).ConfigureAwait(false))
         {
             throw new RepositoryException(ErrorKind.AlreadyExists, $"a repository already exists at {storage.Location}; nothing was changed");

@@ -1,0 +1,69 @@
+using Cairn.Repository.Storage;
+using Cairn.Tests.Support;
+
+namespace Cairn.Tests.Storage;
+
+/// <summary>
+/// What a new user meets following README's "A repository in S3" on a real S3 server (s3rver), found by the acceptance
+/// walk-through of 2026-12-06 (docs/bench-runs/2026-12-06-accept5/walkthrough.md): each mistake is a clear error naming
+/// the fix, and nothing is left half done.
+/// </summary>
+public sealed class S3WalkthroughTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
+{
+    private sealed class Setup : IDisposable
+    {
+        public Setup(S3rverFixture s3, string name, string accessKey = S3rverFixture.AccessKey)
+        {
+            Location = s3.NewLocation(name);
+            Credentials = Dir.File("s3.credentials");
+            File.WriteAllText(Credentials, $"[default]\naws_access_key_id = {accessKey}\naws_secret_access_key = {S3rverFixture.AccessKey}\n");
+            File.SetUnixFileMode(Credentials, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            File.WriteAllText(Dir.File("pass"), "walkthrough passphrase 7c2e\n");
+            S3Yaml = $"s3: {{ endpoint: \"{s3.Endpoint}\", credentials_file: {Credentials} }}\n";
+            Cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_PASSPHRASE_FILE"] = Dir.File("pass"), ["CAIRN_CONFIG"] = Dir.File("cairn.yaml") });
+        }
+
+        public TempDir Dir { get; } = new();
+
+        public S3Location Location { get; }
+
+        public string Url => Location.Display;
+
+        public string Credentials { get; }
+
+        public string S3Yaml { get; }
+
+        public CliRunner Cli { get; }
+
+        public void Write(string yaml) => File.WriteAllText(Dir.File("cairn.yaml"), yaml);
+
+        public void Dispose() => Dir.Dispose();
+    }
+
+    [Fact]
+    public async Task Init_in_S3_without_an_evidence_folder_creates_nothing_so_the_retry_with_one_succeeds()
+    {
+        // README's S3 example names evidence.path; a user who leaves it out was told to set it only after the
+        // repository existed, and the retry then said "a repository already exists" (exit 8): no evidence log, ever.
+        using var setup = new Setup(s3, "init-no-evidence");
+        setup.Write($"repository: {setup.Url}\n{setup.S3Yaml}");
+
+        var (code, output, err) = await setup.Cli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1");
+
+        Assert.True(code == 9, output + err);
+        Assert.Contains("evidence.path", err, StringComparison.Ordinal);
+        using (var storage = s3.NewStorage(setup.Location))
+        {
+            await foreach (var o in storage.ListAsync(ObjectKind.Key, default))
+            {
+                Assert.Fail($"init left {o.Key} behind after refusing");
+            }
+            Assert.False(await Cairn.Repository.Repository.ExistsAsync(storage, default));
+        }
+
+        setup.Write($"repository: {setup.Url}\n{setup.S3Yaml}evidence: {{ path: {setup.Dir.File("evidence")} }}\n");
+        (code, output, err) = await setup.Cli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1");
+        Assert.True(code == 0, output + err);
+        Assert.True(File.Exists(Path.Combine(setup.Dir.File("evidence"), "evidence.pub")), "the evidence log was not created");
+    }
+}
