@@ -288,6 +288,8 @@ public sealed class S3Bucket : IDisposable
                 "NoSuchBucket" => new S3StorageException($"{what}: the bucket does not exist{at}; check storage_buckets.buckets (or create the bucket first)", false, e),
                 "AccessDenied" or "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "ExpiredToken" or "InvalidToken" or "AllAccessDisabled" =>
                     new S3StorageException($"{what}: the S3 server refused the request ({s.ErrorCode}){at}; check the credentials ({Endpoint.CredentialSource}) and that they may list, read (and for a restore, write) the bucket", false, e),
+                null or "" or "Forbidden" when s.StatusCode == HttpStatusCode.Forbidden =>
+                    new S3StorageException($"{what}: the S3 server refused the request (403 Forbidden){at}; check the credentials ({Endpoint.CredentialSource}) and that they may list, read (and for a restore, write) the bucket", false, e),
                 _ => null,
             };
         }

@@ -651,6 +651,9 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IObjectLock
                 "NoSuchBucket" => new S3StorageException($"{what}: the bucket '{_location.Bucket}' does not exist{At()}; create it first (for example: aws s3 mb s3://{_location.Bucket})", false, e),
                 "AccessDenied" or "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "ExpiredToken" or "InvalidToken" or "AllAccessDisabled" =>
                     new S3StorageException($"{what}: the S3 server refused the request ({s.ErrorCode}){At()}; check the credentials ({Endpoint.CredentialSource}) and that the bucket policy allows s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on {_location}", false, e),
+                // A HEAD answer has no body, so a refusal arrives as a bare 403 with no error code.
+                null or "" or "Forbidden" when s.StatusCode == HttpStatusCode.Forbidden =>
+                    new S3StorageException($"{what}: the S3 server refused the request (403 Forbidden){At()}; check the credentials ({Endpoint.CredentialSource}) and that the bucket policy allows s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on {_location}; 'cairn doctor' tells which request is refused", false, e),
                 "InvalidRequest" or "InvalidArgument" when _options.ObjectLock is not null && (s.Message ?? "").Contains("lock", StringComparison.OrdinalIgnoreCase) =>
                     new S3StorageException($"{what}: the S3 server refused an object lock ({s.ErrorCode}: {s.Message}){At()}; s3.object_lock needs a bucket created with Object Lock enabled (aws s3api create-bucket --object-lock-enabled-for-bucket); run 'cairn doctor'", false, e),
                 "PermanentRedirect" or "AuthorizationHeaderMalformed" or "IllegalLocationConstraintException" =>

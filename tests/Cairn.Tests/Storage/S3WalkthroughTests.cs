@@ -66,4 +66,22 @@ public sealed class S3WalkthroughTests(S3rverFixture s3) : IClassFixture<S3rverF
         Assert.True(code == 0, output + err);
         Assert.True(File.Exists(Path.Combine(setup.Dir.File("evidence"), "evidence.pub")), "the evidence log was not created");
     }
+
+    [Fact]
+    public async Task Credentials_the_server_refuses_are_named_as_such_even_on_a_HEAD_without_an_error_code()
+    {
+        // A HEAD answer has no body: s3rver (and AWS) refuse an unknown access key there with a bare 403, which was
+        // printed as "HEAD config failed: 403 Forbidden: Error making request with Error Code Forbidden …".
+        using var setup = new Setup(s3, "refused", accessKey: "NOT-A-KEY");
+        setup.Write($"repository: {setup.Url}\n{setup.S3Yaml}evidence: {{ path: {setup.Dir.File("evidence")} }}\n");
+
+        foreach (var command in (string[][])[["snapshots"], ["wal-fetch", "000000010000000000000001", setup.Dir.File("x"), "--database", "app"]])
+        {
+            var (code, output, err) = await setup.Cli.RunAsync(command);
+            Assert.True(code != 0, output + err);
+            Assert.Contains("refused the request (403 Forbidden)", err, StringComparison.Ordinal);
+            Assert.Contains("check the credentials (credentials file " + setup.Credentials, err, StringComparison.Ordinal);
+            Assert.DoesNotContain("Error making request", err, StringComparison.Ordinal);
+        }
+    }
 }
