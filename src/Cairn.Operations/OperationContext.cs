@@ -105,6 +105,12 @@ public sealed class OperationContext
     /// <summary>The storage the repository lives on (which may hold no repository yet).</summary>
     public IStorage OpenStorage() => StorageFactory.Create(RepositoryLocation);
 
+    /// <summary>"No repository here", with what to check: on S3 a missing bucket or refused credentials look the same.</summary>
+    private RepositoryException NoRepository(IStorage storage, string fix)
+        => new(ErrorKind.NotFound, storage.Location.StartsWith("s3://", StringComparison.Ordinal)
+            ? $"no repository at {storage.Location} (nothing under that prefix, or no such bucket at the endpoint: 'cairn doctor' checks the endpoint, bucket and credentials); {fix}"
+            : $"no repository at {storage.Location}; {fix}");
+
     /// <summary>
     /// The storage of another location (a copy) with its own S3 settings and credentials; null settings take the
     /// factory's own (the top-level <c>s3:</c> block).
@@ -122,7 +128,7 @@ public sealed class OperationContext
         var storage = OpenStorage();
         if (!await Repository.Repository.ExistsAsync(storage, cancellationToken).ConfigureAwait(false))
         {
-            throw new RepositoryException(ErrorKind.NotFound, $"no repository at {storage.Location}; create one with 'cairn init --repo {storage.Location}' or check --repo / CAIRN_REPOSITORY");
+            throw NoRepository(storage, $"create one with 'cairn init --repo {storage.Location}' or check --repo / CAIRN_REPOSITORY");
         }
         var repo = await Repository.Repository.OpenAsync(storage, Secrets.Passphrase(), Time, cancellationToken).ConfigureAwait(false);
         // Locks of provably dead processes that the next lock removes go on the record, and the user hears of them.

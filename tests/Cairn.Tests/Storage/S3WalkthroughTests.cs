@@ -84,4 +84,17 @@ public sealed class S3WalkthroughTests(S3rverFixture s3) : IClassFixture<S3rverF
             Assert.DoesNotContain("Error making request", err, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task A_bucket_that_does_not_exist_is_named_as_a_possible_cause_with_doctor()
+    {
+        using var setup = new Setup(s3, "no-bucket");
+        setup.Write($"repository: s3://no-such-bucket-{Guid.NewGuid():N}/prod\n{setup.S3Yaml}evidence: {{ path: {setup.Dir.File("evidence")} }}\n");
+
+        var (code, output, err) = await setup.Cli.RunAsync("snapshots");
+
+        Assert.True(code == 6, output + err);
+        Assert.Contains("no such bucket", err, StringComparison.Ordinal);
+        Assert.Contains("cairn doctor", err, StringComparison.Ordinal);
+    }
 }
