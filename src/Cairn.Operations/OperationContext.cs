@@ -102,8 +102,35 @@ public sealed class OperationContext
         ? RepositoryLocation.Parse(text)
         : throw new RepositoryException(ErrorKind.InvalidInput, "no repository given: pass --repo PATH, set CAIRN_REPOSITORY, or set repository: in cairn.yaml");
 
-    /// <summary>The storage the repository lives on (which may hold no repository yet).</summary>
-    public IStorage OpenStorage() => StorageFactory.Create(RepositoryLocation);
+    /// <summary>
+    /// The storage the repository lives on (which may hold no repository yet). A repository that is one of
+    /// <c>copies:</c> (<c>--repo s3://offsite/prod restore …</c>) is reached with that copy's own S3 settings.
+    /// </summary>
+    public IStorage OpenStorage()
+    {
+        var location = RepositoryLocation;
+        return location is S3Location && CopyAt(location) is { S3: { } s3 } ? OpenStorage(location, s3) : StorageFactory.Create(location);
+    }
+
+    /// <summary>The <c>copies:</c> entry whose repository is <paramref name="location"/>, if any.</summary>
+    private CopyConfig? CopyAt(RepositoryLocation location)
+    {
+        foreach (var copy in Config.Copies)
+        {
+            try
+            {
+                if (RepositoryLocation.Parse(copy.Repository) == location)
+                {
+                    return copy;
+                }
+            }
+            catch (RepositoryException)
+            {
+                // An entry that does not parse is reported by 'cairn copy', not here.
+            }
+        }
+        return null;
+    }
 
     /// <summary>"No repository here", with what to check: on S3 a missing bucket or refused credentials look the same.</summary>
     private RepositoryException NoRepository(IStorage storage, string fix)

@@ -14,7 +14,7 @@ internal static class CommandRunner
 {
     public static readonly Option<bool> Json = new("--json") { Description = "Print machine-readable JSON on stdout", Recursive = true };
 
-    public static readonly Option<string?> Repo = new("--repo", "-r") { Description = "Repository folder (default: $CAIRN_REPOSITORY)", Recursive = true };
+    public static readonly Option<string?> Repo = new("--repo", "-r") { Description = "Repository: a folder or s3://BUCKET/PREFIX (default: $CAIRN_REPOSITORY, else repository: in cairn.yaml)", Recursive = true };
 
     public static readonly Option<string?> Config = new("--config", "-c") { Description = "Config file (default: $CAIRN_CONFIG, else ./cairn.yaml)", Recursive = true };
 

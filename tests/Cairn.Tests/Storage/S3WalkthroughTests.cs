@@ -97,4 +97,28 @@ public sealed class S3WalkthroughTests(S3rverFixture s3) : IClassFixture<S3rverF
         Assert.Contains("no such bucket", err, StringComparison.Ordinal);
         Assert.Contains("cairn doctor", err, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Repo_naming_a_copy_reaches_it_with_the_copys_own_S3_settings()
+    {
+        // README: "cairn --repo s3://cairn-offsite/prod restore … and drill work on it as on the primary". With the copy's
+        // endpoint and credentials only in its copies: entry, --repo went to the top-level s3: settings (none here: AWS
+        // itself) and the copy could not be read.
+        using var setup = new Setup(s3, "copy-repo");
+        var primary = setup.Dir.File("primary");
+        setup.Write($"repository: {primary}\nevidence: {{ path: {setup.Dir.File("evidence")} }}\ncopies:\n  - repository: {setup.Url}\n    {setup.S3Yaml}");
+        var (code, output, err) = await setup.Cli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1");
+        Assert.True(code == 0, output + err);
+        var file = setup.Dir.File("notes.txt");
+        await File.WriteAllTextAsync(file, "kept off-site\n");
+        (code, output, err) = await setup.Cli.RunAsync("repo", "put", "notes", file);
+        Assert.True(code == 0, output + err);
+        (code, output, err) = await setup.Cli.RunAsync("copy");
+        Assert.True(code == 0, output + err);
+
+        (code, output, err) = await setup.Cli.RunAsync("--repo", setup.Url, "repo", "get", "notes", setup.Dir.File("back.txt"));
+
+        Assert.True(code == 0, output + err);
+        Assert.Equal("kept off-site\n", await File.ReadAllTextAsync(setup.Dir.File("back.txt")));
+    }
 }
