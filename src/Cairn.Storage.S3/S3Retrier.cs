@@ -52,7 +52,7 @@ internal sealed class S3Retrier(S3RetryOptions options, TimeProvider time, Func<
                 if (attempt >= options.MaxAttempts || elapsed >= options.MaxTotal)
                 {
                     throw new S3StorageException(
-                        $"{what} failed after {attempt} attempts in {elapsed.TotalSeconds:0.#} s (last: {reason}); the S3 server is unreachable or overloaded, try again later", true, e);
+                        $"{what} failed after {attempt} attempts in {elapsed.TotalSeconds:0.#} s (last: {reason}); the S3 server is unreachable or overloaded: check the endpoint (s3.endpoint in cairn.yaml, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL) and the network, or try again later ('cairn doctor' checks the endpoint)", true, e);
                 }
                 Interlocked.Increment(ref _retries);
                 var delay = Backoff(attempt);

@@ -121,4 +121,22 @@ public sealed class S3WalkthroughTests(S3rverFixture s3) : IClassFixture<S3rverF
         Assert.True(code == 0, output + err);
         Assert.Equal("kept off-site\n", await File.ReadAllTextAsync(setup.Dir.File("back.txt")));
     }
+
+    [Fact]
+    public async Task An_unreachable_endpoint_names_the_setting_to_check()
+    {
+        // Walk-through: a wrong port gave "… (last: Connection refused (127.0.0.1:19999)); the S3 server is unreachable
+        // or overloaded, try again later": true of an overloaded server, but a wrong endpoint is the common cause.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop(); // nothing listens there now
+        var fast = new Cairn.Storage.S3.S3Options { Retry = new Cairn.Storage.S3.S3RetryOptions { MaxAttempts = 2, BaseDelay = TimeSpan.FromMilliseconds(5), MaxDelay = TimeSpan.FromMilliseconds(10) } };
+        using var storage = s3.NewStorage("unreachable", fast, endpoint: new Uri($"http://127.0.0.1:{port}"));
+
+        var e = await Assert.ThrowsAsync<Cairn.Storage.S3.S3StorageException>(() => storage.StatAsync(StorageKey.Config, default));
+
+        Assert.Contains("after 2 attempts", e.Message, StringComparison.Ordinal);
+        Assert.Contains("check the endpoint (s3.endpoint in cairn.yaml", e.Message, StringComparison.Ordinal);
+    }
 }
