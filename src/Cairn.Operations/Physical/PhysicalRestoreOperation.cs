@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Cairn.Operations.Recording;
 using Cairn.Operations.Snapshots;
+using Cairn.PostgreSql;
 using Cairn.PostgreSql.Physical;
 using Cairn.PostgreSql.Programs;
 using Cairn.Repository;
@@ -45,10 +46,12 @@ public sealed class PhysicalRestoreOperation(OperationContext context)
         var snap = await ChooseAsync(repo, name, request.SnapshotId, target, cancellationToken).ConfigureAwait(false);
         var restoreCommand = WalCommands.RestoreCommand(context, repo.Storage.Location, name);
         var missing = await new WalArchive(repo, name).MissingAsync(PhysicalBackupMeta.Of(snap).StartWal, cancellationToken).ConfigureAwait(false);
+        string? gap = null;
         if (missing.Count > 0)
         {
             var toEnd = target.Time is null && target.Lsn is null && target.Xid is null && target.Name is null && target.Immediate is null;
             var message = $"WAL segment {missing[0]} is missing from the archive{(missing.Count > 1 ? $" ({missing.Count} segments missing in all)" : "")}: recovery from backup {snap.ShortId} cannot pass it";
+            gap = $"{message}; restore to a target before it, or from a physical backup taken after it (--snapshot ID; 'cairn snapshots {name}' shows the recovery window), or find the segment (pg_wal of the original server) and 'cairn wal-push' it";
             if (toEnd)
             {
                 throw new RepositoryException(ErrorKind.Damaged, message + "; restore to a target before it (--target-time/--target-lsn), or find the segment (pg_wal of the original server) and 'cairn wal-push' it");
@@ -69,7 +72,15 @@ public sealed class PhysicalRestoreOperation(OperationContext context)
         RecoveryResult? recovery = null;
         if (request.Start)
         {
-            recovery = await PhysicalRestorer.StartAndWaitAsync(to, request.StartPort, socketDir, target.Action, TimeSpan.FromMinutes(30), context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                recovery = await PhysicalRestorer.StartAndWaitAsync(to, request.StartPort, socketDir, target.Action, TimeSpan.FromMinutes(30), context.Toolchain.PostgresBin, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PgToolException e) when (gap is not null)
+            {
+                // The server's "recovery ended before configured recovery target was reached" is this gap: say so, with the fix.
+                throw new PgToolException($"{e.Message}; {gap}", e);
+            }
         }
         var settings = target.Settings().ToList();
         // The erasure ledger: applied once the server is promoted; otherwise a note in the folder says how to apply it.
