@@ -132,7 +132,10 @@ public sealed class CopyOperation(OperationContext context)
             // same keys; another repository (its own init, its own passphrase) gets every object re-encrypted.
             var sourceConfig = await source.Storage.GetAllAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
             var targetConfig = await target.StatAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false) is null ? null : await target.GetAllAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
-            var otherKeys = targetConfig is not null && !targetConfig.AsSpan().SequenceEqual(sourceConfig);
+            // The same repository ID is this repository, whatever its config's bytes: a copy made before 'cairn repo
+            // upgrade' on the primary holds the older config (CarryUpgradeToAsync below brings it up to date; a copy
+            // ahead of the primary is refused by the copier with the fix).
+            var otherKeys = targetConfig is not null && !targetConfig.AsSpan().SequenceEqual(sourceConfig) && IdOf(targetConfig) != source.Config.Id;
             if (otherKeys && passphraseFile is null)
             {
                 throw new RepositoryException(ErrorKind.InvalidInput, $"{location.Display} holds another repository (id {IdOf(targetConfig!)}, this one is {source.Config.Id}); to copy into it re-encrypted under its own keys, give its passphrase in a file: --to-passphrase-file FILE (or passphrase_file in its copies: entry); for a copy with this repository's keys give an empty location. Nothing was written");
