@@ -61,7 +61,7 @@ internal static class PhysicalCommands
     {
         var name = new Argument<string>("NAME") { Description = "The WAL file name PostgreSQL asks for (%f)" };
         var dest = new Argument<string>("PATH") { Description = "Where to write it (%p)" };
-        var cmd = new Command("wal-fetch", "Fetch one archived WAL file for recovery (restore_command = 'cairn wal-fetch %f %p --database NAME'). Exit 1 when it is not archived; 126 (PostgreSQL aborts recovery) on a wrong passphrase or damage") { name, dest, Database };
+        var cmd = new Command("wal-fetch", "Fetch one archived WAL file for recovery (restore_command = 'cairn wal-fetch %f %p --database NAME'). Exit 1 when it is not archived; 126 (PostgreSQL aborts recovery) on any other error: a wrong passphrase, damage, a repository it cannot reach or read") { name, dest, Database };
         // Not through the command runner: PostgreSQL reads this exit code, and anything but "not archived" must abort recovery.
         cmd.SetAction(async (ParseResult p, CancellationToken ct) =>
         {
