@@ -86,7 +86,8 @@ internal sealed class S3Retrier(S3RetryOptions options, TimeProvider time, Func<
         if (e is AmazonServiceException s && s.StatusCode != 0)
         {
             var code = (int)s.StatusCode;
-            if (code >= 500 || code == 429 || s.ErrorCode is "SlowDown" or "RequestTimeout" or "Throttling" or "ThrottlingException" or "InternalError" or "ServiceUnavailable"
+            // 501 Not Implemented is the server saying it will never do this (s3rver: listing multipart uploads).
+            if ((code >= 500 && code != 501) || code == 429 || s.ErrorCode is "SlowDown" or "RequestTimeout" or "Throttling" or "ThrottlingException" or "InternalError" or "ServiceUnavailable"
                 // The body arrived damaged or short: the bytes in memory are fine, so sending them again helps.
                 or "BadDigest" or "IncompleteBody" or "XAmzContentSHA256Mismatch" or "InvalidDigest")
             {
