@@ -300,6 +300,21 @@ public sealed class WalAsyncTests : IDisposable
 
     private static uint Links(string path) => Cairn.PostgreSql.Files.SafeDirectory.Open(Path.GetDirectoryName(path)!).Stat(Path.GetFileName(path))!.Links;
 
+    /// <summary>
+    /// The background worker's own variables: the two file names, no secret, and the thread-pool spin limit 0 (its
+    /// workers would otherwise spin between segments: ~1 ms CPU per segment, docs/benchmarks.md).
+    /// </summary>
+    [Fact]
+    public async Task The_background_worker_gets_file_names_and_no_thread_pool_spinning()
+    {
+        var context = await SetUpAsync($"      async: true\n      spool: {Spool}\n");
+        var variables = WalBackground.ChildVariables(context, _dir.File("pass"), _dir.File("cairn.yaml"));
+        Assert.Equal("0", variables["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"]);
+        Assert.Equal(_dir.File("pass"), variables["CAIRN_PASSPHRASE_FILE"]);
+        Assert.Equal(_dir.File("cairn.yaml"), variables["CAIRN_CONFIG"]);
+        Assert.DoesNotContain(variables.Keys, k => k is "CAIRN_PASSPHRASE" or "PGPASSWORD");
+    }
+
     [Fact]
     public void Following_segments_cross_the_log_boundary_for_the_segment_size()
     {
