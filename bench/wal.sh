@@ -16,6 +16,9 @@
 # BENCH_PHASES=push measures the push half only (the PITR replay with prefetch is bench/wal-replay.sh).
 # BENCH_CAIRN_BEFORE=PATH also pushes with that binary (cairn-sync-before, cairn-async-before: an earlier build, same
 # rounds, same segments) and prints its ratios beside the current one's.
+# BENCH_WAL_COMPRESSION=zstd:N sets Cairn's wal: { compression: zstd:N } (default: Cairn's own default, zstd:1).
+# Every push run also prints the bytes the repository holds for the segments (Cairn: wal/, pgBackRest: archive/), so
+# a speed bought with compression ratio shows beside the speed.
 source "$(dirname "$0")/lib.sh"
 N="${1:-40}"; AHEAD="${2:-4}"
 command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
@@ -53,13 +56,14 @@ databases:
   bench:
     connection: "postgresql://postgres@/postgres?host=$W/pg/sock&port=$PORT"
     data_directory: $W/pg/data
+${BENCH_WAL_COMPRESSION:+    wal: { compression: $BENCH_WAL_COMPRESSION \}}
 Y
 cat > "$W/cairn-async.yaml" <<Y
 databases:
   bench:
     connection: "postgresql://postgres@/postgres?host=$W/pg/sock&port=$PORT"
     data_directory: $W/pg/data
-    wal: { async: true, spool: $W/cairn-spool, push_ahead: $AHEAD, fetch_ahead: $AHEAD }
+    wal: { async: true, spool: $W/cairn-spool, push_ahead: $AHEAD, fetch_ahead: $AHEAD${BENCH_WAL_COMPRESSION:+, compression: $BENCH_WAL_COMPRESSION} }
 Y
 pgbr_conf() {  # pgbr_conf FILE ASYNC(y|n) PG1_PATH
   cat > "$1" <<C
@@ -120,7 +124,7 @@ check_pgbr() {
   [ "$stored" = "$N" ] || { echo "pgbackrest: $stored segments in the repository after pushing $N" >&2; exit 1; }
 }
 sps() { python3 -c "print(f'{$1/$2:.1f}')"; }
-declare -A PUSH FETCH
+declare -A PUSH FETCH BYTES
 push() {  # push LABEL
   local label="$1" t0 t1
   case "$label" in
@@ -138,8 +142,9 @@ push() {  # push LABEL
   esac
   settle
   case "$label" in cairn-*) check_cairn ;; pgbr-*) check_pgbr ;; esac
-  PUSH[$label]+="$(sps "$N" "$(elapsed "$t0" "$t1")") "
-  printf '  push  %-12s %6.1f segments/s (%s s)\n' "$label" "$(sps "$N" "$(elapsed "$t0" "$t1")")" "$(elapsed "$t0" "$t1")"
+  local bytes; case "$label" in cairn-*) bytes=$(du -sb "$W/cairn-repo/wal" | cut -f1) ;; pgbr-*) bytes=$(du -sb "$W/pgbr-repo/archive" | cut -f1) ;; esac
+  PUSH[$label]+="$(sps "$N" "$(elapsed "$t0" "$t1")") "; BYTES[$label]=$bytes
+  printf '  push  %-12s %6.1f segments/s (%s s), repository %s bytes\n' "$label" "$(sps "$N" "$(elapsed "$t0" "$t1")")" "$(elapsed "$t0" "$t1")" "$bytes"
 }
 # fetch LABEL: every segment in order into a fresh file, one call each, as restore_command; the bytes must match.
 fetch() {
@@ -186,6 +191,7 @@ machine
 echo "| segments/s (round 1 / round 2) | cairn sync | cairn async / fetch_ahead | pgBackRest sync | pgBackRest async |"
 echo "|---|---|---|---|---|"
 echo "| push (archive_command) | ${PUSH[cairn-sync]% } | ${PUSH[cairn-async]% } | ${PUSH[pgbr-sync]% } | ${PUSH[pgbr-async]% } |"
+echo "| repository bytes after push (last run) | ${BYTES[cairn-sync]} | ${BYTES[cairn-async]} | ${BYTES[pgbr-sync]} | ${BYTES[pgbr-async]} |"
 [ -n "${FETCH[cairn-ahead]:-}" ] && echo "| fetch (restore_command) | ${FETCH[cairn-sync]% } | ${FETCH[cairn-ahead]% } | ${FETCH[pgbr-sync]% } | ${FETCH[pgbr-async]% } |"
 P=(${PUSH[cairn-async]}); PS=(${PUSH[pgbr-sync]}); PA=(${PUSH[pgbr-async]}); CS=(${PUSH[cairn-sync]})
 F=(${FETCH[cairn-ahead]:-}); FS=(${FETCH[pgbr-sync]:-}); FA=(${FETCH[pgbr-async]:-})
@@ -193,6 +199,7 @@ echo
 echo "ratio wal-push cairn-async/pgBackRest-sync (round 1, round 2) = $(both "${P[0]}" "${PS[0]}" "${P[1]}" "${PS[1]}")   (issue 18 target >= 3)"
 echo "ratio wal-push cairn-async/pgBackRest-async (round 1, round 2) = $(both "${P[0]}" "${PA[0]}" "${P[1]}" "${PA[1]}")   (target >= 1.5)"
 echo "ratio wal-push cairn-sync/pgBackRest-sync (round 1, round 2) = $(both "${CS[0]}" "${PS[0]}" "${CS[1]}" "${PS[1]}")"
+echo "ratio repository bytes cairn-async/pgBackRest-async = $(python3 -c "print(f'{${BYTES[cairn-async]}/${BYTES[pgbr-async]}:.3f}')")   (Cairn wal: { compression: ${BENCH_WAL_COMPRESSION:-default} }, pgBackRest compress-type=zst at its default level)"
 if [ -n "$CAIRN_BEFORE" ]; then
   PB=(${PUSH[cairn-async-before]}); SB=(${PUSH[cairn-sync-before]})
   echo "before ($BENCH_CAIRN_BEFORE): push cairn sync ${PUSH[cairn-sync-before]% }, cairn async ${PUSH[cairn-async-before]% } segments/s (round 1 / round 2)"

@@ -17,25 +17,34 @@ public sealed class CliConsole
         OutputIsTerminal = outputIsTerminal;
         In = input ?? TextReader.Null;
         InputIsTerminal = inputIsTerminal;
-        Ansi = AnsiConsole.Create(new AnsiConsoleSettings
+        // Created on first use: most commands print plain lines, and wal-push (run once per WAL segment) never draws a
+        // table or a progress bar, so it does not pay for Spectre's terminal detection at every start.
+        _ansi = new Lazy<IAnsiConsole>(() =>
         {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = outputIsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = outputIsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
+            var ansi = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Out = new AnsiConsoleOutput(output),
+                Ansi = outputIsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+                ColorSystem = outputIsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+                Interactive = InteractionSupport.No,
+            });
+            if (!outputIsTerminal)
+            {
+                ansi.Profile.Width = 160;
+            }
+            return ansi;
         });
-        if (!outputIsTerminal)
-        {
-            Ansi.Profile.Width = 160;
-        }
-        AnsiError = AnsiConsole.Create(new AnsiConsoleSettings
+        _ansiError = new Lazy<IAnsiConsole>(() => AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(error),
             Ansi = errorIsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
             ColorSystem = errorIsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = errorIsTerminal ? InteractionSupport.Yes : InteractionSupport.No,
-        });
+        }));
     }
+
+    private readonly Lazy<IAnsiConsole> _ansi;
+    private readonly Lazy<IAnsiConsole> _ansiError;
 
     public static CliConsole System() => new(
         Console.Out, Console.Error, !Console.IsErrorRedirected, !Console.IsOutputRedirected, Console.In, !Console.IsInputRedirected);
@@ -53,10 +62,10 @@ public sealed class CliConsole
     public bool InputIsTerminal { get; }
 
     /// <summary>For tables on stdout.</summary>
-    public IAnsiConsole Ansi { get; }
+    public IAnsiConsole Ansi => _ansi.Value;
 
     /// <summary>For progress on stderr.</summary>
-    public IAnsiConsole AnsiError { get; }
+    public IAnsiConsole AnsiError => _ansiError.Value;
 
     public void Info(string message) => Error.WriteLine(message);
 

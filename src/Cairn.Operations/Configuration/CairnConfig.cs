@@ -449,7 +449,7 @@ public sealed record CairnConfig
     {
         var text = ctx.Scalar(node, key);
         return CompressionSetting.Parse(text)
-            ?? throw new ConfigException($"{file}:{node.Start.Line}: {key} must be zstd:auto (the default: the level chosen per file by measured gain) or zstd:N with a level N from 1 (fastest) to {CompressionSetting.MaxLevel} (smallest), e.g. compression: zstd:3; not '{Shown(text)}'");
+            ?? throw new ConfigException($"{file}:{node.Start.Line}: {key} must be zstd:auto (the default: the level chosen per file by measured gain), zstd:N with a level N from 1 to {CompressionSetting.MaxLevel} (smallest), or one of zstd's fast levels zstd:-1 to zstd:{CompressionSetting.MinLevel} (faster, larger), e.g. compression: zstd:3; not '{Shown(text)}'");
     }
 
     /// <summary>A value as it can be shown in an error: control characters escaped, at most 40 characters.</summary>
@@ -484,7 +484,7 @@ public sealed record CairnConfig
         if (ctx.OptString(m, "compression", prefix) is { } c)
         {
             compression = WalCompression.TryParseLevel(c)
-                ?? throw new ConfigException($"{file}:{ctx.Get(m, "compression")!.Start.Line}: {prefix}.compression must be zstd:N with a level N from 1 (fastest, the default) to {WalCompression.MaxLevel} (smallest), or zstd:auto (level 1 for WAL), e.g. compression: zstd:3; not '{c}'");
+                ?? throw new ConfigException($"{file}:{ctx.Get(m, "compression")!.Start.Line}: {prefix}.compression must be zstd:N with a level N from 1 to {WalCompression.MaxLevel} (smallest), one of zstd's fast levels zstd:-1 to zstd:{WalCompression.MinLevel} (faster, larger), or zstd:auto (the default for WAL, zstd:{WalConfig.DefaultCompressionLevel}), e.g. compression: zstd:3; not '{Shown(c)}'");
         }
         return new WalConfig(isAsync, spool, pushAhead, fetchAhead) { CompressionLevel = compression };
     }

@@ -27,22 +27,7 @@ public static class WalBackground
             context.Warn("the background WAL worker needs the passphrase in a file (CAIRN_PASSPHRASE_FILE) and cairn.yaml (CAIRN_CONFIG or --config): a secret is never handed to a child through its environment; working synchronously");
             return false;
         }
-        var extra = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["CAIRN_PASSPHRASE_FILE"] = Path.GetFullPath(passFile),
-            ["CAIRN_CONFIG"] = Path.GetFullPath(context.Config.File),
-        };
-        if (context.Config.AppendOnly || context.Environment("CAIRN_APPEND_ONLY") is "1" or "true" or "yes")
-        {
-            extra["CAIRN_APPEND_ONLY"] = "1";
-        }
-        foreach (var name in WalCommands.NonSecretS3Variables)
-        {
-            if (context.Environment(name) is { Length: > 0 } value)
-            {
-                extra[name] = value;
-            }
-        }
+        var extra = ChildVariables(context, passFile, context.Config.File);
         // SelfCommand is quoted for archive_command (a literal % doubled); /bin/sh itself wants it plain.
         var command = $"exec {context.SelfCommand.Replace("%%", "%", StringComparison.Ordinal)} {string.Join(' ', arguments.Select(ShellQuote.Quote))} </dev/null >/dev/null";
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
@@ -60,6 +45,34 @@ public static class WalBackground
             context.Warn($"could not start the background WAL worker ({e.Message}); working synchronously");
             return false;
         }
+    }
+
+    /// <summary>
+    /// What the background worker gets besides the allow-listed environment: file names and non-secret settings, and
+    /// <c>DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0</c>: the pusher's thread-pool workers otherwise spin (sched_yield)
+    /// before they sleep between segments, ~1 ms of CPU per 16 MiB segment that the archive_command calls beside it need
+    /// on a small machine (measured: docs/benchmarks.md, "The start of a wal-push call and fast levels").
+    /// </summary>
+    internal static Dictionary<string, string> ChildVariables(OperationContext context, string passFile, string configFile)
+    {
+        var extra = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["CAIRN_PASSPHRASE_FILE"] = Path.GetFullPath(passFile),
+            ["CAIRN_CONFIG"] = Path.GetFullPath(configFile),
+            ["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0",
+        };
+        if (context.Config.AppendOnly || context.Environment("CAIRN_APPEND_ONLY") is "1" or "true" or "yes")
+        {
+            extra["CAIRN_APPEND_ONLY"] = "1";
+        }
+        foreach (var name in WalCommands.NonSecretS3Variables)
+        {
+            if (context.Environment(name) is { Length: > 0 } value)
+            {
+                extra[name] = value;
+            }
+        }
+        return extra;
     }
 
     /// <summary>The next <paramref name="count"/> segment names after <paramref name="segment"/> on its timeline.</summary>

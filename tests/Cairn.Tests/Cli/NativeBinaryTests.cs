@@ -106,4 +106,66 @@ public class NativeBinaryTests
         await Ok("verify", "--read-data");
         await Ok("evidence", "verify");
     }
+
+    /// <summary>
+    /// The binary asks for transparent huge pages on the data NativeAOT rehydrates at every start (src/Cairn.Cli/Native/hugepages.c):
+    /// a running cairn has a mapping of at least 8 MiB that the kernel lists with the <c>hg</c> (MADV_HUGEPAGE) flag. Whether
+    /// the kernel then finds huge pages depends on the machine; the advice is what the binary controls.
+    /// </summary>
+    [Fact]
+    public async Task The_native_binary_advises_huge_pages_for_the_data_it_writes_at_start()
+    {
+        var cairn = Binary();
+        using var dir = new TempDir();
+        var passFile = dir.File("pass");
+        await File.WriteAllTextAsync(passFile, "native binary passphrase 5e1f\n");
+        var env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE_FILE"] = passFile };
+        var init = await RunAsync(cairn, env, "init", "--kdf-memory-mib", "8", "--kdf-iterations", "1");
+        Assert.True(init.Code == 0, init.Err);
+
+        // repo put from stdin waits for its input: the process stays alive while its mappings are read.
+        var psi = new ProcessStartInfo(cairn, ["repo", "put", "probe", "-"]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (k, v) in env)
+        {
+            psi.Environment[k] = v;
+        }
+        using var p = Process.Start(psi)!;
+        var flagged = new List<(long Size, string Flags)>();
+        try
+        {
+            for (var i = 0; i < 100 && flagged.Count == 0 && !p.HasExited; i++)
+            {
+                await Task.Delay(50);
+                flagged = HugePageAdvised(await File.ReadAllTextAsync($"/proc/{p.Id}/smaps"));
+            }
+        }
+        finally
+        {
+            p.StandardInput.Write("probe");
+            p.StandardInput.Close();
+            await p.WaitForExitAsync();
+        }
+        Assert.True(p.ExitCode == 0, await p.StandardError.ReadToEndAsync());
+        Assert.Contains(flagged, m => m.Size >= 8L * 1024 * 1024);
+    }
+
+    /// <summary>The mappings of an smaps text whose VmFlags carry <c>hg</c>, with their sizes.</summary>
+    private static List<(long Size, string Flags)> HugePageAdvised(string smaps)
+    {
+        var found = new List<(long, string)>();
+        long size = 0;
+        foreach (var line in smaps.Split('\n'))
+        {
+            var range = line.Split(' ', 2)[0].Split('-');
+            if (range.Length == 2 && long.TryParse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var from) && long.TryParse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var to))
+            {
+                size = to - from;
+            }
+            else if (line.StartsWith("VmFlags:", StringComparison.Ordinal) && line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Contains("hg"))
+            {
+                found.Add((size, line));
+            }
+        }
+        return found;
+    }
 }

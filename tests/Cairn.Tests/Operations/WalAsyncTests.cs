@@ -300,6 +300,21 @@ public sealed class WalAsyncTests : IDisposable
 
     private static uint Links(string path) => Cairn.PostgreSql.Files.SafeDirectory.Open(Path.GetDirectoryName(path)!).Stat(Path.GetFileName(path))!.Links;
 
+    /// <summary>
+    /// The background worker's own variables: the two file names, no secret, and the thread-pool spin limit 0 (its
+    /// workers would otherwise spin between segments: ~1 ms CPU per segment, docs/benchmarks.md).
+    /// </summary>
+    [Fact]
+    public async Task The_background_worker_gets_file_names_and_no_thread_pool_spinning()
+    {
+        var context = await SetUpAsync($"      async: true\n      spool: {Spool}\n");
+        var variables = WalBackground.ChildVariables(context, _dir.File("pass"), _dir.File("cairn.yaml"));
+        Assert.Equal("0", variables["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"]);
+        Assert.Equal(_dir.File("pass"), variables["CAIRN_PASSPHRASE_FILE"]);
+        Assert.Equal(_dir.File("cairn.yaml"), variables["CAIRN_CONFIG"]);
+        Assert.DoesNotContain(variables.Keys, k => k is "CAIRN_PASSPHRASE" or "PGPASSWORD");
+    }
+
     [Fact]
     public void Following_segments_cross_the_log_boundary_for_the_segment_size()
     {
@@ -313,9 +328,10 @@ public sealed class WalAsyncTests : IDisposable
     [InlineData("      async: true\n      spool: /s\n      push_ahead: 0\n", "push_ahead must be between 1")]
     [InlineData("      spool: /s\n      fetch_ahead: 65\n", "fetch_ahead must be between 0")]
     [InlineData("      asynch: true\n", "unknown key 'databases.app.wal.asynch'")]
-    [InlineData("      compression: zstd:0\n", "compression must be zstd:N with a level N from 1 (fastest, the default) to 19 (smallest), or zstd:auto (level 1 for WAL), e.g. compression: zstd:3; not 'zstd:0'")]
+    [InlineData("      compression: zstd:0\n", "compression must be zstd:N with a level N from 1 to 19 (smallest), one of zstd's fast levels zstd:-1 to zstd:-5 (faster, larger), or zstd:auto (the default for WAL, zstd:1), e.g. compression: zstd:3; not 'zstd:0'")]
     [InlineData("      compression: zstd:20\n", "not 'zstd:20'")]
-    [InlineData("      compression: zstd:-1\n", "not 'zstd:-1'")]
+    [InlineData("      compression: zstd:-6\n", "not 'zstd:-6'")]
+    [InlineData("      compression: zstd:-0\n", "not 'zstd:-0'")]
     [InlineData("      compression: zstd:01\n", "not 'zstd:01'")]
     [InlineData("      compression: lz4\n", "not 'lz4'")]
     [InlineData("      compression: zstd\n", "not 'zstd'")]
@@ -334,15 +350,20 @@ public sealed class WalAsyncTests : IDisposable
         Assert.Equal(1, c.Databases["app"].Wal.CompressionLevel);
         Assert.Equal(1, CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { compression: \"zstd:auto\" }\n", "c.yaml").Databases["app"].Wal.CompressionLevel);
         Assert.Equal(19, CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { compression: zstd:19 }\n", "c.yaml").Databases["app"].Wal.CompressionLevel);
+        Assert.Equal(-1, CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { compression: zstd:-1 }\n", "c.yaml").Databases["app"].Wal.CompressionLevel);
+        Assert.Equal(-5, CairnConfig.Parse("databases:\n  app:\n    connection: \"host=/x\"\n    wal: { compression: \"zstd:-5\" }\n", "c.yaml").Databases["app"].Wal.CompressionLevel);
     }
 
     /// <summary><c>wal: { compression: zstd:N }</c> reaches both writers: wal-push itself and the background pusher.</summary>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Wal_compression_sets_the_level_segments_are_stored_at(bool background)
+    [InlineData(false, 9)]
+    [InlineData(true, 9)]
+    [InlineData(false, -2)]
+    [InlineData(true, -2)]
+    public async Task Wal_compression_sets_the_level_segments_are_stored_at(bool background, int level)
     {
-        var context = await SetUpAsync(background ? $"      async: true\n      spool: {Spool}\n      push_ahead: 4\n      compression: zstd:9\n" : "      compression: zstd:9\n");
+        var setting = $"      compression: zstd:{level}\n";
+        var context = await SetUpAsync(background ? $"      async: true\n      spool: {Spool}\n      push_ahead: 4\n{setting}" : setting);
         var names = MakeSegments(3);
         foreach (var (name, i) in names.Select((n, i) => (n, i)))
         {
@@ -370,8 +391,10 @@ public sealed class WalAsyncTests : IDisposable
         foreach (var name in names)
         {
             var stored = new FileInfo(Path.Combine(Repo, "wal", "app@" + name)).Length;
-            Assert.Equal(await SizeAtAsync(name, 9), stored);
+            Assert.Equal(await SizeAtAsync(name, level), stored);
             Assert.NotEqual(await SizeAtAsync(name, 1), stored);
+            using var repo = await context.OpenRepositoryForWalAsync(default);
+            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(WalDir, name)), await Cairn.Repository.NamedFiles.GetAsync(repo, "app@" + name, default));
         }
     }
 }

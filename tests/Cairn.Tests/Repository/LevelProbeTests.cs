@@ -105,10 +105,25 @@ public class CompressionSettingTests
         }
     }
 
+    /// <summary>zstd's fast levels (<c>zstd:-N</c>): blocks are stored at that level (more bytes than level 1) and read back.</summary>
+    [Fact]
+    public async Task A_fast_negative_level_stores_blocks_at_that_level_and_reads_back()
+    {
+        var data = TestData.Rows(4 * Block, 3); // table-like rows: level -3 finds clearly fewer matches than level 1
+        var fast = await StoreAsync(data, CompressionSetting.Parse("zstd:-3")!.Value, blocks: true);
+        Assert.Equal(data, fast.Back);
+        var expectedFast = Enumerable.Range(0, 4).Sum(i => Zstd.Compress(data.AsSpan(i * Block, Block), -3).Length);
+        var expected1 = Enumerable.Range(0, 4).Sum(i => Zstd.Compress(data.AsSpan(i * Block, Block), 1).Length);
+        Assert.True(expectedFast > expected1 * 1.05, $"the data must compress worse at level -3: {expected1} vs {expectedFast}");
+        Assert.InRange(fast.Added - expectedFast, 0, 4096);
+    }
+
     [Theory]
     [InlineData("zstd:auto", 0)]
     [InlineData("zstd:1", 1)]
     [InlineData("zstd:19", 19)]
+    [InlineData("zstd:-1", -1)]
+    [InlineData("zstd:-5", -5)]
     public void Parses_auto_and_levels(string text, int level)
     {
         var s = CompressionSetting.Parse(text);
@@ -120,7 +135,13 @@ public class CompressionSettingTests
     [Theory]
     [InlineData("zstd:0")]
     [InlineData("zstd:20")]
-    [InlineData("zstd:-1")]
+    [InlineData("zstd:-0")]
+    [InlineData("zstd:-6")]
+    [InlineData("zstd:-01")]
+    [InlineData("zstd:--1")]
+    [InlineData("zstd:-")]
+    [InlineData("zstd:- 1")]
+    [InlineData("zstd:-+1")]
     [InlineData("zstd:01")]
     [InlineData("zstd: 3")]
     [InlineData("zstd:")]
