@@ -138,6 +138,56 @@ public sealed partial class Repository
         return batch;
     }
 
+    /// <summary>
+    /// The decoded content of each blob in <paramref name="ids"/> (a blob may be named more than once), each in its own
+    /// buffer rented from <see cref="System.Buffers.ArrayPool{T}.Shared"/> that the caller returns; read as one batch
+    /// (see <see cref="FetchBatchAsync"/>: neighbouring blobs of a pack in one ranged request). A blob that is damaged
+    /// or gone gets null (the batch is then read again blob by blob, so only the damaged ones are null): the page-patch
+    /// writer stores such a block whole, as it did when it read each base alone.
+    /// </summary>
+    internal async Task<byte[]?[]> LoadBlobsPooledAsync(IReadOnlyList<ContentId> ids, CancellationToken cancellationToken)
+    {
+        var result = new byte[]?[ids.Count];
+        try
+        {
+            using var batch = await FetchBatchAsync(ids, cancellationToken).ConfigureAwait(false);
+            for (var i = 0; i < ids.Count; i++)
+            {
+                var content = batch[ids[i]];
+                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(content.Length);
+                content.CopyTo(buffer);
+                result[i] = buffer;
+            }
+            return result;
+        }
+        catch (DataDamagedException)
+        {
+            foreach (var b in result)
+            {
+                if (b is not null)
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(b);
+                }
+            }
+            Array.Clear(result);
+        }
+        for (var i = 0; i < ids.Count; i++)
+        {
+            try
+            {
+                var content = await LoadBlobAsync(ids[i], cancellationToken).ConfigureAwait(false);
+                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(content.Length);
+                content.CopyTo(buffer, 0);
+                result[i] = buffer;
+            }
+            catch (DataDamagedException)
+            {
+                result[i] = null;
+            }
+        }
+        return result;
+    }
+
     /// <summary>Range buffers are megabytes: reused rather than allocated (and page-faulted) per read.</summary>
     private static readonly System.Buffers.ArrayPool<byte> RangeBuffers = System.Buffers.ArrayPool<byte>.Create(32 * 1024 * 1024, 16);
 
