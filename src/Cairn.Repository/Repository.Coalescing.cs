@@ -93,9 +93,10 @@ public sealed partial class Repository
     /// Reads, authenticates and decodes the distinct blobs among <paramref name="ids"/> into pooled buffers: one ranged
     /// read per planned range (see <see cref="PlanRanges"/>), the ranges in parallel, each decoded as it arrives. Any
     /// damage (a missing pack, a truncated range, a blob that fails authentication or its ID) fails the whole batch
-    /// with an error naming that blob, and nothing of the batch is handed out.
+    /// with an error naming that blob, and nothing of the batch is handed out. Blobs in <paramref name="baseOnly"/> (bases
+    /// used only to rebuild patched blocks) are authenticated but their keyed hash is left to the rebuilt blocks.
     /// </summary>
-    private async Task<BlobBatch> FetchBatchAsync(IEnumerable<ContentId> ids, CancellationToken cancellationToken)
+    private async Task<BlobBatch> FetchBatchAsync(IEnumerable<ContentId> ids, CancellationToken cancellationToken, HashSet<ContentId>? baseOnly = null)
     {
         var wanted = new Dictionary<ContentId, BlobLocation>();
         foreach (var id in ids)
@@ -118,7 +119,7 @@ public sealed partial class Repository
                     foreach (var (id, loc) in range.Blobs)
                     {
                         ct.ThrowIfCancellationRequested();
-                        DecodeBlobInto(id, bytes.AsSpan(checked((int)(loc.Offset - range.Offset)), loc.Length), batch.Slot(id), packName);
+                        DecodeBlobInto(id, bytes.AsSpan(checked((int)(loc.Offset - range.Offset)), loc.Length), batch.Slot(id), packName, checkId: baseOnly is null || !baseOnly.Contains(id));
                     }
                 }
                 finally
