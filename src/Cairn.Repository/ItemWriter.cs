@@ -227,7 +227,10 @@ public sealed class ItemWriter : IAsyncDisposable
             byte[]?[] loaded;
             try
             {
-                loaded = await _repo.LoadBlobsPooledAsync([.. batch.Select(b => b.Base)], token).ConfigureAwait(false);
+                // Authenticated (AES-GCM, bound to the base's ID), not hashed: the patch is built on the bytes as stored,
+                // which a restore reads identically, and its rebuilt ID is the keyed hash of the block read from disk, so
+                // a restore checks the result against the block itself whatever the base holds.
+                loaded = await _repo.LoadBlobsPooledAsync([.. batch.Select(b => b.Base)], authenticateOnly: true, token).ConfigureAwait(false);
             }
             catch
             {
@@ -423,9 +426,9 @@ public sealed class ItemWriter : IAsyncDisposable
     /// <summary>
     /// Stores block <paramref name="seq"/> as a page patch on <paramref name="baseId"/> when the base is a whole chunk
     /// of the block's length and the compressed patch is at most half the base's stored size; false (nothing stored,
-    /// the caller stores the block whole) otherwise. <paramref name="baseBlock"/> was read back like any blob
-    /// (authenticated, ID checked) by the producer, with the other bases of its batch (a damaged base is no base: that
-    /// block is stored whole, and verify reports the damage).
+    /// the caller stores the block whole) otherwise. <paramref name="baseBlock"/> was read back by the producer with the
+    /// other bases of its batch, authenticated (a damaged base is no base: that block is stored whole, and verify
+    /// reports the damage).
     /// </summary>
     private async Task<bool> TryPatchAsync(int seq, Chunk chunk, ContentId blockId, ContentId baseId, ReadOnlyMemory<byte> baseBlock, int pageSize, int level, byte[] aad, ConcurrentDictionary<int, ContentId> ids, ConcurrentDictionary<int, ContentId> bases, CancellationToken ct)
     {

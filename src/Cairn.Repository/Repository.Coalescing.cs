@@ -144,14 +144,16 @@ public sealed partial class Repository
     /// buffer rented from <see cref="System.Buffers.ArrayPool{T}.Shared"/> that the caller returns; read as one batch
     /// (see <see cref="FetchBatchAsync"/>: neighbouring blobs of a pack in one ranged request). A blob that is damaged
     /// or gone gets null (the batch is then read again blob by blob, so only the damaged ones are null): the page-patch
-    /// writer stores such a block whole, as it did when it read each base alone.
+    /// writer stores such a block whole, as it did when it read each base alone. With <paramref name="authenticateOnly"/>
+    /// the blobs' AES-GCM tags (bound to their IDs) are checked but not their keyed hashes: for a page patch's base, whose
+    /// bytes reach a restore only through the rebuilt block, checked against the block's own keyed hash.
     /// </summary>
-    internal async Task<byte[]?[]> LoadBlobsPooledAsync(IReadOnlyList<ContentId> ids, CancellationToken cancellationToken)
+    internal async Task<byte[]?[]> LoadBlobsPooledAsync(IReadOnlyList<ContentId> ids, bool authenticateOnly, CancellationToken cancellationToken)
     {
         var result = new byte[]?[ids.Count];
         try
         {
-            using var batch = await FetchBatchAsync(ids, cancellationToken).ConfigureAwait(false);
+            using var batch = await FetchBatchAsync(ids, cancellationToken, authenticateOnly ? [.. ids] : null).ConfigureAwait(false);
             for (var i = 0; i < ids.Count; i++)
             {
                 var content = batch[ids[i]];
