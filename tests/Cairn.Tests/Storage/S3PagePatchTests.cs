@@ -4,6 +4,7 @@ using Cairn.PostgreSql.Programs;
 using Cairn.PostgreSql.Servers;
 using Cairn.Repository.Pruning;
 using Cairn.Tests.Support;
+using Xunit.Abstractions;
 
 namespace Cairn.Tests.Storage;
 
@@ -13,7 +14,7 @@ namespace Cairn.Tests.Storage;
 /// from the bucket in coalesced ranged GETs (not one per changed block); the incremental restored and checked by
 /// pg_verifybackup, amcheck and row equality; verify --read-data; a prune that keeps the bases after the full is gone.
 /// </summary>
-public sealed class S3PagePatchTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
+public sealed class S3PagePatchTests(S3rverFixture s3, ITestOutputHelper log) : IClassFixture<S3rverFixture>
 {
     private const int Scale = 3;
 
@@ -55,6 +56,7 @@ public sealed class S3PagePatchTests(S3rverFixture s3) : IClassFixture<S3rverFix
         Assert.True(patched > 50, incr.ToJsonString());
         Assert.True(incr["added_bytes"]!.GetValue<long>() < full["added_bytes"]!.GetValue<long>() / 8, $"full {full.ToJsonString()}, incremental {incr.ToJsonString()}");
         var packGets = proxy.Requests.Count(r => r.Method == "GET" && r.Path.Contains("/data/", StringComparison.Ordinal));
+        log.WriteLine($"incremental: {patched} patched blocks, {packGets} GETs of packs, {proxy.Requests.Count} requests in all");
         Assert.True(packGets > 0 && packGets * 8 <= patched, $"the incremental read the bases of {patched} patched blocks in {packGets} GETs of packs (at most {patched / 8} expected)");
 
         await ArchiveAllAsync(server);
