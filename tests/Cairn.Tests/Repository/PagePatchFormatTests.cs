@@ -261,6 +261,37 @@ public class PagePatchFormatTests
         Assert.Contains("does not match its ID", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_base_that_does_not_read_back_leaves_its_block_whole_and_the_rest_of_its_batch_patched()
+    {
+        // The writer reads the bases of a batch of changed blocks together; one damaged base (its tag fails) must not
+        // cost the others their patches nor fail the backup: that block alone is stored whole.
+        using var dir = new TempDir();
+        var storage = new FileSystemStorage(dir.Path);
+        using var repo = await Cairn.Repository.Repository.InitAsync(storage, TestData.Passphrase, TestData.SmallRepo, TimeProvider.System, default);
+        await repo.UpgradeAsync(RepositoryConfig.PagePatches, default);
+        var v1 = TestData.Rows(4 * Block, 21);
+        var first = await StoreAsync(repo, v1, (_, _) => BlockChoice.Whole);
+        Assert.Equal(4, first.Item.Chunks.Distinct().Count());
+        var damaged = repo.Index[ContentId.Parse(first.Item.Chunks[2])];
+        var packFile = Directory.EnumerateFiles(dir.Path, damaged.Pack.ToHex(), SearchOption.AllDirectories).Single();
+        var pack = await File.ReadAllBytesAsync(packFile);
+        pack[damaged.Offset + 20] ^= 0x01;
+        await File.WriteAllBytesAsync(packFile, pack);
+
+        var v2 = (byte[])v1.Clone();
+        for (var i = 0; i < 4; i++)
+        {
+            v2[(i * Block) + (3 * Page) + 100] ^= 0x20;
+        }
+        var patched = await StoreAsync(repo, v2, (i, _) => new(null, null, first.Item.Chunks[i], Page));
+        Assert.Equal(new[] { "0", "1", "3" }, patched.Item.Bases!.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(3, patched.Stats.PatchedBlocks);
+        using var output = new MemoryStream();
+        await repo.ReadItemAsync(patched.Item, output, null, null, default);
+        Assert.Equal(v2, output.ToArray());
+    }
+
     private static async Task<(ManifestItem Item, Snapshot Snapshot, WriteStats Stats)> StoreAsync(Cairn.Repository.Repository repo, byte[] content, Func<int, ReadOnlySpan<byte>, BlockChoice> choose)
     {
         await using var writer = repo.BeginWrite(new RepositoryOptions { Workers = 2 });
