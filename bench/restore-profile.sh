@@ -4,18 +4,21 @@
 # /usr/bin/time (wall, user, sys); then once under `strace -c -f` (system calls) and once under `perf record -g`
 # (where the CPU goes, by library and kernel symbol), with the first build.
 # Usage: bench/restore-profile.sh WORK_FOLDER ROUNDS CAIRN [CAIRN_BEFORE]
+# After bench/page-incr.sh (BENCH_KEEP=1 BENCH_WORK=$W): REPO=cairn-patches PGBR_CONF=pgbr.conf (restores the newest
+# backup: the patched incremental, and pgBackRest's incremental).
 source "$(dirname "$0")/lib.sh"
 W="$1"; ROUNDS="${2:-3}"; NEW="$3"; OLD="${4:-}"
-[ -d "$W/cairn-repo" ] || { echo "$W/cairn-repo is missing: run bench/physical.sh with BENCH_WORK=$W first" >&2; exit 2; }
+REPO="${REPO:-cairn-repo}"; PGBR_CONF="${PGBR_CONF:-pgbr-zst.conf}"
+[ -d "$W/$REPO" ] || { echo "$W/$REPO is missing: run bench/physical.sh (or bench/page-incr.sh with BENCH_KEEP=1) with BENCH_WORK=$W first" >&2; exit 2; }
 machine
 restore() {  # LABEL PREFIX... : a cold-cache restore into $W/r
   local label="$1"; shift
   rm -rf "$W/r"; sleep 6; cold   # 6 s: ext4 skips inodes freed in the last seconds when it allocates new ones
-  /usr/bin/time -f "$label %e s wall %U s user %S s sys %M KB" "$@" runuser -u postgres -- env CAIRN_PASSPHRASE_FILE="$W/pass" CAIRN_REPOSITORY="$W/cairn-repo" CAIRN_CONFIG="$W/cairn.yaml" "$CAIRN_BIN" restore bench --physical --to "$W/r" --target immediate > /dev/null
+  /usr/bin/time -f "$label %e s wall %U s user %S s sys %M KB" "$@" runuser -u postgres -- env CAIRN_PASSPHRASE_FILE="$W/pass" CAIRN_REPOSITORY="$W/$REPO" CAIRN_CONFIG="$W/cairn.yaml" "$CAIRN_BIN" restore bench --physical --to "$W/r" --target immediate > /dev/null
 }
 pgbr() {
   rm -rf "$W/rp"; as_pg mkdir -m 700 "$W/rp"; sleep 6; cold
-  /usr/bin/time -f "pgbackrest %e s wall %U s user %S s sys %M KB" runuser -u postgres -- pgbackrest --config="$W/pgbr-zst.conf" --stanza=bench --pg1-path="$W/rp" --type=immediate restore
+  /usr/bin/time -f "pgbackrest %e s wall %U s user %S s sys %M KB" runuser -u postgres -- pgbackrest --config="$W/$PGBR_CONF" --stanza=bench --pg1-path="$W/rp" --type=immediate restore
 }
 for r in $(seq "$ROUNDS"); do  # the two builds alternate which goes first (the new one in odd rounds)
   if [ $((r % 2)) = 1 ] || [ -z "$OLD" ]; then

@@ -209,11 +209,73 @@ public sealed class ItemWriter : IAsyncDisposable
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _cts.Token);
         var ct = linked.Token;
         var workers = Math.Max(1, _options.Workers);
-        var chunks = Channel.CreateBounded<(int Seq, Chunk Chunk, ContentId? PatchBase, int PageSize)>(new BoundedChannelOptions(workers * 2) { SingleWriter = true });
+        var chunks = Channel.CreateBounded<(int Seq, Chunk Chunk, ContentId? PatchBase, int PageSize, byte[]? BaseBytes)>(new BoundedChannelOptions(workers * 2));
         var ids = new ConcurrentDictionary<int, ContentId>();
         var bases = new ConcurrentDictionary<int, ContentId>();
         var patches = _repo.Config.Has(RepositoryConfig.PagePatches);
         long size = 0;
+
+        // Blocks that may become page patches wait here until their bases are read: the bases of a batch of them (about
+        // ReadCoalescing.BatchRawBytes) are read together, neighbouring blobs of a pack in one ranged request, not one
+        // request per block (on S3 one GET per changed block). One batch is read while the next one fills.
+        var pending = new List<(int Seq, Chunk Chunk, ContentId Base, int PageSize)>();
+        long pendingBytes = 0;
+        Task? inflight = null;
+
+        async Task DispatchAsync(List<(int Seq, Chunk Chunk, ContentId Base, int PageSize)> batch, CancellationToken token)
+        {
+            byte[]?[] loaded;
+            try
+            {
+                // Authenticated (AES-GCM, bound to the base's ID), not hashed: the patch is built on the bytes as stored,
+                // which a restore reads identically, and its rebuilt ID is the keyed hash of the block read from disk, so
+                // a restore checks the result against the block itself whatever the base holds.
+                loaded = await _repo.LoadBlobsPooledAsync([.. batch.Select(b => b.Base)], authenticateOnly: true, token).ConfigureAwait(false);
+            }
+            catch
+            {
+                foreach (var b in batch)
+                {
+                    b.Chunk.Return();
+                }
+                throw;
+            }
+            for (var k = 0; k < batch.Count; k++)
+            {
+                var (seq, chunk, baseId, pageSize) = batch[k];
+                try
+                {
+                    await chunks.Writer.WriteAsync((seq, chunk, loaded[k] is null ? null : baseId, pageSize, loaded[k]), token).ConfigureAwait(false);
+                }
+                catch
+                {
+                    for (var j = k; j < batch.Count; j++)
+                    {
+                        batch[j].Chunk.Return();
+                        if (loaded[j] is { } buffer)
+                        {
+                            ArrayPool<byte>.Shared.Return(buffer);
+                        }
+                    }
+                    throw;
+                }
+            }
+        }
+
+        async Task FlushAsync(CancellationToken token)
+        {
+            if (inflight is not null)
+            {
+                await inflight.ConfigureAwait(false);
+                inflight = null;
+            }
+            if (pending.Count > 0)
+            {
+                inflight = DispatchAsync(pending, token);
+                pending = [];
+                pendingBytes = 0;
+            }
+        }
 
         var producer = Task.Run(async () =>
         {
@@ -245,12 +307,30 @@ public sealed class ItemWriter : IAsyncDisposable
                         level = LevelProbe.Choose(c.Span);
                         probed = true;
                     }
-                    await chunks.Writer.WriteAsync((seq++, c, patches ? patchBase : null, pageSize), ct).ConfigureAwait(false);
+                    if (patches && patchBase is { } pb && pageSize > 0 && c.Length % pageSize == 0 && _repo.Index.TryGetValue(pb, out var baseLocation) && baseLocation.RawLength == c.Length)
+                    {
+                        pending.Add((seq++, c, pb, pageSize));
+                        pendingBytes += baseLocation.RawLength;
+                        if (pendingBytes >= _repo.Coalescing.BatchRawBytes)
+                        {
+                            await FlushAsync(ct).ConfigureAwait(false);
+                        }
+                        continue;
+                    }
+                    // Not patchable (no base, or the base is not a whole chunk of this block's length): stored whole.
+                    await chunks.Writer.WriteAsync((seq++, c, null, 0, null), ct).ConfigureAwait(false);
                 }
+                await FlushAsync(ct).ConfigureAwait(false);
+                await FlushAsync(ct).ConfigureAwait(false);
                 chunks.Writer.Complete();
             }
             catch (Exception e)
             {
+                foreach (var p in pending)
+                {
+                    p.Chunk.Return();
+                }
+                pending.Clear();
                 chunks.Writer.Complete(e);
                 throw;
             }
@@ -260,14 +340,14 @@ public sealed class ItemWriter : IAsyncDisposable
         {
             var aad = new byte[Aead.BlobContext.Length + ContentId.Size];
             Aead.BlobContext.CopyTo(aad, 0);
-            await foreach (var (seq, chunk, patchBase, pageSize) in chunks.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+            await foreach (var (seq, chunk, patchBase, pageSize, baseBytes) in chunks.Reader.ReadAllAsync(ct).ConfigureAwait(false))
             {
                 try
                 {
                     var id = _repo.Keys.ChunkId(chunk.Span);
                     Interlocked.Increment(ref _chunksTotal);
-                    if (patchBase is { } b && !_repo.Index.ContainsKey(id) && !_claimed.ContainsKey(id)
-                        && await TryPatchAsync(seq, chunk, id, b, pageSize, level, aad, ids, bases, ct).ConfigureAwait(false))
+                    if (patchBase is { } b && baseBytes is not null && !_repo.Index.ContainsKey(id) && !_claimed.ContainsKey(id)
+                        && await TryPatchAsync(seq, chunk, id, b, baseBytes.AsMemory(0, chunk.Length), pageSize, level, aad, ids, bases, ct).ConfigureAwait(false))
                     {
                         continue;
                     }
@@ -295,6 +375,10 @@ public sealed class ItemWriter : IAsyncDisposable
                 finally
                 {
                     chunk.Return();
+                    if (baseBytes is not null)
+                    {
+                        ArrayPool<byte>.Shared.Return(baseBytes);
+                    }
                 }
             }
         }, ct)).ToArray();
@@ -309,6 +393,10 @@ public sealed class ItemWriter : IAsyncDisposable
             while (chunks.Reader.TryRead(out var left))
             {
                 left.Chunk.Return();
+                if (left.BaseBytes is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(left.BaseBytes);
+                }
             }
             ThrowIfPipelineFailed();
             throw;
@@ -338,24 +426,17 @@ public sealed class ItemWriter : IAsyncDisposable
     /// <summary>
     /// Stores block <paramref name="seq"/> as a page patch on <paramref name="baseId"/> when the base is a whole chunk
     /// of the block's length and the compressed patch is at most half the base's stored size; false (nothing stored,
-    /// the caller stores the block whole) otherwise. The base is read back like any blob: authenticated, ID checked.
+    /// the caller stores the block whole) otherwise. <paramref name="baseBlock"/> was read back by the producer with the
+    /// other bases of its batch, authenticated (a damaged base is no base: that block is stored whole, and verify
+    /// reports the damage).
     /// </summary>
-    private async Task<bool> TryPatchAsync(int seq, Chunk chunk, ContentId blockId, ContentId baseId, int pageSize, int level, byte[] aad, ConcurrentDictionary<int, ContentId> ids, ConcurrentDictionary<int, ContentId> bases, CancellationToken ct)
+    private async Task<bool> TryPatchAsync(int seq, Chunk chunk, ContentId blockId, ContentId baseId, ReadOnlyMemory<byte> baseBlock, int pageSize, int level, byte[] aad, ConcurrentDictionary<int, ContentId> ids, ConcurrentDictionary<int, ContentId> bases, CancellationToken ct)
     {
         if (!_repo.Index.TryGetValue(baseId, out var baseLocation) || baseLocation.RawLength != chunk.Length || pageSize <= 0 || chunk.Length % pageSize != 0)
         {
             return false;
         }
-        byte[] baseBlock;
-        try
-        {
-            baseBlock = await _repo.LoadBlobAsync(baseId, ct).ConfigureAwait(false);
-        }
-        catch (DataDamagedException)
-        {
-            return false; // a damaged base is no base: the block is stored whole (verify reports the damage)
-        }
-        var patch = PagePatch.Build(baseBlock, chunk.Span, pageSize, baseId, blockId);
+        var patch = PagePatch.Build(baseBlock.Span, chunk.Span, pageSize, baseId, blockId);
         if (patch is null)
         {
             return false; // the same bytes as the base: then its ID is the base's, which is stored, so this never happens

@@ -93,9 +93,10 @@ public sealed partial class Repository
     /// Reads, authenticates and decodes the distinct blobs among <paramref name="ids"/> into pooled buffers: one ranged
     /// read per planned range (see <see cref="PlanRanges"/>), the ranges in parallel, each decoded as it arrives. Any
     /// damage (a missing pack, a truncated range, a blob that fails authentication or its ID) fails the whole batch
-    /// with an error naming that blob, and nothing of the batch is handed out.
+    /// with an error naming that blob, and nothing of the batch is handed out. Blobs in <paramref name="baseOnly"/> (bases
+    /// used only to rebuild patched blocks) are authenticated but their keyed hash is left to the rebuilt blocks.
     /// </summary>
-    private async Task<BlobBatch> FetchBatchAsync(IEnumerable<ContentId> ids, CancellationToken cancellationToken)
+    private async Task<BlobBatch> FetchBatchAsync(IEnumerable<ContentId> ids, CancellationToken cancellationToken, HashSet<ContentId>? baseOnly = null)
     {
         var wanted = new Dictionary<ContentId, BlobLocation>();
         foreach (var id in ids)
@@ -118,7 +119,7 @@ public sealed partial class Repository
                     foreach (var (id, loc) in range.Blobs)
                     {
                         ct.ThrowIfCancellationRequested();
-                        DecodeBlobInto(id, bytes.AsSpan(checked((int)(loc.Offset - range.Offset)), loc.Length), batch.Slot(id), packName);
+                        DecodeBlobInto(id, bytes.AsSpan(checked((int)(loc.Offset - range.Offset)), loc.Length), batch.Slot(id), packName, checkId: baseOnly is null || !baseOnly.Contains(id));
                     }
                 }
                 finally
@@ -136,6 +137,58 @@ public sealed partial class Repository
             throw;
         }
         return batch;
+    }
+
+    /// <summary>
+    /// The decoded content of each blob in <paramref name="ids"/> (a blob may be named more than once), each in its own
+    /// buffer rented from <see cref="System.Buffers.ArrayPool{T}.Shared"/> that the caller returns; read as one batch
+    /// (see <see cref="FetchBatchAsync"/>: neighbouring blobs of a pack in one ranged request). A blob that is damaged
+    /// or gone gets null (the batch is then read again blob by blob, so only the damaged ones are null): the page-patch
+    /// writer stores such a block whole, as it did when it read each base alone. With <paramref name="authenticateOnly"/>
+    /// the blobs' AES-GCM tags (bound to their IDs) are checked but not their keyed hashes: for a page patch's base, whose
+    /// bytes reach a restore only through the rebuilt block, checked against the block's own keyed hash.
+    /// </summary>
+    internal async Task<byte[]?[]> LoadBlobsPooledAsync(IReadOnlyList<ContentId> ids, bool authenticateOnly, CancellationToken cancellationToken)
+    {
+        var result = new byte[]?[ids.Count];
+        try
+        {
+            using var batch = await FetchBatchAsync(ids, cancellationToken, authenticateOnly ? [.. ids] : null).ConfigureAwait(false);
+            for (var i = 0; i < ids.Count; i++)
+            {
+                var content = batch[ids[i]];
+                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(content.Length);
+                content.CopyTo(buffer);
+                result[i] = buffer;
+            }
+            return result;
+        }
+        catch (DataDamagedException)
+        {
+            foreach (var b in result)
+            {
+                if (b is not null)
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(b);
+                }
+            }
+            Array.Clear(result);
+        }
+        for (var i = 0; i < ids.Count; i++)
+        {
+            try
+            {
+                var content = await LoadBlobAsync(ids[i], cancellationToken).ConfigureAwait(false);
+                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(content.Length);
+                content.CopyTo(buffer, 0);
+                result[i] = buffer;
+            }
+            catch (DataDamagedException)
+            {
+                result[i] = null;
+            }
+        }
+        return result;
     }
 
     /// <summary>Range buffers are megabytes: reused rather than allocated (and page-faulted) per read.</summary>

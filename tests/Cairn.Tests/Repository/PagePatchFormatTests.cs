@@ -200,6 +200,98 @@ public class PagePatchFormatTests
         Assert.True(reopened.Config.Has(RepositoryConfig.PagePatches));
     }
 
+    [Fact]
+    public async Task A_base_that_authenticates_but_holds_other_bytes_is_refused_by_the_rebuilt_blocks_keyed_hash_before_it_is_written()
+    {
+        // A reader does not compute the keyed hash of a blob it uses only as a page patch's base (the AEAD tag, bound to
+        // the base's ID, is still checked): the block rebuilt on it is checked against the patch's rebuilt ID instead. A
+        // base sealed with the repository's key under its own ID but holding other bytes (a writer's bug, or someone
+        // with the key) must still never reach the output.
+        using var dir = new TempDir();
+        var storage = new FileSystemStorage(dir.Path);
+        using var repo = await Cairn.Repository.Repository.InitAsync(storage, TestData.Passphrase, TestData.SmallRepo, TimeProvider.System, default);
+        await repo.UpgradeAsync(RepositoryConfig.PagePatches, default);
+        var v1 = TestData.Rows(2 * Block, 11);
+        var first = await StoreAsync(repo, v1, (_, _) => BlockChoice.Whole);
+        var v2 = (byte[])v1.Clone();
+        v2[Block + (2 * Page) + 50] ^= 0x20;
+        var patched = await StoreAsync(repo, v2, (i, _) => new(null, null, first.Item.Chunks[i], Page));
+        var baseId = ContentId.Parse(Assert.Single(patched.Item.Bases!).Value);
+
+        // The base forged: one byte of page 0 (a page the patch does not touch) changed, compressed to the stored length
+        // (tried at a few levels and places), sealed under the base's ID with the repository's key, spliced into its pack.
+        var location = repo.Index[baseId];
+        var original = await repo.LoadBlobAsync(baseId, default);
+        byte[]? sealedForged = null;
+        var buffer = new byte[Cairn.Repository.Compression.Zstd.CompressBound(original.Length)];
+        for (var at = 100; sealedForged is null && at < 100 + 400; at++)
+        {
+            for (var level = 1; sealedForged is null && level <= 6; level++)
+            {
+                var forged = (byte[])original.Clone();
+                forged[at] ^= 0x01;
+                var n = Cairn.Repository.Compression.Zstd.Compress(forged, buffer, level);
+                if (n + Aead.Overhead == location.Length)
+                {
+                    var aad = new byte[Aead.BlobContext.Length + ContentId.Size];
+                    Aead.BlobContext.CopyTo(aad, 0);
+                    baseId.WriteTo(aad.AsSpan(Aead.BlobContext.Length));
+                    sealedForged = new byte[location.Length];
+                    Assert.Equal(location.Length, repo.Aead.Seal(buffer.AsSpan(0, n), aad, sealedForged));
+                }
+            }
+        }
+        Assert.NotNull(sealedForged);
+        var packFile = Directory.EnumerateFiles(dir.Path, location.Pack.ToHex(), SearchOption.AllDirectories).Single();
+        var pack = await File.ReadAllBytesAsync(packFile);
+        sealedForged.CopyTo(pack, location.Offset);
+        await File.WriteAllBytesAsync(packFile, pack);
+
+        using var reopened = await Cairn.Repository.Repository.OpenAsync(storage, TestData.Passphrase, TimeProvider.System, default);
+        var item = (await reopened.LoadSnapshotAsync(patched.Snapshot.Id, default)).Manifest.Items.Single();
+        using var output = new MemoryStream();
+        var e = await Assert.ThrowsAsync<DataDamagedException>(() => reopened.ReadItemAsync(item, output, null, null, default));
+        Assert.Contains("does not rebuild the block the backup read", e.Message, StringComparison.Ordinal);
+        Assert.Equal(Block, output.Length); // block 0 (whole, unchanged) only: the rebuilt block 1 was refused
+        await Assert.ThrowsAsync<DataDamagedException>(() => reopened.ReadItemsAsync([item], (_, fill, c) => fill(Stream.Null, c), 2, null, default));
+
+        // Where the base is also a block the read writes as it is (here: the first version's block 1), its keyed hash is checked.
+        var whole = (await reopened.LoadSnapshotAsync(first.Snapshot.Id, default)).Manifest.Items.Single();
+        e = await Assert.ThrowsAsync<DataDamagedException>(() => reopened.ReadItemsAsync([whole, item], (_, fill, c) => fill(Stream.Null, c), 2, null, default));
+        Assert.Contains("does not match its ID", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_base_that_does_not_read_back_leaves_its_block_whole_and_the_rest_of_its_batch_patched()
+    {
+        // The writer reads the bases of a batch of changed blocks together; one damaged base (its tag fails) must not
+        // cost the others their patches nor fail the backup: that block alone is stored whole.
+        using var dir = new TempDir();
+        var storage = new FileSystemStorage(dir.Path);
+        using var repo = await Cairn.Repository.Repository.InitAsync(storage, TestData.Passphrase, TestData.SmallRepo, TimeProvider.System, default);
+        await repo.UpgradeAsync(RepositoryConfig.PagePatches, default);
+        var v1 = TestData.Rows(4 * Block, 21);
+        var first = await StoreAsync(repo, v1, (_, _) => BlockChoice.Whole);
+        Assert.Equal(4, first.Item.Chunks.Distinct().Count());
+        var damaged = repo.Index[ContentId.Parse(first.Item.Chunks[2])];
+        var packFile = Directory.EnumerateFiles(dir.Path, damaged.Pack.ToHex(), SearchOption.AllDirectories).Single();
+        var pack = await File.ReadAllBytesAsync(packFile);
+        pack[damaged.Offset + 20] ^= 0x01;
+        await File.WriteAllBytesAsync(packFile, pack);
+
+        var v2 = (byte[])v1.Clone();
+        for (var i = 0; i < 4; i++)
+        {
+            v2[(i * Block) + (3 * Page) + 100] ^= 0x20;
+        }
+        var patched = await StoreAsync(repo, v2, (i, _) => new(null, null, first.Item.Chunks[i], Page));
+        Assert.Equal(new[] { "0", "1", "3" }, patched.Item.Bases!.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(3, patched.Stats.PatchedBlocks);
+        using var output = new MemoryStream();
+        await repo.ReadItemAsync(patched.Item, output, null, null, default);
+        Assert.Equal(v2, output.ToArray());
+    }
+
     private static async Task<(ManifestItem Item, Snapshot Snapshot, WriteStats Stats)> StoreAsync(Cairn.Repository.Repository repo, byte[] content, Func<int, ReadOnlySpan<byte>, BlockChoice> choose)
     {
         await using var writer = repo.BeginWrite(new RepositoryOptions { Workers = 2 });

@@ -19,15 +19,16 @@ public sealed class S3CycleTests(S3rverFixture s3) : IClassFixture<S3rverFixture
     /// <summary>A repository prefix in the bucket with cairn.yaml, a credentials file and a passphrase file the postgres user can read.</summary>
     internal sealed class S3Setup : IDisposable
     {
-        public S3Setup(S3rverFixture s3, string name, string extraTopYaml = "")
+        public S3Setup(S3rverFixture s3, string name, string extraTopYaml = "", Uri? endpoint = null)
         {
-            Location = "s3://" + S3rverFixture.Bucket + "/" + s3.NewLocation(name).Prefix;
+            S3Location = s3.NewLocation(name);
+            Location = "s3://" + S3rverFixture.Bucket + "/" + S3Location.Prefix;
             Credentials = Dir.File("s3.credentials");
             File.WriteAllText(Credentials, $"[default]\naws_access_key_id = {S3rverFixture.AccessKey}\naws_secret_access_key = {S3rverFixture.AccessKey}\n");
             File.SetUnixFileMode(Credentials, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             PassFile = Dir.File("pass");
             File.WriteAllText(PassFile, "s3 cycle passphrase 51c0\n");
-            S3Yaml = $"s3:\n  endpoint: \"{s3.Endpoint}\"\n  credentials_file: {Credentials}\n{extraTopYaml}";
+            S3Yaml = $"s3:\n  endpoint: \"{endpoint ?? s3.Endpoint}\"\n  credentials_file: {Credentials}\n{extraTopYaml}";
             Env = new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = Location, ["CAIRN_PASSPHRASE_FILE"] = PassFile, ["CAIRN_CONFIG"] = Dir.File("cairn.yaml") };
             File.WriteAllText(Dir.File("cairn.yaml"), S3Yaml + $"evidence:\n  path: {Dir.File("evidence")}\n");
             Cli = new CliRunner(Env);
@@ -36,6 +37,9 @@ public sealed class S3CycleTests(S3rverFixture s3) : IClassFixture<S3rverFixture
         public TempDir Dir { get; } = new();
 
         public string Location { get; }
+
+        /// <summary>The bucket and prefix, for opening the repository through the library.</summary>
+        public Cairn.Repository.Storage.S3Location S3Location { get; }
 
         public string Credentials { get; }
 
