@@ -86,12 +86,25 @@ public sealed record KeyChangeEvent(string Action, string Key, string? Repositor
     }
 }
 
-/// <summary>The repository's format was upgraded to switch a feature on (<c>repository-upgrade</c>, <c>cairn repo upgrade</c>).</summary>
+/// <summary>
+/// The repository's format was upgraded to switch a feature on (<c>repository-upgrade</c>): by <c>cairn repo upgrade</c>,
+/// or by <c>cairn copy</c> giving a copy made before the primary's upgrade the primary's config (<see cref="CarriedFrom"/>:
+/// the primary's location; <see cref="EvidenceEvent.Repository"/> is then the copy's).
+/// </summary>
 public sealed record RepositoryUpgradeEvent(string RepositoryId, int Version, IReadOnlyList<string> Features) : EvidenceEvent
 {
     public override string Kind => "repository-upgrade";
 
-    public override void Describe(EvidenceDetails details) => details.Text("repository_id", RepositoryId).Number("version", Version).Text("features", string.Join(",", Features));
+    public string? CarriedFrom { get; init; }
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("repository_id", RepositoryId).Number("version", Version).Text("features", string.Join(",", Features));
+        if (CarriedFrom is not null)
+        {
+            details.Text("action", "copy").Text("carried_from", CarriedFrom);
+        }
+    }
 }
 
 /// <summary>The server's user was given the WAL area and one key file (<c>key-change</c>, action archiver-allow).</summary>
