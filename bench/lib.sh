@@ -52,29 +52,51 @@ FROM generate_series(1::bigint, $rows) g;
 SQL
 }
 
-# pgbr_conf FILE PORT COMPRESS REPO-LINE…: the benchmarks' pgBackRest config (the given repo1-* lines, encrypted with
-# $W/pass, retention-full 10, process-max 2, log/lock/spool in $W, the cluster in $W/pg on PORT), postgres's, 0600.
+# pgbr_conf FILE PORT COMPRESS LINE…: the benchmarks' pgBackRest config, postgres's, 0600: the given lines (repo1-*,
+# archive-async=y, …) in [global], pg1-* lines in the stanza [bench]; then every default whose key no line gave:
+# encrypted with $W/pass, retention-full 10, process-max 2, log/lock/spool in $W, the cluster in $W/pg on PORT.
 pgbr_conf() {
   local file="$1" port="$2" compress="$3"; shift 3
+  local line d global=() stanza=()
+  for line in "$@"; do case "$line" in pg1-*) stanza+=("$line") ;; *) global+=("$line") ;; esac; done
+  # _pgbr_given KEY LINE…: whether a line sets KEY
+  _pgbr_given() { local k="$1" l; shift; for l in "$@"; do [ "${l%%=*}" = "$k" ] && return 0; done; return 1; }
   {
     echo "[global]"
-    printf '%s\n' "$@"
-    cat <<C
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=$(cat "$W/pass")
-repo1-retention-full=10
-compress-type=$compress
-process-max=2
-log-path=$W/log
-lock-path=$W/lock
-spool-path=$W/spool
-log-level-console=warn
-start-fast=y
-[bench]
-pg1-path=$W/pg/data
-pg1-socket-path=$W/pg/sock
-pg1-port=$port
-C
+    [ ${#global[@]} -eq 0 ] || printf '%s\n' "${global[@]}"
+    for d in "repo1-cipher-type=aes-256-cbc" "repo1-cipher-pass=$(cat "$W/pass")" "repo1-retention-full=10" "compress-type=$compress" \
+             "process-max=2" "log-path=$W/log" "lock-path=$W/lock" "spool-path=$W/spool" "log-level-console=warn" "start-fast=y"; do
+      _pgbr_given "${d%%=*}" "${global[@]}" || echo "$d"
+    done
+    echo "[bench]"
+    [ ${#stanza[@]} -eq 0 ] || printf '%s\n' "${stanza[@]}"
+    for d in "pg1-path=$W/pg/data" "pg1-socket-path=$W/pg/sock" "pg1-port=$port"; do
+      _pgbr_given "${d%%=*}" "${stanza[@]}" || echo "$d"
+    done
   } > "$file"
   chown postgres: "$file"; chmod 600 "$file"
 }
+
+# archiver COMMAND: wait until the server in $W/pg has archived everything, then make COMMAND its only archive_command.
+# First the current WAL segment is ended under the old command, so the WAL written before a tool's run (a load, a
+# day of change, a checkpoint) goes to the old command, not into the next tool's repository (the first tool's
+# repository used to get the loading's last, partly filled segment: ~4 MB more than the others at scale 0.25).
+# A failed archive_command, which PostgreSQL would retry for ever, ends the run loudly with the server's log; so does
+# an archiver that has not caught up within 600 s. The archiver's counters are reset for the next command.
+archiver() {
+  local deadline=$(( $(date +%s) + 600 )) failed
+  "$PGBIN/psql" -Atq -c "SELECT pg_switch_wal()" postgres >/dev/null
+  while [ "$("$PGBIN/psql" -Atc "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'" postgres)" != 0 ]; do
+    failed=$("$PGBIN/psql" -Atc "SELECT failed_count || ' failures, last ' || coalesce(last_failed_wal, '') FROM pg_stat_archiver" postgres)
+    case "$failed" in 0\ *) ;; *) echo "archive_command failed ($failed); server log:" >&2; tail -20 "$W/pg/log" >&2; return 1;; esac
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "the archiver did not catch up within 600 s" >&2; return 1; }
+    sleep 0.5
+  done
+  "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = '$1'" -c "SELECT pg_reload_conf()" postgres >/dev/null
+  "$PGBIN/psql" -q -c "SELECT pg_stat_reset_shared('archiver')" postgres >/dev/null
+  sleep 1
+}
+
+# quiesce COMMAND: before each tool's run, the same start: its own archiver (above), a checkpoint, the data directory
+# in the page cache, an idle server.
+quiesce() { archiver "$1"; "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; warm "$W/pg/data"; sleep 3; }

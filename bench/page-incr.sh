@@ -52,19 +52,6 @@ as_pg pgbackrest --config="$W/pgbr.conf" --stanza=bench stanza-create >/dev/null
 ARCHIVE_PATCHES="CAIRN_PASSPHRASE_FILE=$W/pass $CAIRN --repo $W/cairn-patches wal-push %p --database bench"
 ARCHIVE_BLOCKS="CAIRN_PASSPHRASE_FILE=$W/pass $CAIRN --repo $W/cairn-blocks wal-push %p --database bench"
 ARCHIVE_PGBR="pgbackrest --config=$W/pgbr.conf --stanza=bench archive-push %p"
-# archiver COMMAND: wait until the archiver caught up, then make COMMAND the only archive_command (bench/physical.sh).
-archiver() {
-  local deadline=$(( $(date +%s) + 600 ))
-  while [ "$("$PGBIN/psql" -Atc "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'" postgres)" != 0 ]; do
-    local failed; failed=$("$PGBIN/psql" -Atc "SELECT failed_count || ' failures, last ' || coalesce(last_failed_wal, '') FROM pg_stat_archiver" postgres)
-    case "$failed" in 0\ *) ;; *) echo "archive_command failed ($failed); server log:" >&2; tail -20 "$W/pg/log" >&2; return 1;; esac
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "the archiver did not catch up within 600 s" >&2; return 1; }
-    sleep 0.5
-  done
-  "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = '$1'" -c "SELECT pg_reload_conf()" postgres >/dev/null
-  sleep 1
-}
-quiesce() { archiver "$1"; "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; warm "$W/pg/data"; sleep 3; }
 added() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['added_bytes'])" "$1"; }
 
 echo "== full backups"

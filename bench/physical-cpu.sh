@@ -48,17 +48,6 @@ databases:
 Y
 chown postgres: "$W/pgbr.conf" "$W/cairn.yaml"; chmod 600 "$W/pgbr.conf"
 
-archiver() {  # as bench/physical.sh: wait for the archiver to catch up, then make $1 the only archive_command
-  local deadline=$(( $(date +%s) + 600 ))
-  while [ "$("$PGBIN/psql" -Atc "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'" postgres)" != 0 ]; do
-    case "$("$PGBIN/psql" -Atc "SELECT failed_count FROM pg_stat_archiver" postgres)" in 0) ;; *) echo "archive_command failed" >&2; tail -20 "$W/pg/log" >&2; return 1;; esac
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "the archiver did not catch up within 600 s" >&2; return 1; }
-    sleep 0.5
-  done
-  "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = '$1'" -c "SELECT pg_reload_conf()" postgres >/dev/null
-  sleep 1
-}
-quiesce() { archiver "$1"; "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; warm "$W/pg/data"; sleep 2; }
 # timed LABEL CMD...: runs CMD, appends "LABEL wall user sys" to $W/times
 timed() { local l="$1"; shift; /usr/bin/time -f "$l %e %U %S" -a -o "$W/times" "$@"; }
 : > "$W/times"; : > "$W/sizes"

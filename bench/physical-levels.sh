@@ -46,18 +46,6 @@ dotnet build -c Release "$BENCH_ROOT/bench/Cairn.Bench" >/dev/null
 "$PGBIN/psql" -q -c "CHECKPOINT" postgres
 dotnet "$BENCH_ROOT/bench/Cairn.Bench/bin/Release/net10.0/Cairn.Bench.dll" levels "$W/pg/data"
 
-archiver() {  # as bench/physical.sh: wait for the archiver to catch up, end the current segment there, then make $1 the only archive_command
-  local deadline=$(( $(date +%s) + 600 ))
-  "$PGBIN/psql" -Atq -c "SELECT pg_switch_wal()" postgres >/dev/null
-  while [ "$("$PGBIN/psql" -Atc "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'" postgres)" != 0 ]; do
-    case "$("$PGBIN/psql" -Atc "SELECT failed_count FROM pg_stat_archiver" postgres)" in 0) ;; *) echo "archive_command failed" >&2; tail -20 "$W/pg/log" >&2; return 1;; esac
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "the archiver did not catch up within 600 s" >&2; return 1; }
-    sleep 0.5
-  done
-  "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = '$1'" -c "SELECT pg_reload_conf()" postgres >/dev/null
-  sleep 1
-}
-quiesce() { archiver "$1"; "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; warm "$W/pg/data"; sleep 2; }
 timed() { local l="$1"; shift; /usr/bin/time -f "$l %e %U %S" -a -o "$W/times" "$@"; }
 : > "$W/times"; : > "$W/sizes"
 

@@ -50,28 +50,7 @@ chown postgres: "$W/cairn.yaml"
 run "$CAIRN" init --kdf-memory-mib 1 --kdf-iterations 1 >/dev/null  # a random 32-byte passphrase: the KDF adds nothing, and each wal-push opens the repository
 for c in zst lz4; do as_pg pgbackrest --config="$W/pgbr-$c.conf" --stanza=bench stanza-create >/dev/null; done
 
-# archiver COMMAND: wait until the archiver has caught up, then make COMMAND the only archive_command.
-# A failed archive_command is retried by PostgreSQL for ever; here it ends the run loudly instead.
-archiver() {
-  local deadline=$(( $(date +%s) + 600 ))
-  # End the current WAL segment under the old command: the WAL written before a tool's run (the load, the day of
-  # change, a checkpoint) goes to the old command, not into the next tool's repository (the first tool's repository
-  # used to get the loading's last, partly filled segment: ~4 MB more than the others at scale 0.25).
-  "$PGBIN/psql" -Atq -c "SELECT pg_switch_wal()" postgres >/dev/null
-  while [ "$("$PGBIN/psql" -Atc "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'" postgres)" != 0 ]; do
-    local failed; failed=$("$PGBIN/psql" -Atc "SELECT failed_count || ' failures, last ' || coalesce(last_failed_wal, '') FROM pg_stat_archiver" postgres)
-    case "$failed" in 0\ *) ;; *) echo "archive_command failed ($failed); server log:" >&2; tail -20 "$W/pg/log" >&2; return 1;; esac
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "the archiver did not catch up within 600 s" >&2; return 1; }
-    sleep 0.5
-  done
-  "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = '$1'" -c "SELECT pg_reload_conf()" postgres >/dev/null
-  sleep 1
-}
-# Before each tool: its own archiver, checkpoint, the same warm cache, idle server.
-quiesce() {
-  archiver "$1"
-  "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; warm "$W/pg/data"; sleep 3
-}
+# archiver/quiesce COMMAND (bench/lib.sh): before each tool, its own archive_command, a checkpoint, the same warm cache, idle server.
 # Repository sizes, all read at one moment after the archiver caught up: backup data and archived WAL apart.
 sizes() {
   archiver "true"   # WAL outside a tool's own run goes nowhere: no repository grows while the sizes are read

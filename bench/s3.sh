@@ -112,19 +112,6 @@ RESTIC=(restic -q -r "s3:$ENDPOINT/bench/restic" --cacert "$W/tls/cert.pem" -o s
 RESTIC_OK=1
 "${RESTIC[@]}" init >/dev/null 2>"$W/restic-init.err" || { RESTIC_OK=0; echo "restic cannot use this S3 server (left out): $(tail -3 "$W/restic-init.err")"; }
 
-archiver() {
-  local deadline=$(( $(date +%s) + 600 ))
-  while [ "$("$PGBIN/psql" -Atc "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'" postgres)" != 0 ]; do
-    local failed; failed=$("$PGBIN/psql" -Atc "SELECT failed_count || ' failures, last ' || coalesce(last_failed_wal, '') FROM pg_stat_archiver" postgres)
-    case "$failed" in 0\ *) ;; *) echo "archive_command failed ($failed); server log:" >&2; tail -20 "$W/pg/log" >&2; return 1;; esac
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "the archiver did not catch up within 600 s" >&2; return 1; }
-    sleep 0.5
-  done
-  "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = '$1'" -c "SELECT pg_reload_conf()" postgres >/dev/null
-  "$PGBIN/psql" -q -c "SELECT pg_stat_reset_shared('archiver')" postgres >/dev/null
-  sleep 1
-}
-quiesce() { archiver "$1"; "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; warm "$W/pg/data"; sleep 3; }
 timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); elapsed "$t0" "$t1"; }
 # CPU seconds (user + system) the S3 server's processes have used so far: s3rver's node, or every Ceph daemon.
 server_pids() { if [ "$SERVER" = s3rver ]; then cat "$W/s3rver.pid"; else cat "$W"/ceph/run/*.pid; fi; }

@@ -56,30 +56,14 @@ until [ "$("$PGBIN/psql" -qAt -d postgres -c "SELECT count(*) FROM pg_ls_dir('pg
 done
 
 # pgBackRest wants its stanza made against the running server; both repositories get every archived segment.
-pgbr_conf() {  # pgbr_conf FILE ASYNC(y|n) PG1_PATH SOCKET PORT
-  cat > "$1" <<C
-[global]
-repo1-path=$W/pgbr-repo
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=$(cat "$W/pass")
-compress-type=zst
-process-max=2
-archive-async=$2
-archive-get-queue-max=$((AHEAD * 16 + 1))MiB
-spool-path=$W/pgbr-spool
-log-path=$W/log
-lock-path=$W/lock
-log-level-console=warn
-log-level-file=off
-[bench]
-pg1-path=$3
-pg1-socket-path=$4
-pg1-port=$5
-C
+# replay_pgbr_conf FILE ASYNC(y|n) PG1_PATH SOCKET PORT: bench/lib.sh's pgbr_conf with the archive queue and spool of these runs.
+replay_pgbr_conf() {
+  pgbr_conf "$1" "$5" zst "repo1-path=$W/pgbr-repo" "archive-async=$2" "archive-get-queue-max=$((AHEAD * 16 + 1))MiB" \
+    "spool-path=$W/pgbr-spool" "log-level-file=off" "pg1-path=$3" "pg1-socket-path=$4"
 }
-pgbr_conf "$W/pgbr-stanza.conf" n "$W/pg/data" "$W/pg/sock" "$PORT"
-pgbr_conf "$W/pgbr-sync.conf" n "$W/restore" "$W/rsock" "$RPORT"
-pgbr_conf "$W/pgbr-async.conf" y "$W/restore" "$W/rsock" "$RPORT"
+replay_pgbr_conf "$W/pgbr-stanza.conf" n "$W/pg/data" "$W/pg/sock" "$PORT"
+replay_pgbr_conf "$W/pgbr-sync.conf" n "$W/restore" "$W/rsock" "$RPORT"
+replay_pgbr_conf "$W/pgbr-async.conf" y "$W/restore" "$W/rsock" "$RPORT"
 cat > "$W/cairn-sync.yaml" <<Y
 databases:
   bench:
@@ -166,10 +150,11 @@ machine
 echo "| seconds (round 1 / round 2) | cp (floor) | cairn sync | cairn fetch_ahead | pgBackRest sync | pgBackRest async |"
 echo "|---|---|---|---|---|---|"
 echo "| PITR replay of $replayed segments | ${SECS[cp]% } | ${SECS[cairn-sync]% } | ${SECS[cairn-ahead]% } | ${SECS[pgbr-sync]% } | ${SECS[pgbr-async]% } |"
-both() { if [ -n "${3:-}" ]; then python3 -c "print(f'{$1/$2:.2f}, {$3/$4:.2f}')"; else python3 -c "print(f'{$1/$2:.2f}')"; fi; }
+both() {  # one ratio per round: BENCH_ROUNDS=1 gives round 1 only
+  if [ -n "${3:-}" ]; then python3 -c "print(f'{$1/$2:.2f}, {$3/$4:.2f}')"; else python3 -c "print(f'{$1/$2:.2f}')"; fi; }
 A=(${SECS[cairn-ahead]}); S=(${SECS[pgbr-sync]}); PA=(${SECS[pgbr-async]}); C=(${SECS[cp]}); CS=(${SECS[cairn-sync]})
 echo
-echo "ratio replay speed cairn-fetch_ahead/pgBackRest-sync (round 1, round 2) = $(both "${S[0]}" "${A[0]}" "${S[1]}" "${A[1]}")   (issue 18 target >= 2)"
-echo "ratio replay speed cairn-fetch_ahead/pgBackRest-async (round 1, round 2) = $(both "${PA[0]}" "${A[0]}" "${PA[1]}" "${A[1]}")"
-echo "ratio replay speed cairn-sync/pgBackRest-sync (round 1, round 2) = $(both "${S[0]}" "${CS[0]}" "${S[1]}" "${CS[1]}")"
-echo "ratio replay speed cp-floor/pgBackRest-sync (round 1, round 2) = $(both "${S[0]}" "${C[0]}" "${S[1]}" "${C[1]}")   (the most any restore_command could reach)"
+echo "ratio replay speed cairn-fetch_ahead/pgBackRest-sync (round 1, round 2) = $(both "${S[0]}" "${A[0]}" "${S[1]:-}" "${A[1]:-}")   (issue 18 target >= 2)"
+echo "ratio replay speed cairn-fetch_ahead/pgBackRest-async (round 1, round 2) = $(both "${PA[0]}" "${A[0]}" "${PA[1]:-}" "${A[1]:-}")"
+echo "ratio replay speed cairn-sync/pgBackRest-sync (round 1, round 2) = $(both "${S[0]}" "${CS[0]}" "${S[1]:-}" "${CS[1]:-}")"
+echo "ratio replay speed cp-floor/pgBackRest-sync (round 1, round 2) = $(both "${S[0]}" "${C[0]}" "${S[1]:-}" "${C[1]:-}")   (the most any restore_command could reach)"

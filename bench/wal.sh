@@ -65,32 +65,16 @@ databases:
     data_directory: $W/pg/data
     wal: { async: true, spool: $W/cairn-spool, push_ahead: $AHEAD, fetch_ahead: $AHEAD${BENCH_WAL_COMPRESSION:+, compression: $BENCH_WAL_COMPRESSION} }
 Y
-pgbr_conf() {  # pgbr_conf FILE ASYNC(y|n) PG1_PATH
-  cat > "$1" <<C
-[global]
-repo1-path=$W/pgbr-repo
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=$(cat "$W/pass")
-compress-type=zst
-process-max=2
-archive-async=$2
-archive-get-queue-max=$((AHEAD * 16 + 1))MiB
-spool-path=$W/pgbr-spool
-log-path=$W/log
-lock-path=$W/lock
-log-level-console=warn
-log-level-file=off
-[bench]
-pg1-path=$3
-pg1-socket-path=$W/pg/sock
-pg1-port=$PORT
-C
+# wal_pgbr_conf FILE ASYNC(y|n) PG1_PATH: bench/lib.sh's pgbr_conf with the archive queue and spool of these runs.
+wal_pgbr_conf() {
+  pgbr_conf "$1" "$PORT" zst "repo1-path=$W/pgbr-repo" "archive-async=$2" "archive-get-queue-max=$((AHEAD * 16 + 1))MiB" \
+    "spool-path=$W/pgbr-spool" "log-level-file=off" "pg1-path=$3"
 }
 # pgBackRest's async archiver wants the WAL folder inside pg1-path: the measured commands see a cluster folder
 # ($W/fake) holding the server's pg_control and the pg_wal-like folder; stanza-create uses the running server.
 as_pg mkdir -p "$W/fake/global"; as_pg cp "$W/pg/data/global/pg_control" "$W/fake/global/pg_control"
-pgbr_conf "$W/pgbr-stanza.conf" n "$W/pg/data"; pgbr_conf "$W/pgbr-sync.conf" n "$W/fake"; pgbr_conf "$W/pgbr-async.conf" y "$W/fake"
-chown postgres: "$W"/*.yaml "$W"/*.conf; chmod 600 "$W"/*.yaml "$W"/*.conf
+wal_pgbr_conf "$W/pgbr-stanza.conf" n "$W/pg/data"; wal_pgbr_conf "$W/pgbr-sync.conf" n "$W/fake"; wal_pgbr_conf "$W/pgbr-async.conf" y "$W/fake"
+chown postgres: "$W"/*.yaml; chmod 600 "$W"/*.yaml
 
 cairn_as() { local conf="$1"; shift; as_pg env CAIRN_PASSPHRASE_FILE="$W/pass" CAIRN_CONFIG="$W/cairn-$conf.yaml" "$CAIRN" "$@"; }
 # fresh_pgwal: every segment in a pg_wal-like folder, each .ready, as a server with a backlog leaves them.
@@ -98,7 +82,8 @@ fresh_pgwal() {
   rm -rf "$W/fake/pg_wal"; as_pg mkdir -p "$W/fake/pg_wal/archive_status"
   while read -r f; do as_pg cp "$W/walsrc/$f" "$W/fake/pg_wal/$f"; as_pg touch "$W/fake/pg_wal/archive_status/$f.ready"; done < "$W/segments"
 }
-# archiver COMMAND_PREFIX: PostgreSQL's archiver loop, one call per segment oldest first; exit 0 turns .ready into .done.
+# archiver COMMAND_PREFIX: PostgreSQL's archiver loop over the pg_wal-like folder, one call per segment oldest first; exit 0
+# turns .ready into .done (this script's own: bench/lib.sh's archiver() switches the archive_command of a running server).
 archiver() {
   as_pg bash -c 'while read -r f; do '"$1"' "'"$W"'/fake/pg_wal/$f" || { echo "archive_command failed for $f" >&2; exit 1; }; mv "'"$W"'/fake/pg_wal/archive_status/$f.ready" "'"$W"'/fake/pg_wal/archive_status/$f.done"; done < "'"$W"'/segments"'
 }

@@ -323,30 +323,43 @@ public sealed partial class Repository : IDisposable
         }
         var theirs = await copy.GetAllAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
         var mine = await Storage.GetAllAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
-        var header = ConfigMagic.Length + 33;
-        if (theirs.AsSpan().SequenceEqual(mine) || theirs.Length <= header || !theirs.AsSpan(0, header).SequenceEqual(mine.AsSpan(0, header)))
-        {
-            return false;
-        }
-        RepositoryConfig other;
-        try
-        {
-            var plain = Aead.Open(theirs.AsSpan(header), Aead.Concat(Aead.ConfigContext, Convert.FromHexString(Config.Id)), "the copy's config");
-            other = StoredJson.Decode(plain, RepositoryJson.Default.RepositoryConfig, "the copy's config");
-        }
-        catch (Exception e) when (e is AuthenticationFailedException or DataDamagedException)
-        {
-            return false;
-        }
-        var older = other.Version <= Config.Version && (other.Features ?? []).All(Config.Has)
-            && other with { Version = Config.Version, Features = Config.Features } == Config;
-        if (!older)
+        if (theirs.AsSpan().SequenceEqual(mine) || !IsOlderConfigOfThis(theirs))
         {
             return false;
         }
         await copy.PutAsync(StorageKey.Config, mine, cancellationToken).ConfigureAwait(false);
         return true;
     }
+
+    /// <summary>
+    /// Whether <paramref name="config"/> (another location's <c>config</c> object) is this repository's config of an older
+    /// format: the same ID, sealed under this repository's key, equal but for a lower or equal version and a subset of the
+    /// features. Writes nothing.
+    /// </summary>
+    public bool IsOlderConfigOfThis(byte[] config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var header = ConfigMagic.Length + 33;
+        var mine = EncodeConfigHeader();
+        if (config.Length <= header || !config.AsSpan(0, header).SequenceEqual(mine))
+        {
+            return false;
+        }
+        RepositoryConfig other;
+        try
+        {
+            var plain = Aead.Open(config.AsSpan(header), Aead.Concat(Aead.ConfigContext, Convert.FromHexString(Config.Id)), "the copy's config");
+            other = StoredJson.Decode(plain, RepositoryJson.Default.RepositoryConfig, "the copy's config");
+        }
+        catch (Exception e) when (e is AuthenticationFailedException or DataDamagedException)
+        {
+            return false;
+        }
+        return other.Version <= Config.Version && (other.Features ?? []).All(Config.Has)
+            && other with { Version = Config.Version, Features = Config.Features } == Config;
+    }
+
+    private byte[] EncodeConfigHeader() => [.. ConfigMagic, .. Encoding.ASCII.GetBytes(Config.Id + "\n")];
 
     internal static byte[] EncodeConfig(RepositoryConfig config, Aead aead, byte[] repoId)
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Cairn.PostgreSql.Connections;
 using Cairn.PostgreSql.Logical;
@@ -121,9 +122,12 @@ public static partial class CheckRunner
     private const string AuthPoliciesValue = "cairn:supabase_auth:policies";
     private const string BucketsValue = "cairn:storage_objects:buckets";
 
-    /// <summary>The RLS policies that call auth.uid() or auth.jwt() (by the catalog's dependencies, not by their text), as schema.table.policy.</summary>
+    /// <summary>
+    /// The RLS policies that call auth.uid() or auth.jwt() (by the catalog's dependencies, not by their text), as a JSON array
+    /// of schema.table.policy (a name may hold a comma; fingerprints of older backups hold them comma-joined: <see cref="SplitList"/>).
+    /// </summary>
     private const string AuthPoliciesQuery = """
-        SELECT coalesce(string_agg(x.name, ',' ORDER BY x.name), '') FROM (
+        SELECT coalesce(jsonb_agg(x.name ORDER BY x.name), '[]')::text FROM (
           SELECT DISTINCT n.nspname || '.' || c.relname || '.' || p.polname AS name
           FROM pg_depend d JOIN pg_policy p ON d.classid = 'pg_policy'::regclass AND d.objid = p.oid
           JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -131,8 +135,8 @@ public static partial class CheckRunner
             AND d.refobjid IN (SELECT f.oid FROM pg_proc f JOIN pg_namespace fn ON fn.oid = f.pronamespace WHERE fn.nspname = 'auth' AND f.proname IN ('uid', 'jwt'))) x
         """;
 
-    /// <summary>Every bucket with its number of storage.objects rows, as id=count, sorted by id.</summary>
-    private const string BucketsQuery = "SELECT coalesce(string_agg(b.id::text || '=' || (SELECT count(*) FROM storage.objects o WHERE o.bucket_id = b.id), ',' ORDER BY b.id::text), '') FROM storage.buckets b";
+    /// <summary>Every bucket with its number of storage.objects rows, as a JSON object id: count (older fingerprints: id=count,id=count).</summary>
+    private const string BucketsQuery = "SELECT coalesce(jsonb_object_agg(b.id::text, (SELECT count(*) FROM storage.objects o WHERE o.bucket_id = b.id)), '{}')::text FROM storage.buckets b";
 
     /// <summary>
     /// The named scalar queries a backup evaluates in its own snapshot and keeps in the fingerprint, for the checks that
@@ -319,10 +323,16 @@ public static partial class CheckRunner
             problems.Count == 0 ? null : string.Join("; ", problems));
     }
 
-    private static List<string> SplitList(string? text) => string.IsNullOrEmpty(text) ? [] : [.. text.Split(',')];
+    /// <summary>A list of names kept in a fingerprint: a JSON array, or comma-joined text in the fingerprints of older backups.</summary>
+    private static List<string> SplitList(string? text) => string.IsNullOrEmpty(text) ? []
+        : text.StartsWith('[') ? [.. JsonNode.Parse(text)!.AsArray().Select(x => x!.GetValue<string>())]
+        : [.. text.Split(',')];
 
-    private static Dictionary<string, long> BucketCounts(string? text) => SplitList(text).Select(x => x.Split('=')).Where(p => p.Length >= 2)
-        .ToDictionary(p => string.Join('=', p[..^1]), p => long.Parse(p[^1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
+    /// <summary>Bucket counts kept in a fingerprint: a JSON object, or id=count,… in the fingerprints of older backups.</summary>
+    private static Dictionary<string, long> BucketCounts(string? text) => text is not null && text.StartsWith('{')
+        ? JsonNode.Parse(text)!.AsObject().ToDictionary(p => p.Key, p => p.Value!.GetValue<long>(), StringComparer.Ordinal)
+        : SplitList(text).Select(x => x.Split('=')).Where(p => p.Length >= 2)
+            .ToDictionary(p => string.Join('=', p[..^1]), p => long.Parse(p[^1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
 
     /// <summary>Objects the restore left out are judged: each must have a cause the check allows.</summary>
     private static CheckResult RestoreComplete(RestoreCompleteCheck c, CheckTarget t)

@@ -133,9 +133,9 @@ public sealed class CopyOperation(OperationContext context)
             var sourceConfig = await source.Storage.GetAllAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
             var targetConfig = await target.StatAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false) is null ? null : await target.GetAllAsync(StorageKey.Config, cancellationToken).ConfigureAwait(false);
             // The same repository ID is this repository, whatever its config's bytes: a copy made before 'cairn repo
-            // upgrade' on the primary holds the older config (CarryUpgradeToAsync below brings it up to date; a copy
-            // ahead of the primary is refused by the copier with the fix).
-            var otherKeys = targetConfig is not null && !targetConfig.AsSpan().SequenceEqual(sourceConfig) && IdOf(targetConfig) != source.Config.Id;
+            // upgrade' on the primary holds the older config (CarryUpgradeToAsync below brings it up to date and records
+            // it; a copy ahead of the primary is refused by the copier with the fix).
+            var otherKeys = targetConfig is not null && !targetConfig.AsSpan().SequenceEqual(sourceConfig) && !source.IsOlderConfigOfThis(targetConfig) && IdOf(targetConfig) != source.Config.Id;
             if (otherKeys && passphraseFile is null)
             {
                 throw new RepositoryException(ErrorKind.InvalidInput, $"{location.Display} holds another repository (id {IdOf(targetConfig!)}, this one is {source.Config.Id}); to copy into it re-encrypted under its own keys, give its passphrase in a file: --to-passphrase-file FILE (or passphrase_file in its copies: entry); for a copy with this repository's keys give an empty location. Nothing was written");
@@ -155,7 +155,16 @@ public sealed class CopyOperation(OperationContext context)
                 // Keys and config first: then the copy is a repository that opens, and its own lock keeps a prune there from
                 // deleting packs copied before the index that names them.
                 // A copy made before the primary was upgraded ('cairn repo upgrade') takes the primary's config first.
-                await source.CarryUpgradeToAsync(target, cancellationToken).ConfigureAwait(false);
+                // A format change of the copy is on the record as 'cairn repo upgrade' puts one of the primary.
+                if (await source.CarryUpgradeToAsync(target, cancellationToken).ConfigureAwait(false))
+                {
+                    context.Evidence.Record(new RepositoryUpgradeEvent(source.Config.Id, source.Config.Version, [.. source.Config.Features ?? []])
+                    {
+                        Repository = target.Location,
+                        CarriedFrom = source.Storage.Location,
+                    });
+                    progress?.Report($"copy to {location.Display}: its config took the primary's format (version {source.Config.Version}, {string.Join(", ", source.Config.Features ?? [])})");
+                }
                 head = await RepositoryCopier.CopyAsync(source.Storage, target, readData, 1, [ObjectKind.Key, ObjectKind.Config], byKind, cancellationToken).ConfigureAwait(false);
             }
             Repository.Repository copyRepo;

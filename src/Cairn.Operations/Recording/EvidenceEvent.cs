@@ -62,6 +62,13 @@ public sealed class EvidenceDetails
         return this;
     }
 
+    /// <summary>A list of names (buckets, causes …) as a JSON array, so a reader never splits text that may hold a comma itself.</summary>
+    public EvidenceDetails Texts(string key, IEnumerable<string> values)
+    {
+        Node[key] = new JsonArray([.. values.Select(v => (JsonNode)JsonValue.Create(v))]);
+        return this;
+    }
+
     public EvidenceDetails YesNo(string key, bool value) => Text(key, value ? "yes" : "no");
 
     /// <summary>A run's check counts: passed, failed (failures and errors), skipped, and whether skips were allowed (<c>--allow-skipped</c>).</summary>
@@ -86,12 +93,25 @@ public sealed record KeyChangeEvent(string Action, string Key, string? Repositor
     }
 }
 
-/// <summary>The repository's format was upgraded to switch a feature on (<c>repository-upgrade</c>, <c>cairn repo upgrade</c>).</summary>
+/// <summary>
+/// The repository's format was upgraded to switch a feature on (<c>repository-upgrade</c>): by <c>cairn repo upgrade</c>,
+/// or by <c>cairn copy</c> giving a copy made before the primary's upgrade the primary's config (<see cref="CarriedFrom"/>:
+/// the primary's location; <see cref="EvidenceEvent.Repository"/> is then the copy's).
+/// </summary>
 public sealed record RepositoryUpgradeEvent(string RepositoryId, int Version, IReadOnlyList<string> Features) : EvidenceEvent
 {
     public override string Kind => "repository-upgrade";
 
-    public override void Describe(EvidenceDetails details) => details.Text("repository_id", RepositoryId).Number("version", Version).Text("features", string.Join(",", Features));
+    public string? CarriedFrom { get; init; }
+
+    public override void Describe(EvidenceDetails details)
+    {
+        details.Text("repository_id", RepositoryId).Number("version", Version).Text("features", string.Join(",", Features));
+        if (CarriedFrom is not null)
+        {
+            details.Text("action", "copy").Text("carried_from", CarriedFrom);
+        }
+    }
 }
 
 /// <summary>The server's user was given the WAL area and one key file (<c>key-change</c>, action archiver-allow).</summary>
@@ -125,18 +145,18 @@ public sealed record LogicalBackupEvent(string Source, long SizeBytes, long Adde
             .Number("tables", Tables).Number("rows", Rows).Time("backup_time", BackupTime).Text("server_version", ServerVersion).Text("fingerprint", Fingerprint).Text("encrypted", "AES-256-GCM");
         if (Storage is { } s)
         {
-            details.Text("storage_endpoint", s.Endpoint).Text("storage_buckets", string.Join(",", s.Buckets.Select(b => b.Name))).Number("storage_objects", s.Objects)
+            details.Text("storage_endpoint", s.Endpoint).Texts("storage_buckets", s.Buckets.Select(b => b.Name)).Number("storage_objects", s.Objects)
                 .Number("storage_bytes", s.Bytes).Number("storage_carried_over", s.CarriedOver).Number("storage_vanished", s.Vanished);
         }
     }
 }
 
 /// <summary>Storage files put back into a bucket (<c>restore</c>, type storage).</summary>
-public sealed record StorageRestoreEvent(string Endpoint, string Buckets, long Objects, long Bytes, long Written, long Identical, long Conflicts, long Verified) : EvidenceEvent
+public sealed record StorageRestoreEvent(string Endpoint, IReadOnlyList<string> Buckets, long Objects, long Bytes, long Written, long Identical, long Conflicts, long Verified) : EvidenceEvent
 {
     public override string Kind => "restore";
 
-    public override void Describe(EvidenceDetails details) => details.Text("type", "storage").Text("endpoint", Endpoint).Text("buckets", Buckets).Number("objects", Objects).Number("bytes", Bytes)
+    public override void Describe(EvidenceDetails details) => details.Text("type", "storage").Text("endpoint", Endpoint).Texts("buckets", Buckets).Number("objects", Objects).Number("bytes", Bytes)
         .Number("written", Written).Number("identical", Identical).Number("conflicts", Conflicts).Number("verified", Verified);
 }
 
@@ -195,7 +215,7 @@ public sealed record DatabaseRestoreEvent(string Target, long Tables, long Rows,
         // Only when something was left out: records of complete restores keep their shape.
         if (Skipped.Count > 0)
         {
-            details.Number("skipped_objects", Skipped.Count).Text("skipped_causes", string.Join(",", Skipped.Select(s => s.Cause).Distinct().Order(StringComparer.Ordinal)));
+            details.Number("skipped_objects", Skipped.Count).Texts("skipped_causes", Skipped.Select(s => s.Cause).Distinct().Order(StringComparer.Ordinal));
         }
         if (ErasuresInLedger > 0)
         {

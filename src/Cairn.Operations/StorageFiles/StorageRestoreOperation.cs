@@ -95,7 +95,7 @@ public sealed class StorageRestoreOperation(OperationContext context)
             progress?.Report($"storage: {Interlocked.Increment(ref done)} of {objects.Count} files");
         }).ConfigureAwait(false);
         var result = new StorageRestoreResult(snap, endpointText, results, sw.Elapsed);
-        context.Evidence.Record(new StorageRestoreEvent(endpointText, string.Join(",", chosen.Select(b => request.ToBucket is { } t ? $"{b}->{t}" : b)), objects.Count, objects.Sum(o => o.Size),
+        context.Evidence.Record(new StorageRestoreEvent(endpointText, [.. chosen.Select(b => request.ToBucket is { } t ? $"{b}->{t}" : b)], objects.Count, objects.Sum(o => o.Size),
             result.Written, result.Identical, result.Conflicts.Count, result.Written)
         {
             Repository = repo.Storage.Location,

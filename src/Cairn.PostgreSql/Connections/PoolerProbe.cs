@@ -47,7 +47,14 @@ public static class PoolerProbe
         await using var a = await connection.OpenAsync(ct).ConfigureAwait(false);
         var (a1, serverAddress, serverPort) = await BackendAsync(a, ct).ConfigureAwait(false);
         string consoleUnavailable;
-        if (await BetweenAsync(connection, serverAddress, serverPort, ct).ConfigureAwait(false) is { } between)
+        var between = await BetweenAsync(connection, serverAddress, serverPort, ct).ConfigureAwait(false);
+        var supavisor = between is null ? null : await SupavisorAsync(a, connection, ct).ConfigureAwait(false);
+        if (supavisor is not null)
+        {
+            // Supavisor has no admin console: asking would only leave a failed login in its log at every backup.
+            consoleUnavailable = $"{between}; {supavisor}, which has no PgBouncer admin console, so none was asked";
+        }
+        else if (between is not null)
         {
             var (mode, why) = await ConsolePoolModeAsync(connection, postgresBin, ct).ConfigureAwait(false);
             if (mode is "transaction" or "statement")
@@ -115,6 +122,25 @@ public static class PoolerProbe
         }
         static IPAddress Plain(IPAddress x) => x.IsIPv4MappedToIPv6 ? x.MapToIPv4() : x;
         return dialled.Any(d => Plain(d).Equals(Plain(serverAddress))) ? null : $"the server answers at {serverAddress}, not at an address of {host}";
+    }
+
+    /// <summary>
+    /// Why the pooler is Supavisor (Supabase's), or null. Supavisor takes the project from the user name
+    /// (<c>postgres.&lt;project-ref&gt;</c>) and logs in to the server as the part before the dot, and names its own server
+    /// sessions <c>application_name=Supavisor</c>; PgBouncer passes both through.
+    /// </summary>
+    private static async Task<string?> SupavisorAsync(NpgsqlConnection c, PgConnection connection, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("SELECT session_user::text, current_setting('application_name')", c);
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        await r.ReadAsync(ct).ConfigureAwait(false);
+        var (serverUser, application) = (r.GetString(0), r.GetString(1));
+        var user = connection.User;
+        if (user.Length > serverUser.Length + 1 && user.StartsWith(serverUser + ".", StringComparison.Ordinal))
+        {
+            return $"the pooler takes user {user} to the server as {serverUser} (Supavisor's <user>.<project-ref>)";
+        }
+        return application.Equals("Supavisor", StringComparison.OrdinalIgnoreCase) ? $"the server session is named application_name={application} (Supavisor's)" : null;
     }
 
     /// <summary>The pool mode PgBouncer's console reports for this connection's pool, or null and why not.</summary>

@@ -35,7 +35,30 @@ public sealed record KdfParameters(int MemoryKib, int Iterations, int Parallelis
         : MemoryKib < 8L * Parallelism ? $"memory {MemoryKib} KiB is less than 8 KiB per lane for parallelism {Parallelism}"
         : null;
 
-    public byte[] Derive(string passphrase, ReadOnlySpan<byte> salt)
+    /// <summary>The key of a passphrase in its canonical form (NFC: <see cref="Nfc"/>), the form every new key file is wrapped with.</summary>
+    public byte[] Derive(string passphrase, ReadOnlySpan<byte> salt) => DeriveExact(Nfc.Compose(passphrase), salt);
+
+    /// <summary>
+    /// The forms of a passphrase a key file may have been wrapped with, to try in this order: NFC (what Cairn writes), the
+    /// text as typed, and NFD. Until Cairn normalised by itself, its NFC was a no-op in the published binary
+    /// (InvariantGlobalization), so a key file written then holds the form its author typed: on a machine that types the
+    /// other form, NFD or NFC of what is typed is that form. ASCII text has one form.
+    /// </summary>
+    public static IReadOnlyList<string> PassphraseForms(string passphrase)
+    {
+        var forms = new List<string>(3) { Nfc.Compose(passphrase) };
+        foreach (var form in new[] { passphrase, Nfc.Decompose(passphrase) })
+        {
+            if (!forms.Contains(form, StringComparer.Ordinal))
+            {
+                forms.Add(form);
+            }
+        }
+        return forms;
+    }
+
+    /// <summary>The key of exactly these characters' UTF-8 bytes.</summary>
+    internal byte[] DeriveExact(string passphrase, ReadOnlySpan<byte> salt)
     {
         if (Problem() is { } problem)
         {
@@ -51,7 +74,7 @@ public sealed record KdfParameters(int MemoryKib, int Iterations, int Parallelis
         var gen = new Argon2BytesGenerator();
         gen.Init(p);
         var output = new byte[32];
-        var pw = Encoding.UTF8.GetBytes(passphrase.Normalize(NormalizationForm.FormC));
+        var pw = Encoding.UTF8.GetBytes(passphrase);
         try
         {
             gen.GenerateBytes(pw, output);
@@ -138,20 +161,24 @@ public static class KeyFile
         {
             throw new InvalidDataException($"key file {id}: salt of {salt.Length} bytes or wrapped key of {wrapped.Length} bytes is malformed");
         }
-        var kek = kdf.Derive(passphrase, salt);
-        try
+        foreach (var form in KdfParameters.PassphraseForms(passphrase))
         {
-            using var aead = new Aead(kek);
-            return aead.Open(wrapped, Context(id), $"key {id}");
+            var kek = kdf.DeriveExact(form, salt);
+            try
+            {
+                using var aead = new Aead(kek);
+                return aead.Open(wrapped, Context(id), $"key {id}");
+            }
+            catch (AuthenticationFailedException)
+            {
+                // the next form, if any
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(kek);
+            }
         }
-        catch (AuthenticationFailedException)
-        {
-            return null;
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(kek);
-        }
+        return null;
     }
 
     private static byte[] Context(string id) => Encoding.ASCII.GetBytes("cairn-key" + id);

@@ -168,4 +168,22 @@ public class NativeBinaryTests
         }
         return found;
     }
+
+    [Fact]
+    public async Task The_native_binary_opens_a_repository_with_the_passphrase_typed_composed_or_decomposed()
+    {
+        // The binary runs with InvariantGlobalization, where string.Normalize is a no-op: Cairn normalises by itself.
+        var cairn = Binary();
+        using var dir = new TempDir();
+        foreach (var (init, open) in new[] { ("cafe\u0301 \u1100\u1161 native", "caf\u00e9 \uAC00 native"), ("caf\u00e9 \uAC00 native", "cafe\u0301 \u1100\u1161 native") })
+        {
+            var repo = dir.File(init.Length.ToString(CultureInfo.InvariantCulture));
+            var (code, o, e) = await RunAsync(cairn, new() { ["CAIRN_REPOSITORY"] = repo, ["CAIRN_PASSPHRASE"] = init }, "init", "--kdf-memory-mib", "8", "--kdf-iterations", "1");
+            Assert.True(code == 0, o + e);
+            (code, o, e) = await RunAsync(cairn, new() { ["CAIRN_REPOSITORY"] = repo, ["CAIRN_PASSPHRASE"] = open }, "snapshots");
+            Assert.True(code == 0, $"init with {init.Length} chars, opened with {open.Length}: exit {code}\n{o}\n{e}");
+            (code, o, e) = await RunAsync(cairn, new() { ["CAIRN_REPOSITORY"] = repo, ["CAIRN_PASSPHRASE"] = "cafe \uAC00 native" }, "snapshots");
+            Assert.True(code == ExitCodes.WrongPassphrase, $"another passphrase: exit {code}\n{o}\n{e}");
+        }
+    }
 }

@@ -228,6 +228,40 @@ public sealed class CopyTests(S3rverFixture s3) : IClassFixture<S3rverFixture>
     }
 
     [Fact]
+    public async Task A_copy_that_takes_the_primarys_upgraded_config_puts_the_format_change_on_the_record_once()
+    {
+        using var dir = new TempDir();
+        var copy = dir.File("copy");
+        var cli = new CliRunner(new Dictionary<string, string> { ["CAIRN_REPOSITORY"] = dir.File("repo"), ["CAIRN_PASSPHRASE"] = TestData.Passphrase });
+        Assert.Equal(0, (await cli.RunAsync(Init)).Code);
+        await File.WriteAllBytesAsync(dir.File("data.bin"), TestData.Random(300_000, 71));
+        Assert.Equal(0, (await cli.RunAsync("repo", "put", "one", dir.File("data.bin"))).Code);
+        var (code, output, err) = await cli.RunAsync("copy", "--to", copy);
+        Assert.True(code == 0, output + err);
+        (code, output, err) = await cli.RunAsync("repo", "upgrade", "--page-patches");
+        Assert.True(code == 0, output + err);
+        var before = await File.ReadAllBytesAsync(Path.Combine(copy, "config"));
+        (code, output, err) = await cli.RunAsync("copy", "--to", copy);
+        Assert.True(code == 0, output + err);
+        Assert.NotEqual(before, await File.ReadAllBytesAsync(Path.Combine(copy, "config"))); // the copy's format did change
+        (code, output, err) = await cli.RunAsync("copy", "--to", copy); // nothing left to change: no second record
+        Assert.True(code == 0, output + err);
+        (code, output, err) = await cli.RunAsync("evidence", "list", "--json");
+        Assert.True(code == 0, output + err);
+        var upgrades = System.Text.Json.Nodes.JsonNode.Parse(output)!.AsArray().OfType<System.Text.Json.Nodes.JsonNode>().Where(r => r["kind"]?.GetValue<string>() == "repository-upgrade").ToList();
+        Assert.Equal(2, upgrades.Count); // the primary's ('cairn repo upgrade') and the copy's
+        Assert.Equal(dir.File("repo"), upgrades[0]["repository"]!.GetValue<string>());
+        Assert.Null(upgrades[0]["details"]!["carried_from"]);
+        var carried = upgrades[1];
+        Assert.Equal(copy, carried["repository"]!.GetValue<string>());
+        Assert.Equal(dir.File("repo"), carried["details"]!["carried_from"]!.GetValue<string>());
+        Assert.Equal("copy", carried["details"]!["action"]!.GetValue<string>());
+        Assert.Equal(2, carried["details"]!["version"]!.GetValue<long>());
+        Assert.Equal("page-patches", carried["details"]!["features"]!.GetValue<string>());
+        Assert.Equal(upgrades[0]["details"]!["repository_id"]!.GetValue<string>(), carried["details"]!["repository_id"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Daemon_runs_the_copy_job_of_a_copies_entry_and_records_it_with_its_target()
     {
         using var dir = new TempDir();

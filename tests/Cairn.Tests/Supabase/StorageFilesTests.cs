@@ -127,7 +127,7 @@ public class StorageFilesTests(SupabaseFixture supa, S3rverFixture s3) : IClassF
         var details = JsonNode.Parse(output)!.AsArray().Single()!["details"]!;
         Assert.Equal(4, details["storage_objects"]!.GetValue<long>());
         Assert.Equal(files.Values.Sum(f => (long)f.Length), details["storage_bytes"]!.GetValue<long>());
-        Assert.Equal("avatars,invoices", details["storage_buckets"]!.GetValue<string>());
+        Assert.Equal(["avatars", "invoices"], details["storage_buckets"]!.AsArray().Select(b => b!.GetValue<string>()));
 
         foreach (var (bucket, key) in files.Keys)
         {
@@ -170,6 +170,11 @@ public class StorageFilesTests(SupabaseFixture supa, S3rverFixture s3) : IClassF
         (code, output, err) = await cli.RunAsync("restore", "app", "--storage", "--bucket", "avatars", "--to-bucket", "avatars-copy");
         Assert.True(code == 0, output + err);
         Assert.True(Same(files[("avatars", "grace.png")], await GetAsync(client, "avatars-copy", "grace.png")));
+        (code, output, err) = await cli.RunAsync("evidence", "list", "--kind", "restore", "--json");
+        Assert.True(code == 0, output + err);
+        var restores = JsonNode.Parse(output)!.AsArray().Select(r => r!["details"]!).Where(d => d["type"]!.GetValue<string>() == "storage").ToList();
+        Assert.Equal(["avatars", "invoices"], restores[0]["buckets"]!.AsArray().Select(b => b!.GetValue<string>()));
+        Assert.Equal(["avatars->avatars-copy"], restores[^1]["buckets"]!.AsArray().Select(b => b!.GetValue<string>()));
     }
 
     [Fact]

@@ -89,6 +89,40 @@ public class SupabaseConnectionTests(SupabaseFixture supa) : IClassFixture<Supab
         Assert.Equal("[]", list.Trim());
     }
 
+    [Theory]
+    [InlineData("session")]
+    [InlineData("transaction")]
+    public async Task A_Supavisor_like_pooler_that_takes_user_dot_project_to_the_server_as_user_is_asked_for_no_console(string mode)
+    {
+        // Supavisor (Supabase's pooler) has no admin console: a console question left a failed login in its log at every
+        // backup. Stand-in: PgBouncer taking customer_admin.<ref> to the server as customer_admin, as Supavisor does; its
+        // log shows every login attempt, the console's included.
+        var db = await CustomerDatabaseAsync("supv");
+        var tenantUser = SupabaseFixture.Customer + ".abcdefghijklmnopqrst";
+        await using var pooler = await PgBouncer.StartAsync(supa.Server, mode, new Dictionary<string, string> { [tenantUser] = supa.Password, [SupabaseFixture.Customer] = supa.Password }, consoleAccess: false, serverUser: SupabaseFixture.Customer);
+        using var dir = new TempDir();
+        var cli = await CliWithAsync(dir, $"postgresql://{tenantUser}@127.0.0.1:{pooler.Port.ToString(CultureInfo.InvariantCulture)}/{db}?sslmode=disable");
+        var (code, output, err) = await cli.RunAsync("backup", "app", "--dry-run");
+        var log = await File.ReadAllTextAsync(pooler.LogFile);
+        Assert.Contains($"{db}/{tenantUser}@", log, StringComparison.Ordinal); // the log does show logins
+        Assert.DoesNotContain("pgbouncer/", log, StringComparison.Ordinal); // and none to the console
+        if (mode == "session")
+        {
+            Assert.True(code == 0, output + err);
+            Assert.Contains($"the pooler takes user {tenantUser} to the server as {SupabaseFixture.Customer} (Supavisor's <user>.<project-ref>), which has no PgBouncer admin console, so none was asked", output, StringComparison.Ordinal);
+            (code, output, err) = await cli.RunAsync("backup", "app");
+            Assert.True(code == 0, output + err);
+            Assert.Contains("5,300 rows", output, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.True(code == ExitCodes.Database, output + err);
+            Assert.Contains("transaction-mode pooler", err, StringComparison.Ordinal);
+            Assert.Contains("which has no PgBouncer admin console, so none was asked, so the mode was told by the server processes", err, StringComparison.Ordinal);
+        }
+        Assert.DoesNotContain("pgbouncer/", await File.ReadAllTextAsync(pooler.LogFile), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_direct_connection_asks_no_console_and_the_dry_run_says_so()
     {

@@ -10,7 +10,9 @@ namespace Cairn.Tests.Support;
 /// Debian's PgBouncer in front of a scratch server on 127.0.0.1, in the pool mode given, as the postgres user
 /// (PgBouncer refuses root). Clients log in with SCRAM with the passwords of <paramref name="users"/>; PgBouncer
 /// logs in to the server with the same; they may use the admin console (the <c>pgbouncer</c> database) unless
-/// <c>consoleAccess</c> is false. Killed (its process, by id) on dispose.
+/// <c>consoleAccess</c> is false. With <c>serverUser</c> every client logs in to the server as that user (its password
+/// from <paramref name="users"/>), as Supavisor takes <c>user.project-ref</c> to the server as <c>user</c>. Killed (its
+/// process, by id) on dispose.
 /// </summary>
 public sealed class PgBouncer : IAsyncDisposable
 {
@@ -26,10 +28,13 @@ public sealed class PgBouncer : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>PgBouncer's own log (logins, refused ones included).</summary>
+    public string LogFile => _dir.File("pgbouncer.log");
+
     public static string Program => File.Exists("/usr/sbin/pgbouncer") ? "/usr/sbin/pgbouncer"
         : throw new InvalidOperationException("PgBouncer is not installed (apt-get install pgbouncer; scripts/test installs it)");
 
-    public static async Task<PgBouncer> StartAsync(ScratchServer server, string poolMode, IReadOnlyDictionary<string, string> users, int poolSize = 20, bool consoleAccess = true)
+    public static async Task<PgBouncer> StartAsync(ScratchServer server, string poolMode, IReadOnlyDictionary<string, string> users, int poolSize = 20, bool consoleAccess = true, string? serverUser = null)
     {
         var program = Program;
         var dir = new TempDir("pgb");
@@ -37,7 +42,7 @@ public sealed class PgBouncer : IAsyncDisposable
         File.WriteAllText(dir.File("users.txt"), string.Concat(users.Select(u => $"\"{u.Key}\" \"{u.Value}\"\n")));
         File.WriteAllText(dir.File("pgbouncer.ini"), $"""
             [databases]
-            * = host=127.0.0.1 port={server.Port.ToString(CultureInfo.InvariantCulture)}
+            * = host=127.0.0.1 port={server.Port.ToString(CultureInfo.InvariantCulture)}{(serverUser is null ? "" : " user=" + serverUser)}
             [pgbouncer]
             listen_addr = 127.0.0.1
             listen_port = {port.ToString(CultureInfo.InvariantCulture)}
