@@ -103,13 +103,37 @@ public sealed class OperationContext
         : throw new RepositoryException(ErrorKind.InvalidInput, "no repository given: pass --repo PATH, set CAIRN_REPOSITORY, or set repository: in cairn.yaml");
 
     /// <summary>
-    /// The storage the repository lives on (which may hold no repository yet). A repository that is one of
-    /// <c>copies:</c> (<c>--repo s3://offsite/prod restore …</c>) is reached with that copy's own S3 settings.
+    /// The storage the repository lives on (which may hold no repository yet). A repository that <c>--repo</c> names and
+    /// that is one of <c>copies:</c> (<c>--repo s3://offsite/prod restore …</c>) is reached with that copy's own S3
+    /// settings. Only through <c>--repo</c>, and never for the configured primary: S3 locations compare by bucket and
+    /// prefix, not endpoint, so a copy entry that looks like the primary must not send the primary's backups, WAL and
+    /// prunes to the copy's endpoint with the copy's credentials.
     /// </summary>
     public IStorage OpenStorage()
     {
         var location = RepositoryLocation;
-        return location is S3Location && CopyAt(location) is { S3: { } s3 } ? OpenStorage(location, s3) : StorageFactory.Create(location);
+        return location is S3Location && _repositoryOption is not null && !IsConfiguredPrimary(location) && CopyAt(location) is { S3: { } s3 }
+            ? OpenStorage(location, s3)
+            : StorageFactory.Create(location);
+    }
+
+    private bool IsConfiguredPrimary(RepositoryLocation location)
+    {
+        foreach (var text in new[] { _environment("CAIRN_REPOSITORY"), Config.Repository })
+        {
+            try
+            {
+                if (!string.IsNullOrWhiteSpace(text) && RepositoryLocation.Parse(text) == location)
+                {
+                    return true;
+                }
+            }
+            catch (RepositoryException)
+            {
+                // A primary that does not parse is reported when it is used.
+            }
+        }
+        return false;
     }
 
     /// <summary>The <c>copies:</c> entry whose repository is <paramref name="location"/>, if any.</summary>

@@ -332,6 +332,19 @@ public sealed class ItemWriter : IAsyncDisposable
                 }
                 pending.Clear();
                 chunks.Writer.Complete(e);
+                if (inflight is not null)
+                {
+                    // The batch being read ends (its chunks go back when it writes to the completed channel) before
+                    // this item's failure propagates: nothing reads packs after the caller has moved on.
+                    try
+                    {
+                        await inflight.ConfigureAwait(false);
+                    }
+                    catch (Exception)
+                    {
+                        // The producer's own failure is the one reported.
+                    }
+                }
                 throw;
             }
         }, ct);

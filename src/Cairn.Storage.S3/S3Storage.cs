@@ -256,7 +256,7 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IObjectLock
             var request = new GetObjectRequest { BucketName = _location.Bucket, Key = objectKey };
             // After two bodies that did not match the object's stored MD5, the whole object is asked for as a range,
             // which the SDK does not check: see ChecksumMismatch below.
-            if (offset > 0 || length > 0 || mismatches >= 2)
+            if (offset > 0 || length > 0 || (mismatches >= 2 && ReadUncheckedAfterMismatch(key.Kind)))
             {
                 request.ByteRange = length < 0 ? new ByteRange($"bytes={offset}-") : new ByteRange(offset, offset + length - 1);
             }
@@ -294,6 +294,14 @@ public sealed partial class S3Storage : IStorage, ICleanableStorage, IObjectLock
             }
         }, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The kinds read without the SDK's MD5 check after two mismatches: packs, indexes and snapshots, which every reader
+    /// (restore, verify, and the copier, which hashes them) authenticates by content. Any other object (config, key
+    /// files, ledger, evidence, pins, WAL) stays an I/O error after the retries, so a byte-level copy cannot carry one
+    /// damaged at rest.
+    /// </summary>
+    private static bool ReadUncheckedAfterMismatch(ObjectKind kind) => kind is ObjectKind.Data or ObjectKind.Index or ObjectKind.Snapshot;
 
     /// <summary>The SDK's check of a whole-object GET against the object's MD5 failed (it has no type of its own for it).</summary>
     internal static bool IsChecksumMismatch(AmazonClientException e)

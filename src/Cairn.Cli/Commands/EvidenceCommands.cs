@@ -328,6 +328,8 @@ internal static class EvidenceCommands
     {
         null => "",
         JsonValue s when s.GetValueKind() == JsonValueKind.String => s.GetValue<string>(),
+        // A list of names (storage_buckets, buckets, skipped_causes) reads as a comma-separated list, not as JSON.
+        JsonArray a when a.All(x => x is JsonValue e && e.GetValueKind() == JsonValueKind.String) => string.Join(", ", a.Select(x => x!.GetValue<string>())),
         _ => v.ToJsonString(),
     };
 

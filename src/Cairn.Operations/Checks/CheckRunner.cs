@@ -323,16 +323,46 @@ public static partial class CheckRunner
             problems.Count == 0 ? null : string.Join("; ", problems));
     }
 
-    /// <summary>A list of names kept in a fingerprint: a JSON array, or comma-joined text in the fingerprints of older backups.</summary>
-    private static List<string> SplitList(string? text) => string.IsNullOrEmpty(text) ? []
-        : text.StartsWith('[') ? [.. JsonNode.Parse(text)!.AsArray().Select(x => x!.GetValue<string>())]
-        : [.. text.Split(',')];
+    /// <summary>
+    /// A list of names kept in a fingerprint: a JSON array, or comma-joined text in the fingerprints of older backups
+    /// (which may itself start with '[': a policy named "[legacy]"), so text that is not a JSON array of strings is the
+    /// older form.
+    /// </summary>
+    private static List<string> SplitList(string? text)
+    {
+        if (string.IsNullOrEmpty(text))
+        {
+            return [];
+        }
+        if (text.StartsWith('[') && TryJson(text) is JsonArray array && array.All(x => x is JsonValue v && v.TryGetValue<string>(out _)))
+        {
+            return [.. array.Select(x => x!.GetValue<string>())];
+        }
+        return [.. text.Split(',')];
+    }
 
     /// <summary>Bucket counts kept in a fingerprint: a JSON object, or id=count,… in the fingerprints of older backups.</summary>
-    private static Dictionary<string, long> BucketCounts(string? text) => text is not null && text.StartsWith('{')
-        ? JsonNode.Parse(text)!.AsObject().ToDictionary(p => p.Key, p => p.Value!.GetValue<long>(), StringComparer.Ordinal)
-        : SplitList(text).Select(x => x.Split('=')).Where(p => p.Length >= 2)
+    private static Dictionary<string, long> BucketCounts(string? text)
+    {
+        if (text is not null && text.StartsWith('{') && TryJson(text) is JsonObject o && o.All(p => p.Value is JsonValue v && v.TryGetValue<long>(out _)))
+        {
+            return o.ToDictionary(p => p.Key, p => p.Value!.GetValue<long>(), StringComparer.Ordinal);
+        }
+        return SplitList(text).Select(x => x.Split('=')).Where(p => p.Length >= 2)
             .ToDictionary(p => string.Join('=', p[..^1]), p => long.Parse(p[^1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
+    }
+
+    private static JsonNode? TryJson(string text)
+    {
+        try
+        {
+            return JsonNode.Parse(text);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Objects the restore left out are judged: each must have a cause the check allows.</summary>
     private static CheckResult RestoreComplete(RestoreCompleteCheck c, CheckTarget t)

@@ -89,6 +89,18 @@ public class PassphraseFormTests
             Assert.Equal(master, KeyFile.TryUnwrap("k1", key, typed));
             Assert.Equal(master, KeyFile.TryUnwrap("k1", key, other));
             Assert.Null(KeyFile.TryUnwrap("k1", key, "cafe \uAC01 pass"));
+
+            // New key files are wrapped under the key of the NFC form, whichever form was typed (review: the fallbacks
+            // alone would let both forms open even if Derive stopped normalising).
+            var salt = Convert.FromBase64String(key.Salt!);
+            var wrapped = Convert.FromBase64String(key.Wrapped!);
+            var aad = Encoding.ASCII.GetBytes("cairn-keyk1");
+            using (var nfc = new Aead(KdfParameters.Fast.DeriveExact(Composed, salt)))
+            {
+                Assert.Equal(master, nfc.Open(wrapped, aad, "key"));
+            }
+            using var nfd = new Aead(KdfParameters.Fast.DeriveExact(Decomposed, salt));
+            Assert.ThrowsAny<Exception>(() => nfd.Open(wrapped, aad, "key"));
         }
     }
 

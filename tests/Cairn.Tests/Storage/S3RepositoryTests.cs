@@ -121,6 +121,24 @@ public sealed class S3RepositoryTests(S3rverFixture s3) : IClassFixture<S3rverFi
     }
 
     [Fact]
+    public async Task An_object_other_than_a_pack_damaged_at_rest_stays_an_error_and_is_never_returned()
+    {
+        // Only packs, indexes and snapshots (which every reader, the copier included, checks by content) are read
+        // without the SDK's MD5 check after two mismatches; a damaged config or key file must not reach a byte copy.
+        var location = s3.NewLocation("rot-config");
+        using var storage = s3.NewStorage(location, new Cairn.Storage.S3.S3Options { Retry = new Cairn.Storage.S3.S3RetryOptions { MaxAttempts = 4, BaseDelay = TimeSpan.FromMilliseconds(5), MaxDelay = TimeSpan.FromMilliseconds(10) } });
+        var key = StorageKey.Config;
+        await storage.PutAsync(key, TestData.Random(5_000, 8), default);
+        var file = s3.StoredObjectFile(location, key);
+        var bytes = await File.ReadAllBytesAsync(file);
+        bytes[bytes.Length / 2] ^= 0x40;
+        await File.WriteAllBytesAsync(file, bytes);
+
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => storage.GetAllAsync(key, default));
+        Assert.Contains("checksum", e.ToString(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public async Task Body_damaged_once_in_transit_is_read_again_and_arrives_whole()
     {
         await using var proxy = new FaultProxy(s3.Endpoint);

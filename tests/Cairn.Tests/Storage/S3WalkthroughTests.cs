@@ -123,6 +123,25 @@ public sealed class S3WalkthroughTests(S3rverFixture s3) : IClassFixture<S3rverF
     }
 
     [Fact]
+    public async Task A_copy_entry_that_parses_as_the_primary_never_takes_the_primarys_traffic()
+    {
+        // Review: S3 locations compare by bucket and prefix, not endpoint. A copies: entry written as the primary with a
+        // trailing slash passes the config's text check; the primary's commands (and --repo naming the primary) must
+        // still use the top-level s3: settings, never the copy's endpoint and credentials.
+        using var setup = new Setup(s3, "copy-like-primary");
+        setup.Write($"repository: {setup.Url}\nevidence: {{ path: {setup.Dir.File("evidence")} }}\n{setup.S3Yaml}copies:\n  - repository: {setup.Url}/\n    s3: {{ endpoint: \"http://127.0.0.1:1\", credentials_file: {setup.Credentials} }}\n");
+        var (code, output, err) = await setup.Cli.RunAsync("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1");
+        Assert.True(code == 0, output + err);
+        var file = setup.Dir.File("notes.txt");
+        await File.WriteAllTextAsync(file, "kept on the primary\n");
+        (code, output, err) = await setup.Cli.RunAsync("repo", "put", "notes", file);
+        Assert.True(code == 0, output + err);
+        (code, output, err) = await setup.Cli.RunAsync("--repo", setup.Url, "repo", "get", "notes", setup.Dir.File("back.txt"));
+        Assert.True(code == 0, output + err);
+        Assert.Equal("kept on the primary\n", await File.ReadAllTextAsync(setup.Dir.File("back.txt")));
+    }
+
+    [Fact]
     public async Task An_unreachable_endpoint_names_the_setting_to_check()
     {
         // Walk-through: a wrong port gave "… (last: Connection refused (127.0.0.1:19999)); the S3 server is unreachable
