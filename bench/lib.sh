@@ -100,3 +100,29 @@ archiver() {
 # quiesce COMMAND: before each tool's run, the same start: its own archiver (above), a checkpoint, the data directory
 # in the page cache, an idle server.
 quiesce() { archiver "$1"; "$PGBIN/psql" -q -c "CHECKPOINT" postgres; sync; warm "$W/pg/data"; sleep 3; }
+
+# The physical benchmarks' cluster in $W/pg on port $2, loaded as bench/physical.sh $1 loads it (pgbench + realistic
+# rows), or, with BENCH_REUSE=1 and a cluster already there, started again as it is. Sets PGHOST/PGPORT/PGUSER and
+# stops the cluster at exit unless BENCH_KEEP=1. physical-cpu.sh and physical-levels.sh share it.
+physical_cluster() {
+  local scale=$1 port=$2
+  if [ "${BENCH_REUSE:-0}" = 1 ] && [ -d "$W/pg/data" ]; then
+    echo "== reusing the cluster in $W (BENCH_REUSE=1)"
+    as_pg "$PGBIN/pg_ctl" -D "$W/pg/data" -l "$W/pg/log" -w -o "-p $port -k $W/pg/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=on -c wal_level=replica -c archive_mode=on -c max_wal_size=4GB -c shared_buffers=512MB" start >/dev/null 2>&1 || true
+    export PGHOST="$W/pg/sock" PGPORT=$port PGUSER=postgres
+  else
+    as_pg "$PGBIN/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$W"; mkdir -p "$W/log" "$W/lock" "$W/spool"; chown -R postgres: "$W"; chmod 700 "$W"
+    as_pg mkdir -p "$W/pg"
+    start_pg "$W/pg" "$port" "-c full_page_writes=on -c wal_level=replica -c archive_mode=on"
+    "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = 'true'" -c "SELECT pg_reload_conf()" postgres >/dev/null
+    local pgb_scale rows
+    pgb_scale=$(scaled "$scale" 70); rows=$(scaled "$scale" 3200000)
+    echo "== loading (pgbench -s $pgb_scale + $rows realistic rows, as bench/physical.sh $scale)"
+    "$PGBIN/pgbench" -i -q -s "$pgb_scale" postgres >/dev/null 2>&1
+    load_realistic "$rows"
+    "$PGBIN/psql" -q -c "VACUUM ANALYZE" postgres
+    "$PGBIN/psql" -q -c "CHECKPOINT" postgres
+  fi
+  [ "${BENCH_KEEP:-0}" = 1 ] || trap 'stop_pg "$W/pg"' EXIT
+}

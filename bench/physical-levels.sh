@@ -16,24 +16,7 @@ SETTINGS=("$@"); [ ${#SETTINGS[@]} -gt 0 ] || SETTINGS=(zstd:1 zstd:2 zstd:auto 
 command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
 W="${BENCH_WORK:-/tmp/cairn-bench-physlevels}"
 SRC_CAIRN=$(cairn_binary)
-if [ "${BENCH_REUSE:-0}" = 1 ] && [ -d "$W/pg/data" ]; then
-  echo "== reusing the cluster in $W (BENCH_REUSE=1)"
-  as_pg "$PGBIN/pg_ctl" -D "$W/pg/data" -l "$W/pg/log" -w -o "-p 55437 -k $W/pg/sock -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=on -c wal_level=replica -c archive_mode=on -c max_wal_size=4GB -c shared_buffers=512MB" start >/dev/null 2>&1 || true
-  export PGHOST="$W/pg/sock" PGPORT=55437 PGUSER=postgres
-else
-  as_pg "$PGBIN/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$W"; mkdir -p "$W/log" "$W/lock" "$W/spool"; chown -R postgres: "$W"; chmod 700 "$W"
-  as_pg mkdir -p "$W/pg"
-  start_pg "$W/pg" 55437 "-c full_page_writes=on -c wal_level=replica -c archive_mode=on"
-  "$PGBIN/psql" -q -c "ALTER SYSTEM SET archive_command = 'true'" -c "SELECT pg_reload_conf()" postgres >/dev/null
-  PGB_SCALE=$(scaled "$SCALE" 70); ROWS=$(scaled "$SCALE" 3200000)
-  echo "== loading (pgbench -s $PGB_SCALE + $ROWS realistic rows, as bench/physical.sh $SCALE)"
-  "$PGBIN/pgbench" -i -q -s "$PGB_SCALE" postgres >/dev/null 2>&1
-  load_realistic "$ROWS"
-  "$PGBIN/psql" -q -c "VACUUM ANALYZE" postgres
-  "$PGBIN/psql" -q -c "CHECKPOINT" postgres
-fi
-[ "${BENCH_KEEP:-0}" = 1 ] || trap 'stop_pg "$W/pg"' EXIT
+physical_cluster "$SCALE" 55437
 head -c 32 /dev/urandom | base64 > "$W/pass"; chown postgres: "$W/pass"; chmod 600 "$W/pass"
 CAIRN="$W/cairn"; cp "$SRC_CAIRN" "$CAIRN"; chown postgres: "$CAIRN"
 CLUSTER=$(du -sb --exclude=pg_wal "$W/pg/data" | cut -f1)
